@@ -1,0 +1,170 @@
+//! The crate's one error type.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use http::StatusCode;
+
+/// A boxed error, as handlers and stores return it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result<T, monite_webhooks::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a delivery was refused or failed.
+///
+/// `Display` gives the precise reason, meant for your logs. [`Error::public_message`] gives
+/// the short, generic text that is safe to send back to the caller, and [`Error::status`]
+/// the HTTP status the receiver answers with.
+pub struct Error {
+    // Boxed so that `Result<T, Error>` stays one pointer wide on the hot path.
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    message: Cow<'static, str>,
+    source: Option<BoxError>,
+}
+
+/// What kind of failure an [`Error`] is.
+///
+/// New kinds may be added as the crate learns about new failures, hence `#[non_exhaustive]`:
+/// match the ones you care about and keep a `_` arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A secret could not be used: empty, padded with whitespace, or not valid base64 for
+    /// the `whsec_` base64 convention. Raised when the secret is built, never per request.
+    InvalidSecret,
+    /// The request has no `Monite-Signature` header. `400`.
+    MissingSignature,
+    /// The `Monite-Signature` header is not of the form `t=<unix>,v1=<hex>`. `400`.
+    MalformedSignature,
+    /// No `v1` signature matches any configured secret. `401`.
+    SignatureMismatch,
+    /// The signed timestamp is older than the tolerance allows. `401`.
+    TimestampTooOld,
+    /// The signed timestamp is further in the future than the tolerance allows. `401`.
+    TimestampInFuture,
+    /// The body is larger than the configured limit; refused before any HMAC work. `413`.
+    BodyTooLarge,
+    /// The signature is valid but the body is not a Monite event envelope. `400`.
+    NotAnEnvelope,
+    /// The request is not a `POST`. `405`.
+    MethodNotAllowed,
+    /// A handler returned an error; Monite will retry. `500`.
+    Handler,
+    /// A handler panicked; the panic was caught and Monite will retry. `500`.
+    HandlerPanicked,
+}
+
+impl ErrorKind {
+    /// The HTTP status a receiver answers with for this kind (protocol section 5).
+    #[must_use]
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::MissingSignature | Self::MalformedSignature | Self::NotAnEnvelope => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::SignatureMismatch | Self::TimestampTooOld | Self::TimestampInFuture => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InvalidSecret | Self::Handler | Self::HandlerPanicked => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// A short reason that is safe to send to an unauthenticated caller.
+    ///
+    /// It never says which signature check failed (stale and mismatched signatures read the
+    /// same) and never contains secrets or expected signatures.
+    #[must_use]
+    pub const fn public_message(self) -> &'static str {
+        match self {
+            Self::MissingSignature | Self::MalformedSignature => {
+                "missing or malformed Monite-Signature header"
+            }
+            Self::SignatureMismatch | Self::TimestampTooOld | Self::TimestampInFuture => {
+                "invalid signature"
+            }
+            Self::BodyTooLarge => "payload too large",
+            Self::NotAnEnvelope => "not a Monite event",
+            Self::MethodNotAllowed => "method not allowed",
+            Self::InvalidSecret | Self::Handler | Self::HandlerPanicked => {
+                "event could not be handled"
+            }
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.inner.source = Some(source.into());
+        self
+    }
+
+    /// What kind of failure this is.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The HTTP status a receiver answers with.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.inner.kind.status()
+    }
+
+    /// The short reason to put in a response body; see [`ErrorKind::public_message`].
+    #[must_use]
+    pub fn public_message(&self) -> &'static str {
+        self.inner.kind.public_message()
+    }
+
+    /// Whether Monite should retry this delivery (the failure was ours, not the request's).
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        self.status().is_server_error() || self.status() == StatusCode::CONFLICT
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Error");
+        s.field("kind", &self.inner.kind)
+            .field("message", &self.inner.message);
+        if let Some(source) = &self.inner.source {
+            s.field("source", source);
+        }
+        s.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.inner.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

@@ -1,0 +1,63 @@
+//! Reading the signature header from whatever header map a framework hands over.
+
+/// The header Monite signs deliveries with, lower-cased as HTTP/2 and most maps store it.
+pub const SIGNATURE_HEADER: &str = "monite-signature";
+
+/// Looks up a request header by name, ignoring case.
+///
+/// Implemented for `http::HeaderMap` (axum, hyper, `lambda_http`, most serverless runtimes)
+/// and for slices of `(name, value)` string pairs; the `actix-web` feature implements it for
+/// actix's own header map, so no headers are copied on the way in.
+pub trait HeaderLookup {
+    /// The value of the first header called `name` (compared ignoring ASCII case), if any.
+    /// `name` is always lower-case.
+    fn header(&self, name: &str) -> Option<&[u8]>;
+}
+
+impl HeaderLookup for http::HeaderMap {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.get(name).map(http::HeaderValue::as_bytes)
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for [(N, V)] {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<[u8]>, const LEN: usize> HeaderLookup for [(N, V); LEN] {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.as_slice().header(name)
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for Vec<(N, V)> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.as_slice().header(name)
+    }
+}
+
+impl<T: HeaderLookup + ?Sized> HeaderLookup for &T {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        (**self).header(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_ignore_case() {
+        let pairs = [("Monite-Signature", "t=1,v1=ab")];
+        assert_eq!(pairs.header(SIGNATURE_HEADER), Some(&b"t=1,v1=ab"[..]));
+
+        let mut map = http::HeaderMap::new();
+        map.insert("MONITE-SIGNATURE", http::HeaderValue::from_static("x"));
+        assert_eq!(map.header(SIGNATURE_HEADER), Some(&b"x"[..]));
+        assert_eq!(map.header("other"), None);
+    }
+}

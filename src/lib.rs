@@ -1,0 +1,112 @@
+//! Receive [Monite](https://monite.com) webhooks: verify the `Monite-Signature` header,
+//! parse the body into a typed [`Event`], and dispatch it to your async handlers.
+//!
+//! Monite POSTs each event as JSON, signed with `Monite-Signature: t=<unix>,v1=<hex>`
+//! (HMAC-SHA256 over `t.body` with the subscription's secret). It retries failed deliveries
+//! for a week, so a receiver must answer `2xx` only once an event is handled, and must
+//! expect the same event more than once.
+//!
+//! The core takes no web-framework types and needs no async runtime:
+//!
+//! - [`Verifier`] checks signatures against one or more [`Secret`]s;
+//! - [`Event`] parses every envelope generation, with [`ObjectType`] and [`EventType`]
+//!   enums that keep values Monite adds later instead of rejecting them;
+//! - [`Dispatcher`] routes an event to the most specific [`Handler`];
+//! - [`Receiver`] composes the three into `http::Request` in, `http::Response` out.
+//!
+//! ```
+//! use monite_webhooks::{
+//!     signed_request, Dispatcher, Event, EventType, ObjectType, Receiver, Secret, Verifier,
+//! };
+//!
+//! # async fn example() -> Result<(), monite_webhooks::Error> {
+//! // The secret `POST /webhook_subscriptions` returned; keep it out of your source.
+//! let secret = Secret::new("whsec_Iw3mrExampleOnly")?;
+//! let receiver = Receiver::new(
+//!     Verifier::new(secret.clone()),
+//!     Dispatcher::builder()
+//!         .on(ObjectType::Counterpart, EventType::Created, |event: Event| async move {
+//!             println!("counterpart {:?} created", event.object_id());
+//!         })
+//!         .build(),
+//! );
+//!
+//! // What Monite sends (signed here with the test helper).
+//! let body = r#"{"id":"f8130c42","object_type":"counterpart","action":"counterpart.created",
+//!               "object":{"id":"587fd280"},"webhook_subscription_id":"f3c64af7"}"#;
+//! let response = receiver.handle(signed_request(&secret, body)).await;
+//! assert_eq!(response.status(), 200);
+//! # Ok(()) }
+//! # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! # runtime.block_on(example()).unwrap();
+//! ```
+//!
+//! # Feature flags
+//!
+//! No feature is on by default; the core above needs none.
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | *(none yet)* | framework adapters and stores arrive behind their own features |
+//!
+//! # Security
+//!
+//! - Signatures are compared in constant time with `hmac`'s `verify_slice`.
+//! - Timestamps older or newer than 300 s are refused (configurable); only
+//!   [`Verifier::dangerously_skip_timestamp_check`] turns that off.
+//! - The body limit (256 KiB by default) is checked before any HMAC work.
+//! - [`Secret`] has a redacted `Debug` and no `Display`; response bodies never say more
+//!   than [`Error::public_message`], while the error's `Display` tells your logs why.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod dispatch;
+mod error;
+mod event;
+mod event_type;
+mod headers;
+mod hex;
+mod object_type;
+mod receiver;
+mod secret;
+mod signature;
+mod verify;
+mod wire_enum;
+
+pub use crate::dispatch::{
+    Dispatched, Dispatcher, DispatcherBuilder, Fallback, Handler, IntoHandlerResult, Unhandled,
+};
+pub use crate::error::{BoxError, Error, ErrorKind, Result};
+pub use crate::event::{EnvelopeVersion, Event};
+pub use crate::event_type::EventType;
+pub use crate::headers::{HeaderLookup, SIGNATURE_HEADER};
+pub use crate::object_type::ObjectType;
+pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
+pub use crate::secret::{KeyConvention, Secret};
+pub use crate::signature::{sign, signed_request, signed_request_at};
+pub use crate::verify::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, Verified, Verifier};
+pub use crate::wire_enum::UnknownValue;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_shared<T: Clone + Send + Sync + 'static>() {}
+
+    #[test]
+    fn shared_objects_are_clone_send_sync() {
+        assert_shared::<Secret>();
+        assert_shared::<Verifier>();
+        assert_shared::<Dispatcher>();
+        assert_shared::<Receiver>();
+        assert_shared::<Event>();
+        assert_shared::<ObjectType>();
+        assert_shared::<EventType>();
+    }
+
+    #[test]
+    fn errors_are_send_sync_and_small() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Error>();
+        assert_eq!(size_of::<Error>(), size_of::<usize>());
+    }
+}

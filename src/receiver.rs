@@ -1,0 +1,239 @@
+//! `Receiver`: verifier, parser and dispatcher composed into one request-to-response step.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+
+use crate::dispatch::{Dispatched, Dispatcher, Unhandled};
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::Event;
+use crate::headers::HeaderLookup;
+use crate::verify::Verifier;
+
+/// Turns one HTTP request from Monite into one handled event and the status to answer.
+///
+/// It takes no framework types and needs no async runtime: give it an
+/// `http::Request<Bytes>` (a serverless function) or headers and a body (an adapter), and
+/// drive the future on whatever executor you have. Cloning shares it.
+///
+/// | situation | status |
+/// |---|---|
+/// | verified and handled | `200` |
+/// | verified, no handler for this event | `200`, see [`ReceiverBuilder::unhandled_status`] |
+/// | missing or malformed `Monite-Signature` | `400` |
+/// | no signature matches, or timestamp outside tolerance | `401` |
+/// | body over the limit | `413`, before any HMAC work |
+/// | verified but not a Monite envelope | `400` |
+/// | a handler failed or panicked | `500` (Monite retries) |
+/// | not a `POST` | `405` |
+///
+/// ```
+/// use monite_webhooks::{signed_request, Dispatcher, Event, Receiver, Secret, Verifier};
+///
+/// # async fn example() -> Result<(), monite_webhooks::Error> {
+/// let secret = Secret::new("whsec_test")?;
+/// let receiver = Receiver::new(
+///     Verifier::new(secret.clone()),
+///     Dispatcher::builder()
+///         .on_object("counterpart".parse().unwrap(), |event: Event| async move {
+///             println!("{}", event.action());
+///         })
+///         .build(),
+/// );
+/// let body = r#"{"id":"1","object_type":"counterpart","action":"counterpart.created"}"#;
+/// let response = receiver.handle(signed_request(&secret, body)).await;
+/// assert_eq!(response.status(), 200);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Receiver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    verifier: Verifier,
+    dispatcher: Dispatcher,
+    unhandled_status: StatusCode,
+}
+
+/// Configures a [`Receiver`].
+#[derive(Debug)]
+#[must_use]
+pub struct ReceiverBuilder {
+    verifier: Verifier,
+    dispatcher: Dispatcher,
+    unhandled_status: StatusCode,
+}
+
+/// What happened to a verified delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A handler ran and succeeded.
+    Handled,
+    /// No handler took the event.
+    Unhandled(Unhandled),
+}
+
+impl From<Dispatched> for Outcome {
+    fn from(dispatched: Dispatched) -> Self {
+        match dispatched {
+            Dispatched::Handled => Self::Handled,
+            Dispatched::Unhandled(why) => Self::Unhandled(why),
+        }
+    }
+}
+
+impl Receiver {
+    /// A receiver with the default settings.
+    #[must_use]
+    pub fn new(verifier: Verifier, dispatcher: Dispatcher) -> Self {
+        Self::builder(verifier, dispatcher).build()
+    }
+
+    /// A receiver to configure.
+    pub fn builder(verifier: Verifier, dispatcher: Dispatcher) -> ReceiverBuilder {
+        ReceiverBuilder {
+            verifier,
+            dispatcher,
+            unhandled_status: StatusCode::OK,
+        }
+    }
+
+    /// The verifier, for its body limit and secrets.
+    #[must_use]
+    pub fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
+    }
+
+    /// The dispatcher.
+    #[must_use]
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.inner.dispatcher
+    }
+
+    /// Verifies a delivery and parses it, without dispatching: what an extractor does.
+    /// Synchronous, so it holds no borrow of `headers` across an `.await`.
+    ///
+    /// # Errors
+    /// The verifier's errors (see [`Verifier::verify`]), then
+    /// [`ErrorKind::NotAnEnvelope`].
+    pub fn verify_event<H: HeaderLookup + ?Sized>(
+        &self,
+        headers: &H,
+        body: Bytes,
+    ) -> Result<Event> {
+        self.inner.verifier.verify(headers, &body)?;
+        Event::parse(body)
+    }
+
+    /// Dispatches a verified event.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Handler`] or [`ErrorKind::HandlerPanicked`].
+    pub async fn dispatch(&self, event: Event) -> Result<Outcome> {
+        self.inner
+            .dispatcher
+            .dispatch(event)
+            .await
+            .map(Outcome::from)
+    }
+
+    /// Verifies, parses and dispatches one delivery.
+    ///
+    /// # Errors
+    /// As [`verify_event`](Self::verify_event) and [`dispatch`](Self::dispatch).
+    pub async fn receive<H: HeaderLookup + ?Sized>(
+        &self,
+        headers: &H,
+        body: Bytes,
+    ) -> Result<Outcome> {
+        let event = self.verify_event(headers, body)?;
+        self.dispatch(event).await
+    }
+
+    /// Answers one HTTP request: the entry point for serverless functions.
+    pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let (parts, body) = request.into_parts();
+        let result = if parts.method == Method::POST {
+            match self.verify_event(&parts.headers, body) {
+                Ok(event) => self.dispatch(event).await,
+                Err(error) => Err(error),
+            }
+        } else {
+            Err(Error::new(
+                ErrorKind::MethodNotAllowed,
+                format!("{} is not allowed; Monite delivers with POST", parts.method),
+            ))
+        };
+        self.response(&result)
+    }
+
+    /// The status for a result of [`receive`](Self::receive).
+    #[must_use]
+    pub fn status(&self, result: &Result<Outcome>) -> StatusCode {
+        match result {
+            Ok(Outcome::Handled) => StatusCode::OK,
+            Ok(Outcome::Unhandled(_)) => self.inner.unhandled_status,
+            Err(error) => error.status(),
+        }
+    }
+
+    /// The response for a result of [`receive`](Self::receive): its status and a short
+    /// plain-text body that never says more than [`Error::public_message`].
+    #[must_use]
+    pub fn response(&self, result: &Result<Outcome>) -> Response<Bytes> {
+        let status = self.status(result);
+        let text = match result {
+            Ok(Outcome::Handled) => "ok",
+            Ok(Outcome::Unhandled(_)) if status.is_success() => "ok (no handler)",
+            Ok(Outcome::Unhandled(_)) => "no handler for this event",
+            Err(error) => error.public_message(),
+        };
+        let mut response = Response::new(Bytes::from_static(text.as_bytes()));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+}
+
+impl ReceiverBuilder {
+    /// The status for verified events no handler took. Defaults to `200`, so Monite does
+    /// not retry events you chose not to handle; a `4xx` or `5xx` here makes Monite retry
+    /// them for a week and then disable the subscription.
+    pub fn unhandled_status(mut self, status: StatusCode) -> Self {
+        self.unhandled_status = status;
+        self
+    }
+
+    /// Builds the receiver.
+    #[must_use]
+    pub fn build(self) -> Receiver {
+        Receiver {
+            inner: Arc::new(Inner {
+                verifier: self.verifier,
+                dispatcher: self.dispatcher,
+                unhandled_status: self.unhandled_status,
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("verifier", &self.inner.verifier)
+            .field("dispatcher", &self.inner.dispatcher)
+            .field("unhandled_status", &self.inner.unhandled_status)
+            .finish()
+    }
+}

@@ -1,0 +1,203 @@
+//! The `Monite-Signature` header: parsing it, and producing it for tests and tools.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::hex;
+use crate::secret::Secret;
+
+/// A parsed `Monite-Signature` value: `t=<unix seconds>` and one or more `v1=<hex>`.
+///
+/// Parsing checks the shape once and allocates nothing; the `v1` values are read again,
+/// lazily, when they are compared.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SignatureHeader<'h> {
+    timestamp: u64,
+    timestamp_text: &'h [u8],
+    raw: &'h [u8],
+}
+
+impl<'h> SignatureHeader<'h> {
+    /// Parses a header value as protocol section 2 says: comma-separated `key=value`
+    /// elements, whitespace around them ignored, exactly one `t`, at least one `v1`, unknown
+    /// keys ignored.
+    pub(crate) fn parse(raw: &'h [u8]) -> Result<Self> {
+        let mut timestamp = None;
+        let mut has_v1 = false;
+        for (key, value) in elements(raw) {
+            match key {
+                b"t" if timestamp.is_some() => {
+                    return Err(malformed("it has more than one `t` element"));
+                }
+                b"t" => timestamp = Some((parse_timestamp(value)?, value)),
+                b"v1" => has_v1 = true,
+                _ => {}
+            }
+        }
+        let Some((timestamp, timestamp_text)) = timestamp else {
+            return Err(malformed("it has no `t` timestamp"));
+        };
+        if !has_v1 {
+            return Err(malformed("it has no `v1` signature"));
+        }
+        Ok(Self {
+            timestamp,
+            timestamp_text,
+            raw,
+        })
+    }
+
+    /// The signed Unix timestamp, in seconds.
+    pub(crate) fn timestamp(&self) -> u64 {
+        self.timestamp
+    }
+
+    /// The timestamp exactly as sent: this, not a re-formatted number, is what was signed.
+    pub(crate) fn timestamp_text(&self) -> &'h [u8] {
+        self.timestamp_text
+    }
+
+    /// Every `v1` value that is a well-formed 32-byte hex tag; others can never match.
+    pub(crate) fn v1_tags(&self) -> impl Iterator<Item = [u8; 32]> + 'h {
+        elements(self.raw)
+            .filter(|(key, _)| *key == b"v1")
+            .filter_map(|(_, value)| hex::decode_32(value))
+    }
+}
+
+fn elements(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    raw.split(|&b| b == b',').filter_map(|element| {
+        let at = element.iter().position(|&b| b == b'=')?;
+        Some((element[..at].trim_ascii(), element[at + 1..].trim_ascii()))
+    })
+}
+
+fn parse_timestamp(text: &[u8]) -> Result<u64> {
+    // Digits only: no sign, no spaces inside, and overflow is an error, not a wrap.
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
+        return Err(malformed("its `t` is not a whole number of seconds"));
+    }
+    text.iter()
+        .try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .ok_or_else(|| malformed("its `t` is too large"))
+}
+
+fn malformed(why: &'static str) -> Error {
+    Error::new(
+        ErrorKind::MalformedSignature,
+        format!("malformed Monite-Signature header: {why}"),
+    )
+}
+
+/// The `Monite-Signature` value Monite would send for `body` signed with `secret` at
+/// `timestamp` (Unix seconds): `t=<timestamp>,v1=<hex HMAC-SHA256 of "t.body">`.
+///
+/// For tests, local tools and replaying events; see also [`signed_request`].
+///
+/// ```
+/// use monite_webhooks::{sign, Secret};
+///
+/// let secret = Secret::new("whsec_test")?;
+/// let header = sign(&secret, 1_713_773_722, br#"{"id":"..."}"#);
+/// assert!(header.starts_with("t=1713773722,v1="));
+/// # Ok::<(), monite_webhooks::Error>(())
+/// ```
+#[must_use]
+pub fn sign(secret: &Secret, timestamp: u64, body: &[u8]) -> String {
+    let timestamp = timestamp.to_string();
+    let tag = secret.tag(timestamp.as_bytes(), body);
+    let mut header = String::with_capacity(timestamp.len() + 70);
+    header.push_str("t=");
+    header.push_str(&timestamp);
+    header.push_str(",v1=");
+    hex::encode_into(&tag, &mut header);
+    header
+}
+
+/// A complete signed delivery, as Monite would POST it now: `POST /webhooks/monite` with
+/// `Content-Type: application/json` and a `Monite-Signature` header for the current time.
+///
+/// ```
+/// use monite_webhooks::{signed_request, Secret};
+///
+/// let request = signed_request(&Secret::new("whsec_test")?, r#"{"id":"..."}"#);
+/// assert!(request.headers().contains_key("monite-signature"));
+/// # Ok::<(), monite_webhooks::Error>(())
+/// ```
+#[must_use]
+pub fn signed_request(
+    secret: &Secret,
+    body: impl Into<bytes::Bytes>,
+) -> http::Request<bytes::Bytes> {
+    signed_request_at(secret, body, crate::verify::unix_now())
+}
+
+/// As [`signed_request`], signed at `timestamp` (Unix seconds).
+#[must_use]
+pub fn signed_request_at(
+    secret: &Secret,
+    body: impl Into<bytes::Bytes>,
+    timestamp: u64,
+) -> http::Request<bytes::Bytes> {
+    let body = body.into();
+    let mut request = http::Request::new(bytes::Bytes::new());
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = http::Uri::from_static("/webhooks/monite");
+    let headers = request.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    // A hex digest and a number are always a valid header value.
+    if let Ok(value) = http::HeaderValue::try_from(sign(secret, timestamp, &body)) {
+        headers.insert(crate::headers::SIGNATURE_HEADER, value);
+    }
+    *request.body_mut() = body;
+    request
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let header = SignatureHeader::parse(
+            b"t=1710139795,v1=a9618bc1d19bf749467d59db36c9a7c2eac23052bb45cf5415aa77933ff31f87",
+        )
+        .unwrap();
+        assert_eq!(header.timestamp(), 1_710_139_795);
+        assert_eq!(header.timestamp_text(), b"1710139795");
+        assert_eq!(header.v1_tags().count(), 1);
+    }
+
+    #[test]
+    fn malformed_headers_say_why() {
+        for (raw, why) in [
+            (&b""[..], "no `t`"),
+            (b"v1=00", "no `t`"),
+            (b"t=1", "no `v1`"),
+            (b"t=1,t=1,v1=00", "more than one `t`"),
+            (b"t=-1,v1=00", "not a whole number"),
+            (b"t=+1,v1=00", "not a whole number"),
+            (b"t=,v1=00", "not a whole number"),
+            (b"t=18446744073709551616,v1=00", "too large"),
+        ] {
+            let err = SignatureHeader::parse(raw).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::MalformedSignature);
+            assert!(err.to_string().contains(why), "{err} for {raw:?}");
+        }
+        assert_eq!(
+            SignatureHeader::parse(b"t=18446744073709551615,v1=00")
+                .unwrap()
+                .timestamp(),
+            u64::MAX
+        );
+    }
+
+    #[test]
+    fn short_or_non_hex_v1_values_are_kept_out_of_comparison() {
+        let header = SignatureHeader::parse(b"t=1, v1=zz ,v0=00,v1= 00 ,x").unwrap();
+        assert_eq!(header.v1_tags().count(), 0);
+    }
+}
