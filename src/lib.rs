@@ -86,6 +86,11 @@ pub use crate::signature::{sign, signed_request, signed_request_at};
 pub use crate::verify::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, Verified, Verifier};
 pub use crate::wire_enum::UnknownValue;
 
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
