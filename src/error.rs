@@ -53,6 +53,10 @@ pub enum ErrorKind {
     NotAnEnvelope,
     /// The request is not a `POST`. `405`.
     MethodNotAllowed,
+    /// The request body could not be read (the connection failed mid-way). `400`.
+    UnreadableBody,
+    /// The receiver is wired up wrongly, such as an extractor with no receiver to use. `500`.
+    Misconfigured,
     /// A handler returned an error; Monite will retry. `500`.
     Handler,
     /// A handler panicked; the panic was caught and Monite will retry. `500`.
@@ -64,15 +68,16 @@ impl ErrorKind {
     #[must_use]
     pub const fn status(self) -> StatusCode {
         match self {
-            Self::MissingSignature | Self::MalformedSignature | Self::NotAnEnvelope => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MissingSignature
+            | Self::MalformedSignature
+            | Self::NotAnEnvelope
+            | Self::UnreadableBody => StatusCode::BAD_REQUEST,
             Self::SignatureMismatch | Self::TimestampTooOld | Self::TimestampInFuture => {
                 StatusCode::UNAUTHORIZED
             }
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::InvalidSecret | Self::Handler | Self::HandlerPanicked => {
+            Self::InvalidSecret | Self::Handler | Self::HandlerPanicked | Self::Misconfigured => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
@@ -94,7 +99,8 @@ impl ErrorKind {
             Self::BodyTooLarge => "payload too large",
             Self::NotAnEnvelope => "not a Monite event",
             Self::MethodNotAllowed => "method not allowed",
-            Self::InvalidSecret | Self::Handler | Self::HandlerPanicked => {
+            Self::UnreadableBody => "request body could not be read",
+            Self::InvalidSecret | Self::Handler | Self::HandlerPanicked | Self::Misconfigured => {
                 "event could not be handled"
             }
         }
@@ -110,6 +116,20 @@ impl Error {
                 source: None,
             }),
         }
+    }
+
+    pub(crate) fn body_too_large(length: impl fmt::Display, limit: usize) -> Self {
+        Self::new(
+            ErrorKind::BodyTooLarge,
+            format!("body of {length} bytes is over the {limit}-byte limit"),
+        )
+    }
+
+    pub(crate) fn method_not_allowed(method: &str) -> Self {
+        Self::new(
+            ErrorKind::MethodNotAllowed,
+            format!("{method} is not allowed; Monite delivers with POST"),
+        )
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {

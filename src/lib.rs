@@ -59,6 +59,10 @@
 //!   than [`Error::public_message`], while the error's `Display` tells your logs why.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "actix-web")]
+pub mod actix;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod dispatch;
 mod error;
 mod event;
@@ -69,6 +73,7 @@ mod object_type;
 mod receiver;
 mod secret;
 mod signature;
+mod trace;
 mod verify;
 mod wire_enum;
 

@@ -7,9 +7,10 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
 use crate::dispatch::{Dispatched, Dispatcher, Unhandled};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::headers::HeaderLookup;
+use crate::trace;
 use crate::verify::Verifier;
 
 /// Turns one HTTP request from Monite into one handled event and the status to answer.
@@ -119,26 +120,38 @@ impl Receiver {
     ///
     /// # Errors
     /// The verifier's errors (see [`Verifier::verify`]), then
-    /// [`ErrorKind::NotAnEnvelope`].
+    /// [`ErrorKind::NotAnEnvelope`](crate::ErrorKind::NotAnEnvelope).
     pub fn verify_event<H: HeaderLookup + ?Sized>(
         &self,
         headers: &H,
         body: Bytes,
     ) -> Result<Event> {
-        self.inner.verifier.verify(headers, &body)?;
-        Event::parse(body)
+        let verified = self
+            .inner
+            .verifier
+            .verify(headers, &body)
+            .and_then(|verified| {
+                trace::verified(&verified);
+                Event::parse(body)
+            });
+        verified.inspect_err(trace::rejected)
     }
 
     /// Dispatches a verified event.
     ///
     /// # Errors
-    /// [`ErrorKind::Handler`] or [`ErrorKind::HandlerPanicked`].
+    /// [`ErrorKind::Handler`](crate::ErrorKind::Handler) or
+    /// [`ErrorKind::HandlerPanicked`](crate::ErrorKind::HandlerPanicked).
     pub async fn dispatch(&self, event: Event) -> Result<Outcome> {
-        self.inner
-            .dispatcher
-            .dispatch(event)
-            .await
-            .map(Outcome::from)
+        let span = trace::delivery_span(&event);
+        let dispatch = async {
+            self.inner
+                .dispatcher
+                .dispatch(event)
+                .await
+                .map(Outcome::from)
+        };
+        trace::in_delivery(span, dispatch).await
     }
 
     /// Verifies, parses and dispatches one delivery.
@@ -157,18 +170,43 @@ impl Receiver {
     /// Answers one HTTP request: the entry point for serverless functions.
     pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
         let (parts, body) = request.into_parts();
-        let result = if parts.method == Method::POST {
-            match self.verify_event(&parts.headers, body) {
-                Ok(event) => self.dispatch(event).await,
-                Err(error) => Err(error),
-            }
-        } else {
-            Err(Error::new(
-                ErrorKind::MethodNotAllowed,
-                format!("{} is not allowed; Monite delivers with POST", parts.method),
-            ))
-        };
+        let result = self
+            .receive_request(parts.method.as_str(), &parts.headers, body)
+            .await;
         self.response(&result)
+    }
+
+    /// [`receive`](Self::receive) for a request with this method: what every adapter runs
+    /// once it has the body, so that all of them answer alike.
+    async fn receive_request<H: HeaderLookup + ?Sized>(
+        &self,
+        method: &str,
+        headers: &H,
+        body: Bytes,
+    ) -> Result<Outcome> {
+        self.precheck(method, headers)?;
+        self.receive(headers, body).await
+    }
+
+    /// What adapters check before reading a body: the method, and a declared
+    /// `Content-Length` over the limit (answered `413` without reading a byte).
+    pub(crate) fn precheck<H: HeaderLookup + ?Sized>(
+        &self,
+        method: &str,
+        headers: &H,
+    ) -> Result<()> {
+        let limit = self.inner.verifier.max_body_bytes();
+        let declared = headers
+            .header("content-length")
+            .and_then(|value| std::str::from_utf8(value).ok()?.trim().parse::<u64>().ok());
+        let checked = if method != Method::POST.as_str() {
+            Err(Error::method_not_allowed(method))
+        } else if declared.is_some_and(|length| length > limit as u64) {
+            Err(Error::body_too_large(declared.unwrap_or_default(), limit))
+        } else {
+            Ok(())
+        };
+        checked.inspect_err(trace::rejected)
     }
 
     /// The status for a result of [`receive`](Self::receive).

@@ -172,14 +172,7 @@ impl Verifier {
         now: u64,
     ) -> Result<Verified<'_>> {
         if body.len() > self.max_body_bytes {
-            return Err(Error::new(
-                ErrorKind::BodyTooLarge,
-                format!(
-                    "body of {} bytes is over the {}-byte limit",
-                    body.len(),
-                    self.max_body_bytes
-                ),
-            ));
+            return Err(Error::body_too_large(body.len(), self.max_body_bytes));
         }
         let raw = headers.header(SIGNATURE_HEADER).ok_or_else(|| {
             Error::new(

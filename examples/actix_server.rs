@@ -1,0 +1,40 @@
+//! A Monite webhook receiver on actix-web, at `POST /webhooks/monite`.
+//!
+//! ```sh
+//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example actix_server --features actix-web,tracing
+//! ```
+//!
+//! Prints one JSON line per handled event on stdout; logs go to stderr. actix-web stops
+//! gracefully on Ctrl-C or SIGTERM, finishing the requests in flight.
+
+#![allow(
+    clippy::print_stdout,
+    reason = "the example reports handled events on stdout"
+)]
+
+mod common;
+
+use actix_web::{App, HttpServer, web};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_logging();
+    let receiver = common::receiver_from_env()?;
+    let addr = common::listen_addr()?;
+    actix_web::rt::System::new().block_on(async move {
+        let server = HttpServer::new(move || {
+            App::new()
+                .service(monite_webhooks::actix::resource(
+                    "/webhooks/monite",
+                    receiver.clone(),
+                ))
+                .route("/health", web::get().to(|| async { "ok" }))
+        })
+        .bind(addr)?
+        .shutdown_timeout(30)
+        .run();
+        tracing::info!("listening on http://{addr}/webhooks/monite");
+        server.await
+    })?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! A Monite webhook receiver on axum, at `POST /webhooks/monite`.
+//!
+//! ```sh
+//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example axum_server --features axum,tracing
+//! ```
+//!
+//! Prints one JSON line per handled event on stdout; logs go to stderr. Stops gracefully
+//! on Ctrl-C or SIGTERM, finishing the requests in flight.
+
+#![allow(
+    clippy::print_stdout,
+    reason = "the example reports handled events on stdout"
+)]
+
+mod common;
+
+use axum::Router;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_logging();
+    let receiver = common::receiver_from_env()?;
+    let app = Router::new()
+        .route("/webhooks/monite", monite_webhooks::axum::route(receiver))
+        .route("/health", axum::routing::get(|| async { "ok" }));
+
+    let listener = tokio::net::TcpListener::bind(common::listen_addr()?).await?;
+    tracing::info!(
+        "listening on http://{}/webhooks/monite",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,74 @@
+//! What both example servers share: configuration from the environment, and the handlers.
+
+use std::net::SocketAddr;
+
+use monite_webhooks::{
+    Dispatcher, Event, EventType, ObjectType, Receiver, Secret, Unhandled, Verifier,
+};
+
+/// Printed and used when `MONITE_WEBHOOK_SECRET` is not set, so the server starts anyway.
+pub(crate) const DEVELOPMENT_SECRET: &str = "whsec_development_only_do_not_use_in_production";
+
+/// The receiver, from `MONITE_WEBHOOK_SECRET` (comma-separated for rotation).
+pub(crate) fn receiver_from_env() -> Result<Receiver, monite_webhooks::Error> {
+    let configured = std::env::var("MONITE_WEBHOOK_SECRET").unwrap_or_default();
+    let secrets = if configured.trim().is_empty() {
+        tracing::warn!(
+            "MONITE_WEBHOOK_SECRET is not set: using the development secret {DEVELOPMENT_SECRET}"
+        );
+        vec![Secret::new(DEVELOPMENT_SECRET)?.labeled("development")]
+    } else {
+        configured
+            .split(',')
+            .map(str::trim)
+            .enumerate()
+            .map(|(i, s)| Ok(Secret::new(s)?.labeled(format!("MONITE_WEBHOOK_SECRET[{i}]"))))
+            .collect::<Result<_, monite_webhooks::Error>>()?
+    };
+    let verifier = Verifier::with_secrets(secrets)?;
+    Ok(Receiver::new(verifier, dispatcher()))
+}
+
+/// One handler for a documented event, to show routing, and a fallback for every other.
+fn dispatcher() -> Dispatcher {
+    Dispatcher::builder()
+        .on(
+            ObjectType::Entity,
+            EventType::OnboardingRequirementsUpdated,
+            |event: Event| async move {
+                print_handled(&event);
+            },
+        )
+        .fallback(|event: Event, _: Unhandled| async move { print_handled(&event) })
+        .build()
+}
+
+/// One JSON line on stdout per handled event.
+fn print_handled(event: &Event) {
+    let line = serde_json::json!({
+        "id": event.id(),
+        "object_type": event.object_type(),
+        "event": event.event_type(),
+        "object_id": event.object_id(),
+        "entity_id": event.entity_id(),
+        "webhook_subscription_id": event.webhook_subscription_id(),
+    });
+    println!("{line}");
+}
+
+/// `MONITE_WEBHOOK_ADDR`, or `127.0.0.1:3000`.
+pub(crate) fn listen_addr() -> Result<SocketAddr, std::net::AddrParseError> {
+    std::env::var("MONITE_WEBHOOK_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
+        .parse()
+}
+
+/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
+pub(crate) fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}

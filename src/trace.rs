@@ -1,0 +1,93 @@
+//! Diagnostics through `tracing` when the `tracing` feature is on, and nothing otherwise.
+//!
+//! Never logged: secrets, signatures, bodies. Logged: why a delivery was refused, which
+//! secret label matched, and one span per delivery with its event id, object type and event.
+
+use std::future::Future;
+
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::receiver::Outcome;
+use crate::verify::Verified;
+
+#[cfg(feature = "tracing")]
+pub(crate) fn rejected(error: &Error) {
+    tracing::warn!(
+        target: "monite_webhooks",
+        kind = ?error.kind(),
+        status = error.status().as_u16(),
+        "delivery rejected: {error}"
+    );
+}
+
+#[cfg(feature = "tracing")]
+pub(crate) fn verified(verified: &Verified<'_>) {
+    tracing::debug!(
+        target: "monite_webhooks",
+        signed_at = verified.timestamp(),
+        secret = verified.secret().label().unwrap_or("(unlabeled)"),
+        secret_index = verified.secret_index(),
+        "signature verified"
+    );
+}
+
+/// The span one delivery's handling runs in; made before the event moves into its handler.
+#[cfg(feature = "tracing")]
+pub(crate) struct DeliverySpan(tracing::Span);
+
+#[cfg(feature = "tracing")]
+pub(crate) fn delivery_span(event: &Event) -> DeliverySpan {
+    DeliverySpan(tracing::info_span!(
+        target: "monite_webhooks",
+        "monite_delivery",
+        event_id = event.id().unwrap_or("(none)"),
+        object_type = %event.object_type(),
+        event = %event.event_type(),
+    ))
+}
+
+#[cfg(feature = "tracing")]
+pub(crate) async fn in_delivery<F>(span: DeliverySpan, dispatch: F) -> Result<Outcome>
+where
+    F: Future<Output = Result<Outcome>>,
+{
+    use tracing::Instrument as _;
+
+    async {
+        let result = dispatch.await;
+        match &result {
+            Ok(Outcome::Handled) => tracing::info!(target: "monite_webhooks", "handled"),
+            Ok(outcome) => tracing::info!(target: "monite_webhooks", ?outcome, "not handled"),
+            Err(error) => tracing::error!(
+                target: "monite_webhooks",
+                kind = ?error.kind(),
+                "handling failed, Monite will retry: {error}"
+            ),
+        }
+        result
+    }
+    .instrument(span.0)
+    .await
+}
+
+#[cfg(not(feature = "tracing"))]
+pub(crate) fn rejected(_: &Error) {}
+
+#[cfg(not(feature = "tracing"))]
+pub(crate) fn verified(_: &Verified<'_>) {}
+
+#[cfg(not(feature = "tracing"))]
+pub(crate) struct DeliverySpan;
+
+#[cfg(not(feature = "tracing"))]
+pub(crate) fn delivery_span(_: &Event) -> DeliverySpan {
+    DeliverySpan
+}
+
+#[cfg(not(feature = "tracing"))]
+pub(crate) async fn in_delivery<F>(_: DeliverySpan, dispatch: F) -> Result<Outcome>
+where
+    F: Future<Output = Result<Outcome>>,
+{
+    dispatch.await
+}
