@@ -36,7 +36,6 @@ use crate::trace;
 /// It reads the raw body itself (no other extractor can alter it first), refuses bodies
 /// over the verifier's limit with `413` before any HMAC work, and answers every request,
 /// whatever its method, with the statuses [`Receiver`] documents.
-#[must_use]
 pub fn route<S>(receiver: Receiver) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
