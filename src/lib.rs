@@ -47,7 +47,9 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | *(none yet)* | framework adapters and stores arrive behind their own features |
+//! | `axum` | `axum::route` mounts the receiver in a `Router`; `axum::VerifiedEvent` extracts a verified event |
+//! | `actix-web` | `actix::resource` mounts it in an `App` or `Scope`; `actix::VerifiedEvent` likewise |
+//! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
 //!
 //! # Security
 //!
