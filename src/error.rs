@@ -61,6 +61,12 @@ pub enum ErrorKind {
     Handler,
     /// A handler panicked; the panic was caught and Monite will retry. `500`.
     HandlerPanicked,
+    /// Another delivery of the same event is being handled right now; Monite will retry,
+    /// and nothing is lost if that other delivery fails. `409`.
+    InFlight,
+    /// The idempotency store could not be reached, so no handler ran; Monite will retry.
+    /// `503`.
+    StoreUnavailable,
 }
 
 impl ErrorKind {
@@ -77,6 +83,8 @@ impl ErrorKind {
             }
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InFlight => StatusCode::CONFLICT,
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InvalidSecret | Self::Handler | Self::HandlerPanicked | Self::Misconfigured => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -100,6 +108,8 @@ impl ErrorKind {
             Self::NotAnEnvelope => "not a Monite event",
             Self::MethodNotAllowed => "method not allowed",
             Self::UnreadableBody => "request body could not be read",
+            Self::InFlight => "event is being handled; retry later",
+            Self::StoreUnavailable => "temporarily unavailable; retry later",
             Self::InvalidSecret | Self::Handler | Self::HandlerPanicked | Self::Misconfigured => {
                 "event could not be handled"
             }

@@ -71,6 +71,8 @@ mod event;
 mod event_type;
 mod headers;
 mod hex;
+mod idempotency;
+mod memory_store;
 mod object_type;
 mod receiver;
 mod secret;
@@ -86,6 +88,10 @@ pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::event::{EnvelopeVersion, Event};
 pub use crate::event_type::EventType;
 pub use crate::headers::{HeaderLookup, SIGNATURE_HEADER};
+pub use crate::idempotency::{
+    Claim, ClaimToken, DEFAULT_LEASE, DEFAULT_RETENTION, Idempotency, IdempotencyStore, KeyScope,
+};
+pub use crate::memory_store::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 pub use crate::object_type::ObjectType;
 pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
 pub use crate::secret::{KeyConvention, Secret};
@@ -110,6 +116,8 @@ mod tests {
         assert_shared::<Verifier>();
         assert_shared::<Dispatcher>();
         assert_shared::<Receiver>();
+        assert_shared::<MemoryStore>();
+        assert_shared::<Idempotency>();
         assert_shared::<Event>();
         assert_shared::<ObjectType>();
         assert_shared::<EventType>();

@@ -7,9 +7,11 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
 use crate::dispatch::{Dispatched, Dispatcher, Unhandled};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::headers::HeaderLookup;
+use crate::idempotency::{Claim, ClaimToken, Idempotency};
+use crate::memory_store::MemoryStore;
 use crate::trace;
 use crate::verify::Verifier;
 
@@ -28,6 +30,9 @@ use crate::verify::Verifier;
 /// | body over the limit | `413`, before any HMAC work |
 /// | verified but not a Monite envelope | `400` |
 /// | a handler failed or panicked | `500` (Monite retries) |
+/// | an event already handled (idempotency) | `200`, no handler runs |
+/// | the same event being handled by another delivery | `409` (Monite retries) |
+/// | the idempotency store unreachable | `503`, no handler runs (Monite retries) |
 /// | not a `POST` | `405` |
 ///
 /// ```
@@ -57,6 +62,7 @@ struct Inner {
     verifier: Verifier,
     dispatcher: Dispatcher,
     unhandled_status: StatusCode,
+    idempotency: Option<Idempotency>,
 }
 
 /// Configures a [`Receiver`].
@@ -66,6 +72,7 @@ pub struct ReceiverBuilder {
     verifier: Verifier,
     dispatcher: Dispatcher,
     unhandled_status: StatusCode,
+    idempotency: Option<Idempotency>,
 }
 
 /// What happened to a verified delivery.
@@ -76,6 +83,8 @@ pub enum Outcome {
     Handled,
     /// No handler took the event.
     Unhandled(Unhandled),
+    /// An earlier delivery already handled the event; no handler ran.
+    Duplicate,
 }
 
 impl From<Dispatched> for Outcome {
@@ -100,6 +109,7 @@ impl Receiver {
             verifier,
             dispatcher,
             unhandled_status: StatusCode::OK,
+            idempotency: Some(Idempotency::new(MemoryStore::new())),
         }
     }
 
@@ -137,21 +147,68 @@ impl Receiver {
         verified.inspect_err(trace::rejected)
     }
 
-    /// Dispatches a verified event.
+    /// Dispatches a verified event, once: with an idempotency store (the default), a
+    /// delivery of an event already handled runs no handler, and one that is being handled
+    /// elsewhere right now is refused with `409`.
     ///
     /// # Errors
     /// [`ErrorKind::Handler`](crate::ErrorKind::Handler) or
-    /// [`ErrorKind::HandlerPanicked`](crate::ErrorKind::HandlerPanicked).
+    /// [`ErrorKind::HandlerPanicked`](crate::ErrorKind::HandlerPanicked);
+    /// [`ErrorKind::InFlight`](crate::ErrorKind::InFlight) or
+    /// [`ErrorKind::StoreUnavailable`](crate::ErrorKind::StoreUnavailable) with a store.
     pub async fn dispatch(&self, event: Event) -> Result<Outcome> {
         let span = trace::delivery_span(&event);
-        let dispatch = async {
-            self.inner
-                .dispatcher
-                .dispatch(event)
-                .await
-                .map(Outcome::from)
+        trace::in_delivery(span, self.dispatch_once(event)).await
+    }
+
+    async fn dispatch_once(&self, event: Event) -> Result<Outcome> {
+        let Some(idempotency) = &self.inner.idempotency else {
+            return self.run_handler(event).await;
         };
-        trace::in_delivery(span, dispatch).await
+        let key = idempotency.key(&event);
+        let token = ClaimToken::new();
+        let claim = idempotency.claim(&key, &token).await.map_err(|source| {
+            Error::new(
+                ErrorKind::StoreUnavailable,
+                format!("the idempotency store could not claim {key}, so no handler ran: {source}"),
+            )
+            .with_source(source)
+        })?;
+        match claim {
+            Claim::Acquired => {}
+            Claim::Done => return Ok(Outcome::Duplicate),
+            Claim::InFlight => {
+                return Err(Error::new(
+                    ErrorKind::InFlight,
+                    format!("{key} is being handled by another delivery; Monite will retry"),
+                ));
+            }
+        }
+        let result = self.run_handler(event).await;
+        if result.is_ok() {
+            // The event is handled whatever happens next: answer 200 either way. A failed
+            // mark leaves the claim to expire, and Monite sends nothing more after a 200.
+            match idempotency.complete(&key, &token).await {
+                Ok(true) => {}
+                Ok(false) => trace::store_trouble(
+                    &key,
+                    "the lease ran out before the handler finished; raise it",
+                ),
+                Err(e) => trace::store_trouble(&key, &format!("marking done failed: {e}")),
+            }
+        } else if let Err(e) = idempotency.release(&key, &token).await {
+            // The lease runs out on its own; until then retries get 409.
+            trace::store_trouble(&key, &format!("releasing the claim failed: {e}"));
+        }
+        result
+    }
+
+    async fn run_handler(&self, event: Event) -> Result<Outcome> {
+        self.inner
+            .dispatcher
+            .dispatch(event)
+            .await
+            .map(Outcome::from)
     }
 
     /// Verifies, parses and dispatches one delivery.
@@ -213,7 +270,7 @@ impl Receiver {
     #[must_use]
     pub fn status(&self, result: &Result<Outcome>) -> StatusCode {
         match result {
-            Ok(Outcome::Handled) => StatusCode::OK,
+            Ok(Outcome::Handled | Outcome::Duplicate) => StatusCode::OK,
             Ok(Outcome::Unhandled(_)) => self.inner.unhandled_status,
             Err(error) => error.status(),
         }
@@ -226,6 +283,7 @@ impl Receiver {
         let status = self.status(result);
         let text = match result {
             Ok(Outcome::Handled) => "ok",
+            Ok(Outcome::Duplicate) => "ok (already handled)",
             Ok(Outcome::Unhandled(_)) if status.is_success() => "ok (no handler)",
             Ok(Outcome::Unhandled(_)) => "no handler for this event",
             Err(error) => error.public_message(),
@@ -253,6 +311,20 @@ impl ReceiverBuilder {
         self
     }
 
+    /// How the receiver handles each event once. Defaults to an in-process
+    /// [`MemoryStore`]; with several replicas, give them a shared store.
+    pub fn idempotency(mut self, idempotency: Idempotency) -> Self {
+        self.idempotency = Some(idempotency);
+        self
+    }
+
+    /// Runs handlers for every delivery, duplicates included, as Monite sends them: at
+    /// least once. For handlers that are idempotent by themselves.
+    pub fn without_idempotency(mut self) -> Self {
+        self.idempotency = None;
+        self
+    }
+
     /// Builds the receiver.
     #[must_use]
     pub fn build(self) -> Receiver {
@@ -261,6 +333,7 @@ impl ReceiverBuilder {
                 verifier: self.verifier,
                 dispatcher: self.dispatcher,
                 unhandled_status: self.unhandled_status,
+                idempotency: self.idempotency,
             }),
         }
     }
@@ -272,6 +345,7 @@ impl fmt::Debug for Receiver {
             .field("verifier", &self.inner.verifier)
             .field("dispatcher", &self.inner.dispatcher)
             .field("unhandled_status", &self.inner.unhandled_status)
+            .field("idempotency", &self.inner.idempotency)
             .finish()
     }
 }

@@ -70,8 +70,16 @@ where
     .await
 }
 
+#[cfg(feature = "tracing")]
+pub(crate) fn store_trouble(key: &str, what: &str) {
+    tracing::error!(target: "monite_webhooks", key, "idempotency store: {what}");
+}
+
 #[cfg(not(feature = "tracing"))]
 pub(crate) fn rejected(_: &Error) {}
+
+#[cfg(not(feature = "tracing"))]
+pub(crate) fn store_trouble(_: &str, _: &str) {}
 
 #[cfg(not(feature = "tracing"))]
 pub(crate) fn verified(_: &Verified<'_>) {}

@@ -20,9 +20,15 @@ fn secret() -> Secret {
     Secret::new("whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b").unwrap()
 }
 
+/// A current envelope with an id of its own: the receiver handles each event id once.
 fn envelope(object_type: &str, action: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = format!(
+        "evt-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     format!(
-        r#"{{"id":"f8130c42-6c0f-4b9d-81db-38c08712b8bc","object_type":"{object_type}","action":"{action}","object":{{"id":"587fd280"}},"webhook_subscription_id":"f3c64af7","description":"d"}}"#
+        r#"{{"id":"{id}","object_type":"{object_type}","action":"{action}","object":{{"id":"587fd280"}},"webhook_subscription_id":"f3c64af7","description":"d"}}"#
     )
 }
 

@@ -58,9 +58,15 @@ pub(crate) fn now() -> u64 {
         .as_secs()
 }
 
+/// A current envelope with an id of its own: the receiver handles each event id once.
 pub(crate) fn current_envelope(object_type: &str, action: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = format!(
+        "evt-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     format!(
-        r#"{{"id":"f8130c42-6c0f-4b9d-81db-38c08712b8bc","created_at":"2024-03-04T20:06:48.593225+00:00","action":"{action}","api_version":"2024-01-31","entity_id":"c381e88f-7019-4f06-9fbb-3bab8d88348a","description":"d","object":{{"id":"587fd280-3b1a-4ad4-8e00-75a8c2cd789a"}},"object_type":"{object_type}","webhook_subscription_id":"f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba"}}"#
+        r#"{{"id":"{id}","created_at":"2024-03-04T20:06:48.593225+00:00","action":"{action}","api_version":"2024-01-31","entity_id":"c381e88f-7019-4f06-9fbb-3bab8d88348a","description":"d","object":{{"id":"587fd280-3b1a-4ad4-8e00-75a8c2cd789a"}},"object_type":"{object_type}","webhook_subscription_id":"f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba"}}"#
     )
 }
 
@@ -109,6 +115,9 @@ pub(crate) fn cases() -> Vec<Case> {
     let v2022 =
         r#"{"object_id":"587f","object_type":"counterpart","action":"update","name":"My webhook"}"#;
     let too_large = vec![b' '; 256 * 1024 + 1];
+    let unknown = current_envelope("invoice_batch", "invoice_batch.sealed");
+    let failing = current_envelope("payable", "payable.paid");
+    let panicking = current_envelope("payable", "payable.rejected");
     let mut cases = vec![
         Case::post(
             "valid 2024-01-31 envelope",
@@ -145,12 +154,8 @@ pub(crate) fn cases() -> Vec<Case> {
         ),
         Case::post(
             "unknown event",
-            signed(
-                CURRENT,
-                t,
-                &current_envelope("invoice_batch", "invoice_batch.sealed"),
-            ),
-            current_envelope("invoice_batch", "invoice_batch.sealed").into(),
+            signed(CURRENT, t, &unknown),
+            unknown.clone().into(),
             200,
         ),
         Case::post(
@@ -199,14 +204,14 @@ pub(crate) fn cases() -> Vec<Case> {
         ),
         Case::post(
             "handler error",
-            signed(CURRENT, t, &current_envelope("payable", "payable.paid")),
-            current_envelope("payable", "payable.paid").into(),
+            signed(CURRENT, t, &failing),
+            failing.clone().into(),
             500,
         ),
         Case::post(
             "handler panic",
-            signed(CURRENT, t, &current_envelope("payable", "payable.rejected")),
-            current_envelope("payable", "payable.rejected").into(),
+            signed(CURRENT, t, &panicking),
+            panicking.clone().into(),
             500,
         ),
     ];

@@ -1,0 +1,296 @@
+//! Handling each event once across Monite's retries and across replicas.
+
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sha2::Digest as _;
+
+use crate::error::BoxError;
+use crate::event::Event;
+use crate::hex;
+
+/// How long a delivery may hold its claim before another may take the event over: five
+/// minutes. Longer than any handler should run; shorter than Monite's first retry gap
+/// would make a crashed instance's event wait for a retry, never lose it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
+
+/// How long a handled event is remembered: eight days, Monite's week of retries plus margin.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(8 * 24 * 60 * 60);
+
+/// What a claim found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Claim {
+    /// The key was free (or its lease had run out): this delivery now holds it.
+    Acquired,
+    /// An earlier delivery handled the event: answer `200` without running handlers.
+    Done,
+    /// Another delivery holds the key right now: answer `409`, Monite retries later.
+    InFlight,
+}
+
+/// A per-delivery token: the proof, in the store, that a claim is this delivery's own, so
+/// a delivery whose lease ran out cannot release or complete another's claim.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ClaimToken(Box<str>);
+
+impl ClaimToken {
+    /// A fresh token, unique across processes with overwhelming probability.
+    #[must_use]
+    pub fn new() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        // `RandomState` is seeded from the OS once per process: random enough to tell
+        // replicas apart, and no dependency for it.
+        let seed = RandomState::new().hash_one(std::process::id());
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Self(format!("{seed:016x}{count:016x}").into())
+    }
+
+    /// The token as stored.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ClaimToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ClaimToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClaimToken({})", self.0)
+    }
+}
+
+/// Where the receiver records which events are being handled and which are done.
+///
+/// Implement it over your own database to keep this state beside your data; the crate ships
+/// [`MemoryStore`](crate::MemoryStore) and, with the `redis` feature, `RedisStore`. Each
+/// operation must be atomic with respect to the others on the same key:
+///
+/// - `claim` takes a free key (absent, or whose lease ran out) for `lease` and answers
+///   [`Claim::Acquired`]; a key marked done answers [`Claim::Done`]; a key held by another
+///   token answers [`Claim::InFlight`].
+/// - `complete` marks the key done for `retention`, only if `token` still holds it; it
+///   answers whether it did.
+/// - `release` frees the key, only if `token` still holds it, so a retry can run the
+///   handlers again.
+///
+/// An `Err` means the store could not be reached: the receiver then answers `503` and runs
+/// no handler, and Monite retries.
+pub trait IdempotencyStore: Send + Sync + 'static {
+    /// Claims `key` for `lease`.
+    fn claim(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, BoxError>> + Send;
+
+    /// Marks `key` done for `retention`, if `token` still holds it.
+    fn complete(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        retention: Duration,
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send;
+
+    /// Frees `key`, if `token` still holds it.
+    fn release(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send + 'a>>;
+
+// Object-safe form of the trait, so the receiver can hold any store.
+trait ErasedStore: Send + Sync {
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a ClaimToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, Claim>;
+    fn complete<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a ClaimToken,
+        retention: Duration,
+    ) -> BoxFuture<'a, bool>;
+    fn release<'a>(&'a self, key: &'a str, token: &'a ClaimToken) -> BoxFuture<'a, ()>;
+}
+
+impl<S: IdempotencyStore> ErasedStore for S {
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a ClaimToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, Claim> {
+        Box::pin(IdempotencyStore::claim(self, key, token, lease))
+    }
+
+    fn complete<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a ClaimToken,
+        retention: Duration,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(IdempotencyStore::complete(self, key, token, retention))
+    }
+
+    fn release<'a>(&'a self, key: &'a str, token: &'a ClaimToken) -> BoxFuture<'a, ()> {
+        Box::pin(IdempotencyStore::release(self, key, token))
+    }
+}
+
+/// Which deliveries count as the same event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum KeyScope {
+    /// `(webhook_subscription_id, id)`: when one URL serves several subscriptions, each
+    /// subscription's delivery of an event is handled once. The default.
+    #[default]
+    PerSubscription,
+    /// The event `id` alone: an event is handled once however many subscriptions deliver it.
+    PerEvent,
+}
+
+/// The idempotency settings a receiver runs with: a store, the lease, the retention.
+///
+/// ```
+/// use std::time::Duration;
+/// use monite_webhooks::{Idempotency, MemoryStore};
+///
+/// let idempotency = Idempotency::new(MemoryStore::new())
+///     .with_lease(Duration::from_secs(60))
+///     .with_retention(Duration::from_secs(10 * 24 * 60 * 60));
+/// # let _ = idempotency;
+/// ```
+#[derive(Clone)]
+pub struct Idempotency {
+    store: Arc<dyn ErasedStore>,
+    lease: Duration,
+    retention: Duration,
+    scope: KeyScope,
+}
+
+impl Idempotency {
+    /// `store` with the default lease, retention and key scope.
+    #[must_use]
+    pub fn new(store: impl IdempotencyStore) -> Self {
+        Self {
+            store: Arc::new(store),
+            lease: DEFAULT_LEASE,
+            retention: DEFAULT_RETENTION,
+            scope: KeyScope::default(),
+        }
+    }
+
+    /// How long a delivery holds its claim. Defaults to [`DEFAULT_LEASE`] (5 minutes); make
+    /// it longer than your slowest handler, or a retry may run the event a second time.
+    #[must_use]
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// How long a handled event is remembered. Defaults to [`DEFAULT_RETENTION`] (8 days).
+    #[must_use]
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Which deliveries count as the same event. Defaults to [`KeyScope::PerSubscription`].
+    #[must_use]
+    pub fn with_scope(mut self, scope: KeyScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// The key a delivery of `event` is recorded under.
+    ///
+    /// - With an event id: `sub:<webhook_subscription_id>:evt:<id>` (or `evt:<id>` for
+    ///   [`KeyScope::PerEvent`], or when the envelope names no subscription).
+    /// - 2022 `webhook_settings` envelopes have no id: `body:<hex SHA-256 of the body>`, so
+    ///   byte-identical bodies (the same action on the same object) within the retention
+    ///   count as one event. That is the best a body without an id allows.
+    #[must_use]
+    pub fn key(&self, event: &Event) -> String {
+        match (event.id(), event.webhook_subscription_id(), self.scope) {
+            (Some(id), Some(subscription), KeyScope::PerSubscription) => {
+                format!("sub:{subscription}:evt:{id}")
+            }
+            (Some(id), _, _) => format!("evt:{id}"),
+            (None, _, _) => {
+                let mut key = String::with_capacity(69);
+                key.push_str("body:");
+                hex::encode_into(&sha2::Sha256::digest(event.body()), &mut key);
+                key
+            }
+        }
+    }
+
+    pub(crate) async fn claim(&self, key: &str, token: &ClaimToken) -> Result<Claim, BoxError> {
+        self.store.claim(key, token, self.lease).await
+    }
+
+    pub(crate) async fn complete(&self, key: &str, token: &ClaimToken) -> Result<bool, BoxError> {
+        self.store.complete(key, token, self.retention).await
+    }
+
+    pub(crate) async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {
+        self.store.release(key, token).await
+    }
+}
+
+impl fmt::Debug for Idempotency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Idempotency")
+            .field("lease", &self.lease)
+            .field("retention", &self.retention)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    #[test]
+    fn tokens_are_unique() {
+        let tokens: std::collections::HashSet<_> = (0..1000).map(|_| ClaimToken::new()).collect();
+        assert_eq!(tokens.len(), 1000);
+    }
+
+    #[test]
+    fn keys_follow_the_documented_scheme() {
+        let idempotency = Idempotency::new(MemoryStore::new());
+        let current = Event::parse(
+            r#"{"id":"e1","object_type":"tag","action":"tag.created","webhook_subscription_id":"s1"}"#,
+        )
+        .unwrap();
+        assert_eq!(idempotency.key(&current), "sub:s1:evt:e1");
+        let per_event = idempotency.clone().with_scope(KeyScope::PerEvent);
+        assert_eq!(per_event.key(&current), "evt:e1");
+
+        let legacy =
+            Event::parse(r#"{"object_id":"o","object_type":"tag","action":"update"}"#).unwrap();
+        let key = idempotency.key(&legacy);
+        assert!(key.starts_with("body:") && key.len() == 69, "{key}");
+        assert_eq!(key, idempotency.key(&legacy.clone()));
+    }
+}
