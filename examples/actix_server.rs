@@ -1,10 +1,10 @@
 //! A Monite webhook receiver on actix-web, at `POST /webhooks/monite`.
 //!
 //! ```sh
-//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example actix_server --features actix-web,tracing
+//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example actix_server --features actix-web,tracing,redis
 //! ```
 //!
-//! Prints one JSON line per handled event on stdout; logs go to stderr. actix-web stops
+//! Set `REDIS_URL` to share idempotency between replicas. Prints one JSON line per handled event on stdout; logs go to stderr. actix-web stops
 //! gracefully on Ctrl-C or SIGTERM, finishing the requests in flight.
 
 #![allow(
@@ -18,9 +18,11 @@ use actix_web::{App, HttpServer, web};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_logging();
-    let receiver = common::receiver_from_env()?;
     let addr = common::listen_addr()?;
     actix_web::rt::System::new().block_on(async move {
+        let receiver = common::receiver_from_env()
+            .await
+            .map_err(std::io::Error::other)?;
         let server = HttpServer::new(move || {
             App::new()
                 .service(monite_webhooks::actix::resource(

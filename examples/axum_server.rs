@@ -1,10 +1,10 @@
 //! A Monite webhook receiver on axum, at `POST /webhooks/monite`.
 //!
 //! ```sh
-//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example axum_server --features axum,tracing
+//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example axum_server --features axum,tracing,redis
 //! ```
 //!
-//! Prints one JSON line per handled event on stdout; logs go to stderr. Stops gracefully
+//! Set `REDIS_URL` to share idempotency between replicas. Prints one JSON line per handled event on stdout; logs go to stderr. Stops gracefully
 //! on Ctrl-C or SIGTERM, finishing the requests in flight.
 
 #![allow(
@@ -19,7 +19,7 @@ use axum::Router;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_logging();
-    let receiver = common::receiver_from_env()?;
+    let receiver = common::receiver_from_env().await?;
     let app = Router::new()
         .route("/webhooks/monite", monite_webhooks::axum::route(receiver))
         .route("/health", axum::routing::get(|| async { "ok" }));

@@ -49,6 +49,7 @@
 //! |---|---|
 //! | `axum` | `axum::route` mounts the receiver in a `Router`; `axum::VerifiedEvent` extracts a verified event |
 //! | `actix-web` | `actix::resource` mounts it in an `App` or `Scope`; `actix::VerifiedEvent` likewise |
+//! | `redis` | `RedisStore`: idempotency shared by every replica through Redis |
 //! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
 //!
 //! # Security
@@ -75,6 +76,8 @@ mod idempotency;
 mod memory_store;
 mod object_type;
 mod receiver;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod secret;
 mod signature;
 mod trace;
@@ -94,6 +97,8 @@ pub use crate::idempotency::{
 pub use crate::memory_store::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 pub use crate::object_type::ObjectType;
 pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
+#[cfg(feature = "redis")]
+pub use crate::redis_store::RedisStore;
 pub use crate::secret::{KeyConvention, Secret};
 pub use crate::signature::{sign, signed_request, signed_request_at};
 pub use crate::verify::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, Verified, Verifier};

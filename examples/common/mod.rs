@@ -3,14 +3,16 @@
 use std::net::SocketAddr;
 
 use monite_webhooks::{
-    Dispatcher, Event, EventType, ObjectType, Receiver, Secret, Unhandled, Verifier,
+    Dispatcher, Event, EventType, Idempotency, MemoryStore, ObjectType, Receiver, RedisStore,
+    Secret, Unhandled, Verifier,
 };
 
 /// Printed and used when `MONITE_WEBHOOK_SECRET` is not set, so the server starts anyway.
 pub(crate) const DEVELOPMENT_SECRET: &str = "whsec_development_only_do_not_use_in_production";
 
-/// The receiver, from `MONITE_WEBHOOK_SECRET` (comma-separated for rotation).
-pub(crate) fn receiver_from_env() -> Result<Receiver, monite_webhooks::Error> {
+/// The receiver, from `MONITE_WEBHOOK_SECRET` (comma-separated for rotation), handling each
+/// event once through Redis when `REDIS_URL` is set, in memory otherwise.
+pub(crate) async fn receiver_from_env() -> Result<Receiver, monite_webhooks::Error> {
     let configured = std::env::var("MONITE_WEBHOOK_SECRET").unwrap_or_default();
     let secrets = if configured.trim().is_empty() {
         tracing::warn!(
@@ -26,7 +28,19 @@ pub(crate) fn receiver_from_env() -> Result<Receiver, monite_webhooks::Error> {
             .collect::<Result<_, monite_webhooks::Error>>()?
     };
     let verifier = Verifier::with_secrets(secrets)?;
-    Ok(Receiver::new(verifier, dispatcher()))
+    let idempotency = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            tracing::info!("idempotency: Redis (REDIS_URL)");
+            Idempotency::new(RedisStore::connect(url.trim()).await?)
+        }
+        _ => {
+            tracing::info!("idempotency: in memory (set REDIS_URL to share it between replicas)");
+            Idempotency::new(MemoryStore::new())
+        }
+    };
+    Ok(Receiver::builder(verifier, dispatcher())
+        .idempotency(idempotency)
+        .build())
 }
 
 /// One handler for a documented event, to show routing, and a fallback for every other.

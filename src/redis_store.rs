@@ -1,0 +1,230 @@
+//! `RedisStore`: idempotency shared by every replica behind a load balancer.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::error::{BoxError, Error, ErrorKind, Result};
+use crate::idempotency::{Claim, ClaimToken, IdempotencyStore};
+
+// A done key holds `done`; a claimed key holds its token, which is hex and never `done`.
+
+/// Claims with `SET NX PX`, and in the same atomic step tells done from in flight.
+const CLAIM: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == 'done' then return 2 end
+return 3
+";
+
+/// Marks done only while this token still holds the key.
+const COMPLETE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Frees the key only while this token still holds it.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// How long one Redis command or connection attempt may take before the delivery is
+/// answered `503`: short, because Monite is waiting, and it will retry.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An idempotency store in Redis: replicas sharing one Redis never both run a handler for
+/// the same event.
+///
+/// A claim is `SET key token NX PX lease`; marking done and releasing run as Lua scripts
+/// that act only while the key still holds this delivery's token, so a delivery whose lease
+/// ran out can neither free nor complete another's claim. Keys are prefixed
+/// (`monite-webhooks:` by default) and expire on their own.
+///
+/// When Redis cannot be reached, deliveries are answered `503` and no handler runs; the
+/// connection is re-established by itself when Redis is back. Cloning shares the
+/// connection.
+///
+/// ```no_run
+/// use monite_webhooks::{Dispatcher, Idempotency, Receiver, RedisStore, Secret, Verifier};
+///
+/// # async fn build() -> Result<Receiver, monite_webhooks::Error> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
+/// let receiver = Receiver::builder(
+///     Verifier::new(Secret::new("whsec_from_your_environment")?),
+///     Dispatcher::builder().build(),
+/// )
+/// .idempotency(Idempotency::new(store))
+/// .build();
+/// # Ok(receiver) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: Arc<str>,
+    scripts: Arc<Scripts>,
+}
+
+struct Scripts {
+    claim: Script,
+    complete: Script,
+    release: Script,
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://host:port/db`), with short timeouts so an
+    /// unreachable Redis turns into a quick `503` rather than a hung delivery.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`] if the URL is invalid or Redis cannot be reached now.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let unavailable = |e: redis::RedisError| {
+            Error::new(
+                ErrorKind::StoreUnavailable,
+                format!("cannot connect to Redis at {}: {e}", redact_url(url)),
+            )
+            .with_source(e)
+        };
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self::new(connection))
+    }
+
+    /// A store over a connection you configured yourself.
+    #[must_use]
+    pub fn new(connection: ConnectionManager) -> Self {
+        Self {
+            connection,
+            prefix: "monite-webhooks:".into(),
+            scripts: Arc::new(Scripts {
+                claim: Script::new(CLAIM),
+                complete: Script::new(COMPLETE),
+                release: Script::new(RELEASE),
+            }),
+        }
+    }
+
+    /// Prefixes every key with `prefix` instead of `monite-webhooks:`, to share one Redis
+    /// between several services.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into().into();
+        self
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+/// Millis for Redis, at least 1 (`PX 0` is an error).
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+impl IdempotencyStore for RedisStore {
+    async fn claim(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        lease: Duration,
+    ) -> Result<Claim, BoxError> {
+        let found: i64 = self
+            .scripts
+            .claim
+            .key(self.key(key))
+            .arg(token.as_str())
+            .arg(millis(lease))
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        match found {
+            1 => Ok(Claim::Acquired),
+            2 => Ok(Claim::Done),
+            _ => Ok(Claim::InFlight),
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        retention: Duration,
+    ) -> Result<bool, BoxError> {
+        let completed: i64 = self
+            .scripts
+            .complete
+            .key(self.key(key))
+            .arg(token.as_str())
+            .arg(millis(retention))
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(completed == 1)
+    }
+
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {
+        let _: i64 = self
+            .scripts
+            .release
+            .key(self.key(key))
+            .arg(token.as_str())
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(())
+    }
+}
+
+/// The URL without its password, for error messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://[redacted]@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_done_marker_can_never_be_a_token() {
+        let token = ClaimToken::new();
+        assert!(
+            token.as_str().bytes().all(|b| b.is_ascii_hexdigit()),
+            "{token:?}"
+        );
+        assert!(CLAIM.contains("'done'") && COMPLETE.contains("'done'"));
+    }
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            redact_url("redis://user:pw@host:6379/0"),
+            "redis://[redacted]@host:6379/0"
+        );
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+        assert_eq!(millis(Duration::ZERO), 1);
+    }
+}

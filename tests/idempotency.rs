@@ -1,0 +1,406 @@
+//! Exactly-once handling: one behavioural table run against the in-memory store and against
+//! a real `redis-server` (feature `redis`), plus replicas sharing Redis and Redis going away.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::StatusCode;
+use monite_webhooks::{
+    ClaimToken, Dispatcher, Event, Idempotency, IdempotencyStore, MemoryStore, ObjectType,
+    Receiver, Secret, Verifier, signed_request,
+};
+use tokio::sync::Semaphore;
+
+const SECRET: &str = "whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b";
+
+/// Handler runs per event id, and what the handlers do per action.
+#[derive(Clone)]
+struct World {
+    runs: Arc<Mutex<HashMap<String, usize>>>,
+    // `tag.updated` waits here until the test lets it finish.
+    gate: Arc<Semaphore>,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self {
+            runs: Arc::default(),
+            gate: Arc::new(Semaphore::new(0)),
+        }
+    }
+}
+
+impl World {
+    fn runs(&self, id: &str) -> usize {
+        self.runs.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+
+    fn receiver(&self, idempotency: Idempotency) -> Receiver {
+        let world = self.clone();
+        let dispatcher = Dispatcher::builder()
+            .on_object(ObjectType::Tag, move |event: Event| {
+                let world = world.clone();
+                async move { world.handle(event).await }
+            })
+            .build();
+        Receiver::builder(Verifier::new(Secret::new(SECRET).unwrap()), dispatcher)
+            .idempotency(idempotency)
+            .build()
+    }
+
+    async fn handle(&self, event: Event) -> Result<(), std::io::Error> {
+        let id = event.id().unwrap_or("legacy").to_owned();
+        let run = {
+            let mut runs = self.runs.lock().unwrap();
+            let run = runs.entry(id).or_default();
+            *run += 1;
+            *run
+        };
+        match event.action() {
+            "tag.updated" => drop(self.gate.acquire().await.unwrap()),
+            "tag.slow" => tokio::time::sleep(Duration::from_millis(50)).await,
+            "tag.deleted" if run == 1 => return Err(std::io::Error::other("first attempt fails")),
+            "tag.panics" if run == 1 => panic!("first attempt panics"),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn fresh_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "evt-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn body(id: &str, action: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","object_type":"tag","action":"{action}","object":{{"id":"o"}},"webhook_subscription_id":"sub-1"}}"#
+    )
+}
+
+async fn deliver(receiver: &Receiver, body: &str) -> StatusCode {
+    let request = signed_request(&Secret::new(SECRET).unwrap(), body.to_owned());
+    receiver.handle(request).await.status()
+}
+
+/// The behaviour every store must show, through the receiver.
+async fn behaviour_table<S: IdempotencyStore + Clone>(store: S) {
+    let world = World::default();
+    let receiver = world.receiver(Idempotency::new(store.clone()));
+
+    // A duplicate after success answers 200 and runs nothing.
+    let id = fresh_id();
+    assert_eq!(
+        deliver(&receiver, &body(&id, "tag.created")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        deliver(&receiver, &body(&id, "tag.created")).await,
+        StatusCode::OK
+    );
+    assert_eq!(world.runs(&id), 1, "duplicate after success");
+
+    // The same event under another subscription is another delivery to handle.
+    let other_subscription = body(&id, "tag.created").replace("sub-1", "sub-2");
+    assert_eq!(
+        deliver(&receiver, &other_subscription).await,
+        StatusCode::OK
+    );
+    assert_eq!(world.runs(&id), 2, "per-subscription key");
+
+    // A duplicate while the first is in flight answers 409; after it finishes, 200.
+    let id = fresh_id();
+    let first = {
+        let receiver = receiver.clone();
+        let body = body(&id, "tag.updated");
+        tokio::spawn(async move { deliver(&receiver, &body).await })
+    };
+    while world.runs(&id) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        deliver(&receiver, &body(&id, "tag.updated")).await,
+        StatusCode::CONFLICT
+    );
+    world.gate.add_permits(1);
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    assert_eq!(
+        deliver(&receiver, &body(&id, "tag.updated")).await,
+        StatusCode::OK
+    );
+    assert_eq!(world.runs(&id), 1, "duplicate while in flight");
+
+    // A failed attempt releases its claim: Monite's retry runs the handler again.
+    let id = fresh_id();
+    assert_eq!(
+        deliver(&receiver, &body(&id, "tag.deleted")).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        deliver(&receiver, &body(&id, "tag.deleted")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        deliver(&receiver, &body(&id, "tag.deleted")).await,
+        StatusCode::OK
+    );
+    assert_eq!(world.runs(&id), 2, "retry after failure");
+
+    // So does a panic.
+    let id = fresh_id();
+    assert_eq!(
+        deliver(&receiver, &body(&id, "tag.panics")).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        deliver(&receiver, &body(&id, "tag.panics")).await,
+        StatusCode::OK
+    );
+    assert_eq!(world.runs(&id), 2, "retry after panic");
+
+    // A claim left by a crashed instance blocks until its lease runs out, then is taken over.
+    let id = fresh_id();
+    let short =
+        world.receiver(Idempotency::new(store.clone()).with_lease(Duration::from_millis(300)));
+    let crashed = ClaimToken::new();
+    let key = format!("sub:sub-1:evt:{id}");
+    let claimed = store
+        .claim(&key, &crashed, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(claimed, monite_webhooks::Claim::Acquired);
+    assert_eq!(
+        deliver(&short, &body(&id, "tag.created")).await,
+        StatusCode::CONFLICT
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        deliver(&short, &body(&id, "tag.created")).await,
+        StatusCode::OK
+    );
+    assert_eq!(world.runs(&id), 1, "lease expiry");
+    // The crashed instance's late release must not free the new owner's done mark.
+    store.release(&key, &crashed).await.unwrap();
+    assert_eq!(
+        deliver(&short, &body(&id, "tag.created")).await,
+        StatusCode::OK
+    );
+    assert_eq!(world.runs(&id), 1, "stale release");
+
+    // Legacy envelopes without an id are recognised by their body.
+    let legacy = r#"{"object_id":"o-legacy","object_type":"tag","action":"update","name":"hook"}"#
+        .replace("o-legacy", &fresh_id());
+    assert_eq!(deliver(&receiver, &legacy).await, StatusCode::OK);
+    assert_eq!(deliver(&receiver, &legacy).await, StatusCode::OK);
+    assert_eq!(world.runs("legacy"), 1, "legacy body key");
+
+    // Many concurrent duplicates across two receivers sharing the store: one run.
+    let other = world.receiver(Idempotency::new(store));
+    concurrent_duplicates_run_once(&world, &[receiver, other]).await;
+}
+
+/// Delivers each of 5 events 10 times at once, spread over `receivers`.
+async fn concurrent_duplicates_run_once(world: &World, receivers: &[Receiver]) {
+    let ids: Vec<String> = (0..5).map(|_| fresh_id()).collect();
+    let mut deliveries = Vec::new();
+    for round in 0..10 {
+        for id in &ids {
+            let receiver = receivers[round % receivers.len()].clone();
+            let body = body(id, "tag.slow");
+            deliveries.push(tokio::spawn(async move { deliver(&receiver, &body).await }));
+        }
+    }
+    let mut statuses = Vec::new();
+    for delivery in deliveries {
+        statuses.push(delivery.await.unwrap());
+    }
+    for id in &ids {
+        assert_eq!(world.runs(id), 1, "{id} ran more than once");
+    }
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+    // Every event was handled by exactly one of its deliveries: a later one sees it done.
+    for id in &ids {
+        assert_eq!(
+            deliver(&receivers[0], &body(id, "tag.slow")).await,
+            StatusCode::OK
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_behaviour() {
+    behaviour_table(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn without_idempotency_every_delivery_runs() {
+    let world = World::default();
+    let dispatcher = {
+        let world = world.clone();
+        Dispatcher::builder()
+            .on_object(ObjectType::Tag, move |event: Event| {
+                let world = world.clone();
+                async move { world.handle(event).await }
+            })
+            .build()
+    };
+    let receiver = Receiver::builder(Verifier::new(Secret::new(SECRET).unwrap()), dispatcher)
+        .without_idempotency()
+        .build();
+    let id = fresh_id();
+    for _ in 0..3 {
+        assert_eq!(
+            deliver(&receiver, &body(&id, "tag.created")).await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(world.runs(&id), 3);
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    use super::*;
+    use monite_webhooks::RedisStore;
+    use std::net::{TcpListener, TcpStream};
+    use std::process::{Child, Command, Stdio};
+
+    /// A real `redis-server` on a free loopback port, stopped when dropped.
+    pub(super) struct RedisServer {
+        child: Option<Child>,
+        port: u16,
+    }
+
+    impl RedisServer {
+        pub(super) fn start() -> Self {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut server = Self { child: None, port };
+            server.restart();
+            server
+        }
+
+        pub(super) fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}/", self.port)
+        }
+
+        pub(super) fn stop(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+
+        pub(super) fn restart(&mut self) {
+            self.stop();
+            let child = Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start redis-server ({e}): the Redis store tests need it on PATH; \
+                         `apt-get install redis-server` (scripts/test.sh does this)"
+                    )
+                });
+            self.child = Some(child);
+            for _ in 0..200 {
+                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            panic!("redis-server did not start listening on port {}", self.port);
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_store_behaviour() {
+        let server = RedisServer::start();
+        let store = RedisStore::connect(&server.url()).await.unwrap();
+        behaviour_table(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_with_their_own_connections_run_each_event_once() {
+        let server = RedisServer::start();
+        let world = World::default();
+        // As two processes would: separate connections, one Redis.
+        let a = world.receiver(Idempotency::new(
+            RedisStore::connect(&server.url()).await.unwrap(),
+        ));
+        let b = world.receiver(Idempotency::new(
+            RedisStore::connect(&server.url()).await.unwrap(),
+        ));
+        concurrent_duplicates_run_once(&world, &[a, b]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_down_answers_503_runs_nothing_and_recovers() {
+        let mut server = RedisServer::start();
+        let world = World::default();
+        let receiver = world.receiver(Idempotency::new(
+            RedisStore::connect(&server.url()).await.unwrap(),
+        ));
+        let id = fresh_id();
+
+        server.stop();
+        assert_eq!(
+            deliver(&receiver, &body(&id, "tag.created")).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(world.runs(&id), 0, "a handler ran without the store");
+
+        server.restart();
+        let mut status = StatusCode::SERVICE_UNAVAILABLE;
+        for _ in 0..50 {
+            status = deliver(&receiver, &body(&id, "tag.created")).await;
+            if status == StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(status, StatusCode::OK, "the receiver did not recover");
+        assert_eq!(world.runs(&id), 1);
+    }
+
+    #[tokio::test]
+    async fn connecting_to_nothing_is_a_clear_error() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let error = RedisStore::connect(&format!("redis://:hunter2@127.0.0.1:{port}/"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), monite_webhooks::ErrorKind::StoreUnavailable);
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+}
