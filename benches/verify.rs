@@ -1,28 +1,45 @@
 //! Verification throughput next to the physical limit, raw HMAC-SHA256 over `t.body`.
 //!
-//! `cargo bench --bench verify`; ids are `verify/<what>/<body bytes>`.
+//! ```sh
+//! cargo bench --bench verify
+//! ```
+//!
+//! - `verify/hmac_sha256_limit/<bytes>`: pre-keyed RustCrypto HMAC-SHA256 over `t.body` and a
+//!   32-byte constant-time compare: the floor for any correct verifier.
+//! - `verify/monite_verify/<bytes>`: `Verifier::verify` on a header and a body: header parse,
+//!   hex, HMAC, compare, clock read and tolerance.
+//! - `verify/monite_receive/<bytes>`: the framework-free receiver end to end: verify, parse,
+//!   dispatch to a no-op handler, build the response (idempotency off: its cost is measured
+//!   by `benches/idempotency.rs`).
+//! - `parts/*`: the pieces, so that a regression can be located.
 
 #![allow(
     clippy::unwrap_used,
-    reason = "a test fails loudly where its setup is wrong"
+    reason = "a bench fails loudly where its setup is wrong"
 )]
 
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{KeyInit, Mac};
-use monite_webhooks::{Dispatcher, Event, Receiver, Secret, Verifier, sign};
+use monite_webhooks::{
+    Dispatcher, Event, EventType, ObjectType, Receiver, Secret, SignatureHeader, Verifier, sign,
+};
 
 const SECRET: &str = "whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b";
 const SIZES: [usize; 4] = [400, 4096, 65536, 1_048_576];
 
-/// A real-looking envelope padded to `size` bytes with a long string field.
+/// A real Monite envelope, padded to `size` bytes with a long string field.
 fn envelope(size: usize) -> Vec<u8> {
     let head = r#"{"id":"f8130c42-6c0f-4b9d-81db-38c08712b8bc","created_at":"2024-03-04T20:06:48.593225+00:00","action":"counterpart.created","api_version":"2024-01-31","entity_id":"c381e88f-7019-4f06-9fbb-3bab8d88348a","description":"counterpart created","object":{"id":"587fd280-3b1a-4ad4-8e00-75a8c2cd789a"},"object_type":"counterpart","webhook_subscription_id":"f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba","padding":""#;
     let mut body = head.as_bytes().to_vec();
     body.resize(size.saturating_sub(2).max(body.len()), b'x');
     body.extend_from_slice(b"\"}");
+    assert_eq!(body.len(), size);
     assert!(Event::parse(body.clone()).is_ok());
     body
 }
@@ -34,34 +51,49 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// Polls a future that is ready at once, as the no-op handler's is: measures our code, not
+/// an executor's.
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut context = Context::from_waker(Waker::noop());
+    match pin!(future).poll(&mut context) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the bench's handlers never wait"),
+    }
+}
+
+fn receiver(verifier: Verifier) -> Receiver {
+    let dispatcher = Dispatcher::builder()
+        .on(
+            ObjectType::Counterpart,
+            EventType::Created,
+            |_: Event| async {},
+        )
+        .build();
+    Receiver::builder(verifier, dispatcher)
+        .without_idempotency()
+        .build()
+}
+
 fn verify(c: &mut Criterion) {
     let secret = Secret::new(SECRET).unwrap();
     let verifier = Verifier::new(secret.clone()).with_max_body_bytes(usize::MAX);
-    let receiver = Receiver::new(
-        verifier.clone(),
-        Dispatcher::builder()
-            .on_object("counterpart".into(), |_: Event| async {})
-            .build(),
-    );
+    let receiver = receiver(verifier.clone());
     let keyed = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
 
     let mut group = c.benchmark_group("verify");
     for size in SIZES {
         let body = envelope(size);
         let t = now();
         let header = sign(&secret, t, &body);
+        let timestamp = t.to_string();
         let tag: [u8; 32] = keyed
             .clone()
-            .chain_update(t.to_string())
+            .chain_update(&timestamp)
             .chain_update(b".")
             .chain_update(&body)
             .finalize()
             .into_bytes()
             .into();
-        let timestamp = t.to_string();
         group.throughput(Throughput::Bytes(size as u64));
 
         group.bench_with_input(
@@ -78,7 +110,8 @@ fn verify(c: &mut Criterion) {
             },
         );
 
-        let headers = [("monite-signature", header.as_str())];
+        let mut headers = http::HeaderMap::new();
+        headers.insert("monite-signature", header.parse().unwrap());
         group.bench_with_input(BenchmarkId::new("monite_verify", size), &body, |b, body| {
             b.iter(|| {
                 verifier
@@ -87,19 +120,14 @@ fn verify(c: &mut Criterion) {
             });
         });
 
-        let request_headers = {
-            let mut map = http::HeaderMap::new();
-            map.insert("monite-signature", header.parse().unwrap());
-            map
-        };
         let body = Bytes::from(body);
         group.bench_with_input(
             BenchmarkId::new("monite_receive", size),
             &body,
             |b, body| {
                 b.iter(|| {
-                    let result = runtime.block_on(receiver.receive(&request_headers, body.clone()));
-                    receiver.response(black_box(&result))
+                    let result = ready(receiver.receive(black_box(&headers), body.clone()));
+                    receiver.response(&result)
                 });
             },
         );
@@ -107,5 +135,37 @@ fn verify(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verify);
+fn parts(c: &mut Criterion) {
+    let secret = Secret::new(SECRET).unwrap();
+    let body = Bytes::from(envelope(400));
+    let header = sign(&secret, now(), &body);
+    let receiver = receiver(Verifier::new(secret));
+    let event = Event::parse(body.clone()).unwrap();
+
+    let mut group = c.benchmark_group("parts");
+    group.bench_function("header_parse", |b| {
+        b.iter(|| {
+            SignatureHeader::parse(black_box(header.as_bytes()))
+                .unwrap()
+                .signatures()
+                .count()
+        });
+    });
+    group.bench_function("clock", |b| b.iter(now));
+    group.bench_function("envelope_parse_typed/400", |b| {
+        b.iter(|| Event::parse(black_box(body.clone())).unwrap());
+    });
+    group.bench_function("envelope_parse_value/400", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap());
+    });
+    group.bench_function("dispatch/400", |b| {
+        b.iter(|| ready(receiver.dispatch(black_box(event.clone()))).unwrap());
+    });
+    group.bench_function("response", |b| {
+        b.iter(|| receiver.response(black_box(&Ok(monite_webhooks::Outcome::Handled))));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, verify, parts);
 criterion_main!(benches);

@@ -14,9 +14,18 @@ pub trait HeaderLookup {
     fn header(&self, name: &str) -> Option<&[u8]>;
 }
 
+/// The signature header's name, built once: looking it up by `&str` would parse and
+/// lower-case the name on every request.
+static SIGNATURE_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(SIGNATURE_HEADER);
+
 impl HeaderLookup for http::HeaderMap {
     fn header(&self, name: &str) -> Option<&[u8]> {
-        self.get(name).map(http::HeaderValue::as_bytes)
+        let value = if name == SIGNATURE_HEADER {
+            self.get(&SIGNATURE_HEADER_NAME)
+        } else {
+            self.get(name)
+        };
+        value.map(http::HeaderValue::as_bytes)
     }
 }
 

@@ -100,7 +100,7 @@ pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
 #[cfg(feature = "redis")]
 pub use crate::redis_store::RedisStore;
 pub use crate::secret::{KeyConvention, Secret};
-pub use crate::signature::{sign, signed_request, signed_request_at};
+pub use crate::signature::{SignatureHeader, sign, signed_request, signed_request_at};
 pub use crate::verify::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, Verified, Verifier};
 pub use crate::wire_enum::UnknownValue;
 

@@ -159,6 +159,8 @@ impl Secret {
 }
 
 /// `mac` fed with the signed payload: the timestamp text as sent, `.`, the raw body.
+// Inlined so that the state is built where it is used rather than moved there.
+#[inline]
 pub(crate) fn signed_payload_mac(mac: &HmacSha256, timestamp: &[u8], body: &[u8]) -> HmacSha256 {
     let mut mac = mac.clone();
     mac.update(timestamp);

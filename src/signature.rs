@@ -6,47 +6,68 @@ use crate::secret::Secret;
 
 /// A parsed `Monite-Signature` value: `t=<unix seconds>` and one or more `v1=<hex>`.
 ///
-/// Parsing checks the shape once and allocates nothing; the `v1` values are read again,
-/// lazily, when they are compared.
+/// [`Verifier`](crate::Verifier) parses the header itself; this is for diagnostics, such as
+/// logging when a refused delivery was signed. Parsing checks the shape once and allocates
+/// nothing; the `v1` values are read again, lazily, when asked for.
+///
+/// ```
+/// use monite_webhooks::SignatureHeader;
+///
+/// let header = SignatureHeader::parse(
+///     b"t=1710139795,v1=a9618bc1d19bf749467d59db36c9a7c2eac23052bb45cf5415aa77933ff31f87",
+/// )?;
+/// assert_eq!(header.timestamp(), 1_710_139_795);
+/// assert_eq!(header.signatures().count(), 1);
+/// # Ok::<(), monite_webhooks::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct SignatureHeader<'h> {
+pub struct SignatureHeader<'h> {
     timestamp: u64,
     timestamp_text: &'h [u8],
     raw: &'h [u8],
+    // Where the first `v1` element starts, so reading the signatures skips what precedes it.
+    first_v1: usize,
 }
 
 impl<'h> SignatureHeader<'h> {
-    /// Parses a header value as protocol section 2 says: comma-separated `key=value`
-    /// elements, whitespace around them ignored, exactly one `t`, at least one `v1`, unknown
+    /// Parses a header value: comma-separated `key=value` elements, whitespace around them
+    /// ignored, exactly one `t` (whole seconds, fitting in `u64`), at least one `v1`, unknown
     /// keys ignored.
-    pub(crate) fn parse(raw: &'h [u8]) -> Result<Self> {
+    ///
+    /// # Errors
+    /// [`ErrorKind::MalformedSignature`], saying what is wrong.
+    pub fn parse(raw: &'h [u8]) -> Result<Self> {
         let mut timestamp = None;
-        let mut has_v1 = false;
-        for (key, value) in elements(raw) {
+        let mut first_v1 = None;
+        for (at, key, value) in elements(raw, 0) {
             match key {
                 b"t" if timestamp.is_some() => {
                     return Err(malformed("it has more than one `t` element"));
                 }
                 b"t" => timestamp = Some((parse_timestamp(value)?, value)),
-                b"v1" => has_v1 = true,
+                b"v1" => {
+                    first_v1.get_or_insert(at);
+                }
                 _ => {}
             }
         }
         let Some((timestamp, timestamp_text)) = timestamp else {
             return Err(malformed("it has no `t` timestamp"));
         };
-        if !has_v1 {
+        let Some(first_v1) = first_v1 else {
             return Err(malformed("it has no `v1` signature"));
-        }
+        };
         Ok(Self {
             timestamp,
             timestamp_text,
             raw,
+            first_v1,
         })
     }
 
     /// The signed Unix timestamp, in seconds.
-    pub(crate) fn timestamp(&self) -> u64 {
+    #[must_use]
+    pub fn timestamp(&self) -> u64 {
         self.timestamp
     }
 
@@ -55,18 +76,34 @@ impl<'h> SignatureHeader<'h> {
         self.timestamp_text
     }
 
-    /// Every `v1` value that is a well-formed 32-byte hex tag; others can never match.
-    pub(crate) fn v1_tags(&self) -> impl Iterator<Item = [u8; 32]> + 'h {
-        elements(self.raw)
-            .filter(|(key, _)| *key == b"v1")
-            .filter_map(|(_, value)| hex::decode_32(value))
+    /// Every `v1` signature that is well-formed (64 hex digits), decoded; others can never
+    /// match and are left out.
+    pub fn signatures(&self) -> impl Iterator<Item = [u8; 32]> + 'h {
+        elements(self.raw, self.first_v1)
+            .filter(|(_, key, _)| *key == b"v1")
+            .filter_map(|(_, _, value)| hex::decode_32(value))
     }
 }
 
-fn elements(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    raw.split(|&b| b == b',').filter_map(|element| {
-        let at = element.iter().position(|&b| b == b'=')?;
-        Some((element[..at].trim_ascii(), element[at + 1..].trim_ascii()))
+/// The `key=value` elements of `raw` from byte `from` on, with where each starts; elements
+/// with no `=` are skipped, and whitespace around keys and values is trimmed.
+fn elements(raw: &[u8], from: usize) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
+    let mut start = from;
+    std::iter::from_fn(move || {
+        while let Some(rest) = raw.get(start..) {
+            let at = start;
+            let end = memchr::memchr(b',', rest).unwrap_or(rest.len());
+            start += end + 1;
+            let element = &rest[..end];
+            if let Some(eq) = memchr::memchr(b'=', element) {
+                return Some((
+                    at,
+                    element[..eq].trim_ascii(),
+                    element[eq + 1..].trim_ascii(),
+                ));
+            }
+        }
+        None
     })
 }
 
@@ -168,7 +205,7 @@ mod tests {
         .unwrap();
         assert_eq!(header.timestamp(), 1_710_139_795);
         assert_eq!(header.timestamp_text(), b"1710139795");
-        assert_eq!(header.v1_tags().count(), 1);
+        assert_eq!(header.signatures().count(), 1);
     }
 
     #[test]
@@ -198,6 +235,6 @@ mod tests {
     #[test]
     fn short_or_non_hex_v1_values_are_kept_out_of_comparison() {
         let header = SignatureHeader::parse(b"t=1, v1=zz ,v0=00,v1= 00 ,x").unwrap();
-        assert_eq!(header.v1_tags().count(), 0);
+        assert_eq!(header.signatures().count(), 0);
     }
 }
