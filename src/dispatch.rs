@@ -204,10 +204,13 @@ impl Dispatcher {
 
     /// Runs the handler for `event` and waits for it.
     ///
+    /// The route is chosen and the handler started before the first `.await`, so the event
+    /// moves straight into the handler's future: what is awaited stays small.
+    ///
     /// # Errors
     /// [`ErrorKind::Handler`] if the handler returned an error (it is the error's source),
     /// [`ErrorKind::HandlerPanicked`] if it panicked; the panic is caught.
-    pub async fn dispatch(&self, event: Event) -> Result<Dispatched> {
+    pub fn dispatch(&self, event: Event) -> impl Future<Output = Result<Dispatched>> + Send + '_ {
         let routes = self.routes.for_object(event.object_type());
         let handler = routes.and_then(|routes| {
             routes
@@ -224,14 +227,16 @@ impl Dispatcher {
         };
         // Kept for error messages; cheap for known types, which are plain variants.
         let route = (event.object_type().clone(), event.event_type().clone());
-        let result = match (handler, &self.routes.fallback) {
-            (Some(handler), _) => run(|| handler.call_boxed(event)).await,
-            (None, Some(fallback)) => run(|| fallback.call_boxed(event, why)).await,
-            (None, None) => return Ok(Dispatched::Unhandled(why)),
+        let build = || match (handler, &self.routes.fallback) {
+            (Some(handler), _) => Some(handler.call_boxed(event)),
+            (None, Some(fallback)) => Some(fallback.call_boxed(event, why)),
+            (None, None) => None,
         };
-        result
-            .map(|()| Dispatched::Handled)
-            .map_err(|failure| failure.into_error(&route.0, &route.1))
+        match catch_unwind(AssertUnwindSafe(build)) {
+            Ok(Some(future)) => Running::Started { future, route },
+            Ok(None) => Running::Unhandled(why),
+            Err(payload) => Running::Failed(Some(Failure::Panicked(payload).into_error(&route))),
+        }
     }
 
     /// The routes registered, as `(object type, event type)`; `None` stands for any event.
@@ -357,7 +362,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn into_error(self, object_type: &ObjectType, event_type: &EventType) -> Error {
+    fn into_error(self, (object_type, event_type): &(ObjectType, EventType)) -> Error {
         match self {
             Self::Returned(source) => Error::new(
                 ErrorKind::Handler,
@@ -379,24 +384,39 @@ impl Failure {
     }
 }
 
-/// Starts a handler and drives it to the end, turning a panic at either step into a
-/// [`Failure`] so that one bad event cannot take the server down.
-async fn run<'a>(start: impl FnOnce() -> BoxFuture<'a>) -> Result<(), Failure> {
-    let future = catch_unwind(AssertUnwindSafe(start)).map_err(Failure::Panicked)?;
-    CatchUnwind(future).await
+/// A dispatch under way: the handler's boxed future, polled inside `catch_unwind` so that
+/// one bad event cannot take the server down; or an answer known from the start.
+enum Running<'a> {
+    Started {
+        future: BoxFuture<'a>,
+        route: (ObjectType, EventType),
+    },
+    Unhandled(Unhandled),
+    // The handler panicked while building its future; taken on the first poll.
+    Failed(Option<Error>),
 }
 
-struct CatchUnwind<'a>(BoxFuture<'a>);
-
-impl Future for CatchUnwind<'_> {
-    type Output = Result<(), Failure>;
+impl Future for Running<'_> {
+    type Output = Result<Dispatched>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let future = self.0.as_mut();
-        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(result)) => Poll::Ready(result.map_err(Failure::Returned)),
-            Err(payload) => Poll::Ready(Err(Failure::Panicked(payload))),
+        match &mut *self {
+            Self::Started { future, route } => {
+                let failure = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(Ok(()))) => return Poll::Ready(Ok(Dispatched::Handled)),
+                    Ok(Poll::Ready(Err(error))) => Failure::Returned(error),
+                    Err(payload) => Failure::Panicked(payload),
+                };
+                Poll::Ready(Err(failure.into_error(route)))
+            }
+            Self::Unhandled(why) => Poll::Ready(Ok(Dispatched::Unhandled(*why))),
+            Self::Failed(error) => Poll::Ready(Err(error.take().unwrap_or_else(|| {
+                Error::new(
+                    ErrorKind::HandlerPanicked,
+                    "a dispatch was polled after it ended",
+                )
+            }))),
         }
     }
 }

@@ -162,8 +162,9 @@ impl Receiver {
     }
 
     async fn dispatch_once(&self, event: Event) -> Result<Outcome> {
+        let dispatcher = &self.inner.dispatcher;
         let Some(idempotency) = &self.inner.idempotency else {
-            return self.run_handler(event).await;
+            return dispatcher.dispatch(event).await.map(Outcome::from);
         };
         let key = idempotency.key(&event);
         let token = ClaimToken::new();
@@ -184,7 +185,7 @@ impl Receiver {
                 ));
             }
         }
-        let result = self.run_handler(event).await;
+        let result = dispatcher.dispatch(event).await.map(Outcome::from);
         if result.is_ok() {
             // The event is handled whatever happens next: answer 200 either way. A failed
             // mark leaves the claim to expire, and Monite sends nothing more after a 200.
@@ -201,14 +202,6 @@ impl Receiver {
             trace::store_trouble(&key, &format!("releasing the claim failed: {e}"));
         }
         result
-    }
-
-    async fn run_handler(&self, event: Event) -> Result<Outcome> {
-        self.inner
-            .dispatcher
-            .dispatch(event)
-            .await
-            .map(Outcome::from)
     }
 
     /// Verifies, parses and dispatches one delivery.

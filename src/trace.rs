@@ -47,7 +47,10 @@ pub(crate) fn delivery_span(event: &Event) -> DeliverySpan {
 }
 
 #[cfg(feature = "tracing")]
-pub(crate) async fn in_delivery<F>(span: DeliverySpan, dispatch: F) -> Result<Outcome>
+pub(crate) fn in_delivery<F>(
+    span: DeliverySpan,
+    dispatch: F,
+) -> impl Future<Output = Result<Outcome>>
 where
     F: Future<Output = Result<Outcome>>,
 {
@@ -67,7 +70,6 @@ where
         result
     }
     .instrument(span.0)
-    .await
 }
 
 #[cfg(feature = "tracing")]
@@ -92,10 +94,11 @@ pub(crate) fn delivery_span(_: &Event) -> DeliverySpan {
     DeliverySpan
 }
 
+// Without tracing the dispatch is returned as it is: no wrapper state machine to build.
 #[cfg(not(feature = "tracing"))]
-pub(crate) async fn in_delivery<F>(_: DeliverySpan, dispatch: F) -> Result<Outcome>
+pub(crate) fn in_delivery<F>(_: DeliverySpan, dispatch: F) -> F
 where
     F: Future<Output = Result<Outcome>>,
 {
-    dispatch.await
+    dispatch
 }
