@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# HTTP throughput of the receiver next to a bare axum handler, on loopback, in one run.
+#
+#   bash benches/http_load.sh            # DURATION=10 CONNECTIONS=32 by default
+#
+# Starts examples/axum_server (release; verification, parsing, dispatch, in-memory
+# idempotency, logs at warn) and examples/bare_axum_baseline (reads the body, answers 200),
+# then drives each with wrk, the same signed body and headers, and prints requests/s and
+# p99 latency side by side. The body is signed here with openssl, independently of the
+# crate. Every request carries the same event, as a retried delivery would: after the first,
+# the receiver verifies, parses and finds it already handled (no handler runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+RECEIVER_ADDR=127.0.0.1:3901
+BARE_ADDR=127.0.0.1:3902
+SECRET=whsec_http_load_test_only
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "installing wrk" >&2
+    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
+command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
+
+cargo build --release -q --features axum,tracing,redis --example axum_server --example bare_axum_baseline
+
+body='{"id":"f8130c42-6c0f-4b9d-81db-38c08712b8bc","created_at":"2024-03-04T20:06:48.593225+00:00","action":"counterpart.created","api_version":"2024-01-31","entity_id":"c381e88f-7019-4f06-9fbb-3bab8d88348a","description":"counterpart created","object":{"id":"587fd280-3b1a-4ad4-8e00-75a8c2cd789a"},"object_type":"counterpart","webhook_subscription_id":"f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba"}'
+t=$(date +%s)
+tag=$(printf '%s.%s' "$t" "$body" | openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1)
+
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+cat > "$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = [[$body]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Monite-Signature"] = "t=$t,v1=$tag"
+LUA
+
+MONITE_WEBHOOK_SECRET=$SECRET MONITE_WEBHOOK_ADDR=$RECEIVER_ADDR RUST_LOG=warn \
+    target/release/examples/axum_server >"$work/receiver.out" 2>"$work/receiver.err" &
+BARE_ADDR=$BARE_ADDR target/release/examples/bare_axum_baseline >/dev/null 2>&1 &
+for addr in $RECEIVER_ADDR $BARE_ADDR; do
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null && break
+        sleep 0.1
+    done
+done
+
+# The receiver must accept the signed request before its throughput means anything.
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -H "Monite-Signature: t=$t,v1=$tag" --data-raw "$body" "http://$RECEIVER_ADDR/webhooks/monite")
+[ "$status" = 200 ] || { echo "the receiver answered $status to the signed request" >&2; exit 1; }
+
+run() { # name addr
+    local out
+    out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/post.lua" "http://$2/webhooks/monite")
+    echo "$out" > "$work/$1.wrk"
+    if grep -q 'Non-2xx' <<<"$out"; then
+        echo "$1: some responses were not 2xx:" >&2; echo "$out" >&2; exit 1
+    fi
+    local rps p99
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    printf '%-10s %12s req/s   p99 %s\n' "$1" "$rps" "$p99"
+    echo "$rps" > "$work/$1.rps"
+}
+
+echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores shared by wrk and the server"
+run bare "$BARE_ADDR"
+run receiver "$RECEIVER_ADDR"
+awk -v r="$(cat "$work/receiver.rps")" -v b="$(cat "$work/bare.rps")" \
+    'BEGIN { printf "receiver / bare: %.1f%%\n", 100 * r / b }'
