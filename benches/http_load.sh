@@ -39,9 +39,15 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Monite-Signature"] = "t=$t,v1=$tag"
 LUA
 
+# Each server on core 1 and wrk on core 0 (with 2 cores), so that the load tool does not
+# take its CPU from the server it measures differently from run to run.
+pin_server=() pin_wrk=()
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+    pin_server=(taskset -c 1) pin_wrk=(taskset -c 0)
+fi
 MONITE_WEBHOOK_SECRET=$SECRET MONITE_WEBHOOK_ADDR=$RECEIVER_ADDR RUST_LOG=warn \
-    target/release/examples/axum_server >"$work/receiver.out" 2>"$work/receiver.err" &
-BARE_ADDR=$BARE_ADDR target/release/examples/bare_axum_baseline >/dev/null 2>&1 &
+    "${pin_server[@]}" target/release/examples/axum_server >"$work/receiver.out" 2>"$work/receiver.err" &
+BARE_ADDR=$BARE_ADDR "${pin_server[@]}" target/release/examples/bare_axum_baseline >/dev/null 2>&1 &
 for addr in $RECEIVER_ADDR $BARE_ADDR; do
     for _ in $(seq 100); do
         (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null && break
@@ -56,7 +62,7 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: applic
 
 run() { # name addr
     local out
-    out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/post.lua" "http://$2/webhooks/monite")
+    out=$("${pin_wrk[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/post.lua" "http://$2/webhooks/monite")
     echo "$out" > "$work/$1.wrk"
     if grep -q 'Non-2xx' <<<"$out"; then
         echo "$1: some responses were not 2xx:" >&2; echo "$out" >&2; exit 1
@@ -68,7 +74,7 @@ run() { # name addr
     echo "$rps" > "$work/$1.rps"
 }
 
-echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores shared by wrk and the server"
+echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s; server pinned: ${pin_server[*]:-no}, wrk pinned: ${pin_wrk[*]:-no}"
 run bare "$BARE_ADDR"
 run receiver "$RECEIVER_ADDR"
 awk -v r="$(cat "$work/receiver.rps")" -v b="$(cat "$work/bare.rps")" \

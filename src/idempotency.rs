@@ -4,8 +4,8 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sha2::Digest as _;
@@ -36,25 +36,28 @@ pub enum Claim {
 
 /// A per-delivery token: the proof, in the store, that a claim is this delivery's own, so
 /// a delivery whose lease ran out cannot release or complete another's claim.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ClaimToken(Box<str>);
+///
+/// Two integers, so making one costs no allocation; `Display` gives 32 hex digits for
+/// stores that keep text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClaimToken {
+    process: u64,
+    sequence: u64,
+}
 
 impl ClaimToken {
     /// A fresh token, unique across processes with overwhelming probability.
     #[must_use]
     pub fn new() -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        // `RandomState` is seeded from the OS once per process: random enough to tell
-        // replicas apart, and no dependency for it.
-        let seed = RandomState::new().hash_one(std::process::id());
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        Self(format!("{seed:016x}{count:016x}").into())
-    }
-
-    /// The token as stored.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
+        static PROCESS: OnceLock<u64> = OnceLock::new();
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+        // `RandomState` is seeded from the OS: random enough to tell replicas apart, with no
+        // dependency for it; drawn once per process.
+        let process = *PROCESS.get_or_init(|| RandomState::new().hash_one(std::process::id()));
+        Self {
+            process,
+            sequence: SEQUENCE.fetch_add(1, Ordering::Relaxed),
+        }
     }
 }
 
@@ -64,9 +67,9 @@ impl Default for ClaimToken {
     }
 }
 
-impl fmt::Debug for ClaimToken {
+impl fmt::Display for ClaimToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ClaimToken({})", self.0)
+        write!(f, "{:016x}{:016x}", self.process, self.sequence)
     }
 }
 

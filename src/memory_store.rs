@@ -96,7 +96,7 @@ impl MemoryStore {
         state.entries.insert(
             key.clone(),
             Entry {
-                holder: Holder::Claimed(token.clone()),
+                holder: Holder::Claimed(*token),
                 expires: now + lease,
                 generation,
             },
