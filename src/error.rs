@@ -25,6 +25,8 @@ struct Inner {
     kind: ErrorKind,
     message: Cow<'static, str>,
     source: Option<BoxError>,
+    // What Monite's API answered, for client errors.
+    api: Option<(StatusCode, Box<str>)>,
 }
 
 /// What kind of failure an [`Error`] is.
@@ -67,6 +69,12 @@ pub enum ErrorKind {
     /// The idempotency store could not be reached, so no handler ran; Monite will retry.
     /// `503`.
     StoreUnavailable,
+    /// Monite's API answered with an error (see [`Error::api_status`] and
+    /// [`Error::api_message`]), after retries where retrying made sense. `502` if it ever
+    /// reaches a receiver's answer.
+    Api,
+    /// Monite's API could not be reached, after retries. `502` likewise.
+    Transport,
 }
 
 impl ErrorKind {
@@ -85,6 +93,7 @@ impl ErrorKind {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InFlight => StatusCode::CONFLICT,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Api | Self::Transport => StatusCode::BAD_GATEWAY,
             Self::InvalidSecret | Self::Handler | Self::HandlerPanicked | Self::Misconfigured => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -110,6 +119,7 @@ impl ErrorKind {
             Self::UnreadableBody => "request body could not be read",
             Self::InFlight => "event is being handled; retry later",
             Self::StoreUnavailable => "temporarily unavailable; retry later",
+            Self::Api | Self::Transport => "an upstream call failed; retry later",
             Self::InvalidSecret | Self::Handler | Self::HandlerPanicked | Self::Misconfigured => {
                 "event could not be handled"
             }
@@ -124,6 +134,7 @@ impl Error {
                 kind,
                 message: message.into(),
                 source: None,
+                api: None,
             }),
         }
     }
@@ -140,6 +151,19 @@ impl Error {
             ErrorKind::MethodNotAllowed,
             format!("{method} is not allowed; Monite delivers with POST"),
         )
+    }
+
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn with_api(mut self, status: StatusCode, message: String) -> Self {
+        self.inner.api = Some((status, message.into_boxed_str()));
+        self
+    }
+
+    /// Says what was being done when this error happened.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn context(mut self, doing: &str) -> Self {
+        self.inner.message = format!("{doing}: {}", self.inner.message).into();
+        self
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
@@ -163,6 +187,19 @@ impl Error {
     #[must_use]
     pub fn public_message(&self) -> &'static str {
         self.inner.kind.public_message()
+    }
+
+    /// The status Monite's API answered with, for [`ErrorKind::Api`] errors.
+    #[must_use]
+    pub fn api_status(&self) -> Option<StatusCode> {
+        self.inner.api.as_ref().map(|(status, _)| *status)
+    }
+
+    /// The message Monite's API gave (for a 422, each invalid field and why), for
+    /// [`ErrorKind::Api`] errors.
+    #[must_use]
+    pub fn api_message(&self) -> Option<&str> {
+        self.inner.api.as_ref().map(|(_, message)| &**message)
     }
 
     /// Whether Monite should retry this delivery (the failure was ours, not the request's).

@@ -214,6 +214,15 @@ impl Event {
             .contains(&self.event_type)
     }
 
+    /// Events fetched from `GET /events` name no subscription; recovery gives them the one
+    /// they would have been delivered by, so that their idempotency key matches.
+    #[cfg(feature = "client")]
+    pub(crate) fn assume_webhook_subscription_id(&mut self, subscription_id: &str) {
+        if self.webhook_subscription_id.is_none() {
+            self.webhook_subscription_id = Some(Text::Owned(subscription_id.into()));
+        }
+    }
+
     fn get<'a>(&'a self, text: Option<&'a Text>) -> Option<&'a str> {
         match text? {
             Text::Owned(owned) => Some(owned),
@@ -252,7 +261,7 @@ impl Text {
 }
 
 /// Where `part`, a slice borrowed from `body`, sits in it.
-fn span_in(body: &[u8], part: &[u8]) -> Option<(u32, u32)> {
+pub(crate) fn span_in(body: &[u8], part: &[u8]) -> Option<(u32, u32)> {
     let start = part.as_ptr().addr().checked_sub(body.as_ptr().addr())?;
     let end = start.checked_add(part.len())?;
     if end > body.len() {

@@ -49,6 +49,7 @@
 //! |---|---|
 //! | `axum` | `axum::route` mounts the receiver in a `Router`; `axum::VerifiedEvent` extracts a verified event |
 //! | `actix-web` | `actix::resource` mounts it in an `App` or `Scope`; `actix::VerifiedEvent` likewise |
+//! | `client` | `client::Client`: subscriptions and their secrets, `GET /events` recovery through the receiver, the delivery log |
 //! | `redis` | `RedisStore`: idempotency shared by every replica through Redis |
 //! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
 //!
@@ -66,6 +67,8 @@
 pub mod actix;
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "client")]
+pub mod client;
 mod dispatch;
 mod error;
 mod event;

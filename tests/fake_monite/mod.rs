@@ -1,0 +1,415 @@
+//! A local stand-in for Monite's API, following its documented schemas and behaviour:
+//! `X-Monite-Version` on every request (400 without it), `X-Monite-Entity-Id` on `/events`
+//! and `/webhook_deliveries` (400 without it), bearer tokens from `POST /auth/token` that
+//! expire (401), opaque pagination tokens that stand for the original query, `{"error":
+//! {"message"}}` and 422 `{"detail": [...]}` bodies, and injected 429s and 5xx.
+
+#![allow(dead_code, reason = "each test uses what it needs")]
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+pub(crate) const CLIENT_ID: &str = "8a7f5c1e-0d2b-4b6a-9c3e-1f2a3b4c5d6e";
+pub(crate) const CLIENT_SECRET: &str = "partner-client-secret";
+pub(crate) const ENTITY_ID: &str = "c381e88f-7019-4f06-9fbb-3bab8d88348a";
+
+/// A response to give instead of the real one, to the next request whose path starts so.
+#[derive(Clone)]
+pub(crate) struct Fault {
+    pub(crate) path_prefix: &'static str,
+    pub(crate) status: StatusCode,
+    pub(crate) retry_after: Option<u64>,
+}
+
+/// What a pagination token stands for: the filtered items, the offset, the page size.
+type PageCursor = (Vec<Value>, usize, usize);
+
+#[derive(Default)]
+pub(crate) struct Fake {
+    pub(crate) token_lifetime_secs: Mutex<u64>,
+    pub(crate) token_requests: AtomicUsize,
+    tokens: Mutex<HashMap<String, Instant>>,
+    pub(crate) faults: Mutex<VecDeque<Fault>>,
+    pub(crate) requests: AtomicUsize,
+    subscriptions: Mutex<Vec<Value>>,
+    next_id: AtomicUsize,
+    pages: Mutex<HashMap<String, PageCursor>>,
+    events: Vec<Value>,
+    deliveries: Vec<Value>,
+}
+
+impl Fake {
+    /// Every token issued so far stops working, as if revoked.
+    pub(crate) fn revoke_tokens(&self) {
+        self.tokens.lock().unwrap().clear();
+    }
+
+    pub(crate) fn inject(&self, fault: Fault) {
+        self.faults.lock().unwrap().push_back(fault);
+    }
+
+    pub(crate) fn events(&self) -> &[Value] {
+        &self.events
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/data/monite-api/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({"error": {"message": message}}))).into_response()
+}
+
+/// Starts the fake on a free loopback port.
+pub(crate) async fn start() -> (SocketAddr, Arc<Fake>) {
+    let fake = Arc::new(Fake {
+        token_lifetime_secs: Mutex::new(86_400),
+        events: fixture("events.json")["data"].as_array().unwrap().clone(),
+        deliveries: fixture("webhook_deliveries.json")["data"]
+            .as_array()
+            .unwrap()
+            .clone(),
+        ..Fake::default()
+    });
+    let authenticated = Router::new()
+        .route(
+            "/v1/webhook_subscriptions",
+            post(create).get(list_subscriptions),
+        )
+        .route("/v1/webhook_settings", post(create).get(list_subscriptions))
+        .route(
+            "/v1/webhook_subscriptions/{id}",
+            get(get_subscription).patch(update).delete(delete),
+        )
+        .route(
+            "/v1/webhook_settings/{id}",
+            get(get_subscription).patch(update).delete(delete),
+        )
+        .route("/v1/webhook_subscriptions/{id}/{action}", post(action))
+        .route("/v1/webhook_settings/{id}/{action}", post(action))
+        .route("/v1/events", get(list_events))
+        .route("/v1/events/{id}", get(get_event))
+        .route("/v1/webhook_deliveries", get(list_deliveries))
+        .route_layer(middleware::from_fn_with_state(fake.clone(), authenticate));
+    let app = Router::new()
+        .route("/v1/auth/token", post(token))
+        .merge(authenticated)
+        .layer(middleware::from_fn_with_state(
+            fake.clone(),
+            faults_and_version,
+        ))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, fake)
+}
+
+/// Injected faults first; then the version header every Monite request needs.
+async fn faults_and_version(
+    State(fake): State<Arc<Fake>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    fake.requests.fetch_add(1, Ordering::SeqCst);
+    let path = request.uri().path().to_owned();
+    let fault = {
+        let mut faults = fake.faults.lock().unwrap();
+        let due = faults
+            .front()
+            .is_some_and(|f| path.starts_with(f.path_prefix));
+        if due { faults.pop_front() } else { None }
+    };
+    if let Some(fault) = fault {
+        let mut response = error(fault.status, "injected failure");
+        if let Some(seconds) = fault.retry_after {
+            response.headers_mut().insert("retry-after", seconds.into());
+        }
+        return response;
+    }
+    if !request.headers().contains_key("x-monite-version") {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(fixture("missing_api_version.json")),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+async fn authenticate(State(fake): State<Arc<Fake>>, request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    let valid = fake
+        .tokens
+        .lock()
+        .unwrap()
+        .get(&token)
+        .is_some_and(|expiry| *expiry > Instant::now());
+    if !valid {
+        return error(StatusCode::UNAUTHORIZED, "Invalid or expired access token");
+    }
+    let path = request.uri().path();
+    let needs_entity = path.starts_with("/v1/events") || path.starts_with("/v1/webhook_deliveries");
+    if needs_entity
+        && request
+            .headers()
+            .get("x-monite-entity-id")
+            .is_none_or(|v| v != ENTITY_ID)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Missing or unknown x-monite-entity-id header",
+        );
+    }
+    next.run(request).await
+}
+
+async fn token(State(fake): State<Arc<Fake>>, axum::Json(body): axum::Json<Value>) -> Response {
+    fake.token_requests.fetch_add(1, Ordering::SeqCst);
+    if body["client_id"] != CLIENT_ID
+        || body["client_secret"] != CLIENT_SECRET
+        || body["grant_type"] != "client_credentials"
+    {
+        return error(StatusCode::UNAUTHORIZED, "Invalid client credentials");
+    }
+    let n = fake.token_requests.load(Ordering::SeqCst);
+    let token = format!("token-{n}");
+    let lifetime = *fake.token_lifetime_secs.lock().unwrap();
+    fake.tokens.lock().unwrap().insert(
+        token.clone(),
+        Instant::now() + Duration::from_secs(lifetime),
+    );
+    axum::Json(json!({"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}))
+        .into_response()
+}
+
+fn new_secret(fake: &Fake) -> String {
+    format!(
+        "whsec_fake{:024}",
+        fake.next_id.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+async fn create(State(fake): State<Arc<Fake>>, axum::Json(body): axum::Json<Value>) -> Response {
+    let url = body["url"].as_str().unwrap_or_default();
+    if !url.starts_with("https://") {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(fixture("validation_error.json")),
+        )
+            .into_response();
+    }
+    let n = fake.next_id.fetch_add(1, Ordering::SeqCst);
+    let subscription = json!({
+        "id": format!("f3c64af7-4a2f-4ed2-8160-{n:012}"),
+        "object_type": body["object_type"],
+        "event_types": body.get("event_types").cloned().unwrap_or(json!([])),
+        "status": "enabled",
+        "url": url,
+    });
+    fake.subscriptions
+        .lock()
+        .unwrap()
+        .push(subscription.clone());
+    let mut answer = subscription;
+    answer["secret"] = json!(new_secret(&fake));
+    (StatusCode::CREATED, axum::Json(answer)).into_response()
+}
+
+fn find(fake: &Fake, id: &str) -> Option<Value> {
+    fake.subscriptions
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .cloned()
+}
+
+async fn get_subscription(State(fake): State<Arc<Fake>>, Path(id): Path<String>) -> Response {
+    match find(&fake, &id) {
+        Some(subscription) => axum::Json(subscription).into_response(),
+        None => error(StatusCode::NOT_FOUND, "Webhook subscription not found"),
+    }
+}
+
+async fn update(
+    State(fake): State<Arc<Fake>>,
+    Path(id): Path<String>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let mut all = fake.subscriptions.lock().unwrap();
+    let Some(subscription) = all.iter_mut().find(|s| s["id"] == id) else {
+        return error(StatusCode::NOT_FOUND, "Webhook subscription not found");
+    };
+    for field in ["url", "object_type", "event_types"] {
+        if let Some(value) = body.get(field).filter(|v| !v.is_null()) {
+            subscription[field] = value.clone();
+        }
+    }
+    axum::Json(subscription.clone()).into_response()
+}
+
+async fn delete(State(fake): State<Arc<Fake>>, Path(id): Path<String>) -> Response {
+    let mut all = fake.subscriptions.lock().unwrap();
+    let before = all.len();
+    all.retain(|s| s["id"] != id);
+    if all.len() == before {
+        return error(StatusCode::NOT_FOUND, "Webhook subscription not found");
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn action(
+    State(fake): State<Arc<Fake>>,
+    Path((id, action)): Path<(String, String)>,
+) -> Response {
+    let mut all = fake.subscriptions.lock().unwrap();
+    let Some(subscription) = all.iter_mut().find(|s| s["id"] == id) else {
+        return error(StatusCode::NOT_FOUND, "Webhook subscription not found");
+    };
+    match action.as_str() {
+        "enable" => subscription["status"] = json!("enabled"),
+        "disable" => subscription["status"] = json!("disabled"),
+        "regenerate_secret" => {
+            let mut answer = subscription.clone();
+            drop(all);
+            answer["secret"] = json!(new_secret(&fake));
+            return axum::Json(answer).into_response();
+        }
+        _ => return error(StatusCode::NOT_FOUND, "Not found"),
+    }
+    axum::Json(subscription.clone()).into_response()
+}
+
+/// Monite's pagination: the first request carries the filters; a `pagination_token` stands
+/// for that query and a position, and every other parameter is then ignored.
+fn paginate(fake: &Fake, items: Vec<Value>, query: &HashMap<String, String>) -> Response {
+    let (items, offset, limit) = match query.get("pagination_token") {
+        Some(token) => match fake.pages.lock().unwrap().get(token).cloned() {
+            Some(page) => page,
+            None => return error(StatusCode::BAD_REQUEST, "Invalid pagination token"),
+        },
+        None => {
+            let limit = query
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(100);
+            if !(1..=100).contains(&limit) {
+                return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"detail": [{"loc": ["query", "limit"], "msg": "Input should be between 1 and 100", "type": "range"}]}))).into_response();
+            }
+            (items, 0, limit)
+        }
+    };
+    let end = (offset + limit).min(items.len());
+    let data = items[offset..end].to_vec();
+    let next = (end < items.len()).then(|| {
+        let token = format!("page-{}", fake.next_id.fetch_add(1, Ordering::SeqCst));
+        fake.pages
+            .lock()
+            .unwrap()
+            .insert(token.clone(), (items.clone(), end, limit));
+        token
+    });
+    axum::Json(json!({"data": data, "next_pagination_token": next, "prev_pagination_token": null}))
+        .into_response()
+}
+
+fn filtered(items: &[Value], query: &HashMap<String, String>) -> Vec<Value> {
+    let mut items: Vec<Value> = items
+        .iter()
+        .filter(|i| {
+            query
+                .get("object_type")
+                .is_none_or(|t| i["object_type"] == t.as_str())
+        })
+        .filter(|i| {
+            query
+                .get("event_id")
+                .is_none_or(|t| i["event_id"] == t.as_str())
+        })
+        .filter(|i| {
+            let at = i["created_at"].as_str().unwrap_or_default();
+            query
+                .get("created_at__gte")
+                .is_none_or(|t| at >= t.as_str())
+                && query
+                    .get("created_at__lte")
+                    .is_none_or(|t| at <= t.as_str())
+        })
+        .cloned()
+        .collect();
+    if query.get("order").is_some_and(|o| o == "desc") {
+        items.reverse();
+    }
+    items
+}
+
+async fn list_subscriptions(
+    State(fake): State<Arc<Fake>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let all = fake.subscriptions.lock().unwrap().clone();
+    let items = filtered(&all, &query);
+    paginate(&fake, items, &query)
+}
+
+async fn list_events(
+    State(fake): State<Arc<Fake>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let items = filtered(&fake.events, &query);
+    paginate(&fake, items, &query)
+}
+
+async fn get_event(State(fake): State<Arc<Fake>>, Path(id): Path<String>) -> Response {
+    match fake.events.iter().find(|e| e["id"] == id.as_str()) {
+        Some(event) => axum::Json(event.clone()).into_response(),
+        None => error(StatusCode::NOT_FOUND, "Event not found"),
+    }
+}
+
+async fn list_deliveries(
+    State(fake): State<Arc<Fake>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let items = filtered(&fake.deliveries, &query);
+    paginate(&fake, items, &query)
+}
+
+/// Headers a test can use to speak to the fake without the client.
+pub(crate) fn raw_headers(token: Option<&str>, version: bool, entity: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    if version {
+        headers.insert("x-monite-version", "2024-01-31".parse().unwrap());
+    }
+    if entity {
+        headers.insert("x-monite-entity-id", ENTITY_ID.parse().unwrap());
+    }
+    headers
+}
