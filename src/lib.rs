@@ -126,6 +126,10 @@ mod tests {
         assert_shared::<Receiver>();
         assert_shared::<MemoryStore>();
         assert_shared::<Idempotency>();
+        #[cfg(feature = "redis")]
+        assert_shared::<RedisStore>();
+        #[cfg(feature = "client")]
+        assert_shared::<client::Client>();
         assert_shared::<Event>();
         assert_shared::<ObjectType>();
         assert_shared::<EventType>();
