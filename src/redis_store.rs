@@ -123,8 +123,22 @@ impl RedisStore {
         self
     }
 
-    fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
+    /// Runs one of the scripts on `key` with this delivery's token (and a time to live).
+    async fn run(
+        &self,
+        script: &Script,
+        key: &str,
+        token: &ClaimToken,
+        ttl: Option<Duration>,
+    ) -> Result<i64, BoxError> {
+        let mut invocation = script.key(format!("{}{key}", self.prefix));
+        invocation.arg(token.to_string());
+        if let Some(ttl) = ttl {
+            invocation.arg(millis(ttl));
+        }
+        Ok(invocation
+            .invoke_async(&mut self.connection.clone())
+            .await?)
     }
 }
 
@@ -142,15 +156,10 @@ impl IdempotencyStore for RedisStore {
         token: &ClaimToken,
         lease: Duration,
     ) -> Result<Claim, BoxError> {
-        let found: i64 = self
-            .scripts
-            .claim
-            .key(self.key(key))
-            .arg(token.to_string())
-            .arg(millis(lease))
-            .invoke_async(&mut self.connection.clone())
-            .await?;
-        match found {
+        match self
+            .run(&self.scripts.claim, key, token, Some(lease))
+            .await?
+        {
             1 => Ok(Claim::Acquired),
             2 => Ok(Claim::Done),
             _ => Ok(Claim::InFlight),
@@ -163,26 +172,16 @@ impl IdempotencyStore for RedisStore {
         token: &ClaimToken,
         retention: Duration,
     ) -> Result<bool, BoxError> {
-        let completed: i64 = self
-            .scripts
-            .complete
-            .key(self.key(key))
-            .arg(token.to_string())
-            .arg(millis(retention))
-            .invoke_async(&mut self.connection.clone())
+        let completed = self
+            .run(&self.scripts.complete, key, token, Some(retention))
             .await?;
         Ok(completed == 1)
     }
 
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {
-        let _: i64 = self
-            .scripts
-            .release
-            .key(self.key(key))
-            .arg(token.to_string())
-            .invoke_async(&mut self.connection.clone())
-            .await?;
-        Ok(())
+        self.run(&self.scripts.release, key, token, None)
+            .await
+            .map(drop)
     }
 }
 

@@ -25,6 +25,15 @@ use monite_webhooks::{
 
 use fake_monite::{CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Fault};
 
+/// A failure the fake gives the next request under `path_prefix`.
+fn fault(path_prefix: &'static str, status: StatusCode, retry_after: Option<u64>) -> Fault {
+    Fault {
+        path_prefix,
+        status,
+        retry_after,
+    }
+}
+
 fn client(addr: SocketAddr) -> Client {
     Client::builder(Environment::Custom(format!("http://{addr}/v1")))
         .credentials(CLIENT_ID, CLIENT_SECRET)
@@ -225,11 +234,7 @@ async fn rate_limits_and_server_errors_are_retried_then_reported() {
     let subscriptions = client.webhook_subscriptions();
     let path_prefix = "/v1/webhook_subscriptions";
 
-    fake.inject(Fault {
-        path_prefix,
-        status: StatusCode::TOO_MANY_REQUESTS,
-        retry_after: Some(1),
-    });
+    fake.inject(fault(path_prefix, StatusCode::TOO_MANY_REQUESTS, Some(1)));
     let started = Instant::now();
     let _: Vec<_> = subscriptions
         .list(ListQuery::new())
@@ -242,11 +247,7 @@ async fn rate_limits_and_server_errors_are_retried_then_reported() {
     );
 
     for _ in 0..2 {
-        fake.inject(Fault {
-            path_prefix,
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            retry_after: None,
-        });
+        fake.inject(fault(path_prefix, StatusCode::SERVICE_UNAVAILABLE, None));
     }
     let _: Vec<_> = subscriptions
         .list(ListQuery::new())
@@ -256,11 +257,7 @@ async fn rate_limits_and_server_errors_are_retried_then_reported() {
 
     // Past the retry budget (3), the failure is reported with its status.
     for _ in 0..4 {
-        fake.inject(Fault {
-            path_prefix,
-            status: StatusCode::BAD_GATEWAY,
-            retry_after: None,
-        });
+        fake.inject(fault(path_prefix, StatusCode::BAD_GATEWAY, None));
     }
     let before = fake.requests.load(Ordering::SeqCst);
     let error = subscriptions.get("x").await.unwrap_err();
@@ -475,11 +472,7 @@ async fn recovery_resumes_from_the_last_completed_page() {
     let checkpoint = last_checkpoint.lock().unwrap().clone().unwrap();
 
     // Monite fails too, once, on the way: retried.
-    fake.inject(Fault {
-        path_prefix: "/v1/events",
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        retry_after: None,
-    });
+    fake.inject(fault("/v1/events", StatusCode::SERVICE_UNAVAILABLE, None));
     let progress = client
         .recover_missed_events(&receiver, ENTITY_ID)
         .resume_from(checkpoint)
