@@ -36,14 +36,14 @@ use crate::verify::Verifier;
 /// | not a `POST` | `405` |
 ///
 /// ```
-/// use monite_webhooks::{signed_request, Dispatcher, Event, Receiver, Secret, Verifier};
+/// use monite_webhooks::{signed_request, Dispatcher, Event, ObjectType, Receiver, Secret, Verifier};
 ///
 /// # async fn example() -> Result<(), monite_webhooks::Error> {
 /// let secret = Secret::new("whsec_test")?;
 /// let receiver = Receiver::new(
 ///     Verifier::new(secret.clone()),
 ///     Dispatcher::builder()
-///         .on_object("counterpart".parse().unwrap(), |event: Event| async move {
+///         .on_object(ObjectType::Counterpart, |event: Event| async move {
 ///             println!("{}", event.action());
 ///         })
 ///         .build(),
@@ -226,8 +226,8 @@ impl Receiver {
         self.response(&result)
     }
 
-    /// [`receive`](Self::receive) for a request with this method: what every adapter runs
-    /// once it has the body, so that all of them answer alike.
+    /// [`receive`](Self::receive) after the same precheck the adapters make before reading
+    /// a body, so that a serverless function answers exactly as they do.
     async fn receive_request<H: HeaderLookup + ?Sized>(
         &self,
         method: &str,
