@@ -34,6 +34,17 @@ fn fault(path_prefix: &'static str, status: StatusCode, retry_after: Option<u64>
     }
 }
 
+/// Lists every subscription, so that a test can count the requests that takes.
+async fn list_all(
+    subscriptions: &monite_webhooks::client::Subscriptions<'_>,
+) -> Vec<monite_webhooks::client::WebhookSubscription> {
+    subscriptions
+        .list(ListQuery::new())
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 fn client(addr: SocketAddr) -> Client {
     Client::builder(Environment::Custom(format!("http://{addr}/v1")))
         .credentials(CLIENT_ID, CLIENT_SECRET)
@@ -159,11 +170,7 @@ async fn tokens_are_cached_refreshed_before_expiry_and_renewed_on_401() {
     let subscriptions = client.webhook_subscriptions();
 
     for _ in 0..3 {
-        let _: Vec<_> = subscriptions
-            .list(ListQuery::new())
-            .try_collect()
-            .await
-            .unwrap();
+        list_all(&subscriptions).await;
     }
     assert_eq!(
         fake.token_requests.load(Ordering::SeqCst),
@@ -173,11 +180,7 @@ async fn tokens_are_cached_refreshed_before_expiry_and_renewed_on_401() {
 
     // A 2 s token is refreshed halfway through its life.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let _: Vec<_> = subscriptions
-        .list(ListQuery::new())
-        .try_collect()
-        .await
-        .unwrap();
+    list_all(&subscriptions).await;
     assert_eq!(
         fake.token_requests.load(Ordering::SeqCst),
         2,
@@ -186,11 +189,7 @@ async fn tokens_are_cached_refreshed_before_expiry_and_renewed_on_401() {
 
     // Revoked early: the 401 gets one fresh token and the request goes through.
     fake.revoke_tokens();
-    let _: Vec<_> = subscriptions
-        .list(ListQuery::new())
-        .try_collect()
-        .await
-        .unwrap();
+    list_all(&subscriptions).await;
     assert_eq!(
         fake.token_requests.load(Ordering::SeqCst),
         3,
@@ -236,11 +235,7 @@ async fn rate_limits_and_server_errors_are_retried_then_reported() {
 
     fake.inject(fault(path_prefix, StatusCode::TOO_MANY_REQUESTS, Some(1)));
     let started = Instant::now();
-    let _: Vec<_> = subscriptions
-        .list(ListQuery::new())
-        .try_collect()
-        .await
-        .unwrap();
+    list_all(&subscriptions).await;
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was not honoured"
@@ -249,11 +244,7 @@ async fn rate_limits_and_server_errors_are_retried_then_reported() {
     for _ in 0..2 {
         fake.inject(fault(path_prefix, StatusCode::SERVICE_UNAVAILABLE, None));
     }
-    let _: Vec<_> = subscriptions
-        .list(ListQuery::new())
-        .try_collect()
-        .await
-        .unwrap();
+    list_all(&subscriptions).await;
 
     // Past the retry budget (3), the failure is reported with its status.
     for _ in 0..4 {
