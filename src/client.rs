@@ -177,11 +177,11 @@ impl Client {
 
     /// Sends a request with the bearer token and returns the body of a 2xx answer. A 401
     /// gets one fresh token (it may have been revoked or have expired early).
-    async fn send(&self, request: Request<'_>) -> Result<Bytes> {
+    async fn send(&self, request: &Request<'_>) -> Result<Bytes> {
         let mut renewed = false;
         loop {
             let token = self.token().await?;
-            match self.attempt(&request, Some(&token)).await {
+            match self.attempt(request, Some(&token)).await {
                 Err(e)
                     if e.api_status() == Some(StatusCode::UNAUTHORIZED)
                         && !renewed
@@ -304,15 +304,19 @@ impl Client {
         Ok(Redacted(token.access_token))
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, request: Request<'_>) -> Result<T> {
-        let body = self.send(request.clone()).await?;
-        parse(&request, &body)
+    /// Sends a request and parses the answer as `T`.
+    async fn send_parsed<T: serde::de::DeserializeOwned>(
+        &self,
+        request: &Request<'_>,
+    ) -> Result<T> {
+        let body = self.send(request).await?;
+        parse(request, &body)
     }
 
     /// One page of a listing: the items, each with its raw JSON, and the next page's token.
-    async fn page(&self, request: Request<'_>) -> Result<(Vec<Bytes>, Option<String>)> {
-        let body = self.send(request.clone()).await?;
-        let page: Page<&RawValue> = parse(&request, &body)?;
+    async fn page(&self, request: &Request<'_>) -> Result<(Vec<Bytes>, Option<String>)> {
+        let body = self.send(request).await?;
+        let page: Page<&RawValue> = parse(request, &body)?;
         // Each item is a slice of the page's body: events borrow from it, nothing is copied.
         let items = page
             .data
@@ -343,7 +347,7 @@ impl Client {
                 let Some(cursor) = cursor else {
                     return Ok(None);
                 };
-                let (items, next) = self.page(cursor.request(path, entity_id)).await?;
+                let (items, next) = self.page(&cursor.request(path, entity_id)).await?;
                 Ok(Some((items, next.map(Cursor::Token))))
             }
         });
@@ -374,7 +378,6 @@ impl Cursor {
 }
 
 /// One API request, kept whole so that it can be sent again.
-#[derive(Clone)]
 struct Request<'a> {
     method: Method,
     path: String,
@@ -409,20 +412,21 @@ impl<'a> Request<'a> {
         self.body = serde_json::to_vec(body).ok().map(Bytes::from);
         self
     }
+}
 
-    fn describe(&self) -> String {
-        format!("{} {}", self.method, self.path)
+/// `METHOD /path`, for error messages.
+impl fmt::Display for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(request: &Request<'_>, body: &'a [u8]) -> Result<T> {
+/// Parses an answer; `what` (a request, a listing's path) is only formatted on failure.
+fn parse<'a, T: Deserialize<'a>>(what: impl fmt::Display, body: &'a [u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| {
         Error::new(
             ErrorKind::Api,
-            format!(
-                "{}: Monite's answer did not have the documented shape: {e}",
-                request.describe()
-            ),
+            format!("{what}: Monite's answer did not have the documented shape: {e}"),
         )
         .with_source(e)
     })
@@ -468,7 +472,7 @@ fn api_error(request: &Request<'_>, status: StatusCode, body: &[u8]) -> Error {
     };
     Error::new(
         ErrorKind::Api,
-        format!("{} answered {status}: {message}", request.describe()),
+        format!("{request} answered {status}: {message}"),
     )
     .with_api(status, message)
 }
@@ -476,7 +480,7 @@ fn api_error(request: &Request<'_>, status: StatusCode, body: &[u8]) -> Error {
 fn transport(request: &Request<'_>, error: reqwest::Error) -> Error {
     Error::new(
         ErrorKind::Transport,
-        format!("{} could not reach Monite: {error}", request.describe()),
+        format!("{request} could not reach Monite: {error}"),
     )
     .with_source(error)
 }
@@ -593,7 +597,7 @@ impl Subscriptions<'_> {
     /// [`ErrorKind::Transport`].
     pub async fn create(&self, subscription: &NewSubscription) -> Result<SubscriptionWithSecret> {
         let request = Request::new(Method::POST, self.path.to_owned()).json(subscription);
-        let created: WithSecret = self.client.get(request).await?;
+        let created: WithSecret = self.client.send_parsed(&request).await?;
         with_secret(created)
     }
 
@@ -602,10 +606,9 @@ impl Subscriptions<'_> {
         &self,
         query: ListQuery,
     ) -> impl Stream<Item = Result<WebhookSubscription>> + Send + '_ {
-        let path = self.path.to_owned();
-        self.client.paginate(path.clone(), None, query, move |raw| {
-            parse(&Request::new(Method::GET, path.clone()), &raw)
-        })
+        let path = self.path;
+        self.client
+            .paginate(path.to_owned(), None, query, move |raw| parse(path, &raw))
     }
 
     /// One subscription (without its secret).
@@ -614,7 +617,7 @@ impl Subscriptions<'_> {
     /// As [`create`](Self::create).
     pub async fn get(&self, id: &str) -> Result<WebhookSubscription> {
         self.client
-            .get(Request::new(Method::GET, format!("{}/{id}", self.path)))
+            .send_parsed(&Request::new(Method::GET, format!("{}/{id}", self.path)))
             .await
     }
 
@@ -628,7 +631,7 @@ impl Subscriptions<'_> {
         update: &SubscriptionUpdate,
     ) -> Result<WebhookSubscription> {
         let request = Request::new(Method::PATCH, format!("{}/{id}", self.path)).json(update);
-        self.client.get(request).await
+        self.client.send_parsed(&request).await
     }
 
     /// Deletes a subscription.
@@ -637,7 +640,7 @@ impl Subscriptions<'_> {
     /// As [`create`](Self::create).
     pub async fn delete(&self, id: &str) -> Result<()> {
         let request = Request::new(Method::DELETE, format!("{}/{id}", self.path));
-        self.client.send(request).await.map(drop)
+        self.client.send(&request).await.map(drop)
     }
 
     /// Enables a subscription, such as one Monite disabled after a week of failures.
@@ -646,7 +649,7 @@ impl Subscriptions<'_> {
     /// As [`create`](Self::create).
     pub async fn enable(&self, id: &str) -> Result<WebhookSubscription> {
         let request = Request::new(Method::POST, format!("{}/{id}/enable", self.path));
-        self.client.get(request).await
+        self.client.send_parsed(&request).await
     }
 
     /// Disables a subscription: Monite stops sending its events.
@@ -655,7 +658,7 @@ impl Subscriptions<'_> {
     /// As [`create`](Self::create).
     pub async fn disable(&self, id: &str) -> Result<WebhookSubscription> {
         let request = Request::new(Method::POST, format!("{}/{id}/disable", self.path));
-        self.client.get(request).await
+        self.client.send_parsed(&request).await
     }
 
     /// Replaces a subscription's secret. The old one stops working at once: deploy the new
@@ -668,7 +671,7 @@ impl Subscriptions<'_> {
             Method::POST,
             format!("{}/{id}/regenerate_secret", self.path),
         );
-        let regenerated: WithSecret = self.client.get(request).await?;
+        let regenerated: WithSecret = self.client.send_parsed(&request).await?;
         with_secret(regenerated)
     }
 }
@@ -707,7 +710,7 @@ impl Events<'_> {
     /// answer is not an event.
     pub async fn get(&self, id: &str) -> Result<Event> {
         let request = Request::new(Method::GET, format!("/events/{id}")).entity(&self.entity_id);
-        Event::parse(self.client.send(request).await?)
+        Event::parse(self.client.send(&request).await?)
     }
 }
 
@@ -728,12 +731,7 @@ impl Deliveries<'_> {
             "/webhook_deliveries".to_owned(),
             Some(&self.entity_id),
             query,
-            |raw| {
-                parse(
-                    &Request::new(Method::GET, "/webhook_deliveries".to_owned()),
-                    &raw,
-                )
-            },
+            |raw| parse("/webhook_deliveries", &raw),
         )
     }
 }

@@ -157,7 +157,7 @@ impl<'a> Recovery<'a> {
                 e.context(&format!("recovery stopped after {progress}; {resume}"))
             };
             let request = cursor.request("/events".to_owned(), Some(&self.entity_id));
-            let (items, next) = match self.client.page(request).await {
+            let (items, next) = match self.client.page(&request).await {
                 Ok(page) => page,
                 Err(e) => return Err(stopped(e, &progress)),
             };
