@@ -155,6 +155,9 @@ fn parts(c: &mut Criterion) {
     group.bench_function("envelope_parse_typed/400", |b| {
         b.iter(|| Event::parse(black_box(body.clone())).unwrap());
     });
+    group.bench_function("envelope_skip_serde/400", |b| {
+        b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).unwrap());
+    });
     group.bench_function("envelope_parse_value/400", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap());
     });

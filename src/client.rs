@@ -34,7 +34,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Event, span_in};
+use crate::event::Event;
 use crate::receiver::Receiver;
 use crate::secret::Secret;
 
@@ -758,4 +758,14 @@ impl fmt::Debug for ClientBuilder {
             .field("api_version", &self.api_version)
             .finish_non_exhaustive()
     }
+}
+
+/// Where `part`, a slice borrowed from `body`, sits in it.
+fn span_in(body: &[u8], part: &[u8]) -> Option<(u32, u32)> {
+    let start = part.as_ptr().addr().checked_sub(body.as_ptr().addr())?;
+    let end = start.checked_add(part.len())?;
+    if end > body.len() {
+        return None;
+    }
+    Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
 }

@@ -76,6 +76,7 @@ mod event_type;
 mod headers;
 mod hex;
 mod idempotency;
+mod json_scan;
 mod memory_store;
 mod object_type;
 mod receiver;
