@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -51,6 +52,13 @@ pub enum EnvelopeVersion {
 /// ```
 #[derive(Clone)]
 pub struct Event {
+    // Shared, so that moving an event into a handler's future, and cloning it, copies a
+    // pointer rather than every field.
+    data: Arc<EventData>,
+}
+
+#[derive(Clone)]
+struct EventData {
     // Checked to be UTF-8 once, so that every field is a free slice of it.
     body: ByteString,
     // The few strings JSON escapes changed, decoded; almost always empty.
@@ -116,7 +124,7 @@ impl Event {
         let description = text(found.string(Field::Description))?;
         let name = text(found.string(Field::Name))?;
         let object_type_name = object_type.as_str(&body, &decoded);
-        Ok(Self {
+        let data = EventData {
             version: found.version(),
             object_type: ObjectType::from(object_type_name),
             event_type: event_type_of(object_type_name, action.as_str(&body, &decoded)),
@@ -132,6 +140,9 @@ impl Event {
             name,
             body,
             decoded,
+        };
+        Ok(Self {
+            data: Arc::new(data),
         })
     }
 
@@ -139,74 +150,74 @@ impl Event {
     /// `None` only for 2022 `webhook_settings` payloads, which had no id.
     #[must_use]
     pub fn id(&self) -> Option<&str> {
-        self.get(self.id.as_ref())
+        self.get(self.data.id.as_ref())
     }
 
     /// What kind of object the event is about.
     #[must_use]
     pub fn object_type(&self) -> &ObjectType {
-        &self.object_type
+        &self.data.object_type
     }
 
     /// What happened, without the object-type prefix (`created`,
     /// `onboarding_requirements.updated`, or a 2022 `update`).
     #[must_use]
     pub fn event_type(&self) -> &EventType {
-        &self.event_type
+        &self.data.event_type
     }
 
     /// The `action` field exactly as sent, such as `counterpart.created`.
     #[must_use]
     pub fn action(&self) -> &str {
-        self.get(Some(&self.action)).unwrap_or_default()
+        self.get(Some(&self.data.action)).unwrap_or_default()
     }
 
     /// The entity the event belongs to.
     #[must_use]
     pub fn entity_id(&self) -> Option<&str> {
-        self.get(self.entity_id.as_ref())
+        self.get(self.data.entity_id.as_ref())
     }
 
     /// The changed object's id: `object.id`, or the legacy `object_id` field.
     #[must_use]
     pub fn object_id(&self) -> Option<&str> {
-        self.get(self.object_id.as_ref())
+        self.get(self.data.object_id.as_ref())
     }
 
     /// The subscription that produced this delivery (2023-09-01 and later).
     #[must_use]
     pub fn webhook_subscription_id(&self) -> Option<&str> {
-        self.get(self.webhook_subscription_id.as_ref())
+        self.get(self.data.webhook_subscription_id.as_ref())
     }
 
     /// `created_at` as sent: an RFC 3339 timestamp, when Monite sets it.
     #[must_use]
     pub fn created_at(&self) -> Option<&str> {
-        self.get(self.created_at.as_ref())
+        self.get(self.data.created_at.as_ref())
     }
 
     /// The API version the event was rendered in, such as `2024-01-31`.
     #[must_use]
     pub fn api_version(&self) -> Option<&str> {
-        self.get(self.api_version.as_ref())
+        self.get(self.data.api_version.as_ref())
     }
 
     /// Monite's free-text description.
     #[must_use]
     pub fn description(&self) -> Option<&str> {
-        self.get(self.description.as_ref())
+        self.get(self.data.description.as_ref())
     }
 
     /// The `name` field of legacy envelopes.
     #[must_use]
     pub fn name(&self) -> Option<&str> {
-        self.get(self.name.as_ref())
+        self.get(self.data.name.as_ref())
     }
 
     /// The raw JSON of `object`, exactly as sent (`None` if absent or null).
     #[must_use]
     pub fn object_json(&self) -> Option<&str> {
-        self.get(self.object.as_ref())
+        self.get(self.data.object.as_ref())
     }
 
     /// Deserializes `object` into your own type.
@@ -220,37 +231,39 @@ impl Event {
     /// The verified body, byte for byte as received.
     #[must_use]
     pub fn body(&self) -> &Bytes {
-        self.body.as_bytes()
+        self.data.body.as_bytes()
     }
 
     /// Which envelope generation the delivery used.
     #[must_use]
     pub fn envelope_version(&self) -> EnvelopeVersion {
-        self.version
+        self.data.version
     }
 
     /// Whether this crate knows both the object type and the event name, and Monite
     /// documents that event for that object type.
     #[must_use]
     pub fn is_documented(&self) -> bool {
-        self.object_type
+        self.data
+            .object_type
             .documented_events()
-            .contains(&self.event_type)
+            .contains(&self.data.event_type)
     }
 
     /// Events fetched from `GET /events` name no subscription; recovery gives them the one
     /// they would have been delivered by, so that their idempotency key matches.
     #[cfg(feature = "client")]
     pub(crate) fn assume_webhook_subscription_id(&mut self, subscription_id: &str) {
-        if self.webhook_subscription_id.is_none() {
-            let start = self.decoded.len();
-            self.decoded.push_str(subscription_id);
-            self.webhook_subscription_id = Some(Text::Decoded(start, self.decoded.len()));
+        if self.data.webhook_subscription_id.is_none() {
+            let data = Arc::make_mut(&mut self.data);
+            let start = data.decoded.len();
+            data.decoded.push_str(subscription_id);
+            data.webhook_subscription_id = Some(Text::Decoded(start, data.decoded.len()));
         }
     }
 
     fn get<'a>(&'a self, text: Option<&'a Text>) -> Option<&'a str> {
-        text.map(|text| text.as_str(&self.body, &self.decoded))
+        text.map(|text| text.as_str(&self.data.body, &self.data.decoded))
     }
 }
 
@@ -258,12 +271,12 @@ impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Event")
             .field("id", &self.id())
-            .field("object_type", &self.object_type)
-            .field("event_type", &self.event_type)
+            .field("object_type", &self.data.object_type)
+            .field("event_type", &self.data.event_type)
             .field("entity_id", &self.entity_id())
             .field("object_id", &self.object_id())
             .field("webhook_subscription_id", &self.webhook_subscription_id())
-            .field("version", &self.version)
+            .field("version", &self.data.version)
             .finish_non_exhaustive()
     }
 }

@@ -8,7 +8,7 @@ use hmac::Mac as _;
 use crate::error::{Error, ErrorKind, Result};
 use crate::headers::{HeaderLookup, SIGNATURE_HEADER};
 use crate::secret::{HmacSha256, KeyConvention, Secret, signed_payload_mac};
-use crate::signature::SignatureHeader;
+use crate::signature::{self, SignatureHeader};
 
 /// The default timestamp tolerance: 300 seconds, in both directions.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
@@ -180,19 +180,48 @@ impl Verifier {
                 "the request has no Monite-Signature header",
             )
         })?;
-        let header = SignatureHeader::parse(raw)?;
-        self.check_timestamp(header.timestamp(), now)?;
-        for (secret_index, secret) in self.secrets.iter().enumerate() {
-            let mac = signed_payload_mac(secret.mac(), header.timestamp_text(), body);
-            if matches_any(mac, header.signatures()) {
-                return Ok(Verified {
-                    timestamp: header.timestamp(),
-                    secret_index,
-                    secret,
-                });
+        // Monite's own shape takes the short way; anything else is read in full.
+        let (timestamp, matched) = match signature::parse_usual(raw) {
+            Some((timestamp, text, tag)) => {
+                self.check_timestamp(timestamp, now)?;
+                (
+                    timestamp,
+                    self.first_match(text, body, || std::iter::once(tag)),
+                )
             }
+            None => {
+                let header = SignatureHeader::parse(raw)?;
+                self.check_timestamp(header.timestamp(), now)?;
+                let text = header.timestamp_text();
+                (
+                    header.timestamp(),
+                    self.first_match(text, body, || header.signatures()),
+                )
+            }
+        };
+        match matched {
+            Some((secret_index, secret)) => Ok(Verified {
+                timestamp,
+                secret_index,
+                secret,
+            }),
+            None => Err(self.mismatch(&SignatureHeader::parse(raw)?, body)),
         }
-        Err(self.mismatch(&header, body))
+    }
+
+    /// The first secret whose MAC of `t.body` matches any of the tags.
+    fn first_match<I: Iterator<Item = [u8; 32]>>(
+        &self,
+        timestamp_text: &[u8],
+        body: &[u8],
+        tags: impl Fn() -> I,
+    ) -> Option<(usize, &Secret)> {
+        self.secrets.iter().enumerate().find(|(_, secret)| {
+            matches_any(
+                signed_payload_mac(secret.mac(), timestamp_text, body),
+                tags(),
+            )
+        })
     }
 
     fn check_timestamp(&self, timestamp: u64, now: u64) -> Result<()> {
