@@ -99,47 +99,33 @@ impl Event {
             )
             .with_source(e)
         })?;
-        let found = Found::scan(&body).map_err(not_an_envelope)?;
-        let mut decoded = String::new();
-        let mut text = |span: Option<JsonStr>| {
-            span.map(|span| Text::new(&body, span, &mut decoded))
-                .transpose()
-                .map_err(not_an_envelope)
-        };
-        let (Some(action), Some(object_type)) = (
-            text(found.string(Field::Action))?,
-            text(found.string(Field::ObjectType))?,
-        ) else {
+        let mut found = Found::default();
+        found.scan(&body).map_err(not_an_envelope)?;
+        let field = |field: Field| found.strings[field as usize];
+        let (Some(action), Some(object_type)) = (field(Field::Action), field(Field::ObjectType))
+        else {
             return Err(not_an_envelope(SyntaxError {
                 at: 0,
                 what: "missing field `action` or `object_type`",
             }));
         };
-        let id = text(found.string(Field::Id))?;
-        let object_id = text(found.object_ref_id.or(found.string(Field::ObjectId)))?;
-        let entity_id = text(found.string(Field::EntityId))?;
-        let webhook_subscription_id = text(found.string(Field::WebhookSubscriptionId))?;
-        let created_at = text(found.string(Field::CreatedAt))?;
-        let api_version = text(found.string(Field::ApiVersion))?;
-        let description = text(found.string(Field::Description))?;
-        let name = text(found.string(Field::Name))?;
-        let object_type_name = object_type.as_str(&body, &decoded);
+        let object_type_name = object_type.as_str(&body, &found.decoded);
         let data = EventData {
             version: found.version(),
             object_type: ObjectType::from(object_type_name),
-            event_type: event_type_of(object_type_name, action.as_str(&body, &decoded)),
+            event_type: event_type_of(object_type_name, action.as_str(&body, &found.decoded)),
             action,
-            id,
-            entity_id,
-            object_id,
-            object: found.object.map(|span| Text::Body(span.start, span.end)),
-            webhook_subscription_id,
-            created_at,
-            api_version,
-            description,
-            name,
+            id: field(Field::Id),
+            entity_id: field(Field::EntityId),
+            object_id: found.object_ref_id.or(field(Field::ObjectId)),
+            object: found.object,
+            webhook_subscription_id: field(Field::WebhookSubscriptionId),
+            created_at: field(Field::CreatedAt),
+            api_version: field(Field::ApiVersion),
+            description: field(Field::Description),
+            name: field(Field::Name),
             body,
-            decoded,
+            decoded: found.decoded,
         };
         Ok(Self {
             data: Arc::new(data),
@@ -284,11 +270,17 @@ impl fmt::Debug for Event {
 impl Text {
     /// A string member's text: a span of the body when it has no escapes (the usual case),
     /// else decoded into `decoded`.
-    #[inline]
+    #[inline(always)]
     fn new(body: &str, span: JsonStr, decoded: &mut String) -> Scan<Self> {
         if span.escapes == 0 {
-            return Ok(Self::Body(span.start, span.end));
+            Ok(Self::Body(span.start, span.end))
+        } else {
+            Self::decoded(body, span, decoded)
         }
+    }
+
+    #[cold]
+    fn decoded(body: &str, span: JsonStr, decoded: &mut String) -> Scan<Self> {
         let start = decoded.len();
         decoded.push_str(&decode(body, span)?);
         Ok(Self::Decoded(start, decoded.len()))
@@ -394,30 +386,25 @@ impl Field {
 #[derive(Default)]
 struct Found {
     seen: u16,
-    strings: [Option<JsonStr>; Field::COUNT],
-    object: Option<JsonStr>,
-    object_ref_id: Option<JsonStr>,
+    strings: [Option<Text>; Field::COUNT],
+    object: Option<Text>,
+    object_ref_id: Option<Text>,
+    decoded: String,
 }
 
 impl Found {
-    fn scan(body: &str) -> Scan<Self> {
-        let mut found = Self::default();
+    fn scan(&mut self, body: &str) -> Scan<()> {
         let mut scanner = Scanner::new(body.as_bytes());
         if scanner.peek() != Some(b'{') {
             // serde would read an array positionally; an envelope is an object.
             return Err(scanner.error_here("not a JSON object"));
         }
-        scanner.object(|scanner, key| found.member(scanner, body, key))?;
-        scanner.end()?;
-        Ok(found)
-    }
-
-    fn string(&self, field: Field) -> Option<JsonStr> {
-        self.strings[field as usize]
+        scanner.object(|scanner, key| self.member(scanner, body, key))?;
+        scanner.end()
     }
 
     fn version(&self) -> EnvelopeVersion {
-        let has = |field| self.string(field).is_some();
+        let has = |field: Field| self.strings[field as usize].is_some();
         if !has(Field::Id) {
             EnvelopeVersion::WebhookSettings2022
         } else if has(Field::Name) || has(Field::ObjectId) || has(Field::Significance) {
@@ -441,7 +428,7 @@ impl Found {
             return self.object(scanner, body);
         }
         self.strings[field as usize] = match (scanner.scalar()?, field) {
-            (Scalar::Str(text), _) => Some(text),
+            (Scalar::Str(text), _) => Some(Text::new(body, text, &mut self.decoded)?),
             (_, Field::Action) => return Err(scanner.error_here("`action` is not a string")),
             (_, Field::ObjectType) => {
                 return Err(scanner.error_here("`object_type` is not a string"));
@@ -466,7 +453,9 @@ impl Found {
                 }
                 ids += 1;
                 self.object_ref_id = match scanner.scalar()? {
-                    Scalar::Str(text) if ids == 1 => Some(text),
+                    Scalar::Str(text) if ids == 1 => {
+                        Some(Text::new(body, text, &mut self.decoded)?)
+                    }
                     _ => None,
                 };
                 Ok(())
@@ -474,11 +463,7 @@ impl Found {
         } else {
             scanner.skip_value()?;
         }
-        self.object = Some(JsonStr {
-            start,
-            end: scanner.position(),
-            escapes: 0,
-        });
+        self.object = Some(Text::Body(start, scanner.position()));
         Ok(())
     }
 }
