@@ -105,7 +105,7 @@ impl Event {
         let (Some(action), Some(object_type)) = (field(Field::Action), field(Field::ObjectType))
         else {
             return Err(not_an_envelope(SyntaxError {
-                at: 0,
+                at: body.len(),
                 what: "missing field `action` or `object_type`",
             }));
         };
@@ -302,7 +302,10 @@ fn decode(body: &str, span: JsonStr) -> Scan<String> {
         at: span.start,
         what: "a string has an invalid escape",
     };
-    let quoted = body.get(span.start - 1..=span.end).ok_or(invalid)?;
+    // From the opening quote to the closing one.
+    let quoted = body
+        .get(span.start.saturating_sub(1)..=span.end)
+        .ok_or(invalid)?;
     serde_json::from_str(quoted).map_err(|_| invalid)
 }
 
@@ -351,11 +354,12 @@ enum Field {
     Description,
     Name,
     Significance,
+    // Last: `COUNT` is counted from it.
     Object,
 }
 
 impl Field {
-    const COUNT: usize = 12;
+    const COUNT: usize = Self::Object as usize + 1;
 
     fn named(name: &[u8]) -> Option<Self> {
         Some(match name {
