@@ -75,23 +75,43 @@ impl<'a> Scanner<'a> {
         &mut self,
         mut member: impl FnMut(&mut Self, JsonStr) -> Scan<()>,
     ) -> Scan<()> {
-        self.expect(b'{', "expected `{`")?;
+        self.sequence([b'{', b'}'], "expected `,` or `}`", |scanner| {
+            scanner.expect(b'"', "expected a string key")?;
+            let key = scanner.string()?;
+            scanner.expect(b':', "expected `:`")?;
+            member(scanner, key)
+        })
+    }
+
+    fn array(&mut self) -> Scan<()> {
+        self.sequence([b'[', b']'], "expected `,` or `]`", Self::skip_value)
+    }
+
+    /// What objects and arrays share: `open`, then `item`s separated by commas, then
+    /// `close`, one level deeper.
+    fn sequence(
+        &mut self,
+        [open, close]: [u8; 2],
+        expected: &'static str,
+        mut item: impl FnMut(&mut Self) -> Scan<()>,
+    ) -> Scan<()> {
+        if self.peek() != Some(open) {
+            return Err(self.error_here("expected a value"));
+        }
+        self.pos += 1;
         self.enter()?;
-        if self.peek() == Some(b'}') {
+        if self.peek() == Some(close) {
             self.pos += 1;
         } else {
             loop {
-                self.expect(b'"', "expected a string key")?;
-                let key = self.string()?;
-                self.expect(b':', "expected `:`")?;
-                member(self, key)?;
+                item(self)?;
                 match self.peek() {
                     Some(b',') => self.pos += 1,
-                    Some(b'}') => {
+                    Some(byte) if byte == close => {
                         self.pos += 1;
                         break;
                     }
-                    _ => return Err(self.error_here("expected `,` or `}`")),
+                    _ => return Err(self.error_here(expected)),
                 }
             }
         }
@@ -138,28 +158,6 @@ impl<'a> Scanner<'a> {
             None => Ok(()),
             Some(_) => Err(self.error_here("trailing characters")),
         }
-    }
-
-    fn array(&mut self) -> Scan<()> {
-        self.expect(b'[', "expected `[`")?;
-        self.enter()?;
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-        } else {
-            loop {
-                self.skip_value()?;
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(self.error_here("expected `,` or `]`")),
-                }
-            }
-        }
-        self.depth -= 1;
-        Ok(())
     }
 
     /// The rest of a string whose opening quote was consumed.
