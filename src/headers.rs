@@ -20,10 +20,11 @@ static SIGNATURE_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(S
 
 impl HeaderLookup for http::HeaderMap {
     fn header(&self, name: &str) -> Option<&[u8]> {
-        let value = if name == SIGNATURE_HEADER {
-            self.get(&SIGNATURE_HEADER_NAME)
-        } else {
-            self.get(name)
+        // The two names every delivery looks up skip parsing; any other is parsed.
+        let value = match name {
+            SIGNATURE_HEADER => self.get(&SIGNATURE_HEADER_NAME),
+            "content-length" => self.get(http::header::CONTENT_LENGTH),
+            _ => self.get(name),
         };
         value.map(http::HeaderValue::as_bytes)
     }
