@@ -59,18 +59,18 @@ fn main() -> Result<(), monite_webhooks::Error> {
             "entity.onboarding_requirements.updated",
             signed_request(
                 &secret,
-                sample("entity", "entity.onboarding_requirements.updated"),
+                sample("1", "entity", "entity.onboarding_requirements.updated"),
             ),
         ),
         (
             "tag.created",
-            signed_request(&secret, sample("tag", "tag.created")),
+            signed_request(&secret, sample("2", "tag", "tag.created")),
         ),
         (
             "forged",
             signed_request(
                 &Secret::new("whsec_attacker")?,
-                sample("tag", "tag.deleted"),
+                sample("3", "tag", "tag.deleted"),
             ),
         ),
     ];
@@ -85,9 +85,11 @@ fn main() -> Result<(), monite_webhooks::Error> {
     Ok(())
 }
 
-fn sample(object_type: &str, action: &str) -> String {
+/// A current envelope; each event has its own `id`, or the receiver would take the second
+/// for a duplicate of the first.
+fn sample(id: &str, object_type: &str, action: &str) -> String {
     format!(
-        r#"{{"id":"f8130c42-6c0f-4b9d-81db-38c08712b8bc","created_at":"2024-03-04T20:06:48Z","action":"{action}","api_version":"2024-01-31","entity_id":"c381e88f-7019-4f06-9fbb-3bab8d88348a","description":"sample","object":{{"id":"587fd280-3b1a-4ad4-8e00-75a8c2cd789a"}},"object_type":"{object_type}","webhook_subscription_id":"f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba"}}"#
+        r#"{{"id":"f8130c42-6c0f-4b9d-81db-38c08712b8b{id}","created_at":"2024-03-04T20:06:48Z","action":"{action}","api_version":"2024-01-31","entity_id":"c381e88f-7019-4f06-9fbb-3bab8d88348a","description":"sample","object":{{"id":"587fd280-3b1a-4ad4-8e00-75a8c2cd789a"}},"object_type":"{object_type}","webhook_subscription_id":"f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba"}}"#
     )
 }
 
