@@ -1,8 +1,11 @@
 //! Verification throughput next to the physical limit, raw HMAC-SHA256 over `t.body`.
 //!
 //! ```sh
-//! cargo bench --bench verify
+//! cargo bench --bench verify && bash benches/ratios.sh
 //! ```
+//!
+//! `ratios.sh` prints each size's verify and receive as multiples of the floor, from the
+//! medians of criterion's samples.
 //!
 //! - `verify/hmac_sha256_limit/<bytes>`: pre-keyed RustCrypto HMAC-SHA256 over `t.body` and a
 //!   32-byte constant-time compare: the floor for any correct verifier.
