@@ -158,15 +158,23 @@ impl<S: IdempotencyStore> ErasedStore for S {
 }
 
 /// Which deliveries count as the same event.
+///
+/// Monite creates one subscription per object type, and an event has one object type, so
+/// an event reaches one subscription: its `id` alone identifies it. Events fetched from
+/// `GET /events` (recovery) name no subscription, so only the event id lets a recovered
+/// event and its delivery share a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum KeyScope {
-    /// `(webhook_subscription_id, id)`: when one URL serves several subscriptions, each
-    /// subscription's delivery of an event is handled once. The default.
+    /// The event `id` alone: an event is handled once however many subscriptions deliver
+    /// it, and once whether it was delivered, recovered from `GET /events`, or both. The
+    /// default.
     #[default]
-    PerSubscription,
-    /// The event `id` alone: an event is handled once however many subscriptions deliver it.
     PerEvent,
+    /// `(webhook_subscription_id, id)`: each subscription's delivery of an event is handled
+    /// once. Only for two subscriptions of one object type whose deliveries must each run;
+    /// a recovered event then needs `Recovery::as_subscription` to match its delivery.
+    PerSubscription,
 }
 
 /// The idempotency settings a receiver runs with: a store, the lease, the retention.
@@ -215,7 +223,7 @@ impl Idempotency {
         self
     }
 
-    /// Which deliveries count as the same event. Defaults to [`KeyScope::PerSubscription`].
+    /// Which deliveries count as the same event. Defaults to [`KeyScope::PerEvent`].
     #[must_use]
     pub fn with_scope(mut self, scope: KeyScope) -> Self {
         self.scope = scope;
@@ -224,8 +232,8 @@ impl Idempotency {
 
     /// The key a delivery of `event` is recorded under.
     ///
-    /// - With an event id: `sub:<webhook_subscription_id>:evt:<id>` (or `evt:<id>` for
-    ///   [`KeyScope::PerEvent`], or when the envelope names no subscription).
+    /// - With an event id: `evt:<id>` (or `sub:<webhook_subscription_id>:evt:<id>` for
+    ///   [`KeyScope::PerSubscription`], when the envelope names a subscription).
     /// - 2022 `webhook_settings` envelopes have no id: `body:<hex SHA-256 of the body>`, so
     ///   byte-identical bodies (the same action on the same object) within the retention
     ///   count as one event. That is the best a body without an id allows.
@@ -287,9 +295,9 @@ mod tests {
             r#"{"id":"e1","object_type":"tag","action":"tag.created","webhook_subscription_id":"s1"}"#,
         )
         .unwrap();
-        assert_eq!(idempotency.key(&current), "sub:s1:evt:e1");
-        let per_event = idempotency.clone().with_scope(KeyScope::PerEvent);
-        assert_eq!(per_event.key(&current), "evt:e1");
+        assert_eq!(idempotency.key(&current), "evt:e1");
+        let per_subscription = idempotency.clone().with_scope(KeyScope::PerSubscription);
+        assert_eq!(per_subscription.key(&current), "sub:s1:evt:e1");
 
         let legacy =
             Event::parse(r#"{"object_id":"o","object_type":"tag","action":"update"}"#).unwrap();

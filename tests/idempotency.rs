@@ -174,7 +174,7 @@ async fn behaviour_table<S: IdempotencyStore + Clone>(store: S) {
     let short =
         world.receiver(Idempotency::new(store.clone()).with_lease(Duration::from_millis(300)));
     let crashed = ClaimToken::new();
-    let key = format!("sub:sub-1:evt:{id}");
+    let key = format!("evt:{id}");
     let claimed = store
         .claim(&key, &crashed, Duration::from_millis(300))
         .await
