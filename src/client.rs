@@ -36,7 +36,7 @@ use serde_json::value::RawValue;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::receiver::Receiver;
-use crate::secret::Secret;
+use crate::signature::Secret;
 
 pub use self::models::{
     ListQuery, NewSubscription, Order, SubscriptionStatus, SubscriptionUpdate,

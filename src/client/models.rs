@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event_type::EventType;
 use crate::object_type::ObjectType;
-use crate::secret::Secret;
+use crate::signature::Secret;
 use crate::wire_enum::wire_enum;
 
 wire_enum! {

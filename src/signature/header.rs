@@ -1,8 +1,8 @@
 //! The `Monite-Signature` header: parsing it, and producing it for tests and tools.
 
+use super::hex;
+use super::secret::Secret;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hex;
-use crate::secret::Secret;
 
 /// A parsed `Monite-Signature` value: `t=<unix seconds>` and one or more `v1=<hex>`.
 ///
@@ -189,7 +189,7 @@ pub fn signed_request(
     secret: &Secret,
     body: impl Into<bytes::Bytes>,
 ) -> http::Request<bytes::Bytes> {
-    signed_request_at(secret, body, crate::verify::unix_now())
+    signed_request_at(secret, body, super::unix_now())
 }
 
 /// As [`signed_request`], signed at `timestamp` (Unix seconds).

@@ -1,16 +1,19 @@
 //! Verifying a delivery's `Monite-Signature` against one or more secrets.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::Mac as _;
+use subtle::{Choice, ConstantTimeEq as _};
 
+use super::header::{self, SignatureHeader};
+use super::keyring::Keyring;
+use super::secret::{HmacSha256, KeyConvention, Secret, signed_payload_mac};
 use crate::error::{Error, ErrorKind, Result};
 use crate::headers::{HeaderLookup, SIGNATURE_HEADER};
-use crate::secret::{HmacSha256, KeyConvention, Secret, signed_payload_mac};
-use crate::signature::{self, SignatureHeader};
 
 /// The default timestamp tolerance: 300 seconds, in both directions.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
@@ -23,12 +26,23 @@ pub const MAX_TOLERANCE: Duration = Duration::from_secs(24 * 60 * 60);
 /// The default body limit: 256 KiB. Monite's envelopes are well under 1 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// How many `v1` values of one header are compared; any further ones are ignored. Monite
+/// sends one; a handful covers a signer mid-rotation, and the cap keeps a forged header
+/// of thousands of values from costing thousands of comparisons.
+pub const MAX_SIGNATURES: usize = 8;
+
 /// Checks that a delivery was signed by Monite with one of your secrets, recently.
 ///
-/// A request is valid if any `v1` signature in its header matches any configured secret and
-/// its timestamp is within the tolerance of now. Comparison is constant-time (`hmac`'s
-/// `verify_slice`), the body is taken as raw bytes (it need not be UTF-8), and the body limit
-/// is checked before any HMAC work.
+/// A request is valid if a `v1` signature in its header matches one of the secrets it may
+/// be signed with, and its timestamp is within the tolerance of now. The body limit is
+/// checked before anything else, the timestamp before any HMAC, and tags are compared in
+/// constant time. The body is taken as raw bytes (it need not be UTF-8).
+///
+/// Which secrets are tried: with plain secrets ([`new`](Self::new),
+/// [`with_secret`](Self::with_secret)), each of them; with a [`Keyring`] of
+/// per-subscription secrets ([`from_keyring`](Self::from_keyring)), only those of the
+/// subscription the body names. Either way a delivery costs one HMAC over the body per
+/// secret tried, and a forged one no more.
 ///
 /// ```
 /// use monite_webhooks::{sign, Secret, Verifier};
@@ -46,7 +60,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 /// ```
 #[derive(Clone)]
 pub struct Verifier {
-    secrets: Vec<Secret>,
+    keyring: Arc<Keyring>,
     tolerance_secs: Option<u64>,
     max_body_bytes: usize,
 }
@@ -57,9 +71,10 @@ pub struct Verified<'v> {
     timestamp: u64,
     secret_index: usize,
     secret: &'v Secret,
+    subscription_id: Option<&'v str>,
 }
 
-impl Verified<'_> {
+impl<'v> Verified<'v> {
     /// The signed Unix timestamp, in seconds.
     #[must_use]
     pub fn timestamp(&self) -> u64 {
@@ -68,14 +83,22 @@ impl Verified<'_> {
 
     /// The secret that matched; its [`label`](Secret::label) tells which one it was.
     #[must_use]
-    pub fn secret(&self) -> &Secret {
+    pub fn secret(&self) -> &'v Secret {
         self.secret
     }
 
-    /// The position of the matching secret, in the order they were added.
+    /// The position of the matching secret among those tried: for a subscription in a
+    /// [`Keyring`], 0 for its current secret and 1 for the previous one; otherwise the
+    /// order the secrets were added in.
     #[must_use]
     pub fn secret_index(&self) -> usize {
         self.secret_index
+    }
+
+    /// The keyring subscription whose secret matched; `None` when an unkeyed secret did.
+    #[must_use]
+    pub fn subscription_id(&self) -> Option<&'v str> {
+        self.subscription_id
     }
 }
 
@@ -83,8 +106,15 @@ impl Verifier {
     /// A verifier for one secret, with the default tolerance and body limit.
     #[must_use]
     pub fn new(secret: Secret) -> Self {
+        Self::from_keyring(Keyring::new().with_unkeyed(secret))
+    }
+
+    /// A verifier for the secrets of every subscription in `keyring`: each delivery is
+    /// checked against the secrets of the subscription it names only.
+    #[must_use]
+    pub fn from_keyring(keyring: Keyring) -> Self {
         Self {
-            secrets: vec![secret],
+            keyring: Arc::new(keyring),
             tolerance_secs: Some(DEFAULT_TOLERANCE.as_secs()),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
@@ -102,11 +132,12 @@ impl Verifier {
         Ok(secrets.fold(Self::new(first), Self::with_secret))
     }
 
-    /// Also accepts signatures made with `secret`: for rotation, or one URL serving several
-    /// subscriptions. Secrets are tried in the order they were added.
+    /// Also accepts signatures made with `secret`, for any subscription: for rotation, or a
+    /// few subscriptions sharing one URL. Such secrets are tried in the order they were
+    /// added; with more than a few subscriptions, prefer a [`Keyring`].
     #[must_use]
     pub fn with_secret(mut self, secret: Secret) -> Self {
-        self.secrets.push(secret);
+        Arc::make_mut(&mut self.keyring).push_unkeyed(secret);
         self
     }
 
@@ -147,10 +178,16 @@ impl Verifier {
         self.tolerance_secs.map(Duration::from_secs)
     }
 
-    /// The configured secrets, in the order they are tried.
+    /// The secrets that belong to no subscription, in the order they are tried.
     #[must_use]
     pub fn secrets(&self) -> &[Secret] {
-        &self.secrets
+        self.keyring.unkeyed()
+    }
+
+    /// Every secret this verifier holds, by subscription.
+    #[must_use]
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     /// Verifies `body` against the `Monite-Signature` header in `headers`, now.
@@ -158,8 +195,8 @@ impl Verifier {
     /// # Errors
     /// [`ErrorKind::BodyTooLarge`], [`ErrorKind::MissingSignature`],
     /// [`ErrorKind::MalformedSignature`], [`ErrorKind::TimestampTooOld`],
-    /// [`ErrorKind::TimestampInFuture`] or [`ErrorKind::SignatureMismatch`]; the error's
-    /// `Display` says exactly why, for your logs.
+    /// [`ErrorKind::TimestampInFuture`], [`ErrorKind::UnknownSubscription`] or
+    /// [`ErrorKind::SignatureMismatch`]; the error's `Display` says why, for your logs.
     pub fn verify<H: HeaderLookup + ?Sized>(
         &self,
         headers: &H,
@@ -189,22 +226,25 @@ impl Verifier {
             )
         })?;
         // Monite's own shape takes the short way; anything else is read in full.
-        let (timestamp, matched) = match signature::parse_usual(raw) {
+        let (timestamp, matched, candidates) = match header::parse_usual(raw) {
             Some((timestamp, text, tag)) => {
                 self.check_timestamp(timestamp, now)?;
-                (
-                    timestamp,
-                    self.first_match(text, body, || std::iter::once(tag)),
-                )
+                let candidates = self.keyring.candidates(body)?;
+                let matched = first_match(candidates.secrets, text, body, &[tag]);
+                (timestamp, matched, candidates)
             }
             None => {
                 let header = SignatureHeader::parse(raw)?;
                 self.check_timestamp(header.timestamp(), now)?;
-                let text = header.timestamp_text();
-                (
-                    header.timestamp(),
-                    self.first_match(text, body, || header.signatures()),
-                )
+                let candidates = self.keyring.candidates(body)?;
+                let tags = read_tags(&header);
+                let matched = first_match(
+                    candidates.secrets,
+                    header.timestamp_text(),
+                    body,
+                    tags.as_slice(),
+                );
+                (header.timestamp(), matched, candidates)
             }
         };
         match matched {
@@ -212,23 +252,93 @@ impl Verifier {
                 timestamp,
                 secret_index,
                 secret,
+                subscription_id: candidates.subscription,
             }),
-            None => Err(self.mismatch(&SignatureHeader::parse(raw)?, body)),
+            None => Err(mismatch(
+                raw,
+                candidates.secrets.len(),
+                candidates.subscription,
+            )),
         }
     }
 
-    /// The first secret whose MAC of `t.body` matches any of the tags.
-    fn first_match<I: Iterator<Item = [u8; 32]>>(
+    /// As [`verify_at`](Self::verify_at), but a mismatch is explained as far as can be
+    /// told: whether a secret matches under the other [`KeyConvention`], or whether a
+    /// secret of another subscription in the keyring signed the body.
+    ///
+    /// This costs up to two HMACs over the body per secret held, which is why
+    /// verification never does it: call it for logs and tools, never for every request.
+    /// The receiver calls it (at most once a second) when the `tracing` feature logs a
+    /// refused delivery.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify), with a fuller message for a mismatch.
+    pub fn diagnose_at<H: HeaderLookup + ?Sized>(
         &self,
-        timestamp_text: &[u8],
+        headers: &H,
         body: &[u8],
-        tags: impl Fn() -> I,
-    ) -> Option<(usize, &Secret)> {
-        self.secrets.iter().enumerate().find(|(_, secret)| {
-            matches_any(
-                signed_payload_mac(secret.mac(), timestamp_text, body),
-                tags(),
-            )
+        now: u64,
+    ) -> Result<Verified<'_>> {
+        let error = match self.verify_at(headers, body, now) {
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    ErrorKind::SignatureMismatch | ErrorKind::UnknownSubscription
+                ) =>
+            {
+                error
+            }
+            verified => return verified,
+        };
+        let Some(header) = headers
+            .header(SIGNATURE_HEADER)
+            .and_then(|raw| SignatureHeader::parse(raw).ok())
+        else {
+            return Err(error);
+        };
+        let tags = read_tags(&header);
+        let text = header.timestamp_text();
+        let every_secret = self
+            .keyring
+            .subscriptions()
+            .flat_map(|(id, held)| held.as_slice().iter().map(move |s| (Some(id), s)))
+            .chain(self.keyring.unkeyed().iter().map(|s| (None, s)));
+        let mut found = None;
+        for (subscription, secret) in every_secret {
+            if matches_any(
+                signed_payload_mac(secret.mac(), text, body),
+                tags.as_slice(),
+            ) {
+                found = Some(format!(
+                    "{error}. The signature does match secret {} of {}: the body names \
+                     another subscription than the one that signed it, or none",
+                    describe(secret),
+                    subscription.map_or_else(
+                        || "no subscription".to_owned(),
+                        |id| format!("subscription {id}")
+                    ),
+                ));
+                break;
+            }
+            let alternate = secret.alternate_mac().is_some_and(|mac| {
+                matches_any(signed_payload_mac(mac, text, body), tags.as_slice())
+            });
+            if alternate {
+                let (other, constructor) = match secret.convention() {
+                    KeyConvention::Raw => (KeyConvention::WhsecBase64, "Secret::whsec_base64"),
+                    _ => (KeyConvention::Raw, "Secret::new"),
+                };
+                found = Some(format!(
+                    "{error}. The signature matches secret {} under the `{other}` key \
+                     convention: build that secret with `{constructor}`",
+                    describe(secret)
+                ));
+                break;
+            }
+        }
+        Err(match found {
+            Some(message) => Error::new(error.kind(), message),
+            None => error,
         })
     }
 
@@ -255,57 +365,82 @@ impl Verifier {
             ),
         ))
     }
+}
 
-    /// Explains a mismatch as well as can be told without leaking anything to the caller.
-    fn mismatch(&self, header: &SignatureHeader<'_>, body: &[u8]) -> Error {
-        if header.signatures().next().is_none() {
-            return Error::new(
-                ErrorKind::SignatureMismatch,
-                "no `v1` value in the Monite-Signature header is 64 hex digits",
-            );
-        }
-        let count = self.secrets.len();
-        let other_convention = self.secrets.iter().find_map(|secret| {
-            let mac = signed_payload_mac(secret.alternate_mac()?, header.timestamp_text(), body);
-            matches_any(mac, header.signatures()).then_some(secret)
-        });
-        let message = match other_convention {
-            Some(secret) => {
-                let (other, constructor) = match secret.convention() {
-                    KeyConvention::Raw => (KeyConvention::WhsecBase64, "Secret::whsec_base64"),
-                    _ => (KeyConvention::Raw, "Secret::new"),
-                };
-                format!(
-                    "no `v1` signature matched any of {count} secret(s) under their key \
-                     convention, but one matched secret {} under the `{other}` convention: \
-                     build that secret with `{constructor}`",
-                    describe(secret)
-                )
-            }
-            None => format!(
-                "no `v1` signature matched any of {count} secret(s). Check that the secret \
-                 belongs to this subscription and environment (sandbox and production \
-                 differ, and regenerating a secret invalidates the old one at once), and \
-                 that the body is passed on exactly as received, not parsed and re-serialised"
-            ),
-        };
-        Error::new(ErrorKind::SignatureMismatch, message)
+/// The well-formed `v1` tags of a header, at most [`MAX_SIGNATURES`], on the stack.
+fn read_tags(header: &SignatureHeader<'_>) -> Tags {
+    let mut tags = Tags::default();
+    for tag in header.signatures().take(MAX_SIGNATURES) {
+        tags.slots[tags.len] = tag;
+        tags.len += 1;
+    }
+    tags
+}
+
+#[derive(Default)]
+struct Tags {
+    slots: [[u8; 32]; MAX_SIGNATURES],
+    len: usize,
+}
+
+impl Tags {
+    fn as_slice(&self) -> &[[u8; 32]] {
+        &self.slots[..self.len]
     }
 }
 
-/// Whether `mac` matches any of `tags`, compared in constant time by `verify_slice`. The
-/// state is cloned only when another tag follows: the usual single tag costs no copy.
-fn matches_any(mac: HmacSha256, tags: impl Iterator<Item = [u8; 32]>) -> bool {
-    let mut tags = tags.peekable();
-    while let Some(tag) = tags.next() {
-        if tags.peek().is_none() {
-            return mac.verify_slice(&tag).is_ok();
-        }
-        if mac.clone().verify_slice(&tag).is_ok() {
-            return true;
-        }
+/// The first of `secrets` whose MAC of `t.body` matches one of `tags`: one HMAC over the
+/// body per secret, and one finalisation.
+fn first_match<'k>(
+    secrets: &'k [Secret],
+    timestamp_text: &[u8],
+    body: &[u8],
+    tags: &[[u8; 32]],
+) -> Option<(usize, &'k Secret)> {
+    if tags.is_empty() {
+        return None;
     }
-    false
+    secrets.iter().enumerate().find(|(_, secret)| {
+        matches_any(signed_payload_mac(secret.mac(), timestamp_text, body), tags)
+    })
+}
+
+/// Whether `mac`, finalised once, equals any of `tags`. Each comparison is constant-time,
+/// and all of them run, so the time says nothing about which tag came close.
+fn matches_any(mac: HmacSha256, tags: &[[u8; 32]]) -> bool {
+    let expected: [u8; 32] = mac.finalize().into_bytes().into();
+    let matched = tags
+        .iter()
+        .fold(Choice::from(0), |any, tag| any | expected.ct_eq(tag));
+    matched.into()
+}
+
+/// A cheap explanation of a mismatch: nothing here may cost an HMAC, since forged
+/// requests take this path. [`Verifier::diagnose_at`] goes further.
+fn mismatch(raw: &[u8], tried: usize, subscription: Option<&str>) -> Error {
+    let no_usable_tag = SignatureHeader::parse(raw)
+        .map(|header| header.signatures().next().is_none())
+        .unwrap_or(false);
+    if no_usable_tag {
+        return Error::new(
+            ErrorKind::SignatureMismatch,
+            "no `v1` value in the Monite-Signature header is 64 hex digits",
+        );
+    }
+    let whose = subscription.map_or_else(
+        || format!("any of the {tried} secret(s) held for any subscription"),
+        |id| format!("the {tried} secret(s) of subscription {id}, which the body names"),
+    );
+    Error::new(
+        ErrorKind::SignatureMismatch,
+        format!(
+            "no `v1` signature matched {whose}. Check that the secret belongs to this \
+             subscription and environment (sandbox and production differ, and regenerating \
+             a secret invalidates the old one at once), and that the body is passed on \
+             exactly as received, not parsed and re-serialised; Verifier::diagnose_at \
+             tells more"
+        ),
+    )
 }
 
 fn describe(secret: &Secret) -> String {
@@ -317,7 +452,7 @@ fn describe(secret: &Secret) -> String {
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
-            .field("secrets", &self.secrets)
+            .field("keyring", &self.keyring)
             .field("tolerance_secs", &self.tolerance_secs)
             .field("max_body_bytes", &self.max_body_bytes)
             .finish()
@@ -431,14 +566,75 @@ mod tests {
         let signer = Secret::whsec_base64(text).unwrap();
         let value = sign(&signer, NOW, b"{}");
         let verifier = Verifier::new(Secret::new(text).unwrap().labeled("sub"));
-        let err = verifier
+        let cheap = verifier
             .verify_at(&headers(&value), b"{}", NOW)
+            .unwrap_err();
+        assert_eq!(cheap.kind(), ErrorKind::SignatureMismatch);
+        assert!(!cheap.to_string().contains("convention:"), "{cheap}");
+        let err = verifier
+            .diagnose_at(&headers(&value), b"{}", NOW)
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::SignatureMismatch);
         let message = err.to_string();
-        assert!(message.contains("`whsec_base64` convention"), "{message}");
+        assert!(
+            message.contains("`whsec_base64` key convention"),
+            "{message}"
+        );
         assert!(message.contains("Secret::whsec_base64"), "{message}");
         assert!(!message.contains(text), "the secret leaked: {message}");
+    }
+
+    #[test]
+    fn a_keyring_checks_the_named_subscription_only() {
+        let keyring = (0..40).fold(Keyring::new(), |keyring, i| {
+            keyring.with_subscription(
+                format!("sub-{i:02}"),
+                Secret::new(format!("whsec_{i}")).unwrap(),
+            )
+        });
+        let verifier = Verifier::from_keyring(keyring);
+        let body = br#"{"id":"e","object_type":"tag","action":"tag.created","webhook_subscription_id":"sub-39"}"#;
+        let signer = verifier.keyring().get("sub-39").unwrap().current().clone();
+        let value = sign(&signer, NOW, body);
+        let verified = verifier.verify_at(&headers(&value), body, NOW).unwrap();
+        assert_eq!(verified.subscription_id(), Some("sub-39"));
+        assert_eq!(verified.secret_index(), 0);
+
+        // Signed by another subscription's secret: refused, and the diagnosis says whose.
+        let other = verifier.keyring().get("sub-07").unwrap().current().clone();
+        let value = sign(&other, NOW, body);
+        let err = verifier.verify_at(&headers(&value), body, NOW).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::SignatureMismatch);
+        assert!(err.to_string().contains("subscription sub-39"), "{err}");
+        let explained = verifier
+            .diagnose_at(&headers(&value), body, NOW)
+            .unwrap_err();
+        assert!(
+            explained.to_string().contains("subscription sub-07"),
+            "{explained}"
+        );
+
+        let unknown = br#"{"id":"e","webhook_subscription_id":"sub-99"}"#;
+        let value = sign(&signer, NOW, unknown);
+        let err = verifier
+            .verify_at(&headers(&value), unknown, NOW)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownSubscription);
+        assert_eq!(err.status(), http::StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn at_most_max_signatures_v1_values_are_compared() {
+        let secret = Secret::new("whsec_x").unwrap();
+        let verifier = Verifier::new(secret.clone());
+        let good = sign(&secret, NOW, b"{}");
+        let good_tag = good.split("v1=").nth(1).unwrap();
+        let decoys = |n: usize| vec![format!("v1={}", "0".repeat(64)); n].join(",");
+        let within = format!("t={NOW},{},v1={good_tag}", decoys(MAX_SIGNATURES - 1));
+        assert!(verifier.verify_at(&headers(&within), b"{}", NOW).is_ok());
+        let past = format!("t={NOW},{},v1={good_tag}", decoys(MAX_SIGNATURES));
+        let err = verifier.verify_at(&headers(&past), b"{}", NOW).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::SignatureMismatch);
     }
 
     #[test]

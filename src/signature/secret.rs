@@ -67,6 +67,8 @@ pub struct Secret {
     alternate_mac: Option<HmacSha256>,
     convention: KeyConvention,
     label: Option<Box<str>>,
+    // Kept to be written to a keyring file or a secret store; only `expose_text` gives it.
+    text: Box<str>,
 }
 
 impl Secret {
@@ -116,6 +118,7 @@ impl Secret {
             alternate_mac,
             convention,
             label: None,
+            text: text.into(),
         })
     }
 
@@ -131,6 +134,13 @@ impl Secret {
     #[must_use]
     pub fn label(&self) -> Option<&str> {
         self.label.as_deref()
+    }
+
+    /// The secret's text, exactly as given: for writing it to your secret store or a
+    /// keyring file, never for a log. The one way to read it back; nothing else prints it.
+    #[must_use]
+    pub fn expose_text(&self) -> &str {
+        &self.text
     }
 
     /// The key convention this secret was read with.
