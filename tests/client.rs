@@ -20,17 +20,27 @@ use monite_webhooks::client::{
     Client, Environment, ListQuery, NewSubscription, SubscriptionStatus, SubscriptionUpdate,
 };
 use monite_webhooks::{
-    Dispatcher, ErrorKind, Event, EventType, ObjectType, Receiver, Verifier, signed_request,
+    Dispatcher, ErrorKind, Event, EventType, ObjectType, Receiver, Secret, Verifier, signed_request,
 };
 
-use fake_monite::{CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Fault};
+use fake_monite::{CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Effect, Fault};
 
-/// A failure the fake gives the next request under `path_prefix`.
+/// A failure the fake gives the next request under `path_prefix`, without acting on it.
 fn fault(path_prefix: &'static str, status: StatusCode, retry_after: Option<u64>) -> Fault {
     Fault {
         path_prefix,
-        status,
-        retry_after,
+        effect: Effect::Refuse {
+            status,
+            retry_after,
+        },
+    }
+}
+
+/// Something the fake does to the next request under `path_prefix`.
+fn effect(path_prefix: &'static str, effect: Effect) -> Fault {
+    Fault {
+        path_prefix,
+        effect,
     }
 }
 
@@ -478,4 +488,401 @@ async fn recovery_resumes_from_the_last_completed_page() {
         let expected = if *id == failing { 2 } else { 1 };
         assert_eq!(*count, expected, "{id}");
     }
+}
+
+const SUBSCRIPTIONS: &str = "/v1/webhook_subscriptions";
+
+fn https_hook(object_type: ObjectType) -> NewSubscription {
+    NewSubscription::new(object_type, "https://example.com/webhooks/monite")
+}
+
+#[tokio::test]
+async fn a_create_or_regenerate_that_may_have_acted_is_not_sent_again() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let subscriptions = client.webhook_subscriptions();
+    let existing = subscriptions
+        .create(&https_hook(ObjectType::Tag))
+        .await
+        .unwrap();
+
+    // A gateway's 504 after Monite created it: one subscription, one request, and a
+    // message that says to check before creating it again.
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::AfterCommit(StatusCode::GATEWAY_TIMEOUT),
+    ));
+    let before = fake.requests.load(Ordering::SeqCst);
+    let error = subscriptions
+        .create(&https_hook(ObjectType::Payable))
+        .await
+        .unwrap_err();
+    assert_eq!(error.api_status(), Some(StatusCode::GATEWAY_TIMEOUT));
+    assert!(error.to_string().contains("may have acted"), "{error}");
+    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(fake.subscriptions().len(), 2);
+
+    // The connection reset after `201 Created`: not sent again either.
+    fake.inject(effect(SUBSCRIPTIONS, Effect::ResetAfterHeaders));
+    let error = subscriptions
+        .create(&https_hook(ObjectType::Counterpart))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transport, "{error}");
+    assert!(error.to_string().contains("201"), "{error}");
+    assert_eq!(fake.subscriptions().len(), 3);
+
+    // A plain 503 may come from a backend that acted: reported, not retried.
+    fake.inject(fault(SUBSCRIPTIONS, StatusCode::SERVICE_UNAVAILABLE, None));
+    let before = fake.requests.load(Ordering::SeqCst);
+    let error = subscriptions
+        .create(&https_hook(ObjectType::Entity))
+        .await
+        .unwrap_err();
+    assert_eq!(error.api_status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 1);
+
+    // A 429 with Retry-After was certainly not acted on: sent again, created once.
+    fake.inject(fault(SUBSCRIPTIONS, StatusCode::TOO_MANY_REQUESTS, Some(0)));
+    subscriptions
+        .create(&https_hook(ObjectType::Entity))
+        .await
+        .unwrap();
+    assert_eq!(fake.subscriptions().len(), 4);
+
+    // Regenerating a secret is not repeated after a 504 either: the caller learns that the
+    // secret changed and that the answer is lost.
+    let id = existing.subscription.id.clone();
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::AfterCommit(StatusCode::GATEWAY_TIMEOUT),
+    ));
+    let before = fake.requests.load(Ordering::SeqCst);
+    let error = subscriptions.regenerate_secret(&id).await.unwrap_err();
+    assert_eq!(error.api_status(), Some(StatusCode::GATEWAY_TIMEOUT));
+    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 1);
+
+    // A read cut off after its status is simply read again.
+    fake.inject(effect(SUBSCRIPTIONS, Effect::ResetAfterHeaders));
+    assert_eq!(list_all(&subscriptions).await.len(), 4);
+
+    // A DELETE whose 204 was lost: the retry finds it gone, which is the success asked for.
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::AfterCommit(StatusCode::GATEWAY_TIMEOUT),
+    ));
+    subscriptions.delete(&id).await.unwrap();
+    assert_eq!(fake.subscriptions().len(), 3);
+    // A DELETE of what never existed is still a 404.
+    let error = subscriptions.delete(&id).await.unwrap_err();
+    assert_eq!(error.api_status(), Some(StatusCode::NOT_FOUND));
+}
+
+#[tokio::test]
+async fn a_401_to_many_requests_at_once_fetches_one_token() {
+    let (addr, fake) = fake_monite::start().await;
+    // As if Monite revoked earlier tokens when it issues a new one: a storm of refreshes
+    // would then refuse requests that had just been given a fresh token.
+    fake.revoke_on_issue.store(true, Ordering::SeqCst);
+    let client = client(addr);
+    let subscriptions = client.webhook_subscriptions();
+    list_all(&subscriptions).await;
+    assert_eq!(fake.token_requests.load(Ordering::SeqCst), 1);
+
+    fake.revoke_tokens();
+    let requests = (0..8).map(|_| {
+        let subscriptions = subscriptions;
+        async move {
+            subscriptions
+                .list(ListQuery::new())
+                .try_collect::<Vec<_>>()
+                .await
+        }
+    });
+    for answer in futures_util::future::join_all(requests).await {
+        answer.unwrap();
+    }
+    assert_eq!(
+        fake.token_requests.load(Ordering::SeqCst),
+        2,
+        "eight requests refused with one token fetch one new token"
+    );
+}
+
+#[tokio::test]
+async fn any_token_lifetime_is_taken_without_a_panic() {
+    let (addr, fake) = fake_monite::start().await;
+    for expires_in in [
+        Some(serde_json::json!(u64::MAX)),
+        Some(serde_json::json!(i64::MIN)),
+        Some(serde_json::json!(-1)),
+        Some(serde_json::json!(0)),
+        Some(serde_json::Value::Null),
+        None,
+    ] {
+        *fake.expires_in.lock().unwrap() = Some(expires_in.clone());
+        let client = client(addr);
+        for _ in 0..2 {
+            let listed = client
+                .webhook_subscriptions()
+                .list(ListQuery::new())
+                .try_collect::<Vec<_>>()
+                .await;
+            assert!(listed.is_ok(), "expires_in {expires_in:?}: {listed:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_pagination_token_given_twice_stops_the_listing() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let subscriptions = client.webhook_subscriptions();
+    for object_type in [ObjectType::Payable, ObjectType::Entity, ObjectType::Tag] {
+        subscriptions
+            .create(&https_hook(object_type))
+            .await
+            .unwrap();
+    }
+    // The fake would echo the token 50 times and then go on; the client stops at once.
+    fake.echo_page_tokens.store(50, Ordering::SeqCst);
+    let before = fake.requests.load(Ordering::SeqCst);
+    let error = subscriptions
+        .list(ListQuery::new().limit(1))
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Api);
+    assert!(error.to_string().contains("second time"), "{error}");
+    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 2);
+
+    // A recovery too.
+    fake.echo_page_tokens.store(50, Ordering::SeqCst);
+    let runs = Arc::default();
+    let receiver = counting_receiver(&runs, None);
+    let error = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .page_size(2)
+        .run()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("second time"), "{error}");
+}
+
+#[tokio::test]
+async fn an_id_stays_one_path_segment() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let created = client
+        .webhook_settings()
+        .create(&https_hook(ObjectType::Payable))
+        .await
+        .unwrap();
+    let id = &created.subscription.id;
+    let subscriptions = client.webhook_subscriptions();
+
+    // `../webhook_settings/<id>` is one (unknown) id, not a way up the path.
+    let error = subscriptions
+        .delete(&format!("../webhook_settings/{id}"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.api_status(), Some(StatusCode::NOT_FOUND), "{error}");
+    assert_eq!(fake.subscriptions().len(), 1, "deleted through `..`");
+    // Neither `?` nor `#` end the segment.
+    for suffix in ["?x=1", "#x"] {
+        let error = subscriptions
+            .get(&format!("{id}{suffix}"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.api_status(), Some(StatusCode::NOT_FOUND), "{suffix}");
+    }
+    let error = client
+        .events(ENTITY_ID)
+        .get("../webhook_deliveries")
+        .await
+        .unwrap_err();
+    assert_eq!(error.api_status(), Some(StatusCode::NOT_FOUND));
+    // `.` and `..` are dot segments even percent-encoded: refused before sending.
+    let before = fake.requests.load(Ordering::SeqCst);
+    for id in ["", ".", ".."] {
+        let error = subscriptions.delete(id).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Misconfigured, "{id:?}");
+    }
+    assert_eq!(fake.requests.load(Ordering::SeqCst), before);
+    // An ordinary id works as before.
+    assert_eq!(subscriptions.get(id).await.unwrap(), created.subscription);
+}
+
+#[tokio::test]
+async fn the_one_time_secret_survives_an_answer_that_is_not_fully_readable() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let subscriptions = client.webhook_subscriptions();
+    let id = "f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba";
+
+    // `event_types: null`: read as every event, fully.
+    let answer = serde_json::json!({"id": id, "object_type": "payable", "event_types": null,
+        "status": "enabled", "url": "https://example.com/h", "secret": "whsec_fakeNull"});
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::Answer(StatusCode::CREATED, answer.to_string()),
+    ));
+    let created = subscriptions
+        .create(&https_hook(ObjectType::Payable))
+        .await
+        .unwrap();
+    assert!(created.subscription.event_types.is_empty());
+    assert_eq!(created.incomplete, None);
+
+    // No `url`, a number for `status`: the secret still reaches the caller, the rest comes
+    // from the request, and `incomplete` says why.
+    let answer = serde_json::json!({"id": id, "object_type": "payable", "status": 5,
+        "secret": "whsec_fakeKept"});
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::Answer(StatusCode::CREATED, answer.to_string()),
+    ));
+    let asked = https_hook(ObjectType::Payable).event_types([EventType::Created]);
+    let created = subscriptions.create(&asked).await.unwrap();
+    assert!(created.incomplete.is_some());
+    assert_eq!(created.subscription.id, id);
+    assert_eq!(
+        created.subscription.url,
+        "https://example.com/webhooks/monite"
+    );
+    assert_eq!(created.subscription.event_types, [EventType::Created]);
+    assert_eq!(created.secret.label(), Some(id));
+    let signed = signed_request(&Secret::new("whsec_fakeKept").unwrap(), "{}");
+    assert!(
+        Verifier::new(created.secret)
+            .verify(signed.headers(), signed.body())
+            .is_ok()
+    );
+
+    // Regenerating: only `secret` is needed.
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::Answer(StatusCode::OK, r#"{"secret": "whsec_fakeOnly"}"#.to_owned()),
+    ));
+    let regenerated = subscriptions.regenerate_secret(id).await.unwrap();
+    assert!(regenerated.incomplete.is_some());
+    assert_eq!(regenerated.secret.label(), None);
+}
+
+/// Dispatches `raw` as Monite would deliver it through `subscription`.
+async fn deliver(receiver: &Receiver, event: &serde_json::Value, subscription: &str) {
+    let secret = Secret::new("whsec_recovery").unwrap();
+    let mut delivered = event.clone();
+    delivered["webhook_subscription_id"] = serde_json::json!(subscription);
+    let response = receiver
+        .handle(signed_request(&secret, delivered.to_string()))
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+/// The issue's reproduction: one subscription per object type, three events delivered, then
+/// a recovery over those three and four missed ones.
+#[tokio::test]
+async fn recovery_after_deliveries_from_three_subscriptions_runs_each_handler_once() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let count = |runs: &Arc<Mutex<HashMap<String, usize>>>| {
+        let runs = runs.clone();
+        move |event: Event| {
+            let runs = runs.clone();
+            async move {
+                let key = format!("{}:{}", event.object_type(), event.id().unwrap());
+                *runs.lock().unwrap().entry(key).or_default() += 1;
+            }
+        }
+    };
+    let dispatcher = Dispatcher::builder()
+        .on_object(ObjectType::Payable, count(&runs))
+        .on_object(ObjectType::Counterpart, count(&runs))
+        .on_object(ObjectType::Entity, count(&runs))
+        .build();
+    let receiver = Receiver::new(
+        Verifier::new(Secret::new("whsec_recovery").unwrap()),
+        dispatcher,
+    );
+    // Events 0 (counterpart), 1 (payable) and 3 (entity), each through its object type's
+    // subscription.
+    let events = fake.events();
+    let delivered = [
+        (0, "f3c64af7-4a2f-4ed2-8160-000000000001"),
+        (1, "f3c64af7-4a2f-4ed2-8160-000000000002"),
+        (3, "f3c64af7-4a2f-4ed2-8160-000000000003"),
+    ];
+    for (index, subscription) in delivered {
+        deliver(&receiver, &events[index], subscription).await;
+    }
+    assert_eq!(runs.lock().unwrap().len(), 3);
+
+    let progress = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .run()
+        .await
+        .unwrap();
+    // Seven events: three already handled, three handled now (2, 4 and 6), and the
+    // receivable (5) has no handler.
+    assert_eq!(progress.events, 7);
+    assert_eq!(
+        (progress.duplicates, progress.handled, progress.unhandled),
+        (3, 3, 1)
+    );
+    let runs = runs.lock().unwrap();
+    assert_eq!(runs.len(), 6, "{runs:?}");
+    assert!(runs.values().all(|n| *n == 1), "{runs:?}");
+}
+
+#[tokio::test]
+async fn recovery_reports_an_unparsable_event_and_goes_on() {
+    // Event 3 has lost its `action` and `object_type`: no parser can route it.
+    let poison_id = "0b7e6a9c-1d2e-4f50-9a8b-000000000003";
+    let (addr, _fake) = fake_monite::start_with(|fake| {
+        let event = &mut fake.events[3];
+        let object = event.as_object_mut().unwrap();
+        object.remove("action");
+        object.remove("object_type");
+    })
+    .await;
+    let client = client(addr);
+    let runs = Arc::default();
+    let receiver = counting_receiver(&runs, None);
+
+    let mut reports = Vec::new();
+    let progress = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .page_size(2)
+        .on_progress(|p| reports.push(p.clone()))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!((progress.events, progress.handled), (6, 6));
+    assert_eq!(progress.unparsable.len(), 1);
+    assert_eq!(progress.unparsable[0].id.as_deref(), Some(poison_id));
+    assert!(
+        progress.unparsable[0].error.contains("action"),
+        "{:?}",
+        progress.unparsable
+    );
+    // Reported with the page it was on, and in the summary.
+    assert!(reports[0].unparsable.is_empty() && reports[1].unparsable.len() == 1);
+    assert!(progress.to_string().contains(poison_id), "{progress}");
+    assert_eq!(runs.lock().unwrap().len(), 6);
+
+    // Or stop there, if asked.
+    let error = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .page_size(2)
+        .stop_on_unparsable()
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotAnEnvelope);
+    assert!(
+        error.to_string().contains("resume with resume_from"),
+        "{error}"
+    );
 }
