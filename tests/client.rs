@@ -886,3 +886,521 @@ async fn recovery_reports_an_unparsable_event_and_goes_on() {
         "{error}"
     );
 }
+
+/// Monite's OpenAPI document, webhook part (API 2024-05-25).
+fn openapi() -> serde_json::Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/monite-openapi-webhooks.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The schema `#/components/schemas/<name>` or the one `schema` refers to.
+fn resolve<'a>(
+    root: &'a serde_json::Value,
+    schema: &'a serde_json::Value,
+) -> &'a serde_json::Value {
+    match schema.get("$ref").and_then(|r| r.as_str()) {
+        Some(reference) => {
+            let name = reference.rsplit('/').next().unwrap();
+            resolve(root, &root["components"]["schemas"][name])
+        }
+        None => schema,
+    }
+}
+
+/// Where `value` breaks `schema` (the subset the document uses), as `path: reason` lines.
+fn violations(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+) -> Vec<String> {
+    use serde_json::Value;
+    let schema = resolve(root, schema);
+    if let Some(options) = schema.get("anyOf").and_then(Value::as_array) {
+        return if options
+            .iter()
+            .any(|o| violations(root, o, value, at).is_empty())
+        {
+            Vec::new()
+        } else {
+            vec![format!("{at}: {value} matches no anyOf option")]
+        };
+    }
+    if value.is_null() && schema.get("nullable") == Some(&Value::Bool(true)) {
+        return Vec::new();
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        return vec![format!("{at}: {value} is not one of the enum")];
+    }
+    let mut found = Vec::new();
+    let type_ok = match schema.get("type").and_then(Value::as_str) {
+        None => true,
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        Some("null") => value.is_null(),
+        Some("array") => value.is_array(),
+        Some("object") => value.is_object(),
+        Some(other) => panic!("type {other} is not in the walker's subset"),
+    };
+    if !type_ok {
+        return vec![format!("{at}: {value} is not of type {}", schema["type"])];
+    }
+    if schema.get("format").and_then(Value::as_str) == Some("uuid") {
+        let text = value.as_str().unwrap_or_default();
+        let shape_ok = text.len() == 36
+            && text.char_indices().all(|(i, c)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            });
+        if !shape_ok {
+            found.push(format!("{at}: {value} is not a uuid"));
+        }
+    }
+    if let Some(items) = schema.get("items")
+        && let Some(array) = value.as_array()
+    {
+        for (i, item) in array.iter().enumerate() {
+            found.extend(violations(root, items, item, &format!("{at}[{i}]")));
+        }
+    }
+    if let Some(object) = value.as_object() {
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for name in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !object.contains_key(name.as_str().unwrap()) {
+                found.push(format!("{at}: required {name} is missing"));
+            }
+        }
+        for (name, field) in object {
+            match properties.and_then(|p| p.get(name)) {
+                Some(property) => {
+                    found.extend(violations(root, property, field, &format!("{at}.{name}")));
+                }
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    found.push(format!("{at}: {name} is not allowed"));
+                }
+                None => {}
+            }
+        }
+    }
+    found
+}
+
+/// How loose an instance [`instance`] makes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Looseness {
+    /// Only the required fields; integers beyond `u64`.
+    RequiredOnly,
+    /// Every field, `null` wherever allowed; integers below `i64`.
+    NullWherePossible,
+    /// Every field, with a value; integers `u64::MAX`.
+    Present,
+}
+
+/// A JSON text the schema allows, as loose as `looseness` says.
+fn instance(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    name: &str,
+    looseness: Looseness,
+) -> String {
+    use serde_json::Value;
+    let schema = resolve(root, schema);
+    if let Some(options) = schema.get("anyOf").and_then(Value::as_array) {
+        let nullable = options.iter().any(|o| o["type"] == "null");
+        // A pagination token that is not null would be followed: the fake knows no such token.
+        if nullable && (looseness != Looseness::Present || name.ends_with("pagination_token")) {
+            return "null".to_owned();
+        }
+        let option = options.iter().find(|o| o["type"] != "null").unwrap();
+        return instance(root, option, name, looseness);
+    }
+    if let Some(first) = schema.get("enum").and_then(Value::as_array) {
+        return first[0].to_string();
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("string") => match schema.get("format").and_then(Value::as_str) {
+            Some("uuid") => "\"3fa85f64-5717-4562-b3fc-2c963f66afa6\"".to_owned(),
+            Some("uri") => "\"https://example.com/hooks\"".to_owned(),
+            Some("date-time") => "\"2024-05-25T00:00:00Z\"".to_owned(),
+            _ if name == "secret" => "\"whsec_loosest\"".to_owned(),
+            _ => "\"text\"".to_owned(),
+        },
+        Some("integer") => match looseness {
+            Looseness::RequiredOnly => "18446744073709551616".to_owned(),
+            Looseness::NullWherePossible => "-9223372036854775809".to_owned(),
+            Looseness::Present => u64::MAX.to_string(),
+        },
+        Some("boolean") => "true".to_owned(),
+        Some("array") => format!("[{}]", instance(root, &schema["items"], name, looseness)),
+        Some("object") => {
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let fields: Vec<String> = schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(field, _)| {
+                    looseness != Looseness::RequiredOnly || required.contains(&field.as_str())
+                })
+                .map(|(field, property)| {
+                    format!(
+                        "\"{field}\": {}",
+                        instance(root, property, field, looseness)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+        // `{}`: any JSON.
+        _ => "{}".to_owned(),
+    }
+}
+
+/// The schema of the answer `status` to `method path` (a path template of the document);
+/// statuses the document does not list are Monite's error body.
+fn answer_schema(
+    root: &serde_json::Value,
+    method: &str,
+    path: &str,
+    status: u16,
+) -> Option<serde_json::Value> {
+    let responses = &root["paths"][path][method]["responses"];
+    assert!(
+        responses.is_object(),
+        "{method} {path} is not in the document"
+    );
+    match responses.get(status.to_string()) {
+        Some(response) => response["content"]["application/json"]
+            .get("schema")
+            .cloned(),
+        None => {
+            assert!(status >= 400, "{method} {path}: undocumented {status}");
+            Some(serde_json::json!({"$ref": "#/components/schemas/ErrorSchemaResponse"}))
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_client_reads_the_loosest_answers_the_openapi_document_allows() {
+    let root = openapi();
+    let schema = |name: &str| serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
+    for looseness in [
+        Looseness::RequiredOnly,
+        Looseness::NullWherePossible,
+        Looseness::Present,
+    ] {
+        let (addr, fake) = fake_monite::start().await;
+        let client = client(addr);
+        let answer = |name: &str, status: StatusCode| {
+            Effect::Answer(status, instance(&root, &schema(name), "", looseness))
+        };
+        let what = format!("{looseness:?}");
+
+        // The token answer, then the 401 its made-up token gets, then a real token.
+        fake.inject(effect(
+            "/v1/auth/token",
+            answer("AccessTokenResponse", StatusCode::OK),
+        ));
+        let subscriptions = client.webhook_subscriptions();
+        subscriptions.get("x").await.unwrap_err();
+
+        fake.inject(effect(
+            SUBSCRIPTIONS,
+            answer("WebhookSubscriptionResourceWithSecret", StatusCode::CREATED),
+        ));
+        let created = subscriptions
+            .create(&https_hook(ObjectType::Payable))
+            .await
+            .unwrap();
+        assert_eq!(created.incomplete, None, "{what}");
+        fake.inject(effect(
+            SUBSCRIPTIONS,
+            answer("WebhookSubscriptionResourceWithSecret", StatusCode::OK),
+        ));
+        let regenerated = subscriptions.regenerate_secret("x").await.unwrap();
+        assert_eq!(regenerated.incomplete, None, "{what}");
+        fake.inject(effect(
+            SUBSCRIPTIONS,
+            answer("WebhookSubscriptionResource", StatusCode::OK),
+        ));
+        subscriptions.get("x").await.unwrap();
+        fake.inject(effect(
+            SUBSCRIPTIONS,
+            answer("WebhookSubscriptionPaginationResource", StatusCode::OK),
+        ));
+        assert_eq!(list_all(&subscriptions).await.len(), 1, "{what}");
+
+        fake.inject(effect(
+            "/v1/events",
+            answer("EventPaginationResource", StatusCode::OK),
+        ));
+        let events: Vec<Event> = client
+            .events(ENTITY_ID)
+            .list(ListQuery::new())
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(events.len(), 1);
+        fake.inject(effect(
+            "/v1/events",
+            answer("EventResource", StatusCode::OK),
+        ));
+        client
+            .events(ENTITY_ID)
+            .get("3fa85f64-5717-4562-b3fc-2c963f66afa6")
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+
+        fake.inject(effect(
+            "/v1/webhook_deliveries",
+            answer("WebhookDeliveryPaginationResource", StatusCode::OK),
+        ));
+        let deliveries: Vec<_> = client
+            .webhook_deliveries(ENTITY_ID)
+            .list(ListQuery::new())
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let expected_count = if looseness == Looseness::NullWherePossible {
+            0
+        } else {
+            u32::MAX
+        };
+        assert_eq!(deliveries[0].requests_made_count, expected_count, "{what}");
+
+        // Error bodies, loosest too: typed errors with their status.
+        for (name, status) in [
+            ("HTTPValidationError", StatusCode::UNPROCESSABLE_ENTITY),
+            ("ErrorSchemaResponse", StatusCode::METHOD_NOT_ALLOWED),
+        ] {
+            fake.inject(effect(SUBSCRIPTIONS, answer(name, status)));
+            let error = subscriptions.get("x").await.unwrap_err();
+            assert_eq!(error.api_status(), Some(status), "{what} {name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_fake_answers_as_the_openapi_document_says() {
+    let root = openapi();
+    // The walker itself catches what it should.
+    let delivery = serde_json::json!({"$ref": "#/components/schemas/WebhookDeliveryResource"});
+    for bad in [
+        serde_json::json!({"id": "3fa85f64-5717-4562-b3fc-2c963f66afa6"}),
+        serde_json::json!({"id": "not-a-uuid", "event_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "requests_made_count": 1, "url": "https://x"}),
+        serde_json::json!({"id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "event_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "requests_made_count": 1.5,
+            "url": "https://x"}),
+        serde_json::json!({"id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "event_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "requests_made_count": 1,
+            "url": "https://x", "extra": true}),
+    ] {
+        assert!(!violations(&root, &delivery, &bad, "$").is_empty(), "{bad}");
+    }
+    let (addr, _fake) = fake_monite::start().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}/v1");
+    let call = |method: http::Method,
+                path: String,
+                token: Option<String>,
+                entity: bool,
+                body: Option<serde_json::Value>| {
+        let mut request = http
+            .request(method, format!("{base}{path}"))
+            .headers(fake_monite::raw_headers(token.as_deref(), true, entity));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.unwrap();
+            (status, bytes)
+        }
+    };
+    let check = |method: &str, template: &str, status: u16, body: &[u8]| {
+        let schema = answer_schema(&root, method, template, status);
+        match schema {
+            None => assert!(body.is_empty(), "{method} {template} {status}"),
+            Some(schema) => {
+                let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+                let found = violations(&root, &schema, &value, "$");
+                assert!(
+                    found.is_empty(),
+                    "{method} {template} {status}: {found:#?}\n{value:#}"
+                );
+            }
+        }
+    };
+    use http::Method;
+
+    let credentials = serde_json::json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        "grant_type": "client_credentials"});
+    let (status, body) = call(
+        Method::POST,
+        "/auth/token".into(),
+        None,
+        false,
+        Some(credentials.clone()),
+    )
+    .await;
+    check("post", "/auth/token", status, &body);
+    let token: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let token = Some(token["access_token"].as_str().unwrap().to_owned());
+    let mut wrong = credentials;
+    wrong["client_secret"] = "wrong".into();
+    let (status, body) = call(Method::POST, "/auth/token".into(), None, false, Some(wrong)).await;
+    assert_eq!(status, 401);
+    check("post", "/auth/token", status, &body);
+
+    let subscriptions = "/webhook_subscriptions";
+    let one = "/webhook_subscriptions/{webhook_subscription_id}";
+    let new = serde_json::json!({"object_type": "payable", "url": "https://example.com/h",
+        "event_types": ["created"]});
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = call(
+            Method::POST,
+            subscriptions.into(),
+            token.clone(),
+            false,
+            Some(new.clone()),
+        )
+        .await;
+        assert_eq!(status, 201);
+        check("post", subscriptions, status, &body);
+        let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = call(
+        Method::POST,
+        subscriptions.into(),
+        token.clone(),
+        false,
+        Some(serde_json::json!({"object_type": "payable", "url": "http://plain"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    check("post", subscriptions, status, &body);
+
+    for path in [
+        format!("{subscriptions}?limit=2"),
+        format!("{subscriptions}?limit=0"),
+    ] {
+        let (status, body) = call(Method::GET, path, token.clone(), false, None).await;
+        check("get", subscriptions, status, &body);
+    }
+    let id = &ids[0];
+    for (method, template, path, body) in [
+        (
+            Method::GET,
+            one,
+            format!("/webhook_subscriptions/{id}"),
+            None,
+        ),
+        (
+            Method::GET,
+            one,
+            "/webhook_subscriptions/missing".to_owned(),
+            None,
+        ),
+        (
+            Method::PATCH,
+            one,
+            format!("/webhook_subscriptions/{id}"),
+            Some(serde_json::json!({"url": "https://example.com/v2", "event_types": null})),
+        ),
+        (
+            Method::POST,
+            "/webhook_subscriptions/{webhook_subscription_id}/disable",
+            format!("/webhook_subscriptions/{id}/disable"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/webhook_subscriptions/{webhook_subscription_id}/enable",
+            format!("/webhook_subscriptions/{id}/enable"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/webhook_subscriptions/{webhook_subscription_id}/regenerate_secret",
+            format!("/webhook_subscriptions/{id}/regenerate_secret"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            one,
+            format!("/webhook_subscriptions/{id}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            one,
+            format!("/webhook_subscriptions/{id}"),
+            None,
+        ),
+    ] {
+        let method_name = method.as_str().to_ascii_lowercase();
+        let (status, answer) = call(method, path, token.clone(), false, body).await;
+        check(&method_name, template, status, &answer);
+    }
+
+    for (template, path) in [
+        ("/events", "/events?limit=3".to_owned()),
+        (
+            "/events",
+            "/events?object_type=payable&order=desc".to_owned(),
+        ),
+        (
+            "/events/{event_id}",
+            "/events/0b7e6a9c-1d2e-4f50-9a8b-000000000001".to_owned(),
+        ),
+        ("/events/{event_id}", "/events/missing".to_owned()),
+        (
+            "/webhook_deliveries",
+            "/webhook_deliveries?limit=1".to_owned(),
+        ),
+    ] {
+        let (status, body) = call(Method::GET, path.clone(), token.clone(), true, None).await;
+        check("get", template, status, &body);
+        // Follow one pagination token, so later pages are checked too.
+        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if let Some(next) = page.get("next_pagination_token").and_then(|t| t.as_str()) {
+            let path = format!("{template}?pagination_token={next}");
+            let (status, body) = call(Method::GET, path, token.clone(), true, None).await;
+            check("get", template, status, &body);
+        }
+    }
+    // Refusals without a token or an entity are Monite's error body.
+    let (status, body) = call(Method::GET, "/events".into(), None, true, None).await;
+    assert_eq!(status, 401);
+    check("get", "/events", status, &body);
+    let (status, body) = call(Method::GET, "/events".into(), token, false, None).await;
+    assert_eq!(status, 400);
+    check("get", "/events", status, &body);
+}
