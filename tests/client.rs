@@ -590,14 +590,11 @@ async fn a_401_to_many_requests_at_once_fetches_one_token() {
     assert_eq!(fake.token_requests.load(Ordering::SeqCst), 1);
 
     fake.revoke_tokens();
-    let requests = (0..8).map(|_| {
-        let subscriptions = subscriptions;
-        async move {
-            subscriptions
-                .list(ListQuery::new())
-                .try_collect::<Vec<_>>()
-                .await
-        }
+    let requests = (0..8).map(|_| async move {
+        subscriptions
+            .list(ListQuery::new())
+            .try_collect::<Vec<_>>()
+            .await
     });
     for answer in futures_util::future::join_all(requests).await {
         answer.unwrap();
