@@ -328,8 +328,8 @@ fn agree(body: &[u8]) -> Result<bool, TestCaseError> {
 enum Json {
     /// A scalar's whole text (a string with its quotes, a number, a literal).
     Token(Vec<u8>),
-    Array(Vec<Json>),
-    Object(Vec<(Vec<u8>, Json)>),
+    Array(Vec<Self>),
+    Object(Vec<(Vec<u8>, Self)>),
 }
 
 impl Json {
@@ -413,13 +413,12 @@ fn u_escape(unit: u16, upper: bool) -> String {
 /// surrogate pairs the right and the wrong way round, lone surrogates; rarely something
 /// JSON refuses (a raw control character, an invalid escape, a byte that is not UTF-8).
 fn piece() -> impl Strategy<Value = Vec<u8>> {
-    let text = |s: &str| s.as_bytes().to_vec();
     prop_oneof![
         80 => "[a-zA-Z0-9 ._:-]{0,8}".prop_map(String::into_bytes),
         6 => prop::sample::select(vec!["é", "€", "😀", "\u{7f}", "\u{a0}", "\u{feff}", "\u{2028}"])
-            .prop_map(move |s| text(s)),
+            .prop_map(|s| s.as_bytes().to_vec()),
         8 => prop::sample::select(vec![r#"\""#, r"\\", r"\/", r"\b", r"\f", r"\n", r"\r", r"\t"])
-            .prop_map(move |s| text(s)),
+            .prop_map(|s| s.as_bytes().to_vec()),
         6 => (any::<u16>(), any::<bool>()).prop_map(|(unit, upper)| u_escape(unit, upper).into_bytes()),
         3 => (0xd800u16..0xdc00, 0xdc00u16..0xe000, any::<bool>()).prop_map(|(high, low, upper)| {
             (u_escape(high, upper) + &u_escape(low, upper)).into_bytes()
@@ -433,7 +432,7 @@ fn piece() -> impl Strategy<Value = Vec<u8>> {
         1 => prop_oneof![
             (0u8..0x20).prop_map(|control| vec![control]),
             prop::sample::select(vec![r"\x", r"\u12", r"\U0041", r"\u00g1", r"\'", r"\a", "\\ "])
-                .prop_map(move |s| text(s)),
+                .prop_map(|s| s.as_bytes().to_vec()),
             prop::sample::select(vec![
                 &b"\xff"[..], b"\xc3", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80",
             ])
