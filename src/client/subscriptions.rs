@@ -11,7 +11,7 @@ use super::models::{
 };
 use super::transport::{Request, parse, segment};
 use crate::error::{Error, ErrorKind, Result};
-use crate::secret::Secret;
+use crate::signature::Secret;
 
 /// Webhook subscriptions, at `/webhook_subscriptions` or the legacy `/webhook_settings`.
 #[derive(Debug, Clone, Copy)]
