@@ -67,4 +67,4 @@ for number, body in enumerate(bodies):
     write("receiver", bytes([1 | 32 * (number % 2), method]) + b"\n\n\n" + body)
     if number % 5 == 0:
         write("receiver", bytes([8 | 16, 0]) + vectors[0]["header"].encode()
-              + b"\n" + str(len(body)).encode() + b"\ncontent-type:application/json\n" + body)
+              + b"\n" + str(len(body)).encode() + b"\n\x00application/json\n" + body)
