@@ -89,7 +89,10 @@ fuzz_target!(|data: &[u8]| {
     if let [name, value @ ..] = extra
         && let Ok(value) = HeaderValue::from_bytes(value)
     {
-        headers.append(EXTRA_HEADERS[usize::from(*name) % EXTRA_HEADERS.len()], value);
+        headers.append(
+            EXTRA_HEADERS[usize::from(*name) % EXTRA_HEADERS.len()],
+            value,
+        );
     }
 
     let bare = flags & 16 != 0;
