@@ -73,6 +73,9 @@ mod dispatch;
 mod error;
 mod event;
 mod event_type;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod idempotency;
 mod json_scan;
