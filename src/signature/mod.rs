@@ -8,6 +8,8 @@ mod keyring_file;
 mod secret;
 mod verifier;
 
+#[cfg(fuzzing)]
+pub(crate) use self::header::parse_usual;
 pub use self::header::{SignatureHeader, sign, signed_request, signed_request_at};
 pub use self::keyring::{Keyring, SubscriptionSecrets};
 pub use self::secret::{KeyConvention, Secret};
