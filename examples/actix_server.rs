@@ -1,7 +1,7 @@
 //! A Monite webhook receiver on actix-web, at `POST /webhooks/monite`.
 //!
 //! ```sh
-//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example actix_server --features actix-web,tracing,redis
+//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example actix_server --features actix-web,tracing,redis,postgres
 //! ```
 //!
 //! Set `REDIS_URL` to share idempotency between replicas. Prints one JSON line per handled event on stdout; logs go to stderr. actix-web stops

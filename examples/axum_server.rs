@@ -1,7 +1,7 @@
 //! A Monite webhook receiver on axum, at `POST /webhooks/monite`.
 //!
 //! ```sh
-//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example axum_server --features axum,tracing,redis
+//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example axum_server --features axum,tracing,redis,postgres
 //! ```
 //!
 //! Set `REDIS_URL` to share idempotency between replicas. Prints one JSON line per handled event on stdout; logs go to stderr. Stops gracefully

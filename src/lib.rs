@@ -51,6 +51,7 @@
 //! | `actix-web` | `actix::resource` mounts it in an `App` or `Scope`; `actix::VerifiedEvent` likewise |
 //! | `client` | `client::Client`: subscriptions and their secrets, `GET /events` recovery through the receiver, the delivery log |
 //! | `redis` | `RedisStore`: idempotency shared by every replica through Redis |
+//! | `postgres` | `PostgresStore`: idempotency in your PostgreSQL (sqlx 0.8), and `PostgresStore::transactional` handlers whose writes commit with the event's done mark |
 //! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
 //!
 //! # Security
@@ -79,12 +80,16 @@ mod idempotency;
 mod json_scan;
 mod memory_store;
 mod object_type;
+#[cfg(feature = "postgres")]
+mod postgres_store;
 mod receiver;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod secret;
 mod signature;
 mod trace;
+#[cfg(feature = "postgres")]
+mod transactional;
 mod verify;
 mod wire_enum;
 
@@ -100,11 +105,15 @@ pub use crate::idempotency::{
 };
 pub use crate::memory_store::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 pub use crate::object_type::ObjectType;
+#[cfg(feature = "postgres")]
+pub use crate::postgres_store::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresStore};
 pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
 #[cfg(feature = "redis")]
 pub use crate::redis_store::RedisStore;
 pub use crate::secret::{KeyConvention, Secret};
 pub use crate::signature::{SignatureHeader, sign, signed_request, signed_request_at};
+#[cfg(feature = "postgres")]
+pub use crate::transactional::{Transactional, TxFuture};
 pub use crate::verify::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, Verified, Verifier};
 pub use crate::wire_enum::UnknownValue;
 
@@ -129,6 +138,8 @@ mod tests {
         assert_shared::<Idempotency>();
         #[cfg(feature = "redis")]
         assert_shared::<RedisStore>();
+        #[cfg(feature = "postgres")]
+        assert_shared::<PostgresStore>();
         #[cfg(feature = "client")]
         assert_shared::<client::Client>();
         assert_shared::<Event>();

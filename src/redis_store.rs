@@ -9,6 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::idempotency::{Claim, ClaimToken, IdempotencyStore};
+use crate::secret::redact_url;
 
 // A done key holds `done`; a claimed key holds its token, which is hex and never `done`.
 
@@ -182,16 +183,6 @@ impl IdempotencyStore for RedisStore {
         self.run(&self.scripts.release, key, token, None)
             .await
             .map(drop)
-    }
-}
-
-/// The URL without its password, for error messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://[redacted]@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -3,15 +3,16 @@
 use std::net::SocketAddr;
 
 use monite_webhooks::{
-    Dispatcher, Event, EventType, Idempotency, MemoryStore, ObjectType, Receiver, RedisStore,
-    Secret, Unhandled, Verifier,
+    Dispatcher, Event, EventType, Idempotency, MemoryStore, ObjectType, PostgresStore, Receiver,
+    RedisStore, Secret, Unhandled, Verifier,
 };
 
 /// Printed and used when `MONITE_WEBHOOK_SECRET` is not set, so the server starts anyway.
 pub(crate) const DEVELOPMENT_SECRET: &str = "whsec_development_only_do_not_use_in_production";
 
 /// The receiver, from `MONITE_WEBHOOK_SECRET` (comma-separated for rotation), handling each
-/// event once through Redis when `REDIS_URL` is set, in memory otherwise.
+/// event once through PostgreSQL when `DATABASE_URL` is set (a `postgres://` URL), through
+/// Redis when `REDIS_URL` is, in memory otherwise.
 pub(crate) async fn receiver_from_env() -> Result<Receiver, monite_webhooks::Error> {
     let configured = std::env::var("MONITE_WEBHOOK_SECRET").unwrap_or_default();
     let secrets = if configured.trim().is_empty() {
@@ -28,15 +29,20 @@ pub(crate) async fn receiver_from_env() -> Result<Receiver, monite_webhooks::Err
             .collect::<Result<_, monite_webhooks::Error>>()?
     };
     let verifier = Verifier::with_secrets(secrets)?;
-    let idempotency = match std::env::var("REDIS_URL") {
-        Ok(url) if !url.trim().is_empty() => {
-            tracing::info!("idempotency: Redis (REDIS_URL)");
-            Idempotency::new(RedisStore::connect(url.trim()).await?)
-        }
-        _ => {
-            tracing::info!("idempotency: in memory (set REDIS_URL to share it between replicas)");
-            Idempotency::new(MemoryStore::new())
-        }
+    let url_from = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let idempotency = if let Some(url) = url_from("DATABASE_URL") {
+        tracing::info!("idempotency: PostgreSQL (DATABASE_URL)");
+        let store = PostgresStore::connect(url.trim()).await?;
+        store.ensure_schema().await?;
+        Idempotency::new(store)
+    } else if let Some(url) = url_from("REDIS_URL") {
+        tracing::info!("idempotency: Redis (REDIS_URL)");
+        Idempotency::new(RedisStore::connect(url.trim()).await?)
+    } else {
+        tracing::info!(
+            "idempotency: in memory (set DATABASE_URL or REDIS_URL to share it between replicas)"
+        );
+        Idempotency::new(MemoryStore::new())
     };
     Ok(Receiver::builder(verifier, dispatcher())
         .idempotency(idempotency)
