@@ -11,7 +11,7 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::event::Event;
-use crate::idempotency::{Claim, ClaimToken, IdempotencyStore};
+use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
 use crate::secret::redact_url;
 use crate::transactional::{Transactional, TxFuture};
 
@@ -362,11 +362,12 @@ impl PostgresStore {
     }
 }
 
-/// Milliseconds for an interval: at least 1, at most about a century, so that `now()` plus
-/// it stays a valid timestamp.
+/// Milliseconds for an interval: at least 1, at most [`MAX_STORE_DURATION`], so that
+/// `now()` plus it stays a valid timestamp.
 pub(crate) fn millis(duration: Duration) -> i64 {
-    const CENTURY_MS: u128 = 100 * 366 * 24 * 3600 * 1000;
-    i64::try_from(duration.as_millis().clamp(1, CENTURY_MS)).unwrap_or(i64::MAX)
+    i64::try_from(duration.min(MAX_STORE_DURATION).as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1)
 }
 
 impl IdempotencyStore for PostgresStore {
@@ -413,6 +414,20 @@ impl IdempotencyStore for PostgresStore {
             .await?;
         Ok(())
     }
+
+    /// Starts the release on the current Tokio runtime (the pool's own), so a retry finds
+    /// the key free within a round trip; outside a runtime the lease lapses.
+    fn release_detached(&self, key: &str, token: &ClaimToken) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, key, token) = (self.clone(), key.to_owned(), *token);
+        runtime.spawn(async move {
+            if let Err(e) = store.release(&key, &token).await {
+                crate::trace::store_trouble(&key, &format!("releasing the claim failed: {e}"));
+            }
+        });
+    }
 }
 
 impl fmt::Debug for PostgresStore {
@@ -454,6 +469,9 @@ mod tests {
     fn intervals_stay_in_range() {
         assert_eq!(millis(Duration::ZERO), 1);
         assert_eq!(millis(Duration::from_secs(2)), 2000);
-        assert!(millis(Duration::MAX) < i64::MAX);
+        assert_eq!(
+            millis(Duration::MAX),
+            i64::try_from(MAX_STORE_DURATION.as_millis()).unwrap()
+        );
     }
 }

@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 use crate::dispatch::Handler;
 use crate::error::BoxError;
 use crate::event::Event;
-use crate::idempotency::{DEFAULT_RETENTION, Idempotency, KeyScope};
+use crate::idempotency::{DEFAULT_RETENTION, Idempotency, KeyScope, MAX_STORE_DURATION};
 use crate::postgres_store::{PostgresStore, millis};
 
 /// What a transactional handler returns: its work, boxed, borrowing the transaction (the
@@ -45,6 +45,8 @@ pub type TxFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send
 /// process that commits and dies before the front store marks the event done leaves a
 /// claim that expires, and the next delivery finds the inbox row and answers `200` without
 /// running the handler. Keys follow the receiver's: set the same [`KeyScope`] on both.
+/// Id-less 2022 envelopes name no event, so the inbox records none of them: each delivery
+/// runs, its writes still all-or-nothing.
 ///
 /// ```no_run
 /// use monite_webhooks::{Dispatcher, Event, EventType, Idempotency, ObjectType, PostgresStore};
@@ -100,10 +102,10 @@ impl<H> Transactional<H> {
     }
 
     /// How long the inbox remembers a handled event. Defaults to [`DEFAULT_RETENTION`]
-    /// (8 days, Monite's week of retries plus margin).
+    /// (8 days, Monite's week of retries plus margin); at most [`MAX_STORE_DURATION`].
     #[must_use]
     pub fn with_retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
+        self.retention = retention.min(MAX_STORE_DURATION);
         self
     }
 }
@@ -114,18 +116,21 @@ where
 {
     async fn call(&self, event: Event) -> Result<(), BoxError> {
         self.store.sweep_if_due();
-        let key = self.keys.key(&event);
         let mut tx = self.store.pool().begin().await?;
-        let fresh = sqlx::query(self.store.inbox_claim_sql())
-            .bind(&key)
-            .bind(millis(self.retention))
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if !fresh {
-            // Done by an earlier delivery. Nothing was written: dropping rolls back.
-            drop(tx);
-            return Ok(());
+        // An id-less 2022 envelope names no event to record: its writes still commit
+        // together, but each delivery runs, as the receiver runs it.
+        if let Some(key) = self.keys.key(&event) {
+            let fresh = sqlx::query(self.store.inbox_claim_sql())
+                .bind(&key)
+                .bind(millis(self.retention))
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !fresh {
+                // Done by an earlier delivery. Nothing was written: dropping rolls back.
+                drop(tx);
+                return Ok(());
+            }
         }
         (self.handler)(event, &mut tx).await?;
         tx.commit().await?;

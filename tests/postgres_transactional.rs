@@ -210,6 +210,28 @@ async fn the_handlers_row_and_the_done_mark_commit_together() {
     );
     assert_eq!(deliver(&receiver, &panicking).await, StatusCode::OK);
     assert_eq!((service.runs(&id), service.rows(&id).await), (2, 1));
+
+    // So does a delivery dropped mid-handler (the caller hung up): the retry writes the row.
+    let id = fresh_id();
+    let gated = body(&id, "payable.gated");
+    let dropped = {
+        let (receiver, gated) = (receiver.clone(), gated.clone());
+        tokio::spawn(async move { deliver(&receiver, &gated).await })
+    };
+    wait_for_runs(&service, &id, 1).await;
+    dropped.abort();
+    assert!(dropped.await.unwrap_err().is_cancelled());
+    service.gate.add_permits(1);
+    let mut status = StatusCode::CONFLICT;
+    for _ in 0..100 {
+        status = deliver(&receiver, &gated).await;
+        if status != StatusCode::CONFLICT {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((service.runs(&id), service.rows(&id).await), (2, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
