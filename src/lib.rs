@@ -74,8 +74,10 @@ mod dispatch;
 mod error;
 mod event;
 mod event_type;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
-mod hex;
 mod idempotency;
 mod json_scan;
 mod memory_store;
@@ -85,13 +87,11 @@ mod postgres_store;
 mod receiver;
 #[cfg(feature = "redis")]
 mod redis_store;
-mod secret;
 mod signature;
 mod spawn;
 mod trace;
 #[cfg(feature = "postgres")]
 mod transactional;
-mod verify;
 mod wire_enum;
 
 pub use crate::dispatch::{
@@ -112,14 +112,14 @@ pub use crate::postgres_store::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, Po
 pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
 #[cfg(feature = "redis")]
 pub use crate::redis_store::RedisStore;
-pub use crate::secret::{KeyConvention, Secret};
-pub use crate::signature::{SignatureHeader, sign, signed_request, signed_request_at};
+pub use crate::signature::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, KeyConvention, Keyring, MAX_SIGNATURES,
+    MAX_TOLERANCE, Secret, SignatureHeader, SubscriptionSecrets, Verified, Verifier, sign,
+    signed_request, signed_request_at,
+};
 pub use crate::spawn::{Spawn, Task};
 #[cfg(feature = "postgres")]
 pub use crate::transactional::{Transactional, TxFuture};
-pub use crate::verify::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, MAX_TOLERANCE, Verified, Verifier,
-};
 pub use crate::wire_enum::UnknownValue;
 
 // The README's examples are compiled and run as doctests.

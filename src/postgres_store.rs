@@ -12,7 +12,7 @@ use sqlx::{PgConnection, PgPool};
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
-use crate::secret::redact_url;
+use crate::signature::redact_url;
 use crate::transactional::{Transactional, TxFuture};
 
 /// The table names' default prefix: `monite_webhook_claims` and `monite_webhook_inbox`.
