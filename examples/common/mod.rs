@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use monite_webhooks::{
-    BoxError, Dispatcher, Event, EventType, Idempotency, MemoryStore, ObjectType, PostgresStore,
-    Receiver, RedisStore, Secret, Unhandled, Verifier,
+    BoxError, Dispatcher, Event, EventType, Idempotency, Keyring, MemoryStore, ObjectType,
+    PostgresStore, Receiver, RedisStore, Secret, Unhandled, Verifier,
 };
 
 /// The secret written here, for trying the server on your own machine: accepted only with
@@ -17,18 +17,18 @@ fn development_opt_in() -> bool {
         || std::env::var("MONITE_WEBHOOK_DEV").is_ok_and(|v| v.trim() == "1")
 }
 
-/// The verifier, from `MONITE_WEBHOOK_SECRET` (comma-separated for rotation); the
-/// development secret only on explicit opt-in.
+/// The verifier, from the secrets the environment configures (`Keyring::from_env`:
+/// `MONITE_WEBHOOK_SECRETS` pairs, a `MONITE_WEBHOOK_KEYRING` file, `MONITE_WEBHOOK_SECRET`);
+/// the development secret only on explicit opt-in.
 fn verifier_from_env() -> Result<Verifier, BoxError> {
-    let configured = std::env::var("MONITE_WEBHOOK_SECRET").unwrap_or_default();
-    if !configured.trim().is_empty() {
-        let secrets = configured
-            .split(',')
-            .map(str::trim)
-            .enumerate()
-            .map(|(i, s)| Ok(Secret::new(s)?.labeled(format!("MONITE_WEBHOOK_SECRET[{i}]"))))
-            .collect::<Result<Vec<_>, monite_webhooks::Error>>()?;
-        return Ok(Verifier::with_secrets(secrets)?);
+    let keyring = Keyring::from_env()?;
+    if !keyring.is_empty() {
+        tracing::info!(
+            subscriptions = keyring.len(),
+            unkeyed = keyring.unkeyed().len(),
+            "secrets from the environment"
+        );
+        return Ok(Verifier::from_keyring(keyring));
     }
     if development_opt_in() {
         tracing::warn!(
@@ -40,8 +40,9 @@ fn verifier_from_env() -> Result<Verifier, BoxError> {
         ));
     }
     Err(
-        "no secret configured: set MONITE_WEBHOOK_SECRET to your subscription's secret \
-         (comma-separated for several), or pass --dev to accept the development secret \
+        "no secret configured: set MONITE_WEBHOOK_SECRETS=<subscription_id>=<secret>,... \
+         (one pair per subscription), MONITE_WEBHOOK_KEYRING=<keyring file>, or \
+         MONITE_WEBHOOK_SECRET=<secret>; or pass --dev to accept the development secret \
          written in examples/common/mod.rs"
             .into(),
     )

@@ -256,6 +256,46 @@ impl Keyring {
         Ok(keyring)
     }
 
+    /// The secrets the environment configures, as the example servers and the
+    /// `monite-webhooks` command-line tool read them; empty when none is set:
+    ///
+    /// - `MONITE_WEBHOOK_KEYRING`: the path of a keyring file ([`Keyring::load`]);
+    /// - `MONITE_WEBHOOK_SECRETS`: `<subscription_id>=<secret>` pairs, comma-separated
+    ///   ([`Keyring::parse_pairs`]), added to the file's (a subscription in both keeps the
+    ///   file's secret as the previous one);
+    /// - `MONITE_WEBHOOK_SECRET`: secrets for any subscription, comma-separated (unkeyed).
+    ///
+    /// # Errors
+    /// As [`Keyring::load`] and [`Keyring::parse_pairs`], and
+    /// [`ErrorKind::InvalidSecret`] for an unusable `MONITE_WEBHOOK_SECRET`, naming the
+    /// variable and position, never the secret.
+    pub fn from_env() -> Result<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let mut keyring = match var("MONITE_WEBHOOK_KEYRING") {
+            Some(path) => Self::load(path.trim())?,
+            None => Self::new(),
+        };
+        if let Some(pairs) = var("MONITE_WEBHOOK_SECRETS") {
+            for (id, held) in Self::parse_pairs(&pairs)?.subscriptions {
+                for secret in held.secrets.into_iter().rev() {
+                    keyring.rotate(id.clone(), secret);
+                }
+            }
+        }
+        if let Some(secrets) = var("MONITE_WEBHOOK_SECRET") {
+            for (position, text) in secrets.split(',').map(str::trim).enumerate() {
+                let secret = Secret::new(text).map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidSecret,
+                        format!("MONITE_WEBHOOK_SECRET, secret {}: {e}", position + 1),
+                    )
+                })?;
+                keyring.push_unkeyed(secret.labeled(format!("MONITE_WEBHOOK_SECRET[{position}]")));
+            }
+        }
+        Ok(keyring)
+    }
+
     /// The subscription id a delivery names, and the secrets to try for it.
     ///
     /// With no subscription held, every delivery is checked against the unkeyed secrets

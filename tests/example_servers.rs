@@ -1,0 +1,200 @@
+//! The example servers as users start them: real processes, real HTTP over loopback, the
+//! secrets from the environment (`MONITE_WEBHOOK_SECRETS` for forty subscriptions), and the
+//! development secret only with `--dev`.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use monite_webhooks::{Secret, sign};
+
+const DEVELOPMENT_SECRET: &str = "whsec_development_only_do_not_use_in_production";
+
+/// `target/<profile>/examples/<name>`, built first: `cargo test --test example_servers`
+/// alone builds no example, and an old binary would test old code.
+fn example(name: &str) -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let status = Command::new(env!("CARGO"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "--quiet", "--example", "axum_server", "--example"])
+            .args([
+                "actix_server",
+                "--features",
+                "axum,actix-web,tracing,redis,postgres",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the example servers failed");
+    });
+    let deps = std::env::current_exe().unwrap();
+    deps.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
+}
+
+fn free_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(name: &str, env: &[(&str, String)], args: &[&str]) -> Self {
+        let addr = free_addr();
+        let mut command = Command::new(example(name));
+        command
+            .args(args)
+            .env("MONITE_WEBHOOK_ADDR", &addr)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for var in [
+            "MONITE_WEBHOOK_SECRET",
+            "MONITE_WEBHOOK_SECRETS",
+            "MONITE_WEBHOOK_KEYRING",
+            "MONITE_WEBHOOK_DEV",
+            "REDIS_URL",
+            "DATABASE_URL",
+        ] {
+            command.env_remove(var);
+        }
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().unwrap();
+        let server = Self { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut server = server;
+        while TcpStream::connect(&server.addr).is_err() {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("{name} exited before listening: {status}");
+            }
+            assert!(Instant::now() < deadline, "{name} did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// POSTs `body` with `signature` and answers the status.
+    fn deliver(&self, body: &str, signature: &str) -> u16 {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        write!(
+            stream,
+            "POST /webhooks/monite HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Monite-Signature: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+            .split(' ')
+            .nth(1)
+            .and_then(|status| status.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
+    }
+
+    /// The JSON lines printed so far, after stopping the server.
+    fn stop(mut self) -> Vec<serde_json::Value> {
+        self.child.kill().unwrap();
+        let mut lines = Vec::new();
+        let stdout = self.child.stdout.take().unwrap();
+        for line in BufReader::new(stdout).lines() {
+            lines.push(serde_json::from_str(&line.unwrap()).unwrap());
+        }
+        self.child.wait().unwrap();
+        lines
+    }
+}
+
+fn envelope(id: &str, subscription: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","action":"payable.created","object":{{"id":"o-{id}"}},"object_type":"payable","webhook_subscription_id":"{subscription}"}}"#
+    )
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn forty_subscriptions_one_endpoint_on_both_frameworks() {
+    let secrets: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("sub-{i:02}"), format!("whsec_subscription_{i}")))
+        .collect();
+    let pairs = secrets
+        .iter()
+        .map(|(id, secret)| format!("{id}={secret}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for name in ["axum_server", "actix_server"] {
+        let server = Server::start(name, &[("MONITE_WEBHOOK_SECRETS", pairs.clone())], &[]);
+        for (i, (id, secret)) in secrets.iter().enumerate() {
+            let body = envelope(&format!("{name}-evt-{i}"), id);
+            let signature = sign(&Secret::new(secret).unwrap(), now(), body.as_bytes());
+            assert_eq!(server.deliver(&body, &signature), 200, "{name}: {id}");
+        }
+        // Signed by another subscription's secret, naming one not held, and forged.
+        let body = envelope("e-cross", "sub-39");
+        let other = sign(&Secret::new(&secrets[0].1).unwrap(), now(), body.as_bytes());
+        assert_eq!(server.deliver(&body, &other), 401, "{name}: cross");
+        let body = envelope("e-unknown", "sub-99");
+        let signature = sign(&Secret::new(&secrets[0].1).unwrap(), now(), body.as_bytes());
+        assert_eq!(server.deliver(&body, &signature), 401, "{name}: unknown");
+        let forged = format!("t={},v1={}", now(), "0".repeat(64));
+        assert_eq!(server.deliver(&envelope("e-f", "sub-01"), &forged), 401);
+
+        let lines = server.stop();
+        assert_eq!(lines.len(), 40, "{name}: one line per handled event");
+        for (i, line) in lines.iter().enumerate() {
+            assert_eq!(line["object_type"], "payable");
+            assert_eq!(line["event"], "created");
+            assert!(line["id"].as_str().unwrap().starts_with(name), "{line}");
+            assert!(line["webhook_subscription_id"].is_string(), "{i}: {line}");
+        }
+    }
+}
+
+#[test]
+fn the_development_secret_needs_dev() {
+    let refused = Command::new(example("axum_server"))
+        .env_remove("MONITE_WEBHOOK_SECRET")
+        .env_remove("MONITE_WEBHOOK_SECRETS")
+        .env_remove("MONITE_WEBHOOK_KEYRING")
+        .env_remove("MONITE_WEBHOOK_DEV")
+        .env("MONITE_WEBHOOK_ADDR", free_addr())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("no secret configured"), "{stderr}");
+
+    let server = Server::start("axum_server", &[], &["--dev"]);
+    let body = envelope("dev-1", "sub-dev");
+    let signature = sign(
+        &Secret::new(DEVELOPMENT_SECRET).unwrap(),
+        now(),
+        body.as_bytes(),
+    );
+    assert_eq!(server.deliver(&body, &signature), 200);
+    assert_eq!(server.stop().len(), 1);
+}
