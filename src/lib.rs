@@ -52,6 +52,8 @@
 //! | `client` | `client::Client`: subscriptions and their secrets, `GET /events` recovery through the receiver, the delivery log |
 //! | `redis` | `RedisStore`: idempotency shared by every replica through Redis |
 //! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
+//! | `tower` | [`Receiver`] is a `tower::Service` for any `http_body::Body` (hyper, AWS Lambda, axum's `route_service`, any tower stack); `tower::VerifyLayer` verifies in front of your own service |
+//! | `metrics` | `metrics`: deliveries by outcome and status, rejections by reason, handler duration, idempotency store latency and failures, through the `metrics` facade |
 //!
 //! # Security
 //!
@@ -78,12 +80,18 @@ mod hex;
 mod idempotency;
 mod json_scan;
 mod memory_store;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 mod object_type;
 mod receiver;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod secret;
 mod signature;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod trace;
 mod verify;
 mod wire_enum;

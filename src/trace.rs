@@ -10,8 +10,10 @@ use crate::event::Event;
 use crate::receiver::Outcome;
 use crate::verify::Verified;
 
+// Every rejection passes through `rejected`, so it is counted here too.
 #[cfg(feature = "tracing")]
 pub(crate) fn rejected(error: &Error) {
+    crate::metrics::rejected(error);
     tracing::warn!(
         target: "monite_webhooks",
         kind = ?error.kind(),
@@ -78,7 +80,9 @@ pub(crate) fn store_trouble(key: &str, what: &str) {
 }
 
 #[cfg(not(feature = "tracing"))]
-pub(crate) fn rejected(_: &Error) {}
+pub(crate) fn rejected(error: &Error) {
+    crate::metrics::rejected(error);
+}
 
 #[cfg(not(feature = "tracing"))]
 pub(crate) fn store_trouble(_: &str, _: &str) {}
