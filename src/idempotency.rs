@@ -13,6 +13,7 @@ use sha2::Digest as _;
 use crate::error::BoxError;
 use crate::event::Event;
 use crate::hex;
+use crate::metrics;
 
 /// How long a delivery may hold its claim before another may take the event over: five
 /// minutes. Longer than any handler should run; shorter than Monite's first retry gap
@@ -47,6 +48,10 @@ pub struct ClaimToken {
 
 impl ClaimToken {
     /// A fresh token, unique across processes with overwhelming probability.
+    ///
+    /// It reads `std::process::id`, which panics on `wasm32-unknown-unknown` and WASI:
+    /// there, give the receiver tokens from [`from_parts`](Self::from_parts) with
+    /// [`ReceiverBuilder::claim_tokens`](crate::ReceiverBuilder::claim_tokens).
     #[must_use]
     pub fn new() -> Self {
         static PROCESS: OnceLock<u64> = OnceLock::new();
@@ -57,6 +62,28 @@ impl ClaimToken {
         Self {
             process,
             sequence: SEQUENCE.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+impl ClaimToken {
+    /// A token from an `instance` id, random per running instance (from the host's random
+    /// source), and a `sequence` number that instance never repeats.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use monite_webhooks::ClaimToken;
+    ///
+    /// let instance = 0x5eed_1234_abcd_ef00; // from `getrandom`, `crypto.getRandomValues`...
+    /// let sequence = AtomicU64::new(0);
+    /// let next = move || ClaimToken::from_parts(instance, sequence.fetch_add(1, Ordering::Relaxed));
+    /// assert_ne!(next(), next());
+    /// ```
+    #[must_use]
+    pub const fn from_parts(instance: u64, sequence: u64) -> Self {
+        Self {
+            process: instance,
+            sequence,
         }
     }
 }
@@ -255,15 +282,17 @@ impl Idempotency {
     }
 
     pub(crate) async fn claim(&self, key: &str, token: &ClaimToken) -> Result<Claim, BoxError> {
-        self.store.claim(key, token, self.lease).await
+        let call = self.store.claim(key, token, self.lease);
+        metrics::store_call("claim", call).await
     }
 
     pub(crate) async fn complete(&self, key: &str, token: &ClaimToken) -> Result<bool, BoxError> {
-        self.store.complete(key, token, self.retention).await
+        let call = self.store.complete(key, token, self.retention);
+        metrics::store_call("complete", call).await
     }
 
     pub(crate) async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {
-        self.store.release(key, token).await
+        metrics::store_call("release", self.store.release(key, token)).await
     }
 }
 

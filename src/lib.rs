@@ -71,6 +71,7 @@ pub mod actix;
 pub mod axum;
 #[cfg(feature = "client")]
 pub mod client;
+mod clock;
 mod dispatch;
 mod error;
 mod event;
@@ -96,6 +97,7 @@ mod trace;
 mod verify;
 mod wire_enum;
 
+pub use crate::clock::{Clock, SystemClock};
 pub use crate::dispatch::{
     Dispatched, Dispatcher, DispatcherBuilder, Fallback, Handler, IntoHandlerResult, Unhandled,
 };

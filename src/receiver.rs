@@ -6,12 +6,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
+use crate::clock::{Clock, SystemClock};
 use crate::dispatch::{Dispatched, Dispatcher, Unhandled};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::headers::HeaderLookup;
 use crate::idempotency::{Claim, ClaimToken, Idempotency};
 use crate::memory_store::MemoryStore;
+use crate::metrics;
 use crate::trace;
 use crate::verify::Verifier;
 
@@ -63,16 +65,21 @@ struct Inner {
     dispatcher: Dispatcher,
     unhandled_status: StatusCode,
     idempotency: Option<Idempotency>,
+    clock: Arc<dyn Clock>,
+    claim_tokens: Option<ClaimTokens>,
 }
 
+type ClaimTokens = Arc<dyn Fn() -> ClaimToken + Send + Sync>;
+
 /// Configures a [`Receiver`].
-#[derive(Debug)]
 #[must_use]
 pub struct ReceiverBuilder {
     verifier: Verifier,
     dispatcher: Dispatcher,
     unhandled_status: StatusCode,
     idempotency: Option<Idempotency>,
+    clock: Arc<dyn Clock>,
+    claim_tokens: Option<ClaimTokens>,
 }
 
 /// What happened to a verified delivery.
@@ -110,6 +117,8 @@ impl Receiver {
             dispatcher,
             unhandled_status: StatusCode::OK,
             idempotency: Some(Idempotency::new(MemoryStore::new())),
+            clock: Arc::new(SystemClock),
+            claim_tokens: None,
         }
     }
 
@@ -139,7 +148,7 @@ impl Receiver {
         let verified = self
             .inner
             .verifier
-            .verify(headers, &body)
+            .verify_at(headers, &body, self.inner.clock.now_unix())
             .and_then(|verified| {
                 trace::verified(&verified);
                 Event::parse(body)
@@ -163,11 +172,17 @@ impl Receiver {
 
     async fn dispatch_once(&self, event: Event) -> Result<Outcome> {
         let dispatcher = &self.inner.dispatcher;
+        let run =
+            |event| metrics::handler_run(dispatcher.dispatch(event), |d| *d == Dispatched::Handled);
         let Some(idempotency) = &self.inner.idempotency else {
-            return dispatcher.dispatch(event).await.map(Outcome::from);
+            return run(event).await.map(Outcome::from);
         };
         let key = idempotency.key(&event);
-        let token = ClaimToken::new();
+        let token = self
+            .inner
+            .claim_tokens
+            .as_ref()
+            .map_or_else(ClaimToken::new, |next| next());
         let claim = idempotency.claim(&key, &token).await.map_err(|source| {
             Error::new(
                 ErrorKind::StoreUnavailable,
@@ -185,7 +200,7 @@ impl Receiver {
                 ));
             }
         }
-        let result = dispatcher.dispatch(event).await.map(Outcome::from);
+        let result = run(event).await.map(Outcome::from);
         if result.is_ok() {
             // The event is handled whatever happens next: answer 200 either way. A failed
             // mark leaves the claim to expire, and Monite sends nothing more after a 200.
@@ -223,7 +238,9 @@ impl Receiver {
         let result = self
             .receive_request(parts.method.as_str(), &parts.headers, body)
             .await;
-        self.response(&result)
+        let response = self.response(&result);
+        metrics::delivered(&result, response.status());
+        response
     }
 
     /// [`receive`](Self::receive) after the same precheck the adapters make before reading
@@ -318,6 +335,22 @@ impl ReceiverBuilder {
         self
     }
 
+    /// Where the timestamp check reads the time. Defaults to [`SystemClock`]; see
+    /// [`Clock`] for when to inject another.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Where the idempotency claims get their tokens. Defaults to [`ClaimToken::new`],
+    /// which reads `std::process::id`: on `wasm32-unknown-unknown` and WASI, where that
+    /// panics, give tokens from [`ClaimToken::from_parts`] instead. Each call must return
+    /// a token no other delivery, in any instance, ever holds.
+    pub fn claim_tokens(mut self, next: impl Fn() -> ClaimToken + Send + Sync + 'static) -> Self {
+        self.claim_tokens = Some(Arc::new(next));
+        self
+    }
+
     /// Builds the receiver.
     #[must_use]
     pub fn build(self) -> Receiver {
@@ -327,6 +360,8 @@ impl ReceiverBuilder {
                 dispatcher: self.dispatcher,
                 unhandled_status: self.unhandled_status,
                 idempotency: self.idempotency,
+                clock: self.clock,
+                claim_tokens: self.claim_tokens,
             }),
         }
     }
@@ -339,6 +374,17 @@ impl fmt::Debug for Receiver {
             .field("dispatcher", &self.inner.dispatcher)
             .field("unhandled_status", &self.inner.unhandled_status)
             .field("idempotency", &self.inner.idempotency)
-            .finish()
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for ReceiverBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceiverBuilder")
+            .field("verifier", &self.verifier)
+            .field("dispatcher", &self.dispatcher)
+            .field("unhandled_status", &self.unhandled_status)
+            .field("idempotency", &self.idempotency)
+            .finish_non_exhaustive()
     }
 }
