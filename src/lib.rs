@@ -141,6 +141,9 @@ mod tests {
         assert_shared::<RedisStore>();
         #[cfg(feature = "client")]
         assert_shared::<client::Client>();
+        #[cfg(feature = "tower")]
+        assert_shared::<tower::VerifyLayer>();
+        assert_shared::<SystemClock>();
         assert_shared::<Event>();
         assert_shared::<ObjectType>();
         assert_shared::<EventType>();

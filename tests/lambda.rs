@@ -12,7 +12,6 @@ mod common;
 
 use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -174,23 +173,6 @@ fn serve_runtime_api(api: RuntimeApi) -> std::net::SocketAddr {
     rx.recv().unwrap()
 }
 
-/// examples/lambda.rs, built with this test run's target directory (by `cargo test`, which
-/// builds the examples; or here, when only this test was asked for).
-fn lambda_example() -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let profile_dir = deps.parent().unwrap().parent().unwrap();
-    let binary = profile_dir.join("examples").join("lambda");
-    if !binary.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "lambda", "--features", "tower"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "building examples/lambda.rs failed");
-    }
-    binary
-}
-
 #[test]
 fn the_lambda_example_answers_each_shape_under_lambda_http_run() {
     let api = RuntimeApi::default();
@@ -215,7 +197,7 @@ fn the_lambda_example_answers_each_shape_under_lambda_http_run() {
     }
     let addr = serve_runtime_api(api.clone());
 
-    let mut child = Command::new(lambda_example())
+    let mut child = Command::new(common::example_binary("lambda"))
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "monite-webhooks")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")

@@ -244,3 +244,48 @@ fn the_prometheus_exporter_renders_the_counts() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 }
+
+#[cfg(all(feature = "axum", feature = "tracing", feature = "redis"))]
+#[test]
+fn the_axum_example_serves_the_counters_after_a_sample_delivery() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = std::process::Command::new(common::example_binary("axum_server"))
+        .env("MONITE_WEBHOOK_ADDR", addr.to_string())
+        .env("MONITE_WEBHOOK_SECRET", common::CURRENT)
+        .env_remove("REDIS_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let valid = common::cases().into_iter().next().unwrap();
+    let (status, _) = common::send(addr, &valid);
+    let forged = common::cases()
+        .into_iter()
+        .find(|case| case.name == "wrong secret")
+        .unwrap();
+    let (forged_status, _) = common::send(addr, &forged);
+    let (metrics_status, text) = common::exchange(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!((status, forged_status, metrics_status), (200, 401, 200));
+    for line in [
+        r#"monite_webhooks_deliveries_total{outcome="handled",status="200"} 1"#,
+        r#"monite_webhooks_deliveries_total{outcome="rejected",status="401"} 1"#,
+        r#"monite_webhooks_rejections_total{reason="bad_signature"} 1"#,
+        r#"monite_webhooks_store_duration_seconds_count{op="claim",result="ok"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
