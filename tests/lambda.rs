@@ -104,12 +104,15 @@ async fn each_lambda_shape_converted_by_lambda_http_is_answered_as_the_table_say
     }
 }
 
+/// What the function sent for an invocation: its id, `response` or `error`, the JSON.
+type Answer = (String, &'static str, Value);
+
 /// A Lambda Runtime API on loopback: hands out queued invocations, collects what the
 /// function answered to each.
 #[derive(Clone, Default)]
 struct RuntimeApi {
     invocations: Arc<Mutex<VecDeque<(String, Value)>>>,
-    answers: Arc<Mutex<Vec<(String, &'static str, Value)>>>,
+    answers: Arc<Mutex<Vec<Answer>>>,
 }
 
 async fn next_invocation(State(api): State<RuntimeApi>) -> (HeaderMap, String) {
