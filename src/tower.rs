@@ -155,7 +155,7 @@ where
 ///     Ok(Response::new(Full::from(reply)))
 /// }
 ///
-/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn example() -> Result<(), monite_webhooks::BoxError> {
 /// let secret = Secret::new("whsec_from_your_environment")?;
 /// let receiver = Receiver::new(Verifier::new(secret.clone()), Dispatcher::builder().build());
 /// let service = ServiceBuilder::new()
