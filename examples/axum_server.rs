@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example axum_server --features axum,tracing,redis
+//! cargo run --example axum_server --features axum,tracing,redis -- --dev   # the development secret
 //! ```
 //!
 //! With `--features metrics` too, `GET /metrics` serves the receiver's counters in the
@@ -20,7 +21,7 @@ mod common;
 use axum::Router;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), monite_webhooks::BoxError> {
     common::init_logging();
     let receiver = common::receiver_from_env().await?;
     let app = Router::new()
@@ -43,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Installs the Prometheus recorder and answers `GET /metrics` with what it recorded.
 #[cfg(feature = "metrics")]
-fn prometheus() -> Result<axum::routing::MethodRouter, Box<dyn std::error::Error>> {
+fn prometheus() -> Result<axum::routing::MethodRouter, Box<dyn std::error::Error + Send + Sync>> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     monite_webhooks::metrics::describe();
     Ok(axum::routing::get(move || {

@@ -33,7 +33,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_unix(&self) -> u64 {
-        crate::verify::unix_now()
+        crate::signature::unix_now()
     }
 }
 

@@ -76,8 +76,10 @@ mod dispatch;
 mod error;
 mod event;
 mod event_type;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
-mod hex;
 mod idempotency;
 mod json_scan;
 mod memory_store;
@@ -89,12 +91,11 @@ mod object_type;
 mod receiver;
 #[cfg(feature = "redis")]
 mod redis_store;
-mod secret;
 mod signature;
+mod spawn;
 #[cfg(feature = "tower")]
 pub mod tower;
 mod trace;
-mod verify;
 mod wire_enum;
 
 pub use crate::clock::{Clock, SystemClock};
@@ -107,15 +108,19 @@ pub use crate::event_type::EventType;
 pub use crate::headers::{HeaderLookup, SIGNATURE_HEADER};
 pub use crate::idempotency::{
     Claim, ClaimToken, DEFAULT_LEASE, DEFAULT_RETENTION, Idempotency, IdempotencyStore, KeyScope,
+    MAX_STORE_DURATION,
 };
 pub use crate::memory_store::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 pub use crate::object_type::ObjectType;
 pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
 #[cfg(feature = "redis")]
 pub use crate::redis_store::RedisStore;
-pub use crate::secret::{KeyConvention, Secret};
-pub use crate::signature::{SignatureHeader, sign, signed_request, signed_request_at};
-pub use crate::verify::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, Verified, Verifier};
+pub use crate::signature::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, KeyConvention, Keyring, MAX_SIGNATURES,
+    MAX_TOLERANCE, Secret, SignatureHeader, SubscriptionSecrets, Verified, Verifier, sign,
+    signed_request, signed_request_at,
+};
+pub use crate::spawn::{Spawn, Task};
 pub use crate::wire_enum::UnknownValue;
 
 // The README's examples are compiled and run as doctests.

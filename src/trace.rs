@@ -8,12 +8,18 @@ use std::future::Future;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::receiver::Outcome;
-use crate::verify::Verified;
+use crate::signature::Verified;
 
-// Every rejection passes through `rejected`, so it is counted here too.
+// Every rejection passes through `rejected` or `rejected_explained`, so it is counted
+// here too.
 #[cfg(feature = "tracing")]
 pub(crate) fn rejected(error: &Error) {
     crate::metrics::rejected(error);
+    warn_rejected(error);
+}
+
+#[cfg(feature = "tracing")]
+fn warn_rejected(error: &Error) {
     tracing::warn!(
         target: "monite_webhooks",
         kind = ?error.kind(),
@@ -22,11 +28,38 @@ pub(crate) fn rejected(error: &Error) {
     );
 }
 
+/// Logs a refused delivery; a signature mismatch is explained in full by `explain` (which
+/// costs HMACs, see `Verifier::diagnose_at`) at most once a second, so forged requests
+/// cannot make logging expensive. `now` is the receiver's clock, in Unix seconds.
+#[cfg(feature = "tracing")]
+pub(crate) fn rejected_explained(error: &Error, now: u64, explain: impl FnOnce() -> Option<Error>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_EXPLAINED: AtomicU64 = AtomicU64::new(0);
+
+    let worth_explaining = matches!(
+        error.kind(),
+        crate::ErrorKind::SignatureMismatch | crate::ErrorKind::UnknownSubscription
+    ) && tracing::enabled!(target: "monite_webhooks", tracing::Level::WARN);
+    crate::metrics::rejected(error);
+    if worth_explaining {
+        let last = LAST_EXPLAINED.load(Ordering::Relaxed);
+        let due = now > last
+            && LAST_EXPLAINED
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if let Some(explained) = due.then(explain).flatten() {
+            return warn_rejected(&explained);
+        }
+    }
+    warn_rejected(error);
+}
+
 #[cfg(feature = "tracing")]
 pub(crate) fn verified(verified: &Verified<'_>) {
     tracing::debug!(
         target: "monite_webhooks",
         signed_at = verified.timestamp(),
+        subscription = verified.subscription_id().unwrap_or("(unkeyed)"),
         secret = verified.secret().label().unwrap_or("(unlabeled)"),
         secret_index = verified.secret_index(),
         "signature verified"
@@ -86,6 +119,11 @@ pub(crate) fn rejected(error: &Error) {
 
 #[cfg(not(feature = "tracing"))]
 pub(crate) fn store_trouble(_: &str, _: &str) {}
+
+#[cfg(not(feature = "tracing"))]
+pub(crate) fn rejected_explained(error: &Error, _: u64, _: impl FnOnce() -> Option<Error>) {
+    crate::metrics::rejected(error);
+}
 
 #[cfg(not(feature = "tracing"))]
 pub(crate) fn verified(_: &Verified<'_>) {}
