@@ -5,6 +5,9 @@
 //! cargo run --example axum_server --features axum,tracing,redis,postgres -- --dev   # the development secret
 //! ```
 //!
+//! With `--features metrics` too, `GET /metrics` serves the receiver's counters in the
+//! Prometheus text format.
+//!
 //! Set `DATABASE_URL` (a `postgres://` URL) or `REDIS_URL` to share idempotency between replicas. Prints one JSON line per handled event on stdout; logs go to stderr. Stops gracefully
 //! on Ctrl-C or SIGTERM, finishing the requests in flight.
 
@@ -24,6 +27,8 @@ async fn main() -> Result<(), monite_webhooks::BoxError> {
     let app = Router::new()
         .route("/webhooks/monite", monite_webhooks::axum::route(receiver))
         .route("/health", axum::routing::get(|| async { "ok" }));
+    #[cfg(feature = "metrics")]
+    let app = app.route("/metrics", prometheus()?);
 
     let listener = tokio::net::TcpListener::bind(common::listen_addr()?).await?;
     tracing::info!(
@@ -35,6 +40,20 @@ async fn main() -> Result<(), monite_webhooks::BoxError> {
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Installs the Prometheus recorder and answers `GET /metrics` with what it recorded.
+#[cfg(feature = "metrics")]
+fn prometheus() -> Result<axum::routing::MethodRouter, Box<dyn std::error::Error + Send + Sync>> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    monite_webhooks::metrics::describe();
+    Ok(axum::routing::get(move || {
+        let handle = handle.clone();
+        async move {
+            handle.run_upkeep();
+            handle.render()
+        }
+    }))
 }
 
 async fn shutdown_signal() {

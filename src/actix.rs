@@ -67,7 +67,9 @@ async fn respond(
         Ok(body) => receiver.receive(request.headers(), body).await,
         Err(error) => Err(error),
     };
-    into_actix(receiver.response(&result))
+    let response = receiver.response(&result);
+    crate::metrics::delivered(&result, response.status());
+    into_actix(response)
 }
 
 async fn read_body(

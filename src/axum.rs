@@ -19,16 +19,14 @@
 //! # Ok(app) }
 //! ```
 
-use axum::body::{Body, Bytes};
 use axum::extract::{FromRef, FromRequest, Request};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any};
+use axum::routing::{MethodRouter, any_service};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::receiver::Receiver;
-use crate::trace;
+use crate::tower::read_body;
 
 /// The receiver as a route, for [`Router::route`](axum::Router::route) in a router with any
 /// state.
@@ -36,47 +34,14 @@ use crate::trace;
 /// It reads the raw body itself (no other extractor can alter it first), refuses bodies
 /// over the verifier's limit with `413` before any HMAC work, and answers every request,
 /// whatever its method, with the statuses [`Receiver`] documents.
+///
+/// It is the receiver's [tower service](crate::tower) mounted for every method, so
+/// `Router::route_service("/webhooks/monite", receiver)` does the same.
 pub fn route<S>(receiver: Receiver) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    any(move |request: Request| {
-        let receiver = receiver.clone();
-        async move { respond(&receiver, request).await }
-    })
-}
-
-async fn respond(receiver: &Receiver, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let result = match read_body(receiver, &parts.method, &parts.headers, body).await {
-        Ok(body) => receiver.receive(&parts.headers, body).await,
-        Err(error) => Err(error),
-    };
-    receiver.response(&result).map(Body::from)
-}
-
-async fn read_body(
-    receiver: &Receiver,
-    method: &axum::http::Method,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Bytes> {
-    receiver.precheck(method.as_str(), headers)?;
-    let limit = receiver.verifier().max_body_bytes();
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
-        let error = error.into_inner();
-        let error = if error.is::<http_body_util::LengthLimitError>() {
-            Error::body_too_large(format_args!("more than {limit}"), limit)
-        } else {
-            Error::new(
-                ErrorKind::UnreadableBody,
-                format!("the request body could not be read: {error}"),
-            )
-            .with_source(error)
-        };
-        trace::rejected(&error);
-        error
-    })
+    any_service(receiver)
 }
 
 /// An extractor for a verified, parsed event, for when you write the handler yourself.

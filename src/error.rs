@@ -109,6 +109,36 @@ impl ErrorKind {
         }
     }
 
+    /// A stable `snake_case` name for this kind: the `reason` label of the rejection
+    /// counter (feature `metrics`), and a field for your logs.
+    ///
+    /// `bad_signature` against `stale_timestamp` is what an operator alerts on after a key
+    /// rotation: the first climbs when a secret is wrong, the second when a clock is.
+    #[must_use]
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Self::InvalidSecret => "invalid_secret",
+            Self::KeyringFile => "keyring_file",
+            Self::MissingSignature => "missing_signature",
+            Self::MalformedSignature => "malformed_signature",
+            Self::SignatureMismatch => "bad_signature",
+            Self::UnknownSubscription => "unknown_subscription",
+            Self::TimestampTooOld => "stale_timestamp",
+            Self::TimestampInFuture => "future_timestamp",
+            Self::BodyTooLarge => "body_too_large",
+            Self::NotAnEnvelope => "not_an_envelope",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UnreadableBody => "unreadable_body",
+            Self::Misconfigured => "misconfigured",
+            Self::Handler => "handler_error",
+            Self::HandlerPanicked => "handler_panicked",
+            Self::InFlight => "in_flight",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Api => "api_error",
+            Self::Transport => "transport_error",
+        }
+    }
+
     /// A short reason that is safe to send to an unauthenticated caller.
     ///
     /// It never says which signature check failed (stale and mismatched signatures read the

@@ -12,6 +12,7 @@ use sha2::Digest as _;
 
 use crate::error::BoxError;
 use crate::event::Event;
+use crate::metrics;
 use crate::signature::hex;
 
 /// How long a delivery may hold its claim before another may take the event over: five
@@ -51,6 +52,10 @@ pub struct ClaimToken {
 
 impl ClaimToken {
     /// A fresh token, unique across processes with overwhelming probability.
+    ///
+    /// It reads `std::process::id`, which panics on `wasm32-unknown-unknown` and WASI:
+    /// there, give the receiver tokens from [`from_parts`](Self::from_parts) with
+    /// [`ReceiverBuilder::claim_tokens`](crate::ReceiverBuilder::claim_tokens).
     #[must_use]
     pub fn new() -> Self {
         static PROCESS: OnceLock<u64> = OnceLock::new();
@@ -61,6 +66,28 @@ impl ClaimToken {
         Self {
             process,
             sequence: SEQUENCE.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+impl ClaimToken {
+    /// A token from an `instance` id, random per running instance (from the host's random
+    /// source), and a `sequence` number that instance never repeats.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use monite_webhooks::ClaimToken;
+    ///
+    /// let instance = 0x5eed_1234_abcd_ef00; // from `getrandom`, `crypto.getRandomValues`...
+    /// let sequence = AtomicU64::new(0);
+    /// let next = move || ClaimToken::from_parts(instance, sequence.fetch_add(1, Ordering::Relaxed));
+    /// assert_ne!(next(), next());
+    /// ```
+    #[must_use]
+    pub const fn from_parts(instance: u64, sequence: u64) -> Self {
+        Self {
+            process: instance,
+            sequence,
         }
     }
 }
@@ -304,7 +331,8 @@ impl Idempotency {
     }
 
     pub(crate) async fn claim(&self, key: &str, token: &ClaimToken) -> Result<Claim, BoxError> {
-        self.store.claim(key, token, self.lease).await
+        let call = self.store.claim(key, token, self.lease);
+        metrics::store_call("claim", call).await
     }
 
     pub(crate) async fn complete(&self, key: &str, token: &ClaimToken) -> Result<bool, BoxError> {
@@ -312,11 +340,12 @@ impl Idempotency {
             Some(window) if key.starts_with("body:") => window,
             _ => self.retention,
         };
-        self.store.complete(key, token, retention).await
+        let call = self.store.complete(key, token, retention);
+        metrics::store_call("complete", call).await
     }
 
     pub(crate) async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {
-        self.store.release(key, token).await
+        metrics::store_call("release", self.store.release(key, token)).await
     }
 
     pub(crate) fn release_detached(&self, key: &str, token: &ClaimToken) {

@@ -53,6 +53,8 @@
 //! | `redis` | `RedisStore`: idempotency shared by every replica through Redis |
 //! | `postgres` | `PostgresStore`: idempotency in your PostgreSQL (sqlx 0.8), and `PostgresStore::transactional` handlers whose writes commit with the event's done mark |
 //! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
+//! | `tower` | [`Receiver`] is a `tower::Service` for any `http_body::Body` (hyper, AWS Lambda, axum's `route_service`, any tower stack); `tower::VerifyLayer` verifies in front of your own service |
+//! | `metrics` | `metrics`: deliveries by outcome and status, rejections by reason, handler duration, idempotency store latency and failures, through the `metrics` facade |
 //!
 //! # Security
 //!
@@ -70,6 +72,7 @@ pub mod actix;
 pub mod axum;
 #[cfg(feature = "client")]
 pub mod client;
+mod clock;
 mod dispatch;
 mod error;
 mod event;
@@ -81,6 +84,10 @@ mod headers;
 mod idempotency;
 mod json_scan;
 mod memory_store;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 mod object_type;
 #[cfg(feature = "postgres")]
 mod postgres_store;
@@ -89,11 +96,14 @@ mod receiver;
 mod redis_store;
 mod signature;
 mod spawn;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod trace;
 #[cfg(feature = "postgres")]
 mod transactional;
 mod wire_enum;
 
+pub use crate::clock::{Clock, SystemClock};
 pub use crate::dispatch::{
     Dispatched, Dispatcher, DispatcherBuilder, Fallback, Handler, IntoHandlerResult, Unhandled,
 };
@@ -147,6 +157,9 @@ mod tests {
         assert_shared::<PostgresStore>();
         #[cfg(feature = "client")]
         assert_shared::<client::Client>();
+        #[cfg(feature = "tower")]
+        assert_shared::<tower::VerifyLayer>();
+        assert_shared::<SystemClock>();
         assert_shared::<Event>();
         assert_shared::<ObjectType>();
         assert_shared::<EventType>();

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
+use crate::clock::{Clock, SystemClock};
 use crate::dispatch::{Dispatched, Dispatcher, Unhandled};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::headers::HeaderLookup;
 use crate::idempotency::{Claim, ClaimToken, Idempotency};
 use crate::memory_store::MemoryStore;
-use crate::signature::{Verifier, unix_now};
+use crate::metrics;
+use crate::signature::Verifier;
 use crate::spawn::{Spawn, Spawner, oneshot};
 use crate::trace;
 
@@ -64,17 +66,22 @@ struct Inner {
     dispatcher: Dispatcher,
     unhandled_status: StatusCode,
     idempotency: Option<Idempotency>,
+    clock: Arc<dyn Clock>,
+    claim_tokens: Option<ClaimTokens>,
     spawner: Option<Spawner>,
 }
 
+type ClaimTokens = Arc<dyn Fn() -> ClaimToken + Send + Sync>;
+
 /// Configures a [`Receiver`].
-#[derive(Debug)]
 #[must_use]
 pub struct ReceiverBuilder {
     verifier: Verifier,
     dispatcher: Dispatcher,
     unhandled_status: StatusCode,
     idempotency: Option<Idempotency>,
+    clock: Arc<dyn Clock>,
+    claim_tokens: Option<ClaimTokens>,
     spawner: Option<Spawner>,
 }
 
@@ -113,6 +120,8 @@ impl Receiver {
             dispatcher,
             unhandled_status: StatusCode::OK,
             idempotency: Some(Idempotency::new(MemoryStore::new())),
+            clock: Arc::new(SystemClock),
+            claim_tokens: None,
             spawner: None,
         }
     }
@@ -141,11 +150,11 @@ impl Receiver {
         body: Bytes,
     ) -> Result<Event> {
         let verifier = &self.inner.verifier;
-        let now = unix_now();
+        let now = self.inner.clock.now_unix();
         match verifier.verify_at(headers, &body, now) {
             Ok(verified) => trace::verified(&verified),
             Err(error) => {
-                trace::rejected_explained(&error, || {
+                trace::rejected_explained(&error, now, || {
                     verifier.diagnose_at(headers, &body, now).err()
                 });
                 return Err(error);
@@ -192,14 +201,20 @@ impl Receiver {
 
     async fn claim_and_dispatch(&self, event: Event) -> Result<Outcome> {
         let dispatcher = &self.inner.dispatcher;
+        let run =
+            |event| metrics::handler_run(dispatcher.dispatch(event), |d| *d == Dispatched::Handled);
         let Some(idempotency) = &self.inner.idempotency else {
-            return dispatcher.dispatch(event).await.map(Outcome::from);
+            return run(event).await.map(Outcome::from);
         };
         let Some(key) = idempotency.key(&event) else {
             // An id-less 2022 envelope with no deduplication window: at least once.
-            return dispatcher.dispatch(event).await.map(Outcome::from);
+            return run(event).await.map(Outcome::from);
         };
-        let token = ClaimToken::new();
+        let token = self
+            .inner
+            .claim_tokens
+            .as_ref()
+            .map_or_else(ClaimToken::new, |next| next());
         let claim = idempotency.claim(&key, &token).await.map_err(|source| {
             Error::new(
                 ErrorKind::StoreUnavailable,
@@ -225,7 +240,7 @@ impl Receiver {
             token,
             settled: false,
         };
-        let result = dispatcher.dispatch(event).await.map(Outcome::from);
+        let result = run(event).await.map(Outcome::from);
         let handled = match &result {
             Ok(Outcome::Unhandled(_)) => self.inner.unhandled_status.is_success(),
             Ok(_) => true,
@@ -260,7 +275,9 @@ impl Receiver {
         let result = self
             .receive_request(parts.method.as_str(), &parts.headers, body)
             .await;
-        self.response(&result)
+        let response = self.response(&result);
+        metrics::delivered(&result, response.status());
+        response
     }
 
     /// [`receive`](Self::receive) after the same precheck the adapters make before reading
@@ -356,6 +373,22 @@ impl ReceiverBuilder {
         self
     }
 
+    /// Where the timestamp check reads the time. Defaults to [`SystemClock`]; see
+    /// [`Clock`] for when to inject another.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Where the idempotency claims get their tokens. Defaults to [`ClaimToken::new`],
+    /// which reads `std::process::id`: on `wasm32-unknown-unknown` and WASI, where that
+    /// panics, give tokens from [`ClaimToken::from_parts`] instead. Each call must return
+    /// a token no other delivery, in any instance, ever holds.
+    pub fn claim_tokens(mut self, next: impl Fn() -> ClaimToken + Send + Sync + 'static) -> Self {
+        self.claim_tokens = Some(Arc::new(next));
+        self
+    }
+
     /// Runs each delivery's claim, handlers and done mark in a task of its own, started by
     /// `spawner`, which the request then waits for.
     ///
@@ -391,6 +424,8 @@ impl ReceiverBuilder {
                 dispatcher: self.dispatcher,
                 unhandled_status: self.unhandled_status,
                 idempotency: self.idempotency,
+                clock: self.clock,
+                claim_tokens: self.claim_tokens,
                 spawner: self.spawner,
             }),
         }
@@ -447,6 +482,18 @@ impl fmt::Debug for Receiver {
             .field("unhandled_status", &self.inner.unhandled_status)
             .field("idempotency", &self.inner.idempotency)
             .field("spawner", &self.inner.spawner)
-            .finish()
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for ReceiverBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceiverBuilder")
+            .field("verifier", &self.verifier)
+            .field("dispatcher", &self.dispatcher)
+            .field("unhandled_status", &self.unhandled_status)
+            .field("idempotency", &self.idempotency)
+            .field("spawner", &self.spawner)
+            .finish_non_exhaustive()
     }
 }

@@ -10,8 +10,16 @@ use crate::event::Event;
 use crate::receiver::Outcome;
 use crate::signature::Verified;
 
+// Every rejection passes through `rejected` or `rejected_explained`, so it is counted
+// here too.
 #[cfg(feature = "tracing")]
 pub(crate) fn rejected(error: &Error) {
+    crate::metrics::rejected(error);
+    warn_rejected(error);
+}
+
+#[cfg(feature = "tracing")]
+fn warn_rejected(error: &Error) {
     tracing::warn!(
         target: "monite_webhooks",
         kind = ?error.kind(),
@@ -22,9 +30,9 @@ pub(crate) fn rejected(error: &Error) {
 
 /// Logs a refused delivery; a signature mismatch is explained in full by `explain` (which
 /// costs HMACs, see `Verifier::diagnose_at`) at most once a second, so forged requests
-/// cannot make logging expensive.
+/// cannot make logging expensive. `now` is the receiver's clock, in Unix seconds.
 #[cfg(feature = "tracing")]
-pub(crate) fn rejected_explained(error: &Error, explain: impl FnOnce() -> Option<Error>) {
+pub(crate) fn rejected_explained(error: &Error, now: u64, explain: impl FnOnce() -> Option<Error>) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static LAST_EXPLAINED: AtomicU64 = AtomicU64::new(0);
 
@@ -32,18 +40,18 @@ pub(crate) fn rejected_explained(error: &Error, explain: impl FnOnce() -> Option
         error.kind(),
         crate::ErrorKind::SignatureMismatch | crate::ErrorKind::UnknownSubscription
     ) && tracing::enabled!(target: "monite_webhooks", tracing::Level::WARN);
+    crate::metrics::rejected(error);
     if worth_explaining {
-        let now = crate::signature::unix_now();
         let last = LAST_EXPLAINED.load(Ordering::Relaxed);
         let due = now > last
             && LAST_EXPLAINED
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok();
         if let Some(explained) = due.then(explain).flatten() {
-            return rejected(&explained);
+            return warn_rejected(&explained);
         }
     }
-    rejected(error);
+    warn_rejected(error);
 }
 
 #[cfg(feature = "tracing")]
@@ -105,13 +113,17 @@ pub(crate) fn store_trouble(key: &str, what: &str) {
 }
 
 #[cfg(not(feature = "tracing"))]
-pub(crate) fn rejected(_: &Error) {}
+pub(crate) fn rejected(error: &Error) {
+    crate::metrics::rejected(error);
+}
 
 #[cfg(not(feature = "tracing"))]
 pub(crate) fn store_trouble(_: &str, _: &str) {}
 
 #[cfg(not(feature = "tracing"))]
-pub(crate) fn rejected_explained(_: &Error, _: impl FnOnce() -> Option<Error>) {}
+pub(crate) fn rejected_explained(error: &Error, _: u64, _: impl FnOnce() -> Option<Error>) {
+    crate::metrics::rejected(error);
+}
 
 #[cfg(not(feature = "tracing"))]
 pub(crate) fn verified(_: &Verified<'_>) {}

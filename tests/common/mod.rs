@@ -379,3 +379,37 @@ pub(crate) fn assert_survives_hostile_input(addr: SocketAddr, framework: &str) {
         "{framework}: server broken after the soak"
     );
 }
+
+/// The example `name`, built now with this test's own feature set, so that it is this
+/// source's build and not one left in the target directory by another feature set (with
+/// the same set as the surrounding `cargo test`, the build is already up to date).
+pub(crate) fn example_binary(name: &str) -> std::path::PathBuf {
+    let features: Vec<&str> = [
+        ("axum", cfg!(feature = "axum")),
+        ("actix-web", cfg!(feature = "actix-web")),
+        ("client", cfg!(feature = "client")),
+        ("redis", cfg!(feature = "redis")),
+        ("tracing", cfg!(feature = "tracing")),
+        ("tower", cfg!(feature = "tower")),
+        ("metrics", cfg!(feature = "metrics")),
+    ]
+    .into_iter()
+    .filter_map(|(feature, on)| on.then_some(feature))
+    .collect();
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            name,
+            "--no-default-features",
+        ])
+        .args(["--features", &features.join(",")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building examples/{name}.rs failed");
+    let deps = std::env::current_exe().unwrap();
+    let profile_dir = deps.parent().unwrap().parent().unwrap();
+    profile_dir.join("examples").join(name)
+}

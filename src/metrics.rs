@@ -1,0 +1,171 @@
+//! Counters and histograms through the [`metrics`](https://docs.rs/metrics) facade, when the
+//! `metrics` feature is on; nothing otherwise.
+//!
+//! The crate records into whatever recorder your program installs (Prometheus, StatsD,
+//! OpenTelemetry, ...: every exporter of the facade); with none installed, recording costs
+//! a relaxed atomic load. Call [`describe`] once the recorder is installed to give each
+//! metric its help text and unit.
+//!
+//! | metric | kind | labels | what it counts |
+//! |---|---|---|---|
+//! | [`DELIVERIES`] | counter | `outcome`, `status` | every answer of the receiver's entry points ([`Receiver::handle`](crate::Receiver::handle), the tower service, the axum and actix-web routes) |
+//! | [`REJECTIONS`] | counter | `reason` | every request refused before dispatch, by [`ErrorKind::reason`](crate::ErrorKind::reason) |
+//! | [`HANDLER_DURATION`] | histogram, seconds | `outcome` | each handler run, `ok` or `error` (a panic counts as an error) |
+//! | [`STORE_DURATION`] | histogram, seconds | `op`, `result` | each idempotency store call: `claim`, `complete`, `release` |
+//! | [`STORE_FAILURES`] | counter | `op` | each idempotency store call that failed |
+//!
+//! `outcome` of a delivery is `handled`, `duplicate` (already handled, no handler ran),
+//! `unhandled` (no handler took it), `rejected` (a `4xx` for the request itself),
+//! `in_flight` (`409`, another delivery holds the event) or `failed` (`5xx`, Monite
+//! retries). A `reason` is what an operator alerts on: after a key rotation,
+//! `bad_signature` climbs while `stale_timestamp` stays flat; a server clock drifting away
+//! shows the other way round.
+//!
+//! Rejections are counted at every entry point, the extractors and
+//! [`VerifyLayer`](crate::tower::VerifyLayer) included; those three leave the answer to
+//! your code, so their deliveries are not in [`DELIVERIES`].
+//!
+//! Durations are read from [`std::time::Instant`], which `wasm32-unknown-unknown` does not
+//! have: leave this feature off there.
+
+use std::future::Future;
+
+use http::StatusCode;
+
+use crate::error::{BoxError, Error, Result};
+use crate::receiver::Outcome;
+
+/// Counter: answers to deliveries, by `outcome` and `status`.
+#[cfg(feature = "metrics")]
+pub const DELIVERIES: &str = "monite_webhooks_deliveries_total";
+/// Counter: requests refused before dispatch, by `reason`.
+#[cfg(feature = "metrics")]
+pub const REJECTIONS: &str = "monite_webhooks_rejections_total";
+/// Histogram, seconds: handler runs, by `outcome` (`ok`, `error`).
+#[cfg(feature = "metrics")]
+pub const HANDLER_DURATION: &str = "monite_webhooks_handler_duration_seconds";
+/// Histogram, seconds: idempotency store calls, by `op` and `result` (`ok`, `error`).
+#[cfg(feature = "metrics")]
+pub const STORE_DURATION: &str = "monite_webhooks_store_duration_seconds";
+/// Counter: idempotency store calls that failed, by `op`.
+#[cfg(feature = "metrics")]
+pub const STORE_FAILURES: &str = "monite_webhooks_store_failures_total";
+
+/// Gives each metric its help text and unit, in the recorder installed now: call it once,
+/// after installing your exporter.
+#[cfg(feature = "metrics")]
+pub fn describe() {
+    use ::metrics::{Unit, describe_counter, describe_histogram};
+
+    describe_counter!(
+        DELIVERIES,
+        Unit::Count,
+        "Monite webhook deliveries answered, by outcome and HTTP status"
+    );
+    describe_counter!(
+        REJECTIONS,
+        Unit::Count,
+        "Monite webhook requests refused before dispatch, by reason"
+    );
+    describe_histogram!(
+        HANDLER_DURATION,
+        Unit::Seconds,
+        "Time a webhook handler ran, by outcome"
+    );
+    describe_histogram!(
+        STORE_DURATION,
+        Unit::Seconds,
+        "Idempotency store call latency, by operation and result"
+    );
+    describe_counter!(
+        STORE_FAILURES,
+        Unit::Count,
+        "Idempotency store calls that failed, by operation"
+    );
+}
+
+/// The `outcome` label of a delivery's answer.
+#[cfg(feature = "metrics")]
+fn outcome(result: &Result<Outcome>) -> &'static str {
+    match result {
+        Ok(Outcome::Handled) => "handled",
+        Ok(Outcome::Duplicate) => "duplicate",
+        Ok(Outcome::Unhandled(_)) => "unhandled",
+        Err(error) if error.status() == StatusCode::CONFLICT => "in_flight",
+        Err(error) if error.status().is_client_error() => "rejected",
+        Err(_) => "failed",
+    }
+}
+
+/// Counts one answered delivery.
+#[cfg(feature = "metrics")]
+pub(crate) fn delivered(result: &Result<Outcome>, status: StatusCode) {
+    ::metrics::counter!(
+        DELIVERIES,
+        "outcome" => outcome(result),
+        "status" => status.as_u16().to_string(),
+    )
+    .increment(1);
+}
+
+/// Counts one refused request.
+#[cfg(feature = "metrics")]
+pub(crate) fn rejected(error: &Error) {
+    ::metrics::counter!(REJECTIONS, "reason" => error.kind().reason()).increment(1);
+}
+
+/// Times a handler run; an unhandled event ran no handler and is not timed.
+#[cfg(feature = "metrics")]
+pub(crate) async fn handler_run<T>(
+    run: impl Future<Output = Result<T>>,
+    ran_a_handler: impl FnOnce(&T) -> bool,
+) -> Result<T> {
+    let started = std::time::Instant::now();
+    let result = run.await;
+    let label = match &result {
+        Ok(value) if ran_a_handler(value) => "ok",
+        Ok(_) => return result,
+        Err(_) => "error",
+    };
+    ::metrics::histogram!(HANDLER_DURATION, "outcome" => label).record(started.elapsed());
+    result
+}
+
+/// Times one idempotency store call, and counts it if it failed.
+#[cfg(feature = "metrics")]
+pub(crate) async fn store_call<T>(
+    op: &'static str,
+    call: impl Future<Output = std::result::Result<T, BoxError>>,
+) -> std::result::Result<T, BoxError> {
+    let started = std::time::Instant::now();
+    let result = call.await;
+    let label = if result.is_ok() { "ok" } else { "error" };
+    ::metrics::histogram!(STORE_DURATION, "op" => op, "result" => label).record(started.elapsed());
+    if result.is_err() {
+        ::metrics::counter!(STORE_FAILURES, "op" => op).increment(1);
+    }
+    result
+}
+
+#[cfg(not(feature = "metrics"))]
+pub(crate) fn delivered(_: &Result<Outcome>, _: StatusCode) {}
+
+#[cfg(not(feature = "metrics"))]
+pub(crate) fn rejected(_: &Error) {}
+
+// Without metrics the future is returned as it is: no wrapper state machine to build.
+#[cfg(not(feature = "metrics"))]
+pub(crate) fn handler_run<T, F>(run: F, _: impl FnOnce(&T) -> bool) -> F
+where
+    F: Future<Output = Result<T>>,
+{
+    run
+}
+
+#[cfg(not(feature = "metrics"))]
+pub(crate) fn store_call<T, F>(_: &'static str, call: F) -> F
+where
+    F: Future<Output = std::result::Result<T, BoxError>>,
+{
+    call
+}
