@@ -54,10 +54,9 @@ pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failur
     let entity_id = args.entity.entity_id.clone();
 
     let only: Option<HashSet<String>> = if args.failed_only {
-        let mut query = ListQuery::new();
-        if let Some(since) = &since {
-            query = query.created_since(since.clone());
-        }
+        // The whole log: filtering it by time would rest on deliveries' own creation times,
+        // which the delivery resource does not show.
+        let query = ListQuery::new();
         let failed: HashSet<String> = client
             .webhook_deliveries(entity_id.clone())
             .list(query)
