@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example actix_server --features actix-web,tracing,redis
+//! cargo run --example actix_server --features actix-web,tracing,redis -- --dev   # the development secret
 //! ```
 //!
 //! Set `REDIS_URL` to share idempotency between replicas. Prints one JSON line per handled event on stdout; logs go to stderr. actix-web stops

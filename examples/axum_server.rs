@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example axum_server --features axum,tracing,redis
+//! cargo run --example axum_server --features axum,tracing,redis -- --dev   # the development secret
 //! ```
 //!
 //! Set `REDIS_URL` to share idempotency between replicas. Prints one JSON line per handled event on stdout; logs go to stderr. Stops gracefully
@@ -17,7 +18,7 @@ mod common;
 use axum::Router;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), monite_webhooks::BoxError> {
     common::init_logging();
     let receiver = common::receiver_from_env().await?;
     let app = Router::new()

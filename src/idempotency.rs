@@ -22,6 +22,10 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 /// How long a handled event is remembered: eight days, Monite's week of retries plus margin.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(8 * 24 * 60 * 60);
 
+/// The longest lease or retention a store is asked for, one year: longer values are
+/// clamped to it (Redis, for one, refuses expiry times past `i64::MAX` milliseconds).
+pub const MAX_STORE_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// What a claim found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -89,6 +93,9 @@ impl fmt::Display for ClaimToken {
 ///
 /// An `Err` means the store could not be reached: the receiver then answers `503` and runs
 /// no handler, and Monite retries.
+///
+/// A delivery dropped while its handlers run (the caller hung up) calls
+/// [`release_detached`](Self::release_detached) from `Drop`, where nothing can be awaited.
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Claims `key` for `lease`.
     fn claim(
@@ -112,6 +119,21 @@ pub trait IdempotencyStore: Send + Sync + 'static {
         key: &str,
         token: &ClaimToken,
     ) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Frees `key`, if `token` still holds it, without waiting: called from `Drop` when a
+    /// delivery is dropped mid-handler, so that Monite's retry finds the key free.
+    ///
+    /// The default polls [`release`](Self::release) once, which frees the key in a store
+    /// that answers without waiting on I/O (such as [`MemoryStore`](crate::MemoryStore));
+    /// otherwise the claim lapses when its lease runs out, and retries until then are
+    /// answered `409`. A store that talks to a server should start the release on its
+    /// runtime instead, as `RedisStore` does.
+    fn release_detached(&self, key: &str, token: &ClaimToken) {
+        let release = std::pin::pin!(self.release(key, token));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        // Pending or failed alike: the lease is the fallback.
+        let _ = release.poll(&mut context);
+    }
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send + 'a>>;
@@ -131,6 +153,7 @@ trait ErasedStore: Send + Sync {
         retention: Duration,
     ) -> BoxFuture<'a, bool>;
     fn release<'a>(&'a self, key: &'a str, token: &'a ClaimToken) -> BoxFuture<'a, ()>;
+    fn release_detached(&self, key: &str, token: &ClaimToken);
 }
 
 impl<S: IdempotencyStore> ErasedStore for S {
@@ -154,6 +177,10 @@ impl<S: IdempotencyStore> ErasedStore for S {
 
     fn release<'a>(&'a self, key: &'a str, token: &'a ClaimToken) -> BoxFuture<'a, ()> {
         Box::pin(IdempotencyStore::release(self, key, token))
+    }
+
+    fn release_detached(&self, key: &str, token: &ClaimToken) {
+        IdempotencyStore::release_detached(self, key, token);
     }
 }
 
@@ -194,6 +221,7 @@ pub struct Idempotency {
     lease: Duration,
     retention: Duration,
     scope: KeyScope,
+    legacy_window: Option<Duration>,
 }
 
 impl Idempotency {
@@ -205,21 +233,38 @@ impl Idempotency {
             lease: DEFAULT_LEASE,
             retention: DEFAULT_RETENTION,
             scope: KeyScope::default(),
+            legacy_window: None,
         }
     }
 
     /// How long a delivery holds its claim. Defaults to [`DEFAULT_LEASE`] (5 minutes); make
     /// it longer than your slowest handler, or a retry may run the event a second time.
+    /// At most [`MAX_STORE_DURATION`].
     #[must_use]
     pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
+        self.lease = lease.min(MAX_STORE_DURATION);
         self
     }
 
     /// How long a handled event is remembered. Defaults to [`DEFAULT_RETENTION`] (8 days).
+    /// At most [`MAX_STORE_DURATION`].
     #[must_use]
     pub fn with_retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
+        self.retention = retention.min(MAX_STORE_DURATION);
+        self
+    }
+
+    /// Deduplicates id-less 2022 (`webhook_settings`) envelopes by their body for
+    /// `window` (at most [`MAX_STORE_DURATION`]).
+    ///
+    /// Off by default: such an envelope (`{object_id, object_type, action, name}`) names no
+    /// event, so two real updates of one object are byte-identical, and deduplicating them
+    /// for the 8-day retention would answer the second `200` without running it. Without
+    /// a window every delivery of them runs (at least once); a short window (minutes) only
+    /// merges a retry of a delivery whose answer was lost.
+    #[must_use]
+    pub fn with_legacy_dedup_window(mut self, window: Duration) -> Self {
+        self.legacy_window = Some(window.min(MAX_STORE_DURATION));
         self
     }
 
@@ -230,28 +275,32 @@ impl Idempotency {
         self
     }
 
-    /// The key a delivery of `event` is recorded under.
+    /// The key a delivery of `event` is recorded under, or `None` when it is not
+    /// deduplicated.
     ///
     /// - With an event id: `evt:<id>` (or `sub:<webhook_subscription_id>:evt:<id>` for
     ///   [`KeyScope::PerSubscription`], when the envelope names a subscription).
-    /// - 2022 `webhook_settings` envelopes have no id: `body:<hex SHA-256 of the body>`, so
-    ///   byte-identical bodies (the same action on the same object) within the retention
-    ///   count as one event. That is the best a body without an id allows.
+    /// - 2022 `webhook_settings` envelopes have no id: `None`, unless
+    ///   [`with_legacy_dedup_window`](Self::with_legacy_dedup_window) is set; then
+    ///   `body:<hex SHA-256 of the body>`.
     #[must_use]
-    pub fn key(&self, event: &Event) -> String {
-        match (event.id(), event.webhook_subscription_id(), self.scope) {
-            // `concat` sizes the key once; `format!` costs a third of a duplicate's dispatch.
-            (Some(id), Some(subscription), KeyScope::PerSubscription) => {
-                ["sub:", subscription, ":evt:", id].concat()
-            }
-            (Some(id), _, _) => ["evt:", id].concat(),
-            (None, _, _) => {
-                let mut key = String::with_capacity(69);
-                key.push_str("body:");
-                hex::encode_into(&sha2::Sha256::digest(event.body()), &mut key);
-                key
-            }
-        }
+    pub fn key(&self, event: &Event) -> Option<String> {
+        Some(
+            match (event.id(), event.webhook_subscription_id(), self.scope) {
+                // `concat` sizes the key once; `format!` costs a third of a duplicate's dispatch.
+                (Some(id), Some(subscription), KeyScope::PerSubscription) => {
+                    ["sub:", subscription, ":evt:", id].concat()
+                }
+                (Some(id), _, _) => ["evt:", id].concat(),
+                (None, _, _) => {
+                    self.legacy_window?;
+                    let mut key = String::with_capacity(69);
+                    key.push_str("body:");
+                    hex::encode_into(&sha2::Sha256::digest(event.body()), &mut key);
+                    key
+                }
+            },
+        )
     }
 
     pub(crate) async fn claim(&self, key: &str, token: &ClaimToken) -> Result<Claim, BoxError> {
@@ -259,11 +308,19 @@ impl Idempotency {
     }
 
     pub(crate) async fn complete(&self, key: &str, token: &ClaimToken) -> Result<bool, BoxError> {
-        self.store.complete(key, token, self.retention).await
+        let retention = match self.legacy_window {
+            Some(window) if key.starts_with("body:") => window,
+            _ => self.retention,
+        };
+        self.store.complete(key, token, retention).await
     }
 
     pub(crate) async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {
         self.store.release(key, token).await
+    }
+
+    pub(crate) fn release_detached(&self, key: &str, token: &ClaimToken) {
+        self.store.release_detached(key, token);
     }
 }
 
@@ -273,6 +330,7 @@ impl fmt::Debug for Idempotency {
             .field("lease", &self.lease)
             .field("retention", &self.retention)
             .field("scope", &self.scope)
+            .field("legacy_window", &self.legacy_window)
             .finish_non_exhaustive()
     }
 }
@@ -295,14 +353,31 @@ mod tests {
             r#"{"id":"e1","object_type":"tag","action":"tag.created","webhook_subscription_id":"s1"}"#,
         )
         .unwrap();
-        assert_eq!(idempotency.key(&current), "evt:e1");
+        assert_eq!(idempotency.key(&current).unwrap(), "evt:e1");
         let per_subscription = idempotency.clone().with_scope(KeyScope::PerSubscription);
-        assert_eq!(per_subscription.key(&current), "sub:s1:evt:e1");
+        assert_eq!(per_subscription.key(&current).unwrap(), "sub:s1:evt:e1");
 
         let legacy =
             Event::parse(r#"{"object_id":"o","object_type":"tag","action":"update"}"#).unwrap();
-        let key = idempotency.key(&legacy);
+        assert_eq!(
+            idempotency.key(&legacy),
+            None,
+            "not deduplicated by default"
+        );
+        let windowed = idempotency.with_legacy_dedup_window(Duration::from_secs(120));
+        let key = windowed.key(&legacy).unwrap();
         assert!(key.starts_with("body:") && key.len() == 69, "{key}");
-        assert_eq!(key, idempotency.key(&legacy.clone()));
+        assert_eq!(Some(key), windowed.key(&legacy.clone()));
+    }
+
+    #[test]
+    fn absurd_durations_are_clamped() {
+        let idempotency = Idempotency::new(MemoryStore::new())
+            .with_lease(Duration::MAX)
+            .with_retention(Duration::MAX)
+            .with_legacy_dedup_window(Duration::MAX);
+        assert_eq!(idempotency.lease, MAX_STORE_DURATION);
+        assert_eq!(idempotency.retention, MAX_STORE_DURATION);
+        assert_eq!(idempotency.legacy_window, Some(MAX_STORE_DURATION));
     }
 }

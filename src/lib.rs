@@ -84,6 +84,7 @@ mod receiver;
 mod redis_store;
 mod secret;
 mod signature;
+mod spawn;
 mod trace;
 mod verify;
 mod wire_enum;
@@ -97,6 +98,7 @@ pub use crate::event_type::EventType;
 pub use crate::headers::{HeaderLookup, SIGNATURE_HEADER};
 pub use crate::idempotency::{
     Claim, ClaimToken, DEFAULT_LEASE, DEFAULT_RETENTION, Idempotency, IdempotencyStore, KeyScope,
+    MAX_STORE_DURATION,
 };
 pub use crate::memory_store::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 pub use crate::object_type::ObjectType;
@@ -105,7 +107,10 @@ pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
 pub use crate::redis_store::RedisStore;
 pub use crate::secret::{KeyConvention, Secret};
 pub use crate::signature::{SignatureHeader, sign, signed_request, signed_request_at};
-pub use crate::verify::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, Verified, Verifier};
+pub use crate::spawn::{Spawn, Task};
+pub use crate::verify::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, MAX_TOLERANCE, Verified, Verifier,
+};
 pub use crate::wire_enum::UnknownValue;
 
 // The README's examples are compiled and run as doctests.

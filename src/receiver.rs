@@ -12,6 +12,7 @@ use crate::event::Event;
 use crate::headers::HeaderLookup;
 use crate::idempotency::{Claim, ClaimToken, Idempotency};
 use crate::memory_store::MemoryStore;
+use crate::spawn::{Spawn, Spawner, oneshot};
 use crate::trace;
 use crate::verify::Verifier;
 
@@ -63,6 +64,7 @@ struct Inner {
     dispatcher: Dispatcher,
     unhandled_status: StatusCode,
     idempotency: Option<Idempotency>,
+    spawner: Option<Spawner>,
 }
 
 /// Configures a [`Receiver`].
@@ -73,6 +75,7 @@ pub struct ReceiverBuilder {
     dispatcher: Dispatcher,
     unhandled_status: StatusCode,
     idempotency: Option<Idempotency>,
+    spawner: Option<Spawner>,
 }
 
 /// What happened to a verified delivery.
@@ -110,6 +113,7 @@ impl Receiver {
             dispatcher,
             unhandled_status: StatusCode::OK,
             idempotency: Some(Idempotency::new(MemoryStore::new())),
+            spawner: None,
         }
     }
 
@@ -162,11 +166,36 @@ impl Receiver {
     }
 
     async fn dispatch_once(&self, event: Event) -> Result<Outcome> {
+        match &self.inner.spawner {
+            None => self.claim_and_dispatch(event).await,
+            Some(spawner) => {
+                // The task owns the claim and the handlers: dropping this future (the caller
+                // hung up) leaves them running to the end, and the event marked done.
+                let (sender, answer) = oneshot::channel();
+                let receiver = self.clone();
+                spawner.0.spawn(Box::pin(async move {
+                    sender.send(receiver.claim_and_dispatch(event).await);
+                }));
+                answer.await.unwrap_or_else(|| {
+                    Err(Error::new(
+                        ErrorKind::Handler,
+                        "the task running the handlers was dropped before it finished \
+                         (the runtime shut down?); its claim was released, Monite will retry",
+                    ))
+                })
+            }
+        }
+    }
+
+    async fn claim_and_dispatch(&self, event: Event) -> Result<Outcome> {
         let dispatcher = &self.inner.dispatcher;
         let Some(idempotency) = &self.inner.idempotency else {
             return dispatcher.dispatch(event).await.map(Outcome::from);
         };
-        let key = idempotency.key(&event);
+        let Some(key) = idempotency.key(&event) else {
+            // An id-less 2022 envelope with no deduplication window: at least once.
+            return dispatcher.dispatch(event).await.map(Outcome::from);
+        };
         let token = ClaimToken::new();
         let claim = idempotency.claim(&key, &token).await.map_err(|source| {
             Error::new(
@@ -185,21 +214,26 @@ impl Receiver {
                 ));
             }
         }
+        // From here until it is settled, dropping this future (a closed connection, a
+        // timeout above us) releases the claim, so Monite's retry runs the handlers.
+        let held = HeldClaim {
+            idempotency,
+            key: &key,
+            token,
+            settled: false,
+        };
         let result = dispatcher.dispatch(event).await.map(Outcome::from);
-        if result.is_ok() {
-            // The event is handled whatever happens next: answer 200 either way. A failed
-            // mark leaves the claim to expire, and Monite sends nothing more after a 200.
-            match idempotency.complete(&key, &token).await {
-                Ok(true) => {}
-                Ok(false) => trace::store_trouble(
-                    &key,
-                    "the lease ran out before the handler finished; raise it",
-                ),
-                Err(e) => trace::store_trouble(&key, &format!("marking done failed: {e}")),
-            }
-        } else if let Err(e) = idempotency.release(&key, &token).await {
-            // The lease runs out on its own; until then retries get 409.
-            trace::store_trouble(&key, &format!("releasing the claim failed: {e}"));
+        let handled = match &result {
+            Ok(Outcome::Unhandled(_)) => self.inner.unhandled_status.is_success(),
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        if handled {
+            held.complete().await;
+        } else {
+            // A failure, or an unhandled event answered non-2xx so that Monite retries it:
+            // the retry must find the key free, not done.
+            held.release().await;
         }
         result
     }
@@ -297,8 +331,9 @@ impl Receiver {
 
 impl ReceiverBuilder {
     /// The status for verified events no handler took. Defaults to `200`, so Monite does
-    /// not retry events you chose not to handle; a `4xx` or `5xx` here makes Monite retry
-    /// them for a week and then disable the subscription.
+    /// not retry events you chose not to handle. A `4xx` or `5xx` here makes Monite retry
+    /// them (for a week, then it disables the subscription): such an event's claim is
+    /// released, not marked done, so a retry that reaches a replica with a handler runs it.
     pub fn unhandled_status(mut self, status: StatusCode) -> Self {
         self.unhandled_status = status;
         self
@@ -318,6 +353,32 @@ impl ReceiverBuilder {
         self
     }
 
+    /// Runs each delivery's claim, handlers and done mark in a task of its own, started by
+    /// `spawner`, which the request then waits for.
+    ///
+    /// Without it (the default), the handlers run inside the request's future: if the
+    /// caller hangs up first (Monite's or a proxy's timeout, a closed connection), the
+    /// handler is cancelled at its next `.await` and the claim is released, so Monite's
+    /// retry runs it again from the start. Handlers must then be cancel-safe, and one that
+    /// always outlasts the caller's timeout never finishes. With a spawner, a handler
+    /// keeps running after the caller left: retries meanwhile get `409`, and the first one
+    /// after it finished gets `200` with no second run.
+    ///
+    /// ```
+    /// # use monite_webhooks::{Dispatcher, Receiver, Secret, Verifier};
+    /// # fn build(verifier: Verifier, dispatcher: Dispatcher) -> Receiver {
+    /// Receiver::builder(verifier, dispatcher)
+    ///     .spawn_handlers(|task| {
+    ///         tokio::spawn(task);
+    ///     })
+    ///     .build()
+    /// # }
+    /// ```
+    pub fn spawn_handlers(mut self, spawner: impl Spawn) -> Self {
+        self.spawner = Some(Spawner(Box::new(spawner)));
+        self
+    }
+
     /// Builds the receiver.
     #[must_use]
     pub fn build(self) -> Receiver {
@@ -327,7 +388,50 @@ impl ReceiverBuilder {
                 dispatcher: self.dispatcher,
                 unhandled_status: self.unhandled_status,
                 idempotency: self.idempotency,
+                spawner: self.spawner,
             }),
+        }
+    }
+}
+
+/// A claim this delivery holds; released when dropped unsettled (cancellation, panic).
+struct HeldClaim<'a> {
+    idempotency: &'a Idempotency,
+    key: &'a str,
+    token: ClaimToken,
+    settled: bool,
+}
+
+impl HeldClaim<'_> {
+    async fn complete(mut self) {
+        // The event is handled whatever happens next: answer 200 either way. A failed mark
+        // leaves the claim to expire, and Monite sends nothing more after a 200.
+        let key = self.key;
+        match self.idempotency.complete(key, &self.token).await {
+            Ok(true) => {}
+            Ok(false) => trace::store_trouble(
+                key,
+                "another delivery took the event over after this one's lease ran out; \
+                 raise the lease above your slowest handler",
+            ),
+            Err(e) => trace::store_trouble(key, &format!("marking done failed: {e}")),
+        }
+        self.settled = true;
+    }
+
+    async fn release(mut self) {
+        if let Err(e) = self.idempotency.release(self.key, &self.token).await {
+            // The lease runs out on its own; until then retries get 409.
+            trace::store_trouble(self.key, &format!("releasing the claim failed: {e}"));
+        }
+        self.settled = true;
+    }
+}
+
+impl Drop for HeldClaim<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.idempotency.release_detached(self.key, &self.token);
         }
     }
 }
@@ -339,6 +443,7 @@ impl fmt::Debug for Receiver {
             .field("dispatcher", &self.inner.dispatcher)
             .field("unhandled_status", &self.inner.unhandled_status)
             .field("idempotency", &self.inner.idempotency)
+            .field("spawner", &self.inner.spawner)
             .finish()
     }
 }

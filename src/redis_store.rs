@@ -8,7 +8,7 @@ use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
-use crate::idempotency::{Claim, ClaimToken, IdempotencyStore};
+use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
 
 // A done key holds `done`; a claimed key holds its token, which is hex and never `done`.
 
@@ -19,9 +19,11 @@ if redis.call('GET', KEYS[1]) == 'done' then return 2 end
 return 3
 ";
 
-/// Marks done only while this token still holds the key.
+/// Marks done while this token still holds the key, or while nobody does (the lease ran
+/// out and no other delivery took the key over: the handlers did run, so say so).
 const COMPLETE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] or holder == false then
   redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2])
   return 1
 end
@@ -142,9 +144,10 @@ impl RedisStore {
     }
 }
 
-/// Millis for Redis, at least 1 (`PX 0` is an error).
+/// Millis for Redis: at least 1 (`PX 0` is an error), at most a year (Redis refuses
+/// expiry times that overflow when added to now).
 fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis())
+    u64::try_from(duration.min(MAX_STORE_DURATION).as_millis())
         .unwrap_or(u64::MAX)
         .max(1)
 }
@@ -182,6 +185,20 @@ impl IdempotencyStore for RedisStore {
         self.run(&self.scripts.release, key, token, None)
             .await
             .map(drop)
+    }
+
+    /// Starts the release on the current Tokio runtime (the connection's own), so a
+    /// retry finds the key free within a round trip; outside a runtime the lease lapses.
+    fn release_detached(&self, key: &str, token: &ClaimToken) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, key, token) = (self.clone(), key.to_owned(), *token);
+        runtime.spawn(async move {
+            if let Err(e) = store.release(&key, &token).await {
+                crate::trace::store_trouble(&key, &format!("releasing the claim failed: {e}"));
+            }
+        });
     }
 }
 
@@ -225,5 +242,9 @@ mod tests {
         );
         assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
         assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(
+            millis(Duration::MAX),
+            u64::try_from(MAX_STORE_DURATION.as_millis()).unwrap()
+        );
     }
 }

@@ -15,6 +15,11 @@ use crate::signature::{self, SignatureHeader};
 /// The default timestamp tolerance: 300 seconds, in both directions.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
+/// The largest timestamp tolerance [`Verifier::with_tolerance`] sets: one day. Larger
+/// values are clamped to it, so no tolerance turns the replay check off; only
+/// [`Verifier::dangerously_skip_timestamp_check`] does.
+pub const MAX_TOLERANCE: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// The default body limit: 256 KiB. Monite's envelopes are well under 1 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 
@@ -107,9 +112,10 @@ impl Verifier {
 
     /// Accepts timestamps at most `tolerance` away from now, in either direction.
     /// Defaults to [`DEFAULT_TOLERANCE`] (300 s). Whole seconds; fractions are dropped.
+    /// At most [`MAX_TOLERANCE`] (one day): a larger value is clamped to it.
     #[must_use]
     pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
-        self.tolerance_secs = Some(tolerance.as_secs());
+        self.tolerance_secs = Some(tolerance.min(MAX_TOLERANCE).as_secs());
         self
     }
 
@@ -390,6 +396,23 @@ mod tests {
         let lenient = verifier.clone().dangerously_skip_timestamp_check();
         assert!(lenient.verify_at(&headers(&value), b"{}", NOW).is_ok());
         assert!(lenient.tolerance().is_none());
+    }
+
+    #[test]
+    fn no_tolerance_turns_the_timestamp_check_off() {
+        let secret = Secret::new("whsec_x").unwrap();
+        let verifier = Verifier::new(secret.clone()).with_tolerance(Duration::MAX);
+        assert_eq!(verifier.tolerance(), Some(MAX_TOLERANCE));
+        let day = MAX_TOLERANCE.as_secs();
+        let within = sign(&secret, NOW - day, b"{}");
+        assert!(verifier.verify_at(&headers(&within), b"{}", NOW).is_ok());
+        for t in [NOW - day - 1, 0] {
+            let value = sign(&secret, t, b"{}");
+            let err = verifier
+                .verify_at(&headers(&value), b"{}", NOW)
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::TimestampTooOld, "t={t}");
+        }
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 use monite_webhooks::{
-    ClaimToken, Dispatcher, Event, Idempotency, IdempotencyStore, MemoryStore, ObjectType,
-    Receiver, Secret, Verifier, signed_request,
+    ClaimToken, Dispatcher, Event, Idempotency, IdempotencyStore, KeyScope, MemoryStore,
+    ObjectType, Receiver, ReceiverBuilder, Secret, Verifier, signed_request,
 };
 use tokio::sync::Semaphore;
 
@@ -43,16 +43,40 @@ impl World {
     }
 
     fn receiver(&self, idempotency: Idempotency) -> Receiver {
-        let world = self.clone();
-        let dispatcher = Dispatcher::builder()
-            .on_object(ObjectType::Tag, move |event: Event| {
-                let world = world.clone();
-                async move { world.handle(event).await }
+        self.receiver_with(idempotency, &[ObjectType::Tag], |builder| builder)
+    }
+
+    /// A receiver with handlers for `objects`, configured further by `configure`.
+    fn receiver_with(
+        &self,
+        idempotency: Idempotency,
+        objects: &[ObjectType],
+        configure: impl FnOnce(ReceiverBuilder) -> ReceiverBuilder,
+    ) -> Receiver {
+        let dispatcher = objects
+            .iter()
+            .fold(Dispatcher::builder(), |builder, object| {
+                let world = self.clone();
+                builder.on_object(object.clone(), move |event: Event| {
+                    let world = world.clone();
+                    async move { world.handle(event).await }
+                })
             })
             .build();
-        Receiver::builder(Verifier::new(Secret::new(SECRET).unwrap()), dispatcher)
-            .idempotency(idempotency)
-            .build()
+        let builder = Receiver::builder(Verifier::new(Secret::new(SECRET).unwrap()), dispatcher)
+            .idempotency(idempotency);
+        configure(builder).build()
+    }
+
+    /// Waits (a few seconds at most) until `id` has run `runs` times.
+    async fn wait_for_runs(&self, id: &str, runs: usize) {
+        for _ in 0..500 {
+            if self.runs(id) >= runs {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{id} ran {} times, expected {runs}", self.runs(id));
     }
 
     async fn handle(&self, event: Event) -> Result<(), std::io::Error> {
@@ -64,7 +88,7 @@ impl World {
             *run
         };
         match event.action() {
-            "tag.updated" => drop(self.gate.acquire().await.unwrap()),
+            "tag.updated" => self.gate.acquire().await.unwrap().forget(),
             "tag.slow" => tokio::time::sleep(Duration::from_millis(50)).await,
             "tag.deleted" if run == 1 => return Err(std::io::Error::other("first attempt fails")),
             "tag.panics" if run == 1 => panic!("first attempt panics"),
@@ -84,14 +108,38 @@ fn fresh_id() -> String {
 }
 
 fn body(id: &str, action: &str) -> String {
+    let object_type = action.split('.').next().unwrap_or("tag");
     format!(
-        r#"{{"id":"{id}","object_type":"tag","action":"{action}","object":{{"id":"o"}},"webhook_subscription_id":"sub-1"}}"#
+        r#"{{"id":"{id}","object_type":"{object_type}","action":"{action}","object":{{"id":"o"}},"webhook_subscription_id":"sub-1"}}"#
     )
 }
 
 async fn deliver(receiver: &Receiver, body: &str) -> StatusCode {
     let request = signed_request(&Secret::new(SECRET).unwrap(), body.to_owned());
     receiver.handle(request).await.status()
+}
+
+/// Delivers as Monite retries: again while the answer is `409` (a few seconds at most).
+async fn deliver_until_not_in_flight(receiver: &Receiver, body: &str) -> StatusCode {
+    for _ in 0..300 {
+        let status = deliver(receiver, body).await;
+        if status != StatusCode::CONFLICT {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    StatusCode::CONFLICT
+}
+
+/// Starts a delivery of `body`, waits until its handler has started, then drops it, as
+/// when Monite or a proxy gives up and closes the connection.
+async fn deliver_and_hang_up(world: &World, receiver: &Receiver, id: &str, body: &str) {
+    let runs = world.runs(id);
+    let (receiver, body) = (receiver.clone(), body.to_owned());
+    let delivery = tokio::spawn(async move { deliver(&receiver, &body).await });
+    world.wait_for_runs(id, runs + 1).await;
+    delivery.abort();
+    assert!(delivery.await.unwrap_err().is_cancelled());
 }
 
 /// The behaviour every store must show, through the receiver.
@@ -111,10 +159,18 @@ async fn behaviour_table<S: IdempotencyStore + Clone>(store: S) {
     );
     assert_eq!(world.runs(&id), 1, "duplicate after success");
 
-    // The same event under another subscription is another delivery to handle.
+    // By default the event id alone is the key: another subscription's delivery of the
+    // same event is a duplicate; per subscription, it is another delivery to handle.
     let other_subscription = body(&id, "tag.created").replace("sub-1", "sub-2");
     assert_eq!(
         deliver(&receiver, &other_subscription).await,
+        StatusCode::OK
+    );
+    assert_eq!(world.runs(&id), 1, "per-event key");
+    let per_subscription =
+        world.receiver(Idempotency::new(store.clone()).with_scope(KeyScope::PerSubscription));
+    assert_eq!(
+        deliver(&per_subscription, &other_subscription).await,
         StatusCode::OK
     );
     assert_eq!(world.runs(&id), 2, "per-subscription key");
@@ -198,12 +254,82 @@ async fn behaviour_table<S: IdempotencyStore + Clone>(store: S) {
     );
     assert_eq!(world.runs(&id), 1, "stale release");
 
-    // Legacy envelopes without an id are recognised by their body.
+    // Legacy envelopes name no event: two real updates of one object are byte-identical,
+    // so by default each delivery runs; a window merges them only within it.
     let legacy = r#"{"object_id":"o-legacy","object_type":"tag","action":"update","name":"hook"}"#
         .replace("o-legacy", &fresh_id());
+    let before = world.runs("legacy");
     assert_eq!(deliver(&receiver, &legacy).await, StatusCode::OK);
     assert_eq!(deliver(&receiver, &legacy).await, StatusCode::OK);
-    assert_eq!(world.runs("legacy"), 1, "legacy body key");
+    assert_eq!(
+        world.runs("legacy"),
+        before + 2,
+        "legacy updates are not merged"
+    );
+    let windowed = world.receiver(
+        Idempotency::new(store.clone()).with_legacy_dedup_window(Duration::from_secs(60)),
+    );
+    assert_eq!(deliver(&windowed, &legacy).await, StatusCode::OK);
+    assert_eq!(deliver(&windowed, &legacy).await, StatusCode::OK);
+    assert_eq!(world.runs("legacy"), before + 3, "legacy window");
+
+    // An event no handler takes, answered 503 so that Monite retries: the retry is not a
+    // duplicate, and once it reaches a receiver with a handler, the handler runs.
+    let id = fresh_id();
+    let answer_503 =
+        |builder: ReceiverBuilder| builder.unhandled_status(StatusCode::SERVICE_UNAVAILABLE);
+    let old = world.receiver_with(Idempotency::new(store.clone()), &[], answer_503);
+    let new = world.receiver_with(
+        Idempotency::new(store.clone()),
+        &[ObjectType::Payable],
+        answer_503,
+    );
+    let payable = body(&id, "payable.created");
+    assert_eq!(
+        deliver(&old, &payable).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        deliver(&old, &payable).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(deliver(&new, &payable).await, StatusCode::OK);
+    assert_eq!(deliver(&new, &payable).await, StatusCode::OK);
+    assert_eq!(world.runs(&id), 1, "unhandled retry");
+
+    // A delivery dropped mid-handler releases its claim: the retry runs the handler.
+    let id = fresh_id();
+    deliver_and_hang_up(&world, &receiver, &id, &body(&id, "tag.updated")).await;
+    world.gate.add_permits(1);
+    assert_eq!(
+        deliver_until_not_in_flight(&receiver, &body(&id, "tag.updated")).await,
+        StatusCode::OK
+    );
+    assert_eq!(world.runs(&id), 2, "cancelled, then retried");
+
+    // With spawned handlers, a dropped delivery's handler runs on to the end: retries get
+    // 409 meanwhile, then 200 with no second run.
+    let spawned = world.receiver_with(Idempotency::new(store.clone()), &[ObjectType::Tag], |b| {
+        b.spawn_handlers(|task| {
+            tokio::spawn(task);
+        })
+    });
+    let id = fresh_id();
+    deliver_and_hang_up(&world, &spawned, &id, &body(&id, "tag.updated")).await;
+    assert_eq!(
+        deliver(&spawned, &body(&id, "tag.updated")).await,
+        StatusCode::CONFLICT
+    );
+    world.gate.add_permits(1);
+    assert_eq!(
+        deliver_until_not_in_flight(&spawned, &body(&id, "tag.updated")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        world.runs(&id),
+        1,
+        "the spawned handler finished; no second run"
+    );
 
     // Many concurrent duplicates across two receivers sharing the store: one run.
     let other = world.receiver(Idempotency::new(store));

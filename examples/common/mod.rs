@@ -3,31 +3,54 @@
 use std::net::SocketAddr;
 
 use monite_webhooks::{
-    Dispatcher, Event, EventType, Idempotency, MemoryStore, ObjectType, Receiver, RedisStore,
-    Secret, Unhandled, Verifier,
+    BoxError, Dispatcher, Event, EventType, Idempotency, MemoryStore, ObjectType, Receiver,
+    RedisStore, Secret, Unhandled, Verifier,
 };
 
-/// Printed and used when `MONITE_WEBHOOK_SECRET` is not set, so the server starts anyway.
+/// The secret written here, for trying the server on your own machine: accepted only with
+/// `--dev` (or `MONITE_WEBHOOK_DEV=1`) and no configured secret, never silently.
 pub(crate) const DEVELOPMENT_SECRET: &str = "whsec_development_only_do_not_use_in_production";
 
-/// The receiver, from `MONITE_WEBHOOK_SECRET` (comma-separated for rotation), handling each
-/// event once through Redis when `REDIS_URL` is set, in memory otherwise.
-pub(crate) async fn receiver_from_env() -> Result<Receiver, monite_webhooks::Error> {
+/// Whether the development secret was asked for, with `--dev` or `MONITE_WEBHOOK_DEV=1`.
+fn development_opt_in() -> bool {
+    std::env::args().skip(1).any(|arg| arg == "--dev")
+        || std::env::var("MONITE_WEBHOOK_DEV").is_ok_and(|v| v.trim() == "1")
+}
+
+/// The verifier, from `MONITE_WEBHOOK_SECRET` (comma-separated for rotation); the
+/// development secret only on explicit opt-in.
+fn verifier_from_env() -> Result<Verifier, BoxError> {
     let configured = std::env::var("MONITE_WEBHOOK_SECRET").unwrap_or_default();
-    let secrets = if configured.trim().is_empty() {
-        tracing::warn!(
-            "MONITE_WEBHOOK_SECRET is not set: using the development secret {DEVELOPMENT_SECRET}"
-        );
-        vec![Secret::new(DEVELOPMENT_SECRET)?.labeled("development")]
-    } else {
-        configured
+    if !configured.trim().is_empty() {
+        let secrets = configured
             .split(',')
             .map(str::trim)
             .enumerate()
             .map(|(i, s)| Ok(Secret::new(s)?.labeled(format!("MONITE_WEBHOOK_SECRET[{i}]"))))
-            .collect::<Result<_, monite_webhooks::Error>>()?
-    };
-    let verifier = Verifier::with_secrets(secrets)?;
+            .collect::<Result<Vec<_>, monite_webhooks::Error>>()?;
+        return Ok(Verifier::with_secrets(secrets)?);
+    }
+    if development_opt_in() {
+        tracing::warn!(
+            "--dev: accepting deliveries signed with the development secret \
+             {DEVELOPMENT_SECRET}; never expose this server"
+        );
+        return Ok(Verifier::new(
+            Secret::new(DEVELOPMENT_SECRET)?.labeled("development"),
+        ));
+    }
+    Err(
+        "no secret configured: set MONITE_WEBHOOK_SECRET to your subscription's secret \
+         (comma-separated for several), or pass --dev to accept the development secret \
+         written in examples/common/mod.rs"
+            .into(),
+    )
+}
+
+/// The receiver, from the secrets in the environment, handling each event once through
+/// Redis when `REDIS_URL` is set, in memory otherwise.
+pub(crate) async fn receiver_from_env() -> Result<Receiver, BoxError> {
+    let verifier = verifier_from_env()?;
     let idempotency = match std::env::var("REDIS_URL") {
         Ok(url) if !url.trim().is_empty() => {
             tracing::info!("idempotency: Redis (REDIS_URL)");
