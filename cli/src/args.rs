@@ -38,6 +38,8 @@ pub(crate) enum Command {
     Deliveries(DeliveriesArgs),
     /// Re-send events from `GET /events` to a URL, signed with the local secret, in order.
     Replay(ReplayArgs),
+    /// Webhook subscriptions: list, create, ensure, enable, disable, regenerate, delete.
+    Subscriptions(SubscriptionsArgs),
 }
 
 /// Where secrets come from; shared by every command that signs or verifies.
@@ -231,4 +233,28 @@ pub(crate) struct ReplayArgs {
     /// Events per page; a replay resumes at page boundaries.
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub(crate) page_size: u8,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SubscriptionsArgs {
+    #[command(subcommand)]
+    pub(crate) command: SubscriptionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SubscriptionsCommand {
+    /// Every subscription, enabled or not.
+    List,
+    /// Enable a subscription (Monite disables one after a week of failures).
+    Enable(SubscriptionId),
+    /// Disable a subscription: Monite stops sending its events.
+    Disable(SubscriptionId),
+    /// Delete a subscription.
+    Delete(SubscriptionId),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SubscriptionId {
+    /// The subscription's id.
+    pub(crate) id: String,
 }

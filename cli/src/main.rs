@@ -48,5 +48,6 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::SimulateRetries(args) => commands::simulate_retries::run(args, json).await,
         Command::Deliveries(args) => commands::deliveries::run(&args, json).await,
         Command::Replay(args) => commands::replay::run(args, json).await,
+        Command::Subscriptions(args) => commands::subscriptions::run(args, json).await,
     }
 }

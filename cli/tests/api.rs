@@ -235,3 +235,56 @@ async fn a_stopped_replay_resumes_from_the_page_it_printed() {
         "{out:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_list_enable_disable_delete() {
+    use monite_webhooks::ObjectType;
+    use monite_webhooks::client::{Client, Environment, NewSubscription};
+
+    let (addr, _fake) = fake_monite::start().await;
+    let env = env(addr);
+    let client = Client::builder(Environment::Custom(format!("http://{addr}/v1")))
+        .credentials(fake_monite::CLIENT_ID, fake_monite::CLIENT_SECRET)
+        .build()
+        .unwrap();
+    let created = client
+        .webhook_subscriptions()
+        .create(&NewSubscription::new(
+            ObjectType::Payable,
+            "https://example.com/hooks",
+        ))
+        .await
+        .unwrap();
+    let id = created.subscription.id.clone();
+
+    let out = run_env(&["subscriptions", "list"], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(&id)
+            && out.stdout.contains("payable")
+            && out.stdout.contains("enabled"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.ends_with("1 subscriptions, 0 disabled\n"),
+        "{out:?}"
+    );
+
+    let out = run_env(&["subscriptions", "disable", &id, "--json"], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["status"], "disabled");
+    let out = run_env(&["subscriptions", "list", "--json"], &env).await;
+    assert_eq!(out.json()[0]["status"], "disabled");
+    let out = run_env(&["subscriptions", "enable", &id], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with(&format!("enabled {id}")), "{out:?}");
+
+    let out = run_env(&["subscriptions", "delete", &id], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = run_env(&["subscriptions", "delete", &id], &env).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(out.stderr.contains("not found"), "{out:?}");
+    let out = run_env(&["subscriptions", "list", "--json"], &env).await;
+    assert_eq!(out.json(), serde_json::json!([]));
+}

@@ -6,6 +6,7 @@ pub(crate) mod replay;
 pub(crate) mod send;
 pub(crate) mod sign;
 pub(crate) mod simulate_retries;
+pub(crate) mod subscriptions;
 pub(crate) mod verify;
 
 use std::io::Read as _;
