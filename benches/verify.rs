@@ -14,6 +14,14 @@
 //! - `verify/monite_receive/<bytes>`: the framework-free receiver end to end: verify, parse,
 //!   dispatch to a no-op handler, build the response (idempotency off: its cost is measured
 //!   by `benches/idempotency.rs`).
+//! - `verify/keyring_40/<bytes>`: a [`Keyring`] of 40 subscriptions (one per object type, as
+//!   Monite makes them), a delivery from the last of them, in Monite's field order
+//!   (`webhook_subscription_id` last); `keyring_40_forged_known` names a held subscription
+//!   with a wrong signature (one HMAC), `keyring_40_forged_unknown` names one not held
+//!   (no HMAC). Sizes 400 B and 200 KB, next to `hmac_sha256_limit/204800`.
+//! - `verify/secrets_40_forged/<bytes>`: 40 plain secrets (no keyring) and a forged
+//!   delivery: 40 HMACs over the body and 40 finalisations, the most a forgery costs;
+//!   `secrets_40_forged_many_v1` adds 2,000 `v1` values, of which 8 are compared.
 //! - `parts/*`: the pieces, so that a regression can be located.
 
 #![allow(
@@ -30,7 +38,8 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{KeyInit, Mac};
 use monite_webhooks::{
-    Dispatcher, Event, EventType, ObjectType, Receiver, Secret, SignatureHeader, Verifier, sign,
+    Dispatcher, Event, EventType, Keyring, ObjectType, Receiver, Secret, SignatureHeader,
+    Verifier, sign,
 };
 
 const SECRET: &str = "whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b";
@@ -45,6 +54,37 @@ fn envelope(size: usize) -> Vec<u8> {
     assert_eq!(body.len(), size);
     assert!(Event::parse(body.clone()).is_ok());
     body
+}
+
+/// A Monite envelope in Monite's own field order, padded in `description` to `size` bytes.
+fn monite_ordered(size: usize, subscription: &str) -> Vec<u8> {
+    let head = r#"{"id":"f8130c42-6c0f-4b9d-81db-38c08712b8bc","created_at":"2024-03-04T20:06:48.593225+00:00","action":"payable.created","api_version":"2024-05-25","entity_id":"c381e88f-7019-4f06-9fbb-3bab8d88348a","description":""#;
+    let tail = format!(
+        r#"","object":{{"id":"587fd280-3b1a-4ad4-8e00-75a8c2cd789a"}},"object_type":"payable","webhook_subscription_id":"{subscription}"}}"#
+    );
+    let mut body = head.as_bytes().to_vec();
+    body.resize(size.saturating_sub(tail.len()).max(body.len()), b'x');
+    body.extend_from_slice(tail.as_bytes());
+    assert_eq!(body.len(), size);
+    assert!(Event::parse(body.clone()).is_ok());
+    body
+}
+
+/// 40 subscription ids, as random as Monite's UUIDs.
+fn subscription_ids() -> Vec<String> {
+    (0..40u64)
+        .map(|i| {
+            let x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17);
+            format!(
+                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                x >> 32,
+                x & 0xffff,
+                i,
+                i * 7,
+                x & 0xffff_ffff_ffff
+            )
+        })
+        .collect()
 }
 
 fn now() -> u64 {
@@ -178,5 +218,101 @@ fn parts(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verify, parts);
+fn many_subscriptions(c: &mut Criterion) {
+    let ids = subscription_ids();
+    let secrets: Vec<Secret> = (0..ids.len())
+        .map(|i| Secret::new(format!("whsec_subscription_{i}_IpHYzcMQQR5wnN4pm")).unwrap())
+        .collect();
+    let keyring = ids
+        .iter()
+        .zip(&secrets)
+        .fold(Keyring::new(), |keyring, (id, secret)| {
+            keyring.with_subscription(id.clone(), secret.clone())
+        });
+    let keyed = Verifier::from_keyring(keyring).with_max_body_bytes(usize::MAX);
+    let plain = Verifier::with_secrets(secrets.iter().cloned())
+        .unwrap()
+        .with_max_body_bytes(usize::MAX);
+    let last = ids.len() - 1;
+    let forger = Secret::new("whsec_not_monites").unwrap();
+
+    let mut group = c.benchmark_group("verify");
+    for size in [400, 204_800] {
+        group.throughput(Throughput::Bytes(size as u64));
+        let t = now();
+        let signed = monite_ordered(size, &ids[last]);
+        let header = |value: String| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("monite-signature", value.parse().unwrap());
+            headers
+        };
+        let valid = header(sign(&secrets[last], t, &signed));
+        let forged = header(sign(&forger, t, &signed));
+        let unknown_body = monite_ordered(size, "00000000-0000-4000-8000-000000000000");
+        let unknown = header(sign(&forger, t, &unknown_body));
+        let many_v1 = {
+            let decoy = format!(",v1={}", "ab".repeat(32));
+            header(format!("t={t}{}", decoy.repeat(2000)))
+        };
+
+        if size != 400 {
+            let key = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"whsec_limit").unwrap();
+            let timestamp = t.to_string();
+            let tag = key
+                .clone()
+                .chain_update(&timestamp)
+                .chain_update(b".")
+                .chain_update(&signed)
+                .finalize()
+                .into_bytes();
+            group.bench_with_input(
+                BenchmarkId::new("hmac_sha256_limit", size),
+                &signed,
+                |b, body| {
+                    b.iter(|| {
+                        let mut mac = key.clone();
+                        mac.update(black_box(timestamp.as_bytes()));
+                        mac.update(b".");
+                        mac.update(black_box(body));
+                        mac.verify_slice(black_box(&tag)).unwrap();
+                    });
+                },
+            );
+        }
+        group.bench_with_input(BenchmarkId::new("keyring_40", size), &signed, |b, body| {
+            b.iter(|| keyed.verify(black_box(&valid), black_box(body)).unwrap());
+        });
+        group.bench_with_input(
+            BenchmarkId::new("keyring_40_forged_known", size),
+            &signed,
+            |b, body| {
+                b.iter(|| keyed.verify(black_box(&forged), black_box(body)).unwrap_err());
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("keyring_40_forged_unknown", size),
+            &unknown_body,
+            |b, body| {
+                b.iter(|| keyed.verify(black_box(&unknown), black_box(body)).unwrap_err());
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("secrets_40_forged", size),
+            &signed,
+            |b, body| {
+                b.iter(|| plain.verify(black_box(&forged), black_box(body)).unwrap_err());
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("secrets_40_forged_many_v1", size),
+            &signed,
+            |b, body| {
+                b.iter(|| plain.verify(black_box(&many_v1), black_box(body)).unwrap_err());
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, verify, many_subscriptions, parts);
 criterion_main!(benches);

@@ -8,7 +8,6 @@
 //! ```
 //!
 //! Optional: `MONITE_ENVIRONMENT` (`sandbox`, the default, `eu`, `na`, or a base URL),
-//! `MONITE_WEBHOOK_SUBSCRIPTION_ID` (key fetched events as that subscription's deliveries),
 //! `MONITE_RECOVER_RESUME` (a token an interrupted run printed). Prints one JSON line per
 //! recovered event on stdout and progress on stderr.
 
@@ -64,13 +63,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("  to resume: MONITE_RECOVER_RESUME={token}");
             }
         });
-    if let Ok(subscription_id) = std::env::var("MONITE_WEBHOOK_SUBSCRIPTION_ID") {
-        recovery = recovery.as_subscription(subscription_id);
-    }
     if let Ok(token) = std::env::var("MONITE_RECOVER_RESUME") {
         recovery = recovery.resume_from(token);
     }
     let done = recovery.run().await?;
+    // Events the parser refused were not dispatched: the summary names each, with why.
     eprintln!("done: {done}");
     Ok(())
 }

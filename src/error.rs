@@ -45,6 +45,9 @@ pub enum ErrorKind {
     MalformedSignature,
     /// No `v1` signature matches any configured secret. `401`.
     SignatureMismatch,
+    /// The delivery names a webhook subscription whose secret the [`Keyring`](crate::Keyring)
+    /// does not hold (and there is no unkeyed secret to try); no HMAC was computed. `401`.
+    UnknownSubscription,
     /// The signed timestamp is older than the tolerance allows. `401`.
     TimestampTooOld,
     /// The signed timestamp is further in the future than the tolerance allows. `401`.
@@ -75,6 +78,9 @@ pub enum ErrorKind {
     Api,
     /// Monite's API could not be reached, after retries. `502` likewise.
     Transport,
+    /// A keyring file could not be read, parsed or written. `500` if it ever reaches a
+    /// receiver's answer.
+    KeyringFile,
 }
 
 impl ErrorKind {
@@ -86,17 +92,20 @@ impl ErrorKind {
             | Self::MalformedSignature
             | Self::NotAnEnvelope
             | Self::UnreadableBody => StatusCode::BAD_REQUEST,
-            Self::SignatureMismatch | Self::TimestampTooOld | Self::TimestampInFuture => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::SignatureMismatch
+            | Self::UnknownSubscription
+            | Self::TimestampTooOld
+            | Self::TimestampInFuture => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InFlight => StatusCode::CONFLICT,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Api | Self::Transport => StatusCode::BAD_GATEWAY,
-            Self::InvalidSecret | Self::Handler | Self::HandlerPanicked | Self::Misconfigured => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::InvalidSecret
+            | Self::KeyringFile
+            | Self::Handler
+            | Self::HandlerPanicked
+            | Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -110,9 +119,10 @@ impl ErrorKind {
             Self::MissingSignature | Self::MalformedSignature => {
                 "missing or malformed Monite-Signature header"
             }
-            Self::SignatureMismatch | Self::TimestampTooOld | Self::TimestampInFuture => {
-                "invalid signature"
-            }
+            Self::SignatureMismatch
+            | Self::UnknownSubscription
+            | Self::TimestampTooOld
+            | Self::TimestampInFuture => "invalid signature",
             Self::BodyTooLarge => "payload too large",
             Self::NotAnEnvelope => "not a Monite event",
             Self::MethodNotAllowed => "method not allowed",
@@ -120,9 +130,11 @@ impl ErrorKind {
             Self::InFlight => "event is being handled; retry later",
             Self::StoreUnavailable => "temporarily unavailable; retry later",
             Self::Api | Self::Transport => "an upstream call failed; retry later",
-            Self::InvalidSecret | Self::Handler | Self::HandlerPanicked | Self::Misconfigured => {
-                "event could not be handled"
-            }
+            Self::InvalidSecret
+            | Self::KeyringFile
+            | Self::Handler
+            | Self::HandlerPanicked
+            | Self::Misconfigured => "event could not be handled",
         }
     }
 }

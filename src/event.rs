@@ -29,7 +29,9 @@ pub enum EnvelopeVersion {
 ///
 /// String fields are read straight out of the body, which the event keeps (cheaply, as
 /// [`Bytes`]): parsing allocates nothing for them. Unknown fields are ignored; the raw body
-/// and the raw `object` JSON stay available.
+/// and the raw `object` JSON stay available. Descriptive fields are lenient: one that is
+/// not a string, or a string that does not decode, reads as `None` rather than refusing
+/// the delivery ([`Event::parse`] states exactly what is refused).
 ///
 /// ```
 /// use monite_webhooks::{Event, EventType, ObjectType};
@@ -88,9 +90,26 @@ enum Text {
 impl Event {
     /// Parses a body (verify it first) into an event.
     ///
+    /// Only the fields a handler cannot do without are strict. The descriptive ones
+    /// (`object_id`, `entity_id`, `webhook_subscription_id`, `created_at`, `api_version`,
+    /// `description`, `name`, `significance`, and `object`'s `id`) are kept when they are
+    /// strings and ignored otherwise, so that an odd value in one of them cannot turn a
+    /// delivery into a week of failed retries: a number (even one out of `f64`'s range,
+    /// such as `1e400` or a 400-digit integer, which is never converted), `true`, an
+    /// array, an object, or a string that does not decode (one escaping an unpaired
+    /// surrogate, `"\ud800"`) reads as `None`. A key that does not decode names no field.
+    /// Unknown fields are ignored, whatever valid JSON they hold.
+    ///
     /// # Errors
-    /// [`ErrorKind::NotAnEnvelope`] if the body is not a JSON object with string `action` and
-    /// `object_type` fields (and, where present, a string `id`).
+    /// [`ErrorKind::NotAnEnvelope`] if:
+    /// - the body is not UTF-8, or not one JSON object (RFC 8259, as serde_json reads it:
+    ///   whitespace is only space, tab, line feed and carriage return, no byte order mark,
+    ///   no raw control character in a string, no trailing content);
+    /// - arrays and objects nest more than 128 deep, the envelope included, anywhere;
+    /// - `action` or `object_type` is missing or not a string that decodes, or `id` is
+    ///   neither null nor a string that decodes;
+    /// - a field this crate reads (any named here, or `object`) is named twice, however
+    ///   its name is escaped.
     pub fn parse(body: impl Into<Bytes>) -> Result<Self> {
         let body = ByteString::try_from(body.into()).map_err(|e| {
             Error::new(
@@ -297,10 +316,12 @@ impl Text {
 }
 
 /// A string with escapes, decoded. Rare: serde_json decodes the escapes and surrogate pairs.
+/// The scan checked the escapes, so this fails only on a `\uD800`-`\uDFFF` escape that is
+/// not half of a pair, which names no character.
 fn decode(body: &str, span: JsonStr) -> Scan<String> {
     let invalid = SyntaxError {
         at: span.start,
-        what: "a string has an invalid escape",
+        what: "a string escapes an unpaired surrogate",
     };
     // From the opening quote to the closing one.
     let quoted = body
@@ -361,6 +382,11 @@ enum Field {
 impl Field {
     const COUNT: usize = Self::Object as usize + 1;
 
+    /// Whether a value this crate cannot read refuses the body, rather than being ignored.
+    fn is_required(self) -> bool {
+        matches!(self, Self::Action | Self::ObjectType | Self::Id)
+    }
+
     fn named(name: &[u8]) -> Option<Self> {
         Some(match name {
             b"id" => Self::Id,
@@ -383,10 +409,10 @@ impl Field {
 /// Where the envelope's members are, found in one pass over the body; decoding waits until
 /// the scan is over, so the scan itself only moves spans around.
 ///
-/// The fields of all three generations are read. Those a handler cannot do without are
-/// strict; the descriptive ones are kept if they are strings and ignored otherwise, so that
-/// a change of shape in one of them does not turn a whole delivery into a week of failed
-/// retries. A field named twice is an error, as in serde.
+/// The fields of all three generations are read, with the rules `Event::parse` states:
+/// `action`, `object_type` and `id` are strict; the descriptive ones are kept if they are
+/// strings that decode and ignored otherwise (other values are only checked to be JSON, so
+/// `1e400` there is ignored too). A field named twice is an error, as in serde.
 #[derive(Default)]
 struct Found {
     seen: u16,
@@ -420,7 +446,7 @@ impl Found {
     }
 
     fn member(&mut self, scanner: &mut Scanner<'_>, body: &str, key: JsonStr) -> Scan<()> {
-        let Some(field) = Field::named(key_name(body, key)?.as_bytes()) else {
+        let Some(field) = key_name(body, key).and_then(|name| Field::named(name.as_bytes())) else {
             return scanner.skip_value();
         };
         let bit = 1 << field as u16;
@@ -432,7 +458,12 @@ impl Found {
             return self.object(scanner, body);
         }
         self.strings[field as usize] = match (scanner.scalar()?, field) {
-            (Scalar::Str(text), _) => Some(Text::new(body, text, &mut self.decoded)?),
+            (Scalar::Str(text), _) => match Text::new(body, text, &mut self.decoded) {
+                Ok(text) => Some(text),
+                Err(e) if field.is_required() => return Err(e),
+                // A descriptive string that does not decode is ignored like any odd value.
+                Err(_) => None,
+            },
             (_, Field::Action) => return Err(scanner.error_here("`action` is not a string")),
             (_, Field::ObjectType) => {
                 return Err(scanner.error_here("`object_type` is not a string"));
@@ -452,14 +483,12 @@ impl Found {
         if scanner.peek() == Some(b'{') {
             let mut ids = 0;
             scanner.object(|scanner, key| {
-                if key_name(body, key)? != "id" {
+                if key_name(body, key).as_deref() != Some("id") {
                     return scanner.skip_value();
                 }
                 ids += 1;
                 self.object_ref_id = match scanner.scalar()? {
-                    Scalar::Str(text) if ids == 1 => {
-                        Some(Text::new(body, text, &mut self.decoded)?)
-                    }
+                    Scalar::Str(text) if ids == 1 => Text::new(body, text, &mut self.decoded).ok(),
                     _ => None,
                 };
                 Ok(())
@@ -472,14 +501,15 @@ impl Found {
     }
 }
 
-/// A key's name: a slice of the body, or decoded for the rare key with escapes.
-fn key_name(body: &str, key: JsonStr) -> Scan<Cow<'_, str>> {
+/// A key's name: a slice of the body, or decoded for the rare key with escapes; `None` for
+/// a key that does not decode (a lone surrogate), which names no member this crate reads.
+fn key_name(body: &str, key: JsonStr) -> Option<Cow<'_, str>> {
     if key.escapes == 0 {
-        return Ok(Cow::Borrowed(
+        return Some(Cow::Borrowed(
             body.get(key.start..key.end).unwrap_or_default(),
         ));
     }
-    decode(body, key).map(Cow::Owned)
+    decode(body, key).ok().map(Cow::Owned)
 }
 
 #[cfg(test)]
@@ -554,6 +584,51 @@ mod tests {
         assert_eq!(event.id(), Some("abc"));
         assert_eq!(event.description(), None);
         assert_eq!(event.entity_id(), None);
+    }
+
+    #[test]
+    fn descriptive_fields_that_do_not_decode_are_ignored() {
+        // Lone and reversed surrogates, and numbers past f64's range.
+        for odd in [
+            r#""\ud800""#,
+            r#""x\uDC00y""#,
+            r#""\udc00\ud800""#,
+            "1e400",
+            "-1e999",
+            &"7".repeat(400),
+        ] {
+            let event = Event::parse(format!(
+                r#"{{"id":"e","action":"a","object_type":"b","description":{odd},
+                    "name":{odd},"entity_id":{odd},"object_id":{odd},"created_at":{odd},
+                    "webhook_subscription_id":{odd},"api_version":{odd},"significance":{odd},
+                    "object":{{"\ud800":{odd},"id":{odd}}},"\udfff":{odd}}}"#
+            ))
+            .unwrap_or_else(|e| panic!("{odd}: {e}"));
+            assert_eq!(event.description(), None, "{odd}");
+            assert_eq!(event.name(), None, "{odd}");
+            assert_eq!(event.entity_id(), None, "{odd}");
+            assert_eq!(event.object_id(), None, "{odd}");
+            assert_eq!(event.envelope_version(), EnvelopeVersion::Api2024, "{odd}");
+        }
+        // A key that does not decode is not `id`, in `object` or at the top.
+        let event = Event::parse(
+            r#"{"action":"a","object_type":"b","\ud800":1,"object":{"\ud800":1,"id":"o"}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.object_id(), Some("o"));
+    }
+
+    #[test]
+    fn required_fields_that_do_not_decode_are_refused() {
+        for body in [
+            r#"{"action":"\ud800","object_type":"b"}"#,
+            r#"{"action":"a","object_type":"\udc00"}"#,
+            r#"{"action":"a","object_type":"b","id":"\ud800\u0041"}"#,
+            r#"{"action":"a","object_type":"b","id":1e400}"#,
+        ] {
+            let err = Event::parse(body).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::NotAnEnvelope, "{body}");
+        }
     }
 
     #[test]

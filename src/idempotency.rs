@@ -12,7 +12,7 @@ use sha2::Digest as _;
 
 use crate::error::BoxError;
 use crate::event::Event;
-use crate::hex;
+use crate::signature::hex;
 
 /// How long a delivery may hold its claim before another may take the event over: five
 /// minutes. Longer than any handler should run; shorter than Monite's first retry gap

@@ -2,11 +2,17 @@
 //!
 //! The receiver needs a few top-level strings of each body and the raw `object`; serde_json
 //! spends longer than the whole HMAC just walking a 400-byte envelope (`parts/*` in
-//! `benches/verify.rs`). This reads the same grammar in one pass, copies nothing, and
-//! accepts exactly what serde_json accepts (a differential property test checks it), so
-//! invalid JSON is still refused.
+//! `benches/verify.rs`). This reads the same grammar in one pass and copies nothing, so
+//! invalid JSON is still refused. It checks syntax only, as serde_json does where it skips
+//! a value: strings are not decoded (an escaped unpaired surrogate, `"\ud800"`, passes;
+//! callers decode the few strings they keep) and numbers are not converted (`1e400` and
+//! 400-digit integers pass). Two differences from serde_json are deliberate: nesting past
+//! `MAX_DEPTH` is refused wherever it is, and the caller checks that the whole input is
+//! UTF-8. `tests/envelope_differential.rs` checks `Event::parse` against a serde_json model
+//! of these rules.
 
-/// Nesting deeper than this is refused, so that a hostile body cannot exhaust the stack.
+/// Nesting deeper than this (the outermost array or object is level 1) is refused, so that
+/// a hostile body cannot exhaust the stack.
 /// serde_json has the same limit where it builds values (it skips deeper ignored values);
 /// no Monite object comes near it.
 const MAX_DEPTH: usize = 128;

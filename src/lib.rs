@@ -73,8 +73,10 @@ mod dispatch;
 mod error;
 mod event;
 mod event_type;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
-mod hex;
 mod idempotency;
 mod json_scan;
 mod memory_store;
@@ -82,11 +84,9 @@ mod object_type;
 mod receiver;
 #[cfg(feature = "redis")]
 mod redis_store;
-mod secret;
 mod signature;
 mod spawn;
 mod trace;
-mod verify;
 mod wire_enum;
 
 pub use crate::dispatch::{
@@ -105,12 +105,12 @@ pub use crate::object_type::ObjectType;
 pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
 #[cfg(feature = "redis")]
 pub use crate::redis_store::RedisStore;
-pub use crate::secret::{KeyConvention, Secret};
-pub use crate::signature::{SignatureHeader, sign, signed_request, signed_request_at};
-pub use crate::spawn::{Spawn, Task};
-pub use crate::verify::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, MAX_TOLERANCE, Verified, Verifier,
+pub use crate::signature::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, KeyConvention, Keyring, MAX_SIGNATURES,
+    MAX_TOLERANCE, Secret, SignatureHeader, SubscriptionSecrets, Verified, Verifier, sign,
+    signed_request, signed_request_at,
 };
+pub use crate::spawn::{Spawn, Task};
 pub use crate::wire_enum::UnknownValue;
 
 // The README's examples are compiled and run as doctests.

@@ -12,9 +12,9 @@ use crate::event::Event;
 use crate::headers::HeaderLookup;
 use crate::idempotency::{Claim, ClaimToken, Idempotency};
 use crate::memory_store::MemoryStore;
+use crate::signature::{Verifier, unix_now};
 use crate::spawn::{Spawn, Spawner, oneshot};
 use crate::trace;
-use crate::verify::Verifier;
 
 /// Turns one HTTP request from Monite into one handled event and the status to answer.
 ///
@@ -140,15 +140,18 @@ impl Receiver {
         headers: &H,
         body: Bytes,
     ) -> Result<Event> {
-        let verified = self
-            .inner
-            .verifier
-            .verify(headers, &body)
-            .and_then(|verified| {
-                trace::verified(&verified);
-                Event::parse(body)
-            });
-        verified.inspect_err(trace::rejected)
+        let verifier = &self.inner.verifier;
+        let now = unix_now();
+        match verifier.verify_at(headers, &body, now) {
+            Ok(verified) => trace::verified(&verified),
+            Err(error) => {
+                trace::rejected_explained(&error, || {
+                    verifier.diagnose_at(headers, &body, now).err()
+                });
+                return Err(error);
+            }
+        }
+        Event::parse(body).inspect_err(trace::rejected)
     }
 
     /// Dispatches a verified event, once: with an idempotency store (the default), a

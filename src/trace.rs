@@ -8,7 +8,7 @@ use std::future::Future;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::receiver::Outcome;
-use crate::verify::Verified;
+use crate::signature::Verified;
 
 #[cfg(feature = "tracing")]
 pub(crate) fn rejected(error: &Error) {
@@ -20,11 +20,38 @@ pub(crate) fn rejected(error: &Error) {
     );
 }
 
+/// Logs a refused delivery; a signature mismatch is explained in full by `explain` (which
+/// costs HMACs, see `Verifier::diagnose_at`) at most once a second, so forged requests
+/// cannot make logging expensive.
+#[cfg(feature = "tracing")]
+pub(crate) fn rejected_explained(error: &Error, explain: impl FnOnce() -> Option<Error>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_EXPLAINED: AtomicU64 = AtomicU64::new(0);
+
+    let worth_explaining = matches!(
+        error.kind(),
+        crate::ErrorKind::SignatureMismatch | crate::ErrorKind::UnknownSubscription
+    ) && tracing::enabled!(target: "monite_webhooks", tracing::Level::WARN);
+    if worth_explaining {
+        let now = crate::signature::unix_now();
+        let last = LAST_EXPLAINED.load(Ordering::Relaxed);
+        let due = now > last
+            && LAST_EXPLAINED
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if let Some(explained) = due.then(explain).flatten() {
+            return rejected(&explained);
+        }
+    }
+    rejected(error);
+}
+
 #[cfg(feature = "tracing")]
 pub(crate) fn verified(verified: &Verified<'_>) {
     tracing::debug!(
         target: "monite_webhooks",
         signed_at = verified.timestamp(),
+        subscription = verified.subscription_id().unwrap_or("(unkeyed)"),
         secret = verified.secret().label().unwrap_or("(unlabeled)"),
         secret_index = verified.secret_index(),
         "signature verified"
@@ -82,6 +109,9 @@ pub(crate) fn rejected(_: &Error) {}
 
 #[cfg(not(feature = "tracing"))]
 pub(crate) fn store_trouble(_: &str, _: &str) {}
+
+#[cfg(not(feature = "tracing"))]
+pub(crate) fn rejected_explained(_: &Error, _: impl FnOnce() -> Option<Error>) {}
 
 #[cfg(not(feature = "tracing"))]
 pub(crate) fn verified(_: &Verified<'_>) {}

@@ -20,17 +20,27 @@ use monite_webhooks::client::{
     Client, Environment, ListQuery, NewSubscription, SubscriptionStatus, SubscriptionUpdate,
 };
 use monite_webhooks::{
-    Dispatcher, ErrorKind, Event, EventType, ObjectType, Receiver, Verifier, signed_request,
+    Dispatcher, ErrorKind, Event, EventType, ObjectType, Receiver, Secret, Verifier, signed_request,
 };
 
-use fake_monite::{CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Fault};
+use fake_monite::{CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Effect, Fault};
 
-/// A failure the fake gives the next request under `path_prefix`.
+/// A failure the fake gives the next request under `path_prefix`, without acting on it.
 fn fault(path_prefix: &'static str, status: StatusCode, retry_after: Option<u64>) -> Fault {
     Fault {
         path_prefix,
-        status,
-        retry_after,
+        effect: Effect::Refuse {
+            status,
+            retry_after,
+        },
+    }
+}
+
+/// Something the fake does to the next request under `path_prefix`.
+fn effect(path_prefix: &'static str, effect: Effect) -> Fault {
+    Fault {
+        path_prefix,
+        effect,
     }
 }
 
@@ -478,4 +488,916 @@ async fn recovery_resumes_from_the_last_completed_page() {
         let expected = if *id == failing { 2 } else { 1 };
         assert_eq!(*count, expected, "{id}");
     }
+}
+
+const SUBSCRIPTIONS: &str = "/v1/webhook_subscriptions";
+
+fn https_hook(object_type: ObjectType) -> NewSubscription {
+    NewSubscription::new(object_type, "https://example.com/webhooks/monite")
+}
+
+#[tokio::test]
+async fn a_create_or_regenerate_that_may_have_acted_is_not_sent_again() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let subscriptions = client.webhook_subscriptions();
+    let existing = subscriptions
+        .create(&https_hook(ObjectType::Tag))
+        .await
+        .unwrap();
+
+    // A gateway's 504 after Monite created it: one subscription, one request, and a
+    // message that says to check before creating it again.
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::AfterCommit(StatusCode::GATEWAY_TIMEOUT),
+    ));
+    let before = fake.requests.load(Ordering::SeqCst);
+    let error = subscriptions
+        .create(&https_hook(ObjectType::Payable))
+        .await
+        .unwrap_err();
+    assert_eq!(error.api_status(), Some(StatusCode::GATEWAY_TIMEOUT));
+    assert!(error.to_string().contains("may have acted"), "{error}");
+    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(fake.subscriptions().len(), 2);
+
+    // The connection reset after `201 Created`: not sent again either.
+    fake.inject(effect(SUBSCRIPTIONS, Effect::ResetAfterHeaders));
+    let error = subscriptions
+        .create(&https_hook(ObjectType::Counterpart))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transport, "{error}");
+    assert!(error.to_string().contains("201"), "{error}");
+    assert_eq!(fake.subscriptions().len(), 3);
+
+    // A plain 503 may come from a backend that acted: reported, not retried.
+    fake.inject(fault(SUBSCRIPTIONS, StatusCode::SERVICE_UNAVAILABLE, None));
+    let before = fake.requests.load(Ordering::SeqCst);
+    let error = subscriptions
+        .create(&https_hook(ObjectType::Entity))
+        .await
+        .unwrap_err();
+    assert_eq!(error.api_status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 1);
+
+    // A 429 with Retry-After was certainly not acted on: sent again, created once.
+    fake.inject(fault(SUBSCRIPTIONS, StatusCode::TOO_MANY_REQUESTS, Some(0)));
+    subscriptions
+        .create(&https_hook(ObjectType::Entity))
+        .await
+        .unwrap();
+    assert_eq!(fake.subscriptions().len(), 4);
+
+    // Regenerating a secret is not repeated after a 504 either: the caller learns that the
+    // secret changed and that the answer is lost.
+    let id = existing.subscription.id.clone();
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::AfterCommit(StatusCode::GATEWAY_TIMEOUT),
+    ));
+    let before = fake.requests.load(Ordering::SeqCst);
+    let error = subscriptions.regenerate_secret(&id).await.unwrap_err();
+    assert_eq!(error.api_status(), Some(StatusCode::GATEWAY_TIMEOUT));
+    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 1);
+
+    // A read cut off after its status is simply read again.
+    fake.inject(effect(SUBSCRIPTIONS, Effect::ResetAfterHeaders));
+    assert_eq!(list_all(&subscriptions).await.len(), 4);
+
+    // A DELETE whose 204 was lost: the retry finds it gone, which is the success asked for.
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::AfterCommit(StatusCode::GATEWAY_TIMEOUT),
+    ));
+    subscriptions.delete(&id).await.unwrap();
+    assert_eq!(fake.subscriptions().len(), 3);
+    // A DELETE of what never existed is still a 404.
+    let error = subscriptions.delete(&id).await.unwrap_err();
+    assert_eq!(error.api_status(), Some(StatusCode::NOT_FOUND));
+}
+
+#[tokio::test]
+async fn a_401_to_many_requests_at_once_fetches_one_token() {
+    let (addr, fake) = fake_monite::start().await;
+    // As if Monite revoked earlier tokens when it issues a new one: a storm of refreshes
+    // would then refuse requests that had just been given a fresh token.
+    fake.revoke_on_issue.store(true, Ordering::SeqCst);
+    let client = client(addr);
+    let subscriptions = client.webhook_subscriptions();
+    list_all(&subscriptions).await;
+    assert_eq!(fake.token_requests.load(Ordering::SeqCst), 1);
+
+    fake.revoke_tokens();
+    let requests = (0..8).map(|_| async move {
+        subscriptions
+            .list(ListQuery::new())
+            .try_collect::<Vec<_>>()
+            .await
+    });
+    for answer in futures_util::future::join_all(requests).await {
+        answer.unwrap();
+    }
+    assert_eq!(
+        fake.token_requests.load(Ordering::SeqCst),
+        2,
+        "eight requests refused with one token fetch one new token"
+    );
+}
+
+#[tokio::test]
+async fn any_token_lifetime_is_taken_without_a_panic() {
+    let (addr, fake) = fake_monite::start().await;
+    for expires_in in [
+        Some(serde_json::json!(u64::MAX)),
+        Some(serde_json::json!(i64::MIN)),
+        Some(serde_json::json!(-1)),
+        Some(serde_json::json!(0)),
+        Some(serde_json::Value::Null),
+        None,
+    ] {
+        *fake.expires_in.lock().unwrap() = Some(expires_in.clone());
+        let client = client(addr);
+        for _ in 0..2 {
+            let listed = client
+                .webhook_subscriptions()
+                .list(ListQuery::new())
+                .try_collect::<Vec<_>>()
+                .await;
+            assert!(listed.is_ok(), "expires_in {expires_in:?}: {listed:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_pagination_token_given_twice_stops_the_listing() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let subscriptions = client.webhook_subscriptions();
+    for object_type in [ObjectType::Payable, ObjectType::Entity, ObjectType::Tag] {
+        subscriptions
+            .create(&https_hook(object_type))
+            .await
+            .unwrap();
+    }
+    // The fake would echo the token 50 times and then go on; the client stops at once.
+    fake.echo_page_tokens.store(50, Ordering::SeqCst);
+    let before = fake.requests.load(Ordering::SeqCst);
+    let error = subscriptions
+        .list(ListQuery::new().limit(1))
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Api);
+    assert!(error.to_string().contains("second time"), "{error}");
+    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 2);
+
+    // A recovery too.
+    fake.echo_page_tokens.store(50, Ordering::SeqCst);
+    let runs = Arc::default();
+    let receiver = counting_receiver(&runs, None);
+    let error = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .page_size(2)
+        .run()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("second time"), "{error}");
+}
+
+#[tokio::test]
+async fn an_id_stays_one_path_segment() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let created = client
+        .webhook_settings()
+        .create(&https_hook(ObjectType::Payable))
+        .await
+        .unwrap();
+    let id = &created.subscription.id;
+    let subscriptions = client.webhook_subscriptions();
+
+    // `../webhook_settings/<id>` is one (unknown) id, not a way up the path.
+    let error = subscriptions
+        .delete(&format!("../webhook_settings/{id}"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.api_status(), Some(StatusCode::NOT_FOUND), "{error}");
+    assert_eq!(fake.subscriptions().len(), 1, "deleted through `..`");
+    // Neither `?` nor `#` end the segment.
+    for suffix in ["?x=1", "#x"] {
+        let error = subscriptions
+            .get(&format!("{id}{suffix}"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.api_status(), Some(StatusCode::NOT_FOUND), "{suffix}");
+    }
+    let error = client
+        .events(ENTITY_ID)
+        .get("../webhook_deliveries")
+        .await
+        .unwrap_err();
+    assert_eq!(error.api_status(), Some(StatusCode::NOT_FOUND));
+    // `.` and `..` are dot segments even percent-encoded: refused before sending.
+    let before = fake.requests.load(Ordering::SeqCst);
+    for id in ["", ".", ".."] {
+        let error = subscriptions.delete(id).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Misconfigured, "{id:?}");
+    }
+    assert_eq!(fake.requests.load(Ordering::SeqCst), before);
+    // An ordinary id works as before.
+    assert_eq!(subscriptions.get(id).await.unwrap(), created.subscription);
+}
+
+#[tokio::test]
+async fn the_one_time_secret_survives_an_answer_that_is_not_fully_readable() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let subscriptions = client.webhook_subscriptions();
+    let id = "f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba";
+
+    // `event_types: null`: read as every event, fully.
+    let answer = serde_json::json!({"id": id, "object_type": "payable", "event_types": null,
+        "status": "enabled", "url": "https://example.com/h", "secret": "whsec_fakeNull"});
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::Answer(StatusCode::CREATED, answer.to_string()),
+    ));
+    let created = subscriptions
+        .create(&https_hook(ObjectType::Payable))
+        .await
+        .unwrap();
+    assert!(created.subscription.event_types.is_empty());
+    assert_eq!(created.incomplete, None);
+
+    // No `url`, a number for `status`: the secret still reaches the caller, the rest comes
+    // from the request, and `incomplete` says why.
+    let answer = serde_json::json!({"id": id, "object_type": "payable", "status": 5,
+        "secret": "whsec_fakeKept"});
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::Answer(StatusCode::CREATED, answer.to_string()),
+    ));
+    let asked = https_hook(ObjectType::Payable).event_types([EventType::Created]);
+    let created = subscriptions.create(&asked).await.unwrap();
+    assert!(created.incomplete.is_some());
+    assert_eq!(created.subscription.id, id);
+    assert_eq!(
+        created.subscription.url,
+        "https://example.com/webhooks/monite"
+    );
+    assert_eq!(created.subscription.event_types, [EventType::Created]);
+    assert_eq!(created.secret.label(), Some(id));
+    let signed = signed_request(&Secret::new("whsec_fakeKept").unwrap(), "{}");
+    assert!(
+        Verifier::new(created.secret)
+            .verify(signed.headers(), signed.body())
+            .is_ok()
+    );
+
+    // Regenerating: only `secret` is needed.
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::Answer(StatusCode::OK, r#"{"secret": "whsec_fakeOnly"}"#.to_owned()),
+    ));
+    let regenerated = subscriptions.regenerate_secret(id).await.unwrap();
+    assert!(regenerated.incomplete.is_some());
+    assert_eq!(regenerated.secret.label(), None);
+}
+
+/// Dispatches `raw` as Monite would deliver it through `subscription`.
+async fn deliver(receiver: &Receiver, event: &serde_json::Value, subscription: &str) {
+    let secret = Secret::new("whsec_recovery").unwrap();
+    let mut delivered = event.clone();
+    delivered["webhook_subscription_id"] = serde_json::json!(subscription);
+    let response = receiver
+        .handle(signed_request(&secret, delivered.to_string()))
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+/// The issue's reproduction: one subscription per object type, three events delivered, then
+/// a recovery over those three and four missed ones.
+#[tokio::test]
+async fn recovery_after_deliveries_from_three_subscriptions_runs_each_handler_once() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let count = |runs: &Arc<Mutex<HashMap<String, usize>>>| {
+        let runs = runs.clone();
+        move |event: Event| {
+            let runs = runs.clone();
+            async move {
+                let key = format!("{}:{}", event.object_type(), event.id().unwrap());
+                *runs.lock().unwrap().entry(key).or_default() += 1;
+            }
+        }
+    };
+    let dispatcher = Dispatcher::builder()
+        .on_object(ObjectType::Payable, count(&runs))
+        .on_object(ObjectType::Counterpart, count(&runs))
+        .on_object(ObjectType::Entity, count(&runs))
+        .build();
+    let receiver = Receiver::new(
+        Verifier::new(Secret::new("whsec_recovery").unwrap()),
+        dispatcher,
+    );
+    // Events 0 (counterpart), 1 (payable) and 3 (entity), each through its object type's
+    // subscription.
+    let events = fake.events();
+    let delivered = [
+        (0, "f3c64af7-4a2f-4ed2-8160-000000000001"),
+        (1, "f3c64af7-4a2f-4ed2-8160-000000000002"),
+        (3, "f3c64af7-4a2f-4ed2-8160-000000000003"),
+    ];
+    for (index, subscription) in delivered {
+        deliver(&receiver, &events[index], subscription).await;
+    }
+    assert_eq!(runs.lock().unwrap().len(), 3);
+
+    let progress = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .run()
+        .await
+        .unwrap();
+    // Seven events: three already handled, three handled now (2, 4 and 6), and the
+    // receivable (5) has no handler.
+    assert_eq!(progress.events, 7);
+    assert_eq!(
+        (progress.duplicates, progress.handled, progress.unhandled),
+        (3, 3, 1)
+    );
+    let runs = runs.lock().unwrap();
+    assert_eq!(runs.len(), 6, "{runs:?}");
+    assert!(runs.values().all(|n| *n == 1), "{runs:?}");
+}
+
+#[tokio::test]
+async fn recovery_reports_an_unparsable_event_and_goes_on() {
+    // Event 3 has lost its `action` and `object_type`: no parser can route it.
+    let poison_id = "0b7e6a9c-1d2e-4f50-9a8b-000000000003";
+    let (addr, _fake) = fake_monite::start_with(|fake| {
+        let event = &mut fake.events[3];
+        let object = event.as_object_mut().unwrap();
+        object.remove("action");
+        object.remove("object_type");
+    })
+    .await;
+    let client = client(addr);
+    let runs = Arc::default();
+    let receiver = counting_receiver(&runs, None);
+
+    let mut reports = Vec::new();
+    let progress = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .page_size(2)
+        .on_progress(|p| reports.push(p.clone()))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!((progress.events, progress.handled), (6, 6));
+    assert_eq!(progress.unparsable.len(), 1);
+    assert_eq!(progress.unparsable[0].id.as_deref(), Some(poison_id));
+    assert!(
+        progress.unparsable[0].error.contains("action"),
+        "{:?}",
+        progress.unparsable
+    );
+    // Reported with the page it was on, and in the summary.
+    assert!(reports[0].unparsable.is_empty() && reports[1].unparsable.len() == 1);
+    assert!(progress.to_string().contains(poison_id), "{progress}");
+    assert_eq!(runs.lock().unwrap().len(), 6);
+
+    // Or stop there, if asked.
+    let error = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .page_size(2)
+        .stop_on_unparsable()
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotAnEnvelope);
+    assert!(
+        error.to_string().contains("resume with resume_from"),
+        "{error}"
+    );
+}
+
+/// Monite's OpenAPI document, webhook part (API 2024-05-25).
+fn openapi() -> serde_json::Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/monite-openapi-webhooks.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The schema `#/components/schemas/<name>` or the one `schema` refers to.
+fn resolve<'a>(
+    root: &'a serde_json::Value,
+    schema: &'a serde_json::Value,
+) -> &'a serde_json::Value {
+    match schema.get("$ref").and_then(|r| r.as_str()) {
+        Some(reference) => {
+            let name = reference.rsplit('/').next().unwrap();
+            resolve(root, &root["components"]["schemas"][name])
+        }
+        None => schema,
+    }
+}
+
+/// Where `value` breaks `schema` (the subset the document uses), as `path: reason` lines.
+fn violations(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+) -> Vec<String> {
+    use serde_json::Value;
+    let schema = resolve(root, schema);
+    if let Some(options) = schema.get("anyOf").and_then(Value::as_array) {
+        return if options
+            .iter()
+            .any(|o| violations(root, o, value, at).is_empty())
+        {
+            Vec::new()
+        } else {
+            vec![format!("{at}: {value} matches no anyOf option")]
+        };
+    }
+    if value.is_null() && schema.get("nullable") == Some(&Value::Bool(true)) {
+        return Vec::new();
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        return vec![format!("{at}: {value} is not one of the enum")];
+    }
+    let mut found = Vec::new();
+    let type_ok = match schema.get("type").and_then(Value::as_str) {
+        None => true,
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        Some("null") => value.is_null(),
+        Some("array") => value.is_array(),
+        Some("object") => value.is_object(),
+        Some(other) => panic!("type {other} is not in the walker's subset"),
+    };
+    if !type_ok {
+        return vec![format!("{at}: {value} is not of type {}", schema["type"])];
+    }
+    if schema.get("format").and_then(Value::as_str) == Some("uuid") {
+        let text = value.as_str().unwrap_or_default();
+        let shape_ok = text.len() == 36
+            && text.char_indices().all(|(i, c)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            });
+        if !shape_ok {
+            found.push(format!("{at}: {value} is not a uuid"));
+        }
+    }
+    if let Some(items) = schema.get("items")
+        && let Some(array) = value.as_array()
+    {
+        for (i, item) in array.iter().enumerate() {
+            found.extend(violations(root, items, item, &format!("{at}[{i}]")));
+        }
+    }
+    if let Some(object) = value.as_object() {
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for name in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !object.contains_key(name.as_str().unwrap()) {
+                found.push(format!("{at}: required {name} is missing"));
+            }
+        }
+        for (name, field) in object {
+            match properties.and_then(|p| p.get(name)) {
+                Some(property) => {
+                    found.extend(violations(root, property, field, &format!("{at}.{name}")));
+                }
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    found.push(format!("{at}: {name} is not allowed"));
+                }
+                None => {}
+            }
+        }
+    }
+    found
+}
+
+/// How loose an instance [`instance`] makes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Looseness {
+    /// Only the required fields; integers beyond `u64`.
+    RequiredOnly,
+    /// Every field, `null` wherever allowed; integers below `i64`.
+    NullWherePossible,
+    /// Every field, with a value; integers `u64::MAX`.
+    Present,
+}
+
+/// A JSON text the schema allows, as loose as `looseness` says.
+fn instance(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    name: &str,
+    looseness: Looseness,
+) -> String {
+    use serde_json::Value;
+    let schema = resolve(root, schema);
+    if let Some(options) = schema.get("anyOf").and_then(Value::as_array) {
+        let nullable = options.iter().any(|o| o["type"] == "null");
+        // A pagination token that is not null would be followed: the fake knows no such token.
+        if nullable && (looseness != Looseness::Present || name.ends_with("pagination_token")) {
+            return "null".to_owned();
+        }
+        let option = options.iter().find(|o| o["type"] != "null").unwrap();
+        return instance(root, option, name, looseness);
+    }
+    if let Some(first) = schema.get("enum").and_then(Value::as_array) {
+        return first[0].to_string();
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("string") => match schema.get("format").and_then(Value::as_str) {
+            Some("uuid") => "\"3fa85f64-5717-4562-b3fc-2c963f66afa6\"".to_owned(),
+            Some("uri") => "\"https://example.com/hooks\"".to_owned(),
+            Some("date-time") => "\"2024-05-25T00:00:00Z\"".to_owned(),
+            _ if name == "secret" => "\"whsec_loosest\"".to_owned(),
+            _ => "\"text\"".to_owned(),
+        },
+        Some("integer") => match looseness {
+            Looseness::RequiredOnly => "18446744073709551616".to_owned(),
+            Looseness::NullWherePossible => "-9223372036854775809".to_owned(),
+            Looseness::Present => u64::MAX.to_string(),
+        },
+        Some("boolean") => "true".to_owned(),
+        Some("array") => format!("[{}]", instance(root, &schema["items"], name, looseness)),
+        Some("object") => {
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let fields: Vec<String> = schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(field, _)| {
+                    looseness != Looseness::RequiredOnly || required.contains(&field.as_str())
+                })
+                .map(|(field, property)| {
+                    format!(
+                        "\"{field}\": {}",
+                        instance(root, property, field, looseness)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+        // `{}`: any JSON.
+        _ => "{}".to_owned(),
+    }
+}
+
+/// The schema of the answer `status` to `method path` (a path template of the document);
+/// statuses the document does not list are Monite's error body.
+fn answer_schema(
+    root: &serde_json::Value,
+    method: &str,
+    path: &str,
+    status: u16,
+) -> Option<serde_json::Value> {
+    let responses = &root["paths"][path][method]["responses"];
+    assert!(
+        responses.is_object(),
+        "{method} {path} is not in the document"
+    );
+    match responses.get(status.to_string()) {
+        Some(response) => response["content"]["application/json"]
+            .get("schema")
+            .cloned(),
+        None => {
+            assert!(status >= 400, "{method} {path}: undocumented {status}");
+            Some(serde_json::json!({"$ref": "#/components/schemas/ErrorSchemaResponse"}))
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_client_reads_the_loosest_answers_the_openapi_document_allows() {
+    let root = openapi();
+    let schema = |name: &str| serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
+    for looseness in [
+        Looseness::RequiredOnly,
+        Looseness::NullWherePossible,
+        Looseness::Present,
+    ] {
+        let (addr, fake) = fake_monite::start().await;
+        let client = client(addr);
+        let answer = |name: &str, status: StatusCode| {
+            Effect::Answer(status, instance(&root, &schema(name), "", looseness))
+        };
+        let what = format!("{looseness:?}");
+
+        // The token answer, then the 401 its made-up token gets, then a real token.
+        fake.inject(effect(
+            "/v1/auth/token",
+            answer("AccessTokenResponse", StatusCode::OK),
+        ));
+        let subscriptions = client.webhook_subscriptions();
+        subscriptions.get("x").await.unwrap_err();
+
+        fake.inject(effect(
+            SUBSCRIPTIONS,
+            answer("WebhookSubscriptionResourceWithSecret", StatusCode::CREATED),
+        ));
+        let created = subscriptions
+            .create(&https_hook(ObjectType::Payable))
+            .await
+            .unwrap();
+        assert_eq!(created.incomplete, None, "{what}");
+        fake.inject(effect(
+            SUBSCRIPTIONS,
+            answer("WebhookSubscriptionResourceWithSecret", StatusCode::OK),
+        ));
+        let regenerated = subscriptions.regenerate_secret("x").await.unwrap();
+        assert_eq!(regenerated.incomplete, None, "{what}");
+        fake.inject(effect(
+            SUBSCRIPTIONS,
+            answer("WebhookSubscriptionResource", StatusCode::OK),
+        ));
+        subscriptions.get("x").await.unwrap();
+        fake.inject(effect(
+            SUBSCRIPTIONS,
+            answer("WebhookSubscriptionPaginationResource", StatusCode::OK),
+        ));
+        assert_eq!(list_all(&subscriptions).await.len(), 1, "{what}");
+
+        fake.inject(effect(
+            "/v1/events",
+            answer("EventPaginationResource", StatusCode::OK),
+        ));
+        let events: Vec<Event> = client
+            .events(ENTITY_ID)
+            .list(ListQuery::new())
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(events.len(), 1);
+        fake.inject(effect(
+            "/v1/events",
+            answer("EventResource", StatusCode::OK),
+        ));
+        client
+            .events(ENTITY_ID)
+            .get("3fa85f64-5717-4562-b3fc-2c963f66afa6")
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+
+        fake.inject(effect(
+            "/v1/webhook_deliveries",
+            answer("WebhookDeliveryPaginationResource", StatusCode::OK),
+        ));
+        let deliveries: Vec<_> = client
+            .webhook_deliveries(ENTITY_ID)
+            .list(ListQuery::new())
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let expected_count = if looseness == Looseness::NullWherePossible {
+            0
+        } else {
+            u32::MAX
+        };
+        assert_eq!(deliveries[0].requests_made_count, expected_count, "{what}");
+
+        // Error bodies, loosest too: typed errors with their status.
+        for (name, status) in [
+            ("HTTPValidationError", StatusCode::UNPROCESSABLE_ENTITY),
+            ("ErrorSchemaResponse", StatusCode::METHOD_NOT_ALLOWED),
+        ] {
+            fake.inject(effect(SUBSCRIPTIONS, answer(name, status)));
+            let error = subscriptions.get("x").await.unwrap_err();
+            assert_eq!(error.api_status(), Some(status), "{what} {name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_fake_answers_as_the_openapi_document_says() {
+    let root = openapi();
+    // The walker itself catches what it should.
+    let delivery = serde_json::json!({"$ref": "#/components/schemas/WebhookDeliveryResource"});
+    for bad in [
+        serde_json::json!({"id": "3fa85f64-5717-4562-b3fc-2c963f66afa6"}),
+        serde_json::json!({"id": "not-a-uuid", "event_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "requests_made_count": 1, "url": "https://x"}),
+        serde_json::json!({"id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "event_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "requests_made_count": 1.5,
+            "url": "https://x"}),
+        serde_json::json!({"id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "event_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "requests_made_count": 1,
+            "url": "https://x", "extra": true}),
+    ] {
+        assert!(!violations(&root, &delivery, &bad, "$").is_empty(), "{bad}");
+    }
+    let (addr, _fake) = fake_monite::start().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}/v1");
+    let call = |method: http::Method,
+                path: String,
+                token: Option<String>,
+                entity: bool,
+                body: Option<serde_json::Value>| {
+        let mut request = http
+            .request(method, format!("{base}{path}"))
+            .headers(fake_monite::raw_headers(token.as_deref(), true, entity));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.unwrap();
+            (status, bytes)
+        }
+    };
+    let check = |method: &str, template: &str, status: u16, body: &[u8]| {
+        let schema = answer_schema(&root, method, template, status);
+        match schema {
+            None => assert!(body.is_empty(), "{method} {template} {status}"),
+            Some(schema) => {
+                let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+                let found = violations(&root, &schema, &value, "$");
+                assert!(
+                    found.is_empty(),
+                    "{method} {template} {status}: {found:#?}\n{value:#}"
+                );
+            }
+        }
+    };
+    use http::Method;
+
+    let credentials = serde_json::json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        "grant_type": "client_credentials"});
+    let (status, body) = call(
+        Method::POST,
+        "/auth/token".into(),
+        None,
+        false,
+        Some(credentials.clone()),
+    )
+    .await;
+    check("post", "/auth/token", status, &body);
+    let token: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let token = Some(token["access_token"].as_str().unwrap().to_owned());
+    let mut wrong = credentials;
+    wrong["client_secret"] = "wrong".into();
+    let (status, body) = call(Method::POST, "/auth/token".into(), None, false, Some(wrong)).await;
+    assert_eq!(status, 401);
+    check("post", "/auth/token", status, &body);
+
+    let subscriptions = "/webhook_subscriptions";
+    let one = "/webhook_subscriptions/{webhook_subscription_id}";
+    let new = serde_json::json!({"object_type": "payable", "url": "https://example.com/h",
+        "event_types": ["created"]});
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = call(
+            Method::POST,
+            subscriptions.into(),
+            token.clone(),
+            false,
+            Some(new.clone()),
+        )
+        .await;
+        assert_eq!(status, 201);
+        check("post", subscriptions, status, &body);
+        let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = call(
+        Method::POST,
+        subscriptions.into(),
+        token.clone(),
+        false,
+        Some(serde_json::json!({"object_type": "payable", "url": "http://plain"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    check("post", subscriptions, status, &body);
+
+    for path in [
+        format!("{subscriptions}?limit=2"),
+        format!("{subscriptions}?limit=0"),
+    ] {
+        let (status, body) = call(Method::GET, path, token.clone(), false, None).await;
+        check("get", subscriptions, status, &body);
+    }
+    let id = &ids[0];
+    for (method, template, path, body) in [
+        (
+            Method::GET,
+            one,
+            format!("/webhook_subscriptions/{id}"),
+            None,
+        ),
+        (
+            Method::GET,
+            one,
+            "/webhook_subscriptions/missing".to_owned(),
+            None,
+        ),
+        (
+            Method::PATCH,
+            one,
+            format!("/webhook_subscriptions/{id}"),
+            Some(serde_json::json!({"url": "https://example.com/v2", "event_types": null})),
+        ),
+        (
+            Method::POST,
+            "/webhook_subscriptions/{webhook_subscription_id}/disable",
+            format!("/webhook_subscriptions/{id}/disable"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/webhook_subscriptions/{webhook_subscription_id}/enable",
+            format!("/webhook_subscriptions/{id}/enable"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/webhook_subscriptions/{webhook_subscription_id}/regenerate_secret",
+            format!("/webhook_subscriptions/{id}/regenerate_secret"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            one,
+            format!("/webhook_subscriptions/{id}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            one,
+            format!("/webhook_subscriptions/{id}"),
+            None,
+        ),
+    ] {
+        let method_name = method.as_str().to_ascii_lowercase();
+        let (status, answer) = call(method, path, token.clone(), false, body).await;
+        check(&method_name, template, status, &answer);
+    }
+
+    for (template, path) in [
+        ("/events", "/events?limit=3".to_owned()),
+        (
+            "/events",
+            "/events?object_type=payable&order=desc".to_owned(),
+        ),
+        (
+            "/events/{event_id}",
+            "/events/0b7e6a9c-1d2e-4f50-9a8b-000000000001".to_owned(),
+        ),
+        ("/events/{event_id}", "/events/missing".to_owned()),
+        (
+            "/webhook_deliveries",
+            "/webhook_deliveries?limit=1".to_owned(),
+        ),
+    ] {
+        let (status, body) = call(Method::GET, path.clone(), token.clone(), true, None).await;
+        check("get", template, status, &body);
+        // Follow one pagination token, so later pages are checked too.
+        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if let Some(next) = page.get("next_pagination_token").and_then(|t| t.as_str()) {
+            let path = format!("{template}?pagination_token={next}");
+            let (status, body) = call(Method::GET, path, token.clone(), true, None).await;
+            check("get", template, status, &body);
+        }
+    }
+    // Refusals without a token or an entity are Monite's error body.
+    let (status, body) = call(Method::GET, "/events".into(), None, true, None).await;
+    assert_eq!(status, 401);
+    check("get", "/events", status, &body);
+    let (status, body) = call(Method::GET, "/events".into(), token, false, None).await;
+    assert_eq!(status, 400);
+    check("get", "/events", status, &body);
 }

@@ -1,11 +1,12 @@
 //! Monite's webhook resources, as the API sends and takes them. Unknown fields are ignored;
 //! enums keep values Monite adds later.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Number, Value};
 
 use crate::event_type::EventType;
 use crate::object_type::ObjectType;
-use crate::secret::Secret;
+use crate::signature::Secret;
 use crate::wire_enum::wire_enum;
 
 wire_enum! {
@@ -33,8 +34,9 @@ pub struct WebhookSubscription {
     pub id: String,
     /// The object type the subscription is for.
     pub object_type: ObjectType,
-    /// The events it sends; empty means every event of the object type.
-    #[serde(default)]
+    /// The events it sends; empty means every event of the object type (also when Monite
+    /// sends `null`).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub event_types: Vec<EventType>,
     /// Whether Monite sends its events.
     pub status: SubscriptionStatus,
@@ -51,6 +53,11 @@ pub struct SubscriptionWithSecret {
     pub subscription: WebhookSubscription,
     /// Its signing secret, read with the default key convention; it never prints.
     pub secret: Secret,
+    /// `None` when Monite's whole answer was read. Otherwise why part of it could not be:
+    /// the secret was kept all the same (Monite returns it only once), and `subscription`
+    /// holds the fields that could be read, with what the request asked for (creating) or
+    /// an empty value (regenerating) in the others. Fetch it with `get` for the rest.
+    pub incomplete: Option<String>,
 }
 
 /// A subscription to create (`CreateWebhookSubscriptionRequest`).
@@ -125,15 +132,20 @@ pub struct WebhookDelivery {
     pub id: String,
     /// The event delivered.
     pub event_id: String,
-    /// How many attempts Monite made.
+    /// How many attempts Monite made (any integer is read; beyond `u32` it saturates).
+    #[serde(deserialize_with = "saturating_u32")]
     pub requests_made_count: u32,
     /// What the listener answered last, if anything.
+    #[serde(default)]
     pub response: Option<String>,
-    /// The status the listener answered last, if it answered.
+    /// The status the listener answered last, if it answered (any integer is read; beyond
+    /// `u16` it saturates).
+    #[serde(default, deserialize_with = "saturating_u16")]
     pub response_status_code: Option<u16>,
     /// Where it was sent.
     pub url: String,
     /// Whether the final attempt succeeded, once known.
+    #[serde(default)]
     pub was_successful: Option<bool>,
 }
 
@@ -201,10 +213,93 @@ pub(crate) struct Page<T> {
     pub(crate) next_pagination_token: Option<String>,
 }
 
-/// `POST /webhook_subscriptions` and `regenerate_secret` answers: the resource plus `secret`.
-#[derive(Deserialize)]
+/// `null` read as an empty list (the schema says a list; a lenient reader costs nothing).
+fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// An integer of any size (the schema's `integer` has no bounds) clamped to `[min, max]`.
+fn clamp(number: &Number, min: i128, max: i128) -> i128 {
+    let value = number
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| number.as_u64().map(i128::from))
+        // Beyond 64 bits serde_json reads a float; `as` saturates.
+        .unwrap_or_else(|| number.as_f64().map_or(0, |f| f as i128));
+    value.clamp(min, max)
+}
+
+fn saturating_u32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let number = Number::deserialize(deserializer)?;
+    Ok(u32::try_from(clamp(&number, 0, u32::MAX.into())).unwrap_or(u32::MAX))
+}
+
+fn saturating_u16<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
+    Ok(Option::<Number>::deserialize(deserializer)?
+        .map(|number| u16::try_from(clamp(&number, 0, u16::MAX.into())).unwrap_or(u16::MAX)))
+}
+
+/// `POST /webhook_subscriptions` and `regenerate_secret` answers: the resource plus
+/// `secret`. The secret is read first and on its own, so that nothing else in the answer
+/// can make it be lost.
 pub(crate) struct WithSecret {
-    #[serde(flatten)]
-    pub(crate) subscription: WebhookSubscription,
     pub(crate) secret: String,
+    pub(crate) subscription: WebhookSubscription,
+    pub(crate) incomplete: Option<String>,
+}
+
+impl WithSecret {
+    /// Reads `answer`; `asked`, the subscription created, fills what cannot be read.
+    ///
+    /// # Errors
+    /// A message if the answer is not an object with a string `secret`.
+    pub(crate) fn read(answer: &[u8], asked: Option<&NewSubscription>) -> Result<Self, String> {
+        let mut fields: Map<String, Value> =
+            serde_json::from_slice(answer).map_err(|e| e.to_string())?;
+        let Some(Value::String(secret)) = fields.remove("secret") else {
+            return Err("no string `secret` in the answer".to_owned());
+        };
+        match WebhookSubscription::deserialize(Value::Object(fields.clone())) {
+            Ok(subscription) => Ok(Self {
+                secret,
+                subscription,
+                incomplete: None,
+            }),
+            Err(e) => {
+                let mut field = |name: &str| fields.remove(name).unwrap_or(Value::Null);
+                let text = |value: Value| match value {
+                    Value::String(text) => Some(text),
+                    _ => None,
+                };
+                let subscription = WebhookSubscription {
+                    id: text(field("id")).unwrap_or_default(),
+                    object_type: text(field("object_type"))
+                        .map(|t| ObjectType::from(t.as_str()))
+                        .or_else(|| asked.map(|a| a.object_type.clone()))
+                        .unwrap_or_else(|| ObjectType::from("")),
+                    event_types: match field("event_types") {
+                        list @ Value::Array(_) => null_as_empty(list).unwrap_or_default(),
+                        _ => asked
+                            .and_then(|a| a.event_types.clone())
+                            .unwrap_or_default(),
+                    },
+                    status: text(field("status"))
+                        .map(|t| SubscriptionStatus::from(t.as_str()))
+                        // Monite creates subscriptions enabled.
+                        .or_else(|| asked.map(|_| SubscriptionStatus::Enabled))
+                        .unwrap_or_else(|| SubscriptionStatus::from("")),
+                    url: text(field("url"))
+                        .or_else(|| asked.map(|a| a.url.clone()))
+                        .unwrap_or_default(),
+                };
+                Ok(Self {
+                    secret,
+                    subscription,
+                    incomplete: Some(e.to_string()),
+                })
+            }
+        }
+    }
 }

@@ -3,7 +3,12 @@
 
 use std::fmt;
 
-use super::{Client, Cursor, ListQuery, Order};
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::Client;
+use super::models::{ListQuery, Order};
+use super::pagination::{Cursor, SeenTokens};
 use crate::error::{ErrorKind, Result};
 use crate::event::Event;
 use crate::object_type::ObjectType;
@@ -18,17 +23,25 @@ use crate::receiver::{Outcome, Receiver};
 /// with [`resume_from`](Self::resume_from). Events of the page that failed that were already
 /// handled are then skipped as duplicates.
 ///
+/// An event the parser refuses is reported (its id and why, in
+/// [`RecoveryProgress::unparsable`]) and the recovery goes on: stopping would stop every
+/// later run at the same event. [`stop_on_unparsable`](Self::stop_on_unparsable) stops
+/// instead. The same body delivered as a webhook is refused too (400), so the event needs a
+/// look either way: fetch it with [`Events::get`](super::Events::get).
+///
 /// ```no_run
 /// # use monite_webhooks::{client::Client, Receiver};
 /// # async fn run(client: Client, receiver: Receiver) -> Result<(), monite_webhooks::Error> {
 /// let report = client
 ///     .recover_missed_events(&receiver, "c381e88f-7019-4f06-9fbb-3bab8d88348a")
 ///     .since("2024-05-01T00:00:00Z")
-///     .as_subscription("f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba")
 ///     .on_progress(|progress| eprintln!("{progress}"))
 ///     .run()
 ///     .await?;
 /// println!("{} handled, {} already handled", report.handled, report.duplicates);
+/// for refused in &report.unparsable {
+///     eprintln!("event {:?} could not be parsed: {}", refused.id, refused.error);
+/// }
 /// # Ok(()) }
 /// ```
 #[must_use]
@@ -39,7 +52,29 @@ pub struct Recovery<'a> {
     query: ListQuery,
     subscription_id: Option<String>,
     resume_from: Option<String>,
+    on_unparsable: OnUnparsable,
     on_progress: Option<ProgressReport<'a>>,
+}
+
+/// What a [`Recovery`] does with an event the parser refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnUnparsable {
+    /// Reports it in [`RecoveryProgress::unparsable`] and goes on. The default.
+    #[default]
+    Report,
+    /// Stops the recovery with the parse error, as a failing handler does.
+    Stop,
+}
+
+/// An event a [`Recovery`] could not parse, and so did not dispatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnparsableEvent {
+    /// Its `id`, if that much could be read.
+    pub id: Option<String>,
+    /// Why the parser refused it.
+    pub error: String,
 }
 
 type ProgressReport<'a> = Box<dyn FnMut(&RecoveryProgress) + Send + 'a>;
@@ -58,6 +93,9 @@ pub struct RecoveryProgress {
     pub duplicates: usize,
     /// Events no handler took.
     pub unhandled: usize,
+    /// Events the parser refused, which were not dispatched (with
+    /// [`OnUnparsable::Report`], the default).
+    pub unparsable: Vec<UnparsableEvent>,
     /// Events a delivery was handling at that moment; that delivery (and Monite's retries of
     /// it) sees them through.
     pub in_flight: usize,
@@ -71,7 +109,15 @@ impl fmt::Display for RecoveryProgress {
             f,
             "{} pages, {} events: {} handled, {} already handled, {} without a handler, {} in flight",
             self.pages, self.events, self.handled, self.duplicates, self.unhandled, self.in_flight
-        )
+        )?;
+        if !self.unparsable.is_empty() {
+            write!(f, ", {} unparsable:", self.unparsable.len())?;
+            for event in &self.unparsable {
+                let id = event.id.as_deref().unwrap_or("(no id)");
+                write!(f, " {id} ({})", event.error)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -84,6 +130,7 @@ impl<'a> Recovery<'a> {
             query: ListQuery::new().order(&Order::Asc),
             subscription_id: None,
             resume_from: None,
+            on_unparsable: OnUnparsable::default(),
             on_progress: None,
         }
     }
@@ -113,9 +160,15 @@ impl<'a> Recovery<'a> {
         self
     }
 
-    /// Treats the fetched events as deliveries of this subscription. `GET /events` does not
-    /// say which subscription an event went to; with the default per-subscription
-    /// idempotency key, this makes a fetched event's key match its delivery's.
+    /// Treats the fetched events as deliveries of this subscription.
+    ///
+    /// Only for an idempotency store keyed with
+    /// [`KeyScope::PerSubscription`](crate::KeyScope::PerSubscription): `GET /events` does
+    /// not say which subscription an event went to, and this makes a fetched event's key
+    /// match its delivery's. Such a recovery covers one subscription: filter it with
+    /// [`object_type`](Self::object_type) to that subscription's object type. With the
+    /// default [`KeyScope::PerEvent`](crate::KeyScope::PerEvent) the key is the event id
+    /// alone, and this changes nothing.
     pub fn as_subscription(mut self, subscription_id: impl Into<String>) -> Self {
         self.subscription_id = Some(subscription_id.into());
         self
@@ -124,6 +177,17 @@ impl<'a> Recovery<'a> {
     /// Resumes from a token a progress report gave.
     pub fn resume_from(mut self, token: impl Into<String>) -> Self {
         self.resume_from = Some(token.into());
+        self
+    }
+
+    /// Stops at the first event the parser refuses, instead of reporting it and going on.
+    pub fn stop_on_unparsable(self) -> Self {
+        self.on_unparsable(OnUnparsable::Stop)
+    }
+
+    /// What to do with an event the parser refuses; defaults to [`OnUnparsable::Report`].
+    pub fn on_unparsable(mut self, choice: OnUnparsable) -> Self {
+        self.on_unparsable = choice;
         self
     }
 
@@ -137,15 +201,21 @@ impl<'a> Recovery<'a> {
     ///
     /// # Errors
     /// The first error that stops it: Monite unreachable or refusing ([`ErrorKind::Api`],
-    /// [`ErrorKind::Transport`]), a handler failing, or the idempotency store unreachable.
-    /// The message says where to resume.
+    /// [`ErrorKind::Transport`]), Monite giving a pagination token a second time, a handler
+    /// failing, the idempotency store unreachable, or (with
+    /// [`stop_on_unparsable`](Self::stop_on_unparsable)) an event the parser refuses. The
+    /// message says where to resume.
     pub async fn run(mut self) -> Result<RecoveryProgress> {
         let mut progress = RecoveryProgress {
             resume_from: self.resume_from.clone(),
             ..RecoveryProgress::default()
         };
+        let mut seen = SeenTokens::default();
         let mut cursor = match self.resume_from.take() {
-            Some(token) => Cursor::Token(token),
+            Some(token) => {
+                seen.check("/events", &token)?;
+                Cursor::Token(token)
+            }
             None => Cursor::First(self.query.clone()),
         };
         loop {
@@ -161,8 +231,25 @@ impl<'a> Recovery<'a> {
                 Ok(page) => page,
                 Err(e) => return Err(stopped(e, &progress)),
             };
+            if let Some(token) = &next
+                && let Err(e) = seen.check("/events", token)
+            {
+                return Err(stopped(e, &progress));
+            }
             for raw in items {
-                let mut event = Event::parse(raw).map_err(|e| stopped(e, &progress))?;
+                let mut event = match Event::parse(raw.clone()) {
+                    Ok(event) => event,
+                    Err(e) if self.on_unparsable == OnUnparsable::Stop => {
+                        return Err(stopped(e, &progress));
+                    }
+                    Err(e) => {
+                        progress.unparsable.push(UnparsableEvent {
+                            id: id_of(&raw),
+                            error: e.to_string(),
+                        });
+                        continue;
+                    }
+                };
                 if let Some(subscription_id) = &self.subscription_id {
                     event.assume_webhook_subscription_id(subscription_id);
                 }
@@ -188,6 +275,17 @@ impl<'a> Recovery<'a> {
     }
 }
 
+/// The `id` of an event the parser refused, if it is a string a lenient reader finds.
+fn id_of(raw: &Bytes) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow)]
+        id: Option<&'a serde_json::value::RawValue>,
+    }
+    let id = serde_json::from_slice::<Id<'_>>(raw).ok()?.id?;
+    serde_json::from_str(id.get()).ok()
+}
+
 impl fmt::Debug for Recovery<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Recovery")
@@ -195,6 +293,7 @@ impl fmt::Debug for Recovery<'_> {
             .field("query", &self.query)
             .field("subscription_id", &self.subscription_id)
             .field("resume_from", &self.resume_from)
+            .field("on_unparsable", &self.on_unparsable)
             .finish_non_exhaustive()
     }
 }

@@ -2,13 +2,16 @@
 //! `X-Monite-Version` on every request (400 without it), `X-Monite-Entity-Id` on `/events`
 //! and `/webhook_deliveries` (400 without it), bearer tokens from `POST /auth/token` that
 //! expire (401), opaque pagination tokens that stand for the original query, `{"error":
-//! {"message"}}` and 422 `{"detail": [...]}` bodies, and injected 429s and 5xx.
+//! {"message"}}` and 422 `{"detail": [...]}` bodies; and injected faults: a refusal (429,
+//! 5xx), a failure after the request was carried out (a 504 from a gateway, a connection
+//! reset after the status), any body in place of the real answer, tokens revoked when a new
+//! one is issued, odd `expires_in` values, and pagination tokens echoed back.
 
 #![allow(dead_code, reason = "each test uses what it needs")]
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,12 +27,27 @@ pub(crate) const CLIENT_ID: &str = "8a7f5c1e-0d2b-4b6a-9c3e-1f2a3b4c5d6e";
 pub(crate) const CLIENT_SECRET: &str = "partner-client-secret";
 pub(crate) const ENTITY_ID: &str = "c381e88f-7019-4f06-9fbb-3bab8d88348a";
 
-/// A response to give instead of the real one, to the next request whose path starts so.
+/// What to do to the next request whose path starts with `path_prefix`.
 #[derive(Clone)]
 pub(crate) struct Fault {
     pub(crate) path_prefix: &'static str,
-    pub(crate) status: StatusCode,
-    pub(crate) retry_after: Option<u64>,
+    pub(crate) effect: Effect,
+}
+
+#[derive(Clone)]
+pub(crate) enum Effect {
+    /// Answer this status (an error body) without carrying the request out.
+    Refuse {
+        status: StatusCode,
+        retry_after: Option<u64>,
+    },
+    /// Carry the request out, then answer this status instead (a gateway timing out).
+    AfterCommit(StatusCode),
+    /// Carry the request out, send its status and headers and part of its body, then
+    /// reset the connection.
+    ResetAfterHeaders,
+    /// Answer this status and JSON text without carrying the request out.
+    Answer(StatusCode, String),
 }
 
 /// What a pagination token stands for: the filtered items, the offset, the page size.
@@ -39,13 +57,20 @@ type PageCursor = (Vec<Value>, usize, usize);
 pub(crate) struct Fake {
     pub(crate) token_lifetime_secs: Mutex<u64>,
     pub(crate) token_requests: AtomicUsize,
+    /// `Some(None)`: answer tokens without `expires_in`; `Some(Some(v))`: with `v`.
+    pub(crate) expires_in: Mutex<Option<Option<Value>>>,
+    /// Issuing a token revokes every earlier one.
+    pub(crate) revoke_on_issue: AtomicBool,
+    /// How many more listings with a `pagination_token` answer an empty page that gives the
+    /// same token back.
+    pub(crate) echo_page_tokens: AtomicUsize,
     tokens: Mutex<HashMap<String, Instant>>,
     pub(crate) faults: Mutex<VecDeque<Fault>>,
     pub(crate) requests: AtomicUsize,
     subscriptions: Mutex<Vec<Value>>,
     next_id: AtomicUsize,
     pages: Mutex<HashMap<String, PageCursor>>,
-    events: Vec<Value>,
+    pub(crate) events: Vec<Value>,
     deliveries: Vec<Value>,
 }
 
@@ -61,6 +86,11 @@ impl Fake {
 
     pub(crate) fn events(&self) -> &[Value] {
         &self.events
+    }
+
+    /// The subscriptions that exist now, under both paths.
+    pub(crate) fn subscriptions(&self) -> Vec<Value> {
+        self.subscriptions.lock().unwrap().clone()
     }
 }
 
@@ -79,7 +109,12 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 /// Starts the fake on a free loopback port.
 pub(crate) async fn start() -> (SocketAddr, Arc<Fake>) {
-    let fake = Arc::new(Fake {
+    start_with(|_| {}).await
+}
+
+/// Starts the fake with its data changed by `configure`.
+pub(crate) async fn start_with(configure: impl FnOnce(&mut Fake)) -> (SocketAddr, Arc<Fake>) {
+    let mut fake = Fake {
         token_lifetime_secs: Mutex::new(86_400),
         events: fixture("events.json")["data"].as_array().unwrap().clone(),
         deliveries: fixture("webhook_deliveries.json")["data"]
@@ -87,7 +122,9 @@ pub(crate) async fn start() -> (SocketAddr, Arc<Fake>) {
             .unwrap()
             .clone(),
         ..Fake::default()
-    });
+    };
+    configure(&mut fake);
+    let fake = Arc::new(fake);
     let authenticated = Router::new()
         .route(
             "/v1/webhook_subscriptions",
@@ -137,12 +174,23 @@ async fn faults_and_version(
             .is_some_and(|f| path.starts_with(f.path_prefix));
         if due { faults.pop_front() } else { None }
     };
-    if let Some(fault) = fault {
-        let mut response = error(fault.status, "injected failure");
-        if let Some(seconds) = fault.retry_after {
-            response.headers_mut().insert("retry-after", seconds.into());
+    let effect = fault.map(|f| f.effect);
+    match effect {
+        Some(Effect::Refuse {
+            status,
+            retry_after,
+        }) => {
+            let mut response = error(status, "injected failure");
+            if let Some(seconds) = retry_after {
+                response.headers_mut().insert("retry-after", seconds.into());
+            }
+            return response;
         }
-        return response;
+        Some(Effect::Answer(status, body)) => {
+            let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+            return (status, json, body).into_response();
+        }
+        _ => {}
     }
     if !request.headers().contains_key("x-monite-version") {
         return (
@@ -151,7 +199,34 @@ async fn faults_and_version(
         )
             .into_response();
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    match effect {
+        Some(Effect::AfterCommit(status)) => error(status, "injected failure after commit"),
+        Some(Effect::ResetAfterHeaders) => reset_after_headers(response).await,
+        _ => response,
+    }
+}
+
+/// `response`'s status and headers and the first half of its body, then a reset.
+async fn reset_after_headers(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let half = body.slice(..body.len() / 2);
+    let chunks = futures_util::stream::unfold(Some(half), |half| async move {
+        match half {
+            Some(half) => Some((Ok(half), None)),
+            None => {
+                // Let the status and the first chunk reach the client before the reset.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some((
+                    Err(std::io::Error::other("connection reset by the fake")),
+                    None,
+                ))
+            }
+        }
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(chunks))
 }
 
 async fn authenticate(State(fake): State<Arc<Fake>>, request: Request, next: Next) -> Response {
@@ -198,12 +273,25 @@ async fn token(State(fake): State<Arc<Fake>>, axum::Json(body): axum::Json<Value
     let n = fake.token_requests.load(Ordering::SeqCst);
     let token = format!("token-{n}");
     let lifetime = *fake.token_lifetime_secs.lock().unwrap();
-    fake.tokens.lock().unwrap().insert(
-        token.clone(),
-        Instant::now() + Duration::from_secs(lifetime),
-    );
-    axum::Json(json!({"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}))
-        .into_response()
+    {
+        let mut tokens = fake.tokens.lock().unwrap();
+        if fake.revoke_on_issue.load(Ordering::SeqCst) {
+            tokens.clear();
+        }
+        tokens.insert(
+            token.clone(),
+            Instant::now() + Duration::from_secs(lifetime),
+        );
+    }
+    let mut answer = json!({"access_token": token, "expires_in": lifetime, "token_type": "Bearer"});
+    match fake.expires_in.lock().unwrap().clone() {
+        Some(Some(value)) => answer["expires_in"] = value,
+        Some(None) => {
+            answer.as_object_mut().unwrap().remove("expires_in");
+        }
+        None => {}
+    }
+    axum::Json(answer).into_response()
 }
 
 fn new_secret(fake: &Fake) -> String {
@@ -307,6 +395,15 @@ async fn action(
 /// Monite's pagination: the first request carries the filters; a `pagination_token` stands
 /// for that query and a position, and every other parameter is then ignored.
 fn paginate(fake: &Fake, items: Vec<Value>, query: &HashMap<String, String>) -> Response {
+    if let Some(token) = query.get("pagination_token") {
+        let echo = fake
+            .echo_page_tokens
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if echo {
+            return axum::Json(json!({"data": [], "next_pagination_token": token})).into_response();
+        }
+    }
     let (items, offset, limit) = match query.get("pagination_token") {
         Some(token) => match fake.pages.lock().unwrap().get(token).cloned() {
             Some(page) => page,

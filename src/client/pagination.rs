@@ -1,0 +1,113 @@
+//! Listings: a stream of pages that ends when Monite gives no next token, and stops with
+//! an error when Monite gives a token it gave before (it would never end otherwise).
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt as _, stream};
+use http::Method;
+use serde_json::value::RawValue;
+
+use super::Client;
+use super::models::{ListQuery, Page};
+use super::transport::{Request, parse};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Where a listing goes on from.
+pub(super) enum Cursor {
+    First(ListQuery),
+    // Monite infers every other parameter from the token.
+    Token(String),
+}
+
+impl Cursor {
+    pub(super) fn request<'a>(&self, path: String, entity_id: Option<&'a str>) -> Request<'a> {
+        let query = match self {
+            Self::First(query) => query.params.clone(),
+            Self::Token(token) => vec![("pagination_token", token.clone())],
+        };
+        let mut request = Request::new(Method::GET, path).query(query);
+        request.entity_id = entity_id;
+        request
+    }
+}
+
+/// The tokens a listing was given, to catch a server that hands one out again.
+#[derive(Default)]
+pub(super) struct SeenTokens(HashSet<String>);
+
+impl SeenTokens {
+    /// Records `token` (a listing's next page), or refuses it if it came before.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Api`] naming the path, if `token` was given before.
+    pub(super) fn check(&mut self, path: &str, token: &str) -> Result<()> {
+        if self.0.insert(token.to_owned()) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Api,
+                format!(
+                    "GET {path}: Monite gave the pagination token {token:?} a second time; \
+                     the listing was stopped, as it would never end"
+                ),
+            ))
+        }
+    }
+}
+
+impl Client {
+    /// One page of a listing: the items, each with its raw JSON, and the next page's token.
+    pub(super) async fn page(&self, request: &Request<'_>) -> Result<(Vec<Bytes>, Option<String>)> {
+        let body = self.send(request).await?;
+        let page: Page<&RawValue> = parse(request, &body)?;
+        // Each item is a slice of the page's body: events borrow from it, nothing is copied.
+        let items = page
+            .data
+            .iter()
+            .map(|raw| {
+                let (start, end) = span_in(&body, raw.get().as_bytes()).ok_or_else(|| {
+                    Error::new(ErrorKind::Api, "a page item was not found in the page")
+                })?;
+                Ok(body.slice(start..end))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let next = page.next_pagination_token.filter(|t| !t.is_empty());
+        Ok((items, next))
+    }
+
+    /// Every item of a listing, fetching pages as the stream is read.
+    pub(super) fn paginate<'a, T: Send + 'a>(
+        &'a self,
+        path: String,
+        entity_id: Option<&'a str>,
+        query: ListQuery,
+        item: impl Fn(Bytes) -> Result<T> + Send + Sync + 'a,
+    ) -> impl Stream<Item = Result<T>> + Send + 'a {
+        let start = (Some(Cursor::First(query)), SeenTokens::default());
+        let pages = stream::try_unfold(start, move |(cursor, mut seen)| {
+            let path = path.clone();
+            async move {
+                let Some(cursor) = cursor else {
+                    return Ok(None);
+                };
+                let (items, next) = self.page(&cursor.request(path.clone(), entity_id)).await?;
+                if let Some(token) = &next {
+                    seen.check(&path, token)?;
+                }
+                Ok(Some((items, (next.map(Cursor::Token), seen))))
+            }
+        });
+        pages
+            .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
+            .try_flatten()
+            .and_then(move |raw| std::future::ready(item(raw)))
+    }
+}
+
+/// Where `part`, a slice borrowed from `body`, sits in it.
+fn span_in(body: &[u8], part: &[u8]) -> Option<(usize, usize)> {
+    let start = part.as_ptr().addr().checked_sub(body.as_ptr().addr())?;
+    let end = start.checked_add(part.len())?;
+    (end <= body.len()).then_some((start, end))
+}

@@ -1,0 +1,361 @@
+//! Sending a request: headers, the token, and retries that never repeat what may have acted.
+
+use std::fmt::{self, Write as _};
+use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde::Deserialize;
+
+use super::Client;
+use super::auth::Redacted;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Whether sending a request a second time could do twice what it did once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Replay {
+    /// Repeating it changes nothing: reads, updates to given values, deletes, enable and
+    /// disable, a token. Retried on 429, 5xx and transport failures.
+    Safe,
+    /// Each time it may make something new (a subscription, a secret). Retried only where
+    /// Monite certainly did not act: the connection was never made, or a 429 said when to
+    /// come back.
+    OnlyIfUnreceived,
+}
+
+/// One API request, kept whole so that it can be sent again.
+pub(super) struct Request<'a> {
+    pub(super) method: Method,
+    pub(super) path: String,
+    pub(super) entity_id: Option<&'a str>,
+    pub(super) query: Vec<(&'static str, String)>,
+    pub(super) body: Option<Bytes>,
+    pub(super) replay: Replay,
+}
+
+impl<'a> Request<'a> {
+    /// A request whose replay policy follows its method: `POST` only if unreceived.
+    pub(super) fn new(method: Method, path: String) -> Self {
+        let replay = if method == Method::POST {
+            Replay::OnlyIfUnreceived
+        } else {
+            Replay::Safe
+        };
+        Self {
+            method,
+            path,
+            entity_id: None,
+            query: Vec::new(),
+            body: None,
+            replay,
+        }
+    }
+
+    /// A `POST` whose repetition changes nothing (enable, disable, a token).
+    pub(super) fn replay_safe(mut self) -> Self {
+        self.replay = Replay::Safe;
+        self
+    }
+
+    pub(super) fn entity(mut self, entity_id: &'a str) -> Self {
+        self.entity_id = Some(entity_id);
+        self
+    }
+
+    pub(super) fn query(mut self, query: Vec<(&'static str, String)>) -> Self {
+        self.query = query;
+        self
+    }
+
+    pub(super) fn json(mut self, body: &impl serde::Serialize) -> Self {
+        // Our own request types always serialize.
+        self.body = serde_json::to_vec(body).ok().map(Bytes::from);
+        self
+    }
+}
+
+/// `METHOD /path`, for error messages.
+impl fmt::Display for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+/// `id` as one path segment: percent-encoded, so that `../x`, `a?b` or `a#b` stay inside
+/// it. URL parsers resolve `.` and `..` even encoded, so those are refused.
+pub(super) fn segment(id: &str) -> Result<String> {
+    if id.is_empty() || id.bytes().all(|b| b == b'.') {
+        return Err(Error::new(
+            ErrorKind::Misconfigured,
+            format!("{id:?} is not an id: it cannot be a path segment"),
+        ));
+    }
+    let mut encoded = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            let _ = write!(encoded, "%{byte:02X}");
+        }
+    }
+    Ok(encoded)
+}
+
+/// How an attempt failed.
+enum Failure {
+    /// An answer other than 2xx, with its body (empty if it could not be read).
+    Status {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        body: Bytes,
+    },
+    /// A 2xx whose body could not be read: Monite acted.
+    CutOff {
+        status: StatusCode,
+        error: reqwest::Error,
+    },
+    /// No answer; `connect` if the connection was never made (so Monite never saw it).
+    Transport {
+        error: reqwest::Error,
+        connect: bool,
+    },
+}
+
+impl Client {
+    /// Sends a request with the bearer token and returns the body of a 2xx answer. A 401
+    /// gets one fresh token (it may have been revoked or have expired early); Monite did not
+    /// act on a request it refused as unauthorized, so this holds for every request.
+    pub(super) async fn send(&self, request: &Request<'_>) -> Result<Bytes> {
+        let mut renewed = false;
+        loop {
+            let token = self.token().await?;
+            match self.attempt(request, Some(&token)).await {
+                Err(e)
+                    if e.api_status() == Some(StatusCode::UNAUTHORIZED)
+                        && !renewed
+                        && self.inner.auth.can_refresh() =>
+                {
+                    renewed = true;
+                    self.forget_token(&token).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    /// Sends `request`, retrying at most `max_retries` times with back-off (honouring
+    /// `Retry-After`) where its [`Replay`] policy allows.
+    pub(super) async fn attempt(
+        &self,
+        request: &Request<'_>,
+        token: Option<&Redacted>,
+    ) -> Result<Bytes> {
+        let mut retries = 0;
+        // Whether an earlier attempt may have done what the request asks.
+        let mut may_have_acted = false;
+        loop {
+            let failure = match self.build(request, token).send().await {
+                Err(error) if error.is_builder() => return Err(transport(request, error)),
+                Err(error) => {
+                    let connect = error.is_connect();
+                    Failure::Transport { error, connect }
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(response.headers());
+                    match response.bytes().await {
+                        Ok(body) if status.is_success() => return Ok(body),
+                        Ok(body) => Failure::Status {
+                            status,
+                            retry_after,
+                            body,
+                        },
+                        Err(error) if status.is_success() => Failure::CutOff { status, error },
+                        Err(_) => Failure::Status {
+                            status,
+                            retry_after,
+                            body: Bytes::new(),
+                        },
+                    }
+                }
+            };
+            // A DELETE retried after an attempt that may have deleted: 404 is the success.
+            if let Failure::Status { status, .. } = &failure
+                && *status == StatusCode::NOT_FOUND
+                && request.method == Method::DELETE
+                && may_have_acted
+            {
+                return Ok(Bytes::new());
+            }
+            let unreceived = match &failure {
+                Failure::Transport { connect, .. } => *connect,
+                Failure::Status {
+                    status,
+                    retry_after,
+                    ..
+                } => *status == StatusCode::TOO_MANY_REQUESTS && retry_after.is_some(),
+                Failure::CutOff { .. } => false,
+            };
+            let retryable = match &failure {
+                Failure::Status { status, .. } => {
+                    *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+                }
+                Failure::CutOff { .. } | Failure::Transport { .. } => true,
+            };
+            let allowed = request.replay == Replay::Safe || unreceived;
+            if !retryable || !allowed || retries >= self.inner.max_retries {
+                return Err(match failure {
+                    Failure::Status { status, body, .. } => api_error(request, status, &body),
+                    Failure::CutOff { status, error } => cut_off(request, status, error),
+                    Failure::Transport { error, .. } => transport(request, error),
+                });
+            }
+            may_have_acted |= !unreceived;
+            let wait = match &failure {
+                Failure::Status {
+                    retry_after: Some(wait),
+                    ..
+                } => *wait,
+                _ => backoff(retries + 1),
+            };
+            retries += 1;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn build(&self, request: &Request<'_>, token: Option<&Redacted>) -> reqwest::RequestBuilder {
+        let mut builder = self
+            .inner
+            .http
+            .request(
+                request.method.clone(),
+                format!("{}{}", self.inner.base_url, request.path),
+            )
+            .header("X-Monite-Version", &self.inner.api_version);
+        if let Some(token) = token {
+            builder = builder.bearer_auth(&token.0);
+        }
+        if let Some(entity_id) = request.entity_id {
+            builder = builder.header("X-Monite-Entity-Id", entity_id);
+        }
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        builder
+    }
+
+    /// Sends a request and parses the answer as `T`.
+    pub(super) async fn send_parsed<T: serde::de::DeserializeOwned>(
+        &self,
+        request: &Request<'_>,
+    ) -> Result<T> {
+        let body = self.send(request).await?;
+        parse(request, &body)
+    }
+}
+
+/// Parses an answer; `what` (a request, a listing's path) is only formatted on failure.
+pub(super) fn parse<'a, T: Deserialize<'a>>(what: impl fmt::Display, body: &'a [u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        Error::new(
+            ErrorKind::Api,
+            format!("{what}: Monite's answer did not have the documented shape: {e}"),
+        )
+        .with_source(e)
+    })
+}
+
+/// Monite's error bodies: `{"error": {"message"}}`, or a 422's `{"detail": [{"msg"}]}`.
+fn api_error(request: &Request<'_>, status: StatusCode, body: &[u8]) -> Error {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: Option<Message>,
+        detail: Option<Vec<Detail>>,
+    }
+    #[derive(Deserialize)]
+    struct Message {
+        message: String,
+    }
+    #[derive(Deserialize)]
+    struct Detail {
+        msg: String,
+        #[serde(default)]
+        loc: Vec<serde_json::Value>,
+    }
+    let message = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            error: Some(error), ..
+        }) => error.message,
+        Ok(ErrorBody {
+            detail: Some(details),
+            ..
+        }) => details
+            .iter()
+            .map(|d| {
+                let at: Vec<String> = d
+                    .loc
+                    .iter()
+                    .map(|l| l.to_string().trim_matches('"').to_owned())
+                    .collect();
+                format!("{}: {}", at.join("."), d.msg)
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    };
+    let mut text = format!("{request} answered {status}: {message}");
+    if request.replay == Replay::OnlyIfUnreceived && status.is_server_error() {
+        let _ = write!(text, "; {MAY_HAVE_ACTED}");
+    }
+    Error::new(ErrorKind::Api, text).with_api(status, message)
+}
+
+const MAY_HAVE_ACTED: &str = "Monite may have acted on it, so it was not sent again: \
+     check (list the subscriptions) before repeating it";
+
+fn transport(request: &Request<'_>, error: reqwest::Error) -> Error {
+    let mut text = format!("{request} could not reach Monite: {error}");
+    if request.replay == Replay::OnlyIfUnreceived && !error.is_connect() && !error.is_builder() {
+        let _ = write!(text, "; {MAY_HAVE_ACTED}");
+    }
+    Error::new(ErrorKind::Transport, text).with_source(error)
+}
+
+fn cut_off(request: &Request<'_>, status: StatusCode, error: reqwest::Error) -> Error {
+    Error::new(
+        ErrorKind::Transport,
+        format!(
+            "{request}: Monite answered {status} and acted, but the answer was cut off: \
+             {error}"
+        ),
+    )
+    .with_source(error)
+}
+
+/// `Retry-After` in seconds, capped at a minute.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds.min(60)))
+}
+
+/// Exponential back-off from 250 ms, capped at 8 s, with full jitter so that many clients
+/// retrying together spread out.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = Duration::from_millis(250)
+        .saturating_mul(1 << attempt.min(5))
+        .min(Duration::from_secs(8));
+    let jitter = RandomState::new().hash_one(attempt) % 1000;
+    ceiling.mul_f64(0.5 + jitter as f64 / 2000.0)
+}

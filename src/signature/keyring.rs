@@ -1,0 +1,521 @@
+//! Secrets keyed by webhook subscription, so one endpoint serves every subscription at the
+//! cost of one.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use memchr::memmem::{Finder, FinderRev};
+
+use crate::error::{Error, ErrorKind, Result};
+
+use super::secret::Secret;
+
+/// The most secrets one subscription holds: its current one and, during a rotation, the
+/// previous one.
+const SECRETS_PER_SUBSCRIPTION: usize = 2;
+
+/// The secrets of every webhook subscription one endpoint serves, keyed by subscription id.
+///
+/// Monite creates one subscription per object type, each with its own secret, and names
+/// it in every delivery (`webhook_subscription_id`). A [`Verifier`](crate::Verifier) built
+/// [`from_keyring`](crate::Verifier::from_keyring) reads that id from the body (a hint:
+/// the HMAC decides) and checks the signature against that subscription's secrets only, so
+/// forty subscriptions cost what one does, and a delivery naming a subscription the keyring
+/// does not hold is refused with no HMAC at all.
+///
+/// Secrets that belong to no subscription in particular ("unkeyed") are tried for
+/// envelopes that name none (the 2022 generation), and for those naming a subscription the
+/// keyring does not hold, if there are any.
+///
+/// ```
+/// use monite_webhooks::{Keyring, Secret, Verifier};
+///
+/// let keyring = Keyring::new()
+///     .with_subscription("3f9c1a52-payables", Secret::new("whsec_payables")?)
+///     .with_subscription("b7d2e013-counterparts", Secret::new("whsec_counterparts")?);
+/// let verifier = Verifier::from_keyring(keyring);
+/// # let _ = verifier;
+/// # Ok::<(), monite_webhooks::Error>(())
+/// ```
+///
+/// A keyring can also be read from `MONITE_WEBHOOK_SECRETS`-style text
+/// ([`Keyring::parse_pairs`]) or from a keyring file ([`Keyring::load`]).
+#[derive(Clone, Default)]
+pub struct Keyring {
+    // Sorted by id: a binary search of forty ids costs less than hashing one.
+    subscriptions: Vec<(Box<str>, SubscriptionSecrets)>,
+    unkeyed: Vec<Secret>,
+}
+
+/// One subscription's secrets: the current one first, then the previous one during a
+/// rotation.
+#[derive(Clone)]
+pub struct SubscriptionSecrets {
+    // Never empty; at most `SECRETS_PER_SUBSCRIPTION`, newest first.
+    secrets: Vec<Secret>,
+}
+
+impl SubscriptionSecrets {
+    /// The secret Monite signs with now.
+    #[must_use]
+    pub fn current(&self) -> &Secret {
+        &self.secrets[0]
+    }
+
+    /// The secret it signed with before the last rotation, while it is kept.
+    #[must_use]
+    pub fn previous(&self) -> Option<&Secret> {
+        self.secrets.get(1)
+    }
+
+    /// Every secret held, newest first: the order they are tried in.
+    #[must_use]
+    pub fn as_slice(&self) -> &[Secret] {
+        &self.secrets
+    }
+}
+
+impl Keyring {
+    /// An empty keyring.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `subscription_id`'s secret, replacing any it held. The secret is labeled with
+    /// the subscription id, unless it already has a label, so logs say which one matched.
+    #[must_use]
+    pub fn with_subscription(mut self, subscription_id: impl Into<String>, secret: Secret) -> Self {
+        self.insert(subscription_id, secret);
+        self
+    }
+
+    /// Adds a secret tried for deliveries that name no subscription the keyring holds.
+    #[must_use]
+    pub fn with_unkeyed(mut self, secret: Secret) -> Self {
+        self.unkeyed.push(secret);
+        self
+    }
+
+    /// Sets `subscription_id`'s secret, replacing any it held (its previous one too).
+    pub fn insert(&mut self, subscription_id: impl Into<String>, secret: Secret) {
+        let id = subscription_id.into();
+        let held = SubscriptionSecrets {
+            secrets: vec![label(secret, &id, "")],
+        };
+        match self.position(&id) {
+            Ok(at) => self.subscriptions[at].1 = held,
+            Err(at) => self.subscriptions.insert(at, (id.into_boxed_str(), held)),
+        }
+    }
+
+    fn position(&self, subscription_id: &str) -> Result<usize, usize> {
+        self.subscriptions
+            .binary_search_by(|(id, _)| (**id).cmp(subscription_id))
+    }
+
+    /// Makes `secret` the current secret of `subscription_id` and keeps the one it
+    /// replaces as the previous one, so deliveries signed before the rotation still
+    /// verify; an older previous secret is dropped.
+    ///
+    /// Monite invalidates the old secret as soon as it makes a new one: only deliveries
+    /// already signed with it (a retry of a failed delivery re-signs with the new secret)
+    /// need the previous one. Keep it for a few minutes, then
+    /// [`forget_previous`](Self::forget_previous).
+    pub fn rotate(&mut self, subscription_id: impl Into<String>, secret: Secret) {
+        let id = subscription_id.into();
+        let secret = label(secret, &id, "");
+        match self
+            .position(&id)
+            .ok()
+            .map(|at| &mut self.subscriptions[at].1)
+        {
+            Some(held) => {
+                let previous = held.secrets.swap_remove(0);
+                held.secrets.clear();
+                held.secrets.push(secret);
+                held.secrets.push(relabel_previous(previous, &id));
+                debug_assert!(held.secrets.len() <= SECRETS_PER_SUBSCRIPTION);
+            }
+            None => self.insert(id, secret),
+        }
+    }
+
+    /// Drops `subscription_id`'s previous secret, once the rotation is over; answers
+    /// whether there was one.
+    pub fn forget_previous(&mut self, subscription_id: &str) -> bool {
+        let Ok(at) = self.position(subscription_id) else {
+            return false;
+        };
+        let held = &mut self.subscriptions[at].1;
+        let had_previous = held.secrets.len() > 1;
+        held.secrets.truncate(1);
+        had_previous
+    }
+
+    /// Removes a subscription (deleted at Monite); answers whether the keyring held it.
+    pub fn remove(&mut self, subscription_id: &str) -> bool {
+        self.position(subscription_id)
+            .map(|at| self.subscriptions.remove(at))
+            .is_ok()
+    }
+
+    /// Adds a secret tried for deliveries that name no subscription the keyring holds.
+    pub fn push_unkeyed(&mut self, secret: Secret) {
+        self.unkeyed.push(secret);
+    }
+
+    /// The secrets of `subscription_id`.
+    #[must_use]
+    pub fn get(&self, subscription_id: &str) -> Option<&SubscriptionSecrets> {
+        self.get_key_value(subscription_id).map(|(_, held)| held)
+    }
+
+    /// The subscription, as held (the keyring's own text of its id), and its secrets.
+    fn get_key_value(&self, subscription_id: &str) -> Option<(&str, &SubscriptionSecrets)> {
+        let at = self.position(subscription_id).ok()?;
+        let (id, held) = &self.subscriptions[at];
+        Some((id, held))
+    }
+
+    /// Whether `subscription_id` is held.
+    #[must_use]
+    pub fn contains(&self, subscription_id: &str) -> bool {
+        self.position(subscription_id).is_ok()
+    }
+
+    /// The subscriptions held, by id.
+    pub fn subscriptions(&self) -> impl Iterator<Item = (&str, &SubscriptionSecrets)> {
+        self.subscriptions.iter().map(|(id, held)| (&**id, held))
+    }
+
+    /// The secrets that belong to no subscription, in the order they are tried.
+    #[must_use]
+    pub fn unkeyed(&self) -> &[Secret] {
+        &self.unkeyed
+    }
+
+    /// How many subscriptions are held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.subscriptions.len()
+    }
+
+    /// Whether the keyring holds no secret at all, keyed or not.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.subscriptions.is_empty() && self.unkeyed.is_empty()
+    }
+
+    /// Reads `<subscription_id>=<secret>` pairs separated by commas, the form of
+    /// `MONITE_WEBHOOK_SECRETS`. Whitespace around pairs and around `=` is ignored; a
+    /// subscription named twice keeps both secrets, the later one as current (a rotation).
+    ///
+    /// ```
+    /// use monite_webhooks::Keyring;
+    ///
+    /// let keyring = Keyring::parse_pairs("sub-a=whsec_a, sub-b=whsec_b")?;
+    /// assert_eq!(keyring.len(), 2);
+    /// assert!(keyring.contains("sub-b"));
+    /// # Ok::<(), monite_webhooks::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidSecret`] for a pair without `=`, an empty subscription id, or a
+    /// secret [`Secret::new`] refuses; the message names the pair's position and
+    /// subscription, never the secret.
+    pub fn parse_pairs(text: &str) -> Result<Self> {
+        let mut keyring = Self::new();
+        for (position, pair) in text.split(',').map(str::trim).enumerate() {
+            if pair.is_empty() {
+                continue;
+            }
+            let invalid = |why: String| {
+                Error::new(
+                    ErrorKind::InvalidSecret,
+                    format!("subscription secret pair {} {why}", position + 1),
+                )
+            };
+            let Some((id, secret)) = pair.split_once('=') else {
+                return Err(invalid(
+                    "is not `<subscription_id>=<secret>`: it has no `=`".to_owned(),
+                ));
+            };
+            let id = id.trim();
+            if id.is_empty() {
+                return Err(invalid("has an empty subscription id".to_owned()));
+            }
+            let secret = Secret::new(secret.trim())
+                .map_err(|e| invalid(format!("(subscription {id}) has an unusable secret: {e}")))?;
+            if keyring.contains(id) {
+                keyring.rotate(id, secret);
+            } else {
+                keyring.insert(id, secret);
+            }
+        }
+        Ok(keyring)
+    }
+
+    /// The subscription id a delivery names, and the secrets to try for it.
+    ///
+    /// With no subscription held, every delivery is checked against the unkeyed secrets
+    /// and the body is not read at all.
+    pub(crate) fn candidates(&self, body: &[u8]) -> Result<Candidates<'_>> {
+        if self.subscriptions.is_empty() {
+            return Ok(Candidates {
+                subscription: None,
+                secrets: &self.unkeyed,
+            });
+        }
+        let named = subscription_hint(body);
+        if let Some((id, held)) = named.and_then(|named| self.get_key_value(named)) {
+            return Ok(Candidates {
+                subscription: Some(id),
+                secrets: held.as_slice(),
+            });
+        }
+        if !self.unkeyed.is_empty() {
+            return Ok(Candidates {
+                subscription: None,
+                secrets: &self.unkeyed,
+            });
+        }
+        Err(match named {
+            Some(named) => Error::new(
+                ErrorKind::UnknownSubscription,
+                format!(
+                    "the delivery names webhook subscription {}, whose secret this \
+                     receiver does not hold ({} held); no signature was checked. Add it: \
+                     `Keyring::with_subscription`, MONITE_WEBHOOK_SECRETS=<id>=<secret>, or \
+                     the keyring file",
+                    printable(named),
+                    self.subscriptions.len()
+                ),
+            ),
+            None => Error::new(
+                ErrorKind::UnknownSubscription,
+                "the delivery names no webhook subscription (a 2022 envelope?) and this \
+                 receiver holds only per-subscription secrets; no signature was checked. \
+                 Add an unkeyed secret (`Keyring::with_unkeyed`) for such deliveries",
+            ),
+        })
+    }
+}
+
+/// What [`Keyring::candidates`] found.
+pub(crate) struct Candidates<'k> {
+    /// The subscription the delivery named, if the keyring holds it.
+    pub(crate) subscription: Option<&'k str>,
+    pub(crate) secrets: &'k [Secret],
+}
+
+/// Labels an unlabeled secret with its subscription, for logs.
+fn label(secret: Secret, id: &str, suffix: &str) -> Secret {
+    if secret.label().is_some() {
+        secret
+    } else {
+        secret.labeled(format!("subscription {id}{suffix}"))
+    }
+}
+
+fn relabel_previous(secret: Secret, id: &str) -> Secret {
+    match secret.label() {
+        Some(label) if label == format!("subscription {id}") => {
+            secret.labeled(format!("subscription {id} (previous)"))
+        }
+        _ => label(secret, id, " (previous)"),
+    }
+}
+
+/// At most this much of a hostile id goes into a log line.
+fn printable(id: &str) -> String {
+    id.chars().take(64).flat_map(char::escape_debug).collect()
+}
+
+/// How far from the end the field is looked for when the body does not end with it.
+const TAIL: usize = 512;
+
+const FIELD: &[u8] = b"\"webhook_subscription_id\"";
+
+// Built once: building a finder costs more than searching a small envelope with it.
+static FIND_LAST: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(FIELD));
+static FIND: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(FIELD));
+
+/// The `webhook_subscription_id` a body names: a hint that picks which secrets to try,
+/// read before verification, so it must cost next to nothing and never fail.
+///
+/// Monite writes the field last, after `object`, so the body's end is read first; then the
+/// last occurrence of the key in the body's tail, then in the whole body (the last one
+/// wins: a nested `object` comes before the envelope's own field). A value with escapes,
+/// or one that is not a string, gives no hint.
+pub(crate) fn subscription_hint(body: &[u8]) -> Option<&str> {
+    if let Some(id) = hint_at_end(body) {
+        return Some(id);
+    }
+    let tail_start = body.len().saturating_sub(TAIL);
+    let at = FIND_LAST
+        .rfind(&body[tail_start..])
+        .map(|at| tail_start + at)
+        .or_else(|| FIND.find_iter(body).last())?;
+    hint_after_key(body, at)
+}
+
+/// The hint when the body ends `"webhook_subscription_id":"<id>"}` (no whitespace, as
+/// Monite sends it): read backwards from the end, without a search.
+fn hint_at_end(body: &[u8]) -> Option<&str> {
+    let value_end = body.strip_suffix(b"\"}")?;
+    let open = memchr::memrchr(b'"', value_end)?;
+    let key_end = value_end[..open].strip_suffix(b":")?;
+    key_end.ends_with(FIELD).then_some(())?;
+    hint_after_key(body, key_end.len() - FIELD.len())
+}
+
+/// The string value of the key whose opening quote is at `at`.
+fn hint_after_key(body: &[u8], at: usize) -> Option<&str> {
+    // `\"webhook_subscription_id"` would be the end of some other string.
+    if at > 0 && body[at - 1] == b'\\' {
+        return None;
+    }
+    let rest = body[at + FIELD.len()..].trim_ascii_start();
+    let rest = rest.strip_prefix(b":")?.trim_ascii_start();
+    let rest = rest.strip_prefix(b"\"")?;
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    if rest[end] != b'"' {
+        return None;
+    }
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field(
+                "subscriptions",
+                &self
+                    .subscriptions
+                    .iter()
+                    .map(|(id, held)| (id, held))
+                    .collect::<Vec<_>>(),
+            )
+            .field("unkeyed", &self.unkeyed)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SubscriptionSecrets {
+    // `Secret`'s own `Debug` is redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.secrets).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(text: &str) -> Secret {
+        Secret::new(text).unwrap()
+    }
+
+    #[test]
+    fn the_hint_is_the_envelopes_own_field() {
+        let monite = br#"{"id":"e","object":{"id":"o"},"object_type":"payable","webhook_subscription_id":"sub-1"}"#;
+        assert_eq!(subscription_hint(monite), Some("sub-1"));
+        // Spaces, another order, a nested field before the envelope's own: the last wins.
+        let spaced = br#"{"object":{"webhook_subscription_id":"inner"}, "webhook_subscription_id" : "sub-2" , "id":"e"}"#;
+        assert_eq!(subscription_hint(spaced), Some("sub-2"));
+        // Far from the end, past the tail that is searched first.
+        let far = format!(
+            r#"{{"webhook_subscription_id":"sub-3","description":"{}"}}"#,
+            "x".repeat(4 * TAIL)
+        );
+        assert_eq!(subscription_hint(far.as_bytes()), Some("sub-3"));
+        for no_hint in [
+            &br#"{"id":"e"}"#[..],
+            br#"{"webhook_subscription_id":null}"#,
+            br#"{"webhook_subscription_id":"a\"b"}"#,
+            br#"{"description":"x\"webhook_subscription_id\":\"forged"}"#,
+            br#"{"webhook_subscription_id":"unterminated"#,
+            br#"{"webhook_subscription_id""#,
+            b"",
+            b"\"}",
+        ] {
+            assert_eq!(
+                subscription_hint(no_hint),
+                None,
+                "{}",
+                String::from_utf8_lossy(no_hint)
+            );
+        }
+    }
+
+    #[test]
+    fn a_subscription_holds_its_current_and_previous_secret() {
+        let mut keyring = Keyring::new().with_subscription("sub", secret("whsec_1"));
+        keyring.rotate("sub", secret("whsec_2"));
+        keyring.rotate("sub", secret("whsec_3"));
+        let held = keyring.get("sub").unwrap();
+        assert_eq!(held.current().expose_text(), "whsec_3");
+        assert_eq!(held.previous().unwrap().expose_text(), "whsec_2");
+        assert_eq!(held.as_slice().len(), SECRETS_PER_SUBSCRIPTION);
+        assert_eq!(held.current().label(), Some("subscription sub"));
+        assert_eq!(
+            held.previous().unwrap().label(),
+            Some("subscription sub (previous)")
+        );
+        assert!(keyring.forget_previous("sub"));
+        assert!(!keyring.forget_previous("sub"));
+        assert!(keyring.remove("sub"));
+        assert!(keyring.is_empty());
+    }
+
+    #[test]
+    fn pairs_are_read_and_errors_never_show_a_secret() {
+        let keyring = Keyring::parse_pairs(" b = whsec_b ,a=whsec_a,, b=whsec_b2").unwrap();
+        let ids: Vec<_> = keyring.subscriptions().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(
+            keyring.get("b").unwrap().current().expose_text(),
+            "whsec_b2"
+        );
+        for (text, says) in [
+            ("a=whsec_a,whsec_nokey", "pair 2"),
+            ("=whsec_x", "empty subscription id"),
+            ("a=", "subscription a"),
+        ] {
+            let err = Keyring::parse_pairs(text).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidSecret);
+            let message = err.to_string();
+            assert!(message.contains(says), "{message}");
+            assert!(!message.contains("whsec_"), "a secret leaked: {message}");
+        }
+        let debug = format!("{keyring:?}");
+        assert!(!debug.contains("whsec_"), "{debug}");
+    }
+
+    #[test]
+    fn candidates_follow_the_named_subscription() {
+        let keyring = Keyring::new()
+            .with_subscription("sub-a", secret("whsec_a"))
+            .with_subscription("sub-b", secret("whsec_b"));
+        let body = br#"{"id":"e","webhook_subscription_id":"sub-b"}"#;
+        let found = keyring.candidates(body).unwrap();
+        assert_eq!(found.subscription, Some("sub-b"));
+        assert_eq!(found.secrets.len(), 1);
+
+        let unknown = br#"{"id":"e","webhook_subscription_id":"sub-z"}"#;
+        let err = keyring.candidates(unknown).err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::UnknownSubscription);
+        assert!(err.to_string().contains("sub-z"), "{err}");
+        let err = keyring.candidates(br#"{"object_id":"o"}"#).err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::UnknownSubscription);
+
+        // With an unkeyed secret, those go to it instead.
+        let mixed = keyring.with_unkeyed(secret("whsec_u"));
+        for body in [&unknown[..], br#"{"object_id":"o"}"#] {
+            let found = mixed.candidates(body).unwrap();
+            assert_eq!(found.subscription, None);
+            assert_eq!(found.secrets[0].expose_text(), "whsec_u");
+        }
+    }
+}

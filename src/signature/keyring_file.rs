@@ -1,0 +1,269 @@
+//! The keyring file: where the client and the command-line tool keep the secrets Monite
+//! returns only once, and where receivers read them.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::keyring::Keyring;
+use super::secret::{KeyConvention, Secret};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The format's version, written as `"monite_webhooks_keyring"`.
+const FORMAT: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    monite_webhooks_keyring: u32,
+    #[serde(default)]
+    subscriptions: Vec<Subscription>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unkeyed: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Subscription {
+    id: String,
+    /// Newest first: the current secret, then the previous one during a rotation.
+    secrets: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_raw")]
+    convention: Convention,
+}
+
+#[derive(Serialize, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Convention {
+    #[default]
+    Raw,
+    WhsecBase64,
+}
+
+fn is_raw(convention: &Convention) -> bool {
+    *convention == Convention::Raw
+}
+
+impl Keyring {
+    /// Reads a keyring file.
+    ///
+    /// The file is JSON, written by [`save`](Self::save), by the client's subscription
+    /// set-up and by the `monite-webhooks` command-line tool:
+    ///
+    /// ```json
+    /// {
+    ///   "monite_webhooks_keyring": 1,
+    ///   "subscriptions": [
+    ///     { "id": "3f9c1a52-5b4e-4d6f-9a0e-0b8c2f7d1e44", "secrets": ["whsec_new", "whsec_old"] }
+    ///   ],
+    ///   "unkeyed": ["whsec_for_deliveries_naming_no_subscription"]
+    /// }
+    /// ```
+    ///
+    /// `secrets` lists a subscription's current secret first and, during a rotation, the
+    /// previous one after it. A subscription may add `"convention": "whsec_base64"` (see
+    /// [`KeyConvention`]); `unkeyed` is optional.
+    ///
+    /// # Errors
+    /// [`ErrorKind::KeyringFile`] if the file cannot be read or is not such JSON;
+    /// [`ErrorKind::InvalidSecret`] for a secret [`Secret::new`] refuses. Messages name the
+    /// file and the subscription, never a secret.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read(path).map_err(|e| {
+            file_error(format!("cannot read keyring file {}: {e}", path.display())).with_source(e)
+        })?;
+        // serde_json's messages quote no input values, so no secret can leak through them.
+        let file: File = serde_json::from_slice(&text).map_err(|e| {
+            file_error(format!(
+                "keyring file {} is not a monite-webhooks keyring: {e}",
+                path.display()
+            ))
+        })?;
+        if file.monite_webhooks_keyring != FORMAT {
+            return Err(file_error(format!(
+                "keyring file {} has format {}; this version reads format {FORMAT}",
+                path.display(),
+                file.monite_webhooks_keyring
+            )));
+        }
+        let mut keyring = Self::new();
+        for subscription in file.subscriptions {
+            let convention = match subscription.convention {
+                Convention::Raw => KeyConvention::Raw,
+                Convention::WhsecBase64 => KeyConvention::WhsecBase64,
+            };
+            let id = subscription.id;
+            let read = |text: &str| {
+                Secret::with_convention(text, convention).map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidSecret,
+                        format!("keyring file {}, subscription {id}: {e}", path.display()),
+                    )
+                })
+            };
+            let mut secrets = subscription.secrets.iter().rev();
+            let Some(oldest) = secrets.next() else {
+                return Err(file_error(format!(
+                    "keyring file {}, subscription {id}: no secret",
+                    path.display()
+                )));
+            };
+            keyring.insert(id.clone(), read(oldest)?);
+            for newer in secrets {
+                keyring.rotate(id.clone(), read(newer)?);
+            }
+        }
+        for (position, text) in file.unkeyed.iter().enumerate() {
+            let secret = Secret::new(text).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidSecret,
+                    format!(
+                        "keyring file {}, unkeyed secret {}: {e}",
+                        path.display(),
+                        position + 1
+                    ),
+                )
+            })?;
+            keyring.push_unkeyed(secret.labeled(format!("unkeyed {}", position + 1)));
+        }
+        Ok(keyring)
+    }
+
+    /// Writes the keyring to `path` in the format [`load`](Self::load) reads, readable
+    /// and writable by its owner only (mode `0600` on Unix), replacing the file in one
+    /// step (written beside it, then renamed) so a reader never sees half of it.
+    /// Subscriptions are written sorted by id, so a file under version control diffs
+    /// cleanly.
+    ///
+    /// # Errors
+    /// [`ErrorKind::KeyringFile`] if the file cannot be written.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let mut subscriptions: Vec<Subscription> = self
+            .subscriptions()
+            .map(|(id, held)| Subscription {
+                id: id.to_owned(),
+                secrets: held
+                    .as_slice()
+                    .iter()
+                    .map(|s| s.expose_text().to_owned())
+                    .collect(),
+                convention: match held.current().convention() {
+                    KeyConvention::WhsecBase64 => Convention::WhsecBase64,
+                    _ => Convention::Raw,
+                },
+            })
+            .collect();
+        subscriptions.sort_by(|a, b| a.id.cmp(&b.id));
+        let file = File {
+            monite_webhooks_keyring: FORMAT,
+            subscriptions,
+            unkeyed: self
+                .unkeyed()
+                .iter()
+                .map(|s| s.expose_text().to_owned())
+                .collect(),
+        };
+        let mut json = serde_json::to_vec_pretty(&file)
+            .map_err(|e| file_error(format!("cannot encode the keyring: {e}")))?;
+        json.push(b'\n');
+        write_private(path, &json).map_err(|e| {
+            file_error(format!("cannot write keyring file {}: {e}", path.display())).with_source(e)
+        })
+    }
+}
+
+/// Writes `bytes` to a new owner-only file beside `path`, then renames it over `path`.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the path names no file"))?;
+    let mut temporary_name = std::ffi::OsString::from(".");
+    temporary_name.push(name);
+    temporary_name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(temporary_name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    let renamed = written.and_then(|()| std::fs::rename(&temporary, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    renamed
+}
+
+fn file_error(message: String) -> Error {
+    Error::new(ErrorKind::KeyringFile, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("monite-keyring-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("keyring.json")
+    }
+
+    #[test]
+    fn a_saved_keyring_loads_the_same_and_only_its_owner_reads_it() {
+        let path = scratch("roundtrip");
+        let mut keyring = Keyring::new()
+            .with_subscription("sub-b", Secret::new("whsec_b1").unwrap())
+            .with_subscription("sub-a", Secret::whsec_base64("whsec_aGVsbG8=").unwrap())
+            .with_unkeyed(Secret::new("whsec_u").unwrap());
+        keyring.rotate("sub-b", Secret::new("whsec_b2").unwrap());
+        keyring.save(&path).unwrap();
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let loaded = Keyring::load(&path).unwrap();
+        let b = loaded.get("sub-b").unwrap();
+        assert_eq!(b.current().expose_text(), "whsec_b2");
+        assert_eq!(b.previous().unwrap().expose_text(), "whsec_b1");
+        let a = loaded.get("sub-a").unwrap();
+        assert_eq!(a.current().convention(), KeyConvention::WhsecBase64);
+        assert_eq!(loaded.unkeyed()[0].expose_text(), "whsec_u");
+
+        // Saving again replaces the file whole.
+        loaded.save(&path).unwrap();
+        assert_eq!(Keyring::load(&path).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn bad_files_are_clear_errors_that_show_no_secret() {
+        let path = scratch("bad");
+        for (text, says) in [
+            ("not json", "not a monite-webhooks keyring"),
+            (r#"{"monite_webhooks_keyring":2}"#, "format 2"),
+            (
+                r#"{"monite_webhooks_keyring":1,"subscriptions":[{"id":"s","secrets":[]}]}"#,
+                "subscription s: no secret",
+            ),
+            (
+                r#"{"monite_webhooks_keyring":1,"subscriptions":[{"id":"s","secrets":[" whsec_padded"]}]}"#,
+                "subscription s",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let message = Keyring::load(&path).unwrap_err().to_string();
+            assert!(message.contains(says), "{message}");
+            assert!(!message.contains("whsec_"), "a secret leaked: {message}");
+        }
+        let missing = Keyring::load(path.with_file_name("absent.json")).unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::KeyringFile);
+    }
+}
