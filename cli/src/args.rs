@@ -55,9 +55,14 @@ pub(crate) struct SecretArgs {
     #[arg(long, value_name = "ID")]
     pub(crate) subscription_id: Option<String>,
 
-    /// How a `whsec_...` string becomes the HMAC key.
+    /// How a `whsec_...` string becomes the HMAC key (the keyring file says its own).
     #[arg(long, value_enum, default_value_t = Convention::Raw)]
     pub(crate) convention: Convention,
+
+    /// The keyring file (or `MONITE_WEBHOOK_KEYRING`; by default
+    /// `monite-webhooks-keyring.json` here, if it exists).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) keyring: Option<PathBuf>,
 }
 
 /// The library's two key conventions.
@@ -243,18 +248,73 @@ pub(crate) struct SubscriptionsArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SubscriptionsCommand {
-    /// Every subscription, enabled or not.
-    List,
+    /// Every subscription, enabled or not, and whether the keyring file holds its secret.
+    List(KeyringArgs),
+    /// Create a subscription; its secret (returned only now) goes to the keyring file.
+    Create(CreateArgs),
+    /// One enabled subscription per object type for a URL, every secret in the keyring
+    /// file: creates what is missing, enables what is disabled, and regenerates the secret
+    /// of any the keyring file does not hold.
+    Ensure(EnsureArgs),
     /// Enable a subscription (Monite disables one after a week of failures).
     Enable(SubscriptionId),
     /// Disable a subscription: Monite stops sending its events.
     Disable(SubscriptionId),
-    /// Delete a subscription.
-    Delete(SubscriptionId),
+    /// Replace a subscription's secret; the keyring file keeps the old one as previous.
+    Regenerate(SubscriptionIdWithKeyring),
+    /// Delete a subscription, and its secrets from the keyring file.
+    Delete(SubscriptionIdWithKeyring),
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct SubscriptionId {
     /// The subscription's id.
     pub(crate) id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SubscriptionIdWithKeyring {
+    /// The subscription's id.
+    pub(crate) id: String,
+    #[command(flatten)]
+    pub(crate) keyring: KeyringArgs,
+}
+
+/// The keyring file, and whether secrets may be printed.
+#[derive(Debug, Args)]
+pub(crate) struct KeyringArgs {
+    /// The keyring file (or `MONITE_WEBHOOK_KEYRING`; by default
+    /// `monite-webhooks-keyring.json` here).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) keyring: Option<PathBuf>,
+    /// Also print new secrets (they are always written to the keyring file).
+    #[arg(long)]
+    pub(crate) show_secret: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    /// The object type (`payable`, `counterpart`, ...).
+    #[arg(long, value_name = "O")]
+    pub(crate) object_type: String,
+    /// Where Monite sends the events (public HTTPS).
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: String,
+    /// Only these events (repeat it); every event of the object type by default.
+    #[arg(long = "event", value_name = "EVENT")]
+    pub(crate) events: Vec<String>,
+    #[command(flatten)]
+    pub(crate) keyring: KeyringArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EnsureArgs {
+    /// Where Monite sends the events (public HTTPS).
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: String,
+    /// These object types (repeat it); by default every one with documented events.
+    #[arg(long = "object-type", value_name = "O")]
+    pub(crate) object_types: Vec<String>,
+    #[command(flatten)]
+    pub(crate) keyring: KeyringArgs,
 }

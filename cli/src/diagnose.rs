@@ -36,6 +36,9 @@ pub(crate) struct Match {
     pub(crate) convention: String,
     /// `as given`, or the re-encoding of the body that matched.
     pub(crate) body: String,
+    /// The subscription the secret belongs to, if it is keyed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) subscription_id: Option<String>,
 }
 
 /// Explains the signature `header` over `body`, for `secrets` read with `convention`,
@@ -114,13 +117,49 @@ pub(crate) fn diagnose(
                         secret: secret.label.clone(),
                         convention: reading.as_str().to_owned(),
                         body: form.clone(),
+                        subscription_id: secret.subscription_id.clone(),
                     });
                 }
             }
         }
     }
     explain_matches(&mut diagnosis, convention, secrets.len());
+    if let Some(m) = diagnosis
+        .matches
+        .iter()
+        .find(|m| m.convention == convention.as_str() && m.body == AS_GIVEN)
+    {
+        let sentence = routing(m, named_subscription(body).as_deref(), secrets);
+        diagnosis.findings.extend(sentence);
+    }
     diagnosis
+}
+
+/// The `webhook_subscription_id` the body names, as a keyring receiver reads it.
+fn named_subscription(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value["webhook_subscription_id"].as_str().map(str::to_owned)
+}
+
+/// Why a matching secret is still not tried by a receiver that keys secrets by
+/// subscription.
+fn routing(m: &Match, named: Option<&str>, secrets: &[NamedSecret]) -> Option<String> {
+    let keyed = m.subscription_id.as_deref()?;
+    let unkeyed = secrets.iter().any(|s| s.subscription_id.is_none());
+    match named {
+        Some(named) if named != keyed => Some(format!(
+            "but the body names subscription {named}, and a receiver keyed by subscription \
+             checks that subscription's secrets only: are the ids in the keyring swapped, or \
+             was the delivery meant for another endpoint?"
+        )),
+        None if !unkeyed => Some(
+            "but the body names no subscription (a 2022 envelope?), and a receiver holding \
+             only per-subscription secrets refuses it: add an unkeyed secret (--secret, \
+             MONITE_WEBHOOK_SECRET, or the keyring file's `unkeyed`)"
+                .to_owned(),
+        ),
+        _ => None,
+    }
 }
 
 fn explain_matches(diagnosis: &mut Diagnosis, convention: KeyConvention, secrets: usize) {

@@ -236,6 +236,188 @@ async fn a_stopped_replay_resumes_from_the_page_it_printed() {
     );
 }
 
+/// The fake's secrets all start so; no output may contain one unless asked.
+const FAKE_SECRET_PREFIX: &str = "whsec_fake";
+
+fn keyring_path(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("monite-webhooks-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keyring.json");
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_keep_secrets_in_the_keyring_file_and_never_print_them() {
+    use monite_webhooks::Keyring;
+
+    let (addr, _fake) = fake_monite::start().await;
+    let path = keyring_path("subscriptions");
+    let mut env = env(addr);
+    env.retain(|(name, _)| *name != "MONITE_WEBHOOK_SECRET");
+    env.push(("MONITE_WEBHOOK_KEYRING", path.display().to_string()));
+
+    let out = run_env(
+        &[
+            "subscriptions",
+            "create",
+            "--object-type",
+            "payable",
+            "--url",
+            "https://example.com/hooks",
+            "--json",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        !out.stdout.contains(FAKE_SECRET_PREFIX) && !out.stderr.contains(FAKE_SECRET_PREFIX),
+        "{out:?}"
+    );
+    let id = out.json()["id"].as_str().unwrap().to_owned();
+    let keyring = Keyring::load(&path).unwrap();
+    let secret = keyring.get(&id).unwrap().current().expose_text().to_owned();
+    assert!(secret.starts_with(FAKE_SECRET_PREFIX));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    let out = run_env(&["subscriptions", "list"], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains(&id) && l.contains("held")),
+        "{out:?}"
+    );
+
+    // The other commands read the keyring file: sign with it, and listen verifies with it.
+    let body = common::body_file("keyring-sign", b"{}");
+    let out = run_env(
+        &[
+            "sign",
+            "--subscription-id",
+            &id,
+            "--timestamp",
+            "5",
+            body.to_str().unwrap(),
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let expected = monite_webhooks::sign(&monite_webhooks::Secret::new(&secret).unwrap(), 5, b"{}");
+    assert_eq!(out.stdout.trim(), expected);
+    let listen = {
+        let mut command = common::command();
+        command.env("MONITE_WEBHOOK_KEYRING", &path);
+        common::Listening::spawn(command, &["--json"])
+    };
+    let out = run_env(&["send", "payable.paid", "--to", &listen.url], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let line: serde_json::Value = serde_json::from_str(&listen.next_line()).unwrap();
+    assert_eq!(line["outcome"], "routed");
+    assert_eq!(line["webhook_subscription_id"], id.as_str());
+    assert_eq!(line["secret"], format!("subscription {id}"));
+    assert!(!line.to_string().contains(FAKE_SECRET_PREFIX));
+
+    // Regenerating keeps the old secret as the previous one; --show-secret prints the new.
+    let out = run_env(&["subscriptions", "regenerate", &id, "--show-secret"], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let keyring = Keyring::load(&path).unwrap();
+    let held = keyring.get(&id).unwrap();
+    assert_eq!(held.previous().unwrap().expose_text(), secret);
+    let new = held.current().expose_text();
+    assert_ne!(new, secret);
+    assert!(out.stdout.contains(&format!("secret: {new}")), "{out:?}");
+
+    let out = run_env(&["subscriptions", "delete", &id], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("and its secrets from"), "{out:?}");
+    assert!(!Keyring::load(&path).unwrap().contains(&id));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_ensure_creates_enables_and_recovers_lost_secrets() {
+    use monite_webhooks::Keyring;
+
+    let (addr, _fake) = fake_monite::start().await;
+    let path = keyring_path("ensure");
+    let mut env = env(addr);
+    env.push(("MONITE_WEBHOOK_KEYRING", path.display().to_string()));
+    let url = "https://example.com/monite";
+    let ensure = [
+        "subscriptions",
+        "ensure",
+        "--url",
+        url,
+        "--object-type",
+        "payable",
+        "--object-type",
+        "counterpart",
+        "--json",
+    ];
+
+    let out = run_env(&ensure, &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let json = out.json();
+    let actions: Vec<&str> = json["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["created", "created"]);
+    assert!(!out.stdout.contains(FAKE_SECRET_PREFIX), "{out:?}");
+    let payable = json["subscriptions"][0]["id"].as_str().unwrap().to_owned();
+    let counterpart = json["subscriptions"][1]["id"].as_str().unwrap().to_owned();
+    assert_eq!(Keyring::load(&path).unwrap().len(), 2);
+
+    let out = run_env(&ensure, &env).await;
+    let actions: Vec<String> = out.json()["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["kept", "kept"]);
+
+    // One disabled at Monite, one whose secret was lost.
+    let out = run_env(&["subscriptions", "disable", &payable], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut keyring = Keyring::load(&path).unwrap();
+    keyring.remove(&counterpart);
+    keyring.save(&path).unwrap();
+    let out = run_env(&ensure[..ensure.len() - 1], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("{payable:<36}  enabled")),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("secret regenerated (not in the keyring)"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("2 object types: 2 changed"), "{out:?}");
+    assert!(Keyring::load(&path).unwrap().contains(&counterpart));
+    let out = run_env(&["subscriptions", "list", "--json"], &env).await;
+    assert!(
+        out.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "enabled" && s["secret_in_keyring"] == true)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn subscriptions_list_enable_disable_delete() {
     use monite_webhooks::ObjectType;

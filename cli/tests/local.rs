@@ -91,19 +91,52 @@ async fn verify_accepts_any_given_secret_and_names_it() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("signed with --secret #2"), "{out:?}");
 
-    // A whole header line, secrets from MONITE_WEBHOOK_SECRETS, JSON.
-    let line = format!("Monite-Signature: {value}");
+    // A whole header line, secrets by subscription from MONITE_WEBHOOK_SECRETS, JSON: the
+    // envelope's `webhook_subscription_id` picks the secrets tried, as in a receiver.
     let env = format!("sub-a={OTHER_SECRET},sub-b={SECRET}");
-    let out = run(
-        &["verify", "--json", "--signature", &line, "--at", &at, path],
-        &[("MONITE_WEBHOOK_SECRETS", &env)],
-    )
-    .await;
+    let verify_named = |subscription: &'static str| {
+        let body = format!(
+            r#"{{"id": "e1", "action": "payable.paid", "object_type": "payable", "webhook_subscription_id": "{subscription}"}}"#
+        );
+        let file = body_file(&format!("verify-{subscription}"), body.as_bytes());
+        let line = format!(
+            "Monite-Signature: {}",
+            sign(&Secret::new(SECRET).unwrap(), T, body.as_bytes())
+        );
+        let (env, at) = (env.clone(), at.clone());
+        async move {
+            let path = file.to_str().unwrap().to_owned();
+            run(
+                &["verify", "--json", "--signature", &line, "--at", &at, &path],
+                &[("MONITE_WEBHOOK_SECRETS", &env)],
+            )
+            .await
+        }
+    };
+    let out = verify_named("sub-b").await;
     assert_eq!(out.code, 0, "{out:?}");
     let json = out.json();
     assert_eq!(json["valid"], true);
     assert_eq!(json["secret"], "subscription sub-b");
     assert_eq!(json["diagnosis"]["skew_seconds"], 10);
+
+    let out = verify_named("sub-a").await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let findings = out.json()["diagnosis"]["findings"].to_string();
+    assert!(
+        findings.contains("matches subscription sub-b")
+            && findings.contains("the body names subscription sub-a"),
+        "{findings}"
+    );
+
+    // A body naming no subscription, with only per-subscription secrets.
+    let out = run(
+        &["verify", "--signature", &value, "--at", &at, path],
+        &[("MONITE_WEBHOOK_SECRETS", &env)],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("names no subscription"), "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

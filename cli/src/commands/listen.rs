@@ -23,6 +23,22 @@ use crate::diagnose::diagnose;
 use crate::failure::Failure;
 use crate::secrets::{self, NamedSecret};
 
+/// A line on stdout; a closed stdout (`listen | head`) must not stop the server.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// A line on stderr, likewise.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 struct Listener {
     verifier: Verifier,
     receiver: Receiver,
@@ -43,12 +59,8 @@ struct Forward {
 pub(crate) async fn run(args: ListenArgs, json: bool) -> Result<ExitCode, Failure> {
     let named = secrets::resolve(&args.secrets)?;
     let convention: KeyConvention = args.secrets.convention.into();
-    let keys = named
-        .iter()
-        .map(|s| s.secret(convention))
-        .collect::<Result<Vec<_>, _>>()?;
     let verifier =
-        Verifier::with_secrets(keys.clone())?.with_tolerance(Duration::from_secs(args.tolerance));
+        secrets::verifier(&named, convention)?.with_tolerance(Duration::from_secs(args.tolerance));
     let forward = match &args.forward_to {
         Some(url) => {
             deliver::check_url(url, "--forward-to")?;
@@ -56,7 +68,7 @@ pub(crate) async fn run(args: ListenArgs, json: bool) -> Result<ExitCode, Failur
                 Some(text) => {
                     NamedSecret::new("--forward-secret", text.clone()).secret(convention)?
                 }
-                None => keys[0].clone(),
+                None => named[0].secret(convention)?,
             };
             Some(Forward {
                 url: url.clone(),
@@ -91,9 +103,9 @@ pub(crate) async fn run(args: ListenArgs, json: bool) -> Result<ExitCode, Failur
         .map(|s| s.label.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    eprintln!("listening on http://{addr}/webhooks/monite (any path), verifying with {secrets}");
+    say_err!("listening on http://{addr}/webhooks/monite (any path), verifying with {secrets}");
     if let Some(forward) = &listener.forward {
-        eprintln!("forwarding verified deliveries to {}", forward.url);
+        say_err!("forwarding verified deliveries to {}", forward.url);
     }
     axum::serve(socket, app)
         .with_graceful_shutdown(async {
@@ -231,11 +243,11 @@ impl Listener {
                 "secret": secret,
                 "forwarded": forwarded.map(|a| json!({"url": self.forward.as_ref().map(|f| &f.url), "status": a.status, "answer": a.answer})),
             });
-            println!("{line}");
+            say!("{line}");
             return;
         }
         let forwarded = forwarded.map_or_else(String::new, |a| format!(" -> {}", a.describe()));
-        println!(
+        say!(
             "{clock} {status} {} id={} object={} entity={} ({secret}) {outcome}{forwarded}",
             event.action(),
             event.id().unwrap_or("-"),
@@ -246,7 +258,7 @@ impl Listener {
             let pretty =
                 crate::json_format::reformat(event.body(), crate::json_format::Layout::Indented(2))
                     .unwrap_or_else(|| event.body().to_vec());
-            println!("{}", String::from_utf8_lossy(&pretty));
+            say!("{}", String::from_utf8_lossy(&pretty));
         }
     }
 
@@ -271,13 +283,13 @@ impl Listener {
                 "action": action,
                 "signature_present": headers.contains_key(SIGNATURE_HEADER),
             });
-            println!("{line}");
+            say!("{line}");
             return;
         }
         let action = action.map_or_else(String::new, |a| format!(" {a}"));
-        println!("{clock} {status} rejected{action}: {error}");
+        say!("{clock} {status} rejected{action}: {error}");
         for finding in findings {
-            println!("    - {finding}");
+            say!("    - {finding}");
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use monite_webhooks::{SIGNATURE_HEADER, Verifier};
+use monite_webhooks::SIGNATURE_HEADER;
 
 use crate::args::VerifyArgs;
 use crate::diagnose::diagnose;
@@ -14,11 +14,7 @@ pub(crate) fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode, Failure> {
     let body = super::read_body(&args.body_file)?;
     let named = secrets::resolve(&args.secrets)?;
     let convention = args.secrets.convention.into();
-    let keys = named
-        .iter()
-        .map(|s| s.secret(convention))
-        .collect::<Result<Vec<_>, _>>()?;
-    let verifier = Verifier::with_secrets(keys)?
+    let verifier = secrets::verifier(&named, convention)?
         .with_tolerance(Duration::from_secs(args.tolerance))
         // Any body the user hands over is checked, whatever its size.
         .with_max_body_bytes(usize::MAX);

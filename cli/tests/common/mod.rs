@@ -33,6 +33,15 @@ pub(crate) fn command() -> Command {
         }
     }
     command.stdin(Stdio::null());
+    // An empty working directory of its own, so no default keyring file is found or left.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let cwd = std::env::temp_dir().join(format!(
+        "monite-webhooks-cli-{}-cwd-{n}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&cwd).unwrap();
+    command.current_dir(cwd);
     command
 }
 
@@ -211,7 +220,12 @@ pub(crate) struct Listening {
 impl Listening {
     /// Starts `listen` with `args` on a free port and waits until it is ready.
     pub(crate) fn start(args: &[&str]) -> Self {
-        let mut child = command()
+        Self::spawn(command(), args)
+    }
+
+    /// As [`start`](Self::start), from a prepared command (its environment, say).
+    pub(crate) fn spawn(mut command: Command, args: &[&str]) -> Self {
+        let mut child = command
             .arg("listen")
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
@@ -228,6 +242,12 @@ impl Listening {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no address in {ready:?}"))
             .to_owned();
+        // Keep reading stderr: closing it would break the child's next write there.
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                assert_no_secret(&line, &["listen (stderr)"]);
+            }
+        });
         let (send, lines) = std::sync::mpsc::channel();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         std::thread::spawn(move || {
