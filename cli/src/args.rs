@@ -8,8 +8,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Sign, verify, send, receive and replay Monite webhooks.
 ///
 /// Secrets come from `--secret`, else `MONITE_WEBHOOK_SECRETS`
-/// (`<subscription_id>=<whsec_...>,...`) and `MONITE_WEBHOOK_SECRET` (comma-separated,
-/// current first). API credentials come from `MONITE_CLIENT_ID`, `MONITE_CLIENT_SECRET` and
+/// (`<subscription_id>=<whsec_...>,...`), `MONITE_WEBHOOK_SECRET` (comma-separated, current
+/// first) and the keyring file (`--keyring`, `MONITE_WEBHOOK_KEYRING`, or
+/// `monite-webhooks-keyring.json` here), which `subscriptions` writes. They are never
+/// printed. API credentials come from `MONITE_CLIENT_ID`, `MONITE_CLIENT_SECRET` and
 /// `MONITE_ENVIRONMENT` (`sandbox` by default, `eu`, `na`, or a base URL).
 #[derive(Debug, Parser)]
 #[command(name = "monite-webhooks", version, about, long_about)]
