@@ -57,6 +57,27 @@ async fn sign_prints_what_the_library_computes() {
     assert_eq!(json["convention"], "whsec_base64");
     assert_eq!(json["secret"], "MONITE_WEBHOOK_SECRET[0]");
 
+    // The body from stdin.
+    let mut child = common::command()
+        .args([
+            "sign",
+            "--secret",
+            SECRET,
+            "--timestamp",
+            &T.to_string(),
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), BODY).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim(),
+        sign(&Secret::new(SECRET).unwrap(), T, BODY)
+    );
+
     let out = run(&["sign", path], &[]).await;
     assert_eq!(out.code, 2);
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
@@ -387,6 +408,30 @@ async fn send_repeat_shows_deduplication_and_failures_exit_1() {
         assert_eq!(out.code, 2, "{out:?}");
         assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
     }
+    // A body of one's own, sent as is.
+    let own = br#"{"id": "own-1", "action": "tag.created", "object_type": "tag"}"#;
+    let file = body_file("send-own", own);
+    let out = run(
+        &[
+            "send",
+            "--body-file",
+            file.to_str().unwrap(),
+            "--to",
+            &url,
+            "--secret",
+            SECRET,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        receiver
+            .seen()
+            .iter()
+            .any(|s| s.id == "own-1" && s.action == "tag.created")
+    );
+
     let out = run(&["send", "--list"], &[]).await;
     assert_eq!(out.stdout.lines().count(), 89);
 }
