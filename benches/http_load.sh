@@ -33,7 +33,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 
-cargo build --release -q --features axum,tracing,redis --example axum_server --example bare_axum_baseline
+cargo build --release -q --features axum,tracing,redis,postgres --example axum_server --example bare_axum_baseline
 
 body='{"id":"f8130c42-6c0f-4b9d-81db-38c08712b8bc","created_at":"2024-03-04T20:06:48.593225+00:00","action":"counterpart.created","api_version":"2024-01-31","entity_id":"c381e88f-7019-4f06-9fbb-3bab8d88348a","description":"counterpart created","object":{"id":"587fd280-3b1a-4ad4-8e00-75a8c2cd789a"},"object_type":"counterpart","webhook_subscription_id":"f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba"}'
 work=$(mktemp -d)

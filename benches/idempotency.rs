@@ -1,20 +1,24 @@
 //! What exactly-once costs per delivery: one claim and one mark-done, per store.
 //!
-//! `cargo bench --bench idempotency --features redis`. The Redis group starts its own
-//! `redis-server` on a free loopback port, so the figure includes a real round trip.
+//! `cargo bench --bench idempotency --features redis,postgres`. Each feature adds its store:
+//! the Redis group starts its own `redis-server`, the PostgreSQL group its own cluster
+//! (`initdb` in a temporary directory), both on a free loopback port, so the figures
+//! include real round trips. Without features, only the memory store is measured.
 
 #![allow(
     clippy::unwrap_used,
     reason = "a bench fails loudly where its setup is wrong"
 )]
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+#[cfg(feature = "postgres")]
+#[path = "../tests/pg/mod.rs"]
+mod pg;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use monite_webhooks::{ClaimToken, IdempotencyStore, MemoryStore, RedisStore};
+use monite_webhooks::{ClaimToken, IdempotencyStore, MemoryStore};
 
 const LEASE: Duration = Duration::from_secs(300);
 const RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
@@ -34,7 +38,11 @@ async fn claim_and_complete(store: &impl IdempotencyStore) {
     assert!(store.complete(&key, &token, RETENTION).await.unwrap());
 }
 
-fn start_redis() -> (Child, u16) {
+#[cfg(feature = "redis")]
+fn start_redis() -> (std::process::Child, u16) {
+    use std::net::{TcpListener, TcpStream};
+    use std::process::{Command, Stdio};
+
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -73,16 +81,48 @@ fn idempotency(c: &mut Criterion) {
         b.iter(|| runtime.block_on(claim_and_complete(&memory)));
     });
 
-    let (mut redis, port) = start_redis();
-    let store = runtime
-        .block_on(RedisStore::connect(&format!("redis://127.0.0.1:{port}/")))
-        .unwrap();
-    group.bench_function("redis/claim_complete", |b| {
-        b.iter(|| runtime.block_on(claim_and_complete(&store)));
-    });
+    #[cfg(feature = "redis")]
+    {
+        let (mut redis, port) = start_redis();
+        let store = runtime
+            .block_on(monite_webhooks::RedisStore::connect(&format!(
+                "redis://127.0.0.1:{port}/"
+            )))
+            .unwrap();
+        group.bench_function("redis/claim_complete", |b| {
+            b.iter(|| runtime.block_on(claim_and_complete(&store)));
+        });
+        let _ = redis.kill();
+        let _ = redis.wait();
+    }
+
+    #[cfg(feature = "postgres")]
+    {
+        let server = pg::PgServer::start();
+        let store = runtime
+            .block_on(monite_webhooks::PostgresStore::connect(&server.url()))
+            .unwrap();
+        runtime.block_on(store.ensure_schema()).unwrap();
+        group.bench_function("postgres/claim_complete", |b| {
+            b.iter(|| runtime.block_on(claim_and_complete(&store)));
+        });
+        // The transactional path's own cost: begin, the inbox row, commit.
+        let inbox = store.transactional(|_: monite_webhooks::Event, _| Box::pin(async { Ok(()) }));
+        group.bench_function("postgres/transactional_inbox", |b| {
+            b.iter(|| runtime.block_on(inbox_once(&inbox)));
+        });
+    }
     group.finish();
-    let _ = redis.kill();
-    let _ = redis.wait();
+}
+
+#[cfg(feature = "postgres")]
+async fn inbox_once(handler: &impl monite_webhooks::Handler) {
+    let body = format!(
+        r#"{{"id":"{}","object_type":"payable","action":"payable.created"}}"#,
+        fresh_key()
+    );
+    let event = monite_webhooks::Event::parse(body).unwrap();
+    handler.call(event).await.unwrap();
 }
 
 criterion_group!(benches, idempotency);

@@ -38,8 +38,8 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{KeyInit, Mac};
 use monite_webhooks::{
-    Dispatcher, Event, EventType, Keyring, ObjectType, Receiver, Secret, SignatureHeader,
-    Verifier, sign,
+    Dispatcher, Event, EventType, Keyring, ObjectType, Receiver, Secret, SignatureHeader, Verifier,
+    sign,
 };
 
 const SECRET: &str = "whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b";
@@ -286,28 +286,44 @@ fn many_subscriptions(c: &mut Criterion) {
             BenchmarkId::new("keyring_40_forged_known", size),
             &signed,
             |b, body| {
-                b.iter(|| keyed.verify(black_box(&forged), black_box(body)).unwrap_err());
+                b.iter(|| {
+                    keyed
+                        .verify(black_box(&forged), black_box(body))
+                        .unwrap_err()
+                });
             },
         );
         group.bench_with_input(
             BenchmarkId::new("keyring_40_forged_unknown", size),
             &unknown_body,
             |b, body| {
-                b.iter(|| keyed.verify(black_box(&unknown), black_box(body)).unwrap_err());
+                b.iter(|| {
+                    keyed
+                        .verify(black_box(&unknown), black_box(body))
+                        .unwrap_err()
+                });
             },
         );
         group.bench_with_input(
             BenchmarkId::new("secrets_40_forged", size),
             &signed,
             |b, body| {
-                b.iter(|| plain.verify(black_box(&forged), black_box(body)).unwrap_err());
+                b.iter(|| {
+                    plain
+                        .verify(black_box(&forged), black_box(body))
+                        .unwrap_err()
+                });
             },
         );
         group.bench_with_input(
             BenchmarkId::new("secrets_40_forged_many_v1", size),
             &signed,
             |b, body| {
-                b.iter(|| plain.verify(black_box(&many_v1), black_box(body)).unwrap_err());
+                b.iter(|| {
+                    plain
+                        .verify(black_box(&many_v1), black_box(body))
+                        .unwrap_err()
+                });
             },
         );
     }

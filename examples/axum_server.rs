@@ -1,11 +1,11 @@
 //! A Monite webhook receiver on axum, at `POST /webhooks/monite`.
 //!
 //! ```sh
-//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example axum_server --features axum,tracing,redis
-//! cargo run --example axum_server --features axum,tracing,redis -- --dev   # the development secret
+//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example axum_server --features axum,tracing,redis,postgres
+//! cargo run --example axum_server --features axum,tracing,redis,postgres -- --dev   # the development secret
 //! ```
 //!
-//! Set `REDIS_URL` to share idempotency between replicas. Prints one JSON line per handled event on stdout; logs go to stderr. Stops gracefully
+//! Set `DATABASE_URL` (a `postgres://` URL) or `REDIS_URL` to share idempotency between replicas. Prints one JSON line per handled event on stdout; logs go to stderr. Stops gracefully
 //! on Ctrl-C or SIGTERM, finishing the requests in flight.
 
 #![allow(

@@ -13,6 +13,9 @@ install() { # command package why
 }
 # The idempotency tests start their own redis-server on a free loopback port.
 install redis-server redis-server "the Redis store tests run against a real server"
+# The PostgreSQL tests start their own cluster (initdb in a temporary directory, on a free
+# loopback port). Debian keeps initdb off PATH; pg_ctlcluster comes with the package.
+install pg_ctlcluster postgresql "the PostgreSQL store tests run against a real server"
 install valgrind valgrind "the core must run under valgrind"
 
 cargo test --no-default-features

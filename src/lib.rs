@@ -51,6 +51,7 @@
 //! | `actix-web` | `actix::resource` mounts it in an `App` or `Scope`; `actix::VerifiedEvent` likewise |
 //! | `client` | `client::Client`: subscriptions and their secrets, `GET /events` recovery through the receiver, the delivery log |
 //! | `redis` | `RedisStore`: idempotency shared by every replica through Redis |
+//! | `postgres` | `PostgresStore`: idempotency in your PostgreSQL (sqlx 0.8), and `PostgresStore::transactional` handlers whose writes commit with the event's done mark |
 //! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
 //!
 //! # Security
@@ -81,12 +82,16 @@ mod idempotency;
 mod json_scan;
 mod memory_store;
 mod object_type;
+#[cfg(feature = "postgres")]
+mod postgres_store;
 mod receiver;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod signature;
 mod spawn;
 mod trace;
+#[cfg(feature = "postgres")]
+mod transactional;
 mod wire_enum;
 
 pub use crate::dispatch::{
@@ -102,6 +107,8 @@ pub use crate::idempotency::{
 };
 pub use crate::memory_store::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 pub use crate::object_type::ObjectType;
+#[cfg(feature = "postgres")]
+pub use crate::postgres_store::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresStore};
 pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
 #[cfg(feature = "redis")]
 pub use crate::redis_store::RedisStore;
@@ -111,6 +118,8 @@ pub use crate::signature::{
     signed_request, signed_request_at,
 };
 pub use crate::spawn::{Spawn, Task};
+#[cfg(feature = "postgres")]
+pub use crate::transactional::{Transactional, TxFuture};
 pub use crate::wire_enum::UnknownValue;
 
 // The README's examples are compiled and run as doctests.
@@ -134,6 +143,8 @@ mod tests {
         assert_shared::<Idempotency>();
         #[cfg(feature = "redis")]
         assert_shared::<RedisStore>();
+        #[cfg(feature = "postgres")]
+        assert_shared::<PostgresStore>();
         #[cfg(feature = "client")]
         assert_shared::<client::Client>();
         assert_shared::<Event>();

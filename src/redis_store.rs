@@ -9,6 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
+use crate::signature::redact_url;
 
 // A done key holds `done`; a claimed key holds its token, which is hex and never `done`.
 
@@ -199,16 +200,6 @@ impl IdempotencyStore for RedisStore {
                 crate::trace::store_trouble(&key, &format!("releasing the claim failed: {e}"));
             }
         });
-    }
-}
-
-/// The URL without its password, for error messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://[redacted]@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -530,3 +530,178 @@ mod redis {
         assert!(!error.to_string().contains("hunter2"), "{error}");
     }
 }
+
+#[cfg(feature = "postgres")]
+#[path = "pg/mod.rs"]
+mod pg;
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::pg::PgServer;
+    use super::*;
+    use monite_webhooks::PostgresStore;
+
+    async fn store(server: &PgServer) -> PostgresStore {
+        let store = PostgresStore::connect(&server.url()).await.unwrap();
+        store.ensure_schema().await.unwrap();
+        store
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_store_behaviour() {
+        let server = PgServer::start();
+        behaviour_table(store(&server).await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_with_their_own_pools_run_each_event_once() {
+        let server = PgServer::start();
+        let world = World::default();
+        // As two processes would: separate pools, one database; both create the schema.
+        let (a, b) = tokio::join!(store(&server), store(&server));
+        let (a, b) = (
+            world.receiver(Idempotency::new(a)),
+            world.receiver(Idempotency::new(b)),
+        );
+        concurrent_duplicates_run_once(&world, &[a.clone(), b.clone()]).await;
+
+        // 50 deliveries of one event at once, over both replicas: one run.
+        let id = fresh_id();
+        let deliveries: Vec<_> = (0..50)
+            .map(|i| {
+                let receiver = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let body = body(&id, "tag.slow");
+                tokio::spawn(async move { deliver(&receiver, &body).await })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for delivery in deliveries {
+            statuses.push(delivery.await.unwrap());
+        }
+        assert_eq!(world.runs(&id), 1, "{statuses:?}");
+        assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
+            "{statuses:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_down_answers_503_runs_nothing_and_recovers() {
+        let mut server = PgServer::start();
+        let world = World::default();
+        let receiver = world.receiver(Idempotency::new(store(&server).await));
+        let id = fresh_id();
+
+        server.stop();
+        assert_eq!(
+            deliver(&receiver, &body(&id, "tag.created")).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(world.runs(&id), 0, "a handler ran without the store");
+
+        server.start_again();
+        let mut status = StatusCode::SERVICE_UNAVAILABLE;
+        for _ in 0..50 {
+            status = deliver(&receiver, &body(&id, "tag.created")).await;
+            if status == StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(status, StatusCode::OK, "the receiver did not recover");
+        assert_eq!(world.runs(&id), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expired_rows_are_swept_without_a_cron_job() {
+        let server = PgServer::start();
+        let store = store(&server).await.with_sweep_interval(Duration::ZERO);
+        let world = World::default();
+        let receiver = world
+            .receiver(Idempotency::new(store.clone()).with_retention(Duration::from_millis(200)));
+        let old = fresh_id();
+        assert_eq!(
+            deliver(&receiver, &body(&old, "tag.created")).await,
+            StatusCode::OK
+        );
+        let rows = |key: String| {
+            let pool = store.pool().clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM monite_webhook_claims WHERE key = $1",
+                )
+                .bind(key)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(rows(format!("evt:{old}")).await, 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Any claim may start the sweep; it runs in the background.
+        let new = fresh_id();
+        assert_eq!(
+            deliver(&receiver, &body(&new, "tag.created")).await,
+            StatusCode::OK
+        );
+        for _ in 0..100 {
+            if rows(format!("evt:{old}")).await == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            rows(format!("evt:{old}")).await,
+            0,
+            "the expired mark stayed"
+        );
+        assert_eq!(rows(format!("evt:{new}")).await, 1, "the fresh mark went");
+    }
+
+    #[tokio::test]
+    async fn connecting_to_nothing_is_a_clear_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let error = PostgresStore::connect(&format!("postgres://u:hunter2@127.0.0.1:{port}/db"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), monite_webhooks::ErrorKind::StoreUnavailable);
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn table_prefixes_are_checked() {
+        let server = PgServer::start();
+        let store = store(&server).await;
+        for bad in ["", "1x", "a b", "a;drop", "a.b.c", "x\"y"] {
+            let error = store.clone().with_table_prefix(bad).unwrap_err();
+            assert_eq!(error.kind(), monite_webhooks::ErrorKind::Misconfigured);
+        }
+        sqlx::query("CREATE SCHEMA billing")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let prefixed = store.with_table_prefix("billing.hooks").unwrap();
+        prefixed.ensure_schema().await.unwrap();
+        let (key, token, lease) = ("evt:prefixed", ClaimToken::new(), Duration::from_secs(60));
+        let claimed = prefixed.claim(key, &token, lease).await.unwrap();
+        assert_eq!(claimed, monite_webhooks::Claim::Acquired);
+        assert!(prefixed.complete(key, &token, lease).await.unwrap());
+        let again = prefixed
+            .claim(key, &ClaimToken::new(), lease)
+            .await
+            .unwrap();
+        assert_eq!(again, monite_webhooks::Claim::Done);
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM billing.hooks_claims")
+            .fetch_one(prefixed.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
+}

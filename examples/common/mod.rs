@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use monite_webhooks::{
-    BoxError, Dispatcher, Event, EventType, Idempotency, MemoryStore, ObjectType, Receiver,
-    RedisStore, Secret, Unhandled, Verifier,
+    BoxError, Dispatcher, Event, EventType, Idempotency, MemoryStore, ObjectType, PostgresStore,
+    Receiver, RedisStore, Secret, Unhandled, Verifier,
 };
 
 /// The secret written here, for trying the server on your own machine: accepted only with
@@ -48,18 +48,24 @@ fn verifier_from_env() -> Result<Verifier, BoxError> {
 }
 
 /// The receiver, from the secrets in the environment, handling each event once through
-/// Redis when `REDIS_URL` is set, in memory otherwise.
+/// PostgreSQL when `DATABASE_URL` is set (a `postgres://` URL), through Redis when
+/// `REDIS_URL` is, in memory otherwise.
 pub(crate) async fn receiver_from_env() -> Result<Receiver, BoxError> {
     let verifier = verifier_from_env()?;
-    let idempotency = match std::env::var("REDIS_URL") {
-        Ok(url) if !url.trim().is_empty() => {
-            tracing::info!("idempotency: Redis (REDIS_URL)");
-            Idempotency::new(RedisStore::connect(url.trim()).await?)
-        }
-        _ => {
-            tracing::info!("idempotency: in memory (set REDIS_URL to share it between replicas)");
-            Idempotency::new(MemoryStore::new())
-        }
+    let url_from = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let idempotency = if let Some(url) = url_from("DATABASE_URL") {
+        tracing::info!("idempotency: PostgreSQL (DATABASE_URL)");
+        let store = PostgresStore::connect(url.trim()).await?;
+        store.ensure_schema().await?;
+        Idempotency::new(store)
+    } else if let Some(url) = url_from("REDIS_URL") {
+        tracing::info!("idempotency: Redis (REDIS_URL)");
+        Idempotency::new(RedisStore::connect(url.trim()).await?)
+    } else {
+        tracing::info!(
+            "idempotency: in memory (set DATABASE_URL or REDIS_URL to share it between replicas)"
+        );
+        Idempotency::new(MemoryStore::new())
     };
     Ok(Receiver::builder(verifier, dispatcher())
         .idempotency(idempotency)

@@ -1,0 +1,477 @@
+//! `PostgresStore`: idempotency in the service's own PostgreSQL, and the table transactional
+//! handlers record done events in.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgConnection, PgPool};
+
+use crate::error::{BoxError, Error, ErrorKind, Result};
+use crate::event::Event;
+use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
+use crate::signature::redact_url;
+use crate::transactional::{Transactional, TxFuture};
+
+/// The table names' default prefix: `monite_webhook_claims` and `monite_webhook_inbox`.
+pub const DEFAULT_TABLE_PREFIX: &str = "monite_webhook";
+
+/// How often, at most, a store deletes expired rows: once a minute.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a pooled connection may take to come before a delivery is answered `503`: short,
+/// because Monite is waiting, and it will retry. Only for pools [`PostgresStore::connect`]
+/// builds; yours keeps its own settings.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Rows one sweep statement deletes; a sweep repeats it until less than this is left.
+const SWEEP_BATCH: i64 = 1000;
+
+/// An idempotency store in PostgreSQL, and the inbox that [transactional
+/// handlers](Self::transactional) record done events in.
+///
+/// Two tables, created by [`ensure_schema`](Self::ensure_schema) (or by your migrations,
+/// with [`schema_sql`](Self::schema_sql)); with the default prefix:
+///
+/// ```sql
+/// CREATE TABLE IF NOT EXISTS monite_webhook_claims (
+///     key text PRIMARY KEY,
+///     token text,
+///     expires_at timestamptz NOT NULL
+/// );
+/// CREATE INDEX IF NOT EXISTS monite_webhook_claims_expires_at ON monite_webhook_claims (expires_at);
+/// CREATE TABLE IF NOT EXISTS monite_webhook_inbox (
+///     key text PRIMARY KEY,
+///     expires_at timestamptz NOT NULL
+/// );
+/// CREATE INDEX IF NOT EXISTS monite_webhook_inbox_expires_at ON monite_webhook_inbox (expires_at);
+/// ```
+///
+/// `monite_webhook_claims` is the [`IdempotencyStore`]: a claim is a row holding this
+/// delivery's token until its lease ends; done is the same row with no token, until the
+/// retention ends. Claiming is one statement (`INSERT … ON CONFLICT DO UPDATE` that takes
+/// the row only when it has expired); completing and releasing act only while the row holds
+/// this delivery's token. Time is the database's clock, so replicas agree on it.
+///
+/// `monite_webhook_inbox` holds one row per event a transactional handler committed.
+///
+/// **Retention without a cron job**: at most once per [sweep
+/// interval](Self::with_sweep_interval) (a minute by default), a claim or a transactional
+/// handler spawns a task that deletes expired rows from both tables, a thousand at a time,
+/// skipping rows another transaction holds. Expired rows are ignored before they are
+/// deleted, so the sweep only bounds the tables' size.
+///
+/// When PostgreSQL cannot be reached, deliveries are answered `503` and no handler runs.
+/// Cloning shares the pool.
+///
+/// ```no_run
+/// use monite_webhooks::{Dispatcher, Idempotency, PostgresStore, Receiver, Secret, Verifier};
+///
+/// # async fn build(pool: sqlx::PgPool) -> Result<Receiver, monite_webhooks::Error> {
+/// let store = PostgresStore::new(pool);
+/// store.ensure_schema().await?;
+/// let receiver = Receiver::builder(
+///     Verifier::new(Secret::new("whsec_from_your_environment")?),
+///     Dispatcher::builder().build(),
+/// )
+/// .idempotency(Idempotency::new(store))
+/// .build();
+/// # Ok(receiver) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    prefix: String,
+    sql: Statements,
+    sweep_interval: Duration,
+    // Milliseconds since `epoch` at the last sweep, plus one; 0 means never.
+    last_sweep: AtomicU64,
+    epoch: Instant,
+}
+
+/// Every statement, with the table names filled in once.
+struct Statements {
+    schema: String,
+    claim: String,
+    complete: String,
+    release: String,
+    inbox_claim: String,
+    sweep_claims: String,
+    sweep_inbox: String,
+}
+
+impl Statements {
+    fn new(prefix: &str) -> Self {
+        let claims = format!("{prefix}_claims");
+        let inbox = format!("{prefix}_inbox");
+        // An index lives in its table's schema and takes an unqualified name.
+        let bare = prefix.rsplit('.').next().unwrap_or(prefix);
+        Self {
+            schema: format!(
+                "CREATE TABLE IF NOT EXISTS {claims} (\n    key text PRIMARY KEY,\n    token text,\n    expires_at timestamptz NOT NULL\n);\n\
+                 CREATE INDEX IF NOT EXISTS {bare}_claims_expires_at ON {claims} (expires_at);\n\
+                 CREATE TABLE IF NOT EXISTS {inbox} (\n    key text PRIMARY KEY,\n    expires_at timestamptz NOT NULL\n);\n\
+                 CREATE INDEX IF NOT EXISTS {bare}_inbox_expires_at ON {inbox} (expires_at);\n"
+            ),
+            // The outer SELECT reads the snapshot from before the INSERT: a row another
+            // claim inserted meanwhile reads as in flight, which it is.
+            claim: format!(
+                "WITH claimed AS (\
+                   INSERT INTO {claims} AS c (key, token, expires_at) \
+                   VALUES ($1, $2, now() + $3 * interval '1 millisecond') \
+                   ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at \
+                   WHERE c.expires_at <= now() \
+                   RETURNING 1) \
+                 SELECT CASE \
+                   WHEN EXISTS (SELECT 1 FROM claimed) THEN 1 \
+                   WHEN EXISTS (SELECT 1 FROM {claims} WHERE key = $1 AND token IS NULL AND expires_at > now()) THEN 2 \
+                   ELSE 3 END"
+            ),
+            // Done while this token holds the row, or while nobody does (absent, or its
+            // lease ran out and no one took it over): the handlers did run.
+            complete: format!(
+                "INSERT INTO {claims} AS c (key, token, expires_at) \
+                 VALUES ($1, NULL, now() + $3 * interval '1 millisecond') \
+                 ON CONFLICT (key) DO UPDATE SET token = NULL, expires_at = excluded.expires_at \
+                 WHERE c.token = $2 OR c.expires_at <= now() \
+                 RETURNING 1"
+            ),
+            release: format!("DELETE FROM {claims} WHERE key = $1 AND token = $2"),
+            // Inserts the done mark, uncommitted: a concurrent duplicate's insert waits for
+            // this transaction, then finds the row (commit) or takes it (rollback).
+            inbox_claim: format!(
+                "INSERT INTO {inbox} AS i (key, expires_at) \
+                 VALUES ($1, now() + $2 * interval '1 millisecond') \
+                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+                 WHERE i.expires_at <= now() \
+                 RETURNING 1"
+            ),
+            sweep_claims: sweep(&claims),
+            sweep_inbox: sweep(&inbox),
+        }
+    }
+}
+
+fn sweep(table: &str) -> String {
+    format!(
+        "DELETE FROM {table} WHERE key IN (\
+           SELECT key FROM {table} WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)"
+    )
+}
+
+impl PostgresStore {
+    /// A store over your pool, with tables named from [`DEFAULT_TABLE_PREFIX`].
+    ///
+    /// The pool's `acquire_timeout` bounds how long a delivery waits for a connection
+    /// before it is answered `503`; keep it short (seconds), since Monite is waiting.
+    #[must_use]
+    pub fn new(pool: PgPool) -> Self {
+        Self::build(
+            pool,
+            DEFAULT_TABLE_PREFIX.to_owned(),
+            DEFAULT_SWEEP_INTERVAL,
+        )
+    }
+
+    /// Connects a pool of up to 10 connections to the PostgreSQL at `url`
+    /// (`postgres://user:password@host:port/database`), with a 2-second acquire timeout.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`] if the URL is invalid or PostgreSQL cannot be reached
+    /// now.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::StoreUnavailable,
+                    format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url)),
+                )
+                .with_source(e)
+            })?;
+        Ok(Self::new(pool))
+    }
+
+    fn build(pool: PgPool, prefix: String, sweep_interval: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                sql: Statements::new(&prefix),
+                prefix,
+                sweep_interval,
+                last_sweep: AtomicU64::new(0),
+                epoch: Instant::now(),
+            }),
+        }
+    }
+
+    /// Names the tables `<prefix>_claims` and `<prefix>_inbox` instead of
+    /// `monite_webhook_…`; `prefix` may name a schema too (`billing.monite`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Misconfigured`] unless `prefix` is one or two identifiers of ASCII
+    /// letters, digits and `_` (not starting with a digit) joined by a dot.
+    pub fn with_table_prefix(self, prefix: &str) -> Result<Self> {
+        let valid = |part: &str| {
+            part.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        };
+        let parts: Vec<&str> = prefix.split('.').collect();
+        if parts.len() > 2 || !parts.iter().all(|part| valid(part)) || prefix.len() > 40 {
+            return Err(Error::new(
+                ErrorKind::Misconfigured,
+                format!(
+                    "{prefix:?} is not a table prefix: use letters, digits and `_`, with at most \
+                     one dot before a schema's table prefix"
+                ),
+            ));
+        }
+        Ok(Self::build(
+            self.inner.pool.clone(),
+            prefix.to_owned(),
+            self.inner.sweep_interval,
+        ))
+    }
+
+    /// Deletes expired rows at most this often (default [`DEFAULT_SWEEP_INTERVAL`]);
+    /// `Duration::MAX` leaves them to you ([`sweep`](Self::sweep)).
+    #[must_use]
+    pub fn with_sweep_interval(self, interval: Duration) -> Self {
+        Self::build(self.inner.pool.clone(), self.inner.prefix.clone(), interval)
+    }
+
+    /// The pool this store runs on.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The SQL that creates the two tables and their indexes, for your migrations.
+    /// Idempotent (`IF NOT EXISTS`).
+    #[must_use]
+    pub fn schema_sql(&self) -> &str {
+        &self.inner.sql.schema
+    }
+
+    /// Creates the tables and indexes if they do not exist. Safe to run from every replica
+    /// at start-up: an advisory lock keeps two from creating them at once.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
+    pub async fn ensure_schema(&self) -> Result<()> {
+        let create = async {
+            let mut tx = self.inner.pool.begin().await?;
+            // Concurrent `CREATE … IF NOT EXISTS` can still collide in the catalog.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(&self.inner.prefix)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::raw_sql(&self.inner.sql.schema)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        };
+        create.await.map_err(|e: sqlx::Error| {
+            Error::new(
+                ErrorKind::StoreUnavailable,
+                format!(
+                    "cannot create the tables {}_claims and {}_inbox: {e}",
+                    self.inner.prefix, self.inner.prefix
+                ),
+            )
+            .with_source(e)
+        })
+    }
+
+    /// Deletes expired claims, done marks and inbox rows now, and answers how many. The
+    /// store also does this by itself; see the type's documentation.
+    ///
+    /// # Errors
+    /// The database's error, if a statement fails.
+    pub async fn sweep(&self) -> Result<u64, BoxError> {
+        let mut deleted = 0;
+        for statement in [&self.inner.sql.sweep_claims, &self.inner.sql.sweep_inbox] {
+            loop {
+                let batch = sqlx::query(statement)
+                    .bind(SWEEP_BATCH)
+                    .execute(&self.inner.pool)
+                    .await?
+                    .rows_affected();
+                deleted += batch;
+                if batch < SWEEP_BATCH.unsigned_abs() {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Spawns a sweep if none ran within the interval. Called on the delivery path, so it
+    /// only reads a clock and, once per interval, spawns.
+    pub(crate) fn sweep_if_due(&self) {
+        let inner = &self.inner;
+        let now = u64::try_from(inner.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let last = inner.last_sweep.load(Ordering::Relaxed);
+        let interval = u64::try_from(inner.sweep_interval.as_millis()).unwrap_or(u64::MAX);
+        let due = last == 0 || now.saturating_sub(last) >= interval;
+        if !due
+            || inner
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        // No runtime (a store used from a blocking context): skip; the next claim retries.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            inner.last_sweep.store(last, Ordering::Relaxed);
+            return;
+        };
+        let store = self.clone();
+        runtime.spawn(async move {
+            if let Err(e) = store.sweep().await {
+                crate::trace::store_trouble("(sweep)", &format!("deleting expired rows: {e}"));
+            }
+        });
+    }
+
+    /// Wraps `handler` so that it runs in a transaction on this store's pool, together with
+    /// the event's done mark: see [`Transactional`] and [`TxFuture`].
+    pub fn transactional<H>(&self, handler: H) -> Transactional<H>
+    where
+        H: for<'a> Fn(Event, &'a mut PgConnection) -> TxFuture<'a> + Send + Sync + 'static,
+    {
+        Transactional::new(self.clone(), handler)
+    }
+
+    pub(crate) fn inbox_claim_sql(&self) -> &str {
+        &self.inner.sql.inbox_claim
+    }
+}
+
+/// Milliseconds for an interval: at least 1, at most [`MAX_STORE_DURATION`], so that
+/// `now()` plus it stays a valid timestamp.
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.min(MAX_STORE_DURATION).as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1)
+}
+
+impl IdempotencyStore for PostgresStore {
+    async fn claim(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        lease: Duration,
+    ) -> Result<Claim, BoxError> {
+        self.sweep_if_due();
+        let found: i32 = sqlx::query_scalar(&self.inner.sql.claim)
+            .bind(key)
+            .bind(token.to_string())
+            .bind(millis(lease))
+            .fetch_one(&self.inner.pool)
+            .await?;
+        Ok(match found {
+            1 => Claim::Acquired,
+            2 => Claim::Done,
+            _ => Claim::InFlight,
+        })
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        retention: Duration,
+    ) -> Result<bool, BoxError> {
+        let done = sqlx::query(&self.inner.sql.complete)
+            .bind(key)
+            .bind(token.to_string())
+            .bind(millis(retention))
+            .fetch_optional(&self.inner.pool)
+            .await?;
+        Ok(done.is_some())
+    }
+
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {
+        sqlx::query(&self.inner.sql.release)
+            .bind(key)
+            .bind(token.to_string())
+            .execute(&self.inner.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Starts the release on the current Tokio runtime (the pool's own), so a retry finds
+    /// the key free within a round trip; outside a runtime the lease lapses.
+    fn release_detached(&self, key: &str, token: &ClaimToken) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, key, token) = (self.clone(), key.to_owned(), *token);
+        runtime.spawn(async move {
+            if let Err(e) = store.release(&key, &token).await {
+                crate::trace::store_trouble(&key, &format!("releasing the claim failed: {e}"));
+            }
+        });
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field(
+                "tables",
+                &format_args!("{}_{{claims,inbox}}", self.inner.prefix),
+            )
+            .field("sweep_interval", &self.inner.sweep_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_schema_is_the_one_created() {
+        let documented: String = include_str!("postgres_store.rs")
+            .lines()
+            .skip_while(|line| !line.contains("```sql"))
+            .skip(1)
+            .take_while(|line| !line.contains("```"))
+            .map(|line| {
+                format!(
+                    "{}\n",
+                    line.trim_start_matches("///")
+                        .strip_prefix(' ')
+                        .unwrap_or("")
+                )
+            })
+            .collect();
+        assert_eq!(documented, Statements::new(DEFAULT_TABLE_PREFIX).schema);
+    }
+
+    #[test]
+    fn intervals_stay_in_range() {
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_secs(2)), 2000);
+        assert_eq!(
+            millis(Duration::MAX),
+            i64::try_from(MAX_STORE_DURATION.as_millis()).unwrap()
+        );
+    }
+}

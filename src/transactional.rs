@@ -1,0 +1,149 @@
+//! Transactional handlers: the handler's writes and the event's done mark commit together,
+//! in the service's own PostgreSQL.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use sqlx::PgConnection;
+
+use crate::dispatch::Handler;
+use crate::error::BoxError;
+use crate::event::Event;
+use crate::idempotency::{DEFAULT_RETENTION, Idempotency, KeyScope, MAX_STORE_DURATION};
+use crate::postgres_store::{PostgresStore, millis};
+
+/// What a transactional handler returns: its work, boxed, borrowing the transaction (the
+/// shape of sqlx's own `Connection::transaction`).
+///
+/// A handler is a closure `Fn(Event, &mut PgConnection) -> TxFuture<'_>`, that is
+/// `|event, tx| Box::pin(async move { … })`; an `async fn handle(event: Event, tx: &mut
+/// PgConnection) -> Result<(), BoxError>` of yours becomes one as
+/// `|event, tx| Box::pin(handle(event, tx))`. Write through `tx` (`.execute(&mut *tx)`):
+/// the writes commit with the event's done mark, or not at all. Do not commit or roll back
+/// yourself; return an error (or panic) to roll back.
+pub type TxFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>>;
+
+/// A handler whose database writes and the event's done mark commit in one transaction:
+/// exactly-once effects, even when the process dies at any instant.
+///
+/// Made by [`PostgresStore::transactional`]; register it with `on`/`on_object` like any
+/// handler. For each delivery it
+///
+/// 1. begins a transaction on the store's pool;
+/// 2. inserts the event's key into the inbox table. The row is uncommitted, so a
+///    concurrent delivery of the same event waits on it, then finds it done (this one
+///    committed) or takes it (this one rolled back). If the event is already done, it
+///    rolls back and answers `Ok` without running your handler: the receiver says `200`;
+/// 3. runs your handler with the transaction;
+/// 4. commits. An error, a panic or a dropped delivery rolls back (the inbox row with it),
+///    and the receiver answers `500` so that Monite retries.
+///
+/// The receiver's own idempotency store still runs in front: it answers duplicates and
+/// in-flight deliveries without opening a transaction. The inbox has the last word: a
+/// process that commits and dies before the front store marks the event done leaves a
+/// claim that expires, and the next delivery finds the inbox row and answers `200` without
+/// running the handler. Keys follow the receiver's: set the same [`KeyScope`] on both.
+/// Id-less 2022 envelopes name no event, so the inbox records none of them: each delivery
+/// runs, its writes still all-or-nothing.
+///
+/// ```no_run
+/// use monite_webhooks::{Dispatcher, Event, EventType, Idempotency, ObjectType, PostgresStore};
+/// use monite_webhooks::{Receiver, Secret, Verifier};
+///
+/// # async fn build(pool: sqlx::PgPool) -> Result<Receiver, monite_webhooks::Error> {
+/// let store = PostgresStore::new(pool);
+/// store.ensure_schema().await?;
+/// let dispatcher = Dispatcher::builder()
+///     .on(
+///         ObjectType::Payable,
+///         EventType::Paid,
+///         store.transactional(|event: Event, tx| {
+///             Box::pin(async move {
+///                 sqlx::query("INSERT INTO payments (payable_id) VALUES ($1)")
+///                     .bind(event.object_id())
+///                     .execute(&mut *tx)
+///                     .await?;
+///                 Ok(())
+///             })
+///         }),
+///     )
+///     .build();
+/// let receiver = Receiver::builder(Verifier::new(Secret::new("whsec_…")?), dispatcher)
+///     .idempotency(Idempotency::new(store))
+///     .build();
+/// # Ok(receiver) }
+/// ```
+pub struct Transactional<H> {
+    store: PostgresStore,
+    handler: H,
+    // Computes keys exactly as the receiver does; only its scope matters here.
+    keys: Idempotency,
+    retention: Duration,
+}
+
+impl<H> Transactional<H> {
+    pub(crate) fn new(store: PostgresStore, handler: H) -> Self {
+        Self {
+            keys: Idempotency::new(store.clone()),
+            store,
+            handler,
+            retention: DEFAULT_RETENTION,
+        }
+    }
+
+    /// Which deliveries count as the same event; the same as the receiver's
+    /// [`Idempotency::with_scope`]. Defaults to [`KeyScope::PerEvent`].
+    #[must_use]
+    pub fn with_scope(mut self, scope: KeyScope) -> Self {
+        self.keys = self.keys.with_scope(scope);
+        self
+    }
+
+    /// How long the inbox remembers a handled event. Defaults to [`DEFAULT_RETENTION`]
+    /// (8 days, Monite's week of retries plus margin); at most [`MAX_STORE_DURATION`].
+    #[must_use]
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention.min(MAX_STORE_DURATION);
+        self
+    }
+}
+
+impl<H> Handler for Transactional<H>
+where
+    H: for<'a> Fn(Event, &'a mut PgConnection) -> TxFuture<'a> + Send + Sync + 'static,
+{
+    async fn call(&self, event: Event) -> Result<(), BoxError> {
+        self.store.sweep_if_due();
+        let mut tx = self.store.pool().begin().await?;
+        // An id-less 2022 envelope names no event to record: its writes still commit
+        // together, but each delivery runs, as the receiver runs it.
+        if let Some(key) = self.keys.key(&event) {
+            let fresh = sqlx::query(self.store.inbox_claim_sql())
+                .bind(&key)
+                .bind(millis(self.retention))
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !fresh {
+                // Done by an earlier delivery. Nothing was written: dropping rolls back.
+                drop(tx);
+                return Ok(());
+            }
+        }
+        (self.handler)(event, &mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl<H> fmt::Debug for Transactional<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transactional")
+            .field("store", &self.store)
+            .field("keys", &self.keys)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
