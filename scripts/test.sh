@@ -20,6 +20,9 @@ install valgrind valgrind "the core must run under valgrind"
 
 cargo test --no-default-features
 cargo test --all-features
+# The command-line tool (workspace member cli/), run as a binary against local receivers
+# and the fake Monite API.
+cargo test -p monite-webhooks-cli
 
 # Users profile and check their services with valgrind, so the core must run under it.
 # rustix's own vDSO reader crashes there (bytecodealliance/rustix#1559); the coarse clock

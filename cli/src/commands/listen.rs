@@ -1,0 +1,295 @@
+//! `listen`: a local receiver on the library's verifier, parser and dispatcher. It prints
+//! each verified event, explains each rejection, and can forward deliveries, re-signed, to
+//! the application being developed.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use monite_webhooks::{
+    Dispatcher, Event, EventType, KeyConvention, ObjectType, Outcome, Receiver, SIGNATURE_HEADER,
+    Secret, Verifier,
+};
+use serde_json::json;
+
+use crate::args::ListenArgs;
+use crate::catalog;
+use crate::deliver;
+use crate::diagnose::diagnose;
+use crate::failure::Failure;
+use crate::secrets::{self, NamedSecret};
+
+/// A line on stdout; a closed stdout (`listen | head`) must not stop the server.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// A line on stderr, likewise.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+struct Listener {
+    verifier: Verifier,
+    receiver: Receiver,
+    named: Vec<NamedSecret>,
+    convention: KeyConvention,
+    tolerance: u64,
+    forward: Option<Forward>,
+    pretty: bool,
+    json: bool,
+}
+
+struct Forward {
+    url: String,
+    secret: Secret,
+    http: reqwest::Client,
+}
+
+pub(crate) async fn run(args: ListenArgs, json: bool) -> Result<ExitCode, Failure> {
+    let named = secrets::resolve(&args.secrets)?;
+    let convention: KeyConvention = args.secrets.convention.into();
+    let verifier =
+        secrets::verifier(&named, convention)?.with_tolerance(Duration::from_secs(args.tolerance));
+    let forward = match &args.forward_to {
+        Some(url) => {
+            deliver::check_url(url, "--forward-to")?;
+            let secret = match &args.forward_secret {
+                Some(text) => {
+                    NamedSecret::new("--forward-secret", text.clone()).secret(convention)?
+                }
+                None => named[0].secret(convention)?,
+            };
+            Some(Forward {
+                url: url.clone(),
+                secret,
+                http: deliver::http_client(Duration::from_secs(30))?,
+            })
+        }
+        None => None,
+    };
+    let listener = Arc::new(Listener {
+        receiver: Receiver::new(verifier.clone(), routes()),
+        verifier,
+        named,
+        convention,
+        tolerance: args.tolerance,
+        forward,
+        pretty: args.pretty,
+        json,
+    });
+    let app = axum::Router::new()
+        .fallback(receive)
+        .with_state(listener.clone());
+    let socket = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", args.addr)))?;
+    let addr = socket
+        .local_addr()
+        .map_err(|e| Failure::usage(format!("cannot read the listening address: {e}")))?;
+    let secrets = listener
+        .named
+        .iter()
+        .map(|s| s.label.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    say_err!("listening on http://{addr}/webhooks/monite (any path), verifying with {secrets}");
+    if let Some(forward) = &listener.forward {
+        say_err!("forwarding verified deliveries to {}", forward.url);
+    }
+    axum::serve(socket, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Failure::negative(format!("the server stopped: {e}")))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A route for every documented event, so each is reported as routed to its own handler;
+/// anything else reaches no handler and is acknowledged as "no handler".
+fn routes() -> Dispatcher {
+    catalog::documented()
+        .into_iter()
+        .fold(Dispatcher::builder(), |builder, pair| {
+            builder.on(
+                ObjectType::from(pair.object_type.as_str()),
+                EventType::from(pair.event.as_str()),
+                |_: Event| async {},
+            )
+        })
+        .build()
+}
+
+async fn receive(
+    State(listener): State<Arc<Listener>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let clock = crate::time::rfc3339(crate::time::unix_now());
+    let clock = clock.get(11..19).unwrap_or_default().to_owned();
+    if method != Method::POST {
+        listener.report_rejection(&clock, 405, "not a POST", &[], &headers, &body);
+        return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response();
+    }
+    let verified = listener
+        .verifier
+        .verify(&headers, &body)
+        .map(|v| v.secret().label().unwrap_or_default().to_owned());
+    let secret_label = match verified {
+        Ok(label) => label,
+        Err(error) => {
+            let header = headers
+                .get(SIGNATURE_HEADER)
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
+            let diagnosis = diagnose(
+                header,
+                &body,
+                &listener.named,
+                listener.convention,
+                crate::time::unix_now(),
+                listener.tolerance,
+            );
+            let status = error.status();
+            listener.report_rejection(
+                &clock,
+                status.as_u16(),
+                &error.to_string(),
+                &diagnosis.findings,
+                &headers,
+                &body,
+            );
+            return (status, error.public_message()).into_response();
+        }
+    };
+    let event = match Event::parse(body.clone()) {
+        Ok(event) => event,
+        Err(error) => {
+            listener.report_rejection(&clock, 400, &error.to_string(), &[], &headers, &body);
+            return (StatusCode::BAD_REQUEST, error.public_message()).into_response();
+        }
+    };
+    let (status, outcome, forwarded) = match &listener.forward {
+        Some(forward) => {
+            let answer =
+                deliver::post_signed(&forward.http, &forward.url, &body, &forward.secret).await;
+            let status = answer
+                .status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::BAD_GATEWAY);
+            (status, "forwarded".to_owned(), Some(answer))
+        }
+        None => {
+            let result = listener.receiver.dispatch(event.clone()).await;
+            let outcome = match &result {
+                Ok(Outcome::Handled) => "routed".to_owned(),
+                Ok(Outcome::Duplicate) => "duplicate (already handled)".to_owned(),
+                Ok(Outcome::Unhandled(_)) => "no route (not a documented event)".to_owned(),
+                Ok(_) => "acknowledged".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            (listener.receiver.status(&result), outcome, None)
+        }
+    };
+    listener.report_event(
+        &clock,
+        status.as_u16(),
+        &event,
+        &secret_label,
+        &outcome,
+        forwarded.as_ref(),
+    );
+    let text = match &forwarded {
+        Some(answer) => answer.answer.clone(),
+        None => outcome,
+    };
+    (status, text).into_response()
+}
+
+impl Listener {
+    fn report_event(
+        &self,
+        clock: &str,
+        status: u16,
+        event: &Event,
+        secret: &str,
+        outcome: &str,
+        forwarded: Option<&deliver::Answer>,
+    ) {
+        if self.json {
+            let line = json!({
+                "verified": true,
+                "status": status,
+                "outcome": outcome,
+                "action": event.action(),
+                "object_type": event.object_type(),
+                "event": event.event_type(),
+                "id": event.id(),
+                "object_id": event.object_id(),
+                "entity_id": event.entity_id(),
+                "webhook_subscription_id": event.webhook_subscription_id(),
+                "secret": secret,
+                "forwarded": forwarded.map(|a| json!({"url": self.forward.as_ref().map(|f| &f.url), "status": a.status, "answer": a.answer})),
+            });
+            say!("{line}");
+            return;
+        }
+        let forwarded = forwarded.map_or_else(String::new, |a| format!(" -> {}", a.describe()));
+        say!(
+            "{clock} {status} {} id={} object={} entity={} ({secret}) {outcome}{forwarded}",
+            event.action(),
+            event.id().unwrap_or("-"),
+            event.object_id().unwrap_or("-"),
+            event.entity_id().unwrap_or("-"),
+        );
+        if self.pretty {
+            let pretty =
+                crate::json_format::reformat(event.body(), crate::json_format::Layout::Indented(2))
+                    .unwrap_or_else(|| event.body().to_vec());
+            say!("{}", String::from_utf8_lossy(&pretty));
+        }
+    }
+
+    fn report_rejection(
+        &self,
+        clock: &str,
+        status: u16,
+        error: &str,
+        findings: &[String],
+        headers: &HeaderMap,
+        body: &[u8],
+    ) {
+        let action = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["action"].as_str().map(str::to_owned));
+        if self.json {
+            let line = json!({
+                "verified": false,
+                "status": status,
+                "error": error,
+                "explanation": findings,
+                "action": action,
+                "signature_present": headers.contains_key(SIGNATURE_HEADER),
+            });
+            say!("{line}");
+            return;
+        }
+        let action = action.map_or_else(String::new, |a| format!(" {a}"));
+        say!("{clock} {status} rejected{action}: {error}");
+        for finding in findings {
+            say!("    - {finding}");
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! One module per command.
+
+pub(crate) mod deliveries;
+pub(crate) mod listen;
+pub(crate) mod replay;
+pub(crate) mod send;
+pub(crate) mod sign;
+pub(crate) mod simulate_retries;
+pub(crate) mod subscriptions;
+pub(crate) mod verify;
+
+use std::io::Read as _;
+use std::path::Path;
+
+use crate::failure::Failure;
+
+/// A body file's bytes, exactly; `-` reads stdin.
+pub(crate) fn read_body(path: &Path) -> Result<Vec<u8>, Failure> {
+    if path == Path::new("-") {
+        let mut body = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut body)
+            .map_err(|e| Failure::usage(format!("cannot read the body from stdin: {e}")))?;
+        return Ok(body);
+    }
+    std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Prints `value` as one JSON document on stdout.
+pub(crate) fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
+    }
+}

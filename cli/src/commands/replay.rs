@@ -1,0 +1,180 @@
+//! `replay`: events from `GET /events`, re-signed with the local secret and POSTed in order,
+//! through the library's recovery (which pages through the events and says where to
+//! resume). A replay stops at the first event the target does not acknowledge.
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::TryStreamExt as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use monite_webhooks::client::ListQuery;
+use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver, Unhandled, Verifier};
+use serde::Serialize;
+
+use crate::args::ReplayArgs;
+use crate::deliver;
+use crate::failure::{self, Failure};
+use crate::secrets;
+
+/// How far a replay got.
+#[derive(Debug, Default, Clone, Serialize)]
+struct Summary {
+    /// Events read from `GET /events`.
+    events: usize,
+    /// Events POSTed and acknowledged.
+    acknowledged: usize,
+    /// Events left out by `--failed-only`.
+    skipped: usize,
+    /// Pages finished.
+    pages: usize,
+    /// Whether every page was replayed.
+    completed: bool,
+    /// What to pass to `--resume-from` to go on, when stopped after a page.
+    resume_from: Option<String>,
+    /// Why the replay stopped early.
+    stopped: Option<String>,
+}
+
+pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failure> {
+    deliver::check_url(&args.to, "--to")?;
+    let (secret, _) = secrets::signing(&args.secrets)?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| crate::time::parse_time(t, "--since"))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|t| crate::time::parse_time(t, "--until"))
+        .transpose()?;
+    let client = crate::api::client()?;
+    let entity_id = args.entity.entity_id.clone();
+
+    let only: Option<HashSet<String>> = if args.failed_only {
+        // The whole log: filtering it by time would rest on deliveries' own creation times,
+        // which the delivery resource does not show.
+        let query = ListQuery::new();
+        let failed: HashSet<String> = client
+            .webhook_deliveries(entity_id.clone())
+            .list(query)
+            .try_filter(|d| std::future::ready(d.was_successful == Some(false)))
+            .map_ok(|d| d.event_id)
+            .try_collect()
+            .await?;
+        Some(failed)
+    } else {
+        None
+    };
+
+    let summary = Arc::new(Mutex::new(Summary {
+        resume_from: args.resume_from.clone(),
+        ..Summary::default()
+    }));
+    let progress = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {pos} events replayed {wide_msg}") {
+        progress.set_style(style);
+    }
+    progress.enable_steady_tick(Duration::from_millis(120));
+
+    let http = deliver::http_client(Duration::from_secs(30))?;
+    let poster = {
+        let (summary, progress, to) = (summary.clone(), progress.clone(), args.to.clone());
+        let only = Arc::new(only);
+        move |event: Event, _: Unhandled| {
+            let (summary, progress, to, only) =
+                (summary.clone(), progress.clone(), to.clone(), only.clone());
+            let (http, secret) = (http.clone(), secret.clone());
+            async move {
+                let id = event.id().unwrap_or_default().to_owned();
+                lock(&summary).events += 1;
+                if only.as_ref().as_ref().is_some_and(|ids| !ids.contains(&id)) {
+                    lock(&summary).skipped += 1;
+                    return Ok(());
+                }
+                progress.set_message(format!("{} {id}", event.action()));
+                let answer = deliver::post_signed(&http, &to, event.body(), &secret).await;
+                if !answer.ok() {
+                    let why = format!("{} {id} -> {}", event.action(), answer.describe());
+                    lock(&summary).stopped = Some(why.clone());
+                    return Err(why);
+                }
+                lock(&summary).acknowledged += 1;
+                progress.inc(1);
+                Ok(())
+            }
+        }
+    };
+    // The receiver only dispatches: every event reaches the poster, with no idempotency
+    // store, so a replay sends every event again.
+    let receiver = Receiver::builder(
+        Verifier::new(secrets::signing(&args.secrets)?.0),
+        Dispatcher::builder().fallback(poster).build(),
+    )
+    .without_idempotency()
+    .build();
+    let mut recovery = client
+        .recover_missed_events(&receiver, entity_id)
+        .page_size(args.page_size)
+        .on_progress({
+            let summary = summary.clone();
+            move |report| {
+                let mut summary = lock(&summary);
+                summary.pages += 1;
+                summary.resume_from.clone_from(&report.resume_from);
+            }
+        });
+    if let Some(token) = &args.resume_from {
+        recovery = recovery.resume_from(token.clone());
+    } else {
+        if let Some(since) = since {
+            recovery = recovery.since(since);
+        }
+        if let Some(until) = until {
+            recovery = recovery.until(until);
+        }
+        if let Some(object_type) = &args.object_type {
+            recovery = recovery.object_type(&ObjectType::from(object_type.as_str()));
+        }
+    }
+    let result = recovery.run().await;
+    progress.finish_and_clear();
+    let mut summary = lock(&summary).clone();
+    summary.completed = result.is_ok();
+    if result.is_ok() {
+        summary.resume_from = None;
+    } else if summary.stopped.is_none() {
+        summary.stopped = result.as_ref().err().map(ToString::to_string);
+    }
+    if json {
+        super::print_json(&summary);
+    } else {
+        println!(
+            "{} events: {} replayed to {}, {} skipped, {} pages{}",
+            summary.events,
+            summary.acknowledged,
+            args.to,
+            summary.skipped,
+            summary.pages,
+            if summary.completed { ", done" } else { "" }
+        );
+    }
+    if summary.completed {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let resume = summary.resume_from.as_deref().map_or_else(
+        || "run it again with the same options".to_owned(),
+        |token| format!("resume with --resume-from {token}"),
+    );
+    let why = summary.stopped.unwrap_or_default();
+    if !json {
+        eprintln!("error: replay stopped at {why}; {resume}");
+    }
+    Ok(failure::outcome(false))
+}
+
+fn lock(summary: &Mutex<Summary>) -> std::sync::MutexGuard<'_, Summary> {
+    summary.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,74 @@
+//! `verify`: check a signature with the library's verifier; explain a failure.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use monite_webhooks::SIGNATURE_HEADER;
+
+use crate::args::VerifyArgs;
+use crate::diagnose::diagnose;
+use crate::failure::{self, Failure};
+use crate::secrets;
+
+pub(crate) fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode, Failure> {
+    let body = super::read_body(&args.body_file)?;
+    let named = secrets::resolve(&args.secrets)?;
+    let convention = args.secrets.convention.into();
+    let verifier = secrets::verifier(&named, convention)?
+        .with_tolerance(Duration::from_secs(args.tolerance))
+        // Any body the user hands over is checked, whatever its size.
+        .with_max_body_bytes(usize::MAX);
+    let value = header_value(&args.signature);
+    let at = args.at.unwrap_or_else(crate::time::unix_now);
+    let headers = [(SIGNATURE_HEADER, value.as_bytes())];
+    let verdict = verifier.verify_at(&headers, &body, at);
+    let diagnosis = diagnose(
+        value.as_bytes(),
+        &body,
+        &named,
+        convention,
+        at,
+        args.tolerance,
+    );
+    let valid = verdict.is_ok();
+    if json {
+        let (secret, error) = match &verdict {
+            Ok(verified) => (verified.secret().label().map(str::to_owned), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        super::print_json(&serde_json::json!({
+            "valid": valid,
+            "secret": secret,
+            "error": error,
+            "at": at,
+            "diagnosis": diagnosis,
+        }));
+    } else {
+        match &verdict {
+            Ok(verified) => println!(
+                "valid: signed with {} at t={} ({} s before {at})",
+                verified.secret().label().unwrap_or("a secret"),
+                verified.timestamp(),
+                i128::from(at) - i128::from(verified.timestamp()),
+            ),
+            Err(e) => {
+                println!("invalid: {e}");
+                for finding in &diagnosis.findings {
+                    println!("  - {finding}");
+                }
+            }
+        }
+    }
+    Ok(failure::outcome(valid))
+}
+
+/// The value, from a bare value or a whole `Monite-Signature: ...` header line.
+fn header_value(given: &str) -> String {
+    let given = given.trim();
+    match given.split_once(':') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case(SIGNATURE_HEADER) => {
+            value.trim().to_owned()
+        }
+        _ => given.to_owned(),
+    }
+}

@@ -1,0 +1,251 @@
+//! Where the signing secrets come from: `--secret` flags, else the environment
+//! (`MONITE_WEBHOOK_SECRETS`, `MONITE_WEBHOOK_SECRET`) and the keyring file. Each secret
+//! carries a label that says where it came from; the label, never the secret, is printed.
+//! Verification goes through the library's [`Keyring`]: a delivery naming a subscription is
+//! checked against that subscription's secrets.
+
+use std::path::{Path, PathBuf};
+
+use monite_webhooks::{KeyConvention, Keyring, Secret, Verifier};
+
+use crate::args::SecretArgs;
+use crate::failure::Failure;
+
+/// `<subscription_id>=<whsec_...>,...`: one secret per subscription.
+pub(crate) const SECRETS_VAR: &str = "MONITE_WEBHOOK_SECRETS";
+/// `<whsec_...>[,<whsec_...>]`: secrets of no subscription in particular, current first.
+pub(crate) const SECRET_VAR: &str = "MONITE_WEBHOOK_SECRET";
+/// The keyring file's path.
+pub(crate) const KEYRING_VAR: &str = "MONITE_WEBHOOK_KEYRING";
+/// The keyring file used when neither `--keyring` nor `MONITE_WEBHOOK_KEYRING` names one.
+pub(crate) const DEFAULT_KEYRING: &str = "monite-webhooks-keyring.json";
+
+/// A secret's text with where it came from. `Debug` is redacted.
+#[derive(Clone)]
+pub(crate) struct NamedSecret {
+    /// Where it came from, such as `--secret #2` or `subscription f3c6...`.
+    pub(crate) label: String,
+    /// The subscription it belongs to, when known.
+    pub(crate) subscription_id: Option<String>,
+    text: String,
+    /// The convention the keyring file gives it; else the command line's.
+    convention: Option<KeyConvention>,
+}
+
+impl std::fmt::Debug for NamedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamedSecret")
+            .field("label", &self.label)
+            .field("subscription_id", &self.subscription_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NamedSecret {
+    pub(crate) fn new(label: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            subscription_id: None,
+            text: text.into(),
+            convention: None,
+        }
+    }
+
+    fn of_subscription(id: &str, label: String, text: &str) -> Self {
+        Self {
+            label,
+            subscription_id: Some(id.to_owned()),
+            text: text.to_owned(),
+            convention: None,
+        }
+    }
+
+    /// The library's secret, read with its own convention or `convention`, and labeled.
+    pub(crate) fn secret(&self, convention: KeyConvention) -> Result<Secret, Failure> {
+        Secret::with_convention(&self.text, self.convention.unwrap_or(convention))
+            .map(|secret| secret.labeled(self.label.clone()))
+            .map_err(|e| Failure::usage(format!("secret {}: {e}", self.label)))
+    }
+
+    /// The secret under both conventions, where the text has both readings.
+    pub(crate) fn readings(&self) -> Vec<(KeyConvention, Secret)> {
+        [KeyConvention::Raw, KeyConvention::WhsecBase64]
+            .into_iter()
+            .filter_map(|convention| {
+                let secret = Secret::with_convention(&self.text, convention).ok()?;
+                Some((convention, secret))
+            })
+            .collect()
+    }
+}
+
+/// The keyring file's path: `--keyring`, else `MONITE_WEBHOOK_KEYRING`, else
+/// `monite-webhooks-keyring.json` in the current directory.
+pub(crate) fn keyring_path(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| variable(KEYRING_VAR).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING))
+}
+
+/// The keyring file, or an empty keyring if there is none yet at the default path.
+pub(crate) fn load_keyring(path: &Path, must_exist: bool) -> Result<Keyring, Failure> {
+    if !must_exist && !path.exists() {
+        return Ok(Keyring::new());
+    }
+    Keyring::load(path).map_err(|e| Failure::usage(e.to_string()))
+}
+
+/// Every configured secret, current ones first; an error if there is none.
+pub(crate) fn resolve(args: &SecretArgs) -> Result<Vec<NamedSecret>, Failure> {
+    let mut found = from_flags(&args.secrets);
+    if found.is_empty() {
+        found = from_environment()?;
+        // A keyring file named explicitly must exist; the default one may not.
+        let explicit = args.keyring.is_some() || variable(KEYRING_VAR).is_some();
+        let path = keyring_path(args.keyring.as_deref());
+        found.extend(from_keyring(&load_keyring(&path, explicit)?, &path));
+    }
+    if let Some(id) = &args.subscription_id
+        && args.secrets.is_empty()
+    {
+        found.retain(|s| s.subscription_id.as_deref() == Some(id.as_str()));
+        if found.is_empty() {
+            return Err(Failure::usage(format!(
+                "no secret for subscription {id}: add `{id}=whsec_...` to {SECRETS_VAR}, \
+                 keep it in the keyring file, or pass --secret"
+            )));
+        }
+    }
+    if found.is_empty() {
+        return Err(Failure::usage(format!(
+            "no signing secret: pass --secret, set {SECRET_VAR} or {SECRETS_VAR}, or keep a \
+             keyring file ({DEFAULT_KEYRING}, --keyring or {KEYRING_VAR})"
+        )));
+    }
+    Ok(found)
+}
+
+/// A verifier for `secrets`: per subscription through a [`Keyring`], the others unkeyed.
+pub(crate) fn verifier(
+    secrets: &[NamedSecret],
+    convention: KeyConvention,
+) -> Result<Verifier, Failure> {
+    let mut keyring = Keyring::new();
+    // Current secrets come first; insert the previous one, then rotate to the current.
+    for named in secrets.iter().rev() {
+        let secret = named.secret(convention)?;
+        match &named.subscription_id {
+            Some(id) if keyring.contains(id) => keyring.rotate(id.clone(), secret),
+            Some(id) => keyring.insert(id.clone(), secret),
+            None => {}
+        }
+    }
+    for named in secrets.iter().filter(|s| s.subscription_id.is_none()) {
+        keyring.push_unkeyed(named.secret(convention)?);
+    }
+    Ok(Verifier::from_keyring(keyring))
+}
+
+/// The one secret to sign with: the first flag, the chosen subscription's, the only one
+/// configured, or the current (first) entry of `MONITE_WEBHOOK_SECRET`.
+pub(crate) fn signing(args: &SecretArgs) -> Result<(Secret, Option<String>), Failure> {
+    let found = resolve(args)?;
+    let subscriptions = found
+        .iter()
+        .filter_map(|s| s.subscription_id.as_deref())
+        .collect::<std::collections::BTreeSet<_>>();
+    let chosen =
+        if !args.secrets.is_empty() || args.subscription_id.is_some() || subscriptions.len() <= 1 {
+            &found[0]
+        } else if let Some(unkeyed) = found.iter().find(|s| s.subscription_id.is_none()) {
+            unkeyed
+        } else {
+            return Err(Failure::usage(format!(
+                "secrets of {} subscriptions are configured: choose the one to sign with by \
+             --subscription-id",
+                subscriptions.len()
+            )));
+        };
+    let subscription = args
+        .subscription_id
+        .clone()
+        .or_else(|| chosen.subscription_id.clone());
+    Ok((chosen.secret(args.convention.into())?, subscription))
+}
+
+fn from_flags(flags: &[String]) -> Vec<NamedSecret> {
+    flags
+        .iter()
+        .enumerate()
+        .map(|(i, text)| NamedSecret::new(format!("--secret #{}", i + 1), text.clone()))
+        .collect()
+}
+
+fn from_environment() -> Result<Vec<NamedSecret>, Failure> {
+    let mut found: Vec<NamedSecret> = Vec::new();
+    if let Some(value) = variable(SECRETS_VAR) {
+        for (i, entry) in value.split(',').map(str::trim).enumerate() {
+            if entry.is_empty() {
+                continue;
+            }
+            let Some((id, text)) = entry.split_once('=') else {
+                return Err(Failure::usage(format!(
+                    "{SECRETS_VAR} entry {} is not `<subscription_id>=<secret>`",
+                    i + 1
+                )));
+            };
+            let id = id.trim();
+            // Named twice: the later one is current (a rotation), as the library reads it.
+            let at = found
+                .iter()
+                .position(|s| s.subscription_id.as_deref() == Some(id))
+                .unwrap_or(found.len());
+            if let Some(older) = found.get_mut(at) {
+                older.label = format!("subscription {id} (previous)");
+            }
+            let secret =
+                NamedSecret::of_subscription(id, format!("subscription {id}"), text.trim());
+            found.insert(at, secret);
+        }
+    }
+    if let Some(value) = variable(SECRET_VAR) {
+        found.extend(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .enumerate()
+                .map(|(i, text)| NamedSecret::new(format!("{SECRET_VAR}[{i}]"), text)),
+        );
+    }
+    Ok(found)
+}
+
+fn from_keyring(keyring: &Keyring, path: &Path) -> Vec<NamedSecret> {
+    let mut subscriptions: Vec<_> = keyring.subscriptions().collect();
+    subscriptions.sort_by_key(|(id, _)| *id);
+    let mut found = Vec::new();
+    for (id, held) in subscriptions {
+        for (i, secret) in held.as_slice().iter().enumerate() {
+            let label = if i == 0 {
+                format!("subscription {id}")
+            } else {
+                format!("subscription {id} (previous)")
+            };
+            let mut named = NamedSecret::of_subscription(id, label, secret.expose_text());
+            named.convention = Some(secret.convention());
+            found.push(named);
+        }
+    }
+    found.extend(keyring.unkeyed().iter().enumerate().map(|(i, secret)| {
+        NamedSecret::new(
+            format!("{} unkeyed #{}", path.display(), i + 1),
+            secret.expose_text(),
+        )
+    }));
+    found
+}
+
+fn variable(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}

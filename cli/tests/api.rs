@@ -1,0 +1,472 @@
+//! The commands that call Monite's API, against the library's fake Monite: `deliveries`
+//! and `replay`.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
+mod common;
+#[path = "../../tests/fake_monite/mod.rs"]
+mod fake_monite;
+
+use common::{SECRET, run};
+
+/// The environment that points the binary at the fake.
+fn env(addr: std::net::SocketAddr) -> Vec<(&'static str, String)> {
+    vec![
+        ("MONITE_CLIENT_ID", fake_monite::CLIENT_ID.to_owned()),
+        (
+            "MONITE_CLIENT_SECRET",
+            fake_monite::CLIENT_SECRET.to_owned(),
+        ),
+        ("MONITE_ENVIRONMENT", format!("http://{addr}/v1")),
+        ("MONITE_ENTITY_ID", fake_monite::ENTITY_ID.to_owned()),
+        ("MONITE_WEBHOOK_SECRET", SECRET.to_owned()),
+    ]
+}
+
+async fn run_env(args: &[&str], env: &[(&'static str, String)]) -> common::Run {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run(args, &env).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deliveries_lists_the_log_as_a_table_and_as_json() {
+    let (addr, fake) = fake_monite::start().await;
+    let env = env(addr);
+    let out = run_env(&["deliveries"], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("EVENT")
+            && lines[0].contains("ATTEMPTS")
+            && lines[0].contains("LAST STATUS"),
+        "{out:?}"
+    );
+    assert_eq!(lines.len(), 1 + 4 + 1, "{out:?}");
+    assert!(
+        lines[2].contains("0b7e6a9c-1d2e-4f50-9a8b-000000000001")
+            && lines[2].contains("503")
+            && lines[2].contains("failed"),
+        "{out:?}"
+    );
+    assert_eq!(*lines.last().unwrap(), "4 deliveries, 2 failed");
+
+    let out = run_env(&["deliveries", "--failed", "--json"], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let rows = out.json();
+    let ids: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "0b7e6a9c-1d2e-4f50-9a8b-000000000001",
+            "0b7e6a9c-1d2e-4f50-9a8b-000000000003"
+        ]
+    );
+    assert_eq!(rows[0]["attempts"], 9);
+    assert_eq!(rows[0]["last_status"], 503);
+
+    // No credentials: one line, exit 2. Wrong ones: Monite's refusal, exit 1.
+    let out = run(&["deliveries", "--entity-id", "e"], &[]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.starts_with("error: MONITE_CLIENT_ID is not set"),
+        "{out:?}"
+    );
+    let mut wrong = env.clone();
+    wrong[1].1 = "not-the-secret".to_owned();
+    let out = run_env(&["deliveries"], &wrong).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(!out.stderr.contains("not-the-secret"), "{out:?}");
+    drop(fake);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_posts_events_in_order_re_signed() {
+    let (addr, fake) = fake_monite::start().await;
+    let receiver = common::receiver(SECRET).await;
+    let env = env(addr);
+    let url = receiver.url();
+    let out = run_env(
+        &["replay", "--since", "2024-01-01", "--to", &url, "--json"],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let summary = out.json();
+    assert_eq!(summary["events"], 7);
+    assert_eq!(summary["acknowledged"], 7);
+    assert_eq!(summary["completed"], true);
+    let expected: Vec<String> = fake
+        .events()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    let got: Vec<String> = receiver.seen().iter().map(|s| s.id.clone()).collect();
+    assert_eq!(got, expected, "in order, each once");
+
+    // One object type, and a time window.
+    let receiver = common::receiver(SECRET).await;
+    let out = run_env(
+        &[
+            "replay",
+            "--since",
+            "2024-05-02",
+            "--until",
+            "2024-05-04T23:59:59Z",
+            "--object-type",
+            "payable",
+            "--to",
+            &receiver.url(),
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let actions: Vec<String> = receiver.seen().iter().map(|s| s.action.clone()).collect();
+    assert_eq!(
+        actions,
+        ["payable.created", "payable.submitted_for_approval"]
+    );
+    assert!(out.stdout.contains("2 events: 2 replayed"), "{out:?}");
+
+    // Only what the delivery log shows as failed.
+    let receiver = common::receiver(SECRET).await;
+    let out = run_env(
+        &[
+            "replay",
+            "--since",
+            "2024-01-01",
+            "--failed-only",
+            "--to",
+            &receiver.url(),
+            "--json",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let ids: Vec<String> = receiver.seen().iter().map(|s| s.id.clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            "0b7e6a9c-1d2e-4f50-9a8b-000000000001",
+            "0b7e6a9c-1d2e-4f50-9a8b-000000000003"
+        ]
+    );
+    assert_eq!(out.json()["skipped"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_replay_resumes_from_the_page_it_printed() {
+    let (addr, fake) = fake_monite::start().await;
+    let receiver = common::receiver(SECRET).await;
+    let env = env(addr);
+    let url = receiver.url();
+    let ids: Vec<String> = fake
+        .events()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    // The fifth event fails once: pages of two, so pages 1 and 2 are done.
+    receiver.fail_ids.lock().unwrap().insert(ids[4].clone());
+    let out = run_env(
+        &[
+            "replay",
+            "--since",
+            "2024-01-01",
+            "--page-size",
+            "2",
+            "--to",
+            &url,
+            "--json",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let summary = out.json();
+    assert_eq!(summary["completed"], false);
+    assert_eq!(summary["pages"], 2);
+    assert_eq!(summary["acknowledged"], 4);
+    assert!(
+        summary["stopped"].as_str().unwrap().contains("-> 500"),
+        "{summary}"
+    );
+    let token = summary["resume_from"].as_str().unwrap().to_owned();
+
+    let out = run_env(&["replay", "--resume-from", &token, "--to", &url], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("3 events: 3 replayed") && out.stdout.contains("done"),
+        "{out:?}"
+    );
+    let got: Vec<String> = receiver.seen().iter().map(|s| s.id.clone()).collect();
+    assert_eq!(got, ids, "every event once, in order, across the two runs");
+
+    // Text mode says how to resume, on one line.
+    let receiver = common::receiver(SECRET).await;
+    receiver.fail_ids.lock().unwrap().insert(ids[2].clone());
+    let out = run_env(
+        &[
+            "replay",
+            "--since",
+            "2024-01-01",
+            "--page-size",
+            "2",
+            "--to",
+            &receiver.url(),
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let last = out.stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: replay stopped at ")
+            && last.contains("resume with --resume-from "),
+        "{out:?}"
+    );
+}
+
+/// The fake's secrets all start so; no output may contain one unless asked.
+const FAKE_SECRET_PREFIX: &str = "whsec_fake";
+
+fn keyring_path(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("monite-webhooks-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keyring.json");
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_keep_secrets_in_the_keyring_file_and_never_print_them() {
+    use monite_webhooks::Keyring;
+
+    let (addr, _fake) = fake_monite::start().await;
+    let path = keyring_path("subscriptions");
+    let mut env = env(addr);
+    env.retain(|(name, _)| *name != "MONITE_WEBHOOK_SECRET");
+    env.push(("MONITE_WEBHOOK_KEYRING", path.display().to_string()));
+
+    let out = run_env(
+        &[
+            "subscriptions",
+            "create",
+            "--object-type",
+            "payable",
+            "--url",
+            "https://example.com/hooks",
+            "--json",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        !out.stdout.contains(FAKE_SECRET_PREFIX) && !out.stderr.contains(FAKE_SECRET_PREFIX),
+        "{out:?}"
+    );
+    let id = out.json()["id"].as_str().unwrap().to_owned();
+    let keyring = Keyring::load(&path).unwrap();
+    let secret = keyring.get(&id).unwrap().current().expose_text().to_owned();
+    assert!(secret.starts_with(FAKE_SECRET_PREFIX));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    let out = run_env(&["subscriptions", "list"], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains(&id) && l.contains("held")),
+        "{out:?}"
+    );
+
+    // The other commands read the keyring file: sign with it, and listen verifies with it.
+    let body = common::body_file("keyring-sign", b"{}");
+    let out = run_env(
+        &[
+            "sign",
+            "--subscription-id",
+            &id,
+            "--timestamp",
+            "5",
+            body.to_str().unwrap(),
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let expected = monite_webhooks::sign(&monite_webhooks::Secret::new(&secret).unwrap(), 5, b"{}");
+    assert_eq!(out.stdout.trim(), expected);
+    let listen = {
+        let mut command = common::command();
+        command.env("MONITE_WEBHOOK_KEYRING", &path);
+        common::Listening::spawn(command, &["--json"])
+    };
+    let out = run_env(&["send", "payable.paid", "--to", &listen.url], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let line: serde_json::Value = serde_json::from_str(&listen.next_line()).unwrap();
+    assert_eq!(line["outcome"], "routed");
+    assert_eq!(line["webhook_subscription_id"], id.as_str());
+    assert_eq!(line["secret"], format!("subscription {id}"));
+    assert!(!line.to_string().contains(FAKE_SECRET_PREFIX));
+
+    // Regenerating keeps the old secret as the previous one; --show-secret prints the new.
+    let out = run_env(&["subscriptions", "regenerate", &id, "--show-secret"], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let keyring = Keyring::load(&path).unwrap();
+    let held = keyring.get(&id).unwrap();
+    assert_eq!(held.previous().unwrap().expose_text(), secret);
+    let new = held.current().expose_text();
+    assert_ne!(new, secret);
+    assert!(out.stdout.contains(&format!("secret: {new}")), "{out:?}");
+
+    let out = run_env(&["subscriptions", "delete", &id], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("and its secrets from"), "{out:?}");
+    assert!(!Keyring::load(&path).unwrap().contains(&id));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_ensure_creates_enables_and_recovers_lost_secrets() {
+    use monite_webhooks::Keyring;
+
+    let (addr, _fake) = fake_monite::start().await;
+    let path = keyring_path("ensure");
+    let mut env = env(addr);
+    env.push(("MONITE_WEBHOOK_KEYRING", path.display().to_string()));
+    let url = "https://example.com/monite";
+    let ensure = [
+        "subscriptions",
+        "ensure",
+        "--url",
+        url,
+        "--object-type",
+        "payable",
+        "--object-type",
+        "counterpart",
+        "--json",
+    ];
+
+    let out = run_env(&ensure, &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let json = out.json();
+    let actions: Vec<&str> = json["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["created", "created"]);
+    assert!(!out.stdout.contains(FAKE_SECRET_PREFIX), "{out:?}");
+    let payable = json["subscriptions"][0]["id"].as_str().unwrap().to_owned();
+    let counterpart = json["subscriptions"][1]["id"].as_str().unwrap().to_owned();
+    assert_eq!(Keyring::load(&path).unwrap().len(), 2);
+
+    let out = run_env(&ensure, &env).await;
+    let actions: Vec<String> = out.json()["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["kept", "kept"]);
+
+    // One disabled at Monite, one whose secret was lost.
+    let out = run_env(&["subscriptions", "disable", &payable], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut keyring = Keyring::load(&path).unwrap();
+    keyring.remove(&counterpart);
+    keyring.save(&path).unwrap();
+    let out = run_env(&ensure[..ensure.len() - 1], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("{payable:<36}  enabled")),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("secret regenerated (not in the keyring)"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("2 object types: 2 changed"), "{out:?}");
+    assert!(Keyring::load(&path).unwrap().contains(&counterpart));
+    let out = run_env(&["subscriptions", "list", "--json"], &env).await;
+    assert!(
+        out.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "enabled" && s["secret_in_keyring"] == true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_list_enable_disable_delete() {
+    use monite_webhooks::ObjectType;
+    use monite_webhooks::client::{Client, Environment, NewSubscription};
+
+    let (addr, _fake) = fake_monite::start().await;
+    let env = env(addr);
+    let client = Client::builder(Environment::Custom(format!("http://{addr}/v1")))
+        .credentials(fake_monite::CLIENT_ID, fake_monite::CLIENT_SECRET)
+        .build()
+        .unwrap();
+    let created = client
+        .webhook_subscriptions()
+        .create(&NewSubscription::new(
+            ObjectType::Payable,
+            "https://example.com/hooks",
+        ))
+        .await
+        .unwrap();
+    let id = created.subscription.id.clone();
+
+    let out = run_env(&["subscriptions", "list"], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(&id)
+            && out.stdout.contains("payable")
+            && out.stdout.contains("enabled"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.ends_with("1 subscriptions, 0 disabled\n"),
+        "{out:?}"
+    );
+
+    let out = run_env(&["subscriptions", "disable", &id, "--json"], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["status"], "disabled");
+    let out = run_env(&["subscriptions", "list", "--json"], &env).await;
+    assert_eq!(out.json()[0]["status"], "disabled");
+    let out = run_env(&["subscriptions", "enable", &id], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with(&format!("enabled {id}")), "{out:?}");
+
+    let out = run_env(&["subscriptions", "delete", &id], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = run_env(&["subscriptions", "delete", &id], &env).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(out.stderr.contains("not found"), "{out:?}");
+    let out = run_env(&["subscriptions", "list", "--json"], &env).await;
+    assert_eq!(out.json(), serde_json::json!([]));
+}
