@@ -245,7 +245,12 @@ fn the_prometheus_exporter_renders_the_counts() {
     }
 }
 
-#[cfg(all(feature = "axum", feature = "tracing", feature = "redis"))]
+#[cfg(all(
+    feature = "axum",
+    feature = "tracing",
+    feature = "redis",
+    feature = "postgres"
+))]
 #[test]
 fn the_axum_example_serves_the_counters_after_a_sample_delivery() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

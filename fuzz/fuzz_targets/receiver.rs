@@ -154,8 +154,12 @@ fn expected(
         _ if bare => (StatusCode::OK, "ok (no handler)"),
         _ => (StatusCode::OK, "ok"),
     };
+    // An id-less (2022) envelope names no event, so it is not deduplicated by default:
+    // each delivery runs.
     match earlier {
-        Some((StatusCode::OK, _)) if !bare => (StatusCode::OK, "ok (already handled)"),
+        Some((StatusCode::OK, _)) if !bare && event.id().is_some() => {
+            (StatusCode::OK, "ok (already handled)")
+        }
         _ => outcome,
     }
 }

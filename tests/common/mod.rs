@@ -389,6 +389,7 @@ pub(crate) fn example_binary(name: &str) -> std::path::PathBuf {
         ("actix-web", cfg!(feature = "actix-web")),
         ("client", cfg!(feature = "client")),
         ("redis", cfg!(feature = "redis")),
+        ("postgres", cfg!(feature = "postgres")),
         ("tracing", cfg!(feature = "tracing")),
         ("tower", cfg!(feature = "tower")),
         ("metrics", cfg!(feature = "metrics")),
