@@ -31,6 +31,7 @@
 
 mod auth;
 mod deliveries;
+mod ensure;
 mod events;
 mod models;
 mod pagination;
@@ -48,6 +49,7 @@ use crate::receiver::Receiver;
 use self::auth::{Auth, Redacted};
 
 pub use self::deliveries::Deliveries;
+pub use self::ensure::{EnsureReport, Ensured, SecretStatus, SubscriptionPlan};
 pub use self::events::Events;
 pub use self::models::{
     ListQuery, NewSubscription, Order, SubscriptionStatus, SubscriptionUpdate,
