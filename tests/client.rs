@@ -1514,8 +1514,11 @@ async fn ensure_sets_up_every_object_type_over_many_pages_and_a_second_run_chang
     }
     assert_eq!(fake.subscriptions().len(), 35);
 
+    let before = fake.requests.load(Ordering::SeqCst);
     let report = subscriptions.ensure(&every, &mut keyring).await.unwrap();
     println!("{report}");
+    // Nine pages of four, 17 creates, 7 enables; nothing else.
+    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 9 + 17 + 7);
     assert_eq!(report.subscriptions.len(), 42);
     let created: Vec<&ObjectType> = report.created().map(|e| &e.object_type).collect();
     assert_eq!(created, object_types[25..].iter().collect::<Vec<_>>());
@@ -1580,10 +1583,10 @@ async fn ensure_sets_up_every_object_type_over_many_pages_and_a_second_run_chang
     }
 
     // A second run changes nothing, creates nothing.
-    let requests_before = fake.subscriptions().len();
+    let count = fake.subscriptions().len();
     let again = subscriptions.ensure(&every, &mut keyring).await.unwrap();
     assert!(!again.changed(), "{again}");
-    assert_eq!(fake.subscriptions().len(), requests_before);
+    assert_eq!(fake.subscriptions().len(), count);
     assert_eq!(keyring.len(), 37);
     assert_eq!(again.secrets_not_held().count(), 5);
 
@@ -1607,7 +1610,7 @@ async fn ensure_sets_up_every_object_type_over_many_pages_and_a_second_run_chang
         .await
         .unwrap();
     assert!(!last.changed() && last.is_complete(), "{last}");
-    assert_eq!(fake.subscriptions().len(), requests_before);
+    assert_eq!(fake.subscriptions().len(), count);
 }
 
 #[tokio::test]
@@ -1721,7 +1724,11 @@ async fn a_refused_object_type_is_reported_and_the_run_goes_on() {
     // `payable.line_item`.
     let plan = SubscriptionPlan::new(HOOK_URL, [ObjectType::PayableLineItem, ObjectType::Payable]);
     let mut keyring = Keyring::new();
-    let report = subscriptions.ensure(&plan, &mut keyring).await.unwrap();
+    // It can run on a spawned task.
+    fn assert_send<T: Send>(_: &T) {}
+    let run = subscriptions.ensure(&plan, &mut keyring);
+    assert_send(&run);
+    let report = run.await.unwrap();
     let refused = report.subscriptions[0].refused.as_ref().unwrap();
     assert_eq!(refused.api_status(), Some(StatusCode::UNPROCESSABLE_ENTITY));
     assert_eq!(report.subscriptions[0].secret, SecretStatus::NoSubscription);

@@ -478,7 +478,7 @@ impl Subscriptions<'_> {
         &self,
         plan: &SubscriptionPlan,
         keyring: &mut Keyring,
-        mut save: impl FnMut(&Keyring) -> Result<()>,
+        mut save: impl FnMut(&Keyring) -> Result<()> + Send,
     ) -> Result<EnsureReport> {
         let existing = self
             .for_url(&plan.url, ListQuery::new().limit(100))
@@ -557,7 +557,7 @@ impl Subscriptions<'_> {
 struct Run<'r, 'c> {
     subscriptions: &'r Subscriptions<'c>,
     keyring: &'r mut Keyring,
-    save: &'r mut dyn FnMut(&Keyring) -> Result<()>,
+    save: &'r mut (dyn FnMut(&Keyring) -> Result<()> + Send),
     /// Secrets obtained so far, for the error message if the run stops.
     issued: usize,
 }

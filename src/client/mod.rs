@@ -19,6 +19,10 @@
 //! # let _ = all; Ok(()) }
 //! ```
 //!
+//! To set up one endpoint for every object type (or some), with each subscription's secret
+//! kept in a [`Keyring`](crate::Keyring) file as soon as Monite returns it, see
+//! [`Subscriptions::ensure_with`]; to rotate a secret, [`Subscriptions::rotate_secret`].
+//!
 //! # Retries
 //!
 //! Reads (`GET`), updates (`PATCH`), deletes and the requests whose repetition changes
