@@ -19,6 +19,10 @@
 //! # let _ = all; Ok(()) }
 //! ```
 //!
+//! To set up one endpoint for every object type (or some), with each subscription's secret
+//! kept in a [`Keyring`](crate::Keyring) file as soon as Monite returns it, see
+//! [`Subscriptions::ensure_with`]; to rotate a secret, [`Subscriptions::rotate_secret`].
+//!
 //! # Retries
 //!
 //! Reads (`GET`), updates (`PATCH`), deletes and the requests whose repetition changes
@@ -31,6 +35,7 @@
 
 mod auth;
 mod deliveries;
+mod ensure;
 mod events;
 mod models;
 mod pagination;
@@ -48,6 +53,7 @@ use crate::receiver::Receiver;
 use self::auth::{Auth, Redacted};
 
 pub use self::deliveries::Deliveries;
+pub use self::ensure::{EnsureReport, Ensured, SecretStatus, SubscriptionPlan};
 pub use self::events::Events;
 pub use self::models::{
     ListQuery, NewSubscription, Order, SubscriptionStatus, SubscriptionUpdate,

@@ -5,7 +5,8 @@
 //! {"message"}}` and 422 `{"detail": [...]}` bodies; and injected faults: a refusal (429,
 //! 5xx), a failure after the request was carried out (a 504 from a gateway, a connection
 //! reset after the status), any body in place of the real answer, tokens revoked when a new
-//! one is issued, odd `expires_in` values, and pagination tokens echoed back.
+//! one is issued, odd `expires_in` values, pagination tokens echoed back, a fault on the
+//! n-th create, and a cap on the page size (to spread a few subscriptions over many pages).
 
 #![allow(dead_code, reason = "each test uses what it needs")]
 
@@ -72,6 +73,14 @@ pub(crate) struct Fake {
     pages: Mutex<HashMap<String, PageCursor>>,
     pub(crate) events: Vec<Value>,
     deliveries: Vec<Value>,
+    /// The object types `POST /webhook_subscriptions` takes: the OpenAPI document's
+    /// `WebhookObjectType` enum.
+    object_types: Vec<Value>,
+    /// At most this many items per page, whatever `limit` asks (Monite's own cap is 100).
+    pub(crate) page_size_cap: Mutex<Option<usize>>,
+    /// Creates (`POST` to the collection) seen so far, and the faults due on given ones.
+    creates: AtomicUsize,
+    create_faults: Mutex<HashMap<usize, Effect>>,
 }
 
 impl Fake {
@@ -82,6 +91,31 @@ impl Fake {
 
     pub(crate) fn inject(&self, fault: Fault) {
         self.faults.lock().unwrap().push_back(fault);
+    }
+
+    /// `effect` on the `nth` create from now (1 is the next one), whatever other faults
+    /// are queued.
+    pub(crate) fn inject_on_create(&self, nth: usize, effect: Effect) {
+        let at = self.creates.load(Ordering::SeqCst) + nth - 1;
+        self.create_faults.lock().unwrap().insert(at, effect);
+    }
+
+    /// A subscription that exists without this test having seen its secret (made by
+    /// another tool, or its secret lost); returns its id.
+    pub(crate) fn seed(&self, object_type: &str, url: &str, status: &str) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let id = format!("5eed0000-4a2f-4ed2-8160-{n:012}");
+        self.subscriptions.lock().unwrap().push(json!({
+            "id": id, "object_type": object_type, "event_types": [], "status": status, "url": url,
+        }));
+        id
+    }
+
+    /// Sets a subscription's status, as Monite does after a week of failed deliveries.
+    pub(crate) fn set_status(&self, id: &str, status: &str) {
+        let mut all = self.subscriptions.lock().unwrap();
+        let subscription = all.iter_mut().find(|s| s["id"] == id).unwrap();
+        subscription["status"] = json!(status);
     }
 
     pub(crate) fn events(&self) -> &[Value] {
@@ -95,11 +129,12 @@ impl Fake {
 }
 
 fn fixture(name: &str) -> Value {
-    let text = std::fs::read_to_string(format!(
-        "{}/tests/data/monite-api/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
+    fixture_at(&format!("monite-api/{name}"))
+}
+
+fn fixture_at(path: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -121,6 +156,12 @@ pub(crate) async fn start_with(configure: impl FnOnce(&mut Fake)) -> (SocketAddr
             .as_array()
             .unwrap()
             .clone(),
+        object_types:
+            fixture_at("monite-openapi-webhooks.json")["components"]["schemas"]["WebhookObjectType"]
+                ["enum"]
+                .as_array()
+                .unwrap()
+                .clone(),
         ..Fake::default()
     };
     configure(&mut fake);
@@ -174,7 +215,14 @@ async fn faults_and_version(
             .is_some_and(|f| path.starts_with(f.path_prefix));
         if due { faults.pop_front() } else { None }
     };
-    let effect = fault.map(|f| f.effect);
+    let mut effect = fault.map(|f| f.effect);
+    let collection = path == "/v1/webhook_subscriptions" || path == "/v1/webhook_settings";
+    if request.method() == axum::http::Method::POST && collection {
+        let n = fake.creates.fetch_add(1, Ordering::SeqCst);
+        if let Some(due) = fake.create_faults.lock().unwrap().remove(&n) {
+            effect = Some(due);
+        }
+    }
     match effect {
         Some(Effect::Refuse {
             status,
@@ -310,6 +358,15 @@ async fn create(State(fake): State<Arc<Fake>>, axum::Json(body): axum::Json<Valu
         )
             .into_response();
     }
+    if !fake.object_types.contains(&body["object_type"]) {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({"detail": [{"loc": ["body", "object_type"],
+                "msg": "Input should be one of the WebhookObjectType values",
+                "type": "enum"}]})),
+        )
+            .into_response();
+    }
     let n = fake.next_id.fetch_add(1, Ordering::SeqCst);
     let subscription = json!({
         "id": format!("f3c64af7-4a2f-4ed2-8160-{n:012}"),
@@ -417,7 +474,8 @@ fn paginate(fake: &Fake, items: Vec<Value>, query: &HashMap<String, String>) -> 
             if !(1..=100).contains(&limit) {
                 return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"detail": [{"loc": ["query", "limit"], "msg": "Input should be between 1 and 100", "type": "range"}]}))).into_response();
             }
-            (items, 0, limit)
+            let cap = fake.page_size_cap.lock().unwrap().unwrap_or(100);
+            (items, 0, limit.min(cap))
         }
     };
     let end = (offset + limit).min(items.len());
