@@ -211,6 +211,25 @@ impl<S: IdempotencyStore> ErasedStore for S {
     }
 }
 
+/// Starts `store.release` on the current Tokio runtime and returns at once: what a store
+/// that talks to a server does from `Drop`. Outside a runtime the lease lapses instead.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn release_on_runtime<S: IdempotencyStore + Clone>(
+    store: &S,
+    key: &str,
+    token: &ClaimToken,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let (store, key, token) = (store.clone(), key.to_owned(), *token);
+    runtime.spawn(async move {
+        if let Err(e) = store.release(&key, &token).await {
+            crate::trace::store_trouble(&key, &format!("releasing the claim failed: {e}"));
+        }
+    });
+}
+
 /// Which deliveries count as the same event.
 ///
 /// Monite creates one subscription per object type, and an event has one object type, so

@@ -418,15 +418,7 @@ impl IdempotencyStore for PostgresStore {
     /// Starts the release on the current Tokio runtime (the pool's own), so a retry finds
     /// the key free within a round trip; outside a runtime the lease lapses.
     fn release_detached(&self, key: &str, token: &ClaimToken) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (store, key, token) = (self.clone(), key.to_owned(), *token);
-        runtime.spawn(async move {
-            if let Err(e) = store.release(&key, &token).await {
-                crate::trace::store_trouble(&key, &format!("releasing the claim failed: {e}"));
-            }
-        });
+        crate::idempotency::release_on_runtime(self, key, token);
     }
 }
 
