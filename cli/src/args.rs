@@ -256,7 +256,9 @@ pub(crate) enum SubscriptionsCommand {
     Create(CreateArgs),
     /// One enabled subscription per object type for a URL, every secret in the keyring
     /// file: creates what is missing, enables what is disabled, and regenerates the secret
-    /// of any the keyring file does not hold.
+    /// of any the keyring file does not hold. Reports duplicates, subscriptions for the URL
+    /// of other object types, and object types Monite refuses (all left alone); exits 1
+    /// unless every one is ready.
     Ensure(EnsureArgs),
     /// Enable a subscription (Monite disables one after a week of failures).
     Enable(SubscriptionId),
@@ -314,9 +316,14 @@ pub(crate) struct EnsureArgs {
     /// Where Monite sends the events (public HTTPS).
     #[arg(long, value_name = "URL")]
     pub(crate) url: String,
-    /// These object types (repeat it); by default every one with documented events.
+    /// These object types (repeat it); by default every one Monite's API accepts.
     #[arg(long = "object-type", value_name = "O")]
     pub(crate) object_types: Vec<String>,
+    /// Leave a subscription whose secret the keyring file does not hold as it is (reported
+    /// as not ready) instead of regenerating its secret: for one whose secret another
+    /// receiver holds, as regenerating invalidates the old secret at once.
+    #[arg(long)]
+    pub(crate) no_regenerate: bool,
     #[command(flatten)]
     pub(crate) keyring: KeyringArgs,
 }

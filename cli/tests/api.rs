@@ -1,5 +1,5 @@
-//! The commands that call Monite's API, against the library's fake Monite: `deliveries`
-//! and `replay`.
+//! The commands that call Monite's API, against the library's fake Monite: `deliveries`,
+//! `replay` and `subscriptions`.
 
 #![allow(
     clippy::unwrap_used,
@@ -397,16 +397,22 @@ async fn subscriptions_ensure_creates_enables_and_recovers_lost_secrets() {
     keyring.save(&path).unwrap();
     let out = run_env(&ensure[..ensure.len() - 1], &env).await;
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(
-        out.stdout.contains(&format!("{payable:<36}  enabled")),
-        "{out:?}"
-    );
+    // The text is the library's report, one line per object type, then a summary.
     assert!(
         out.stdout
-            .contains("secret regenerated (not in the keyring)"),
+            .contains(&format!("payable ({payable}): re-enabled; secret held")),
         "{out:?}"
     );
-    assert!(out.stdout.contains("2 object types: 2 changed"), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "counterpart ({counterpart}): secret regenerated into the keyring"
+        )),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("2 object types: 2 changed, 2 ready"),
+        "{out:?}"
+    );
     assert!(Keyring::load(&path).unwrap().contains(&counterpart));
     let out = run_env(&["subscriptions", "list", "--json"], &env).await;
     assert!(
@@ -416,6 +422,197 @@ async fn subscriptions_ensure_creates_enables_and_recovers_lost_secrets() {
             .iter()
             .all(|s| s["status"] == "enabled" && s["secret_in_keyring"] == true)
     );
+}
+
+/// The `action` of each entry of an `ensure --json` answer.
+fn actions(json: &serde_json::Value) -> Vec<String> {
+    json["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_ensure_keeps_its_secrets_and_the_next_run_completes() {
+    use axum::http::StatusCode;
+    use fake_monite::Effect;
+    use monite_webhooks::Keyring;
+
+    let (addr, fake) = fake_monite::start().await;
+    let path = keyring_path("ensure-interrupted");
+    let mut env = env(addr);
+    env.push(("MONITE_WEBHOOK_KEYRING", path.display().to_string()));
+    let ensure = [
+        "subscriptions",
+        "ensure",
+        "--url",
+        "https://example.com/monite",
+        "--object-type",
+        "payable",
+        "--object-type",
+        "counterpart",
+        "--object-type",
+        "receivable",
+        "--json",
+    ];
+
+    // The second create fails with a 503 Monite did not act on: the run stops there, one
+    // line on stderr, and the keyring file holds the first secret.
+    fake.inject_on_create(
+        2,
+        Effect::Refuse {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            retry_after: None,
+        },
+    );
+    let out = run_env(&ensure, &env).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(
+        out.stderr.contains("counterpart") && out.stderr.contains("run it again"),
+        "{out:?}"
+    );
+    let created = fake.subscriptions();
+    assert_eq!(created.len(), 1);
+    let payable = created[0]["id"].as_str().unwrap().to_owned();
+    let saved = Keyring::load(&path).unwrap();
+    assert_eq!(saved.len(), 1);
+    assert!(saved.contains(&payable));
+
+    // The next run keeps the first and creates the other two: three subscriptions, each
+    // once, every secret in the file; --show-secret prints the two new ones.
+    let mut show = ensure.to_vec();
+    show.push("--show-secret");
+    let out = run_env(&show, &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let json = out.json();
+    assert_eq!(json["complete"], true);
+    assert_eq!(actions(&json), ["kept", "created", "created"]);
+    assert_eq!(json["subscriptions"][0]["id"], payable.as_str());
+    let all = fake.subscriptions();
+    assert_eq!(all.len(), 3, "no duplicate");
+    let saved = Keyring::load(&path).unwrap();
+    let entries = json["subscriptions"].as_array().unwrap();
+    assert!(entries[0].get("secret").is_none(), "{json}");
+    for entry in &entries[1..] {
+        let held = saved.get(entry["id"].as_str().unwrap()).unwrap();
+        assert_eq!(entry["secret"], held.current().expose_text());
+    }
+    assert!(
+        all.iter()
+            .all(|s| saved.contains(s["id"].as_str().unwrap()))
+    );
+
+    // A lost secret with --no-regenerate: reported, not ready (exit 1), the file unchanged.
+    let mut keyring = saved;
+    keyring.remove(&payable);
+    keyring.save(&path).unwrap();
+    let mut no_regenerate = ensure.to_vec();
+    no_regenerate.push("--no-regenerate");
+    let out = run_env(&no_regenerate, &env).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let json = out.json();
+    assert_eq!(json["complete"], false);
+    assert_eq!(actions(&json), ["secret not held", "kept", "kept"]);
+    assert_eq!(json["subscriptions"][0]["secret_status"], "not_held");
+    assert_eq!(json["subscriptions"][0]["ready"], false);
+    assert!(!Keyring::load(&path).unwrap().contains(&payable));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ensure_finds_a_lost_create_and_reports_what_it_leaves_alone() {
+    use axum::http::StatusCode;
+    use fake_monite::Effect;
+    use monite_webhooks::Keyring;
+
+    let (addr, fake) = fake_monite::start().await;
+    let path = keyring_path("ensure-reports");
+    let mut env = env(addr);
+    env.push(("MONITE_WEBHOOK_KEYRING", path.display().to_string()));
+    let url = "https://example.com/monite";
+    // Two counterpart subscriptions made elsewhere (secrets not held), and one for an
+    // object type the plan does not name.
+    let counterpart = fake.seed("counterpart", url, "enabled");
+    let duplicate = fake.seed("counterpart", url, "enabled");
+    let receivable = fake.seed("receivable", url, "enabled");
+    // The payable create is carried out, but a gateway answers 504.
+    fake.inject_on_create(1, Effect::AfterCommit(StatusCode::GATEWAY_TIMEOUT));
+    let ensure = [
+        "subscriptions",
+        "ensure",
+        "--url",
+        url,
+        "--object-type",
+        "payable",
+        "--object-type",
+        "counterpart",
+        // In Monite's events tables, but not an object type its API subscribes to.
+        "--object-type",
+        "payable_line_item",
+        "--json",
+    ];
+    let out = run_env(&ensure, &env).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let json = out.json();
+    assert_eq!(json["complete"], false);
+    let entries = &json["subscriptions"];
+
+    // Not created twice: found by listing again, its secret regenerated into the file.
+    let payables: Vec<String> = fake
+        .subscriptions()
+        .iter()
+        .filter(|s| s["object_type"] == "payable")
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(payables.len(), 1, "no duplicate");
+    assert_eq!(entries[0]["id"], payables[0].as_str());
+    assert!(entries[0]["create_answer_lost"].is_string(), "{json}");
+    assert_eq!(entries[0]["secret_status"], "regenerated");
+    assert_eq!(entries[0]["ready"], true);
+
+    // The duplicate is reported and left alone.
+    assert_eq!(entries[1]["id"], counterpart.as_str());
+    assert_eq!(entries[1]["duplicates"], serde_json::json!([duplicate]));
+    assert_eq!(entries[1]["ready"], true);
+
+    // The refused object type: no subscription, the run went on past it.
+    assert_eq!(entries[2]["action"], "refused");
+    assert!(entries[2]["id"].is_null());
+    assert!(entries[2]["refused"].is_string(), "{json}");
+    assert_eq!(entries[2]["ready"], false);
+
+    assert_eq!(json["unplanned"][0]["id"], receivable.as_str());
+    let saved = Keyring::load(&path).unwrap();
+    assert!(saved.contains(&payables[0]) && saved.contains(&counterpart));
+    assert!(!saved.contains(&duplicate) && !saved.contains(&receivable));
+
+    // The same in text: nothing changes the second time, and what is left is said.
+    let out = run_env(&ensure[..ensure.len() - 1], &env).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("duplicates left alone: {duplicate}")),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "receivable ({receivable}): not in the plan, left alone"
+        )),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("refused by Monite"), "{out:?}");
+    assert!(
+        out.stdout.contains("3 object types: 0 changed, 2 ready"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .starts_with("error: not ready: payable_line_item"),
+        "{out:?}"
+    );
+    assert_eq!(fake.subscriptions().len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]

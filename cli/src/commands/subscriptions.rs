@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use futures_util::TryStreamExt as _;
 use monite_webhooks::client::{
-    ListQuery, NewSubscription, SubscriptionStatus, SubscriptionWithSecret, WebhookSubscription,
+    Ensured, ListQuery, NewSubscription, SecretStatus, SubscriptionPlan, SubscriptionStatus,
+    SubscriptionWithSecret, WebhookSubscription,
 };
 use monite_webhooks::{EventType, Keyring, ObjectType};
 use serde_json::json;
@@ -49,10 +50,9 @@ pub(crate) async fn run(args: SubscriptionsArgs, json: bool) -> Result<ExitCode,
         }
         SubscriptionsCommand::Regenerate(SubscriptionIdWithKeyring { id, keyring: flags }) => {
             let (path, mut keyring) = open(&flags)?;
-            let regenerated = subscriptions.regenerate_secret(&id).await?;
-            // Deliveries already signed with the old secret may still arrive: keep it as
-            // the previous one.
-            keyring.rotate(id, regenerated.secret.clone());
+            // The new secret goes into the keyring beside the old one, kept as previous:
+            // deliveries already signed with it may still arrive.
+            let regenerated = subscriptions.rotate_secret(&id, &mut keyring).await?;
             save(&keyring, &path, &regenerated)?;
             report_secret(
                 &regenerated,
@@ -86,14 +86,71 @@ pub(crate) async fn run(args: SubscriptionsArgs, json: bool) -> Result<ExitCode,
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `ensure` did to one object type.
+/// What `ensure` found and did for one object type, as `--json` prints it.
 #[derive(Debug, serde::Serialize)]
-struct Ensured {
+struct EnsuredJson {
     object_type: String,
-    id: String,
+    /// `None` when Monite refused to create it.
+    id: Option<String>,
     action: &'static str,
+    /// `enabled` or `disabled` now; `None` without a subscription.
+    status: Option<String>,
+    secret_status: &'static str,
+    ready: bool,
+    duplicates: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    create_answer_lost: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
+}
+
+/// The old `action` words, kept for scripts that read them.
+fn action(entry: &Ensured) -> &'static str {
+    let regenerated = entry.secret == SecretStatus::Regenerated;
+    if entry.refused.is_some() && entry.subscription.is_none() {
+        "refused"
+    } else if entry.created {
+        "created"
+    } else if entry.reenabled && regenerated {
+        "enabled, secret regenerated"
+    } else if entry.reenabled {
+        "enabled"
+    } else if regenerated {
+        "secret regenerated (not in the keyring)"
+    } else if entry.refused.is_some() {
+        "refused"
+    } else if matches!(entry.secret, SecretStatus::NotHeld | SecretStatus::Unkeyed) {
+        "secret not held"
+    } else {
+        "kept"
+    }
+}
+
+fn secret_status(status: SecretStatus) -> &'static str {
+    match status {
+        SecretStatus::Held => "held",
+        SecretStatus::Issued => "issued",
+        SecretStatus::Regenerated => "regenerated",
+        SecretStatus::NotHeld => "not_held",
+        SecretStatus::Unkeyed => "unkeyed",
+        SecretStatus::NoSubscription => "no_subscription",
+        _ => "unknown",
+    }
+}
+
+/// The secret Monite returned for `entry` in this run, from the keyring (where the library
+/// put it); `None` for one the keyring already held.
+fn fresh_secret<'k>(entry: &Ensured, keyring: &'k Keyring) -> Option<&'k str> {
+    if !matches!(
+        entry.secret,
+        SecretStatus::Issued | SecretStatus::Regenerated
+    ) {
+        return None;
+    }
+    let id = &entry.subscription.as_ref()?.id;
+    Some(keyring.get(id)?.current().expose_text())
 }
 
 async fn ensure(
@@ -101,91 +158,87 @@ async fn ensure(
     args: &EnsureArgs,
     json: bool,
 ) -> Result<ExitCode, Failure> {
-    let object_types: Vec<String> = if args.object_types.is_empty() {
-        let mut all: Vec<String> = crate::catalog::documented()
-            .into_iter()
-            .map(|p| p.object_type)
-            .collect();
-        all.dedup();
-        all
+    let plan = if args.object_types.is_empty() {
+        SubscriptionPlan::every_object_type(args.url.clone())
     } else {
-        args.object_types.clone()
-    };
-    let (path, mut keyring) = open(&args.keyring)?;
-    let subscriptions = client.webhook_subscriptions();
-    let existing: Vec<WebhookSubscription> =
-        subscriptions.list(ListQuery::new()).try_collect().await?;
-    let mut report = Vec::new();
-    for object_type in &object_types {
-        let parsed = ObjectType::from(object_type.as_str());
-        let found = existing
-            .iter()
-            .find(|s| s.url == args.url && s.object_type == parsed);
-        let (id, mut action, fresh) = match found {
-            None => {
-                let created = subscriptions
-                    .create(&NewSubscription::new(parsed.clone(), args.url.clone()))
-                    .await?;
-                let id = created.subscription.id.clone();
-                keyring.insert(id.clone(), created.secret.clone());
-                (id, "created", Some(created))
-            }
-            Some(subscription) if !keyring.contains(&subscription.id) => {
-                // Monite returns a secret only when it makes one: without it nothing can
-                // verify this subscription's deliveries, so make a new one.
-                let regenerated = subscriptions.regenerate_secret(&subscription.id).await?;
-                keyring.insert(subscription.id.clone(), regenerated.secret.clone());
-                (
-                    subscription.id.clone(),
-                    "secret regenerated (not in the keyring)",
-                    Some(regenerated),
-                )
-            }
-            Some(subscription) => (subscription.id.clone(), "kept", None),
-        };
-        if found.is_some_and(|s| s.status == SubscriptionStatus::Disabled) {
-            subscriptions.enable(&id).await?;
-            action = if action == "kept" {
-                "enabled"
-            } else {
-                "enabled, secret regenerated"
-            };
-        }
-        // Saved after each change, so a failure part-way loses no secret.
-        if let Some(fresh) = &fresh {
-            save(&keyring, &path, fresh)?;
-        }
-        let secret = fresh
-            .filter(|_| args.keyring.show_secret)
-            .map(|f| f.secret.expose_text().to_owned());
-        if !json {
-            println!("{object_type:<28}  {id:<36}  {action}");
-            if let Some(secret) = &secret {
-                println!("{:<28}  secret: {secret}", "");
-            }
-        }
-        report.push(Ensured {
-            object_type: object_type.clone(),
-            id,
-            action,
-            secret,
-        });
+        SubscriptionPlan::new(
+            args.url.clone(),
+            args.object_types
+                .iter()
+                .map(|t| ObjectType::from(t.as_str())),
+        )
     }
+    .regenerate_missing_secrets(!args.no_regenerate);
+    let (path, mut keyring) = open(&args.keyring)?;
+    // Saved by the library after each secret Monite returns, so a run that stops part-way
+    // loses none.
+    let report = client
+        .webhook_subscriptions()
+        .ensure_with(&plan, &mut keyring, |k| k.save(&path))
+        .await?;
+    let show = args.keyring.show_secret;
     if json {
+        let entries: Vec<EnsuredJson> = report
+            .subscriptions
+            .iter()
+            .map(|entry| EnsuredJson {
+                object_type: entry.object_type.to_string(),
+                id: entry.subscription.as_ref().map(|s| s.id.clone()),
+                action: action(entry),
+                status: entry.subscription.as_ref().map(|s| s.status.to_string()),
+                secret_status: secret_status(entry.secret),
+                ready: entry.is_ready(),
+                duplicates: entry.duplicates.iter().map(|s| s.id.clone()).collect(),
+                create_answer_lost: entry.create_answer_lost.as_ref().map(ToString::to_string),
+                refused: entry.refused.as_ref().map(ToString::to_string),
+                secret: fresh_secret(entry, &keyring)
+                    .filter(|_| show)
+                    .map(str::to_owned),
+            })
+            .collect();
+        let unplanned: Vec<serde_json::Value> = report.unplanned.iter().map(to_json).collect();
         super::print_json(&json!({
             "url": args.url,
             "keyring": path.display().to_string(),
-            "subscriptions": report,
+            "complete": report.is_complete(),
+            "subscriptions": entries,
+            "unplanned": unplanned,
         }));
     } else {
-        let changed = report.iter().filter(|r| r.action != "kept").count();
+        print!("{report}");
+        if show {
+            for entry in &report.subscriptions {
+                if let (Some(secret), Some(s)) =
+                    (fresh_secret(entry, &keyring), &entry.subscription)
+                {
+                    println!("secret of {} ({}): {secret}", s.id, entry.object_type);
+                }
+            }
+        }
+        let changed = report.subscriptions.iter().filter(|e| e.changed()).count();
+        let ready = report.subscriptions.iter().filter(|e| e.is_ready()).count();
         println!(
-            "{} object types: {changed} changed; secrets in {}",
-            report.len(),
+            "{} object types: {changed} changed, {ready} ready; secrets in {}",
+            report.subscriptions.len(),
             path.display()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    if report.is_complete() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !json {
+        let not_ready: Vec<String> = report
+            .subscriptions
+            .iter()
+            .filter(|e| !e.is_ready())
+            .map(|e| e.object_type.to_string())
+            .collect();
+        eprintln!(
+            "error: not ready: {} (see above; running again will not help until that changes)",
+            not_ready.join(", ")
+        );
+    }
+    Ok(crate::failure::outcome(false))
 }
 
 fn new_subscription(args: &CreateArgs) -> Result<NewSubscription, Failure> {
