@@ -248,7 +248,7 @@ fn many_subscriptions(c: &mut Criterion) {
         };
         let valid = header(sign(&secrets[last], t, &signed));
         let forged = header(sign(&forger, t, &signed));
-        let unknown_body = monite_ordered(size, "00000000-0000-4000-8000-000000000000");
+        let unknown_body = monite_ordered(size, "ffffffff-ffff-4fff-8fff-ffffffffffff");
         let unknown = header(sign(&forger, t, &unknown_body));
         let many_v1 = {
             let decoy = format!(",v1={}", "ab".repeat(32));

@@ -44,6 +44,9 @@ const SECRETS_PER_SUBSCRIPTION: usize = 2;
 pub struct Keyring {
     // Sorted by id: a binary search of forty ids costs less than hashing one.
     subscriptions: Vec<(Box<str>, SubscriptionSecrets)>,
+    // The first eight bytes of each id as a big-endian number, in the same order: a
+    // delivery's id is found by comparing numbers, then one full comparison.
+    prefixes: Vec<u64>,
     unkeyed: Vec<Secret>,
 }
 
@@ -105,8 +108,24 @@ impl Keyring {
         };
         match self.position(&id) {
             Ok(at) => self.subscriptions[at].1 = held,
-            Err(at) => self.subscriptions.insert(at, (id.into_boxed_str(), held)),
+            Err(at) => {
+                self.prefixes.insert(at, prefix(id.as_bytes()));
+                self.subscriptions.insert(at, (id.into_boxed_str(), held));
+            }
         }
+    }
+
+    /// Where the subscription named by `id` (the body's bytes, not yet known to be UTF-8)
+    /// is held.
+    fn find(&self, id: &[u8]) -> Option<usize> {
+        let wanted = prefix(id);
+        let first = self.prefixes.partition_point(|&held| held < wanted);
+        self.prefixes[first..]
+            .iter()
+            .take_while(|&&held| held == wanted)
+            .zip(&self.subscriptions[first..])
+            .position(|(_, (held, _))| held.as_bytes() == id)
+            .map(|offset| first + offset)
     }
 
     fn position(&self, subscription_id: &str) -> Result<usize, usize> {
@@ -156,7 +175,10 @@ impl Keyring {
     /// Removes a subscription (deleted at Monite); answers whether the keyring held it.
     pub fn remove(&mut self, subscription_id: &str) -> bool {
         self.position(subscription_id)
-            .map(|at| self.subscriptions.remove(at))
+            .map(|at| {
+                self.prefixes.remove(at);
+                self.subscriptions.remove(at)
+            })
             .is_ok()
     }
 
@@ -168,20 +190,14 @@ impl Keyring {
     /// The secrets of `subscription_id`.
     #[must_use]
     pub fn get(&self, subscription_id: &str) -> Option<&SubscriptionSecrets> {
-        self.get_key_value(subscription_id).map(|(_, held)| held)
-    }
-
-    /// The subscription, as held (the keyring's own text of its id), and its secrets.
-    fn get_key_value(&self, subscription_id: &str) -> Option<(&str, &SubscriptionSecrets)> {
-        let at = self.position(subscription_id).ok()?;
-        let (id, held) = &self.subscriptions[at];
-        Some((id, held))
+        self.find(subscription_id.as_bytes())
+            .map(|at| &self.subscriptions[at].1)
     }
 
     /// Whether `subscription_id` is held.
     #[must_use]
     pub fn contains(&self, subscription_id: &str) -> bool {
-        self.position(subscription_id).is_ok()
+        self.find(subscription_id.as_bytes()).is_some()
     }
 
     /// The subscriptions held, by id.
@@ -308,7 +324,8 @@ impl Keyring {
             });
         }
         let named = subscription_hint(body);
-        if let Some((id, held)) = named.and_then(|named| self.get_key_value(named)) {
+        if let Some(at) = named.and_then(|named| self.find(named)) {
+            let (id, held) = &self.subscriptions[at];
             return Ok(Candidates {
                 subscription: Some(id),
                 secrets: held.as_slice(),
@@ -328,7 +345,7 @@ impl Keyring {
                      receiver does not hold ({} held); no signature was checked. Add it: \
                      `Keyring::with_subscription`, MONITE_WEBHOOK_SECRETS=<id>=<secret>, or \
                      the keyring file",
-                    printable(named),
+                    printable(&String::from_utf8_lossy(named)),
                     self.subscriptions.len()
                 ),
             ),
@@ -388,7 +405,7 @@ static FIND: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(FIELD));
 /// last occurrence of the key in the body's tail, then in the whole body (the last one
 /// wins: a nested `object` comes before the envelope's own field). A value with escapes,
 /// or one that is not a string, gives no hint.
-pub(crate) fn subscription_hint(body: &[u8]) -> Option<&str> {
+pub(crate) fn subscription_hint(body: &[u8]) -> Option<&[u8]> {
     if let Some(id) = hint_at_end(body) {
         return Some(id);
     }
@@ -402,7 +419,7 @@ pub(crate) fn subscription_hint(body: &[u8]) -> Option<&str> {
 
 /// The hint when the body ends `"webhook_subscription_id":"<id>"}` (no whitespace, as
 /// Monite sends it): read backwards from the end, without a search.
-fn hint_at_end(body: &[u8]) -> Option<&str> {
+fn hint_at_end(body: &[u8]) -> Option<&[u8]> {
     let value_end = body.strip_suffix(b"\"}")?;
     let open = memchr::memrchr(b'"', value_end)?;
     let key_end = value_end[..open].strip_suffix(b":")?;
@@ -411,7 +428,7 @@ fn hint_at_end(body: &[u8]) -> Option<&str> {
 }
 
 /// The string value of the key whose opening quote is at `at`.
-fn hint_after_key(body: &[u8], at: usize) -> Option<&str> {
+fn hint_after_key(body: &[u8], at: usize) -> Option<&[u8]> {
     // `\"webhook_subscription_id"` would be the end of some other string.
     if at > 0 && body[at - 1] == b'\\' {
         return None;
@@ -423,7 +440,17 @@ fn hint_after_key(body: &[u8], at: usize) -> Option<&str> {
     if rest[end] != b'"' {
         return None;
     }
-    std::str::from_utf8(&rest[..end]).ok()
+    // Compared byte for byte with the ids held, so it need not be checked as UTF-8.
+    Some(&rest[..end])
+}
+
+/// The first eight bytes of an id as a big-endian number (zero-padded): ordered as the
+/// ids are.
+fn prefix(id: &[u8]) -> u64 {
+    let mut eight = [0; 8];
+    let len = id.len().min(8);
+    eight[..len].copy_from_slice(&id[..len]);
+    u64::from_be_bytes(eight)
 }
 
 impl fmt::Debug for Keyring {
@@ -460,16 +487,16 @@ mod tests {
     #[test]
     fn the_hint_is_the_envelopes_own_field() {
         let monite = br#"{"id":"e","object":{"id":"o"},"object_type":"payable","webhook_subscription_id":"sub-1"}"#;
-        assert_eq!(subscription_hint(monite), Some("sub-1"));
+        assert_eq!(subscription_hint(monite), Some(&b"sub-1"[..]));
         // Spaces, another order, a nested field before the envelope's own: the last wins.
         let spaced = br#"{"object":{"webhook_subscription_id":"inner"}, "webhook_subscription_id" : "sub-2" , "id":"e"}"#;
-        assert_eq!(subscription_hint(spaced), Some("sub-2"));
+        assert_eq!(subscription_hint(spaced), Some(&b"sub-2"[..]));
         // Far from the end, past the tail that is searched first.
         let far = format!(
             r#"{{"webhook_subscription_id":"sub-3","description":"{}"}}"#,
             "x".repeat(4 * TAIL)
         );
-        assert_eq!(subscription_hint(far.as_bytes()), Some("sub-3"));
+        assert_eq!(subscription_hint(far.as_bytes()), Some(&b"sub-3"[..]));
         for no_hint in [
             &br#"{"id":"e"}"#[..],
             br#"{"webhook_subscription_id":null}"#,
@@ -531,6 +558,32 @@ mod tests {
         }
         let debug = format!("{keyring:?}");
         assert!(!debug.contains("whsec_"), "{debug}");
+    }
+
+    #[test]
+    fn ids_sharing_a_prefix_or_shorter_than_it_are_told_apart() {
+        let ids = [
+            "a",
+            "ab",
+            "abcdefgh",
+            "abcdefgh-1",
+            "abcdefgh-2",
+            "abcdefgi",
+            "b",
+        ];
+        let keyring = ids.iter().rev().fold(Keyring::new(), |keyring, id| {
+            keyring.with_subscription(*id, secret(&format!("whsec_{id}")))
+        });
+        for id in ids {
+            let held = keyring.get(id).unwrap();
+            assert_eq!(held.current().expose_text(), format!("whsec_{id}"));
+        }
+        for absent in ["", "abc", "abcdefgh-", "abcdefgh-3", "c"] {
+            assert!(!keyring.contains(absent), "{absent}");
+        }
+        let mut keyring = keyring;
+        assert!(keyring.remove("abcdefgh-1"));
+        assert!(keyring.contains("abcdefgh-2") && !keyring.contains("abcdefgh-1"));
     }
 
     #[test]

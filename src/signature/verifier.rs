@@ -226,12 +226,12 @@ impl Verifier {
             )
         })?;
         // Monite's own shape takes the short way; anything else is read in full.
-        let (timestamp, matched, candidates) = match header::parse_usual(raw) {
+        let (timestamp, matched, candidates, usable_tags) = match header::parse_usual(raw) {
             Some((timestamp, text, tag)) => {
                 self.check_timestamp(timestamp, now)?;
                 let candidates = self.keyring.candidates(body)?;
                 let matched = first_match(candidates.secrets, text, body, &[tag]);
-                (timestamp, matched, candidates)
+                (timestamp, matched, candidates, true)
             }
             None => {
                 let header = SignatureHeader::parse(raw)?;
@@ -244,7 +244,7 @@ impl Verifier {
                     body,
                     tags.as_slice(),
                 );
-                (header.timestamp(), matched, candidates)
+                (header.timestamp(), matched, candidates, tags.len > 0)
             }
         };
         match matched {
@@ -255,7 +255,7 @@ impl Verifier {
                 subscription_id: candidates.subscription,
             }),
             None => Err(mismatch(
-                raw,
+                usable_tags,
                 candidates.secrets.len(),
                 candidates.subscription,
             )),
@@ -408,20 +408,29 @@ fn first_match<'k>(
 /// Whether `mac`, finalised once, equals any of `tags`. Each comparison is constant-time,
 /// and all of them run, so the time says nothing about which tag came close.
 fn matches_any(mac: HmacSha256, tags: &[[u8; 32]]) -> bool {
-    let expected: [u8; 32] = mac.finalize().into_bytes().into();
-    let matched = tags
-        .iter()
-        .fold(Choice::from(0), |any, tag| any | expected.ct_eq(tag));
+    let expected = words(&mac.finalize().into_bytes().into());
+    let matched = tags.iter().fold(Choice::from(0), |any, tag| {
+        any | expected.ct_eq(&words(tag))
+    });
     matched.into()
+}
+
+/// A tag as four words: `subtle` then compares four words instead of 32 bytes, each of its
+/// steps an optimisation barrier (32 of them cost a tenth of a 400-byte verification).
+fn words(tag: &[u8; 32]) -> [u64; 4] {
+    let mut words = [0; 4];
+    for (word, bytes) in words.iter_mut().zip(tag.chunks_exact(8)) {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(bytes);
+        *word = u64::from_ne_bytes(eight);
+    }
+    words
 }
 
 /// A cheap explanation of a mismatch: nothing here may cost an HMAC, since forged
 /// requests take this path. [`Verifier::diagnose_at`] goes further.
-fn mismatch(raw: &[u8], tried: usize, subscription: Option<&str>) -> Error {
-    let no_usable_tag = SignatureHeader::parse(raw)
-        .map(|header| header.signatures().next().is_none())
-        .unwrap_or(false);
-    if no_usable_tag {
+fn mismatch(usable_tags: bool, tried: usize, subscription: Option<&str>) -> Error {
+    if !usable_tags {
         return Error::new(
             ErrorKind::SignatureMismatch,
             "no `v1` value in the Monite-Signature header is 64 hex digits",
