@@ -2,7 +2,8 @@
 //! receiver is the tower service hyper-util adapts.
 //!
 //! ```sh
-//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example hyper_server --features tower
+//! MONITE_WEBHOOK_SECRETS=<subscription_id>=whsec_... cargo run --example hyper_server --features tower
+//! cargo run --example hyper_server --features tower -- --dev   # the development secret
 //! ```
 //!
 //! Listens on `MONITE_WEBHOOK_ADDR` (default `127.0.0.1:3000`); prints one JSON line per
@@ -22,8 +23,12 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use monite_webhooks::tower::ResponseBody;
-use monite_webhooks::{Dispatcher, Event, Receiver, Secret, Unhandled, Verifier};
+use monite_webhooks::{Dispatcher, Event, Keyring, Receiver, Secret, Unhandled, Verifier};
 use tower::ServiceExt as _;
+
+#[path = "common/event_line.rs"]
+mod event_line;
+use event_line::print_handled;
 
 const PATH: &str = "/webhooks/monite";
 const DEVELOPMENT_SECRET: &str = "whsec_development_only_do_not_use_in_production";
@@ -67,30 +72,25 @@ async fn route(
     Ok(response.map(Either::Left))
 }
 
-/// The receiver, from `MONITE_WEBHOOK_SECRET` (comma-separated for rotation).
-fn receiver_from_env() -> Result<Receiver, monite_webhooks::Error> {
-    let configured = std::env::var("MONITE_WEBHOOK_SECRET").unwrap_or_default();
-    let secrets = if configured.trim().is_empty() {
-        eprintln!("MONITE_WEBHOOK_SECRET is not set: using the development secret");
-        vec![Secret::new(DEVELOPMENT_SECRET)?]
+/// The receiver, from the secrets the environment configures (`Keyring::from_env`:
+/// `MONITE_WEBHOOK_SECRETS`, `MONITE_WEBHOOK_KEYRING`, `MONITE_WEBHOOK_SECRET`); the
+/// development secret only with `--dev`, never because nothing is set.
+fn receiver_from_env() -> Result<Receiver, Box<dyn std::error::Error + Send + Sync>> {
+    let keyring = Keyring::from_env()?;
+    let verifier = if !keyring.is_empty() {
+        Verifier::from_keyring(keyring)
+    } else if std::env::args().skip(1).any(|arg| arg == "--dev") {
+        eprintln!("--dev: accepting the development secret; never expose this server");
+        Verifier::new(Secret::new(DEVELOPMENT_SECRET)?)
     } else {
-        configured
-            .split(',')
-            .map(|text| Secret::new(text.trim()))
-            .collect::<Result<_, _>>()?
+        return Err(
+            "no secret configured: set MONITE_WEBHOOK_SECRETS, MONITE_WEBHOOK_KEYRING \
+                    or MONITE_WEBHOOK_SECRET, or pass --dev"
+                .into(),
+        );
     };
     let dispatcher = Dispatcher::builder()
-        .fallback(|event: Event, _: Unhandled| async move {
-            let line = serde_json::json!({
-                "id": event.id(),
-                "object_type": event.object_type(),
-                "event": event.event_type(),
-                "object_id": event.object_id(),
-                "entity_id": event.entity_id(),
-                "webhook_subscription_id": event.webhook_subscription_id(),
-            });
-            println!("{line}");
-        })
+        .fallback(|event: Event, _: Unhandled| async move { print_handled(&event) })
         .build();
-    Ok(Receiver::new(Verifier::with_secrets(secrets)?, dispatcher))
+    Ok(Receiver::new(verifier, dispatcher))
 }

@@ -7,7 +7,8 @@
 //!
 //! ```sh
 //! cargo lambda build --release --example lambda --features tower
-//! # set MONITE_WEBHOOK_SECRET in the function's configuration (comma-separated to rotate)
+//! # set MONITE_WEBHOOK_SECRETS (<subscription_id>=<secret>,...) or MONITE_WEBHOOK_SECRET
+//! # in the function's configuration
 //! ```
 //!
 //! Each handled event is printed as one JSON line (to CloudWatch Logs). The idempotency
@@ -20,28 +21,24 @@
     reason = "the example reports handled events on stdout, which Lambda sends to CloudWatch"
 )]
 
-use monite_webhooks::{Dispatcher, Event, Receiver, Secret, Unhandled, Verifier};
+use monite_webhooks::{Dispatcher, Event, Keyring, Receiver, Unhandled, Verifier};
+
+#[path = "common/event_line.rs"]
+mod event_line;
+use event_line::print_handled;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let secrets = std::env::var("MONITE_WEBHOOK_SECRET")
-        .map_err(|_| "MONITE_WEBHOOK_SECRET is not set")?
-        .split(',')
-        .map(|text| Secret::new(text.trim()))
-        .collect::<Result<Vec<_>, _>>()?;
+    // MONITE_WEBHOOK_SECRETS, MONITE_WEBHOOK_KEYRING or MONITE_WEBHOOK_SECRET.
+    let keyring = Keyring::from_env()?;
+    if keyring.is_empty() {
+        return Err(
+            "no secret configured: set MONITE_WEBHOOK_SECRETS or MONITE_WEBHOOK_SECRET".into(),
+        );
+    }
     let dispatcher = Dispatcher::builder()
-        .fallback(|event: Event, _: Unhandled| async move {
-            let line = serde_json::json!({
-                "id": event.id(),
-                "object_type": event.object_type(),
-                "event": event.event_type(),
-                "object_id": event.object_id(),
-                "entity_id": event.entity_id(),
-                "webhook_subscription_id": event.webhook_subscription_id(),
-            });
-            println!("{line}");
-        })
+        .fallback(|event: Event, _: Unhandled| async move { print_handled(&event) })
         .build();
-    let receiver = Receiver::new(Verifier::with_secrets(secrets)?, dispatcher);
+    let receiver = Receiver::new(Verifier::from_keyring(keyring), dispatcher);
     lambda_http::run(receiver).await
 }

@@ -1,7 +1,10 @@
 //! What both example servers share: configuration from the environment, and the handlers.
 
+mod event_line;
+
 use std::net::SocketAddr;
 
+use self::event_line::print_handled;
 use monite_webhooks::{
     BoxError, Dispatcher, Event, EventType, Idempotency, Keyring, MemoryStore, ObjectType,
     PostgresStore, Receiver, RedisStore, Secret, Unhandled, Verifier,
@@ -85,19 +88,6 @@ fn dispatcher() -> Dispatcher {
         )
         .fallback(|event: Event, _: Unhandled| async move { print_handled(&event) })
         .build()
-}
-
-/// One JSON line on stdout per handled event.
-fn print_handled(event: &Event) {
-    let line = serde_json::json!({
-        "id": event.id(),
-        "object_type": event.object_type(),
-        "event": event.event_type(),
-        "object_id": event.object_id(),
-        "entity_id": event.entity_id(),
-        "webhook_subscription_id": event.webhook_subscription_id(),
-    });
-    println!("{line}");
 }
 
 /// `MONITE_WEBHOOK_ADDR`, or `127.0.0.1:3000`.
