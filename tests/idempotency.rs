@@ -142,6 +142,31 @@ async fn deliver_and_hang_up(world: &World, receiver: &Receiver, id: &str, body:
     assert!(delivery.await.unwrap_err().is_cancelled());
 }
 
+/// With the store down, a delivery is answered `503` and runs nothing; once the store is
+/// back, Monite's retry is handled, once.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn down_then_back(world: &World, receiver: &Receiver, mut store_up: impl FnMut(bool)) {
+    let id = fresh_id();
+    store_up(false);
+    assert_eq!(
+        deliver(receiver, &body(&id, "tag.created")).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(world.runs(&id), 0, "a handler ran without the store");
+
+    store_up(true);
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..50 {
+        status = deliver(receiver, &body(&id, "tag.created")).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, StatusCode::OK, "the receiver did not recover");
+    assert_eq!(world.runs(&id), 1);
+}
+
 /// The behaviour every store must show, through the receiver.
 async fn behaviour_table<S: IdempotencyStore + Clone>(store: S) {
     let world = World::default();
@@ -494,26 +519,10 @@ mod redis {
         let receiver = world.receiver(Idempotency::new(
             RedisStore::connect(&server.url()).await.unwrap(),
         ));
-        let id = fresh_id();
-
-        server.stop();
-        assert_eq!(
-            deliver(&receiver, &body(&id, "tag.created")).await,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(world.runs(&id), 0, "a handler ran without the store");
-
-        server.restart();
-        let mut status = StatusCode::SERVICE_UNAVAILABLE;
-        for _ in 0..50 {
-            status = deliver(&receiver, &body(&id, "tag.created")).await;
-            if status == StatusCode::OK {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        assert_eq!(status, StatusCode::OK, "the receiver did not recover");
-        assert_eq!(world.runs(&id), 1);
+        down_then_back(&world, &receiver, |up| {
+            if up { server.restart() } else { server.stop() }
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -593,26 +602,14 @@ mod postgres {
         let mut server = PgServer::start();
         let world = World::default();
         let receiver = world.receiver(Idempotency::new(store(&server).await));
-        let id = fresh_id();
-
-        server.stop();
-        assert_eq!(
-            deliver(&receiver, &body(&id, "tag.created")).await,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(world.runs(&id), 0, "a handler ran without the store");
-
-        server.start_again();
-        let mut status = StatusCode::SERVICE_UNAVAILABLE;
-        for _ in 0..50 {
-            status = deliver(&receiver, &body(&id, "tag.created")).await;
-            if status == StatusCode::OK {
-                break;
+        down_then_back(&world, &receiver, |up| {
+            if up {
+                server.start_again()
+            } else {
+                server.stop()
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        assert_eq!(status, StatusCode::OK, "the receiver did not recover");
-        assert_eq!(world.runs(&id), 1);
+        })
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
