@@ -11,8 +11,8 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::event::Event;
+use crate::idempotency::redact_url;
 use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
-use crate::signature::redact_url;
 use crate::transactional::{Transactional, TxFuture};
 
 /// The table names' default prefix: `monite_webhook_claims` and `monite_webhook_inbox`.

@@ -8,8 +8,8 @@ use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
+use crate::idempotency::redact_url;
 use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
-use crate::signature::redact_url;
 
 // A done key holds `done`; a claimed key holds its token, which is hex and never `done`.
 

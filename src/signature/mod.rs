@@ -12,8 +12,6 @@ mod verifier;
 pub(crate) use self::header::parse_usual;
 pub use self::header::{SignatureHeader, sign, signed_request, signed_request_at};
 pub use self::keyring::{Keyring, SubscriptionSecrets};
-#[cfg(any(feature = "redis", feature = "postgres"))]
-pub(crate) use self::secret::redact_url;
 pub use self::secret::{KeyConvention, Secret};
 pub(crate) use self::verifier::unix_now;
 pub use self::verifier::{

@@ -216,22 +216,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// A store's URL without its password, for error messages.
-#[cfg(any(feature = "redis", feature = "postgres"))]
-pub(crate) fn redact_url(url: &str) -> String {
-    // PostgreSQL also takes `?password=…`; drop a query that names one.
-    let url = match url.split_once('?') {
-        Some((base, query)) if query.contains("password") => base,
-        _ => url,
-    };
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://[redacted]@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
