@@ -22,7 +22,9 @@
 //! - `verify/secrets_40_forged/<bytes>`: 40 plain secrets (no keyring) and a forged
 //!   delivery: 40 HMACs over the body and 40 finalisations, the most a forgery costs;
 //!   `secrets_40_forged_many_v1` adds 2,000 `v1` values, of which 8 are compared.
-//! - `parts/*`: the pieces, so that a regression can be located.
+//! - `parts/*`: the pieces, so that a regression can be located; `parts/header_lookup/*`
+//!   finds the signature header among twelve by comparing names, as the verifier does,
+//!   and by hashing its name, as `HeaderMap::get` does.
 
 #![allow(
     clippy::unwrap_used,
@@ -38,8 +40,8 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{KeyInit, Mac};
 use monite_webhooks::{
-    Dispatcher, Event, EventType, Keyring, ObjectType, Receiver, Secret, SignatureHeader, Verifier,
-    sign,
+    Dispatcher, Event, EventType, HeaderLookup as _, Keyring, ObjectType, Receiver,
+    SIGNATURE_HEADER, Secret, SignatureHeader, Verifier, sign,
 };
 
 const SECRET: &str = "whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b";
@@ -200,6 +202,20 @@ fn parts(c: &mut Criterion) {
     group.bench_function("clock_coarse", |b| {
         b.iter(|| rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse).tv_sec);
     });
+    // The signature header among a dozen, as a proxied request carries them: found by
+    // comparing names (what `HeaderLookup` does up to 12 names) or by hashing its name.
+    let proxied = proxied_headers(&header);
+    group.bench_function("header_lookup/compared_12", |b| {
+        b.iter(|| {
+            black_box(&proxied)
+                .header(SIGNATURE_HEADER)
+                .map(<[u8]>::len)
+        });
+    });
+    let name = http::HeaderName::from_static(SIGNATURE_HEADER);
+    group.bench_function("header_lookup/hashed_12", |b| {
+        b.iter(|| black_box(&proxied).get(&name).map(http::HeaderValue::len));
+    });
     group.bench_function("envelope_parse_typed/400", |b| {
         b.iter(|| Event::parse(black_box(body.clone())).unwrap());
     });
@@ -216,6 +232,34 @@ fn parts(c: &mut Criterion) {
         b.iter(|| receiver.response(black_box(&Ok(monite_webhooks::Outcome::Handled))));
     });
     group.finish();
+}
+
+/// Twelve headers, the signature last, as a delivery arrives through a proxy.
+fn proxied_headers(signature: &str) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in [
+        ("host", "partner.example"),
+        ("user-agent", "Monite-Webhooks/1.0"),
+        ("accept", "*/*"),
+        ("accept-encoding", "gzip, deflate"),
+        ("content-type", "application/json"),
+        ("content-length", "400"),
+        ("x-forwarded-for", "203.0.113.7"),
+        ("x-forwarded-proto", "https"),
+        ("x-request-id", "3f9c1a52-8f0e-4b8e-9d5c-6f1f0e2d4c3b"),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
+        (
+            "x-amzn-trace-id",
+            "Root=1-67891233-abcdef012345678912345678",
+        ),
+        ("monite-signature", signature),
+    ] {
+        headers.insert(name, value.parse().unwrap());
+    }
+    headers
 }
 
 fn many_subscriptions(c: &mut Criterion) {

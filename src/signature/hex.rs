@@ -12,6 +12,7 @@ pub(crate) fn encode_into(bytes: &[u8], out: &mut String) {
 }
 
 /// Decodes exactly 64 hex digits of either case; anything else is `None`.
+#[inline]
 pub(crate) fn decode_32(text: &[u8]) -> Option<[u8; 32]> {
     let text: &[u8; 64] = text.try_into().ok()?;
     // Arithmetic rather than a table or branches, so that the loop vectorises: this runs
