@@ -442,13 +442,20 @@ fn hint_at_end(body: &[u8]) -> Option<&[u8]> {
         _ => memchr::memrchr(b'"', value_end)?,
     };
     let id = &value_end[open + 1..];
-    // Not `|| any`: a loop with no early exit is read sixteen bytes at a time.
-    let escaped_or_quoted = id
-        .iter()
-        .fold(false, |seen, &b| seen | (b == b'"') | (b == b'\\'));
     let key = value_end[..open].strip_suffix(b":")?.strip_suffix(FIELD)?;
     // `\"webhook_subscription_id"` would be the end of some other string.
-    (!escaped_or_quoted && key.last() != Some(&b'\\')).then_some(id)
+    (plain(id) && key.last() != Some(&b'\\')).then_some(id)
+}
+
+/// Whether a string's raw bytes hold no quote and no escape.
+fn plain(text: &[u8]) -> bool {
+    // Not `any`: a fold has no early exit, so it is read sixteen bytes at a time, and at a
+    // UUID's fixed length without a loop.
+    let special = |seen: bool, &b: &u8| seen | (b == b'"') | (b == b'\\');
+    match <&[u8; UUID_LEN]>::try_from(text) {
+        Ok(uuid) => !uuid.iter().fold(false, special),
+        Err(_) => !text.iter().fold(false, special),
+    }
 }
 
 /// The length of a UUID in text, as Monite's subscription ids are.
