@@ -42,12 +42,12 @@ const SECRETS_PER_SUBSCRIPTION: usize = 2;
 /// ([`Keyring::parse_pairs`]) or from a keyring file ([`Keyring::load`]).
 #[derive(Clone, Default)]
 pub struct Keyring {
-    // Sorted by id: a binary search of forty ids costs less than hashing one.
+    // Sorted by id, so that ids sharing a prefix are neighbours.
     subscriptions: Vec<(Box<str>, SubscriptionSecrets)>,
-    // The first eight bytes of each id as a big-endian number, in the same order: a
-    // delivery's id is found by comparing numbers, then one full comparison.
+    // Derived from `subscriptions` by `reindex`: the first eight bytes of each id as a
+    // big-endian number, in the same order, and where each prefix's run starts, hashed. A
+    // delivery's id is found in one probe, mostly, and one full comparison.
     prefixes: Vec<u64>,
-    // Where each prefix's subscriptions start, hashed: found in one probe, mostly.
     index: PrefixIndex,
     unkeyed: Vec<Secret>,
 }
@@ -111,9 +111,8 @@ impl Keyring {
         match self.position(&id) {
             Ok(at) => self.subscriptions[at].1 = held,
             Err(at) => {
-                self.prefixes.insert(at, prefix(id.as_bytes()));
                 self.subscriptions.insert(at, (id.into_boxed_str(), held));
-                self.index = PrefixIndex::new(&self.prefixes);
+                self.reindex();
             }
         }
     }
@@ -130,6 +129,16 @@ impl Keyring {
             at += 1;
         }
         None
+    }
+
+    /// Rebuilds the lookup state from the subscriptions, after one was added or removed.
+    fn reindex(&mut self) {
+        self.prefixes = self
+            .subscriptions
+            .iter()
+            .map(|(id, _)| prefix(id.as_bytes()))
+            .collect();
+        self.index = PrefixIndex::new(&self.prefixes);
     }
 
     fn position(&self, subscription_id: &str) -> Result<usize, usize> {
@@ -180,9 +189,8 @@ impl Keyring {
     pub fn remove(&mut self, subscription_id: &str) -> bool {
         self.position(subscription_id)
             .map(|at| {
-                self.prefixes.remove(at);
                 self.subscriptions.remove(at);
-                self.index = PrefixIndex::new(&self.prefixes);
+                self.reindex();
             })
             .is_ok()
     }
@@ -268,11 +276,7 @@ impl Keyring {
             }
             let secret = Secret::new(secret.trim())
                 .map_err(|e| invalid(format!("(subscription {id}) has an unusable secret: {e}")))?;
-            if keyring.contains(id) {
-                keyring.rotate(id, secret);
-            } else {
-                keyring.insert(id, secret);
-            }
+            keyring.rotate(id, secret);
         }
         Ok(keyring)
     }

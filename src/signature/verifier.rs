@@ -226,28 +226,31 @@ impl Verifier {
             )
         })?;
         // Monite's own shape takes the short way; anything else is read in full.
-        let (timestamp, matched, candidates, usable_tags) = match header::parse_usual(raw) {
-            Some((timestamp, text, tag)) => {
-                self.check_timestamp(timestamp, now)?;
-                let candidates = self.keyring.candidates(body)?;
-                let matched = first_match(candidates.secrets, text, body, &[tag]);
-                (timestamp, matched, candidates, true)
-            }
+        match header::parse_usual(raw) {
+            Some((timestamp, text, tag)) => self.check(timestamp, text, &[tag], body, now),
             None => {
                 let header = SignatureHeader::parse(raw)?;
-                self.check_timestamp(header.timestamp(), now)?;
-                let candidates = self.keyring.candidates(body)?;
                 let tags = read_tags(&header);
-                let matched = first_match(
-                    candidates.secrets,
-                    header.timestamp_text(),
-                    body,
-                    tags.as_slice(),
-                );
-                (header.timestamp(), matched, candidates, tags.len > 0)
+                let text = header.timestamp_text();
+                self.check(header.timestamp(), text, tags.as_slice(), body, now)
             }
-        };
-        match matched {
+        }
+    }
+
+    /// The checks after parsing: the timestamp first, then the secrets the body's
+    /// subscription may be signed with, each against `tags`.
+    #[inline]
+    fn check(
+        &self,
+        timestamp: u64,
+        timestamp_text: &[u8],
+        tags: &[[u8; 32]],
+        body: &[u8],
+        now: u64,
+    ) -> Result<Verified<'_>> {
+        self.check_timestamp(timestamp, now)?;
+        let candidates = self.keyring.candidates(body)?;
+        match first_match(candidates.secrets, timestamp_text, body, tags) {
             Some((secret_index, secret)) => Ok(Verified {
                 timestamp,
                 secret_index,
@@ -255,7 +258,7 @@ impl Verifier {
                 subscription_id: candidates.subscription,
             }),
             None => Err(mismatch(
-                usable_tags,
+                !tags.is_empty(),
                 candidates.secrets.len(),
                 candidates.subscription,
             )),
