@@ -14,14 +14,14 @@ use super::transport::{Request, parse};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Where a listing goes on from.
-pub(super) enum Cursor {
+enum Cursor {
     First(ListQuery),
     // Monite infers every other parameter from the token.
     Token(String),
 }
 
 impl Cursor {
-    pub(super) fn request<'a>(&self, path: String, entity_id: Option<&'a str>) -> Request<'a> {
+    fn request<'a>(&self, path: String, entity_id: Option<&'a str>) -> Request<'a> {
         let query = match self {
             Self::First(query) => query.params.clone(),
             Self::Token(token) => vec![("pagination_token", token.clone())],
@@ -34,14 +34,14 @@ impl Cursor {
 
 /// The tokens a listing was given, to catch a server that hands one out again.
 #[derive(Default)]
-pub(super) struct SeenTokens(HashSet<String>);
+struct SeenTokens(HashSet<String>);
 
 impl SeenTokens {
     /// Records `token` (a listing's next page), or refuses it if it came before.
     ///
     /// # Errors
     /// [`ErrorKind::Api`] naming the path, if `token` was given before.
-    pub(super) fn check(&mut self, path: &str, token: &str) -> Result<()> {
+    fn check(&mut self, path: &str, token: &str) -> Result<()> {
         if self.0.insert(token.to_owned()) {
             Ok(())
         } else {
@@ -84,24 +84,79 @@ impl Client {
         query: ListQuery,
         item: impl Fn(Bytes) -> Result<T> + Send + Sync + 'a,
     ) -> impl Stream<Item = Result<T>> + Send + 'a {
-        let start = (Some(Cursor::First(query)), SeenTokens::default());
-        let pages = stream::try_unfold(start, move |(cursor, mut seen)| {
-            let path = path.clone();
-            async move {
-                let Some(cursor) = cursor else {
-                    return Ok(None);
-                };
-                let (items, next) = self.page(&cursor.request(path.clone(), entity_id)).await?;
-                if let Some(token) = &next {
-                    seen.check(&path, token)?;
-                }
-                Ok(Some((items, (next.map(Cursor::Token), seen))))
-            }
-        });
-        pages
-            .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
-            .try_flatten()
-            .and_then(move |raw| std::future::ready(item(raw)))
+        let pages = Pages::new(self, path, entity_id, query);
+        stream::try_unfold(pages, |mut pages| async move {
+            Ok(pages.next().await?.map(|(items, _)| (items, pages)))
+        })
+        .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
+        .try_flatten()
+        .and_then(move |raw| std::future::ready(item(raw)))
+    }
+}
+
+/// A listing's pages, one at a time: each page's request follows the token the one before
+/// gave, and a token given a second time stops the walk with an error.
+pub(super) struct Pages<'a> {
+    client: &'a Client,
+    path: String,
+    entity_id: Option<&'a str>,
+    cursor: Option<Cursor>,
+    seen: SeenTokens,
+}
+
+impl<'a> Pages<'a> {
+    /// A listing's pages from the first.
+    pub(super) fn new(
+        client: &'a Client,
+        path: String,
+        entity_id: Option<&'a str>,
+        query: ListQuery,
+    ) -> Self {
+        Self {
+            client,
+            path,
+            entity_id,
+            cursor: Some(Cursor::First(query)),
+            seen: SeenTokens::default(),
+        }
+    }
+
+    /// A listing's pages from the one `token` (a page's next token) points to; that token
+    /// counts as given, so a page handing it out again stops the walk.
+    pub(super) fn resume(
+        client: &'a Client,
+        path: String,
+        entity_id: Option<&'a str>,
+        token: String,
+    ) -> Self {
+        let mut seen = SeenTokens::default();
+        seen.0.insert(token.clone());
+        Self {
+            client,
+            path,
+            entity_id,
+            cursor: Some(Cursor::Token(token)),
+            seen,
+        }
+    }
+
+    /// The next page's items and the token of the page after it, or `None` once the page
+    /// without a next token was given. After an error there are no more pages.
+    ///
+    /// # Errors
+    /// The page's request failing, or Monite giving a token it gave before
+    /// ([`ErrorKind::Api`]).
+    pub(super) async fn next(&mut self) -> Result<Option<(Vec<Bytes>, Option<String>)>> {
+        let Some(cursor) = self.cursor.take() else {
+            return Ok(None);
+        };
+        let request = cursor.request(self.path.clone(), self.entity_id);
+        let (items, next) = self.client.page(&request).await?;
+        if let Some(token) = &next {
+            self.seen.check(&self.path, token)?;
+            self.cursor = Some(Cursor::Token(token.clone()));
+        }
+        Ok(Some((items, next)))
     }
 }
 

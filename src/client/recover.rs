@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::Client;
 use super::models::{ListQuery, Order};
-use super::pagination::{Cursor, SeenTokens};
+use super::pagination::Pages;
 use crate::error::{ErrorKind, Result};
 use crate::event::Event;
 use crate::object_type::ObjectType;
@@ -210,32 +210,29 @@ impl<'a> Recovery<'a> {
             resume_from: self.resume_from.clone(),
             ..RecoveryProgress::default()
         };
-        let mut seen = SeenTokens::default();
-        let mut cursor = match self.resume_from.take() {
-            Some(token) => {
-                seen.check("/events", &token)?;
-                Cursor::Token(token)
-            }
-            None => Cursor::First(self.query.clone()),
+        let entity_id = Some(self.entity_id.as_str());
+        let mut pages = match self.resume_from.take() {
+            Some(token) => Pages::resume(self.client, "/events".to_owned(), entity_id, token),
+            None => Pages::new(
+                self.client,
+                "/events".to_owned(),
+                entity_id,
+                self.query.clone(),
+            ),
+        };
+        let stopped = |e: crate::Error, progress: &RecoveryProgress| {
+            let resume = progress.resume_from.as_deref().map_or_else(
+                || "start again from the beginning".to_owned(),
+                |token| format!("resume with resume_from({token:?})"),
+            );
+            e.context(&format!("recovery stopped after {progress}; {resume}"))
         };
         loop {
-            let stopped = |e: crate::Error, progress: &RecoveryProgress| {
-                let resume = progress.resume_from.as_deref().map_or_else(
-                    || "start again from the beginning".to_owned(),
-                    |token| format!("resume with resume_from({token:?})"),
-                );
-                e.context(&format!("recovery stopped after {progress}; {resume}"))
-            };
-            let request = cursor.request("/events".to_owned(), Some(&self.entity_id));
-            let (items, next) = match self.client.page(&request).await {
-                Ok(page) => page,
+            let (items, next) = match pages.next().await {
+                Ok(Some(page)) => page,
+                Ok(None) => return Ok(progress),
                 Err(e) => return Err(stopped(e, &progress)),
             };
-            if let Some(token) = &next
-                && let Err(e) = seen.check("/events", token)
-            {
-                return Err(stopped(e, &progress));
-            }
             for raw in items {
                 let mut event = match Event::parse(raw.clone()) {
                     Ok(event) => event,
@@ -266,10 +263,6 @@ impl<'a> Recovery<'a> {
             progress.resume_from.clone_from(&next);
             if let Some(report) = &mut self.on_progress {
                 report(&progress);
-            }
-            match next {
-                Some(token) => cursor = Cursor::Token(token),
-                None => return Ok(progress),
             }
         }
     }
