@@ -27,6 +27,16 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(8 * 24 * 60 * 60);
 /// clamped to it (Redis, for one, refuses expiry times past `i64::MAX` milliseconds).
 pub const MAX_STORE_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
+/// Milliseconds for a store's expiry or interval: at least 1 (Redis refuses `PX 0`), at
+/// most [`MAX_STORE_DURATION`], so that now plus it stays a valid time in every store.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn store_millis(duration: Duration) -> i64 {
+    // A year in milliseconds fits in an `i64` many times over.
+    i64::try_from(duration.min(MAX_STORE_DURATION).as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1)
+}
+
 /// What a claim found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -402,6 +412,17 @@ impl fmt::Debug for Idempotency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(any(feature = "redis", feature = "postgres"))]
+    #[test]
+    fn store_intervals_stay_in_range() {
+        assert_eq!(store_millis(Duration::ZERO), 1);
+        assert_eq!(store_millis(Duration::from_secs(2)), 2000);
+        assert_eq!(
+            store_millis(Duration::MAX),
+            i64::try_from(MAX_STORE_DURATION.as_millis()).unwrap()
+        );
+    }
     use crate::MemoryStore;
 
     #[test]

@@ -12,7 +12,7 @@ use sqlx::{PgConnection, PgPool};
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::idempotency::redact_url;
-use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
+use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, store_millis};
 use crate::transactional::{Transactional, TxFuture};
 
 /// The table names' default prefix: `monite_webhook_claims` and `monite_webhook_inbox`.
@@ -362,14 +362,6 @@ impl PostgresStore {
     }
 }
 
-/// Milliseconds for an interval: at least 1, at most [`MAX_STORE_DURATION`], so that
-/// `now()` plus it stays a valid timestamp.
-pub(crate) fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.min(MAX_STORE_DURATION).as_millis())
-        .unwrap_or(i64::MAX)
-        .max(1)
-}
-
 impl IdempotencyStore for PostgresStore {
     async fn claim(
         &self,
@@ -381,7 +373,7 @@ impl IdempotencyStore for PostgresStore {
         let found: i32 = sqlx::query_scalar(&self.inner.sql.claim)
             .bind(key)
             .bind(token.to_string())
-            .bind(millis(lease))
+            .bind(store_millis(lease))
             .fetch_one(&self.inner.pool)
             .await?;
         Ok(match found {
@@ -400,7 +392,7 @@ impl IdempotencyStore for PostgresStore {
         let done = sqlx::query(&self.inner.sql.complete)
             .bind(key)
             .bind(token.to_string())
-            .bind(millis(retention))
+            .bind(store_millis(retention))
             .fetch_optional(&self.inner.pool)
             .await?;
         Ok(done.is_some())
@@ -455,15 +447,5 @@ mod tests {
             })
             .collect();
         assert_eq!(documented, Statements::new(DEFAULT_TABLE_PREFIX).schema);
-    }
-
-    #[test]
-    fn intervals_stay_in_range() {
-        assert_eq!(millis(Duration::ZERO), 1);
-        assert_eq!(millis(Duration::from_secs(2)), 2000);
-        assert_eq!(
-            millis(Duration::MAX),
-            i64::try_from(MAX_STORE_DURATION.as_millis()).unwrap()
-        );
     }
 }

@@ -9,7 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::idempotency::redact_url;
-use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
+use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, store_millis};
 
 // A done key holds `done`; a claimed key holds its token, which is hex and never `done`.
 
@@ -137,20 +137,12 @@ impl RedisStore {
         let mut invocation = script.key(format!("{}{key}", self.prefix));
         invocation.arg(token.to_string());
         if let Some(ttl) = ttl {
-            invocation.arg(millis(ttl));
+            invocation.arg(store_millis(ttl));
         }
         Ok(invocation
             .invoke_async(&mut self.connection.clone())
             .await?)
     }
-}
-
-/// Millis for Redis: at least 1 (`PX 0` is an error), at most a year (Redis refuses
-/// expiry times that overflow when added to now).
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.min(MAX_STORE_DURATION).as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
 }
 
 impl IdempotencyStore for RedisStore {
@@ -224,10 +216,5 @@ mod tests {
             "redis://[redacted]@host:6379/0"
         );
         assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
-        assert_eq!(millis(Duration::ZERO), 1);
-        assert_eq!(
-            millis(Duration::MAX),
-            u64::try_from(MAX_STORE_DURATION.as_millis()).unwrap()
-        );
     }
 }

@@ -11,8 +11,10 @@ use sqlx::PgConnection;
 use crate::dispatch::Handler;
 use crate::error::BoxError;
 use crate::event::Event;
-use crate::idempotency::{DEFAULT_RETENTION, Idempotency, KeyScope, MAX_STORE_DURATION};
-use crate::postgres_store::{PostgresStore, millis};
+use crate::idempotency::{
+    DEFAULT_RETENTION, Idempotency, KeyScope, MAX_STORE_DURATION, store_millis,
+};
+use crate::postgres_store::PostgresStore;
 
 /// What a transactional handler returns: its work, boxed, borrowing the transaction (the
 /// shape of sqlx's own `Connection::transaction`).
@@ -122,7 +124,7 @@ where
         if let Some(key) = self.keys.key(&event) {
             let fresh = sqlx::query(self.store.inbox_claim_sql())
                 .bind(&key)
-                .bind(millis(self.retention))
+                .bind(store_millis(self.retention))
                 .fetch_optional(&mut *tx)
                 .await?
                 .is_some();
