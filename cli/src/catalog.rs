@@ -1,20 +1,13 @@
-//! Monite's documented events (a copy of the library's test catalog, built in), and
+//! Monite's documented events (the library's [`ObjectType::documented_events`]), and
 //! realistic envelopes of the current generation for them.
 
-use std::collections::BTreeMap;
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Deserialize, Serialize};
+use monite_webhooks::ObjectType;
+use serde::Serialize;
 
 use crate::failure::Failure;
-
-const CATALOG: &str = include_str!("../catalog.json");
-
-#[derive(Deserialize)]
-struct Catalog {
-    events: BTreeMap<String, Vec<String>>,
-}
 
 /// One documented `(object_type, event)` pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,19 +23,14 @@ impl Pair {
     }
 }
 
-/// Every documented pair, in the catalog's order.
+/// Every documented pair, by object type, then event, as the library lists them.
 pub(crate) fn documented() -> Vec<Pair> {
-    // The catalog is built in and checked by the tests; an unreadable one is a build bug.
-    let catalog: Catalog = serde_json::from_str(CATALOG).unwrap_or(Catalog {
-        events: BTreeMap::new(),
-    });
-    catalog
-        .events
-        .into_iter()
-        .flat_map(|(object_type, events)| {
-            events.into_iter().map(move |event| Pair {
-                object_type: object_type.clone(),
-                event,
+    ObjectType::KNOWN
+        .iter()
+        .flat_map(|object_type| {
+            object_type.documented_events().iter().map(|event| Pair {
+                object_type: object_type.as_str().to_owned(),
+                event: event.as_str().to_owned(),
             })
         })
         .collect()
@@ -56,7 +44,7 @@ pub(crate) fn find(action: &str, allow_undocumented: bool) -> Result<Pair, Failu
         return Ok(pair.clone());
     }
     if allow_undocumented {
-        let known = monite_webhooks::ObjectType::KNOWN
+        let known = ObjectType::KNOWN
             .iter()
             .map(|t| t.as_str())
             .filter(|t| action.starts_with(&format!("{t}.")))
@@ -164,7 +152,7 @@ pub(crate) fn uuid_v4() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monite_webhooks::{EnvelopeVersion, Event, EventType, ObjectType};
+    use monite_webhooks::{EnvelopeVersion, Event, EventType};
 
     #[test]
     fn the_catalog_has_every_documented_event() {

@@ -137,7 +137,7 @@ impl TestReceiver {
 
 pub(crate) fn catalog_pairs() -> Vec<(String, String)> {
     let catalog: serde_json::Value =
-        serde_json::from_str(include_str!("../../catalog.json")).unwrap();
+        serde_json::from_str(include_str!("../data/catalog.json")).unwrap();
     let mut pairs = Vec::new();
     for (object_type, events) in catalog["events"].as_object().unwrap() {
         for event in events.as_array().unwrap() {
