@@ -76,13 +76,8 @@ type ClaimTokens = Arc<dyn Fn() -> ClaimToken + Send + Sync>;
 /// Configures a [`Receiver`].
 #[must_use]
 pub struct ReceiverBuilder {
-    verifier: Verifier,
-    dispatcher: Dispatcher,
-    unhandled_status: StatusCode,
-    idempotency: Option<Idempotency>,
-    clock: Arc<dyn Clock>,
-    claim_tokens: Option<ClaimTokens>,
-    spawner: Option<Spawner>,
+    // What the receiver will hold, set field by field.
+    inner: Inner,
 }
 
 /// What happened to a verified delivery.
@@ -116,13 +111,15 @@ impl Receiver {
     /// A receiver to configure.
     pub fn builder(verifier: Verifier, dispatcher: Dispatcher) -> ReceiverBuilder {
         ReceiverBuilder {
-            verifier,
-            dispatcher,
-            unhandled_status: StatusCode::OK,
-            idempotency: Some(Idempotency::new(MemoryStore::new())),
-            clock: Arc::new(SystemClock),
-            claim_tokens: None,
-            spawner: None,
+            inner: Inner {
+                verifier,
+                dispatcher,
+                unhandled_status: StatusCode::OK,
+                idempotency: Some(Idempotency::new(MemoryStore::new())),
+                clock: Arc::new(SystemClock),
+                claim_tokens: None,
+                spawner: None,
+            },
         }
     }
 
@@ -355,28 +352,28 @@ impl ReceiverBuilder {
     /// them (for a week, then it disables the subscription): such an event's claim is
     /// released, not marked done, so a retry that reaches a replica with a handler runs it.
     pub fn unhandled_status(mut self, status: StatusCode) -> Self {
-        self.unhandled_status = status;
+        self.inner.unhandled_status = status;
         self
     }
 
     /// How the receiver handles each event once. Defaults to an in-process
     /// [`MemoryStore`]; with several replicas, give them a shared store.
     pub fn idempotency(mut self, idempotency: Idempotency) -> Self {
-        self.idempotency = Some(idempotency);
+        self.inner.idempotency = Some(idempotency);
         self
     }
 
     /// Runs handlers for every delivery, duplicates included, as Monite sends them: at
     /// least once. For handlers that are idempotent by themselves.
     pub fn without_idempotency(mut self) -> Self {
-        self.idempotency = None;
+        self.inner.idempotency = None;
         self
     }
 
     /// Where the timestamp check reads the time. Defaults to [`SystemClock`]; see
     /// [`Clock`] for when to inject another.
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        self.inner.clock = Arc::new(clock);
         self
     }
 
@@ -385,7 +382,7 @@ impl ReceiverBuilder {
     /// panics, give tokens from [`ClaimToken::from_parts`] instead. Each call must return
     /// a token no other delivery, in any instance, ever holds.
     pub fn claim_tokens(mut self, next: impl Fn() -> ClaimToken + Send + Sync + 'static) -> Self {
-        self.claim_tokens = Some(Arc::new(next));
+        self.inner.claim_tokens = Some(Arc::new(next));
         self
     }
 
@@ -411,7 +408,7 @@ impl ReceiverBuilder {
     /// # }
     /// ```
     pub fn spawn_handlers(mut self, spawner: impl Spawn) -> Self {
-        self.spawner = Some(Spawner(Box::new(spawner)));
+        self.inner.spawner = Some(Spawner(Box::new(spawner)));
         self
     }
 
@@ -419,15 +416,7 @@ impl ReceiverBuilder {
     #[must_use]
     pub fn build(self) -> Receiver {
         Receiver {
-            inner: Arc::new(Inner {
-                verifier: self.verifier,
-                dispatcher: self.dispatcher,
-                unhandled_status: self.unhandled_status,
-                idempotency: self.idempotency,
-                clock: self.clock,
-                claim_tokens: self.claim_tokens,
-                spawner: self.spawner,
-            }),
+            inner: Arc::new(self.inner),
         }
     }
 }
@@ -476,19 +465,19 @@ impl Drop for HeldClaim<'_> {
 
 impl fmt::Debug for Receiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver")
-            .field("verifier", &self.inner.verifier)
-            .field("dispatcher", &self.inner.dispatcher)
-            .field("unhandled_status", &self.inner.unhandled_status)
-            .field("idempotency", &self.inner.idempotency)
-            .field("spawner", &self.inner.spawner)
-            .finish_non_exhaustive()
+        self.inner.debug_as("Receiver", f)
     }
 }
 
 impl fmt::Debug for ReceiverBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReceiverBuilder")
+        self.inner.debug_as("ReceiverBuilder", f)
+    }
+}
+
+impl Inner {
+    fn debug_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
             .field("verifier", &self.verifier)
             .field("dispatcher", &self.dispatcher)
             .field("unhandled_status", &self.unhandled_status)
