@@ -103,7 +103,7 @@ pub(crate) fn resolve(args: &SecretArgs) -> Result<Vec<NamedSecret>, Failure> {
         // A keyring file named explicitly must exist; the default one may not.
         let explicit = args.keyring.is_some() || variable(KEYRING_VAR).is_some();
         let path = keyring_path(args.keyring.as_deref());
-        found.extend(from_keyring(&load_keyring(&path, explicit)?, &path));
+        found.extend(from_keyring(&load_keyring(&path, explicit)?, Some(&path)));
     }
     if let Some(id) = &args.subscription_id
         && args.secrets.is_empty()
@@ -182,32 +182,14 @@ fn from_flags(flags: &[String]) -> Vec<NamedSecret> {
 }
 
 fn from_environment() -> Result<Vec<NamedSecret>, Failure> {
-    let mut found: Vec<NamedSecret> = Vec::new();
-    if let Some(value) = variable(SECRETS_VAR) {
-        for (i, entry) in value.split(',').map(str::trim).enumerate() {
-            if entry.is_empty() {
-                continue;
-            }
-            let Some((id, text)) = entry.split_once('=') else {
-                return Err(Failure::usage(format!(
-                    "{SECRETS_VAR} entry {} is not `<subscription_id>=<secret>`",
-                    i + 1
-                )));
-            };
-            let id = id.trim();
-            // Named twice: the later one is current (a rotation), as the library reads it.
-            let at = found
-                .iter()
-                .position(|s| s.subscription_id.as_deref() == Some(id))
-                .unwrap_or(found.len());
-            if let Some(older) = found.get_mut(at) {
-                older.label = format!("subscription {id} (previous)");
-            }
-            let secret =
-                NamedSecret::of_subscription(id, format!("subscription {id}"), text.trim());
-            found.insert(at, secret);
+    let mut found = match variable(SECRETS_VAR) {
+        Some(value) => {
+            let pairs = Keyring::parse_pairs(&value)
+                .map_err(|e| Failure::usage(format!("{SECRETS_VAR}: {e}")))?;
+            from_keyring(&pairs, None)
         }
-    }
+        None => Vec::new(),
+    };
     if let Some(value) = variable(SECRET_VAR) {
         found.extend(
             value
@@ -221,28 +203,27 @@ fn from_environment() -> Result<Vec<NamedSecret>, Failure> {
     Ok(found)
 }
 
-fn from_keyring(keyring: &Keyring, path: &Path) -> Vec<NamedSecret> {
-    let mut subscriptions: Vec<_> = keyring.subscriptions().collect();
-    subscriptions.sort_by_key(|(id, _)| *id);
+/// The secrets `keyring` holds, with the labels it gives them, current ones first. Those of
+/// a keyring `file` keep the convention the file gives them, and its unkeyed ones are
+/// labeled with its path; those of `MONITE_WEBHOOK_SECRETS` (`None`) follow `--convention`.
+fn from_keyring(keyring: &Keyring, file: Option<&Path>) -> Vec<NamedSecret> {
     let mut found = Vec::new();
-    for (id, held) in subscriptions {
-        for (i, secret) in held.as_slice().iter().enumerate() {
-            let label = if i == 0 {
-                format!("subscription {id}")
-            } else {
-                format!("subscription {id} (previous)")
-            };
+    for (id, held) in keyring.subscriptions() {
+        for secret in held.as_slice() {
+            let label = secret.label().unwrap_or(id).to_owned();
             let mut named = NamedSecret::of_subscription(id, label, secret.expose_text());
-            named.convention = Some(secret.convention());
+            named.convention = file.map(|_| secret.convention());
             found.push(named);
         }
     }
-    found.extend(keyring.unkeyed().iter().enumerate().map(|(i, secret)| {
-        NamedSecret::new(
-            format!("{} unkeyed #{}", path.display(), i + 1),
-            secret.expose_text(),
-        )
-    }));
+    if let Some(path) = file {
+        found.extend(keyring.unkeyed().iter().enumerate().map(|(i, secret)| {
+            NamedSecret::new(
+                format!("{} unkeyed #{}", path.display(), i + 1),
+                secret.expose_text(),
+            )
+        }));
+    }
     found
 }
 
