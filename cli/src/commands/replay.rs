@@ -82,7 +82,7 @@ pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failur
     let http = deliver::http_client(Duration::from_secs(30))?;
     let poster = {
         let (summary, progress, to) = (summary.clone(), progress.clone(), args.to.clone());
-        let only = Arc::new(only);
+        let (only, secret) = (Arc::new(only), secret.clone());
         move |event: Event, _: Unhandled| {
             let (summary, progress, to, only) =
                 (summary.clone(), progress.clone(), to.clone(), only.clone());
@@ -110,7 +110,7 @@ pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failur
     // The receiver only dispatches: every event reaches the poster, with no idempotency
     // store, so a replay sends every event again.
     let receiver = Receiver::builder(
-        Verifier::new(secrets::signing(&args.secrets)?.0),
+        Verifier::new(secret),
         Dispatcher::builder().fallback(poster).build(),
     )
     .without_idempotency()
