@@ -40,16 +40,10 @@ struct Summary {
 pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failure> {
     deliver::check_url(&args.to, "--to")?;
     let (secret, _) = secrets::signing(&args.secrets)?;
-    let since = args
-        .since
-        .as_deref()
-        .map(|t| crate::time::parse_time(t, "--since"))
-        .transpose()?;
-    let until = args
-        .until
-        .as_deref()
-        .map(|t| crate::time::parse_time(t, "--until"))
-        .transpose()?;
+    let time =
+        |value: Option<&str>, flag| value.map(|t| crate::time::parse_time(t, flag)).transpose();
+    let since = time(args.since.as_deref(), "--since")?;
+    let until = time(args.until.as_deref(), "--until")?;
     let client = crate::api::client()?;
     let entity_id = args.entity.entity_id.clone();
 
