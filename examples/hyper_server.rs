@@ -23,23 +23,22 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use monite_webhooks::tower::ResponseBody;
-use monite_webhooks::{Dispatcher, Event, Keyring, Receiver, Secret, Unhandled, Verifier};
+use monite_webhooks::{Dispatcher, Event, Receiver, Unhandled};
 use tower::ServiceExt as _;
 
+#[path = "common/config.rs"]
+mod config;
 #[path = "common/event_line.rs"]
 mod event_line;
+use config::Secrets;
 use event_line::print_handled;
 
 const PATH: &str = "/webhooks/monite";
-const DEVELOPMENT_SECRET: &str = "whsec_development_only_do_not_use_in_production";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let receiver = receiver_from_env()?;
-    let addr: std::net::SocketAddr = std::env::var("MONITE_WEBHOOK_ADDR")
-        .unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
-        .parse()?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = tokio::net::TcpListener::bind(config::listen_addr()?).await?;
     eprintln!("listening on http://{}{PATH}", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
@@ -72,25 +71,15 @@ async fn route(
     Ok(response.map(Either::Left))
 }
 
-/// The receiver, from the secrets the environment configures (`Keyring::from_env`:
-/// `MONITE_WEBHOOK_SECRETS`, `MONITE_WEBHOOK_KEYRING`, `MONITE_WEBHOOK_SECRET`); the
-/// development secret only with `--dev`, never because nothing is set.
+/// The receiver, from the secrets the environment configures; the development secret only
+/// with `--dev` or `MONITE_WEBHOOK_DEV=1`, never because nothing is set.
 fn receiver_from_env() -> Result<Receiver, Box<dyn std::error::Error + Send + Sync>> {
-    let keyring = Keyring::from_env()?;
-    let verifier = if !keyring.is_empty() {
-        Verifier::from_keyring(keyring)
-    } else if std::env::args().skip(1).any(|arg| arg == "--dev") {
+    let secrets = Secrets::from_env(true)?;
+    if let Secrets::Development = secrets {
         eprintln!("--dev: accepting the development secret; never expose this server");
-        Verifier::new(Secret::new(DEVELOPMENT_SECRET)?)
-    } else {
-        return Err(
-            "no secret configured: set MONITE_WEBHOOK_SECRETS, MONITE_WEBHOOK_KEYRING \
-                    or MONITE_WEBHOOK_SECRET, or pass --dev"
-                .into(),
-        );
-    };
+    }
     let dispatcher = Dispatcher::builder()
         .fallback(|event: Event, _: Unhandled| async move { print_handled(&event) })
         .build();
-    Ok(Receiver::new(verifier, dispatcher))
+    Ok(Receiver::new(secrets.verifier()?, dispatcher))
 }

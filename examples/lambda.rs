@@ -21,24 +21,27 @@
     reason = "the example reports handled events on stdout, which Lambda sends to CloudWatch"
 )]
 
-use monite_webhooks::{Dispatcher, Event, Keyring, Receiver, Unhandled, Verifier};
+use monite_webhooks::{Dispatcher, Event, Receiver, Unhandled};
 
+#[allow(
+    dead_code,
+    reason = "a Lambda function listens on no address of its own"
+)]
+#[path = "common/config.rs"]
+mod config;
 #[path = "common/event_line.rs"]
 mod event_line;
+use config::Secrets;
 use event_line::print_handled;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    // MONITE_WEBHOOK_SECRETS, MONITE_WEBHOOK_KEYRING or MONITE_WEBHOOK_SECRET.
-    let keyring = Keyring::from_env()?;
-    if keyring.is_empty() {
-        return Err(
-            "no secret configured: set MONITE_WEBHOOK_SECRETS or MONITE_WEBHOOK_SECRET".into(),
-        );
-    }
+    // MONITE_WEBHOOK_SECRETS, MONITE_WEBHOOK_KEYRING or MONITE_WEBHOOK_SECRET; a function
+    // is never offered the development secret.
+    let verifier = Secrets::from_env(false)?.verifier()?;
     let dispatcher = Dispatcher::builder()
         .fallback(|event: Event, _: Unhandled| async move { print_handled(&event) })
         .build();
-    let receiver = Receiver::new(Verifier::from_keyring(keyring), dispatcher);
+    let receiver = Receiver::new(verifier, dispatcher);
     lambda_http::run(receiver).await
 }
