@@ -27,12 +27,11 @@ pub(crate) async fn run(args: SubscriptionsArgs, json: bool) -> Result<ExitCode,
         SubscriptionsCommand::List(keyring) => {
             let all: Vec<WebhookSubscription> =
                 subscriptions.list(ListQuery::new()).try_collect().await?;
-            let path = secrets::keyring_path(keyring.keyring.as_deref());
-            let held = secrets::load_keyring(&path, keyring.keyring.is_some())?;
+            let (_, held) = open(&keyring, keyring.keyring.is_some())?;
             print_list(&all, &held, json);
         }
         SubscriptionsCommand::Create(create) => {
-            let (path, mut keyring) = open(&create.keyring)?;
+            let (path, mut keyring) = open(&create.keyring, false)?;
             let new = new_subscription(&create)?;
             let created = subscriptions.create(&new).await?;
             keyring.insert(created.subscription.id.clone(), created.secret.clone());
@@ -49,7 +48,7 @@ pub(crate) async fn run(args: SubscriptionsArgs, json: bool) -> Result<ExitCode,
             print_one(&subscriptions.disable(&id).await?, "disabled", json);
         }
         SubscriptionsCommand::Regenerate(SubscriptionIdWithKeyring { id, keyring: flags }) => {
-            let (path, mut keyring) = open(&flags)?;
+            let (path, mut keyring) = open(&flags, false)?;
             // The new secret goes into the keyring beside the old one, kept as previous:
             // deliveries already signed with it may still arrive.
             let regenerated = subscriptions.rotate_secret(&id, &mut keyring).await?;
@@ -64,8 +63,7 @@ pub(crate) async fn run(args: SubscriptionsArgs, json: bool) -> Result<ExitCode,
         }
         SubscriptionsCommand::Delete(SubscriptionIdWithKeyring { id, keyring: flags }) => {
             subscriptions.delete(&id).await?;
-            let path = secrets::keyring_path(flags.keyring.as_deref());
-            let mut keyring = secrets::load_keyring(&path, false)?;
+            let (path, mut keyring) = open(&flags, false)?;
             let forgotten = keyring.remove(&id);
             if forgotten {
                 keyring
@@ -169,7 +167,7 @@ async fn ensure(
         )
     }
     .regenerate_missing_secrets(!args.no_regenerate);
-    let (path, mut keyring) = open(&args.keyring)?;
+    let (path, mut keyring) = open(&args.keyring, false)?;
     // Saved by the library after each secret Monite returns, so a run that stops part-way
     // loses none.
     let report = client
@@ -252,10 +250,11 @@ fn new_subscription(args: &CreateArgs) -> Result<NewSubscription, Failure> {
     Ok(new.event_types(args.events.iter().map(|e| EventType::from(e.as_str()))))
 }
 
-/// The keyring file named (which must then exist if named explicitly), or a new one.
-fn open(flags: &KeyringArgs) -> Result<(PathBuf, Keyring), Failure> {
+/// The keyring file's path and contents; an empty keyring if there is no file yet, unless
+/// it `must_exist`.
+fn open(flags: &KeyringArgs, must_exist: bool) -> Result<(PathBuf, Keyring), Failure> {
     let path = secrets::keyring_path(flags.keyring.as_deref());
-    let keyring = secrets::load_keyring(&path, false)?;
+    let keyring = secrets::load_keyring(&path, must_exist)?;
     Ok((path, keyring))
 }
 
