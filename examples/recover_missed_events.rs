@@ -19,6 +19,10 @@
 use monite_webhooks::client::{Client, Environment};
 use monite_webhooks::{Dispatcher, Event, Receiver, Secret, Unhandled, Verifier};
 
+#[path = "common/event_line.rs"]
+mod event_line;
+use event_line::print_handled;
+
 fn required(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("set {name}"))
 }
@@ -41,15 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The same dispatcher (and, in a real service, the same idempotency store) as the
     // receiver's. Recovery does not verify signatures: the events come from Monite's API.
     let dispatcher = Dispatcher::builder()
-        .fallback(|event: Event, _: Unhandled| async move {
-            let line = serde_json::json!({
-                "id": event.id(),
-                "object_type": event.object_type(),
-                "event": event.event_type(),
-                "created_at": event.created_at(),
-            });
-            println!("{line}");
-        })
+        .fallback(|event: Event, _: Unhandled| async move { print_handled(&event) })
         .build();
     let unused_secret = Secret::new("whsec_recovery_does_not_verify")?;
     let receiver = Receiver::new(Verifier::new(unused_secret), dispatcher);
