@@ -67,9 +67,7 @@ async fn respond(
         Ok(body) => receiver.receive(request.headers(), body).await,
         Err(error) => Err(error),
     };
-    let response = receiver.response(&result);
-    crate::metrics::delivered(&result, response.status());
-    into_actix(response)
+    into_actix(receiver.answer(&result))
 }
 
 async fn read_body(

@@ -272,9 +272,7 @@ impl Receiver {
         let result = self
             .receive_request(parts.method.as_str(), &parts.headers, body)
             .await;
-        let response = self.response(&result);
-        metrics::delivered(&result, response.status());
-        response
+        self.answer(&result)
     }
 
     /// [`receive`](Self::receive) after the same precheck the adapters make before reading
@@ -318,6 +316,14 @@ impl Receiver {
             Ok(Outcome::Unhandled(_)) => self.inner.unhandled_status,
             Err(error) => error.status(),
         }
+    }
+
+    /// The response to a delivery, counted in the metrics: what every adapter answers.
+    /// (`response` alone does not count, for layers that only verify.)
+    pub(crate) fn answer(&self, result: &Result<Outcome>) -> Response<Bytes> {
+        let response = self.response(result);
+        metrics::delivered(result, response.status());
+        response
     }
 
     /// The response for a result of [`receive`](Self::receive): its status and a short

@@ -49,7 +49,6 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
-use crate::metrics;
 use crate::receiver::Receiver;
 use crate::trace;
 
@@ -90,9 +89,7 @@ impl Receiver {
             Ok(body) => self.receive(&parts.headers, body).await,
             Err(error) => Err(error),
         };
-        let response = self.response(&result);
-        metrics::delivered(&result, response.status());
-        response.map(Full::new)
+        self.answer(&result).map(Full::new)
     }
 }
 
