@@ -75,7 +75,7 @@ pub(crate) fn diagnose(
             return diagnosis;
         }
     };
-    let tags: Vec<String> = parsed.signatures().map(|t| hex(&t)).collect();
+    let tags: Vec<[u8; 32]> = parsed.signatures().collect();
     diagnosis.timestamp = Some(parsed.timestamp());
     diagnosis.well_formed_signatures = tags.len();
     if tags.is_empty() {
@@ -111,8 +111,10 @@ pub(crate) fn diagnose(
         for (reading, key) in secret.readings() {
             for (form, bytes) in &forms {
                 let signed = sign(&key, parsed.timestamp(), bytes);
-                let tag = signed.rsplit("v1=").next().unwrap_or_default();
-                if tags.iter().any(|t| t == tag) {
+                let tag = SignatureHeader::parse(signed.as_bytes())
+                    .ok()
+                    .and_then(|h| h.signatures().next());
+                if tag.is_some_and(|tag| tags.contains(&tag)) {
                     diagnosis.matches.push(Match {
                         secret: secret.label.clone(),
                         convention: reading.as_str().to_owned(),
@@ -123,15 +125,14 @@ pub(crate) fn diagnose(
             }
         }
     }
-    explain_matches(&mut diagnosis, convention, secrets.len());
-    if let Some(m) = diagnosis
+    let exact = diagnosis
         .matches
         .iter()
-        .find(|m| m.convention == convention.as_str() && m.body == AS_GIVEN)
-    {
-        let sentence = routing(m, named_subscription(body).as_deref(), secrets);
-        diagnosis.findings.extend(sentence);
-    }
+        .find(|m| m.convention == convention.as_str() && m.body == AS_GIVEN);
+    let explanation = explain_matches(&diagnosis, exact, convention, secrets.len());
+    let unrouted = exact.and_then(|m| routing(m, named_subscription(body).as_deref(), secrets));
+    diagnosis.findings.extend(explanation);
+    diagnosis.findings.extend(unrouted);
     diagnosis
 }
 
@@ -162,24 +163,25 @@ fn routing(m: &Match, named: Option<&str>, secrets: &[NamedSecret]) -> Option<St
     }
 }
 
-fn explain_matches(diagnosis: &mut Diagnosis, convention: KeyConvention, secrets: usize) {
-    let exact = diagnosis
-        .matches
-        .iter()
-        .find(|m| m.convention == convention.as_str() && m.body == AS_GIVEN);
+/// The finding about `diagnosis.matches`, given the `exact` one (the body as given, under
+/// `convention`), if any.
+fn explain_matches(
+    diagnosis: &Diagnosis,
+    exact: Option<&Match>,
+    convention: KeyConvention,
+    secrets: usize,
+) -> Option<String> {
     if let Some(m) = exact {
-        let sentence = format!(
+        return Some(format!(
             "the signature matches {} (`{}` key)",
             m.secret, m.convention
-        );
-        diagnosis.findings.push(sentence);
-        return;
+        ));
     }
     if diagnosis.well_formed_signatures == 0 {
-        return;
+        return None;
     }
     if let Some(m) = diagnosis.matches.iter().find(|m| m.body == AS_GIVEN) {
-        diagnosis.findings.push(format!(
+        return Some(format!(
             "the signature matches {} only under the `{}` key convention, not `{}`: pass \
              --convention {} (in code, Secret::{})",
             m.secret,
@@ -192,7 +194,6 @@ fn explain_matches(diagnosis: &mut Diagnosis, convention: KeyConvention, secrets
                 "whsec_base64"
             },
         ));
-        return;
     }
     if let Some(m) = diagnosis.matches.first() {
         let fix = if m.body == WITHOUT_TRAILING_WHITESPACE {
@@ -207,18 +208,17 @@ fn explain_matches(diagnosis: &mut Diagnosis, convention: KeyConvention, secrets
                 m.body
             )
         };
-        diagnosis.findings.push(format!(
+        return Some(format!(
             "{fix} (matched {} with the `{}` key)",
             m.secret, m.convention
         ));
-        return;
     }
-    diagnosis.findings.push(format!(
+    Some(format!(
         "no signature matches any of {secrets} secret(s) under either key convention, with \
          the body as given or re-encoded: the secret is probably another subscription's or \
          environment's (sandbox and production differ), or was regenerated, or the body was \
          changed"
-    ));
+    ))
 }
 
 const AS_GIVEN: &str = "as given";
@@ -261,14 +261,6 @@ fn body_forms(body: &[u8]) -> Vec<(String, Vec<u8>)> {
         fresh
     });
     forms
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]
