@@ -388,6 +388,19 @@ fn classify(error: &Error) -> Failure {
     }
 }
 
+/// `error`, if Monite refused the request (the subscription is reported as refused and the
+/// run goes on).
+///
+/// # Errors
+/// `error` itself for any other failure, which stops the run: Monite may have carried the
+/// request out, or is not to be worked with now (credentials, rate limits).
+fn refused(error: Error) -> Result<Error> {
+    match classify(&error) {
+        Failure::Refused => Ok(error),
+        Failure::MayHaveActed | Failure::Stop => Err(error),
+    }
+}
+
 /// The run stopped at `object_type`: says so, and that running again finishes it.
 fn stopped(error: Error, object_type: &ObjectType, issued: usize) -> Error {
     error.context(&format!(
@@ -629,13 +642,10 @@ impl Run<'_, '_> {
                     self.keep(&subscription.id, &regenerated)?;
                     SecretStatus::Regenerated
                 }
-                Err(error) => match classify(&error) {
-                    Failure::Refused => {
-                        entry.refused = Some(error);
-                        SecretStatus::NotHeld
-                    }
-                    Failure::MayHaveActed | Failure::Stop => return Err(error),
-                },
+                Err(error) => {
+                    entry.refused = Some(refused(error)?);
+                    SecretStatus::NotHeld
+                }
             }
         } else {
             SecretStatus::NotHeld
@@ -647,10 +657,7 @@ impl Run<'_, '_> {
                     entry.reenabled = enabled.status == SubscriptionStatus::Enabled;
                     subscription = enabled;
                 }
-                Err(error) => match classify(&error) {
-                    Failure::Refused => entry.refused = Some(error),
-                    Failure::MayHaveActed | Failure::Stop => return Err(error),
-                },
+                Err(error) => entry.refused = Some(refused(error)?),
             }
         }
 
@@ -664,10 +671,7 @@ impl Run<'_, '_> {
                     entry.event_types_updated = true;
                     subscription = updated;
                 }
-                Err(error) => match classify(&error) {
-                    Failure::Refused => entry.refused = Some(error),
-                    Failure::MayHaveActed | Failure::Stop => return Err(error),
-                },
+                Err(error) => entry.refused = Some(refused(error)?),
             }
         }
         entry.subscription = Some(subscription);
