@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use monite_webhooks::{
     Dispatcher, Event, EventType, KeyConvention, ObjectType, Outcome, Receiver, SIGNATURE_HEADER,
-    Secret, Verifier,
+    Secret,
 };
 use serde_json::json;
 
@@ -40,7 +40,6 @@ macro_rules! say_err {
 }
 
 struct Listener {
-    verifier: Verifier,
     receiver: Receiver,
     named: Vec<NamedSecret>,
     convention: KeyConvention,
@@ -79,8 +78,7 @@ pub(crate) async fn run(args: ListenArgs, json: bool) -> Result<ExitCode, Failur
         None => None,
     };
     let listener = Arc::new(Listener {
-        receiver: Receiver::new(verifier.clone(), routes()),
-        verifier,
+        receiver: Receiver::new(verifier, routes()),
         named,
         convention,
         tolerance: args.tolerance,
@@ -144,7 +142,8 @@ async fn receive(
         return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response();
     }
     let verified = listener
-        .verifier
+        .receiver
+        .verifier()
         .verify(&headers, &body)
         .map(|v| v.secret().label().unwrap_or_default().to_owned());
     let secret_label = match verified {
