@@ -276,6 +276,29 @@ pub enum KeyScope {
     PerSubscription,
 }
 
+impl KeyScope {
+    /// An event's key in this scope (see [`Idempotency::key`]); a legacy envelope's, only
+    /// when `legacy_dedup` (then keyed by its body).
+    pub(crate) fn key(self, event: &Event, legacy_dedup: bool) -> Option<String> {
+        Some(match (event.id(), event.webhook_subscription_id(), self) {
+            // `concat` sizes the key once; `format!` costs a third of a duplicate's dispatch.
+            (Some(id), Some(subscription), Self::PerSubscription) => {
+                ["sub:", subscription, ":evt:", id].concat()
+            }
+            (Some(id), _, _) => ["evt:", id].concat(),
+            (None, _, _) => {
+                if !legacy_dedup {
+                    return None;
+                }
+                let mut key = String::with_capacity(69);
+                key.push_str("body:");
+                hex::encode_into(&sha2::Sha256::digest(event.body()), &mut key);
+                key
+            }
+        })
+    }
+}
+
 /// The idempotency settings a receiver runs with: a store, the lease, the retention.
 ///
 /// ```
@@ -357,22 +380,7 @@ impl Idempotency {
     ///   `body:<hex SHA-256 of the body>`.
     #[must_use]
     pub fn key(&self, event: &Event) -> Option<String> {
-        Some(
-            match (event.id(), event.webhook_subscription_id(), self.scope) {
-                // `concat` sizes the key once; `format!` costs a third of a duplicate's dispatch.
-                (Some(id), Some(subscription), KeyScope::PerSubscription) => {
-                    ["sub:", subscription, ":evt:", id].concat()
-                }
-                (Some(id), _, _) => ["evt:", id].concat(),
-                (None, _, _) => {
-                    self.legacy_window?;
-                    let mut key = String::with_capacity(69);
-                    key.push_str("body:");
-                    hex::encode_into(&sha2::Sha256::digest(event.body()), &mut key);
-                    key
-                }
-            },
-        )
+        self.scope.key(event, self.legacy_window.is_some())
     }
 
     pub(crate) async fn claim(&self, key: &str, token: &ClaimToken) -> Result<Claim, BoxError> {

@@ -11,9 +11,7 @@ use sqlx::PgConnection;
 use crate::dispatch::Handler;
 use crate::error::BoxError;
 use crate::event::Event;
-use crate::idempotency::{
-    DEFAULT_RETENTION, Idempotency, KeyScope, MAX_STORE_DURATION, store_millis,
-};
+use crate::idempotency::{DEFAULT_RETENTION, KeyScope, MAX_STORE_DURATION, store_millis};
 use crate::postgres_store::PostgresStore;
 
 /// What a transactional handler returns: its work, boxed, borrowing the transaction (the
@@ -80,15 +78,15 @@ pub type TxFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send
 pub struct Transactional<H> {
     store: PostgresStore,
     handler: H,
-    // Computes keys exactly as the receiver does; only its scope matters here.
-    keys: Idempotency,
+    // Keys are computed exactly as the receiver computes them, in this scope.
+    scope: KeyScope,
     retention: Duration,
 }
 
 impl<H> Transactional<H> {
     pub(crate) fn new(store: PostgresStore, handler: H) -> Self {
         Self {
-            keys: Idempotency::new(store.clone()),
+            scope: KeyScope::default(),
             store,
             handler,
             retention: DEFAULT_RETENTION,
@@ -96,10 +94,10 @@ impl<H> Transactional<H> {
     }
 
     /// Which deliveries count as the same event; the same as the receiver's
-    /// [`Idempotency::with_scope`]. Defaults to [`KeyScope::PerEvent`].
+    /// [`Idempotency::with_scope`](crate::Idempotency::with_scope). Defaults to [`KeyScope::PerEvent`].
     #[must_use]
     pub fn with_scope(mut self, scope: KeyScope) -> Self {
-        self.keys = self.keys.with_scope(scope);
+        self.scope = scope;
         self
     }
 
@@ -121,7 +119,8 @@ where
         let mut tx = self.store.pool().begin().await?;
         // An id-less 2022 envelope names no event to record: its writes still commit
         // together, but each delivery runs, as the receiver runs it.
-        if let Some(key) = self.keys.key(&event) {
+        // Legacy envelopes are not deduplicated here, as by the receiver's default.
+        if let Some(key) = self.scope.key(&event, false) {
             let fresh = sqlx::query(self.store.inbox_claim_sql())
                 .bind(&key)
                 .bind(store_millis(self.retention))
@@ -144,7 +143,7 @@ impl<H> fmt::Debug for Transactional<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transactional")
             .field("store", &self.store)
-            .field("keys", &self.keys)
+            .field("scope", &self.scope)
             .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
