@@ -34,10 +34,11 @@ pub(crate) async fn run(args: SendArgs, json: bool) -> Result<ExitCode, Failure>
         entity_id: args.entity_id.clone(),
         webhook_subscription_id: subscription_id,
     };
-    let bodies: Vec<(String, String)> = if let Some(path) = &args.body_file {
+    // (the action or file sent, its event id, the body)
+    let bodies: Vec<(String, Option<String>, String)> = if let Some(path) = &args.body_file {
         let body = String::from_utf8(super::read_body(path)?)
             .map_err(|_| Failure::usage(format!("{} is not UTF-8", path.display())))?;
-        vec![(path.display().to_string(), body)]
+        vec![(path.display().to_string(), event_id(&body), body)]
     } else {
         let pairs = if args.all {
             catalog::documented()
@@ -47,26 +48,26 @@ pub(crate) async fn run(args: SendArgs, json: bool) -> Result<ExitCode, Failure>
         };
         pairs
             .iter()
-            .map(|pair: &Pair| (pair.action(), catalog::envelope(pair, &ids)))
+            .map(|pair: &Pair| {
+                let body = catalog::envelope(pair, &ids);
+                (pair.action(), event_id(&body), body)
+            })
             .collect()
     };
 
     let http = deliver::http_client(Duration::from_secs(30))?;
-    let jobs = bodies.iter().flat_map(|(action, body)| {
-        (1..=args.repeat).map(move |attempt| (action.as_str(), body.as_str(), attempt))
+    let jobs = bodies.iter().flat_map(|(action, id, body)| {
+        (1..=args.repeat).map(move |attempt| (action.as_str(), id, body.as_str(), attempt))
     });
     let concurrency = usize::try_from(args.concurrency).unwrap_or(1);
     let mut results = futures_util::stream::iter(jobs)
-        .map(|(action, body, attempt)| {
+        .map(|(action, id, body, attempt)| {
             let (http, secret, to) = (&http, &secret, &to);
             async move {
                 let answer = deliver::post_signed(http, to, body.as_bytes(), secret).await;
-                let id = serde_json::from_str::<serde_json::Value>(body)
-                    .ok()
-                    .and_then(|v| v["id"].as_str().map(str::to_owned));
                 Sent {
                     action: action.to_owned(),
-                    id,
+                    id: id.clone(),
                     attempt,
                     ok: answer.ok(),
                     answer,
@@ -110,6 +111,13 @@ pub(crate) async fn run(args: SendArgs, json: bool) -> Result<ExitCode, Failure>
         );
     }
     Ok(failure::outcome(all_ok))
+}
+
+/// The `id` of a JSON body, if it has one.
+fn event_id(body: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["id"].as_str().map(str::to_owned))
 }
 
 fn list(json: bool) -> ExitCode {
