@@ -115,11 +115,9 @@ enum Failure {
         status: StatusCode,
         error: reqwest::Error,
     },
-    /// No answer; `connect` if the connection was never made (so Monite never saw it).
-    Transport {
-        error: reqwest::Error,
-        connect: bool,
-    },
+    /// No answer; Monite never saw the request if the connection was never made
+    /// (`error.is_connect()`).
+    Transport { error: reqwest::Error },
 }
 
 impl Client {
@@ -157,10 +155,7 @@ impl Client {
         loop {
             let failure = match self.build(request, token).send().await {
                 Err(error) if error.is_builder() => return Err(transport(request, error)),
-                Err(error) => {
-                    let connect = error.is_connect();
-                    Failure::Transport { error, connect }
-                }
+                Err(error) => Failure::Transport { error },
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
@@ -189,7 +184,7 @@ impl Client {
                 return Ok(Bytes::new());
             }
             let unreceived = match &failure {
-                Failure::Transport { connect, .. } => *connect,
+                Failure::Transport { error } => error.is_connect(),
                 Failure::Status {
                     status,
                     retry_after,
@@ -208,7 +203,7 @@ impl Client {
                 return Err(match failure {
                     Failure::Status { status, body, .. } => api_error(request, status, &body),
                     Failure::CutOff { status, error } => cut_off(request, status, error),
-                    Failure::Transport { error, .. } => transport(request, error),
+                    Failure::Transport { error } => transport(request, error),
                 });
             }
             may_have_acted |= !unreceived;
