@@ -271,12 +271,11 @@ impl<'a> Recovery<'a> {
 /// The `id` of an event the parser refused, if it is a string a lenient reader finds.
 fn id_of(raw: &Bytes) -> Option<String> {
     #[derive(Deserialize)]
-    struct Id<'a> {
-        #[serde(borrow)]
-        id: Option<&'a serde_json::value::RawValue>,
+    struct Id {
+        id: Option<String>,
     }
-    let id = serde_json::from_slice::<Id<'_>>(raw).ok()?.id?;
-    serde_json::from_str(id.get()).ok()
+    // An `id` that is not a string fails the whole read, as invalid JSON does: `None`.
+    serde_json::from_slice::<Id>(raw).ok()?.id
 }
 
 impl fmt::Debug for Recovery<'_> {
