@@ -368,26 +368,14 @@ async fn subscriptions_ensure_creates_enables_and_recovers_lost_secrets() {
     let out = run_env(&ensure, &env).await;
     assert_eq!(out.code, 0, "{out:?}");
     let json = out.json();
-    let actions: Vec<&str> = json["subscriptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions, ["created", "created"]);
+    assert_eq!(actions(&json), ["created", "created"]);
     assert!(!out.stdout.contains(FAKE_SECRET_PREFIX), "{out:?}");
     let payable = json["subscriptions"][0]["id"].as_str().unwrap().to_owned();
     let counterpart = json["subscriptions"][1]["id"].as_str().unwrap().to_owned();
     assert_eq!(Keyring::load(&path).unwrap().len(), 2);
 
     let out = run_env(&ensure, &env).await;
-    let actions: Vec<String> = out.json()["subscriptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["action"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(actions, ["kept", "kept"]);
+    assert_eq!(actions(&out.json()), ["kept", "kept"]);
 
     // One disabled at Monite, one whose secret was lost.
     let out = run_env(&["subscriptions", "disable", &payable], &env).await;
@@ -617,24 +605,9 @@ async fn ensure_finds_a_lost_create_and_reports_what_it_leaves_alone() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn subscriptions_list_enable_disable_delete() {
-    use monite_webhooks::ObjectType;
-    use monite_webhooks::client::{Client, Environment, NewSubscription};
-
-    let (addr, _fake) = fake_monite::start().await;
+    let (addr, fake) = fake_monite::start().await;
     let env = env(addr);
-    let client = Client::builder(Environment::Custom(format!("http://{addr}/v1")))
-        .credentials(fake_monite::CLIENT_ID, fake_monite::CLIENT_SECRET)
-        .build()
-        .unwrap();
-    let created = client
-        .webhook_subscriptions()
-        .create(&NewSubscription::new(
-            ObjectType::Payable,
-            "https://example.com/hooks",
-        ))
-        .await
-        .unwrap();
-    let id = created.subscription.id.clone();
+    let id = fake.seed("payable", "https://example.com/hooks", "enabled");
 
     let out = run_env(&["subscriptions", "list"], &env).await;
     assert_eq!(out.code, 0, "{out:?}");
