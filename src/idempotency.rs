@@ -123,8 +123,10 @@ impl fmt::Display for ClaimToken {
 /// - `claim` takes a free key (absent, or whose lease ran out) for `lease` and answers
 ///   [`Claim::Acquired`]; a key marked done answers [`Claim::Done`]; a key held by another
 ///   token answers [`Claim::InFlight`].
-/// - `complete` marks the key done for `retention`, only if `token` still holds it; it
-///   answers whether it did.
+/// - `complete` marks the key done for `retention` if `token` still holds it, or if
+///   nobody does (the key is absent, or its lease ran out and no one took it over: the
+///   handlers did run, so the event must not run again); it answers whether it did, and
+///   `false` means another delivery holds the key now.
 /// - `release` frees the key, only if `token` still holds it, so a retry can run the
 ///   handlers again.
 ///

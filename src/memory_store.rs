@@ -90,19 +90,7 @@ impl MemoryStore {
                 Holder::Claimed(_) => Claim::InFlight,
             };
         }
-        let key: Arc<str> = key.into();
-        let generation = state.next_generation;
-        state.next_generation += 1;
-        state.entries.insert(
-            key.clone(),
-            Entry {
-                holder: Holder::Claimed(*token),
-                expires: now + lease,
-                generation,
-            },
-        );
-        state.order.push_back((key, generation));
-        state.evict(self.capacity);
+        state.put(key, Holder::Claimed(*token), now + lease, self.capacity);
         Claim::Acquired
     }
 
@@ -126,6 +114,23 @@ impl MemoryStore {
 }
 
 impl State {
+    /// Adds an entry for `key`, newest in the eviction order.
+    fn put(&mut self, key: &str, holder: Holder, expires: Instant, capacity: usize) {
+        let key: Arc<str> = key.into();
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        self.entries.insert(
+            key.clone(),
+            Entry {
+                holder,
+                expires,
+                generation,
+            },
+        );
+        self.order.push_back((key, generation));
+        self.evict(capacity);
+    }
+
     fn evict(&mut self, capacity: usize) {
         while self.entries.len() > capacity {
             let Some((key, generation)) = self.order.pop_front() else {
@@ -174,12 +179,25 @@ impl IdempotencyStore for MemoryStore {
         token: &ClaimToken,
         retention: Duration,
     ) -> Result<bool, BoxError> {
-        Ok(self.if_held(key, token, |state, key| {
-            if let Some(entry) = state.entries.get_mut(key) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let expires = now + retention;
+        // As the trait says: while this token holds the key, or while nobody does.
+        match state.entries.get_mut(key) {
+            Some(entry)
+                if entry.expires <= now
+                    || matches!(entry.holder, Holder::Claimed(holder) if holder == *token) =>
+            {
                 entry.holder = Holder::Done;
-                entry.expires = Instant::now() + retention;
+                entry.expires = expires;
+                Ok(true)
             }
-        }))
+            Some(_) => Ok(false),
+            None => {
+                state.put(key, Holder::Done, expires, self.capacity);
+                Ok(true)
+            }
+        }
     }
 
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {
@@ -244,5 +262,31 @@ mod tests {
         assert_eq!(store.claim_now("k", &holder, LEASE), Claim::Acquired);
         assert!(!store.if_held("k", &ClaimToken::new(), |_, _| {}));
         assert!(store.if_held("k", &holder, |_, _| {}));
+    }
+
+    /// The completion rule the Redis and PostgreSQL stores follow too: the holder, or
+    /// anyone once nobody holds the key, marks it done; never while another token holds it.
+    #[tokio::test]
+    async fn completes_while_held_by_the_token_or_by_nobody() {
+        let (first, second) = (ClaimToken::new(), ClaimToken::new());
+        let held = MemoryStore::new();
+        assert_eq!(held.claim_now("b", &second, LEASE), Claim::Acquired);
+        assert!(!held.complete("b", &first, LEASE).await.unwrap());
+        assert!(held.complete("b", &second, LEASE).await.unwrap());
+
+        // `a` is evicted to make room for `b`: nobody holds it, and its handlers ran.
+        let evicting = MemoryStore::with_capacity(1);
+        assert_eq!(evicting.claim_now("a", &first, LEASE), Claim::Acquired);
+        assert_eq!(evicting.claim_now("b", &second, LEASE), Claim::Acquired);
+        assert!(evicting.complete("a", &first, LEASE).await.unwrap());
+        assert_eq!(evicting.claim_now("a", &second, LEASE), Claim::Done);
+
+        let expired = MemoryStore::new();
+        assert_eq!(
+            expired.claim_now("c", &first, Duration::ZERO),
+            Claim::Acquired
+        );
+        assert!(expired.complete("c", &second, LEASE).await.unwrap());
+        assert_eq!(expired.claim_now("c", &first, LEASE), Claim::Done);
     }
 }
