@@ -889,12 +889,7 @@ async fn recovery_reports_an_unparsable_event_and_goes_on() {
 
 /// Monite's OpenAPI document, webhook part (API 2024-05-25).
 fn openapi() -> serde_json::Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/monite-openapi-webhooks.json"
-    ))
-    .unwrap();
-    serde_json::from_str(&text).unwrap()
+    fake_monite::fixture_at("monite-openapi-webhooks.json")
 }
 
 /// The schema `#/components/schemas/<name>` or the one `schema` refers to.

@@ -114,7 +114,7 @@ impl Fake {
     /// Sets a subscription's status, as Monite does after a week of failed deliveries.
     pub(crate) fn set_status(&self, id: &str, status: &str) {
         let mut all = self.subscriptions.lock().unwrap();
-        let subscription = all.iter_mut().find(|s| s["id"] == id).unwrap();
+        let subscription = find_mut(&mut all, id).unwrap();
         subscription["status"] = json!(status);
     }
 
@@ -132,7 +132,8 @@ fn fixture(name: &str) -> Value {
     fixture_at(&format!("monite-api/{name}"))
 }
 
-fn fixture_at(path: &str) -> Value {
+/// The JSON file `tests/data/<path>`.
+pub(crate) fn fixture_at(path: &str) -> Value {
     let text = std::fs::read_to_string(format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR")))
         .unwrap();
     serde_json::from_str(&text).unwrap()
@@ -393,6 +394,11 @@ fn find(fake: &Fake, id: &str) -> Option<Value> {
         .cloned()
 }
 
+/// The subscription `id` among `all`, to change it in place.
+fn find_mut<'a>(all: &'a mut [Value], id: &str) -> Option<&'a mut Value> {
+    all.iter_mut().find(|s| s["id"] == id)
+}
+
 async fn get_subscription(State(fake): State<Arc<Fake>>, Path(id): Path<String>) -> Response {
     match find(&fake, &id) {
         Some(subscription) => axum::Json(subscription).into_response(),
@@ -406,7 +412,7 @@ async fn update(
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
     let mut all = fake.subscriptions.lock().unwrap();
-    let Some(subscription) = all.iter_mut().find(|s| s["id"] == id) else {
+    let Some(subscription) = find_mut(&mut all, &id) else {
         return error(StatusCode::NOT_FOUND, "Webhook subscription not found");
     };
     for field in ["url", "object_type", "event_types"] {
@@ -432,7 +438,7 @@ async fn action(
     Path((id, action)): Path<(String, String)>,
 ) -> Response {
     let mut all = fake.subscriptions.lock().unwrap();
-    let Some(subscription) = all.iter_mut().find(|s| s["id"] == id) else {
+    let Some(subscription) = find_mut(&mut all, &id) else {
         return error(StatusCode::NOT_FOUND, "Webhook subscription not found");
     };
     match action.as_str() {
