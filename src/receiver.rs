@@ -182,9 +182,9 @@ impl Receiver {
                 // hung up) leaves them running to the end, and the event marked done.
                 let (sender, answer) = oneshot::channel();
                 let receiver = self.clone();
-                spawner.0.spawn(Box::pin(async move {
+                spawner.0.spawn(Box::pin(trace::in_current_span(async move {
                     sender.send(receiver.claim_and_dispatch(event).await);
-                }));
+                })));
                 answer.await.unwrap_or_else(|| {
                     Err(Error::new(
                         ErrorKind::Handler,

@@ -107,6 +107,13 @@ where
     .instrument(span.0)
 }
 
+/// `task` in the span it is spawned from: handlers spawned by
+/// [`spawn_handlers`](crate::ReceiverBuilder::spawn_handlers) log within their delivery.
+#[cfg(feature = "tracing")]
+pub(crate) fn in_current_span<F: Future>(task: F) -> impl Future<Output = F::Output> {
+    tracing::Instrument::in_current_span(task)
+}
+
 #[cfg(feature = "tracing")]
 pub(crate) fn store_trouble(key: &str, what: &str) {
     tracing::error!(target: "monite_webhooks", key, "idempotency store: {what}");
@@ -119,6 +126,11 @@ pub(crate) fn rejected(error: &Error) {
 
 #[cfg(not(feature = "tracing"))]
 pub(crate) fn store_trouble(_: &str, _: &str) {}
+
+#[cfg(not(feature = "tracing"))]
+pub(crate) fn in_current_span<F>(task: F) -> F {
+    task
+}
 
 #[cfg(not(feature = "tracing"))]
 pub(crate) fn rejected_explained(error: &Error, _: u64, _: impl FnOnce() -> Option<Error>) {
