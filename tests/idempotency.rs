@@ -6,19 +6,19 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
+mod common;
+
+use common::{deliver, deliver_until_not_in_flight, fresh_id};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
 use monite_webhooks::{
     ClaimToken, Dispatcher, Event, Idempotency, IdempotencyStore, KeyScope, MemoryStore,
-    ObjectType, Receiver, ReceiverBuilder, Secret, Verifier, signed_request,
+    ObjectType, Receiver, ReceiverBuilder, Verifier,
 };
 use tokio::sync::Semaphore;
-
-const SECRET: &str = "whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b";
 
 /// Handler runs per event id, and what the handlers do per action.
 #[derive(Clone)]
@@ -63,7 +63,7 @@ impl World {
                 })
             })
             .build();
-        let builder = Receiver::builder(Verifier::new(Secret::new(SECRET).unwrap()), dispatcher)
+        let builder = Receiver::builder(Verifier::new(common::secret(common::CURRENT)), dispatcher)
             .idempotency(idempotency);
         configure(builder).build()
     }
@@ -98,37 +98,11 @@ impl World {
     }
 }
 
-fn fresh_id() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "evt-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 fn body(id: &str, action: &str) -> String {
     let object_type = action.split('.').next().unwrap_or("tag");
     format!(
         r#"{{"id":"{id}","object_type":"{object_type}","action":"{action}","object":{{"id":"o"}},"webhook_subscription_id":"sub-1"}}"#
     )
-}
-
-async fn deliver(receiver: &Receiver, body: &str) -> StatusCode {
-    let request = signed_request(&Secret::new(SECRET).unwrap(), body.to_owned());
-    receiver.handle(request).await.status()
-}
-
-/// Delivers as Monite retries: again while the answer is `409` (a few seconds at most).
-async fn deliver_until_not_in_flight(receiver: &Receiver, body: &str) -> StatusCode {
-    for _ in 0..300 {
-        let status = deliver(receiver, body).await;
-        if status != StatusCode::CONFLICT {
-            return status;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    StatusCode::CONFLICT
 }
 
 /// Starts a delivery of `body`, waits until its handler has started, then drops it, as
@@ -411,7 +385,7 @@ async fn without_idempotency_every_delivery_runs() {
             })
             .build()
     };
-    let receiver = Receiver::builder(Verifier::new(Secret::new(SECRET).unwrap()), dispatcher)
+    let receiver = Receiver::builder(Verifier::new(common::secret(common::CURRENT)), dispatcher)
         .without_idempotency()
         .build();
     let id = fresh_id();

@@ -9,21 +9,21 @@
 #[path = "pg/mod.rs"]
 mod pg;
 
+mod common;
+
+use common::{deliver, deliver_until_not_in_flight, fresh_id};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
 use monite_webhooks::{
     BoxError, Claim, ClaimToken, Dispatcher, Event, Idempotency, IdempotencyStore, MemoryStore,
-    ObjectType, PostgresStore, Receiver, Secret, Verifier, signed_request,
+    ObjectType, PostgresStore, Receiver, Verifier,
 };
 use pg::PgServer;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
-
-const SECRET: &str = "whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b";
 
 /// The service: a `payments` table of its own, written by a transactional handler.
 #[derive(Clone)]
@@ -77,7 +77,7 @@ impl Service {
         let dispatcher = Dispatcher::builder()
             .on_object(ObjectType::Payable, handler)
             .build();
-        let builder = Receiver::builder(Verifier::new(Secret::new(SECRET).unwrap()), dispatcher);
+        let builder = Receiver::builder(Verifier::new(common::secret(common::CURRENT)), dispatcher);
         match front {
             Some(front) => builder.idempotency(front),
             None => builder.without_idempotency(),
@@ -114,24 +114,10 @@ impl Service {
     }
 }
 
-fn fresh_id() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "evt-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 fn body(id: &str, action: &str) -> String {
     format!(
         r#"{{"id":"{id}","object_type":"payable","action":"{action}","object":{{"id":"p"}},"webhook_subscription_id":"sub-1"}}"#
     )
-}
-
-async fn deliver(receiver: &Receiver, body: &str) -> StatusCode {
-    let request = signed_request(&Secret::new(SECRET).unwrap(), body.to_owned());
-    receiver.handle(request).await.status()
 }
 
 async fn wait_for_runs(service: &Service, id: &str, runs: usize) {
@@ -222,14 +208,7 @@ async fn the_handlers_row_and_the_done_mark_commit_together() {
     dropped.abort();
     assert!(dropped.await.unwrap_err().is_cancelled());
     service.gate.add_permits(1);
-    let mut status = StatusCode::CONFLICT;
-    for _ in 0..100 {
-        status = deliver(&receiver, &gated).await;
-        if status != StatusCode::CONFLICT {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let status = deliver_until_not_in_flight(&receiver, &gated).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!((service.runs(&id), service.rows(&id).await), (2, 1));
 }
@@ -373,7 +352,7 @@ async fn old_inbox_rows_are_swept() {
         .transactional(|_: Event, _| Box::pin(async { Ok(()) }))
         .with_retention(Duration::from_millis(100));
     let receiver = Receiver::builder(
-        Verifier::new(Secret::new(SECRET).unwrap()),
+        Verifier::new(common::secret(common::CURRENT)),
         Dispatcher::builder()
             .on_object(ObjectType::Payable, handler)
             .build(),

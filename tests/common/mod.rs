@@ -414,3 +414,34 @@ pub(crate) fn example_binary(name: &str) -> std::path::PathBuf {
     let profile_dir = deps.parent().unwrap().parent().unwrap();
     profile_dir.join("examples").join(name)
 }
+
+/// An event id no other test run uses.
+pub(crate) fn fresh_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "evt-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Delivers `body` signed now with [`CURRENT`], in process; the answer's status.
+pub(crate) async fn deliver(receiver: &Receiver, body: &str) -> http::StatusCode {
+    let request = monite_webhooks::signed_request(&secret(CURRENT), body.to_owned());
+    receiver.handle(request).await.status()
+}
+
+/// Delivers as Monite retries: again while the answer is `409` (a few seconds at most).
+pub(crate) async fn deliver_until_not_in_flight(
+    receiver: &Receiver,
+    body: &str,
+) -> http::StatusCode {
+    for _ in 0..300 {
+        let status = deliver(receiver, body).await;
+        if status != http::StatusCode::CONFLICT {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    http::StatusCode::CONFLICT
+}
