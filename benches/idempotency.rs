@@ -85,9 +85,10 @@ fn idempotency(c: &mut Criterion) {
     {
         let (mut redis, port) = start_redis();
         let store = runtime
-            .block_on(monite_webhooks::RedisStore::connect(&format!(
-                "redis://127.0.0.1:{port}/"
-            )))
+            .block_on(monite_webhooks::RedisStore::connect(
+                &format!("redis://127.0.0.1:{port}/"),
+                "bench",
+            ))
             .unwrap();
         group.bench_function("redis/claim_complete", |b| {
             b.iter(|| runtime.block_on(claim_and_complete(&store)));
@@ -100,7 +101,10 @@ fn idempotency(c: &mut Criterion) {
     {
         let server = pg::PgServer::start();
         let store = runtime
-            .block_on(monite_webhooks::PostgresStore::connect(&server.url()))
+            .block_on(monite_webhooks::PostgresStore::connect(
+                &server.url(),
+                "bench",
+            ))
             .unwrap();
         runtime.block_on(store.ensure_schema()).unwrap();
         group.bench_function("postgres/claim_complete", |b| {

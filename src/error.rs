@@ -48,6 +48,10 @@ pub enum ErrorKind {
     /// The delivery names a webhook subscription whose secret the [`Keyring`](crate::Keyring)
     /// does not hold (and there is no unkeyed secret to try); no HMAC was computed. `401`.
     UnknownSubscription,
+    /// The signature matched one webhook subscription's secret, but the envelope names
+    /// another subscription (or none): one subscription's secret cannot vouch for another's
+    /// events. `401`.
+    SubscriptionMismatch,
     /// The signed timestamp is older than the tolerance allows. `401`.
     TimestampTooOld,
     /// The signed timestamp is further in the future than the tolerance allows. `401`.
@@ -94,6 +98,7 @@ impl ErrorKind {
             | Self::UnreadableBody => StatusCode::BAD_REQUEST,
             Self::SignatureMismatch
             | Self::UnknownSubscription
+            | Self::SubscriptionMismatch
             | Self::TimestampTooOld
             | Self::TimestampInFuture => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -123,6 +128,7 @@ impl ErrorKind {
             Self::MalformedSignature => "malformed_signature",
             Self::SignatureMismatch => "bad_signature",
             Self::UnknownSubscription => "unknown_subscription",
+            Self::SubscriptionMismatch => "subscription_mismatch",
             Self::TimestampTooOld => "stale_timestamp",
             Self::TimestampInFuture => "future_timestamp",
             Self::BodyTooLarge => "body_too_large",
@@ -151,6 +157,7 @@ impl ErrorKind {
             }
             Self::SignatureMismatch
             | Self::UnknownSubscription
+            | Self::SubscriptionMismatch
             | Self::TimestampTooOld
             | Self::TimestampInFuture => "invalid signature",
             Self::BodyTooLarge => "payload too large",

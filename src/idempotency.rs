@@ -123,18 +123,22 @@ impl fmt::Display for ClaimToken {
 /// - `claim` takes a free key (absent, or whose lease ran out) for `lease` and answers
 ///   [`Claim::Acquired`]; a key marked done answers [`Claim::Done`]; a key held by another
 ///   token answers [`Claim::InFlight`].
-/// - `complete` marks the key done for `retention` if `token` still holds it, or if
-///   nobody does (the key is absent, or its lease ran out and no one took it over: the
-///   handlers did run, so the event must not run again); it answers whether it did, and
-///   `false` means another delivery holds the key now.
+/// - `complete` marks the key done for `retention` if `token` still holds it, if nobody
+///   does (the key is absent, or its lease ran out and no one took it over: the handlers
+///   did run, so the event must not run again), or if it is done already (so that a
+///   retried `complete` whose first answer was lost succeeds); it answers whether the key
+///   is now done, and `false` means another delivery holds the key.
 /// - `release` frees the key, only if `token` still holds it, so a retry can run the
 ///   handlers again.
 ///
 /// An `Err` means the store could not be reached: the receiver then answers `503` and runs
 /// no handler, and Monite retries.
 ///
-/// A delivery dropped while its handlers run (the caller hung up) calls
-/// [`release_detached`](Self::release_detached) from `Drop`, where nothing can be awaited.
+/// A delivery dropped before its handlers succeeded (the caller hung up while the claim or
+/// a handler was pending) calls [`release_detached`](Self::release_detached) from `Drop`,
+/// where nothing can be awaited; one dropped after they succeeded, while `complete` was
+/// pending, calls [`complete_detached`](Self::complete_detached), and so does a `complete`
+/// that failed: once the handlers succeeded, the event must end done, never free.
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Claims `key` for `lease`.
     fn claim(
@@ -168,11 +172,28 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// answered `409`. A store that talks to a server should start the release on its
     /// runtime instead, as `RedisStore` does.
     fn release_detached(&self, key: &str, token: &ClaimToken) {
-        let release = std::pin::pin!(self.release(key, token));
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        // Pending or failed alike: the lease is the fallback.
-        let _ = release.poll(&mut context);
+        poll_once(self.release(key, token));
     }
+
+    /// Marks `key` done, as [`complete`](Self::complete) does, without waiting: called when
+    /// a delivery whose handlers succeeded is dropped while its `complete` is pending, and
+    /// after a `complete` that failed.
+    ///
+    /// The default polls `complete` once, which is enough for a store that answers without
+    /// waiting on I/O (such as [`MemoryStore`](crate::MemoryStore)). A store that talks to a
+    /// server must finish the mark in the background, retrying with back-off, as
+    /// `RedisStore` and `PostgresStore` do: otherwise the claim lapses at the end of its
+    /// lease and the next delivery of the event runs the handlers again.
+    fn complete_detached(&self, key: &str, token: &ClaimToken, retention: Duration) {
+        poll_once(self.complete(key, token, retention));
+    }
+}
+
+/// Polls `future` once and drops it: pending or failed alike, the lease is the fallback.
+fn poll_once<T>(future: impl Future<Output = T>) {
+    let future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let _ = future.poll(&mut context);
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send + 'a>>;
@@ -193,6 +214,7 @@ trait ErasedStore: Send + Sync {
     ) -> BoxFuture<'a, bool>;
     fn release<'a>(&'a self, key: &'a str, token: &'a ClaimToken) -> BoxFuture<'a, ()>;
     fn release_detached(&self, key: &str, token: &ClaimToken);
+    fn complete_detached(&self, key: &str, token: &ClaimToken, retention: Duration);
 }
 
 impl<S: IdempotencyStore> ErasedStore for S {
@@ -221,10 +243,19 @@ impl<S: IdempotencyStore> ErasedStore for S {
     fn release_detached(&self, key: &str, token: &ClaimToken) {
         IdempotencyStore::release_detached(self, key, token);
     }
+
+    fn complete_detached(&self, key: &str, token: &ClaimToken, retention: Duration) {
+        IdempotencyStore::complete_detached(self, key, token, retention);
+    }
 }
 
 /// Starts `store.release` on the current Tokio runtime and returns at once: what a store
 /// that talks to a server does from `Drop`. Outside a runtime the lease lapses instead.
+///
+/// It releases twice: now, and once more a second later. A claim dropped on its way may
+/// still be waiting in the server (behind a lock, on another pooled connection) when the
+/// first release arrives; the token is this delivery's alone, so the second can only free
+/// a claim nobody will use.
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn release_on_runtime<S: IdempotencyStore + Clone>(
     store: &S,
@@ -236,10 +267,97 @@ pub(crate) fn release_on_runtime<S: IdempotencyStore + Clone>(
     };
     let (store, key, token) = (store.clone(), key.to_owned(), *token);
     runtime.spawn(async move {
-        if let Err(e) = store.release(&key, &token).await {
-            crate::trace::store_trouble(&key, &format!("releasing the claim failed: {e}"));
+        for pause in [Duration::ZERO, LATE_CLAIM_WAIT] {
+            tokio::time::sleep(pause).await;
+            if let Err(e) = store.release(&key, &token).await {
+                crate::trace::store_trouble(&key, &format!("releasing the claim failed: {e}"));
+            }
         }
     });
+}
+
+/// How long after a dropped claim [`release_on_runtime`] releases it a second time.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+const LATE_CLAIM_WAIT: Duration = Duration::from_secs(1);
+
+/// The pauses between the attempts of a detached done mark: doubling from 100 ms to 30 s,
+/// about two and a half minutes in all, within the default five-minute lease. Past the
+/// lease the mark still lands unless another delivery took the key over.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+const COMPLETE_BACKOFF: [Duration; 11] = {
+    let mut pauses = [Duration::ZERO; 11];
+    let mut i = 1;
+    while i < pauses.len() {
+        let millis = 100u64 << (i - 1);
+        pauses[i] = Duration::from_millis(if millis > 30_000 { 30_000 } else { millis });
+        i += 1;
+    }
+    pauses
+};
+
+/// Finishes `store.complete` on the current Tokio runtime, retrying with back-off while the
+/// store fails: what a store that talks to a server does when a delivery whose handlers
+/// succeeded was dropped, or its done mark failed. Outside a runtime the lease lapses.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn complete_on_runtime<S: IdempotencyStore + Clone>(
+    store: &S,
+    key: &str,
+    token: &ClaimToken,
+    retention: Duration,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        crate::trace::store_trouble(key, "no runtime to finish the done mark on");
+        return;
+    };
+    let (store, key, token) = (store.clone(), key.to_owned(), *token);
+    runtime.spawn(async move {
+        let mut last = None;
+        for pause in COMPLETE_BACKOFF {
+            tokio::time::sleep(pause).await;
+            match store.complete(&key, &token, retention).await {
+                Ok(true) => return,
+                Ok(false) => return crate::trace::store_trouble(&key, TAKEN_OVER),
+                Err(e) => last = Some(e),
+            }
+        }
+        if let Some(e) = last {
+            crate::trace::store_trouble(
+                &key,
+                &format!(
+                    "marking done failed {} times, giving up: {e}",
+                    COMPLETE_BACKOFF.len()
+                ),
+            );
+        }
+    });
+}
+
+/// Why a done mark did not land although the handlers succeeded.
+pub(crate) const TAKEN_OVER: &str = "another delivery took the event over after this one's \
+     lease ran out; raise the lease above your slowest handler";
+
+/// Checks the namespace a shared store is given: what keeps two services on one Redis or
+/// one database from taking each other's events for their own (both receive event `E` on
+/// subscriptions of their own; whichever handles it first would mark `evt:E` done for both).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn checked_namespace(namespace: &str) -> crate::error::Result<std::sync::Arc<str>> {
+    let valid = !namespace.is_empty()
+        && namespace.len() <= 64
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if valid {
+        Ok(namespace.into())
+    } else {
+        Err(crate::error::Error::new(
+            crate::error::ErrorKind::Misconfigured,
+            format!(
+                "{:?} is not a store namespace: name your service with 1 to 64 ASCII letters, \
+                 digits, `_`, `-` or `.`",
+                namespace.chars().take(64).collect::<String>()
+            ),
+        ))
+    }
 }
 
 /// A store's URL without its password, for error messages.
@@ -391,12 +509,21 @@ impl Idempotency {
     }
 
     pub(crate) async fn complete(&self, key: &str, token: &ClaimToken) -> Result<bool, BoxError> {
-        let retention = match self.legacy_window {
+        let call = self.store.complete(key, token, self.retention_of(key));
+        metrics::store_call("complete", call).await
+    }
+
+    pub(crate) fn complete_detached(&self, key: &str, token: &ClaimToken) {
+        self.store
+            .complete_detached(key, token, self.retention_of(key));
+    }
+
+    /// How long `key` is remembered once done.
+    fn retention_of(&self, key: &str) -> Duration {
+        match self.legacy_window {
             Some(window) if key.starts_with("body:") => window,
             _ => self.retention,
-        };
-        let call = self.store.complete(key, token, retention);
-        metrics::store_call("complete", call).await
+        }
     }
 
     pub(crate) async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {

@@ -182,10 +182,12 @@ impl IdempotencyStore for MemoryStore {
         let now = Instant::now();
         let mut state = self.lock();
         let expires = now + retention;
-        // As the trait says: while this token holds the key, or while nobody does.
+        // As the trait says: while this token holds the key, while nobody does, or once
+        // it is done already.
         match state.entries.get_mut(key) {
             Some(entry)
                 if entry.expires <= now
+                    || matches!(entry.holder, Holder::Done)
                     || matches!(entry.holder, Holder::Claimed(holder) if holder == *token) =>
             {
                 entry.holder = Holder::Done;
@@ -265,7 +267,8 @@ mod tests {
     }
 
     /// The completion rule the Redis and PostgreSQL stores follow too: the holder, or
-    /// anyone once nobody holds the key, marks it done; never while another token holds it.
+    /// anyone once nobody holds the key or it is done, marks it done; never while another
+    /// token holds it.
     #[tokio::test]
     async fn completes_while_held_by_the_token_or_by_nobody() {
         let (first, second) = (ClaimToken::new(), ClaimToken::new());
@@ -273,6 +276,9 @@ mod tests {
         assert_eq!(held.claim_now("b", &second, LEASE), Claim::Acquired);
         assert!(!held.complete("b", &first, LEASE).await.unwrap());
         assert!(held.complete("b", &second, LEASE).await.unwrap());
+        // Done already: a retried mark (its first answer lost) succeeds, by anyone.
+        assert!(held.complete("b", &second, LEASE).await.unwrap());
+        assert!(held.complete("b", &first, LEASE).await.unwrap());
 
         // `a` is evicted to make room for `b`: nobody holds it, and its handlers ran.
         let evicting = MemoryStore::with_capacity(1);

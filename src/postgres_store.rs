@@ -11,8 +11,8 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::event::Event;
-use crate::idempotency::redact_url;
-use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, store_millis};
+use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION, store_millis};
+use crate::idempotency::{checked_namespace, redact_url};
 use crate::transactional::{Transactional, TxFuture};
 
 /// The table names' default prefix: `monite_webhook_claims` and `monite_webhook_inbox`.
@@ -57,6 +57,12 @@ const SWEEP_BATCH: i64 = 1000;
 ///
 /// `monite_webhook_inbox` holds one row per event a transactional handler committed.
 ///
+/// Keys are stored as `<namespace>:<key>`. The namespace names your service, and is
+/// required: two services that share one database (or one schema) and subscribe to the
+/// same object type receive the same events, with the same ids, and without a namespace of
+/// its own each would take the other's done marks and inbox rows for its own and skip its
+/// handlers. Replicas of one service share a namespace.
+///
 /// **Retention without a cron job**: at most once per [sweep
 /// interval](Self::with_sweep_interval) (a minute by default), a claim or a transactional
 /// handler spawns a task that deletes expired rows from both tables, a thousand at a time,
@@ -70,7 +76,7 @@ const SWEEP_BATCH: i64 = 1000;
 /// use monite_webhooks::{Dispatcher, Idempotency, PostgresStore, Receiver, Secret, Verifier};
 ///
 /// # async fn build(pool: sqlx::PgPool) -> Result<Receiver, monite_webhooks::Error> {
-/// let store = PostgresStore::new(pool);
+/// let store = PostgresStore::new(pool, "billing")?;
 /// store.ensure_schema().await?;
 /// let receiver = Receiver::builder(
 ///     Verifier::new(Secret::new("whsec_from_your_environment")?),
@@ -88,6 +94,8 @@ pub struct PostgresStore {
 struct Inner {
     pool: PgPool,
     prefix: String,
+    // Every key is stored as `<namespace>:<key>`.
+    namespace: Arc<str>,
     sql: Statements,
     sweep_interval: Duration,
     // Milliseconds since `epoch` at the last sweep, plus one; 0 means never.
@@ -102,6 +110,7 @@ struct Statements {
     complete: String,
     release: String,
     inbox_claim: String,
+    inbox_check: String,
     sweep_claims: String,
     sweep_inbox: String,
 }
@@ -133,13 +142,14 @@ impl Statements {
                    WHEN EXISTS (SELECT 1 FROM {claims} WHERE key = $1 AND token IS NULL AND expires_at > now()) THEN 2 \
                    ELSE 3 END"
             ),
-            // Done while this token holds the row, or while nobody does (absent, or its
-            // lease ran out and no one took it over): the handlers did run.
+            // Done while this token holds the row, while nobody does (absent, or its lease
+            // ran out and no one took it over: the handlers did run), or when it is done
+            // already (a retried mark whose first answer was lost).
             complete: format!(
                 "INSERT INTO {claims} AS c (key, token, expires_at) \
                  VALUES ($1, NULL, now() + $3 * interval '1 millisecond') \
                  ON CONFLICT (key) DO UPDATE SET token = NULL, expires_at = excluded.expires_at \
-                 WHERE c.token = $2 OR c.expires_at <= now() \
+                 WHERE c.token = $2 OR c.token IS NULL OR c.expires_at <= now() \
                  RETURNING 1"
             ),
             release: format!("DELETE FROM {claims} WHERE key = $1 AND token = $2"),
@@ -152,6 +162,7 @@ impl Statements {
                  WHERE i.expires_at <= now() \
                  RETURNING 1"
             ),
+            inbox_check: format!("SELECT 1 FROM {inbox} WHERE key = $1"),
             sweep_claims: sweep(&claims),
             sweep_inbox: sweep(&inbox),
         }
@@ -166,26 +177,34 @@ fn sweep(table: &str) -> String {
 }
 
 impl PostgresStore {
-    /// A store over your pool, with tables named from [`DEFAULT_TABLE_PREFIX`].
+    /// A store over your pool, with tables named from [`DEFAULT_TABLE_PREFIX`];
+    /// `namespace` names your service (see the type's documentation).
     ///
     /// The pool's `acquire_timeout` bounds how long a delivery waits for a connection
     /// before it is answered `503`; keep it short (seconds), since Monite is waiting.
-    #[must_use]
-    pub fn new(pool: PgPool) -> Self {
-        Self::build(
+    ///
+    /// # Errors
+    /// [`ErrorKind::Misconfigured`] for a namespace that is empty or not 1 to 64 ASCII
+    /// letters, digits, `_`, `-` or `.`.
+    pub fn new(pool: PgPool, namespace: &str) -> Result<Self> {
+        Ok(Self::build(
             pool,
+            checked_namespace(namespace)?,
             DEFAULT_TABLE_PREFIX.to_owned(),
             DEFAULT_SWEEP_INTERVAL,
-        )
+        ))
     }
 
     /// Connects a pool of up to 10 connections to the PostgreSQL at `url`
-    /// (`postgres://user:password@host:port/database`), with a 2-second acquire timeout.
+    /// (`postgres://user:password@host:port/database`), with a 2-second acquire timeout;
+    /// `namespace` names your service.
     ///
     /// # Errors
+    /// [`ErrorKind::Misconfigured`] for a namespace as [`new`](Self::new) refuses it;
     /// [`ErrorKind::StoreUnavailable`] if the URL is invalid or PostgreSQL cannot be reached
     /// now.
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub async fn connect(url: &str, namespace: &str) -> Result<Self> {
+        let namespace = checked_namespace(namespace)?;
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -198,20 +217,31 @@ impl PostgresStore {
                 )
                 .with_source(e)
             })?;
-        Ok(Self::new(pool))
+        Ok(Self::build(
+            pool,
+            namespace,
+            DEFAULT_TABLE_PREFIX.to_owned(),
+            DEFAULT_SWEEP_INTERVAL,
+        ))
     }
 
-    fn build(pool: PgPool, prefix: String, sweep_interval: Duration) -> Self {
+    fn build(pool: PgPool, namespace: Arc<str>, prefix: String, sweep_interval: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 pool,
                 sql: Statements::new(&prefix),
+                namespace,
                 prefix,
                 sweep_interval,
                 last_sweep: AtomicU64::new(0),
                 epoch: Instant::now(),
             }),
         }
+    }
+
+    /// `key` as stored: in this store's namespace.
+    pub(crate) fn stored_key(&self, key: &str) -> String {
+        [&self.inner.namespace, ":", key].concat()
     }
 
     /// Names the tables `<prefix>_claims` and `<prefix>_inbox` instead of
@@ -239,16 +269,23 @@ impl PostgresStore {
         }
         Ok(Self::build(
             self.inner.pool.clone(),
+            self.inner.namespace.clone(),
             prefix.to_owned(),
             self.inner.sweep_interval,
         ))
     }
 
-    /// Deletes expired rows at most this often (default [`DEFAULT_SWEEP_INTERVAL`]);
-    /// `Duration::MAX` leaves them to you ([`sweep`](Self::sweep)).
+    /// Deletes expired rows at most this often (default [`DEFAULT_SWEEP_INTERVAL`]). An
+    /// interval over [`MAX_STORE_DURATION`] (such as `Duration::MAX`) never sweeps by
+    /// itself: the rows are left to your own calls of [`sweep`](Self::sweep).
     #[must_use]
     pub fn with_sweep_interval(self, interval: Duration) -> Self {
-        Self::build(self.inner.pool.clone(), self.inner.prefix.clone(), interval)
+        Self::build(
+            self.inner.pool.clone(),
+            self.inner.namespace.clone(),
+            self.inner.prefix.clone(),
+            interval,
+        )
     }
 
     /// The pool this store runs on.
@@ -325,6 +362,9 @@ impl PostgresStore {
             .unwrap_or(u64::MAX)
             .saturating_add(1);
         let last = inner.last_sweep.load(Ordering::Relaxed);
+        if inner.sweep_interval > MAX_STORE_DURATION {
+            return; // left to the user's own `sweep`
+        }
         let interval = u64::try_from(inner.sweep_interval.as_millis()).unwrap_or(u64::MAX);
         let due = last == 0 || now.saturating_sub(last) >= interval;
         if !due
@@ -360,6 +400,10 @@ impl PostgresStore {
     pub(crate) fn inbox_claim_sql(&self) -> &str {
         &self.inner.sql.inbox_claim
     }
+
+    pub(crate) fn inbox_check_sql(&self) -> &str {
+        &self.inner.sql.inbox_check
+    }
 }
 
 impl IdempotencyStore for PostgresStore {
@@ -371,7 +415,7 @@ impl IdempotencyStore for PostgresStore {
     ) -> Result<Claim, BoxError> {
         self.sweep_if_due();
         let found: i32 = sqlx::query_scalar(&self.inner.sql.claim)
-            .bind(key)
+            .bind(self.stored_key(key))
             .bind(token.to_string())
             .bind(store_millis(lease))
             .fetch_one(&self.inner.pool)
@@ -390,7 +434,7 @@ impl IdempotencyStore for PostgresStore {
         retention: Duration,
     ) -> Result<bool, BoxError> {
         let done = sqlx::query(&self.inner.sql.complete)
-            .bind(key)
+            .bind(self.stored_key(key))
             .bind(token.to_string())
             .bind(store_millis(retention))
             .fetch_optional(&self.inner.pool)
@@ -400,7 +444,7 @@ impl IdempotencyStore for PostgresStore {
 
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {
         sqlx::query(&self.inner.sql.release)
-            .bind(key)
+            .bind(self.stored_key(key))
             .bind(token.to_string())
             .execute(&self.inner.pool)
             .await?;
@@ -412,6 +456,13 @@ impl IdempotencyStore for PostgresStore {
     fn release_detached(&self, key: &str, token: &ClaimToken) {
         crate::idempotency::release_on_runtime(self, key, token);
     }
+
+    /// Finishes the mark on the current Tokio runtime, retrying with back-off while
+    /// PostgreSQL fails (or no pooled connection comes), so that a dropped or failed mark
+    /// still lands.
+    fn complete_detached(&self, key: &str, token: &ClaimToken, retention: Duration) {
+        crate::idempotency::complete_on_runtime(self, key, token, retention);
+    }
 }
 
 impl fmt::Debug for PostgresStore {
@@ -421,6 +472,7 @@ impl fmt::Debug for PostgresStore {
                 "tables",
                 &format_args!("{}_{{claims,inbox}}", self.inner.prefix),
             )
+            .field("namespace", &self.inner.namespace)
             .field("sweep_interval", &self.inner.sweep_interval)
             .finish_non_exhaustive()
     }

@@ -30,6 +30,7 @@ use crate::trace;
 /// | verified, no handler for this event | `200`, see [`ReceiverBuilder::unhandled_status`] |
 /// | missing or malformed `Monite-Signature` | `400` |
 /// | no signature matches, or timestamp outside tolerance | `401` |
+/// | signed with one subscription's secret, the envelope names another | `401` |
 /// | body over the limit | `413`, before any HMAC work |
 /// | verified but not a Monite envelope | `400` |
 /// | a handler failed or panicked | `500` (Monite retries) |
@@ -148,16 +149,29 @@ impl Receiver {
     ) -> Result<Event> {
         let verifier = &self.inner.verifier;
         let now = self.inner.clock.now_unix();
-        match verifier.verify_at(headers, &body, now) {
-            Ok(verified) => trace::verified(&verified),
+        let matched = match verifier.verify_at(headers, &body, now) {
+            Ok(verified) => {
+                trace::verified(&verified);
+                verified.subscription_id()
+            }
             Err(error) => {
                 trace::rejected_explained(&error, now, || {
                     verifier.diagnose_at(headers, &body, now).err()
                 });
                 return Err(error);
             }
+        };
+        let event = Event::parse(body).inspect_err(trace::rejected)?;
+        // A keyed secret vouches for its own subscription's envelopes only: the verifier
+        // chose it from a hint anywhere in the body, the envelope's field is what counts.
+        match matched {
+            Some(matched) if event.webhook_subscription_id() != Some(matched) => {
+                let error = subscription_mismatch(matched, event.webhook_subscription_id());
+                trace::rejected(&error);
+                Err(error)
+            }
+            _ => Ok(event),
         }
-        Event::parse(body).inspect_err(trace::rejected)
     }
 
     /// Dispatches a verified event, once: with an idempotency store (the default), a
@@ -212,31 +226,42 @@ impl Receiver {
             .claim_tokens
             .as_ref()
             .map_or_else(ClaimToken::new, |next| next());
-        let claim = idempotency.claim(&key, &token).await.map_err(|source| {
-            Error::new(
-                ErrorKind::StoreUnavailable,
-                format!("the idempotency store could not claim {key}, so no handler ran: {source}"),
-            )
-            .with_source(source)
-        })?;
+        // The guard exists before the claim is sent: a delivery dropped while the claim is on
+        // its way, or a claim that fails after the store applied it, must not leave the key
+        // held for the whole lease.
+        let mut held = HeldClaim {
+            idempotency,
+            key: &key,
+            token,
+            stage: Stage::Claiming,
+        };
+        let claim = match idempotency.claim(&key, &token).await {
+            Ok(claim) => claim,
+            Err(source) => {
+                held.release_detached();
+                return Err(Error::new(
+                    ErrorKind::StoreUnavailable,
+                    format!(
+                        "the idempotency store could not claim {key}, so no handler ran: {source}"
+                    ),
+                )
+                .with_source(source));
+            }
+        };
         match claim {
-            Claim::Acquired => {}
-            Claim::Done => return Ok(Outcome::Duplicate),
+            Claim::Acquired => held.stage = Stage::Running,
+            Claim::Done => {
+                held.stage = Stage::Settled;
+                return Ok(Outcome::Duplicate);
+            }
             Claim::InFlight => {
+                held.stage = Stage::Settled;
                 return Err(Error::new(
                     ErrorKind::InFlight,
                     format!("{key} is being handled by another delivery; Monite will retry"),
                 ));
             }
         }
-        // From here until it is settled, dropping this future (a closed connection, a
-        // timeout above us) releases the claim, so Monite's retry runs the handlers.
-        let held = HeldClaim {
-            idempotency,
-            key: &key,
-            token,
-            settled: false,
-        };
         let result = run(event).await.map(Outcome::from);
         let handled = match &result {
             Ok(Outcome::Unhandled(_)) => self.inner.unhandled_status.is_success(),
@@ -427,29 +452,69 @@ impl ReceiverBuilder {
     }
 }
 
-/// A claim this delivery holds; released when dropped unsettled (cancellation, panic).
+#[cold]
+fn subscription_mismatch(matched: &str, named: Option<&str>) -> Error {
+    // The envelope's id is the sender's text: escaped and cut, as in every message.
+    let shown = |id: &str| {
+        id.chars()
+            .take(64)
+            .flat_map(char::escape_debug)
+            .collect::<String>()
+    };
+    Error::new(
+        ErrorKind::SubscriptionMismatch,
+        format!(
+            "the delivery is signed with the secret of webhook subscription {} but its \
+             envelope names {}",
+            shown(matched),
+            named.map_or_else(
+                || "no subscription".to_owned(),
+                |named| format!("subscription {}", shown(named))
+            ),
+        ),
+    )
+}
+
+/// A delivery's claim, from before it is sent until it is settled. Dropped unsettled (the
+/// caller hung up, a handler panicked), it ends the claim as its stage requires.
 struct HeldClaim<'a> {
     idempotency: &'a Idempotency,
     key: &'a str,
     token: ClaimToken,
-    settled: bool,
+    stage: Stage,
+}
+
+/// Where a delivery is in the claim protocol, and so what dropping it must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The claim is on its way: it may reach the store, so release it.
+    Claiming,
+    /// The handlers are running: they have not succeeded, so release the claim for a retry.
+    Running,
+    /// The handlers succeeded: the event must end done, never free, or a retry runs them a
+    /// second time.
+    Handled,
+    /// Nothing left to do.
+    Settled,
 }
 
 impl HeldClaim<'_> {
     async fn complete(mut self) {
-        // The event is handled whatever happens next: answer 200 either way. A failed mark
-        // leaves the claim to expire, and Monite sends nothing more after a 200.
+        // From here the event is handled whatever happens: answer 200 either way, and if
+        // this call is dropped or fails, the store finishes the mark in the background.
+        self.stage = Stage::Handled;
         let key = self.key;
         match self.idempotency.complete(key, &self.token).await {
-            Ok(true) => {}
-            Ok(false) => trace::store_trouble(
-                key,
-                "another delivery took the event over after this one's lease ran out; \
-                 raise the lease above your slowest handler",
-            ),
-            Err(e) => trace::store_trouble(key, &format!("marking done failed: {e}")),
+            Ok(true) => self.stage = Stage::Settled,
+            Ok(false) => {
+                trace::store_trouble(key, crate::idempotency::TAKEN_OVER);
+                self.stage = Stage::Settled;
+            }
+            Err(e) => {
+                trace::store_trouble(key, &format!("marking done failed, retrying: {e}"));
+                // `Drop` hands the mark over to the store's detached completion.
+            }
         }
-        self.settled = true;
     }
 
     async fn release(mut self) {
@@ -457,14 +522,21 @@ impl HeldClaim<'_> {
             // The lease runs out on its own; until then retries get 409.
             trace::store_trouble(self.key, &format!("releasing the claim failed: {e}"));
         }
-        self.settled = true;
+        self.stage = Stage::Settled;
+    }
+
+    fn release_detached(&mut self) {
+        self.idempotency.release_detached(self.key, &self.token);
+        self.stage = Stage::Settled;
     }
 }
 
 impl Drop for HeldClaim<'_> {
     fn drop(&mut self) {
-        if !self.settled {
-            self.idempotency.release_detached(self.key, &self.token);
+        match self.stage {
+            Stage::Claiming | Stage::Running => self.release_detached(),
+            Stage::Handled => self.idempotency.complete_detached(self.key, &self.token),
+            Stage::Settled => {}
         }
     }
 }

@@ -8,8 +8,8 @@ use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
-use crate::idempotency::redact_url;
 use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, store_millis};
+use crate::idempotency::{checked_namespace, redact_url};
 
 // A done key holds `done`; a claimed key holds its token, which is hex and never `done`.
 
@@ -20,11 +20,12 @@ if redis.call('GET', KEYS[1]) == 'done' then return 2 end
 return 3
 ";
 
-/// Marks done while this token still holds the key, or while nobody does (the lease ran
-/// out and no other delivery took the key over: the handlers did run, so say so).
+/// Marks done while this token still holds the key, while nobody does (the lease ran out
+/// and no other delivery took the key over: the handlers did run, so say so), or when it is
+/// done already (a retried mark whose first answer was lost).
 const COMPLETE: &str = r"
 local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] or holder == false then
+if holder == ARGV[1] or holder == false or holder == 'done' then
   redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2])
   return 1
 end
@@ -46,8 +47,18 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 ///
 /// A claim is `SET key token NX PX lease`; marking done and releasing run as Lua scripts
 /// that act only while the key still holds this delivery's token, so a delivery whose lease
-/// ran out can neither free nor complete another's claim. Keys are prefixed
-/// (`monite-webhooks:` by default) and expire on their own.
+/// ran out can neither free nor complete another's claim. Keys are
+/// `<prefix><namespace>:<key>` (the prefix is `monite-webhooks:` by default) and expire on
+/// their own.
+///
+/// The namespace names your service, and is required: two services that share one Redis
+/// and subscribe to the same object type receive the same events, with the same ids, and
+/// without a namespace of its own each would take the other's done marks for its own and
+/// skip its handlers. Replicas of one service share a namespace.
+///
+/// Run the Redis that holds these keys with `maxmemory-policy noeviction`: an evicted claim
+/// or done mark (under `allkeys-lru` or a `volatile-*` policy), like one lost in a failover
+/// to an asynchronous replica, lets an event run twice.
 ///
 /// When Redis cannot be reached, deliveries are answered `503` and no handler runs; the
 /// connection is re-established by itself when Redis is back. Cloning shares the
@@ -57,7 +68,7 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// use monite_webhooks::{Dispatcher, Idempotency, Receiver, RedisStore, Secret, Verifier};
 ///
 /// # async fn build() -> Result<Receiver, monite_webhooks::Error> {
-/// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/", "billing").await?;
 /// let receiver = Receiver::builder(
 ///     Verifier::new(Secret::new("whsec_from_your_environment")?),
 ///     Dispatcher::builder().build(),
@@ -70,6 +81,7 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct RedisStore {
     connection: ConnectionManager,
     prefix: Arc<str>,
+    namespace: Arc<str>,
     scripts: Arc<Scripts>,
 }
 
@@ -83,9 +95,14 @@ impl RedisStore {
     /// Connects to the Redis at `url` (`redis://host:port/db`), with short timeouts so an
     /// unreachable Redis turns into a quick `503` rather than a hung delivery.
     ///
+    /// `namespace` names your service: see the type's documentation.
+    ///
     /// # Errors
-    /// [`ErrorKind::StoreUnavailable`] if the URL is invalid or Redis cannot be reached now.
-    pub async fn connect(url: &str) -> Result<Self> {
+    /// [`ErrorKind::Misconfigured`] for a namespace that is empty or not 1 to 64 ASCII
+    /// letters, digits, `_`, `-` or `.`; [`ErrorKind::StoreUnavailable`] if the URL is
+    /// invalid or Redis cannot be reached now.
+    pub async fn connect(url: &str, namespace: &str) -> Result<Self> {
+        let namespace = checked_namespace(namespace)?;
         let unavailable = |e: redis::RedisError| {
             Error::new(
                 ErrorKind::StoreUnavailable,
@@ -101,14 +118,25 @@ impl RedisStore {
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(unavailable)?;
-        Ok(Self::new(connection))
+        Ok(Self::with_namespace(connection, namespace))
     }
 
-    /// A store over a connection you configured yourself.
-    #[must_use]
-    pub fn new(connection: ConnectionManager) -> Self {
+    /// A store over a connection you configured yourself; `namespace` names your service.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Misconfigured`] for a namespace that is empty or not 1 to 64 ASCII
+    /// letters, digits, `_`, `-` or `.`.
+    pub fn new(connection: ConnectionManager, namespace: &str) -> Result<Self> {
+        Ok(Self::with_namespace(
+            connection,
+            checked_namespace(namespace)?,
+        ))
+    }
+
+    fn with_namespace(connection: ConnectionManager, namespace: Arc<str>) -> Self {
         Self {
             connection,
+            namespace,
             prefix: "monite-webhooks:".into(),
             scripts: Arc::new(Scripts {
                 claim: Script::new(CLAIM),
@@ -118,8 +146,8 @@ impl RedisStore {
         }
     }
 
-    /// Prefixes every key with `prefix` instead of `monite-webhooks:`, to share one Redis
-    /// between several services.
+    /// Prefixes every key with `prefix` instead of `monite-webhooks:` (before the
+    /// namespace), to fit your own key naming or ACL patterns.
     #[must_use]
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into().into();
@@ -134,7 +162,7 @@ impl RedisStore {
         token: &ClaimToken,
         ttl: Option<Duration>,
     ) -> Result<i64, BoxError> {
-        let mut invocation = script.key(format!("{}{key}", self.prefix));
+        let mut invocation = script.key(format!("{}{}:{key}", self.prefix, self.namespace));
         invocation.arg(token.to_string());
         if let Some(ttl) = ttl {
             invocation.arg(store_millis(ttl));
@@ -185,12 +213,19 @@ impl IdempotencyStore for RedisStore {
     fn release_detached(&self, key: &str, token: &ClaimToken) {
         crate::idempotency::release_on_runtime(self, key, token);
     }
+
+    /// Finishes the mark on the current Tokio runtime, retrying with back-off while Redis
+    /// fails, so that a dropped or failed mark still lands.
+    fn complete_detached(&self, key: &str, token: &ClaimToken, retention: Duration) {
+        crate::idempotency::complete_on_runtime(self, key, token, retention);
+    }
 }
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
+            .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
 }

@@ -23,6 +23,30 @@ use crate::postgres_store::PostgresStore;
 /// `|event, tx| Box::pin(handle(event, tx))`. Write through `tx` (`.execute(&mut *tx)`):
 /// the writes commit with the event's done mark, or not at all. Do not commit or roll back
 /// yourself; return an error (or panic) to roll back.
+///
+/// A statement that fails inside `tx` aborts the whole transaction, even if you ignore its
+/// error: PostgreSQL then refuses every later statement and turns the `COMMIT` into a
+/// `ROLLBACK`. The handler is then treated as failed (`500`, nothing marked done, Monite
+/// retries), never acknowledged. To try a statement that may fail ("insert if not there
+/// yet"), run it in a savepoint, `tx.begin()`, and roll that back:
+///
+/// ```no_run
+/// use sqlx::Connection as _;
+/// # async fn handle(event: monite_webhooks::Event, tx: &mut sqlx::PgConnection)
+/// #     -> Result<(), monite_webhooks::BoxError> {
+/// let mut attempt = tx.begin().await?; // SAVEPOINT
+/// match sqlx::query("INSERT INTO ledger (payable_id) VALUES ($1)")
+///     .bind(event.object_id())
+///     .execute(&mut *attempt)
+///     .await
+/// {
+///     Ok(_) => attempt.commit().await?,     // RELEASE SAVEPOINT
+///     Err(_) => attempt.rollback().await?,  // ROLLBACK TO SAVEPOINT: tx goes on
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// (`INSERT … ON CONFLICT DO NOTHING` is the one-statement way for that case.)
 pub type TxFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>>;
 
 /// A handler whose database writes and the event's done mark commit in one transaction:
@@ -37,8 +61,10 @@ pub type TxFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send
 ///    committed) or takes it (this one rolled back). If the event is already done, it
 ///    rolls back and answers `Ok` without running your handler: the receiver says `200`;
 /// 3. runs your handler with the transaction;
-/// 4. commits. An error, a panic or a dropped delivery rolls back (the inbox row with it),
-///    and the receiver answers `500` so that Monite retries.
+/// 4. checks, in one round trip, that the transaction is still alive and holds the inbox
+///    row (a swallowed error aborts it silently; see [`TxFuture`]), then commits. An error,
+///    a panic, an aborted transaction or a dropped delivery rolls back (the inbox row with
+///    it), and the receiver answers `500` so that Monite retries.
 ///
 /// The receiver's own idempotency store still runs in front: it answers duplicates and
 /// in-flight deliveries without opening a transaction. The inbox has the last word: a
@@ -53,7 +79,7 @@ pub type TxFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send
 /// use monite_webhooks::{Receiver, Secret, Verifier};
 ///
 /// # async fn build(pool: sqlx::PgPool) -> Result<Receiver, monite_webhooks::Error> {
-/// let store = PostgresStore::new(pool);
+/// let store = PostgresStore::new(pool, "billing")?;
 /// store.ensure_schema().await?;
 /// let dispatcher = Dispatcher::builder()
 ///     .on(
@@ -120,9 +146,13 @@ where
         // An id-less 2022 envelope names no event to record: its writes still commit
         // together, but each delivery runs, as the receiver runs it.
         // Legacy envelopes are not deduplicated here, as by the receiver's default.
-        if let Some(key) = self.scope.key(&event, false) {
+        let key = self
+            .scope
+            .key(&event, false)
+            .map(|key| self.store.stored_key(&key));
+        if let Some(key) = &key {
             let fresh = sqlx::query(self.store.inbox_claim_sql())
-                .bind(&key)
+                .bind(key)
                 .bind(store_millis(self.retention))
                 .fetch_optional(&mut *tx)
                 .await?
@@ -134,8 +164,61 @@ where
             }
         }
         (self.handler)(event, &mut tx).await?;
+        // PostgreSQL answers the COMMIT of an aborted transaction (a statement failed and
+        // the handler swallowed the error) with ROLLBACK and no error, and sqlx reports
+        // success: ask first. In an aborted transaction any statement fails (SQLSTATE
+        // 25P02); the inbox row is gone too if the handler ended the transaction itself.
+        let alive = match &key {
+            Some(key) => sqlx::query(self.store.inbox_check_sql())
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map(|row| row.is_some()),
+            None => sqlx::query("SELECT 1")
+                .execute(&mut *tx)
+                .await
+                .map(|_| true),
+        };
+        match alive {
+            Ok(true) => {}
+            Ok(false) => return Err(NotCommitted::Ended.into()),
+            Err(e) => return Err(Box::new(NotCommitted::Aborted(e))),
+        }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// A transactional handler returned `Ok`, but its transaction could not commit.
+#[derive(Debug)]
+enum NotCommitted {
+    /// A statement failed inside the transaction and the handler went on.
+    Aborted(sqlx::Error),
+    /// The handler ended the transaction itself (a raw `COMMIT` or `ROLLBACK`).
+    Ended,
+}
+
+impl fmt::Display for NotCommitted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Aborted(_) => {
+                "the handler returned Ok, but a statement in its transaction had failed, \
+                 so nothing was committed (use a savepoint, `tx.begin()`, to try a statement)"
+            }
+            Self::Ended => {
+                "the handler ended its transaction itself, so its writes and the done mark \
+                 did not commit together"
+            }
+        })
+    }
+}
+
+impl std::error::Error for NotCommitted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Aborted(e) => Some(e),
+            Self::Ended => None,
+        }
     }
 }
 

@@ -398,77 +398,52 @@ async fn without_idempotency_every_delivery_runs() {
     assert_eq!(world.runs(&id), 3);
 }
 
+/// F7: two services sharing one store, each with a subscription of its own to the same
+/// object type, receive the same event (one id); each runs its own handler once, because
+/// each has its own namespace.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn two_services_on_one_store_each_handle_the_event<S: IdempotencyStore>(
+    billing: S,
+    ledger: S,
+) {
+    let (a, b) = (World::default(), World::default());
+    let billing = a.receiver(Idempotency::new(billing));
+    let ledger = b.receiver(Idempotency::new(ledger));
+    let id = fresh_id();
+    for receiver in [&billing, &ledger] {
+        assert_eq!(
+            deliver(receiver, &body(&id, "tag.created")).await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        (a.runs(&id), b.runs(&id)),
+        (1, 1),
+        "one service took the other's done mark for its own"
+    );
+    // Each still answers its own duplicates without running again.
+    assert_eq!(
+        deliver(&ledger, &body(&id, "tag.created")).await,
+        StatusCode::OK
+    );
+    assert_eq!(b.runs(&id), 1);
+}
+
+#[cfg(feature = "redis")]
+#[path = "redis/mod.rs"]
+mod redis_server;
+
 #[cfg(feature = "redis")]
 mod redis {
+    use super::redis_server::RedisServer;
     use super::*;
     use monite_webhooks::RedisStore;
-    use std::net::{TcpListener, TcpStream};
-    use std::process::{Child, Command, Stdio};
-
-    /// A real `redis-server` on a free loopback port, stopped when dropped.
-    pub(super) struct RedisServer {
-        child: Option<Child>,
-        port: u16,
-    }
-
-    impl RedisServer {
-        pub(super) fn start() -> Self {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let mut server = Self { child: None, port };
-            server.restart();
-            server
-        }
-
-        pub(super) fn url(&self) -> String {
-            format!("redis://127.0.0.1:{}/", self.port)
-        }
-
-        pub(super) fn stop(&mut self) {
-            if let Some(mut child) = self.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-
-        pub(super) fn restart(&mut self) {
-            self.stop();
-            let child = Command::new("redis-server")
-                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot start redis-server ({e}): the Redis store tests need it on PATH; \
-                         `apt-get install redis-server` (scripts/test.sh does this)"
-                    )
-                });
-            self.child = Some(child);
-            for _ in 0..200 {
-                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            panic!("redis-server did not start listening on port {}", self.port);
-        }
-    }
-
-    impl Drop for RedisServer {
-        fn drop(&mut self) {
-            self.stop();
-        }
-    }
+    use std::net::TcpListener;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_store_behaviour() {
         let server = RedisServer::start();
-        let store = RedisStore::connect(&server.url()).await.unwrap();
+        let store = RedisStore::connect(&server.url(), "test").await.unwrap();
         behaviour_table(store).await;
     }
 
@@ -478,10 +453,10 @@ mod redis {
         let world = World::default();
         // As two processes would: separate connections, one Redis.
         let a = world.receiver(Idempotency::new(
-            RedisStore::connect(&server.url()).await.unwrap(),
+            RedisStore::connect(&server.url(), "test").await.unwrap(),
         ));
         let b = world.receiver(Idempotency::new(
-            RedisStore::connect(&server.url()).await.unwrap(),
+            RedisStore::connect(&server.url(), "test").await.unwrap(),
         ));
         concurrent_duplicates_run_once(&world, &[a, b]).await;
     }
@@ -491,12 +466,30 @@ mod redis {
         let mut server = RedisServer::start();
         let world = World::default();
         let receiver = world.receiver(Idempotency::new(
-            RedisStore::connect(&server.url()).await.unwrap(),
+            RedisStore::connect(&server.url(), "test").await.unwrap(),
         ));
         down_then_back(&world, &receiver, |up| {
             if up { server.restart() } else { server.stop() }
         })
         .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_services_sharing_redis_keep_their_events_apart() {
+        let server = RedisServer::start();
+        two_services_on_one_store_each_handle_the_event(
+            RedisStore::connect(&server.url(), "billing").await.unwrap(),
+            RedisStore::connect(&server.url(), "ledger").await.unwrap(),
+        )
+        .await;
+        for bad in ["", "a b", "a:b", "x".repeat(65).as_str(), "é"] {
+            let error = RedisStore::connect(&server.url(), bad).await.unwrap_err();
+            assert_eq!(
+                error.kind(),
+                monite_webhooks::ErrorKind::Misconfigured,
+                "{bad:?}"
+            );
+        }
     }
 
     #[tokio::test]
@@ -506,7 +499,7 @@ mod redis {
             .local_addr()
             .unwrap()
             .port();
-        let error = RedisStore::connect(&format!("redis://:hunter2@127.0.0.1:{port}/"))
+        let error = RedisStore::connect(&format!("redis://:hunter2@127.0.0.1:{port}/"), "test")
             .await
             .unwrap_err();
         assert_eq!(error.kind(), monite_webhooks::ErrorKind::StoreUnavailable);
@@ -525,7 +518,7 @@ mod postgres {
     use monite_webhooks::PostgresStore;
 
     async fn store(server: &PgServer) -> PostgresStore {
-        let store = PostgresStore::connect(&server.url()).await.unwrap();
+        let store = PostgresStore::connect(&server.url(), "test").await.unwrap();
         store.ensure_schema().await.unwrap();
         store
     }
@@ -610,7 +603,7 @@ mod postgres {
                 .unwrap()
             }
         };
-        assert_eq!(rows(format!("evt:{old}")).await, 1);
+        assert_eq!(rows(format!("test:evt:{old}")).await, 1);
         tokio::time::sleep(Duration::from_millis(300)).await;
         // Any claim may start the sweep; it runs in the background.
         let new = fresh_id();
@@ -619,17 +612,67 @@ mod postgres {
             StatusCode::OK
         );
         for _ in 0..100 {
-            if rows(format!("evt:{old}")).await == 0 {
+            if rows(format!("test:evt:{old}")).await == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(
-            rows(format!("evt:{old}")).await,
+            rows(format!("test:evt:{old}")).await,
             0,
             "the expired mark stayed"
         );
-        assert_eq!(rows(format!("evt:{new}")).await, 1, "the fresh mark went");
+        assert_eq!(
+            rows(format!("test:evt:{new}")).await,
+            1,
+            "the fresh mark went"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_services_sharing_a_database_keep_their_events_apart() {
+        let server = PgServer::start();
+        let billing = PostgresStore::connect(&server.url(), "billing")
+            .await
+            .unwrap();
+        billing.ensure_schema().await.unwrap();
+        let ledger = PostgresStore::connect(&server.url(), "ledger")
+            .await
+            .unwrap();
+        two_services_on_one_store_each_handle_the_event(billing.clone(), ledger).await;
+        for bad in ["", "a b", "a:b", "x".repeat(65).as_str()] {
+            let error = PostgresStore::new(billing.pool().clone(), bad).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                monite_webhooks::ErrorKind::Misconfigured,
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// F15: `with_sweep_interval(Duration::MAX)` leaves expired rows to the user's own
+    /// `sweep`: no claim sweeps them, not even the first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_endless_sweep_interval_never_sweeps_by_itself() {
+        let server = PgServer::start();
+        let store = store(&server).await.with_sweep_interval(Duration::MAX);
+        let world = World::default();
+        let receiver = world
+            .receiver(Idempotency::new(store.clone()).with_retention(Duration::from_millis(1)));
+        for _ in 0..2 {
+            let id = fresh_id();
+            assert_eq!(
+                deliver(&receiver, &body(&id, "tag.created")).await,
+                StatusCode::OK
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM monite_webhook_claims")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, 2, "a sweep ran by itself");
+        assert_eq!(store.sweep().await.unwrap(), 2);
     }
 
     #[tokio::test]
@@ -639,9 +682,10 @@ mod postgres {
             .local_addr()
             .unwrap()
             .port();
-        let error = PostgresStore::connect(&format!("postgres://u:hunter2@127.0.0.1:{port}/db"))
-            .await
-            .unwrap_err();
+        let error =
+            PostgresStore::connect(&format!("postgres://u:hunter2@127.0.0.1:{port}/db"), "test")
+                .await
+                .unwrap_err();
         assert_eq!(error.kind(), monite_webhooks::ErrorKind::StoreUnavailable);
         assert!(!error.to_string().contains("hunter2"), "{error}");
     }

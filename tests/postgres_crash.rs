@@ -107,7 +107,7 @@ fn child_receiver() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let store = PostgresStore::connect(&url).await.unwrap();
+        let store = PostgresStore::connect(&url, "test").await.unwrap();
         let handler = store.transactional(|event: Event, tx| {
             Box::pin(async move {
                 sqlx::query("INSERT INTO payments (event_id, pid) VALUES ($1, $2)")
@@ -308,7 +308,7 @@ async fn send_until_acknowledged(addr: SocketAddr, ids: &[String], tally: &Arc<T
 }
 
 async fn prepare(server: &PgServer) -> PostgresStore {
-    let store = PostgresStore::connect(&server.url()).await.unwrap();
+    let store = PostgresStore::connect(&server.url(), "test").await.unwrap();
     store.ensure_schema().await.unwrap();
     sqlx::query("CREATE TABLE payments (event_id text NOT NULL, pid bigint NOT NULL)")
         .execute(store.pool())

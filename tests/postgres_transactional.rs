@@ -36,7 +36,7 @@ struct Service {
 
 impl Service {
     async fn start(server: &PgServer) -> Self {
-        let store = PostgresStore::connect(&server.url()).await.unwrap();
+        let store = PostgresStore::connect(&server.url(), "test").await.unwrap();
         store.ensure_schema().await.unwrap();
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS payments (event_id text NOT NULL, run int NOT NULL)",
@@ -386,4 +386,167 @@ async fn old_inbox_rows_are_swept() {
         1,
         "the old row stayed, or the new one went"
     );
+}
+
+/// F2: a handler that swallows a failed statement leaves its transaction aborted, and
+/// PostgreSQL answers the `COMMIT` of an aborted transaction with `ROLLBACK`, no error.
+/// Whatever aborted it (a unique violation, a division by zero, a lock timeout) or ended it
+/// (a raw `ROLLBACK`), nothing was written, so the delivery is a handler failure: `500`,
+/// nothing marked done, and Monite's retry runs the handler again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_did_not_commit_is_never_acknowledged() {
+    let server = PgServer::start();
+    let store = PostgresStore::connect(&server.url(), "test").await.unwrap();
+    store.ensure_schema().await.unwrap();
+    for sql in [
+        "CREATE TABLE effects (event_id text NOT NULL, attempt int NOT NULL)",
+        "CREATE TABLE ledger (payable_id text PRIMARY KEY)",
+        "INSERT INTO ledger VALUES ('p')",
+    ] {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+    // Holds a row lock on the ledger's row, so the lock-timeout handler times out.
+    let mut locker = store.pool().begin().await.unwrap();
+    sqlx::query("SELECT * FROM ledger FOR UPDATE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+
+    let attempts: Arc<Mutex<HashMap<String, i32>>> = Arc::default();
+    let handler = {
+        let attempts = attempts.clone();
+        store.transactional(move |event: Event, tx| {
+            let attempts = attempts.clone();
+            Box::pin(async move {
+                let id = event.id().unwrap_or_default().to_owned();
+                let attempt = {
+                    let mut attempts = attempts.lock().unwrap();
+                    let attempt = attempts.entry(id.clone()).or_default();
+                    *attempt += 1;
+                    *attempt
+                };
+                sqlx::query("INSERT INTO effects VALUES ($1, $2)")
+                    .bind(&id)
+                    .bind(attempt)
+                    .execute(&mut *tx)
+                    .await?;
+                if attempt == 1 {
+                    // The habit from autocommit code: "this may fail, and that's fine".
+                    let swallowed = match event.action() {
+                        "payable.created" => "INSERT INTO ledger VALUES ('p')",
+                        "payable.updated" => "SELECT 1 / 0",
+                        "payable.paid" => "SELECT * FROM ledger FOR UPDATE",
+                        _ => "ROLLBACK",
+                    };
+                    sqlx::query("SET LOCAL lock_timeout = '100ms'")
+                        .execute(&mut *tx)
+                        .await?;
+                    let _ = sqlx::query(swallowed).execute(&mut *tx).await;
+                }
+                Ok(())
+            })
+        })
+    };
+    let receiver = Receiver::builder(
+        Verifier::new(common::secret(common::CURRENT)),
+        Dispatcher::builder()
+            .on_object(ObjectType::Payable, handler)
+            .build(),
+    )
+    .idempotency(Idempotency::new(store.clone()))
+    .build();
+
+    for action in [
+        "payable.created",
+        "payable.updated",
+        "payable.paid",
+        "payable.rejected",
+    ] {
+        let id = fresh_id();
+        let body = format!(
+            r#"{{"id":"{id}","object_type":"payable","action":"{action}","object":{{"id":"p"}},"webhook_subscription_id":"sub-1"}}"#
+        );
+        let status = deliver(&receiver, &body).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{action}: acknowledged"
+        );
+        // Monite retries; the second attempt swallows nothing and commits.
+        assert_eq!(
+            deliver_until_not_in_flight(&receiver, &body).await,
+            StatusCode::OK,
+            "{action}: the retry"
+        );
+        let committed: Vec<i32> =
+            sqlx::query_scalar("SELECT attempt FROM effects WHERE event_id = $1")
+                .bind(&id)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(committed, [2], "{action}: what committed");
+        let inbox: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM monite_webhook_inbox WHERE key = $1")
+                .bind(format!("test:evt:{id}"))
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(inbox, 1, "{action}: the done mark");
+    }
+    locker.rollback().await.unwrap();
+}
+
+/// "Try this statement" inside a transactional handler: a savepoint (`tx.begin()`) rolls
+/// back the failed statement alone, and the rest commits with the done mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_savepoint_lets_a_handler_try_a_statement() {
+    use sqlx::Connection as _;
+
+    let server = PgServer::start();
+    let store = PostgresStore::connect(&server.url(), "test").await.unwrap();
+    store.ensure_schema().await.unwrap();
+    for sql in [
+        "CREATE TABLE effects (event_id text NOT NULL)",
+        "CREATE TABLE ledger (payable_id text PRIMARY KEY)",
+        "INSERT INTO ledger VALUES ('p')",
+    ] {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+    let handler = store.transactional(|event: Event, tx| {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO effects VALUES ($1)")
+                .bind(event.id())
+                .execute(&mut *tx)
+                .await?;
+            let mut attempt = tx.begin().await?;
+            match sqlx::query("INSERT INTO ledger VALUES ($1)")
+                .bind(event.object_id())
+                .execute(&mut *attempt)
+                .await
+            {
+                Ok(_) => attempt.commit().await?,
+                Err(_) => attempt.rollback().await?, // already there: fine
+            }
+            Ok(())
+        })
+    });
+    let receiver = Receiver::builder(
+        Verifier::new(common::secret(common::CURRENT)),
+        Dispatcher::builder()
+            .on_object(ObjectType::Payable, handler)
+            .build(),
+    )
+    .idempotency(Idempotency::new(store.clone()))
+    .build();
+    let id = fresh_id();
+    let body = format!(
+        r#"{{"id":"{id}","object_type":"payable","action":"payable.created","object":{{"id":"p"}},"webhook_subscription_id":"sub-1"}}"#
+    );
+    assert_eq!(deliver(&receiver, &body).await, StatusCode::OK);
+    let effects: i64 = sqlx::query_scalar("SELECT count(*) FROM effects WHERE event_id = $1")
+        .bind(&id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(effects, 1);
 }

@@ -300,3 +300,66 @@ fn the_dispatcher_lists_its_routes() {
     assert!(routes.contains(&"counterpart.*".to_owned()), "{routes:?}");
     assert_eq!(routes.len(), 5);
 }
+
+/// F14: a keyed delivery is accepted only when the subscription whose secret matched is the
+/// one the envelope names, so subscription A's secret cannot vouch for B's events (with
+/// A's id nested in the body, where the verifier's hint finds it).
+#[tokio::test]
+async fn one_subscriptions_secret_cannot_vouch_for_another_subscriptions_event() {
+    let tag_secret = Secret::new("whsec_tag_subscription_secret").unwrap();
+    let payable_secret = Secret::new("whsec_payable_subscription_secret").unwrap();
+    let keyring = monite_webhooks::Keyring::new()
+        .with_subscription("sub-tag", tag_secret.clone())
+        .with_subscription("sub-payable", payable_secret.clone());
+    let log = Log::default();
+    let sink = log.clone();
+    let dispatcher = Dispatcher::builder()
+        .fallback(move |e: Event, _: Unhandled| {
+            let sink = sink.clone();
+            async move { sink.lock().unwrap().push(e.action().to_owned()) }
+        })
+        .build();
+    let receiver = Receiver::new(Verifier::from_keyring(keyring), dispatcher);
+
+    let forged = [
+        // The envelope names the payable subscription; the tag subscription's id, nested
+        // last, is what the hint reads.
+        r#"{"id":"e1","object_type":"payable","action":"payable.paid","webhook_subscription_id":"sub-payable","object":{"webhook_subscription_id":"sub-tag"}}"#,
+        // The envelope names no subscription at all.
+        r#"{"id":"e2","object_type":"payable","action":"payable.paid","object":{"webhook_subscription_id":"sub-tag"}}"#,
+    ];
+    for body in forged {
+        let response = receiver.handle(signed_request(&tag_secret, body)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let error = receiver
+        .receive(
+            &[(
+                "Monite-Signature",
+                sign(&tag_secret, now(), forged[0].as_bytes()),
+            )],
+            Bytes::from_static(forged[0].as_bytes()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.kind(),
+        monite_webhooks::ErrorKind::SubscriptionMismatch
+    );
+    assert!(log.lock().unwrap().is_empty(), "a handler ran");
+
+    // Each subscription's own deliveries still pass.
+    let genuine = r#"{"id":"e3","object_type":"payable","action":"payable.paid","object":{"id":"p"},"webhook_subscription_id":"sub-payable"}"#;
+    let response = receiver
+        .handle(signed_request(&payable_secret, genuine))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(*log.lock().unwrap(), ["payable.paid"]);
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}

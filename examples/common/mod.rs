@@ -29,20 +29,27 @@ fn verifier_from_env() -> Result<Verifier, BoxError> {
     secrets.verifier()
 }
 
+/// The namespace of the example's keys in a shared store, unless `MONITE_WEBHOOK_NAMESPACE`
+/// names another: a service of yours names itself.
+const EXAMPLE_NAMESPACE: &str = "monite-webhooks-example";
+
 /// The receiver, from the secrets in the environment, handling each event once through
 /// PostgreSQL when `DATABASE_URL` is set (a `postgres://` URL), through Redis when
 /// `REDIS_URL` is, in memory otherwise.
 pub(crate) async fn receiver_from_env() -> Result<Receiver, BoxError> {
     let verifier = verifier_from_env()?;
     let url_from = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    // A shared store keeps each service's events apart by a namespace: name yours.
+    let namespace = url_from("MONITE_WEBHOOK_NAMESPACE");
+    let namespace = namespace.as_deref().map_or(EXAMPLE_NAMESPACE, str::trim);
     let idempotency = if let Some(url) = url_from("DATABASE_URL") {
-        tracing::info!("idempotency: PostgreSQL (DATABASE_URL)");
-        let store = PostgresStore::connect(url.trim()).await?;
+        tracing::info!(namespace, "idempotency: PostgreSQL (DATABASE_URL)");
+        let store = PostgresStore::connect(url.trim(), namespace).await?;
         store.ensure_schema().await?;
         Idempotency::new(store)
     } else if let Some(url) = url_from("REDIS_URL") {
-        tracing::info!("idempotency: Redis (REDIS_URL)");
-        Idempotency::new(RedisStore::connect(url.trim()).await?)
+        tracing::info!(namespace, "idempotency: Redis (REDIS_URL)");
+        Idempotency::new(RedisStore::connect(url.trim(), namespace).await?)
     } else {
         tracing::info!(
             "idempotency: in memory (set DATABASE_URL or REDIS_URL to share it between replicas)"
