@@ -249,10 +249,14 @@ impl Keyring {
     /// # Ok::<(), monite_webhooks::Error>(())
     /// ```
     ///
+    /// A pair is split at its first `=`, so a secret given without its id (`whsec_abc==`)
+    /// would read as a subscription whose id is the secret: a pair whose id starts with
+    /// `whsec_`, or whose secret is nothing but `=` (base64 padding), is refused instead.
+    ///
     /// # Errors
-    /// [`ErrorKind::InvalidSecret`] for a pair without `=`, an empty subscription id, or a
-    /// secret [`Secret::new`] refuses; the message names the pair's position and
-    /// subscription, never the secret.
+    /// [`ErrorKind::InvalidSecret`] for a pair without `=`, an empty subscription id, an id
+    /// that looks like a secret, or a secret [`Secret::new`] refuses. The message names the
+    /// pair's position only: neither its id (which may be a misplaced secret) nor its secret.
     pub fn parse_pairs(text: &str) -> Result<Self> {
         let mut keyring = Self::new();
         for (position, pair) in text.split(',').map(str::trim).enumerate() {
@@ -270,12 +274,26 @@ impl Keyring {
                     "is not `<subscription_id>=<secret>`: it has no `=`".to_owned(),
                 ));
             };
-            let id = id.trim();
+            let (id, secret) = (id.trim(), secret.trim());
             if id.is_empty() {
                 return Err(invalid("has an empty subscription id".to_owned()));
             }
-            let secret = Secret::new(secret.trim())
-                .map_err(|e| invalid(format!("(subscription {id}) has an unusable secret: {e}")))?;
+            if looks_like_secret(id) {
+                return Err(invalid(
+                    "starts with `whsec_`, as a secret given without its `<subscription_id>=` \
+                     does"
+                        .to_owned(),
+                ));
+            }
+            if secret.trim_start_matches('=').is_empty() {
+                return Err(invalid(
+                    "has no secret after its first `=` (a base64 secret given without its \
+                     `<subscription_id>=`?)"
+                        .to_owned(),
+                ));
+            }
+            let secret =
+                Secret::new(secret).map_err(|e| invalid(format!("has an unusable secret: {e}")))?;
             keyring.rotate(id, secret);
         }
         Ok(keyring)
@@ -380,6 +398,15 @@ pub(crate) struct Candidates<'k> {
     pub(crate) subscription: Option<&'k str>,
     pub(crate) secrets: &'k [Secret],
 }
+
+/// Whether a subscription id is more likely a misplaced secret: it is printed in labels,
+/// logs and error messages, so such an id is refused rather than kept.
+pub(crate) fn looks_like_secret(id: &str) -> bool {
+    id.get(..WHSEC_PREFIX.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(WHSEC_PREFIX))
+}
+
+const WHSEC_PREFIX: &str = "whsec_";
 
 /// Labels an unlabeled secret with its subscription, for logs.
 fn label(secret: Secret, id: &str, suffix: &str) -> Secret {
@@ -662,7 +689,7 @@ mod tests {
         for (text, says) in [
             ("a=whsec_a,whsec_nokey", "pair 2"),
             ("=whsec_x", "empty subscription id"),
-            ("a=", "subscription a"),
+            ("a=", "pair 1 has no secret"),
         ] {
             let err = Keyring::parse_pairs(text).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidSecret);

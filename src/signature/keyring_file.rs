@@ -5,8 +5,9 @@ use std::io::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use serde_json::error::Category;
 
-use super::keyring::Keyring;
+use super::keyring::{Keyring, looks_like_secret};
 use super::secret::{KeyConvention, Secret};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -68,19 +69,15 @@ impl Keyring {
     /// # Errors
     /// [`ErrorKind::KeyringFile`] if the file cannot be read or is not such JSON;
     /// [`ErrorKind::InvalidSecret`] for a secret [`Secret::new`] refuses. Messages name the
-    /// file and the subscription, never a secret.
+    /// file, the subscription, and for a file that is not such JSON only the line, the
+    /// column and the kind of fault, never a secret: an id that starts with `whsec_`
+    /// (a secret pasted in the wrong place) is refused without being shown.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read(path).map_err(|e| {
             file_error(format!("cannot read keyring file {}: {e}", path.display())).with_source(e)
         })?;
-        // serde_json's messages quote no input values, so no secret can leak through them.
-        let file: File = serde_json::from_slice(&text).map_err(|e| {
-            file_error(format!(
-                "keyring file {} is not a monite-webhooks keyring: {e}",
-                path.display()
-            ))
-        })?;
+        let file: File = serde_json::from_slice(&text).map_err(|e| not_a_keyring(path, &e))?;
         if file.monite_webhooks_keyring != FORMAT {
             return Err(file_error(format!(
                 "keyring file {} has format {}; this version reads format {FORMAT}",
@@ -89,7 +86,15 @@ impl Keyring {
             )));
         }
         let mut keyring = Self::new();
-        for subscription in file.subscriptions {
+        for (position, subscription) in file.subscriptions.into_iter().enumerate() {
+            if looks_like_secret(&subscription.id) {
+                return Err(file_error(format!(
+                    "keyring file {}, subscription {}: its id starts with `whsec_`, as a \
+                     secret does (not shown)",
+                    path.display(),
+                    position + 1
+                )));
+            }
             let convention = match subscription.convention {
                 Convention::Raw => KeyConvention::Raw,
                 Convention::WhsecBase64 => KeyConvention::WhsecBase64,
@@ -199,6 +204,24 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     renamed
 }
 
+/// Where the file stops being a keyring, and what kind of fault it is: never serde_json's
+/// own message, which quotes the value it refused (`invalid type: string "whsec_…"`), and
+/// any value in a keyring file may be a secret.
+fn not_a_keyring(path: &Path, e: &serde_json::Error) -> Error {
+    let what = match e.classify() {
+        Category::Syntax => "not valid JSON",
+        Category::Eof => "the JSON ends early",
+        Category::Data => "a field that is unknown, or of the wrong type or value",
+        Category::Io => "unreadable",
+    };
+    file_error(format!(
+        "keyring file {} is not a monite-webhooks keyring: {what} at line {} column {}",
+        path.display(),
+        e.line(),
+        e.column()
+    ))
+}
+
 fn file_error(message: String) -> Error {
     Error::new(ErrorKind::KeyringFile, message)
 }
@@ -247,7 +270,7 @@ mod tests {
     fn bad_files_are_clear_errors_that_show_no_secret() {
         let path = scratch("bad");
         for (text, says) in [
-            ("not json", "not a monite-webhooks keyring"),
+            ("not json", "not valid JSON at line 1 column 2"),
             (r#"{"monite_webhooks_keyring":2}"#, "format 2"),
             (
                 r#"{"monite_webhooks_keyring":1,"subscriptions":[{"id":"s","secrets":[]}]}"#,

@@ -1,0 +1,204 @@
+//! The keyring file and `MONITE_WEBHOOK_SECRETS` pairs: errors that never show a secret,
+//! key conventions that survive a save and a load, and saves that a crash cannot block.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
+use std::error::Error as _;
+use std::path::PathBuf;
+
+use monite_webhooks::{Error, ErrorKind, Keyring, Secret};
+
+/// A fresh, empty directory of this test's own, and the keyring file's path in it.
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("monite-keyring-file-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("keyring.json")
+}
+
+/// Everything an error prints: its `Display`, its `Debug`, and both of every source's.
+fn everything_printed(error: &Error) -> String {
+    let mut printed = format!("{error}\n{error:?}\n{error:#?}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        printed.push_str(&format!("\n{cause}\n{cause:?}"));
+        source = cause.source();
+    }
+    printed
+}
+
+fn assert_shows_no_secret(error: &Error, secret: &str, input: &str) {
+    let printed = everything_printed(error);
+    assert!(
+        !printed.contains(secret),
+        "{secret} leaked, from {input}:\n{printed}"
+    );
+}
+
+// F3: no error path prints a secret.
+
+#[test]
+fn a_malformed_keyring_file_never_shows_its_secret() {
+    let path = scratch("leak");
+    for (secret, text) in [
+        // A string where a list belongs.
+        (
+            "whsec_LEAKED_1",
+            r#"{"monite_webhooks_keyring":1,"subscriptions":[{"id":"s","secrets":"whsec_LEAKED_1"}]}"#,
+        ),
+        (
+            "whsec_LEAKED_2",
+            r#"{"monite_webhooks_keyring":1,"unkeyed":"whsec_LEAKED_2"}"#,
+        ),
+        // A secret pasted into `convention` (an unknown variant).
+        (
+            "whsec_LEAKED_3",
+            r#"{"monite_webhooks_keyring":1,"subscriptions":[{"id":"s","secrets":["whsec_x"],"convention":"whsec_LEAKED_3"}]}"#,
+        ),
+        // Truncated after a secret, and inside one.
+        (
+            "whsec_LEAKED_4",
+            r#"{"monite_webhooks_keyring":1,"subscriptions":[{"id":"s","secrets":["whsec_LEAKED_4""#,
+        ),
+        (
+            "whsec_LEAKED_4",
+            r#"{"monite_webhooks_keyring":1,"subscriptions":[{"id":"s","secrets":["whsec_LEAKED_4"#,
+        ),
+        // A secret pasted as a field name (an unknown field), as the version, as a
+        // subscription, after a stray comma.
+        (
+            "whsec_LEAKED_5",
+            r#"{"monite_webhooks_keyring":1,"whsec_LEAKED_5":[]}"#,
+        ),
+        (
+            "whsec_LEAKED_6",
+            r#"{"monite_webhooks_keyring":"whsec_LEAKED_6"}"#,
+        ),
+        (
+            "whsec_LEAKED_7",
+            r#"{"monite_webhooks_keyring":1,"subscriptions":["whsec_LEAKED_7"]}"#,
+        ),
+        (
+            "whsec_LEAKED_8",
+            r#"{"monite_webhooks_keyring":1,"unkeyed":["whsec_LEAKED_8",]}"#,
+        ),
+        // A secret pasted as the subscription's id: refused, and not named.
+        (
+            "whsec_LEAKED_9",
+            r#"{"monite_webhooks_keyring":1,"subscriptions":[{"id":"whsec_LEAKED_9","secrets":[]}]}"#,
+        ),
+        (
+            "whsec_LEAKED_9",
+            r#"{"monite_webhooks_keyring":1,"subscriptions":[{"id":"whsec_LEAKED_9","secrets":["whsec_y"]}]}"#,
+        ),
+        // Secrets the key convention refuses.
+        (
+            "whsec_LEAKED_10",
+            r#"{"monite_webhooks_keyring":1,"subscriptions":[{"id":"s","secrets":[" whsec_LEAKED_10"]}]}"#,
+        ),
+        (
+            "LEAKED@11",
+            r#"{"monite_webhooks_keyring":1,"subscriptions":[{"id":"s","secrets":["whsec_LEAKED@11"],"convention":"whsec_base64"}]}"#,
+        ),
+        // A secret entry of the wrong shape.
+        (
+            "whsec_LEAKED_12",
+            r#"{"monite_webhooks_keyring":1,"unkeyed":[{"secret":"whsec_LEAKED_12","convention":"whsec_LEAKED_12"}]}"#,
+        ),
+        (
+            "whsec_LEAKED_13",
+            r#"{"monite_webhooks_keyring":1,"unkeyed":[["whsec_LEAKED_13"]]}"#,
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let error = Keyring::load(&path).unwrap_err();
+        assert!(
+            matches!(
+                error.kind(),
+                ErrorKind::KeyringFile | ErrorKind::InvalidSecret
+            ),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains(&path.display().to_string()),
+            "{error}"
+        );
+        assert_shows_no_secret(&error, secret, text);
+    }
+}
+
+#[test]
+fn a_keyring_file_error_says_where_and_what_went_wrong() {
+    let path = scratch("where");
+    for (text, says) in [
+        (
+            "{\"monite_webhooks_keyring\":1,\n \"unkeyed\":\"whsec_LEAKED\"}",
+            "line 2",
+        ),
+        ("{\"monite_webhooks_keyring\":1,", "ends early"),
+        ("{\"monite_webhooks_keyring\":1 x}", "not valid JSON"),
+        ("{\"monite_webhooks_keyring\":1,\"x\":2}", "line 1"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let message = Keyring::load(&path).unwrap_err().to_string();
+        assert!(message.contains(says), "{text}: {message}");
+        assert!(message.contains("column"), "{text}: {message}");
+        assert!(!message.contains("LEAKED"), "{text}: {message}");
+    }
+}
+
+#[test]
+fn a_pair_that_looks_like_a_secret_is_refused_and_never_shown() {
+    for (secret, text) in [
+        // A base64 secret given without its id, split at its first `=`.
+        ("whsec_LEAKEDabc", "whsec_LEAKEDabc=="),
+        ("whsec_LEAKEDabc", "sub-a=whsec_a, whsec_LEAKEDabc="),
+        ("LEAKEDxyz+/Q", "LEAKEDxyz+/Q=="),
+        ("LEAKEDxyz+/Q", "LEAKEDxyz+/Q="),
+        // An id that is a secret, whatever follows.
+        ("whsec_LEAKED", " whsec_LEAKED = whsec_other"),
+        ("WHSEC_LEAKED", "WHSEC_LEAKED=x"),
+        // A secret with no `=` at all.
+        ("whsec_LEAKED", "sub-a=whsec_a,whsec_LEAKED"),
+    ] {
+        let error = Keyring::parse_pairs(text).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidSecret, "{text}");
+        assert!(error.to_string().contains("pair"), "{error}");
+        assert_shows_no_secret(&error, secret, text);
+    }
+    // Ids are still ids.
+    let keyring = Keyring::parse_pairs("3f9c1a52-5b4e=whsec_a==,sub.b_2=whsec_b").unwrap();
+    assert_eq!(
+        keyring
+            .get("3f9c1a52-5b4e")
+            .unwrap()
+            .current()
+            .expose_text(),
+        "whsec_a=="
+    );
+    assert!(keyring.contains("sub.b_2"));
+}
+
+#[test]
+fn a_refused_secret_shows_no_character_of_it() {
+    // `!` is byte 33, and not base64.
+    for text in [
+        "whsec_QUFB!QUFB",
+        "whsec_QUFBQ",
+        "whsec_QUFBQ===",
+        "whsec_QUFBQR==",
+    ] {
+        let error = Secret::whsec_base64(text).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidSecret);
+        let printed = everything_printed(&error);
+        assert!(!printed.contains("QUFB"), "{text}: {printed}");
+        assert!(
+            !printed.contains('!') && !printed.contains("33"),
+            "{text}: {printed}"
+        );
+    }
+}
