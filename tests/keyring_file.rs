@@ -7,9 +7,9 @@
 )]
 
 use std::error::Error as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use monite_webhooks::{Error, ErrorKind, Keyring, Secret};
+use monite_webhooks::{Error, ErrorKind, KeyConvention, Keyring, Secret, Verifier, sign};
 
 /// A fresh, empty directory of this test's own, and the keyring file's path in it.
 fn scratch(name: &str) -> PathBuf {
@@ -201,4 +201,149 @@ fn a_refused_secret_shows_no_character_of_it() {
             "{text}: {printed}"
         );
     }
+}
+
+// F4: a save then a load keeps each secret's key convention.
+
+const NOW: u64 = 1_713_773_729;
+
+/// Whether a delivery naming `subscription` (or none), signed with `signer`, verifies
+/// against `keyring`.
+fn verifies(keyring: &Keyring, subscription: Option<&str>, signer: &Secret) -> bool {
+    let body = match subscription {
+        Some(id) => format!(
+            r#"{{"id":"e","object_type":"tag","action":"tag.created","webhook_subscription_id":"{id}"}}"#
+        ),
+        None => r#"{"id":"e","object_type":"tag","action":"tag.created"}"#.to_owned(),
+    };
+    let headers = [("Monite-Signature", sign(signer, NOW, body.as_bytes()))];
+    Verifier::from_keyring(keyring.clone())
+        .verify_at(&headers, body.as_bytes(), NOW)
+        .is_ok()
+}
+
+#[test]
+fn unkeyed_secrets_keep_their_convention_through_a_file() {
+    let path = scratch("unkeyed");
+    let decoded = Secret::whsec_base64("whsec_dW5rZXllZCBiYXNlNjQ=").unwrap();
+    let raw = Secret::new("whsec_unkeyed_raw").unwrap();
+    Keyring::new()
+        .with_unkeyed(decoded.clone())
+        .with_unkeyed(raw.clone())
+        .save(&path)
+        .unwrap();
+    let loaded = Keyring::load(&path).unwrap();
+    let conventions: Vec<_> = loaded.unkeyed().iter().map(Secret::convention).collect();
+    assert_eq!(
+        conventions,
+        [KeyConvention::WhsecBase64, KeyConvention::Raw]
+    );
+    assert!(verifies(&loaded, None, &decoded));
+    assert!(verifies(&loaded, None, &raw));
+    // A second round trip changes nothing.
+    loaded.save(&path).unwrap();
+    let again = Keyring::load(&path).unwrap();
+    assert!(verifies(&again, None, &decoded) && verifies(&again, None, &raw));
+}
+
+#[test]
+fn a_rotated_subscription_keeps_both_conventions_through_a_file() {
+    let path = scratch("rotated");
+    let raw = Secret::new("whsec_raw_secret").unwrap();
+    let decoded = Secret::whsec_base64("whsec_cHJldmlvdXMgYmFzZTY0").unwrap();
+    let mut keyring = Keyring::new()
+        .with_subscription("sub-raw-now", decoded.clone())
+        .with_subscription("sub-base64-now", raw.clone());
+    keyring.rotate("sub-raw-now", raw.clone());
+    keyring.rotate("sub-base64-now", decoded.clone());
+    keyring.save(&path).unwrap();
+
+    let loaded = Keyring::load(&path).unwrap();
+    for (id, current, previous) in [
+        ("sub-raw-now", &raw, &decoded),
+        ("sub-base64-now", &decoded, &raw),
+    ] {
+        let held = loaded.get(id).unwrap();
+        assert_eq!(held.current().convention(), current.convention(), "{id}");
+        assert_eq!(
+            held.previous().unwrap().convention(),
+            previous.convention(),
+            "{id}"
+        );
+        assert!(verifies(&loaded, Some(id), current), "{id}, current");
+        assert!(verifies(&loaded, Some(id), previous), "{id}, previous");
+    }
+}
+
+#[test]
+fn a_keyring_file_in_the_first_format_still_loads() {
+    // Written as 0.1 writes it: every secret a string, one convention per subscription.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keyring/format-1.json");
+    let loaded = Keyring::load(&fixture).unwrap();
+    let raw = loaded.get("3f9c1a52-5b4e-4d6f-9a0e-0b8c2f7d1e44").unwrap();
+    let decoded = loaded.get("b7d2e013-5f4c-4a7e-9d51-3c0e8a2b6f90").unwrap();
+    for (held, convention) in [
+        (raw, KeyConvention::Raw),
+        (decoded, KeyConvention::WhsecBase64),
+    ] {
+        assert_eq!(held.as_slice().len(), 2);
+        for secret in held.as_slice() {
+            assert_eq!(secret.convention(), convention);
+        }
+    }
+    assert_eq!(raw.current().expose_text(), "whsec_raw_current");
+    assert_eq!(loaded.unkeyed()[0].convention(), KeyConvention::Raw);
+
+    let signer = Secret::whsec_base64("whsec_Zm9ybWF0LTEgcHJldmlvdXM=").unwrap();
+    assert!(verifies(
+        &loaded,
+        Some("b7d2e013-5f4c-4a7e-9d51-3c0e8a2b6f90"),
+        &signer
+    ));
+    let signer = Secret::new("whsec_unkeyed_raw").unwrap();
+    assert!(verifies(&loaded, None, &signer));
+
+    // One convention per subscription needs no per-secret object: saved as it was.
+    let path = scratch("first-format");
+    loaded.save(&path).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        std::fs::read_to_string(&fixture).unwrap()
+    );
+}
+
+#[test]
+fn a_secret_may_name_its_own_convention() {
+    // The example in `Keyring::load`'s documentation.
+    let path = scratch("documented");
+    std::fs::write(
+        &path,
+        r#"{
+          "monite_webhooks_keyring": 1,
+          "subscriptions": [
+            { "id": "3f9c1a52-5b4e-4d6f-9a0e-0b8c2f7d1e44", "secrets": ["whsec_new", "whsec_old"] },
+            {
+              "id": "b7d2e013-5f4c-4a7e-9d51-3c0e8a2b6f90",
+              "secrets": ["whsec_bmV3", { "secret": "whsec_old", "convention": "raw" }],
+              "convention": "whsec_base64"
+            }
+          ],
+          "unkeyed": [
+            "whsec_for_deliveries_naming_no_subscription",
+            { "secret": "whsec_aGVsbG8=", "convention": "whsec_base64" },
+            { "secret": "whsec_aGVsbG8=" }
+          ]
+        }"#,
+    )
+    .unwrap();
+    let loaded = Keyring::load(&path).unwrap();
+    let conventions = |secrets: &[Secret]| -> Vec<KeyConvention> {
+        secrets.iter().map(Secret::convention).collect()
+    };
+    use KeyConvention::{Raw, WhsecBase64};
+    let first = loaded.get("3f9c1a52-5b4e-4d6f-9a0e-0b8c2f7d1e44").unwrap();
+    assert_eq!(conventions(first.as_slice()), [Raw, Raw]);
+    let second = loaded.get("b7d2e013-5f4c-4a7e-9d51-3c0e8a2b6f90").unwrap();
+    assert_eq!(conventions(second.as_slice()), [WhsecBase64, Raw]);
+    assert_eq!(conventions(loaded.unkeyed()), [Raw, WhsecBase64, Raw]);
 }

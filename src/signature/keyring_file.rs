@@ -1,10 +1,12 @@
 //! The keyring file: where the client and the command-line tool keep the secrets Monite
 //! returns only once, and where receivers read them.
 
+use std::fmt;
 use std::io::Write as _;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::error::Category;
 
 use super::keyring::{Keyring, looks_like_secret};
@@ -20,8 +22,9 @@ struct File {
     monite_webhooks_keyring: u32,
     #[serde(default)]
     subscriptions: Vec<Subscription>,
+    /// Read as [`KeyConvention::Raw`] unless an entry names its own convention.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    unkeyed: Vec<String>,
+    unkeyed: Vec<Entry>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -29,9 +32,77 @@ struct File {
 struct Subscription {
     id: String,
     /// Newest first: the current secret, then the previous one during a rotation.
-    secrets: Vec<String>,
+    secrets: Vec<Entry>,
+    /// The convention of the secrets that do not name their own.
     #[serde(default, skip_serializing_if = "is_raw")]
     convention: Convention,
+}
+
+/// One secret: its text alone, read with the convention of its place (the subscription's,
+/// or raw for an unkeyed secret), or an object that names its own convention.
+///
+/// Written as an object only where the convention differs from its place's, so a keyring
+/// that format 1 could already hold is written exactly as before (and older readers, which
+/// refuse the object form loudly, never misread a secret).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Entry {
+    Text(String),
+    Object(Written),
+}
+
+// By hand rather than `untagged`: that would also take `["whsec_…"]` as an object's fields.
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Entry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"a secret: a string, or {"secret": …, "convention": …}"#)
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Entry, E> {
+                Ok(Entry::Text(text.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
+                Written::deserialize(MapAccessDeserializer::new(map)).map(Entry::Object)
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Written {
+    secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    convention: Option<Convention>,
+}
+
+impl Entry {
+    /// How `secret` is written where `place` is the convention a bare string gets.
+    fn of(secret: &Secret, place: KeyConvention) -> Self {
+        let text = secret.expose_text().to_owned();
+        if secret.convention() == place {
+            Self::Text(text)
+        } else {
+            Self::Object(Written {
+                secret: text,
+                convention: Some(Convention::of(secret.convention())),
+            })
+        }
+    }
+
+    /// The secret's text and convention, where a bare string gets `place`.
+    fn read(&self, place: KeyConvention) -> (&str, KeyConvention) {
+        match self {
+            Self::Text(text) => (text, place),
+            Self::Object(written) => (
+                &written.secret,
+                written.convention.map_or(place, Convention::key),
+            ),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +117,23 @@ fn is_raw(convention: &Convention) -> bool {
     *convention == Convention::Raw
 }
 
+impl Convention {
+    // Exhaustive both ways, so that a new convention cannot be saved as another one.
+    fn of(convention: KeyConvention) -> Self {
+        match convention {
+            KeyConvention::Raw => Self::Raw,
+            KeyConvention::WhsecBase64 => Self::WhsecBase64,
+        }
+    }
+
+    fn key(self) -> KeyConvention {
+        match self {
+            Self::Raw => KeyConvention::Raw,
+            Self::WhsecBase64 => KeyConvention::WhsecBase64,
+        }
+    }
+}
+
 impl Keyring {
     /// Reads a keyring file.
     ///
@@ -56,15 +144,25 @@ impl Keyring {
     /// {
     ///   "monite_webhooks_keyring": 1,
     ///   "subscriptions": [
-    ///     { "id": "3f9c1a52-5b4e-4d6f-9a0e-0b8c2f7d1e44", "secrets": ["whsec_new", "whsec_old"] }
+    ///     { "id": "3f9c1a52-5b4e-4d6f-9a0e-0b8c2f7d1e44", "secrets": ["whsec_new", "whsec_old"] },
+    ///     {
+    ///       "id": "b7d2e013-5f4c-4a7e-9d51-3c0e8a2b6f90",
+    ///       "secrets": ["whsec_bmV3", { "secret": "whsec_old", "convention": "raw" }],
+    ///       "convention": "whsec_base64"
+    ///     }
     ///   ],
-    ///   "unkeyed": ["whsec_for_deliveries_naming_no_subscription"]
+    ///   "unkeyed": [
+    ///     "whsec_for_deliveries_naming_no_subscription",
+    ///     { "secret": "whsec_aGVsbG8=", "convention": "whsec_base64" }
+    ///   ]
     /// }
     /// ```
     ///
     /// `secrets` lists a subscription's current secret first and, during a rotation, the
-    /// previous one after it. A subscription may add `"convention": "whsec_base64"` (see
-    /// [`KeyConvention`]); `unkeyed` is optional.
+    /// previous one after it. Each secret is a string, read with its subscription's
+    /// `convention` (`"raw"`, the default, or `"whsec_base64"`: see [`KeyConvention`]), or
+    /// an object `{"secret": …, "convention": …}` that names its own. An unkeyed secret
+    /// given as a string is raw. `unkeyed` is optional.
     ///
     /// # Errors
     /// [`ErrorKind::KeyringFile`] if the file cannot be read or is not such JSON;
@@ -95,12 +193,10 @@ impl Keyring {
                     position + 1
                 )));
             }
-            let convention = match subscription.convention {
-                Convention::Raw => KeyConvention::Raw,
-                Convention::WhsecBase64 => KeyConvention::WhsecBase64,
-            };
+            let place = subscription.convention.key();
             let id = subscription.id;
-            let read = |text: &str| {
+            let read = |entry: &Entry| {
+                let (text, convention) = entry.read(place);
                 Secret::with_convention(text, convention).map_err(|e| {
                     Error::new(
                         ErrorKind::InvalidSecret,
@@ -120,8 +216,9 @@ impl Keyring {
                 keyring.rotate(id.clone(), read(newer)?);
             }
         }
-        for (position, text) in file.unkeyed.iter().enumerate() {
-            let secret = Secret::new(text).map_err(|e| {
+        for (position, entry) in file.unkeyed.iter().enumerate() {
+            let (text, convention) = entry.read(KeyConvention::Raw);
+            let secret = Secret::with_convention(text, convention).map_err(|e| {
                 Error::new(
                     ErrorKind::InvalidSecret,
                     format!(
@@ -142,23 +239,29 @@ impl Keyring {
     /// Subscriptions are written sorted by id, so a file under version control diffs
     /// cleanly.
     ///
+    /// Every secret keeps its [`KeyConvention`]: a subscription's `convention` is its
+    /// current secret's, and a secret of another convention (a previous one, or an unkeyed
+    /// one that is not raw) is written as `{"secret": …, "convention": …}`. A keyring whose
+    /// secrets need no such object is written in the same form as before those objects
+    /// existed.
+    ///
     /// # Errors
     /// [`ErrorKind::KeyringFile`] if the file cannot be written.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let mut subscriptions: Vec<Subscription> = self
             .subscriptions()
-            .map(|(id, held)| Subscription {
-                id: id.to_owned(),
-                secrets: held
-                    .as_slice()
-                    .iter()
-                    .map(|s| s.expose_text().to_owned())
-                    .collect(),
-                convention: match held.current().convention() {
-                    KeyConvention::WhsecBase64 => Convention::WhsecBase64,
-                    _ => Convention::Raw,
-                },
+            .map(|(id, held)| {
+                let place = held.current().convention();
+                Subscription {
+                    id: id.to_owned(),
+                    secrets: held
+                        .as_slice()
+                        .iter()
+                        .map(|s| Entry::of(s, place))
+                        .collect(),
+                    convention: Convention::of(place),
+                }
             })
             .collect();
         subscriptions.sort_by(|a, b| a.id.cmp(&b.id));
@@ -168,7 +271,7 @@ impl Keyring {
             unkeyed: self
                 .unkeyed()
                 .iter()
-                .map(|s| s.expose_text().to_owned())
+                .map(|s| Entry::of(s, KeyConvention::Raw))
                 .collect(),
         };
         let mut json = serde_json::to_vec_pretty(&file)
