@@ -347,3 +347,68 @@ fn a_secret_may_name_its_own_convention() {
     assert_eq!(conventions(second.as_slice()), [WhsecBase64, Raw]);
     assert_eq!(conventions(loaded.unkeyed()), [Raw, WhsecBase64, Raw]);
 }
+
+// F5: a stale temporary file never blocks a save, and a failure names its path.
+
+#[test]
+fn a_stale_temporary_file_does_not_block_a_save() {
+    let path = scratch("stale");
+    let stale = path.with_file_name(format!(".keyring.json.{}.tmp", std::process::id()));
+    std::fs::write(&stale, "half a keyring").unwrap();
+    let keyring = Keyring::new().with_subscription("s", Secret::new("whsec_new").unwrap());
+    keyring.save(&path).unwrap();
+    keyring.save(&path).unwrap();
+    let loaded = Keyring::load(&path).unwrap();
+    assert_eq!(
+        loaded.get("s").unwrap().current().expose_text(),
+        "whsec_new"
+    );
+    // The saves left no temporary file of their own behind.
+    let mut left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [stale.file_name().unwrap(), path.file_name().unwrap()]
+    );
+}
+
+#[test]
+fn a_failed_save_names_the_path_that_failed() {
+    let keyring = Keyring::new().with_subscription("s", Secret::new("whsec_unsaved").unwrap());
+
+    // No directory to create the temporary file in.
+    let missing = scratch("missing")
+        .with_file_name("absent")
+        .join("keyring.json");
+    let error = keyring.save(&missing).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::KeyringFile);
+    let message = error.to_string();
+    let temporary = missing
+        .with_file_name(".keyring.json.")
+        .display()
+        .to_string();
+    assert!(message.contains(&temporary), "{message}");
+    assert!(message.contains(".tmp"), "{message}");
+    assert_shows_no_secret(&error, "whsec_unsaved", "a missing directory");
+
+    // The keyring's path is a directory: the rename fails, and the temporary file goes.
+    let path = scratch("is-a-directory");
+    std::fs::create_dir(&path).unwrap();
+    let error = keyring.save(&path).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("rename"), "{message}");
+    let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        [path.file_name().unwrap()],
+        "a temporary file was left"
+    );
+    assert_shows_no_secret(&error, "whsec_unsaved", "a directory in the way");
+}

@@ -1,9 +1,14 @@
 //! The keyring file: where the client and the command-line tool keep the secrets Monite
 //! returns only once, and where receivers read them.
 
+use std::collections::hash_map::RandomState;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::hash::{BuildHasher as _, Hasher as _};
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::{self, MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -235,9 +240,10 @@ impl Keyring {
 
     /// Writes the keyring to `path` in the format [`load`](Self::load) reads, readable
     /// and writable by its owner only (mode `0600` on Unix), replacing the file in one
-    /// step (written beside it, then renamed) so a reader never sees half of it.
-    /// Subscriptions are written sorted by id, so a file under version control diffs
-    /// cleanly.
+    /// step (written to a uniquely named temporary file beside it, synced, renamed over it,
+    /// and the directory synced on Unix) so a reader never sees half of it and a power loss
+    /// does not undo it. Subscriptions are written sorted by id, so a file under version
+    /// control diffs cleanly.
     ///
     /// Every secret keeps its [`KeyConvention`]: a subscription's `convention` is its
     /// current secret's, and a secret of another convention (a previous one, or an unkeyed
@@ -246,7 +252,8 @@ impl Keyring {
     /// existed.
     ///
     /// # Errors
-    /// [`ErrorKind::KeyringFile`] if the file cannot be written.
+    /// [`ErrorKind::KeyringFile`] if the file cannot be written, naming the path that
+    /// failed: the temporary file, the keyring file, or its directory.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let mut subscriptions: Vec<Subscription> = self
@@ -277,34 +284,131 @@ impl Keyring {
         let mut json = serde_json::to_vec_pretty(&file)
             .map_err(|e| file_error(format!("cannot encode the keyring: {e}")))?;
         json.push(b'\n');
-        write_private(path, &json).map_err(|e| {
-            file_error(format!("cannot write keyring file {}: {e}", path.display())).with_source(e)
-        })
+        write_private(path, &json)
     }
 }
 
-/// Writes `bytes` to a new owner-only file beside `path`, then renames it over `path`.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("the path names no file"))?;
-    let mut temporary_name = std::ffi::OsString::from(".");
-    temporary_name.push(name);
-    temporary_name.push(format!(".{}.tmp", std::process::id()));
-    let temporary = path.with_file_name(temporary_name);
+/// Writes `bytes` to a new owner-only file beside `path`, renames it over `path`, then
+/// syncs the directory so that the rename survives a power loss. Each error names the path
+/// that failed.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let Some(name) = path.file_name() else {
+        return Err(file_error(format!(
+            "cannot write keyring file {}: the path names no file",
+            path.display()
+        )));
+    };
+    let (temporary, mut file) = create_temporary(path, name)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    let failed = match written {
+        Err(e) => Some(io_error(
+            &format!(
+                "cannot write temporary keyring file {}",
+                temporary.display()
+            ),
+            e,
+        )),
+        Ok(()) => std::fs::rename(&temporary, path).err().map(|e| {
+            io_error(
+                &format!(
+                    "cannot rename {} to keyring file {}",
+                    temporary.display(),
+                    path.display()
+                ),
+                e,
+            )
+        }),
+    };
+    if let Some(error) = failed {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
+    sync_directory(path)
+}
+
+/// Creates an owner-only temporary file beside `path`, under a name no other attempt has:
+/// the process id, a counter, and a random number, so that neither a concurrent save nor
+/// a file left by a process killed mid-save (in a container, the next run often has the
+/// same pid) is ever in the way.
+fn create_temporary(path: &Path, name: &OsStr) -> Result<(PathBuf, std::fs::File)> {
+    static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options.open(&temporary).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    let renamed = written.and_then(|()| std::fs::rename(&temporary, path));
-    if renamed.is_err() {
-        let _ = std::fs::remove_file(&temporary);
+    let mut collisions = 0;
+    loop {
+        let attempt = ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+        let mut random = RandomState::new().build_hasher();
+        random.write_u64(attempt);
+        if let Ok(since) = SystemTime::now().duration_since(UNIX_EPOCH) {
+            random.write_u128(since.as_nanos());
+        }
+        let mut temporary_name = OsString::from(".");
+        temporary_name.push(name);
+        temporary_name.push(format!(
+            ".{}.{attempt}.{:016x}.tmp",
+            std::process::id(),
+            random.finish()
+        ));
+        let temporary = path.with_file_name(temporary_name);
+        match options.open(&temporary) {
+            Ok(file) => return Ok((temporary, file)),
+            // Only ever by chance: try another name, a few times.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && collisions < 8 => {
+                collisions += 1;
+            }
+            Err(e) => {
+                return Err(io_error(
+                    &format!(
+                        "cannot create temporary keyring file {}",
+                        temporary.display()
+                    ),
+                    e,
+                ));
+            }
+        }
     }
-    renamed
+}
+
+/// Syncs the directory that holds `path`, after a rename into it.
+#[cfg(unix)]
+fn sync_directory(path: &Path) -> Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    match std::fs::File::open(directory).and_then(|opened| opened.sync_all()) {
+        Ok(()) => Ok(()),
+        // Some file systems cannot sync a directory; the file itself was synced.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(io_error(
+            &format!(
+                "keyring file {} was replaced, but its directory {} cannot be synced",
+                path.display(),
+                directory.display()
+            ),
+            e,
+        )),
+    }
+}
+
+/// Elsewhere a directory cannot be opened to be synced; the file itself was synced.
+#[cfg(not(unix))]
+fn sync_directory(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+fn io_error(doing: &str, e: std::io::Error) -> Error {
+    file_error(format!("{doing}: {e}")).with_source(e)
 }
 
 /// Where the file stops being a keyring, and what kind of fault it is: never serde_json's
