@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use base64::Engine as _;
+use base64::{DecodeError, Engine as _};
 use hmac::{KeyInit, Mac as _};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -188,14 +188,21 @@ fn keyed(key: &[u8]) -> Result<HmacSha256> {
 
 fn decode_whsec_base64(text: &str) -> Result<Box<[u8]>> {
     let encoded = text.strip_prefix(WHSEC_PREFIX).unwrap_or(text);
+    // Not `with_source`: base64's error names the offending byte and where it is, a piece
+    // of the secret. Only the kind of fault is said.
     let key = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|e| {
+            let why = match e {
+                DecodeError::InvalidByte(..) => "a character outside its alphabet",
+                DecodeError::InvalidLength(_) => "a length it cannot have",
+                DecodeError::InvalidLastSymbol(..) => "a last character with stray bits",
+                DecodeError::InvalidPadding => "missing or extra `=` padding",
+            };
             Error::new(
                 ErrorKind::InvalidSecret,
-                "what follows `whsec_` is not valid standard base64",
+                format!("what follows `whsec_` is not valid standard base64 ({why})"),
             )
-            .with_source(e)
         })?;
     if key.is_empty() {
         return Err(Error::new(
