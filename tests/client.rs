@@ -669,6 +669,50 @@ async fn a_pagination_token_given_twice_stops_the_listing() {
     assert!(error.to_string().contains("second time"), "{error}");
 }
 
+/// A listing that hands out a new token with every empty page would never end: it stops
+/// after `MAX_EMPTY_PAGES` (16) of them in a row, and so does a recovery.
+#[tokio::test]
+async fn endless_empty_pages_with_new_tokens_stop_the_listing() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let subscriptions = client.webhook_subscriptions();
+    subscriptions
+        .create(&https_hook(ObjectType::Payable))
+        .await
+        .unwrap();
+    fake.empty_pages_with_new_tokens
+        .store(1_000, Ordering::SeqCst);
+    let before = fake.requests.load(Ordering::SeqCst);
+    let error = subscriptions
+        .list(ListQuery::new())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Api);
+    assert!(error.to_string().contains("16 empty pages"), "{error}");
+    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 16);
+
+    // A recovery too, with its resume token.
+    let runs = Arc::default();
+    let receiver = counting_receiver(&runs, None);
+    let error = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .page_size(2)
+        .run()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("16 empty pages"), "{error}");
+
+    // Empty pages between full ones do not count against a listing that moves on.
+    fake.empty_pages_with_new_tokens.store(0, Ordering::SeqCst);
+    let listed = subscriptions
+        .list(ListQuery::new())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+}
+
 #[tokio::test]
 async fn an_id_stays_one_path_segment() {
     let (addr, fake) = fake_monite::start().await;
