@@ -813,6 +813,40 @@ async fn the_one_time_secret_survives_an_answer_that_is_not_fully_readable() {
     assert_eq!(regenerated.secret.label(), None);
 }
 
+/// A secret Monite returns with whitespace around it (a trailing newline, say) is the one
+/// it will sign with, trimmed: after a create that succeeded it must reach the caller, not
+/// be refused as an invalid secret.
+#[tokio::test]
+async fn a_secret_with_surrounding_whitespace_is_kept_trimmed() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let subscriptions = client.webhook_subscriptions();
+    let id = "f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba";
+    let answer = serde_json::json!({"id": id, "object_type": "payable", "event_types": [],
+        "status": "enabled", "url": "https://example.com/webhooks/monite",
+        "secret": " whsec_fakePadded\n"});
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::Answer(StatusCode::CREATED, answer.to_string()),
+    ));
+    let created = subscriptions
+        .create(&https_hook(ObjectType::Payable))
+        .await
+        .unwrap();
+    assert_eq!(created.secret.expose_text(), "whsec_fakePadded");
+    assert_eq!(created.secret.label(), Some(id));
+
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::Answer(
+            StatusCode::OK,
+            r#"{"secret": "whsec_fakeRegenerated\r\n"}"#.to_owned(),
+        ),
+    ));
+    let regenerated = subscriptions.regenerate_secret(id).await.unwrap();
+    assert_eq!(regenerated.secret.expose_text(), "whsec_fakeRegenerated");
+}
+
 /// Dispatches `raw` as Monite would deliver it through `subscription`.
 async fn deliver(receiver: &Receiver, event: &serde_json::Value, subscription: &str) {
     let secret = Secret::new("whsec_recovery").unwrap();
