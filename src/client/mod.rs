@@ -61,12 +61,14 @@ use self::auth::{Auth, Redacted};
 pub use self::deliveries::Deliveries;
 pub use self::ensure::{EnsureReport, Ensured, SecretStatus, SubscriptionPlan};
 pub use self::events::Events;
-pub use self::pagination::MAX_EMPTY_PAGES;
 pub use self::models::{
     ListQuery, NewSubscription, Order, SubscriptionStatus, SubscriptionUpdate,
     SubscriptionWithSecret, WebhookDelivery, WebhookSubscription,
 };
-pub use self::recover::{OnUnparsable, Recovery, RecoveryProgress, UnparsableEvent};
+pub use self::pagination::MAX_EMPTY_PAGES;
+pub use self::recover::{
+    DEFAULT_IN_FLIGHT_WAIT, OnUnparsable, Recovery, RecoveryProgress, UnparsableEvent,
+};
 pub use self::subscriptions::Subscriptions;
 
 /// The API version sent in `X-Monite-Version` unless another is chosen.
