@@ -237,6 +237,57 @@ async fn a_stopped_replay_resumes_from_the_page_it_printed() {
 }
 
 /// The fake's secrets all start so; no output may contain one unless asked.
+/// An event the parser refuses cannot be replayed: it is counted and named, the others are
+/// replayed, and the replay exits 1 rather than reporting "done".
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_counts_and_names_unparsable_events_and_exits_1() {
+    let poison = "0b7e6a9c-1d2e-4f50-9a8b-000000000003";
+    let (addr, _fake) = fake_monite::start_with(|fake| {
+        let object = fake.events[3].as_object_mut().unwrap();
+        object.remove("action");
+        object.remove("object_type");
+    })
+    .await;
+    let env = env(addr);
+    let receiver = common::receiver(SECRET).await;
+    let url = receiver.url();
+    let out = run_env(
+        &[
+            "replay",
+            "--since",
+            "2024-01-01",
+            "--page-size",
+            "2",
+            "--to",
+            &url,
+            "--json",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let summary = out.json();
+    assert_eq!(summary["acknowledged"], 6, "{summary}");
+    assert_eq!(summary["unparsable"], 1, "{summary}");
+    assert_eq!(summary["unparsable_events"][0]["id"], poison, "{summary}");
+    assert_eq!(receiver.seen().len(), 6);
+
+    let receiver = common::receiver(SECRET).await;
+    let url = receiver.url();
+    let out = run_env(&["replay", "--since", "2024-01-01", "--to", &url], &env).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("1 unparsable (not replayed)"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("done"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("event {poison} could not be parsed")),
+        "{out:?}"
+    );
+}
+
 const FAKE_SECRET_PREFIX: &str = "whsec_fake";
 
 fn keyring_path(name: &str) -> std::path::PathBuf {
