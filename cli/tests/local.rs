@@ -90,6 +90,137 @@ async fn sign_prints_what_the_library_computes() {
     assert!(out.stderr.contains("cannot read /no/such/file"), "{out:?}");
 }
 
+/// Secrets can come from a file or stdin (`--secret-file`), so that they appear in no
+/// command line (`ps`, shell history).
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_come_from_a_file_or_stdin_and_never_the_command_line() {
+    let file = body_file("secret-file-body", BODY);
+    let path = file.to_str().unwrap();
+    // Two secrets, a blank line, and the newline an editor adds.
+    let secrets = body_file(
+        "secret-file",
+        format!("{SECRET}\n\n  {OTHER_SECRET}  \n").as_bytes(),
+    );
+    let secrets = secrets.to_str().unwrap();
+    let out = run(
+        &[
+            "sign",
+            "--secret-file",
+            secrets,
+            "--timestamp",
+            &T.to_string(),
+            path,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        sign(&Secret::new(SECRET).unwrap(), T, BODY)
+    );
+
+    // Both secrets are accepted; the label names the file and line, never the secret.
+    let header = sign(&Secret::new(OTHER_SECRET).unwrap(), T, BODY);
+    let out = run(
+        &[
+            "verify",
+            "--json",
+            "--secret-file",
+            secrets,
+            "--signature",
+            &header,
+            "--at",
+            &T.to_string(),
+            path,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["secret"], format!("{secrets} #2"));
+
+    // From stdin.
+    let mut child = common::command()
+        .args([
+            "sign",
+            "--secret-file",
+            "-",
+            "--timestamp",
+            &T.to_string(),
+            path,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        format!("{SECRET}\n").as_bytes(),
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim(),
+        sign(&Secret::new(SECRET).unwrap(), T, BODY)
+    );
+
+    // Stdin cannot be both the body and the secrets; an empty or missing file is an error.
+    let out = run(&["sign", "--secret-file", "-", "-"], &[]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("both read stdin"), "{out:?}");
+    let empty = body_file("secret-file-empty", b"\n \n");
+    let out = run(
+        &["sign", "--secret-file", empty.to_str().unwrap(), path],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("holds no secret"), "{out:?}");
+    let out = run(&["sign", "--secret-file", "/no/such/secrets", path], &[]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("cannot read /no/such/secrets"),
+        "{out:?}"
+    );
+}
+
+/// `listen --forward-secret-file`: the forwarding secret from a file, too.
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_takes_its_secrets_from_files() {
+    let app = common::receiver(FORWARD_SECRET).await;
+    let listening = body_file("listen-secret-file", format!("{SECRET}\n").as_bytes());
+    let forward = body_file(
+        "listen-forward-secret-file",
+        format!("{FORWARD_SECRET}\n").as_bytes(),
+    );
+    let listen = common::Listening::start(&[
+        "--secret-file",
+        listening.to_str().unwrap(),
+        "--forward-to",
+        &app.url(),
+        "--forward-secret-file",
+        forward.to_str().unwrap(),
+    ]);
+    let out = run(
+        &[
+            "send",
+            "payable.created",
+            "--to",
+            &listen.url,
+            "--secret",
+            SECRET,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let line = listen.next_line();
+    assert!(line.contains("forwarded -> 200"), "{line}");
+    assert_eq!(app.seen().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_accepts_any_given_secret_and_names_it() {
     let file = body_file("verify-ok", BODY);

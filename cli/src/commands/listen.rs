@@ -56,6 +56,17 @@ struct Forward {
 }
 
 pub(crate) async fn run(args: ListenArgs, json: bool) -> Result<ExitCode, Failure> {
+    if args.forward_secret_file.as_deref() == Some(std::path::Path::new("-"))
+        && args
+            .secrets
+            .secret_files
+            .iter()
+            .any(|p| p.as_os_str() == "-")
+    {
+        return Err(Failure::usage(
+            "--secret-file and --forward-secret-file both read stdin (`-`): give one as a file",
+        ));
+    }
     let named = secrets::resolve(&args.secrets)?;
     let convention: KeyConvention = args.secrets.convention.into();
     let verifier =
@@ -63,11 +74,14 @@ pub(crate) async fn run(args: ListenArgs, json: bool) -> Result<ExitCode, Failur
     let forward = match &args.forward_to {
         Some(url) => {
             deliver::check_url(url, "--forward-to")?;
-            let secret = match &args.forward_secret {
-                Some(text) => {
+            let secret = match (&args.forward_secret, &args.forward_secret_file) {
+                (Some(text), _) => {
                     NamedSecret::new("--forward-secret", text.clone()).secret(convention)?
                 }
-                None => named[0].secret(convention)?,
+                (None, Some(path)) => {
+                    secrets::secret_from_file(path, "--forward-secret-file")?.secret(convention)?
+                }
+                (None, None) => named[0].secret(convention)?,
             };
             Some(Forward {
                 url: url.clone(),
