@@ -271,10 +271,10 @@ pub(crate) enum SubscriptionsCommand {
     /// Create a subscription; its secret (returned only now) goes to the keyring file.
     Create(CreateArgs),
     /// One enabled subscription per object type for a URL, every secret in the keyring
-    /// file: creates what is missing, enables what is disabled, and regenerates the secret
-    /// of any the keyring file does not hold. Reports duplicates, subscriptions for the URL
-    /// of other object types, and object types Monite refuses (all left alone); exits 1
-    /// unless every one is ready.
+    /// file: creates what is missing, enables what is disabled, and, with
+    /// `--regenerate-missing`, regenerates the secret of any the keyring file does not hold.
+    /// Reports duplicates, subscriptions for the URL of other object types, and object types
+    /// Monite refuses (all left alone); exits 1 unless every one is ready.
     Ensure(EnsureArgs),
     /// Enable a subscription (Monite disables one after a week of failures).
     Enable(SubscriptionId),
@@ -335,9 +335,14 @@ pub(crate) struct EnsureArgs {
     /// These object types (repeat it); by default every one Monite's API accepts.
     #[arg(long = "object-type", value_name = "O")]
     pub(crate) object_types: Vec<String>,
+    /// Regenerate the secret of a subscription the keyring file does not hold. Monite
+    /// invalidates the old secret at once, so every receiver still holding it refuses
+    /// deliveries: the count is printed first, and it is refused when the keyring file does
+    /// not exist or holds no secret of the URL's subscriptions (the wrong file, most likely).
+    #[arg(long, conflicts_with = "no_regenerate")]
+    pub(crate) regenerate_missing: bool,
     /// Leave a subscription whose secret the keyring file does not hold as it is (reported
-    /// as not ready) instead of regenerating its secret: for one whose secret another
-    /// receiver holds, as regenerating invalidates the old secret at once.
+    /// as not ready). The default now; accepted for scripts that pass it.
     #[arg(long)]
     pub(crate) no_regenerate: bool,
     #[command(flatten)]

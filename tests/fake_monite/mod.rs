@@ -453,6 +453,7 @@ async fn action(
         "regenerate_secret" => {
             let mut answer = subscription.clone();
             drop(all);
+            fake.regenerations.fetch_add(1, Ordering::SeqCst);
             answer["secret"] = json!(new_secret(&fake));
             return axum::Json(answer).into_response();
         }
