@@ -622,7 +622,9 @@ async fn listen_prints_verified_events_and_explains_rejections() {
         "{rejected}"
     );
 
-    // A body changed on the way: the explanation says it was re-serialised.
+    // A body changed on the way: the explanation says it was re-serialised. (A second
+    // after the last one: `listen` diagnoses at most once a second.)
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let value: serde_json::Value = serde_json::from_slice(BODY).unwrap();
     let compact = serde_json::to_vec(&value).unwrap();
     let signature = sign(&Secret::new(SECRET).unwrap(), common_now(), &compact);
@@ -636,6 +638,66 @@ async fn listen_prints_verified_events_and_explains_rejections() {
             .unwrap()
             .contains("re-serialised"),
         "{rejected}"
+    );
+}
+
+/// The diagnosis of a rejection costs HMACs over the body for every secret and body form:
+/// `listen` runs it at most once a second, and never for a body over the verifier's limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_diagnoses_at_most_once_a_second_and_never_an_oversized_body() {
+    let listen = common::Listening::start(&["--json", "--secret", SECRET]);
+    let to = listen.url.clone();
+
+    // Over the verifier's 256 KiB, under axum's 2 MB: refused (413), not diagnosed.
+    let mut big = b"{\"id\": \"big\", \"pad\": \"".to_vec();
+    big.resize(300 * 1024, b'x');
+    big.extend_from_slice(b"\"}");
+    let signature = sign(&Secret::new(OTHER_SECRET).unwrap(), common_now(), &big);
+    assert_eq!(reqwest_free_post(&to, &big, &signature), 413);
+    let rejected: serde_json::Value = serde_json::from_str(&listen.next_line()).unwrap();
+    assert_eq!(rejected["status"], 413);
+    assert_eq!(rejected["explanation"], serde_json::json!([]), "{rejected}");
+    assert_eq!(rejected["diagnosed"], false, "{rejected}");
+
+    // Two bad signatures within a second: the first is explained, the second is not.
+    // (The oversized body above used no diagnosis, so the first one here gets it.)
+    let signature = sign(&Secret::new(OTHER_SECRET).unwrap(), common_now(), BODY);
+    assert_eq!(reqwest_free_post(&to, BODY, &signature), 401);
+    assert_eq!(reqwest_free_post(&to, BODY, &signature), 401);
+    let first: serde_json::Value = serde_json::from_str(&listen.next_line()).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&listen.next_line()).unwrap();
+    assert!(
+        first["explanation"][0]
+            .as_str()
+            .unwrap()
+            .contains("no signature matches"),
+        "{first}"
+    );
+    assert_eq!(first["diagnosed"], true, "{first}");
+    assert_eq!(second["explanation"], serde_json::json!([]), "{second}");
+    assert_eq!(second["diagnosed"], false, "{second}");
+
+    // A second later, the next one is explained again.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(reqwest_free_post(&to, BODY, &signature), 401);
+    let third: serde_json::Value = serde_json::from_str(&listen.next_line()).unwrap();
+    assert_eq!(third["diagnosed"], true, "{third}");
+
+    // In text, a rejection not diagnosed says why.
+    let listen = common::Listening::start(&["--secret", SECRET]);
+    assert_eq!(reqwest_free_post(&listen.url, &big, &signature), 413);
+    let line = listen.next_line();
+    assert!(line.contains("413 rejected"), "{line}");
+    assert_eq!(reqwest_free_post(&listen.url, BODY, &signature), 401);
+    let line = listen.next_line();
+    assert!(line.contains("401 rejected"), "{line}");
+    assert!(listen.next_line().starts_with("    - no signature matches"));
+    assert_eq!(reqwest_free_post(&listen.url, BODY, &signature), 401);
+    assert!(listen.next_line().contains("401 rejected"));
+    let line = listen.next_line();
+    assert!(
+        line.contains("not diagnosed") && line.contains("once a second"),
+        "{line}"
     );
 }
 
