@@ -669,6 +669,50 @@ async fn a_pagination_token_given_twice_stops_the_listing() {
     assert!(error.to_string().contains("second time"), "{error}");
 }
 
+/// A listing that hands out a new token with every empty page would never end: it stops
+/// after `MAX_EMPTY_PAGES` (16) of them in a row, and so does a recovery.
+#[tokio::test]
+async fn endless_empty_pages_with_new_tokens_stop_the_listing() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let subscriptions = client.webhook_subscriptions();
+    subscriptions
+        .create(&https_hook(ObjectType::Payable))
+        .await
+        .unwrap();
+    fake.empty_pages_with_new_tokens
+        .store(1_000, Ordering::SeqCst);
+    let before = fake.requests.load(Ordering::SeqCst);
+    let error = subscriptions
+        .list(ListQuery::new())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Api);
+    assert!(error.to_string().contains("16 empty pages"), "{error}");
+    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 16);
+
+    // A recovery too, with its resume token.
+    let runs = Arc::default();
+    let receiver = counting_receiver(&runs, None);
+    let error = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .page_size(2)
+        .run()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("16 empty pages"), "{error}");
+
+    // Empty pages between full ones do not count against a listing that moves on.
+    fake.empty_pages_with_new_tokens.store(0, Ordering::SeqCst);
+    let listed = subscriptions
+        .list(ListQuery::new())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+}
+
 #[tokio::test]
 async fn an_id_stays_one_path_segment() {
     let (addr, fake) = fake_monite::start().await;
@@ -767,6 +811,165 @@ async fn the_one_time_secret_survives_an_answer_that_is_not_fully_readable() {
     let regenerated = subscriptions.regenerate_secret(id).await.unwrap();
     assert!(regenerated.incomplete.is_some());
     assert_eq!(regenerated.secret.label(), None);
+}
+
+/// A secret Monite returns with whitespace around it (a trailing newline, say) is the one
+/// it will sign with, trimmed: after a create that succeeded it must reach the caller, not
+/// be refused as an invalid secret.
+#[tokio::test]
+async fn a_secret_with_surrounding_whitespace_is_kept_trimmed() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let subscriptions = client.webhook_subscriptions();
+    let id = "f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba";
+    let answer = serde_json::json!({"id": id, "object_type": "payable", "event_types": [],
+        "status": "enabled", "url": "https://example.com/webhooks/monite",
+        "secret": " whsec_fakePadded\n"});
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::Answer(StatusCode::CREATED, answer.to_string()),
+    ));
+    let created = subscriptions
+        .create(&https_hook(ObjectType::Payable))
+        .await
+        .unwrap();
+    assert_eq!(created.secret.expose_text(), "whsec_fakePadded");
+    assert_eq!(created.secret.label(), Some(id));
+
+    fake.inject(effect(
+        SUBSCRIPTIONS,
+        Effect::Answer(
+            StatusCode::OK,
+            r#"{"secret": "whsec_fakeRegenerated\r\n"}"#.to_owned(),
+        ),
+    ));
+    let regenerated = subscriptions.regenerate_secret(id).await.unwrap();
+    assert_eq!(regenerated.secret.expose_text(), "whsec_fakeRegenerated");
+}
+
+/// A receiver on a `MemoryStore` in which `held` events are claimed, as by a delivery that
+/// died mid-handler: the claim stays until `lease` runs out.
+async fn receiver_with_held_claims(
+    runs: &Arc<Mutex<HashMap<String, usize>>>,
+    held: &[&str],
+    lease: Duration,
+) -> Receiver {
+    use monite_webhooks::{Claim, ClaimToken, Idempotency, IdempotencyStore as _, MemoryStore};
+
+    let store = MemoryStore::new();
+    for id in held {
+        let claim = store
+            .claim(&format!("evt:{id}"), &ClaimToken::new(), lease)
+            .await
+            .unwrap();
+        assert_eq!(claim, Claim::Acquired);
+    }
+    let runs = runs.clone();
+    let dispatcher = Dispatcher::builder()
+        .fallback(move |event: Event, _| {
+            let runs = runs.clone();
+            async move {
+                let id = event.id().unwrap_or_default().to_owned();
+                *runs.lock().unwrap().entry(id).or_default() += 1;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .build();
+    Receiver::builder(
+        Verifier::new(Secret::new("whsec_recovery").unwrap()),
+        dispatcher,
+    )
+    .idempotency(Idempotency::new(store))
+    .build()
+}
+
+/// An event a dead delivery holds "in flight" is never skipped: past the wait, the run stops
+/// with an error naming it and the token of its page, and the resumed run handles it.
+#[tokio::test]
+async fn recovery_stops_at_an_event_held_in_flight_past_the_wait() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let ids: Vec<String> = fake
+        .events()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    // Pages of two: [0, 1], [2, 3], ... Event 3 is held for two seconds.
+    let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let receiver = receiver_with_held_claims(&runs, &[&ids[3]], Duration::from_secs(2)).await;
+
+    let checkpoints = Mutex::new(Vec::new());
+    let started = Instant::now();
+    let error = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .page_size(2)
+        .in_flight_wait(Duration::from_millis(300))
+        .on_progress(|p| checkpoints.lock().unwrap().push(p.resume_from.clone()))
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited past the wait"
+    );
+    assert_eq!(error.kind(), ErrorKind::InFlight);
+    let message = error.to_string();
+    assert!(message.contains(&ids[3]), "{message}");
+    // Only the first page was done: the resume token is the one before the held event's.
+    let checkpoints = checkpoints.lock().unwrap().clone();
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+    let token = checkpoints[0].clone().unwrap();
+    assert!(
+        message.contains(&format!("resume_from({token:?})")),
+        "{message}"
+    );
+    assert!(!runs.lock().unwrap().contains_key(&ids[3]));
+
+    // Once the lease has run out, the resumed run handles it, and every event ran once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let progress = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .resume_from(token)
+        .in_flight_wait(Duration::ZERO)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(progress.in_flight, 0);
+    let runs = runs.lock().unwrap();
+    assert_eq!(runs.len(), 7, "{runs:?}");
+    assert!(runs.values().all(|n| *n == 1), "{runs:?}");
+}
+
+/// Within the wait, an event held in flight is retried with back-off until its claim runs
+/// out, and handled in the same run.
+#[tokio::test]
+async fn recovery_retries_an_event_held_in_flight_until_its_lease_runs_out() {
+    let (addr, fake) = fake_monite::start().await;
+    let client = client(addr);
+    let ids: Vec<String> = fake
+        .events()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    // Two on the first page of three.
+    let held = [ids[1].as_str(), ids[2].as_str()];
+    let receiver = receiver_with_held_claims(&runs, &held, Duration::from_millis(1200)).await;
+
+    let progress = client
+        .recover_missed_events(&receiver, ENTITY_ID)
+        .page_size(3)
+        .in_flight_wait(Duration::from_secs(20))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(progress.handled, 7, "{progress}");
+    // Both were found in flight, waited for, and handled.
+    assert_eq!(progress.in_flight, 2, "{progress}");
+    assert_eq!(progress.resume_from, None);
+    let runs = runs.lock().unwrap();
+    assert_eq!(runs.len(), 7, "{runs:?}");
+    assert!(runs.values().all(|n| *n == 1), "{runs:?}");
 }
 
 /// Dispatches `raw` as Monite would deliver it through `subscription`.

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Sign, verify, send, receive and replay Monite webhooks.
 ///
-/// Secrets come from `--secret`, else `MONITE_WEBHOOK_SECRETS`
+/// Secrets come from `--secret-file` (or `--secret`), else `MONITE_WEBHOOK_SECRETS`
 /// (`<subscription_id>=<whsec_...>,...`), `MONITE_WEBHOOK_SECRET` (comma-separated, current
 /// first) and the keyring file (`--keyring`, `MONITE_WEBHOOK_KEYRING`, or
 /// `monite-webhooks-keyring.json` here), which `subscriptions` writes. They are never
@@ -48,9 +48,16 @@ pub(crate) enum Command {
 #[derive(Debug, Args)]
 pub(crate) struct SecretArgs {
     /// A signing secret (`whsec_...`); repeat it to accept several. Overrides the
-    /// environment. Prefer the environment: command lines are visible to other users.
+    /// environment. Prefer `--secret-file` or the environment: command lines are visible to
+    /// other users (`ps`) and kept in shell history.
     #[arg(long = "secret", value_name = "SECRET", hide_default_value = true)]
     pub(crate) secrets: Vec<String>,
+
+    /// A file of signing secrets, one per line (blank lines skipped), `-` for stdin; repeat
+    /// it for several files. Taken with any `--secret`, after them, and likewise overrides
+    /// the environment.
+    #[arg(long = "secret-file", value_name = "PATH")]
+    pub(crate) secret_files: Vec<PathBuf>,
 
     /// Use the secret of this subscription, from `MONITE_WEBHOOK_SECRETS`; when sending,
     /// also the envelope's `webhook_subscription_id`.
@@ -161,8 +168,17 @@ pub(crate) struct ListenArgs {
     #[arg(long, value_name = "URL")]
     pub(crate) forward_to: Option<String>,
     /// The secret `--forward-to` verifies with; the first listening secret by default.
-    #[arg(long, value_name = "SECRET", requires = "forward_to")]
+    /// Prefer `--forward-secret-file`: command lines are visible to other users.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        requires = "forward_to",
+        conflicts_with = "forward_secret_file"
+    )]
     pub(crate) forward_secret: Option<String>,
+    /// A file whose first non-blank line is the `--forward-to` secret, `-` for stdin.
+    #[arg(long, value_name = "PATH", requires = "forward_to")]
+    pub(crate) forward_secret_file: Option<PathBuf>,
     /// Print each event's body, indented, under its line.
     #[arg(long)]
     pub(crate) pretty: bool,
@@ -255,10 +271,10 @@ pub(crate) enum SubscriptionsCommand {
     /// Create a subscription; its secret (returned only now) goes to the keyring file.
     Create(CreateArgs),
     /// One enabled subscription per object type for a URL, every secret in the keyring
-    /// file: creates what is missing, enables what is disabled, and regenerates the secret
-    /// of any the keyring file does not hold. Reports duplicates, subscriptions for the URL
-    /// of other object types, and object types Monite refuses (all left alone); exits 1
-    /// unless every one is ready.
+    /// file: creates what is missing, enables what is disabled, and, with
+    /// `--regenerate-missing`, regenerates the secret of any the keyring file does not hold.
+    /// Reports duplicates, subscriptions for the URL of other object types, and object types
+    /// Monite refuses (all left alone); exits 1 unless every one is ready.
     Ensure(EnsureArgs),
     /// Enable a subscription (Monite disables one after a week of failures).
     Enable(SubscriptionId),
@@ -319,9 +335,14 @@ pub(crate) struct EnsureArgs {
     /// These object types (repeat it); by default every one Monite's API accepts.
     #[arg(long = "object-type", value_name = "O")]
     pub(crate) object_types: Vec<String>,
+    /// Regenerate the secret of a subscription the keyring file does not hold. Monite
+    /// invalidates the old secret at once, so every receiver still holding it refuses
+    /// deliveries: the count is printed first, and it is refused when the keyring file does
+    /// not exist or holds no secret of the URL's subscriptions (the wrong file, most likely).
+    #[arg(long, conflicts_with = "no_regenerate")]
+    pub(crate) regenerate_missing: bool,
     /// Leave a subscription whose secret the keyring file does not hold as it is (reported
-    /// as not ready) instead of regenerating its secret: for one whose secret another
-    /// receiver holds, as regenerating invalidates the old secret at once.
+    /// as not ready). The default now; accepted for scripts that pass it.
     #[arg(long)]
     pub(crate) no_regenerate: bool,
     #[command(flatten)]

@@ -1,4 +1,4 @@
-//! Where the signing secrets come from: `--secret` flags, else the environment
+//! Where the signing secrets come from: `--secret` and `--secret-file` flags, else the environment
 //! (`MONITE_WEBHOOK_SECRETS`, `MONITE_WEBHOOK_SECRET`) and the keyring file. Each secret
 //! carries a label that says where it came from; the label, never the secret, is printed.
 //! Verification goes through the library's [`Keyring`]: a delivery naming a subscription is
@@ -97,7 +97,7 @@ pub(crate) fn load_keyring(path: &Path, must_exist: bool) -> Result<Keyring, Fai
 
 /// Every configured secret, current ones first; an error if there is none.
 pub(crate) fn resolve(args: &SecretArgs) -> Result<Vec<NamedSecret>, Failure> {
-    let mut found = from_flags(&args.secrets);
+    let mut found = from_flags(args)?;
     if found.is_empty() {
         found = from_environment()?;
         // A keyring file named explicitly must exist; the default one may not.
@@ -106,7 +106,7 @@ pub(crate) fn resolve(args: &SecretArgs) -> Result<Vec<NamedSecret>, Failure> {
         found.extend(from_keyring(&load_keyring(&path, explicit)?, Some(&path)));
     }
     if let Some(id) = &args.subscription_id
-        && args.secrets.is_empty()
+        && !has_flags(args)
     {
         found.retain(|s| s.subscription_id.as_deref() == Some(id.as_str()));
         if found.is_empty() {
@@ -154,18 +154,17 @@ pub(crate) fn signing(args: &SecretArgs) -> Result<(Secret, Option<String>), Fai
         .iter()
         .filter_map(|s| s.subscription_id.as_deref())
         .collect::<std::collections::BTreeSet<_>>();
-    let chosen =
-        if !args.secrets.is_empty() || args.subscription_id.is_some() || subscriptions.len() <= 1 {
-            &found[0]
-        } else if let Some(unkeyed) = found.iter().find(|s| s.subscription_id.is_none()) {
-            unkeyed
-        } else {
-            return Err(Failure::usage(format!(
-                "secrets of {} subscriptions are configured: choose the one to sign with by \
+    let chosen = if has_flags(args) || args.subscription_id.is_some() || subscriptions.len() <= 1 {
+        &found[0]
+    } else if let Some(unkeyed) = found.iter().find(|s| s.subscription_id.is_none()) {
+        unkeyed
+    } else {
+        return Err(Failure::usage(format!(
+            "secrets of {} subscriptions are configured: choose the one to sign with by \
              --subscription-id",
-                subscriptions.len()
-            )));
-        };
+            subscriptions.len()
+        )));
+    };
     let subscription = args
         .subscription_id
         .clone()
@@ -173,12 +172,94 @@ pub(crate) fn signing(args: &SecretArgs) -> Result<(Secret, Option<String>), Fai
     Ok((chosen.secret(args.convention.into())?, subscription))
 }
 
-fn from_flags(flags: &[String]) -> Vec<NamedSecret> {
-    flags
+/// Whether secrets were given on the command line (`--secret` or `--secret-file`).
+fn has_flags(args: &SecretArgs) -> bool {
+    !args.secrets.is_empty() || !args.secret_files.is_empty()
+}
+
+/// The secrets of `--secret`, then those of each `--secret-file`.
+fn from_flags(args: &SecretArgs) -> Result<Vec<NamedSecret>, Failure> {
+    let mut found: Vec<NamedSecret> = args
+        .secrets
         .iter()
         .enumerate()
         .map(|(i, text)| NamedSecret::new(format!("--secret #{}", i + 1), text.clone()))
-        .collect()
+        .collect();
+    if args.secret_files.iter().filter(|p| is_stdin(p)).count() > 1 {
+        return Err(Failure::usage(
+            "--secret-file - is given twice: stdin is read once",
+        ));
+    }
+    for path in &args.secret_files {
+        let lines = read_secret_file(path, "--secret-file")?;
+        let name = describe(path);
+        found.extend(
+            lines
+                .into_iter()
+                .enumerate()
+                .map(|(i, text)| NamedSecret::new(format!("{name} #{}", i + 1), text)),
+        );
+    }
+    Ok(found)
+}
+
+/// Refuses `--secret-file -` together with a body read from stdin (`-`).
+pub(crate) fn check_stdin(args: &SecretArgs, body: &Path) -> Result<(), Failure> {
+    if is_stdin(body) && args.secret_files.iter().any(|p| is_stdin(p)) {
+        return Err(Failure::usage(
+            "the body and --secret-file both read stdin (`-`): give one of them as a file",
+        ));
+    }
+    Ok(())
+}
+
+/// The one secret of a file such as `--forward-secret-file`: its first non-blank line.
+pub(crate) fn secret_from_file(path: &Path, flag: &str) -> Result<NamedSecret, Failure> {
+    let first = read_secret_file(path, flag)?.swap_remove(0);
+    Ok(NamedSecret::new(
+        format!("{flag} {}", describe(path)),
+        first,
+    ))
+}
+
+fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-")
+}
+
+/// How a secret file is named in labels and messages.
+fn describe(path: &Path) -> String {
+    if is_stdin(path) {
+        "stdin".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// The non-blank lines of a secret file (`-`: stdin), each trimmed; an error if there is
+/// none. Messages name the file, never its contents.
+fn read_secret_file(path: &Path, flag: &str) -> Result<Vec<String>, Failure> {
+    let text = if is_stdin(path) {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| Failure::usage(format!("{flag}: cannot read stdin: {e}")))?;
+        text
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("{flag}: cannot read {}: {e}", path.display())))?
+    };
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if lines.is_empty() {
+        return Err(Failure::usage(format!(
+            "{flag}: {} holds no secret",
+            describe(path)
+        )));
+    }
+    Ok(lines)
 }
 
 fn from_environment() -> Result<Vec<NamedSecret>, Failure> {

@@ -237,6 +237,57 @@ async fn a_stopped_replay_resumes_from_the_page_it_printed() {
 }
 
 /// The fake's secrets all start so; no output may contain one unless asked.
+/// An event the parser refuses cannot be replayed: it is counted and named, the others are
+/// replayed, and the replay exits 1 rather than reporting "done".
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_counts_and_names_unparsable_events_and_exits_1() {
+    let poison = "0b7e6a9c-1d2e-4f50-9a8b-000000000003";
+    let (addr, _fake) = fake_monite::start_with(|fake| {
+        let object = fake.events[3].as_object_mut().unwrap();
+        object.remove("action");
+        object.remove("object_type");
+    })
+    .await;
+    let env = env(addr);
+    let receiver = common::receiver(SECRET).await;
+    let url = receiver.url();
+    let out = run_env(
+        &[
+            "replay",
+            "--since",
+            "2024-01-01",
+            "--page-size",
+            "2",
+            "--to",
+            &url,
+            "--json",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let summary = out.json();
+    assert_eq!(summary["acknowledged"], 6, "{summary}");
+    assert_eq!(summary["unparsable"], 1, "{summary}");
+    assert_eq!(summary["unparsable_events"][0]["id"], poison, "{summary}");
+    assert_eq!(receiver.seen().len(), 6);
+
+    let receiver = common::receiver(SECRET).await;
+    let url = receiver.url();
+    let out = run_env(&["replay", "--since", "2024-01-01", "--to", &url], &env).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("1 unparsable (not replayed)"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("done"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("event {poison} could not be parsed")),
+        "{out:?}"
+    );
+}
+
 const FAKE_SECRET_PREFIX: &str = "whsec_fake";
 
 fn keyring_path(name: &str) -> std::path::PathBuf {
@@ -383,8 +434,16 @@ async fn subscriptions_ensure_creates_enables_and_recovers_lost_secrets() {
     let mut keyring = Keyring::load(&path).unwrap();
     keyring.remove(&counterpart);
     keyring.save(&path).unwrap();
-    let out = run_env(&ensure[..ensure.len() - 1], &env).await;
+    let mut regenerate = ensure[..ensure.len() - 1].to_vec();
+    regenerate.push("--regenerate-missing");
+    let out = run_env(&regenerate, &env).await;
     assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "regenerating 1 secret(s) the keyring file does not hold ({counterpart})"
+        )),
+        "{out:?}"
+    );
     // The text is the library's report, one line per object type, then a summary.
     assert!(
         out.stdout
@@ -547,7 +606,8 @@ async fn ensure_finds_a_lost_create_and_reports_what_it_leaves_alone() {
     assert_eq!(json["complete"], false);
     let entries = &json["subscriptions"];
 
-    // Not created twice: found by listing again, its secret regenerated into the file.
+    // Not created twice: found by listing again; its secret, lost with the answer, is not
+    // held (and not regenerated without --regenerate-missing).
     let payables: Vec<String> = fake
         .subscriptions()
         .iter()
@@ -557,13 +617,17 @@ async fn ensure_finds_a_lost_create_and_reports_what_it_leaves_alone() {
     assert_eq!(payables.len(), 1, "no duplicate");
     assert_eq!(entries[0]["id"], payables[0].as_str());
     assert!(entries[0]["create_answer_lost"].is_string(), "{json}");
-    assert_eq!(entries[0]["secret_status"], "regenerated");
-    assert_eq!(entries[0]["ready"], true);
+    assert_eq!(entries[0]["secret_status"], "not_held");
+    assert_eq!(entries[0]["ready"], false);
 
     // The duplicate is reported and left alone.
     assert_eq!(entries[1]["id"], counterpart.as_str());
     assert_eq!(entries[1]["duplicates"], serde_json::json!([duplicate]));
-    assert_eq!(entries[1]["ready"], true);
+    assert_eq!(entries[1]["secret_status"], "not_held");
+    assert_eq!(
+        fake.regenerations.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
 
     // The refused object type: no subscription, the run went on past it.
     assert_eq!(entries[2]["action"], "refused");
@@ -572,9 +636,8 @@ async fn ensure_finds_a_lost_create_and_reports_what_it_leaves_alone() {
     assert_eq!(entries[2]["ready"], false);
 
     assert_eq!(json["unplanned"][0]["id"], receivable.as_str());
-    let saved = Keyring::load(&path).unwrap();
-    assert!(saved.contains(&payables[0]) && saved.contains(&counterpart));
-    assert!(!saved.contains(&duplicate) && !saved.contains(&receivable));
+    // No secret was obtained, so no keyring file was written.
+    assert!(!path.exists());
 
     // The same in text: nothing changes the second time, and what is left is said.
     let out = run_env(&ensure[..ensure.len() - 1], &env).await;
@@ -592,15 +655,263 @@ async fn ensure_finds_a_lost_create_and_reports_what_it_leaves_alone() {
     );
     assert!(out.stdout.contains("refused by Monite"), "{out:?}");
     assert!(
-        out.stdout.contains("3 object types: 0 changed, 2 ready"),
+        out.stdout.contains("3 object types: 0 changed, 0 ready"),
         "{out:?}"
     );
     assert!(
         out.stderr
-            .starts_with("error: not ready: payable_line_item"),
+            .starts_with("error: not ready: payable, counterpart, payable_line_item"),
         "{out:?}"
     );
+    assert!(out.stderr.contains("--regenerate-missing"), "{out:?}");
+
+    // Once the keyring holds one of the URL's secrets, --regenerate-missing replaces the
+    // two not held, and says so first.
+    let out = run_env(&["subscriptions", "regenerate", &receivable], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut regenerate = ensure.to_vec();
+    regenerate.push("--regenerate-missing");
+    let out = run_env(&regenerate, &env).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("regenerating 2 secret(s)"), "{out:?}");
+    let entries = &out.json()["subscriptions"];
+    assert_eq!(entries[0]["secret_status"], "regenerated");
+    assert_eq!(entries[0]["ready"], true);
+    assert_eq!(entries[1]["secret_status"], "regenerated");
+    assert_eq!(entries[1]["ready"], true);
+    let saved = Keyring::load(&path).unwrap();
+    assert!(saved.contains(&payables[0]) && saved.contains(&counterpart));
+    assert!(!saved.contains(&duplicate));
     assert_eq!(fake.subscriptions().len(), 4);
+}
+
+/// `ensure` never invalidates secrets by surprise: only `--regenerate-missing` regenerates,
+/// it says how many first, and it refuses when the keyring file looks like the wrong one.
+#[tokio::test(flavor = "multi_thread")]
+async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
+    use monite_webhooks::{Keyring, Secret};
+    use std::sync::atomic::Ordering;
+
+    let (addr, fake) = fake_monite::start().await;
+    let path = keyring_path("ensure-regenerate");
+    let mut env = env(addr);
+    env.push(("MONITE_WEBHOOK_KEYRING", path.display().to_string()));
+    let url = "https://example.com/monite";
+    // Production's subscriptions, whose secrets the receivers hold (not this file).
+    let payable = fake.seed("payable", url, "enabled");
+    let counterpart = fake.seed("counterpart", url, "enabled");
+    let ensure = [
+        "subscriptions",
+        "ensure",
+        "--url",
+        url,
+        "--object-type",
+        "payable",
+        "--object-type",
+        "counterpart",
+    ];
+
+    // By default: nothing regenerated, both reported not held, exit 1 with a hint.
+    let out = run_env(&ensure, &env).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 0, "{out:?}");
+    assert!(out.stdout.contains("secret NOT held"), "{out:?}");
+    assert!(out.stderr.contains("2 secret(s) not held"), "{out:?}");
+    assert!(out.stderr.contains("--regenerate-missing"), "{out:?}");
+    assert!(!path.exists());
+
+    // Asked to regenerate with no keyring file (the wrong directory): refused, nothing done.
+    let mut regenerate = ensure.to_vec();
+    regenerate.push("--regenerate-missing");
+    let out = run_env(&regenerate, &env).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("refusing to regenerate: 2 secret(s) would be invalidated")
+            && out.stderr.contains("does not exist"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(&payable) && out.stderr.contains(&counterpart),
+        "{out:?}"
+    );
+    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 0);
+
+    // A keyring file that holds secrets, but none of this URL's subscriptions: refused too.
+    let other = Keyring::new().with_subscription(
+        "0e0e0000-4a2f-4ed2-8160-000000000099",
+        Secret::new("whsec_fake_other_endpoint").unwrap(),
+    );
+    other.save(&path).unwrap();
+    let out = run_env(&regenerate, &env).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("holds no secret of the 2 subscription(s)"),
+        "{out:?}"
+    );
+    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 0);
+
+    // The right file, holding the payable secret: the count is printed, then one secret
+    // (the counterpart's) is regenerated.
+    let mut held = other;
+    held.insert(
+        payable.clone(),
+        Secret::new("whsec_fake_payable_held").unwrap(),
+    );
+    held.save(&path).unwrap();
+    let out = run_env(&regenerate, &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "regenerating 1 secret(s) the keyring file does not hold ({counterpart})"
+        )),
+        "{out:?}"
+    );
+    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 1);
+    assert!(Keyring::load(&path).unwrap().contains(&counterpart));
+
+    // --no-regenerate is still accepted (and is the default); with --regenerate-missing it
+    // is a usage error.
+    let mut no_regenerate = ensure.to_vec();
+    no_regenerate.push("--no-regenerate");
+    let out = run_env(&no_regenerate, &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    no_regenerate.push("--regenerate-missing");
+    let out = run_env(&no_regenerate, &env).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 1);
+}
+
+/// A directory for `TMPDIR` of the binary, so a fallback file is found (and not left in
+/// the system's).
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "monite-webhooks-cli-{}-{name}-tmp",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The one fallback keyring file in `dir`, named in `stderr`; checks it is private.
+fn rescued(dir: &std::path::Path, stderr: &str) -> monite_webhooks::Keyring {
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".rescued-"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?} {stderr}");
+    let file = &files[0];
+    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let keyring = monite_webhooks::Keyring::load(file).unwrap();
+    std::fs::remove_file(file).unwrap();
+    keyring
+}
+
+/// When the keyring file cannot be saved, a secret Monite returned (once) is not lost: the
+/// keyring with it goes to a private fallback file, and the error says where.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_is_never_lost_when_the_keyring_cannot_be_saved() {
+    let (addr, fake) = fake_monite::start().await;
+    let tmp = temp_dir("rescue");
+    // In a directory that does not exist: neither the file nor a fallback beside it can
+    // be written, so the fallback goes to the temporary directory.
+    let missing = keyring_path("rescue").parent().unwrap().join("no-such-dir");
+    let path = missing.join("keyring.json");
+    let mut env = env(addr);
+    env.retain(|(name, _)| *name != "MONITE_WEBHOOK_SECRET");
+    env.push(("MONITE_WEBHOOK_KEYRING", path.display().to_string()));
+    env.push(("TMPDIR", tmp.display().to_string()));
+
+    let out = run_env(
+        &[
+            "subscriptions",
+            "create",
+            "--object-type",
+            "payable",
+            "--url",
+            "https://example.com/h",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        !out.stdout.contains(FAKE_SECRET_PREFIX) && !out.stderr.contains(FAKE_SECRET_PREFIX),
+        "{out:?}"
+    );
+    let keyring = rescued(&tmp, &out.stderr);
+    let id = fake.subscriptions()[0]["id"].as_str().unwrap().to_owned();
+    assert!(out.stderr.contains(&id), "{out:?}");
+    assert!(
+        keyring
+            .get(&id)
+            .unwrap()
+            .current()
+            .expose_text()
+            .starts_with(FAKE_SECRET_PREFIX)
+    );
+
+    // Regenerating: the new secret is rescued too, and --show-secret still prints it.
+    let out = run_env(
+        &[
+            "subscriptions",
+            "regenerate",
+            &id,
+            "--show-secret",
+            "--json",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let json = out.json();
+    assert_eq!(json["saved"], false, "{json}");
+    let keyring = rescued(&tmp, &out.stderr);
+    let secret = keyring.get(&id).unwrap().current().expose_text().to_owned();
+    assert_eq!(json["secret"], secret.as_str());
+    assert!(
+        json["fallback"].as_str().unwrap().contains(".rescued-"),
+        "{json}"
+    );
+
+    // ensure: the run stops at the first secret it cannot save, which is rescued.
+    let out = run_env(
+        &[
+            "subscriptions",
+            "ensure",
+            "--url",
+            "https://example.com/e",
+            "--object-type",
+            "tag",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        !out.stdout.contains(FAKE_SECRET_PREFIX) && !out.stderr.contains(FAKE_SECRET_PREFIX),
+        "{out:?}"
+    );
+    let keyring = rescued(&tmp, &out.stderr);
+    let tag = fake
+        .subscriptions()
+        .iter()
+        .find(|s| s["object_type"] == "tag")
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert!(keyring.contains(&tag), "{out:?}");
+    assert!(!missing.exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -90,6 +90,137 @@ async fn sign_prints_what_the_library_computes() {
     assert!(out.stderr.contains("cannot read /no/such/file"), "{out:?}");
 }
 
+/// Secrets can come from a file or stdin (`--secret-file`), so that they appear in no
+/// command line (`ps`, shell history).
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_come_from_a_file_or_stdin_and_never_the_command_line() {
+    let file = body_file("secret-file-body", BODY);
+    let path = file.to_str().unwrap();
+    // Two secrets, a blank line, and the newline an editor adds.
+    let secrets = body_file(
+        "secret-file",
+        format!("{SECRET}\n\n  {OTHER_SECRET}  \n").as_bytes(),
+    );
+    let secrets = secrets.to_str().unwrap();
+    let out = run(
+        &[
+            "sign",
+            "--secret-file",
+            secrets,
+            "--timestamp",
+            &T.to_string(),
+            path,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        sign(&Secret::new(SECRET).unwrap(), T, BODY)
+    );
+
+    // Both secrets are accepted; the label names the file and line, never the secret.
+    let header = sign(&Secret::new(OTHER_SECRET).unwrap(), T, BODY);
+    let out = run(
+        &[
+            "verify",
+            "--json",
+            "--secret-file",
+            secrets,
+            "--signature",
+            &header,
+            "--at",
+            &T.to_string(),
+            path,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["secret"], format!("{secrets} #2"));
+
+    // From stdin.
+    let mut child = common::command()
+        .args([
+            "sign",
+            "--secret-file",
+            "-",
+            "--timestamp",
+            &T.to_string(),
+            path,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        format!("{SECRET}\n").as_bytes(),
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim(),
+        sign(&Secret::new(SECRET).unwrap(), T, BODY)
+    );
+
+    // Stdin cannot be both the body and the secrets; an empty or missing file is an error.
+    let out = run(&["sign", "--secret-file", "-", "-"], &[]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("both read stdin"), "{out:?}");
+    let empty = body_file("secret-file-empty", b"\n \n");
+    let out = run(
+        &["sign", "--secret-file", empty.to_str().unwrap(), path],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("holds no secret"), "{out:?}");
+    let out = run(&["sign", "--secret-file", "/no/such/secrets", path], &[]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("cannot read /no/such/secrets"),
+        "{out:?}"
+    );
+}
+
+/// `listen --forward-secret-file`: the forwarding secret from a file, too.
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_takes_its_secrets_from_files() {
+    let app = common::receiver(FORWARD_SECRET).await;
+    let listening = body_file("listen-secret-file", format!("{SECRET}\n").as_bytes());
+    let forward = body_file(
+        "listen-forward-secret-file",
+        format!("{FORWARD_SECRET}\n").as_bytes(),
+    );
+    let listen = common::Listening::start(&[
+        "--secret-file",
+        listening.to_str().unwrap(),
+        "--forward-to",
+        &app.url(),
+        "--forward-secret-file",
+        forward.to_str().unwrap(),
+    ]);
+    let out = run(
+        &[
+            "send",
+            "payable.created",
+            "--to",
+            &listen.url,
+            "--secret",
+            SECRET,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let line = listen.next_line();
+    assert!(line.contains("forwarded -> 200"), "{line}");
+    assert_eq!(app.seen().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_accepts_any_given_secret_and_names_it() {
     let file = body_file("verify-ok", BODY);
@@ -491,7 +622,9 @@ async fn listen_prints_verified_events_and_explains_rejections() {
         "{rejected}"
     );
 
-    // A body changed on the way: the explanation says it was re-serialised.
+    // A body changed on the way: the explanation says it was re-serialised. (A second
+    // after the last one: `listen` diagnoses at most once a second.)
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let value: serde_json::Value = serde_json::from_slice(BODY).unwrap();
     let compact = serde_json::to_vec(&value).unwrap();
     let signature = sign(&Secret::new(SECRET).unwrap(), common_now(), &compact);
@@ -505,6 +638,66 @@ async fn listen_prints_verified_events_and_explains_rejections() {
             .unwrap()
             .contains("re-serialised"),
         "{rejected}"
+    );
+}
+
+/// The diagnosis of a rejection costs HMACs over the body for every secret and body form:
+/// `listen` runs it at most once a second, and never for a body over the verifier's limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_diagnoses_at_most_once_a_second_and_never_an_oversized_body() {
+    let listen = common::Listening::start(&["--json", "--secret", SECRET]);
+    let to = listen.url.clone();
+
+    // Over the verifier's 256 KiB, under axum's 2 MB: refused (413), not diagnosed.
+    let mut big = b"{\"id\": \"big\", \"pad\": \"".to_vec();
+    big.resize(300 * 1024, b'x');
+    big.extend_from_slice(b"\"}");
+    let signature = sign(&Secret::new(OTHER_SECRET).unwrap(), common_now(), &big);
+    assert_eq!(reqwest_free_post(&to, &big, &signature), 413);
+    let rejected: serde_json::Value = serde_json::from_str(&listen.next_line()).unwrap();
+    assert_eq!(rejected["status"], 413);
+    assert_eq!(rejected["explanation"], serde_json::json!([]), "{rejected}");
+    assert_eq!(rejected["diagnosed"], false, "{rejected}");
+
+    // Two bad signatures within a second: the first is explained, the second is not.
+    // (The oversized body above used no diagnosis, so the first one here gets it.)
+    let signature = sign(&Secret::new(OTHER_SECRET).unwrap(), common_now(), BODY);
+    assert_eq!(reqwest_free_post(&to, BODY, &signature), 401);
+    assert_eq!(reqwest_free_post(&to, BODY, &signature), 401);
+    let first: serde_json::Value = serde_json::from_str(&listen.next_line()).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&listen.next_line()).unwrap();
+    assert!(
+        first["explanation"][0]
+            .as_str()
+            .unwrap()
+            .contains("no signature matches"),
+        "{first}"
+    );
+    assert_eq!(first["diagnosed"], true, "{first}");
+    assert_eq!(second["explanation"], serde_json::json!([]), "{second}");
+    assert_eq!(second["diagnosed"], false, "{second}");
+
+    // A second later, the next one is explained again.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(reqwest_free_post(&to, BODY, &signature), 401);
+    let third: serde_json::Value = serde_json::from_str(&listen.next_line()).unwrap();
+    assert_eq!(third["diagnosed"], true, "{third}");
+
+    // In text, a rejection not diagnosed says why.
+    let listen = common::Listening::start(&["--secret", SECRET]);
+    assert_eq!(reqwest_free_post(&listen.url, &big, &signature), 413);
+    let line = listen.next_line();
+    assert!(line.contains("413 rejected"), "{line}");
+    assert_eq!(reqwest_free_post(&listen.url, BODY, &signature), 401);
+    let line = listen.next_line();
+    assert!(line.contains("401 rejected"), "{line}");
+    assert!(listen.next_line().starts_with("    - no signature matches"));
+    assert_eq!(reqwest_free_post(&listen.url, BODY, &signature), 401);
+    assert!(listen.next_line().contains("401 rejected"));
+    let line = listen.next_line();
+    assert!(
+        line.contains("not diagnosed") && line.contains("once a second"),
+        "{line}"
     );
 }
 

@@ -32,6 +32,12 @@
 //! (`Retry-After`). Anything else (a 5xx, a timeout, a connection lost after the request was
 //! sent) is reported: the subscription may exist, with a secret that was returned only
 //! once, so list the subscriptions before creating it again.
+//!
+//! # Pagination
+//!
+//! Listings follow `next_pagination_token` until a page has none. A token Monite gives a
+//! second time, or [`MAX_EMPTY_PAGES`] empty pages in a row that each point to another,
+//! stop the listing with [`ErrorKind::Api`]: either would otherwise never end.
 
 mod auth;
 mod deliveries;
@@ -59,7 +65,10 @@ pub use self::models::{
     ListQuery, NewSubscription, Order, SubscriptionStatus, SubscriptionUpdate,
     SubscriptionWithSecret, WebhookDelivery, WebhookSubscription,
 };
-pub use self::recover::{OnUnparsable, Recovery, RecoveryProgress, UnparsableEvent};
+pub use self::pagination::MAX_EMPTY_PAGES;
+pub use self::recover::{
+    DEFAULT_IN_FLIGHT_WAIT, OnUnparsable, Recovery, RecoveryProgress, UnparsableEvent,
+};
 pub use self::subscriptions::Subscriptions;
 
 /// The API version sent in `X-Monite-Version` unless another is chosen.

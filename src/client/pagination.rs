@@ -1,5 +1,7 @@
 //! Listings: a stream of pages that ends when Monite gives no next token, and stops with
-//! an error when Monite gives a token it gave before (it would never end otherwise).
+//! an error when Monite gives a token it gave before, or gives
+//! [`MAX_EMPTY_PAGES`] empty pages in a row that each point to a next one (it would never
+//! end otherwise).
 
 use std::collections::HashSet;
 
@@ -12,6 +14,11 @@ use super::Client;
 use super::models::{ListQuery, Page};
 use super::transport::{Request, parse};
 use crate::error::{Error, ErrorKind, Result};
+
+/// How many empty pages in a row, each with a next token, a listing takes before it stops
+/// with an error: a server handing out a new token with every empty page would otherwise
+/// keep a listing (and a recovery) going forever. A page with items starts the count again.
+pub const MAX_EMPTY_PAGES: usize = 16;
 
 /// Where a listing goes on from.
 enum Cursor {
@@ -102,6 +109,8 @@ pub(super) struct Pages<'a> {
     entity_id: Option<&'a str>,
     cursor: Option<Cursor>,
     seen: SeenTokens,
+    /// Empty pages in a row that gave a next token.
+    empty_in_a_row: usize,
 }
 
 impl<'a> Pages<'a> {
@@ -118,6 +127,7 @@ impl<'a> Pages<'a> {
             entity_id,
             cursor: Some(Cursor::First(query)),
             seen: SeenTokens::default(),
+            empty_in_a_row: 0,
         }
     }
 
@@ -137,6 +147,7 @@ impl<'a> Pages<'a> {
             entity_id,
             cursor: Some(Cursor::Token(token)),
             seen,
+            empty_in_a_row: 0,
         }
     }
 
@@ -144,7 +155,8 @@ impl<'a> Pages<'a> {
     /// without a next token was given. After an error there are no more pages.
     ///
     /// # Errors
-    /// The page's request failing, or Monite giving a token it gave before
+    /// The page's request failing, or Monite giving a token it gave before, or
+    /// [`MAX_EMPTY_PAGES`] empty pages in a row each with a next token
     /// ([`ErrorKind::Api`]).
     pub(super) async fn next(&mut self) -> Result<Option<(Vec<Bytes>, Option<String>)>> {
         let Some(cursor) = self.cursor.take() else {
@@ -154,6 +166,21 @@ impl<'a> Pages<'a> {
         let (items, next) = self.client.page(&request).await?;
         if let Some(token) = &next {
             self.seen.check(&self.path, token)?;
+            self.empty_in_a_row = if items.is_empty() {
+                self.empty_in_a_row + 1
+            } else {
+                0
+            };
+            if self.empty_in_a_row >= MAX_EMPTY_PAGES {
+                return Err(Error::new(
+                    ErrorKind::Api,
+                    format!(
+                        "GET {}: Monite gave {MAX_EMPTY_PAGES} empty pages in a row, each \
+                         pointing to another; the listing was stopped, as it might never end",
+                        self.path
+                    ),
+                ));
+            }
             self.cursor = Some(Cursor::Token(token.clone()));
         }
         Ok(Some((items, next)))

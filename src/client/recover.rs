@@ -2,6 +2,7 @@
 //! router and idempotency store.
 
 use std::fmt;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -9,7 +10,7 @@ use serde::Deserialize;
 use super::Client;
 use super::models::{ListQuery, Order};
 use super::pagination::Pages;
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::object_type::ObjectType;
 use crate::receiver::{Outcome, Receiver};
@@ -22,6 +23,15 @@ use crate::receiver::{Outcome, Receiver};
 /// and if a run fails part-way (a handler error, Monite unreachable), start the next run
 /// with [`resume_from`](Self::resume_from). Events of the page that failed that were already
 /// handled are then skipped as duplicates.
+///
+/// An event another delivery holds "in flight" (the store answers that it is claimed) is
+/// never skipped. The holder may be a live delivery about to finish, or one that died
+/// mid-handler and whose claim stays until its lease runs out (5 minutes by default, see
+/// [`Idempotency::with_lease`](crate::Idempotency::with_lease)). After each page, such
+/// events are dispatched again with back-off (half a second, doubling up to 30 s) for up to
+/// [`in_flight_wait`](Self::in_flight_wait) ([`DEFAULT_IN_FLIGHT_WAIT`], the default lease,
+/// by default). One still held then stops the run with [`ErrorKind::InFlight`], naming the
+/// events and the token of their page to resume from.
 ///
 /// An event the parser refuses is reported (its id and why, in
 /// [`RecoveryProgress::unparsable`]) and the recovery goes on: stopping would stop every
@@ -53,8 +63,21 @@ pub struct Recovery<'a> {
     subscription_id: Option<String>,
     resume_from: Option<String>,
     on_unparsable: OnUnparsable,
+    in_flight_wait: Duration,
     on_progress: Option<ProgressReport<'a>>,
 }
+
+/// How long a [`Recovery`] waits, by default, for events held in flight by another
+/// delivery: [`DEFAULT_LEASE`](crate::DEFAULT_LEASE), so that a claim left by a delivery
+/// that died under the default lease runs out within the run.
+pub const DEFAULT_IN_FLIGHT_WAIT: Duration = crate::idempotency::DEFAULT_LEASE;
+
+/// The first pause before an event held in flight is dispatched again; it doubles each
+/// time, up to [`MAX_IN_FLIGHT_BACKOFF`].
+const FIRST_IN_FLIGHT_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_IN_FLIGHT_BACKOFF: Duration = Duration::from_secs(30);
+/// At most this many ids are named in the error of a run stopped by events in flight.
+const NAMED_IN_FLIGHT: usize = 10;
 
 /// What a [`Recovery`] does with an event the parser refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -96,8 +119,9 @@ pub struct RecoveryProgress {
     /// Events the parser refused, which were not dispatched (with
     /// [`OnUnparsable::Report`], the default).
     pub unparsable: Vec<UnparsableEvent>,
-    /// Events a delivery was handling at that moment; that delivery (and Monite's retries of
-    /// it) sees them through.
+    /// Events another delivery held in flight when they were first dispatched. Each was
+    /// dispatched again, with back-off, until it was handled (and counted above) or the
+    /// [wait](Recovery::in_flight_wait) ran out, which stops the run.
     pub in_flight: usize,
     /// Where to resume if the next page fails; `None` once the last page is done.
     pub resume_from: Option<String>,
@@ -131,6 +155,7 @@ impl<'a> Recovery<'a> {
             subscription_id: None,
             resume_from: None,
             on_unparsable: OnUnparsable::default(),
+            in_flight_wait: DEFAULT_IN_FLIGHT_WAIT,
             on_progress: None,
         }
     }
@@ -191,6 +216,16 @@ impl<'a> Recovery<'a> {
         self
     }
 
+    /// How long to keep dispatching again, after a page, the events of that page another
+    /// delivery holds in flight; defaults to [`DEFAULT_IN_FLIGHT_WAIT`] (5 minutes). Past
+    /// it, the run stops with [`ErrorKind::InFlight`] and the token of that page.
+    /// `Duration::ZERO` stops at once. Set it above the receiver's lease to have a claim
+    /// left by a dead delivery run out within the run.
+    pub fn in_flight_wait(mut self, wait: Duration) -> Self {
+        self.in_flight_wait = wait;
+        self
+    }
+
     /// Calls `report` after each page.
     pub fn on_progress(mut self, report: impl FnMut(&RecoveryProgress) + Send + 'a) -> Self {
         self.on_progress = Some(Box::new(report));
@@ -202,9 +237,12 @@ impl<'a> Recovery<'a> {
     /// # Errors
     /// The first error that stops it: Monite unreachable or refusing ([`ErrorKind::Api`],
     /// [`ErrorKind::Transport`]), Monite giving a pagination token a second time, a handler
-    /// failing, the idempotency store unreachable, or (with
-    /// [`stop_on_unparsable`](Self::stop_on_unparsable)) an event the parser refuses. The
-    /// message says where to resume.
+    /// failing, the idempotency store unreachable, events still held in flight by another
+    /// delivery after the [wait](Self::in_flight_wait) ([`ErrorKind::InFlight`], naming
+    /// them), or (with [`stop_on_unparsable`](Self::stop_on_unparsable)) an event the
+    /// parser refuses. The message says where to resume; `run` never returns `Ok` with an
+    /// event left undispatched, other than those the parser refused (reported in
+    /// [`RecoveryProgress::unparsable`]).
     pub async fn run(mut self) -> Result<RecoveryProgress> {
         let mut progress = RecoveryProgress {
             resume_from: self.resume_from.clone(),
@@ -220,21 +258,16 @@ impl<'a> Recovery<'a> {
                 self.query.clone(),
             ),
         };
-        let stopped = |e: crate::Error, progress: &RecoveryProgress| {
-            let resume = progress.resume_from.as_deref().map_or_else(
-                || "start again from the beginning".to_owned(),
-                |token| format!("resume with resume_from({token:?})"),
-            );
-            e.context(&format!("recovery stopped after {progress}; {resume}"))
-        };
         loop {
             let (items, next) = match pages.next().await {
                 Ok(Some(page)) => page,
                 Ok(None) => return Ok(progress),
                 Err(e) => return Err(stopped(e, &progress)),
             };
+            // Events of this page another delivery holds in flight, to dispatch again.
+            let mut held = Vec::new();
             for raw in items {
-                let mut event = match Event::parse(raw.clone()) {
+                let event = match self.parse(&raw) {
                     Ok(event) => event,
                     Err(e) if self.on_unparsable == OnUnparsable::Stop => {
                         return Err(stopped(e, &progress));
@@ -247,17 +280,18 @@ impl<'a> Recovery<'a> {
                         continue;
                     }
                 };
-                if let Some(subscription_id) = &self.subscription_id {
-                    event.assume_webhook_subscription_id(subscription_id);
-                }
                 progress.events += 1;
                 match self.receiver.dispatch(event).await {
-                    Ok(Outcome::Handled) => progress.handled += 1,
-                    Ok(Outcome::Duplicate) => progress.duplicates += 1,
-                    Ok(Outcome::Unhandled(_)) => progress.unhandled += 1,
-                    Err(e) if e.kind() == ErrorKind::InFlight => progress.in_flight += 1,
+                    Ok(outcome) => count(&mut progress, &outcome),
+                    Err(e) if e.kind() == ErrorKind::InFlight => {
+                        progress.in_flight += 1;
+                        held.push(raw);
+                    }
                     Err(e) => return Err(stopped(e, &progress)),
                 }
+            }
+            if !held.is_empty() {
+                self.wait_for(held, &mut progress).await?;
             }
             progress.pages += 1;
             progress.resume_from.clone_from(&next);
@@ -266,6 +300,93 @@ impl<'a> Recovery<'a> {
             }
         }
     }
+}
+
+impl Recovery<'_> {
+    /// `raw` as an event, as this recovery dispatches it.
+    fn parse(&self, raw: &Bytes) -> Result<Event> {
+        let mut event = Event::parse(raw.clone())?;
+        if let Some(subscription_id) = &self.subscription_id {
+            event.assume_webhook_subscription_id(subscription_id);
+        }
+        Ok(event)
+    }
+
+    /// Dispatches the `held` events (parsed once already) again, with back-off, until none
+    /// is in flight or the wait runs out.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InFlight`] naming those still held after the wait; any other dispatch
+    /// error. Both say where to resume: the page they are on.
+    async fn wait_for(&self, mut held: Vec<Bytes>, progress: &mut RecoveryProgress) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + self.in_flight_wait;
+        let mut pause = FIRST_IN_FLIGHT_BACKOFF;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(stopped(self.still_in_flight(&held), progress));
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(MAX_IN_FLIGHT_BACKOFF);
+            let mut still = Vec::new();
+            for raw in held {
+                let event = match self.parse(&raw) {
+                    Ok(event) => event,
+                    Err(e) => return Err(stopped(e, progress)),
+                };
+                match self.receiver.dispatch(event).await {
+                    Ok(outcome) => count(progress, &outcome),
+                    Err(e) if e.kind() == ErrorKind::InFlight => still.push(raw),
+                    Err(e) => return Err(stopped(e, progress)),
+                }
+            }
+            if still.is_empty() {
+                return Ok(());
+            }
+            held = still;
+        }
+    }
+
+    /// The error for events still held in flight after the wait.
+    fn still_in_flight(&self, held: &[Bytes]) -> Error {
+        let mut ids: Vec<String> = held
+            .iter()
+            .take(NAMED_IN_FLIGHT)
+            .map(|raw| id_of(raw).unwrap_or_else(|| "(no id)".to_owned()))
+            .collect();
+        if held.len() > NAMED_IN_FLIGHT {
+            ids.push(format!("and {} more", held.len() - NAMED_IN_FLIGHT));
+        }
+        Error::new(
+            ErrorKind::InFlight,
+            format!(
+                "{} event(s) still held in flight by another delivery after waiting {:?}: {}. \
+                 A delivery that died holds its claim until its lease runs out (5 minutes by \
+                 default); they were not handled",
+                held.len(),
+                self.in_flight_wait,
+                ids.join(", ")
+            ),
+        )
+    }
+}
+
+/// Counts a dispatched event's outcome.
+fn count(progress: &mut RecoveryProgress, outcome: &Outcome) {
+    match outcome {
+        Outcome::Handled => progress.handled += 1,
+        Outcome::Duplicate => progress.duplicates += 1,
+        Outcome::Unhandled(_) => progress.unhandled += 1,
+    }
+}
+
+/// `e`, with how far the recovery got and where to resume.
+fn stopped(e: Error, progress: &RecoveryProgress) -> Error {
+    let resume = progress.resume_from.as_deref().map_or_else(
+        || "start again from the beginning".to_owned(),
+        |token| format!("resume with resume_from({token:?})"),
+    );
+    e.context(&format!("recovery stopped after {progress}; {resume}"))
 }
 
 /// The `id` of an event the parser refused, if it is a string a lenient reader finds.
@@ -286,6 +407,7 @@ impl fmt::Debug for Recovery<'_> {
             .field("subscription_id", &self.subscription_id)
             .field("resume_from", &self.resume_from)
             .field("on_unparsable", &self.on_unparsable)
+            .field("in_flight_wait", &self.in_flight_wait)
             .finish_non_exhaustive()
     }
 }

@@ -132,7 +132,13 @@ fn with_secret(
             format!("{request}: Monite's answer had no readable secret: {why}"),
         )
     })?;
-    let mut secret = Secret::new(&answer.secret)?;
+    // Trimmed, not refused: the subscription exists (or its secret changed) by now, and this
+    // text is the only copy; whitespace around it (a newline) is not part of the secret.
+    let mut secret = Secret::new(answer.secret.trim()).map_err(|e| {
+        e.context(&format!(
+            "{request}: Monite carried it out, but the secret it returned is unusable"
+        ))
+    })?;
     if !answer.subscription.id.is_empty() {
         secret = secret.labeled(answer.subscription.id.clone());
     }

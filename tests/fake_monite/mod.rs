@@ -5,8 +5,9 @@
 //! {"message"}}` and 422 `{"detail": [...]}` bodies; and injected faults: a refusal (429,
 //! 5xx), a failure after the request was carried out (a 504 from a gateway, a connection
 //! reset after the status), any body in place of the real answer, tokens revoked when a new
-//! one is issued, odd `expires_in` values, pagination tokens echoed back, a fault on the
-//! n-th create, and a cap on the page size (to spread a few subscriptions over many pages).
+//! one is issued, odd `expires_in` values, pagination tokens echoed back, endless empty
+//! pages with new tokens, a fault on the n-th create, and a cap on the page size (to spread
+//! a few subscriptions over many pages).
 
 #![allow(dead_code, reason = "each test uses what it needs")]
 
@@ -65,6 +66,11 @@ pub(crate) struct Fake {
     /// How many more listings with a `pagination_token` answer an empty page that gives the
     /// same token back.
     pub(crate) echo_page_tokens: AtomicUsize,
+    /// How many more listings answer an empty page with a new `next_pagination_token`
+    /// each time (a listing that never ends, token after token).
+    pub(crate) empty_pages_with_new_tokens: AtomicUsize,
+    /// Secrets regenerated so far (`POST .../regenerate_secret` carried out).
+    pub(crate) regenerations: AtomicUsize,
     tokens: Mutex<HashMap<String, Instant>>,
     pub(crate) faults: Mutex<VecDeque<Fault>>,
     pub(crate) requests: AtomicUsize,
@@ -447,6 +453,7 @@ async fn action(
         "regenerate_secret" => {
             let mut answer = subscription.clone();
             drop(all);
+            fake.regenerations.fetch_add(1, Ordering::SeqCst);
             answer["secret"] = json!(new_secret(&fake));
             return axum::Json(answer).into_response();
         }
@@ -458,6 +465,14 @@ async fn action(
 /// Monite's pagination: the first request carries the filters; a `pagination_token` stands
 /// for that query and a position, and every other parameter is then ignored.
 fn paginate(fake: &Fake, items: Vec<Value>, query: &HashMap<String, String>) -> Response {
+    let endless = fake
+        .empty_pages_with_new_tokens
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if endless {
+        let token = format!("empty-{}", fake.next_id.fetch_add(1, Ordering::SeqCst));
+        return axum::Json(json!({"data": [], "next_pagination_token": token})).into_response();
+    }
     if let Some(token) = query.get("pagination_token") {
         let echo = fake
             .echo_page_tokens

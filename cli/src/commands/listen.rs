@@ -3,16 +3,16 @@
 //! the application being developed.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use monite_webhooks::{
-    Dispatcher, Event, EventType, KeyConvention, ObjectType, Outcome, Receiver, SIGNATURE_HEADER,
-    Secret,
+    Dispatcher, ErrorKind, Event, EventType, KeyConvention, ObjectType, Outcome, Receiver,
+    SIGNATURE_HEADER, Secret,
 };
 use serde_json::json;
 
@@ -47,6 +47,22 @@ struct Listener {
     forward: Option<Forward>,
     pretty: bool,
     json: bool,
+    /// When the next diagnosis may start; `None` while one runs.
+    next_diagnosis: Mutex<Option<Instant>>,
+}
+
+/// At most one diagnosis a second: each costs an HMAC per secret, key convention and body
+/// form (up to 12), so unthrottled it would let any sender burn the CPU.
+const DIAGNOSIS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why a rejection was not diagnosed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Diagnosed {
+    Yes,
+    /// The body is over the verifier's limit: never diagnosed.
+    TooLarge,
+    /// Another diagnosis ran less than a second ago (or is running).
+    RateLimited,
 }
 
 struct Forward {
@@ -56,6 +72,17 @@ struct Forward {
 }
 
 pub(crate) async fn run(args: ListenArgs, json: bool) -> Result<ExitCode, Failure> {
+    if args.forward_secret_file.as_deref() == Some(std::path::Path::new("-"))
+        && args
+            .secrets
+            .secret_files
+            .iter()
+            .any(|p| p.as_os_str() == "-")
+    {
+        return Err(Failure::usage(
+            "--secret-file and --forward-secret-file both read stdin (`-`): give one as a file",
+        ));
+    }
     let named = secrets::resolve(&args.secrets)?;
     let convention: KeyConvention = args.secrets.convention.into();
     let verifier =
@@ -63,11 +90,14 @@ pub(crate) async fn run(args: ListenArgs, json: bool) -> Result<ExitCode, Failur
     let forward = match &args.forward_to {
         Some(url) => {
             deliver::check_url(url, "--forward-to")?;
-            let secret = match &args.forward_secret {
-                Some(text) => {
+            let secret = match (&args.forward_secret, &args.forward_secret_file) {
+                (Some(text), _) => {
                     NamedSecret::new("--forward-secret", text.clone()).secret(convention)?
                 }
-                None => named[0].secret(convention)?,
+                (None, Some(path)) => {
+                    secrets::secret_from_file(path, "--forward-secret-file")?.secret(convention)?
+                }
+                (None, None) => named[0].secret(convention)?,
             };
             Some(Forward {
                 url: url.clone(),
@@ -85,6 +115,7 @@ pub(crate) async fn run(args: ListenArgs, json: bool) -> Result<ExitCode, Failur
         forward,
         pretty: args.pretty,
         json,
+        next_diagnosis: Mutex::new(Some(Instant::now())),
     });
     let app = axum::Router::new()
         .fallback(receive)
@@ -138,7 +169,7 @@ async fn receive(
     let clock = crate::time::rfc3339(crate::time::unix_now());
     let clock = clock.get(11..19).unwrap_or_default().to_owned();
     if method != Method::POST {
-        listener.report_rejection(&clock, 405, "not a POST", &[], &headers, &body);
+        listener.report_rejection(&clock, 405, "not a POST", None, &headers, &body);
         return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response();
     }
     let verified = listener
@@ -149,24 +180,13 @@ async fn receive(
     let secret_label = match verified {
         Ok(label) => label,
         Err(error) => {
-            let header = headers
-                .get(SIGNATURE_HEADER)
-                .map(|v| v.as_bytes())
-                .unwrap_or_default();
-            let diagnosis = diagnose(
-                header,
-                &body,
-                &listener.named,
-                listener.convention,
-                crate::time::unix_now(),
-                listener.tolerance,
-            );
+            let diagnosis = listener.diagnose(&error, &headers, &body).await;
             let status = error.status();
             listener.report_rejection(
                 &clock,
                 status.as_u16(),
                 &error.to_string(),
-                &diagnosis.findings,
+                Some(&diagnosis),
                 &headers,
                 &body,
             );
@@ -176,7 +196,7 @@ async fn receive(
     let event = match Event::parse(body.clone()) {
         Ok(event) => event,
         Err(error) => {
-            listener.report_rejection(&clock, 400, &error.to_string(), &[], &headers, &body);
+            listener.report_rejection(&clock, 400, &error.to_string(), None, &headers, &body);
             return (StatusCode::BAD_REQUEST, error.public_message()).into_response();
         }
     };
@@ -218,6 +238,66 @@ async fn receive(
 }
 
 impl Listener {
+    /// The findings about a rejected delivery: none for a body over the verifier's limit,
+    /// and none if another diagnosis ran less than a second ago. It runs off the async
+    /// threads, on the body as received (within the limit).
+    async fn diagnose(
+        self: &Arc<Self>,
+        error: &monite_webhooks::Error,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> (Diagnosed, Vec<String>) {
+        let limit = self.receiver.verifier().max_body_bytes();
+        if error.kind() == ErrorKind::BodyTooLarge || body.len() > limit {
+            return (Diagnosed::TooLarge, Vec::new());
+        }
+        {
+            let mut next = self
+                .next_diagnosis
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match *next {
+                Some(at) if Instant::now() >= at => *next = None,
+                _ => return (Diagnosed::RateLimited, Vec::new()),
+            }
+        }
+        let header = headers
+            .get(SIGNATURE_HEADER)
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default();
+        let (listener, body) = (self.clone(), body.clone());
+        let findings = tokio::task::spawn_blocking(move || {
+            let findings = diagnose(
+                &header,
+                &body,
+                &listener.named,
+                listener.convention,
+                crate::time::unix_now(),
+                listener.tolerance,
+            )
+            .findings;
+            *listener
+                .next_diagnosis
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) =
+                Some(Instant::now() + DIAGNOSIS_INTERVAL);
+            findings
+        })
+        .await;
+        match findings {
+            Ok(findings) => (Diagnosed::Yes, findings),
+            Err(_) => {
+                // The diagnosis panicked: let the next one run.
+                *self
+                    .next_diagnosis
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) =
+                    Some(Instant::now() + DIAGNOSIS_INTERVAL);
+                (Diagnosed::RateLimited, Vec::new())
+            }
+        }
+    }
+
     fn report_event(
         &self,
         clock: &str,
@@ -266,15 +346,21 @@ impl Listener {
         clock: &str,
         status: u16,
         error: &str,
-        findings: &[String],
+        diagnosis: Option<&(Diagnosed, Vec<String>)>,
         headers: &HeaderMap,
         body: &[u8],
     ) {
-        let action = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
+        // The action of a body within the verifier's limit only: reading it is work too.
+        let action = (body.len() <= self.receiver.verifier().max_body_bytes())
+            .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
+            .flatten()
             .and_then(|v| v["action"].as_str().map(str::to_owned));
+        let (diagnosed, findings) = match diagnosis {
+            Some((diagnosed, findings)) => (Some(*diagnosed), findings.as_slice()),
+            None => (None, &[][..]),
+        };
         if self.json {
-            let line = json!({
+            let mut line = json!({
                 "verified": false,
                 "status": status,
                 "error": error,
@@ -282,6 +368,9 @@ impl Listener {
                 "action": action,
                 "signature_present": headers.contains_key(SIGNATURE_HEADER),
             });
+            if let Some(diagnosed) = diagnosed {
+                line["diagnosed"] = json!(diagnosed == Diagnosed::Yes);
+            }
             say!("{line}");
             return;
         }
@@ -289,6 +378,9 @@ impl Listener {
         say!("{clock} {status} rejected{action}: {error}");
         for finding in findings {
             say!("    - {finding}");
+        }
+        if diagnosed == Some(Diagnosed::RateLimited) {
+            say!("    (not diagnosed: the diagnosis runs at most once a second)");
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `replay`: events from `GET /events`, re-signed with the local secret and POSTed in order,
 //! through the library's recovery (which pages through the events and says where to
-//! resume). A replay stops at the first event the target does not acknowledge.
+//! resume). A replay stops at the first event the target does not acknowledge. An event the
+//! parser refuses cannot be signed as an event and is not sent: it is counted, named on
+//! stderr, and makes the replay exit 1, after the others were replayed.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -27,6 +29,10 @@ struct Summary {
     acknowledged: usize,
     /// Events left out by `--failed-only`.
     skipped: usize,
+    /// Events the parser refused, which were not replayed.
+    unparsable: usize,
+    /// Those events: each one's `id` (if readable) and why it was refused.
+    unparsable_events: Vec<Unparsable>,
     /// Pages finished.
     pages: usize,
     /// Whether every page was replayed.
@@ -35,6 +41,26 @@ struct Summary {
     resume_from: Option<String>,
     /// Why the replay stopped early.
     stopped: Option<String>,
+}
+
+/// An event the parser refused.
+#[derive(Debug, Clone, Serialize)]
+struct Unparsable {
+    id: Option<String>,
+    error: String,
+}
+
+impl Summary {
+    fn set_unparsable(&mut self, refused: &[monite_webhooks::client::UnparsableEvent]) {
+        self.unparsable = refused.len();
+        self.unparsable_events = refused
+            .iter()
+            .map(|e| Unparsable {
+                id: e.id.clone(),
+                error: e.error.clone(),
+            })
+            .collect();
+    }
 }
 
 pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failure> {
@@ -118,6 +144,7 @@ pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failur
                 let mut summary = lock(&summary);
                 summary.pages += 1;
                 summary.resume_from.clone_from(&report.resume_from);
+                summary.set_unparsable(&report.unparsable);
             }
         });
     if let Some(token) = &args.resume_from {
@@ -136,6 +163,9 @@ pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failur
     let result = recovery.run().await;
     progress.finish_and_clear();
     let mut summary = lock(&summary).clone();
+    if let Ok(progress) = &result {
+        summary.set_unparsable(&progress.unparsable);
+    }
     summary.completed = result.is_ok();
     if result.is_ok() {
         summary.resume_from = None;
@@ -145,18 +175,36 @@ pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failur
     if json {
         super::print_json(&summary);
     } else {
+        let unparsable = if summary.unparsable == 0 {
+            String::new()
+        } else {
+            format!(", {} unparsable (not replayed)", summary.unparsable)
+        };
         println!(
-            "{} events: {} replayed to {}, {} skipped, {} pages{}",
+            "{} events: {} replayed to {}, {} skipped{unparsable}, {} pages{}",
             summary.events,
             summary.acknowledged,
             args.to,
             summary.skipped,
             summary.pages,
-            if summary.completed { ", done" } else { "" }
+            if summary.completed && summary.unparsable == 0 {
+                ", done"
+            } else {
+                ""
+            }
         );
     }
+    if !json {
+        for refused in &summary.unparsable_events {
+            eprintln!(
+                "error: event {} could not be parsed, so it was not replayed: {}",
+                refused.id.as_deref().unwrap_or("(no id)"),
+                refused.error
+            );
+        }
+    }
     if summary.completed {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(failure::outcome(summary.unparsable == 0));
     }
     let resume = summary.resume_from.as_deref().map_or_else(
         || "run it again with the same options".to_owned(),

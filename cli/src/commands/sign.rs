@@ -9,6 +9,7 @@ use crate::failure::Failure;
 use crate::secrets;
 
 pub(crate) fn run(args: &SignArgs, json: bool) -> Result<ExitCode, Failure> {
+    secrets::check_stdin(&args.secrets, &args.body_file)?;
     let body = super::read_body(&args.body_file)?;
     let (secret, _) = secrets::signing(&args.secrets)?;
     let timestamp = args.timestamp.unwrap_or_else(crate::time::unix_now);

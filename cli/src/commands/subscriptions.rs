@@ -1,6 +1,8 @@
 //! `subscriptions`: Monite's webhook subscriptions through the API. Secrets Monite returns
 //! (once) go to the keyring file, which receivers and the other commands read; they are
-//! printed only with `--show-secret`.
+//! printed only with `--show-secret`. When the keyring file cannot be saved, the keyring
+//! with the new secret goes to a fallback file (mode 0600) whose path is printed, so the
+//! secret is never lost.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,8 +37,7 @@ pub(crate) async fn run(args: SubscriptionsArgs, json: bool) -> Result<ExitCode,
             let new = new_subscription(&create)?;
             let created = subscriptions.create(&new).await?;
             keyring.insert(created.subscription.id.clone(), created.secret.clone());
-            save(&keyring, &path, &created)?;
-            report_secret(&created, "created", &path, &create.keyring, json);
+            save_and_report(&keyring, &path, &created, "created", &create.keyring, json)?;
         }
         SubscriptionsCommand::Ensure(ensure) => {
             return self::ensure(&client, &ensure, json).await;
@@ -52,14 +53,14 @@ pub(crate) async fn run(args: SubscriptionsArgs, json: bool) -> Result<ExitCode,
             // The new secret goes into the keyring beside the old one, kept as previous:
             // deliveries already signed with it may still arrive.
             let regenerated = subscriptions.rotate_secret(&id, &mut keyring).await?;
-            save(&keyring, &path, &regenerated)?;
-            report_secret(
+            save_and_report(
+                &keyring,
+                &path,
                 &regenerated,
                 "regenerated the secret of",
-                &path,
                 &flags,
                 json,
-            );
+            )?;
         }
         SubscriptionsCommand::Delete(SubscriptionIdWithKeyring { id, keyring: flags }) => {
             subscriptions.delete(&id).await?;
@@ -166,14 +167,34 @@ async fn ensure(
                 .map(|t| ObjectType::from(t.as_str())),
         )
     }
-    .regenerate_missing_secrets(!args.no_regenerate);
+    .regenerate_missing_secrets(args.regenerate_missing);
+    let path = secrets::keyring_path(args.keyring.keyring.as_deref());
+    let existed = path.exists();
     let (path, mut keyring) = open(&args.keyring, false)?;
+    if args.regenerate_missing {
+        check_regeneration(client, &plan, &keyring, &path, existed).await?;
+    }
+    let loaded = keyring.clone();
     // Saved by the library after each secret Monite returns, so a run that stops part-way
-    // loses none.
-    let report = client
+    // loses none; if saving fails, the keyring in memory goes to a fallback file.
+    let mut save_failed = false;
+    let result = client
         .webhook_subscriptions()
-        .ensure_with(&plan, &mut keyring, |k| k.save(&path))
-        .await?;
+        .ensure_with(&plan, &mut keyring, |k| {
+            let saved = k.save(&path);
+            save_failed |= saved.is_err();
+            saved
+        })
+        .await;
+    let report = match result {
+        Ok(report) => report,
+        Err(error) if save_failed => {
+            let fresh = fresh_since(&loaded, &keyring);
+            let rescued = rescue(&keyring, &path, &fresh);
+            return Err(Failure::negative(format!("{error}; {rescued}")));
+        }
+        Err(error) => return Err(error.into()),
+    };
     let show = args.keyring.show_secret;
     if json {
         let entries: Vec<EnsuredJson> = report
@@ -231,8 +252,17 @@ async fn ensure(
             .filter(|e| !e.is_ready())
             .map(|e| e.object_type.to_string())
             .collect();
+        let not_held = report.secrets_not_held().count();
+        let hint = if not_held > 0 && !args.regenerate_missing {
+            format!(
+                "; {not_held} secret(s) not held: add them to the keyring file, or pass \
+                 --regenerate-missing to regenerate them (which invalidates the old ones)"
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "error: not ready: {} (see above; running again will not help until that changes)",
+            "error: not ready: {} (see above; running again will not help until that changes){hint}",
             not_ready.join(", ")
         );
     }
@@ -258,13 +288,177 @@ fn open(flags: &KeyringArgs, must_exist: bool) -> Result<(PathBuf, Keyring), Fai
     Ok((path, keyring))
 }
 
-fn save(keyring: &Keyring, path: &Path, changed: &SubscriptionWithSecret) -> Result<(), Failure> {
-    keyring.save(path).map_err(|e| {
-        Failure::negative(format!(
-            "subscription {} has a new secret, but {e}; regenerate it once the file is writable",
-            changed.subscription.id
+/// Before an `ensure --regenerate-missing`: the secrets it would invalidate are counted and
+/// printed (stderr), and the run is refused if the keyring file did not exist or holds no
+/// secret of the URL's subscriptions: regenerating then would most likely invalidate the
+/// secrets every receiver holds, because this is the wrong file.
+async fn check_regeneration(
+    client: &monite_webhooks::client::Client,
+    plan: &SubscriptionPlan,
+    keyring: &Keyring,
+    path: &Path,
+    existed: bool,
+) -> Result<(), Failure> {
+    let for_url: Vec<WebhookSubscription> = client
+        .webhook_subscriptions()
+        .list(ListQuery::new().limit(100))
+        .try_filter(|s| std::future::ready(s.url == plan.url()))
+        .try_collect()
+        .await?;
+    // As `ensure` does: per planned object type, a subscription is regenerated when none of
+    // those for the URL is held, and then only the first listed.
+    let doomed: Vec<&str> = plan
+        .object_types()
+        .filter_map(|object_type| {
+            let mut found = for_url.iter().filter(|s| s.object_type == *object_type);
+            let first = found.clone().next()?;
+            (!found.any(|s| keyring.contains(&s.id))).then_some(first.id.as_str())
+        })
+        .collect();
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    let n = doomed.len();
+    let ids = doomed.join(", ");
+    let why = if !existed {
+        Some(format!(
+            "the keyring file {} does not exist",
+            path.display()
         ))
-    })
+    } else if !for_url.iter().any(|s| keyring.contains(&s.id)) {
+        Some(format!(
+            "the keyring file {} holds no secret of the {} subscription(s) for {}",
+            path.display(),
+            for_url.len(),
+            plan.url()
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(Failure::usage(format!(
+            "refusing to regenerate: {n} secret(s) would be invalidated ({ids}), but {why}, so \
+             it is most likely not the keyring the receivers use (check --keyring, \
+             MONITE_WEBHOOK_KEYRING and the working directory). Nothing was changed. To \
+             regenerate deliberately, run `monite-webhooks subscriptions regenerate <id>` for \
+             each"
+        )));
+    }
+    eprintln!(
+        "regenerating {n} secret(s) the keyring file does not hold ({ids}): Monite invalidates \
+         the old ones at once, and receivers still holding them refuse deliveries until they \
+         get {}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Saves the keyring after Monite returned `changed`'s new secret, and reports it. If the
+/// file cannot be saved, the keyring goes to a fallback file (see [`rescue`]), the report
+/// says so, and the command fails.
+fn save_and_report(
+    keyring: &Keyring,
+    path: &Path,
+    changed: &SubscriptionWithSecret,
+    what: &str,
+    flags: &KeyringArgs,
+    json: bool,
+) -> Result<(), Failure> {
+    let Err(e) = keyring.save(path) else {
+        report_secret(changed, what, path, flags, json, None);
+        return Ok(());
+    };
+    let id = &changed.subscription.id;
+    let rescued = rescue(
+        keyring,
+        path,
+        &[(id.clone(), changed.secret.expose_text().to_owned())],
+    );
+    report_secret(changed, what, path, flags, json, Some(&rescued));
+    Err(Failure::negative(format!(
+        "subscription {id} has a new secret, but {e}; {rescued}"
+    )))
+}
+
+/// Where a keyring that could not be saved went instead.
+struct Rescued {
+    /// The fallback file, if one could be written.
+    file: Option<PathBuf>,
+    /// The sentence for the error line.
+    said: String,
+}
+
+impl std::fmt::Display for Rescued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.said)
+    }
+}
+
+/// Writes `keyring`, which `path` could not take, to a fallback file (mode 0600): beside
+/// `path`, else in the temporary directory. If neither can be written, the `fresh` secrets
+/// (those obtained by this run, which exist nowhere else) are printed on stderr as the last
+/// resort: after a create or a regenerate, Monite will not give them again.
+fn rescue(keyring: &Keyring, path: &Path, fresh: &[(String, String)]) -> Rescued {
+    let name = format!(
+        "{}.rescued-{}-{}.json",
+        path.file_stem()
+            .map_or_else(|| "monite-webhooks-keyring".into(), |s| s.to_string_lossy()),
+        crate::time::unix_now(),
+        std::process::id()
+    );
+    let beside = path.parent().map(|dir| dir.join(&name));
+    let candidates = beside.into_iter().chain([std::env::temp_dir().join(&name)]);
+    let mut failures = Vec::new();
+    for candidate in candidates {
+        match keyring.save(&candidate) {
+            Ok(()) => {
+                let said = format!(
+                    "the keyring with the new secret was saved to {} (mode 0600) instead: move \
+                     it to {} (or pass --keyring {})",
+                    candidate.display(),
+                    path.display(),
+                    candidate.display()
+                );
+                return Rescued {
+                    file: Some(candidate),
+                    said,
+                };
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    for (id, secret) in fresh {
+        eprintln!("secret of subscription {id}, saved nowhere, shown once: {secret}");
+    }
+    Rescued {
+        file: None,
+        said: format!(
+            "no fallback file could be written either ({}), so the new secret(s) were printed \
+             above on stderr: keep them now",
+            failures.join("; ")
+        ),
+    }
+}
+
+/// The secrets `now` holds that `before` did not: those Monite returned in this run.
+fn fresh_since(before: &Keyring, now: &Keyring) -> Vec<(String, String)> {
+    let mut fresh: Vec<(String, String)> = now
+        .subscriptions()
+        .filter(|(id, held)| {
+            before
+                .get(id)
+                .is_none_or(|old| old.current().expose_text() != held.current().expose_text())
+        })
+        .map(|(id, held)| (id.to_owned(), held.current().expose_text().to_owned()))
+        .collect();
+    let known: Vec<&str> = before.unkeyed().iter().map(|s| s.expose_text()).collect();
+    fresh.extend(
+        now.unkeyed()
+            .iter()
+            .filter(|s| !known.contains(&s.expose_text()))
+            .map(|s| ("(unknown id)".to_owned(), s.expose_text().to_owned())),
+    );
+    fresh
 }
 
 fn report_secret(
@@ -273,15 +467,37 @@ fn report_secret(
     path: &Path,
     flags: &KeyringArgs,
     json: bool,
+    rescued: Option<&Rescued>,
 ) {
     let s = &changed.subscription;
     if json {
         let mut value = to_json(s);
         value["keyring"] = json!(path.display().to_string());
+        if let Some(rescued) = rescued {
+            value["saved"] = json!(false);
+            value["fallback"] = json!(rescued.file.as_ref().map(|f| f.display().to_string()));
+        }
         if flags.show_secret {
             value["secret"] = json!(changed.secret.expose_text());
         }
         super::print_json(&value);
+        return;
+    }
+    if let Some(rescued) = rescued {
+        let fallback = rescued.file.as_ref().map_or_else(
+            || "nowhere (see stderr)".to_owned(),
+            |f| f.display().to_string(),
+        );
+        println!(
+            "{what} {} ({} -> {}); secret NOT saved to {}, but to {fallback}",
+            s.id,
+            s.object_type,
+            s.url,
+            path.display()
+        );
+        if flags.show_secret {
+            println!("secret: {}", changed.secret.expose_text());
+        }
         return;
     }
     println!(

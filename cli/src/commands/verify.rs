@@ -11,6 +11,7 @@ use crate::failure::{self, Failure};
 use crate::secrets;
 
 pub(crate) fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode, Failure> {
+    secrets::check_stdin(&args.secrets, &args.body_file)?;
     let body = super::read_body(&args.body_file)?;
     let named = secrets::resolve(&args.secrets)?;
     let convention = args.secrets.convention.into();
