@@ -1,11 +1,14 @@
 //! A Monite webhook receiver on actix-web, at `POST /webhooks/monite`.
 //!
 //! ```sh
-//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example actix_server --features actix-web,tracing,redis,postgres
-//! cargo run --example actix_server --features actix-web,tracing,redis,postgres -- --dev   # the development secret
+//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example actix_server --features actix-web
+//! cargo run --example actix_server --features actix-web -- --dev   # the development secret
 //! ```
 //!
-//! Set `DATABASE_URL` (a `postgres://` URL) or `REDIS_URL` to share idempotency between replicas. Prints one JSON line per handled event on stdout; logs go to stderr. actix-web stops
+//! Set `DATABASE_URL` (a `postgres://` URL, built with `--features actix-web,postgres`) or
+//! `REDIS_URL` (`--features actix-web,redis`) to share idempotency between replicas, with
+//! `MONITE_WEBHOOK_NAMESPACE` naming the service. Prints one JSON line per handled event on
+//! stdout; logs go to stderr. actix-web stops
 //! gracefully on Ctrl-C or SIGTERM, finishing the requests in flight.
 
 #![allow(

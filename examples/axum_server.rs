@@ -1,14 +1,17 @@
 //! A Monite webhook receiver on axum, at `POST /webhooks/monite`.
 //!
 //! ```sh
-//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example axum_server --features axum,tracing,redis,postgres
-//! cargo run --example axum_server --features axum,tracing,redis,postgres -- --dev   # the development secret
+//! MONITE_WEBHOOK_SECRET=whsec_... cargo run --example axum_server --features axum
+//! cargo run --example axum_server --features axum -- --dev   # the development secret
 //! ```
 //!
 //! With `--features metrics` too, `GET /metrics` serves the receiver's counters in the
 //! Prometheus text format.
 //!
-//! Set `DATABASE_URL` (a `postgres://` URL) or `REDIS_URL` to share idempotency between replicas. Prints one JSON line per handled event on stdout; logs go to stderr. Stops gracefully
+//! Set `DATABASE_URL` (a `postgres://` URL, built with `--features axum,postgres`) or
+//! `REDIS_URL` (`--features axum,redis`) to share idempotency between replicas, with
+//! `MONITE_WEBHOOK_NAMESPACE` naming the service. Prints one JSON line per handled event on
+//! stdout; logs go to stderr. Stops gracefully
 //! on Ctrl-C or SIGTERM, finishing the requests in flight.
 
 #![allow(

@@ -7,8 +7,8 @@ pub(crate) use self::config::listen_addr;
 use self::config::{DEVELOPMENT_SECRET, Secrets};
 use self::event_line::print_handled;
 use monite_webhooks::{
-    BoxError, Dispatcher, Event, EventType, Idempotency, MemoryStore, ObjectType, PostgresStore,
-    Receiver, RedisStore, Unhandled, Verifier,
+    BoxError, Dispatcher, Event, EventType, Idempotency, MemoryStore, ObjectType, Receiver,
+    Unhandled, Verifier,
 };
 
 /// The verifier, from the secrets the environment configures; the development secret only
@@ -43,13 +43,9 @@ pub(crate) async fn receiver_from_env() -> Result<Receiver, BoxError> {
     let namespace = url_from("MONITE_WEBHOOK_NAMESPACE");
     let namespace = namespace.as_deref().map_or(EXAMPLE_NAMESPACE, str::trim);
     let idempotency = if let Some(url) = url_from("DATABASE_URL") {
-        tracing::info!(namespace, "idempotency: PostgreSQL (DATABASE_URL)");
-        let store = PostgresStore::connect(url.trim(), namespace).await?;
-        store.ensure_schema().await?;
-        Idempotency::new(store)
+        postgres(url.trim(), namespace).await?
     } else if let Some(url) = url_from("REDIS_URL") {
-        tracing::info!(namespace, "idempotency: Redis (REDIS_URL)");
-        Idempotency::new(RedisStore::connect(url.trim(), namespace).await?)
+        redis(url.trim(), namespace).await?
     } else {
         tracing::info!(
             "idempotency: in memory (set DATABASE_URL or REDIS_URL to share it between replicas)"
@@ -59,6 +55,36 @@ pub(crate) async fn receiver_from_env() -> Result<Receiver, BoxError> {
     Ok(Receiver::builder(verifier, dispatcher())
         .idempotency(idempotency)
         .build())
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str, namespace: &str) -> Result<Idempotency, BoxError> {
+    tracing::info!(namespace, "idempotency: PostgreSQL (DATABASE_URL)");
+    let store = monite_webhooks::PostgresStore::connect(url, namespace).await?;
+    store.ensure_schema().await?;
+    Ok(Idempotency::new(store))
+}
+
+#[cfg(feature = "redis")]
+async fn redis(url: &str, namespace: &str) -> Result<Idempotency, BoxError> {
+    tracing::info!(namespace, "idempotency: Redis (REDIS_URL)");
+    let store = monite_webhooks::RedisStore::connect(url, namespace).await?;
+    Ok(Idempotency::new(store))
+}
+
+// A URL set for a store this build lacks is refused: falling back to memory would quietly
+// run events twice across replicas.
+#[cfg(not(feature = "postgres"))]
+async fn postgres(_: &str, _: &str) -> Result<Idempotency, BoxError> {
+    Err(
+        "DATABASE_URL is set, but this build has no PostgreSQL store: add `--features postgres`"
+            .into(),
+    )
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis(_: &str, _: &str) -> Result<Idempotency, BoxError> {
+    Err("REDIS_URL is set, but this build has no Redis store: add `--features redis`".into())
 }
 
 /// One handler for a documented event, to show routing, and a fallback for every other.
