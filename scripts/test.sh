@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite, on a fresh machine or an old one: installs what the tests need, then runs
-# them with no features and with all features (unit, integration and doc tests).
+# them with no features and with all features (unit, integration and doc tests), against the
+# committed Cargo.lock (`--locked`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,17 +19,17 @@ install redis-server redis-server "the Redis store tests run against a real serv
 install pg_ctlcluster postgresql "the PostgreSQL store tests run against a real server"
 install valgrind valgrind "the core must run under valgrind"
 
-cargo test --no-default-features
-cargo test --all-features
+cargo test --locked --no-default-features
+cargo test --locked --all-features
 # The command-line tool (workspace member cli/), run as a binary against local receivers
 # and the fake Monite API.
-cargo test -p monite-webhooks-cli
+cargo test --locked -p monite-webhooks-cli
 
 # Users profile and check their services with valgrind, so the core must run under it.
 # rustix's own vDSO reader crashes there (bytecodealliance/rustix#1559); the coarse clock
 # asks glibc for the vDSO instead (`use-libc-auxv`). The serverless example verifies three
 # deliveries, reading that clock, under memcheck.
-cargo build -q --example serverless
+cargo build --locked -q --example serverless
 out=$(valgrind -q --error-exitcode=1 "${CARGO_TARGET_DIR:-target}/debug/examples/serverless" 2>/dev/null)
 expected=$'entity.onboarding_requirements.updated: 200 ok\ntag.created: 200 ok\nforged: 401 invalid signature'
 if [ "$out" != "$expected" ]; then
