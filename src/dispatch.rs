@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::event::Event;
-use crate::event_type::EventType;
-use crate::object_type::ObjectType;
+use crate::event::EventType;
+use crate::event::ObjectType;
 
 type BoxFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>>;
 

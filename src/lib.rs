@@ -75,20 +75,17 @@ pub mod client;
 mod clock;
 mod dispatch;
 mod error;
-mod event;
-mod event_type;
+pub mod event;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
 mod headers;
 mod idempotency;
-mod json_scan;
 mod memory_store;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 #[cfg(not(feature = "metrics"))]
 mod metrics;
-mod object_type;
 #[cfg(feature = "postgres")]
 mod postgres_store;
 mod receiver;
@@ -101,22 +98,22 @@ pub mod tower;
 mod trace;
 #[cfg(feature = "postgres")]
 mod transactional;
-mod wire_enum;
 
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::dispatch::{
     Dispatched, Dispatcher, DispatcherBuilder, Fallback, Handler, IntoHandlerResult, Unhandled,
 };
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
+pub use crate::event::EventType;
+pub use crate::event::ObjectType;
+pub use crate::event::UnknownValue;
 pub use crate::event::{EnvelopeVersion, Event};
-pub use crate::event_type::EventType;
 pub use crate::headers::{HeaderLookup, SIGNATURE_HEADER};
 pub use crate::idempotency::{
     Claim, ClaimToken, DEFAULT_LEASE, DEFAULT_RETENTION, Idempotency, IdempotencyStore, KeyScope,
     MAX_STORE_DURATION,
 };
 pub use crate::memory_store::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
-pub use crate::object_type::ObjectType;
 #[cfg(feature = "postgres")]
 pub use crate::postgres_store::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresStore};
 pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
@@ -130,7 +127,6 @@ pub use crate::signature::{
 pub use crate::spawn::{Spawn, Task};
 #[cfg(feature = "postgres")]
 pub use crate::transactional::{Transactional, TxFuture};
-pub use crate::wire_enum::UnknownValue;
 
 // The README's examples are compiled and run as doctests.
 #[cfg(doctest)]

@@ -12,7 +12,7 @@ use super::models::{ListQuery, Order};
 use super::pagination::Pages;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
-use crate::object_type::ObjectType;
+use crate::event::ObjectType;
 use crate::receiver::{Outcome, Receiver};
 
 /// Fetches an entity's events from `GET /events`, oldest first, and dispatches each through
