@@ -91,8 +91,9 @@ mod postgres_store;
 mod receiver;
 #[cfg(feature = "redis")]
 mod redis_store;
-mod signature;
+pub mod signature;
 mod spawn;
+pub mod testing;
 #[cfg(feature = "tower")]
 pub mod tower;
 mod trace;
@@ -121,10 +122,10 @@ pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
 pub use crate::redis_store::RedisStore;
 pub use crate::signature::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, KeyConvention, Keyring, MAX_SIGNATURES,
-    MAX_TOLERANCE, Secret, SignatureHeader, SubscriptionSecrets, Verified, Verifier, sign,
-    signed_request, signed_request_at,
+    MAX_TOLERANCE, Secret, SignatureHeader, SubscriptionSecrets, Verified, Verifier,
 };
 pub use crate::spawn::{Spawn, Task};
+pub use crate::testing::{sign, signed_request, signed_request_at};
 #[cfg(feature = "postgres")]
 pub use crate::transactional::{Transactional, TxFuture};
 
