@@ -73,7 +73,7 @@ pub mod axum;
 #[cfg(feature = "client")]
 pub mod client;
 mod clock;
-mod dispatch;
+pub mod dispatch;
 mod error;
 pub mod event;
 #[cfg(fuzzing)]
