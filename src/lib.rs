@@ -80,25 +80,18 @@ pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 mod headers;
-mod idempotency;
-mod memory_store;
+pub mod idempotency;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 #[cfg(not(feature = "metrics"))]
 mod metrics;
-#[cfg(feature = "postgres")]
-mod postgres_store;
 mod receiver;
-#[cfg(feature = "redis")]
-mod redis_store;
 pub mod signature;
 mod spawn;
 pub mod testing;
 #[cfg(feature = "tower")]
 pub mod tower;
 mod trace;
-#[cfg(feature = "postgres")]
-mod transactional;
 
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::dispatch::{
@@ -110,24 +103,24 @@ pub use crate::event::ObjectType;
 pub use crate::event::UnknownValue;
 pub use crate::event::{EnvelopeVersion, Event};
 pub use crate::headers::{HeaderLookup, SIGNATURE_HEADER};
+#[cfg(feature = "redis")]
+pub use crate::idempotency::RedisStore;
 pub use crate::idempotency::{
     Claim, ClaimToken, DEFAULT_LEASE, DEFAULT_RETENTION, Idempotency, IdempotencyStore, KeyScope,
     MAX_STORE_DURATION,
 };
-pub use crate::memory_store::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
+pub use crate::idempotency::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 #[cfg(feature = "postgres")]
-pub use crate::postgres_store::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresStore};
+pub use crate::idempotency::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresStore};
+#[cfg(feature = "postgres")]
+pub use crate::idempotency::{Transactional, TxFuture};
 pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
-#[cfg(feature = "redis")]
-pub use crate::redis_store::RedisStore;
 pub use crate::signature::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, KeyConvention, Keyring, MAX_SIGNATURES,
     MAX_TOLERANCE, Secret, SignatureHeader, SubscriptionSecrets, Verified, Verifier,
 };
 pub use crate::spawn::{Spawn, Task};
 pub use crate::testing::{sign, signed_request, signed_request_at};
-#[cfg(feature = "postgres")]
-pub use crate::transactional::{Transactional, TxFuture};
 
 // The README's examples are compiled and run as doctests.
 #[cfg(doctest)]
