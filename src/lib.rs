@@ -81,17 +81,12 @@ pub mod event;
 pub mod fuzzing;
 mod headers;
 pub mod idempotency;
-#[cfg(feature = "metrics")]
-pub mod metrics;
-#[cfg(not(feature = "metrics"))]
-mod metrics;
-mod receiver;
+mod observe;
+pub mod receive;
 pub mod signature;
-mod spawn;
 pub mod testing;
 #[cfg(feature = "tower")]
 pub mod tower;
-mod trace;
 
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::dispatch::{
@@ -114,12 +109,14 @@ pub use crate::idempotency::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 pub use crate::idempotency::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresStore};
 #[cfg(feature = "postgres")]
 pub use crate::idempotency::{Transactional, TxFuture};
-pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
+#[cfg(feature = "metrics")]
+pub use crate::observe::metrics;
+pub use crate::receive::{Outcome, Receiver, ReceiverBuilder};
+pub use crate::receive::{Spawn, Task};
 pub use crate::signature::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, KeyConvention, Keyring, MAX_SIGNATURES,
     MAX_TOLERANCE, Secret, SignatureHeader, SubscriptionSecrets, Verified, Verifier,
 };
-pub use crate::spawn::{Spawn, Task};
 pub use crate::testing::{sign, signed_request, signed_request_at};
 
 // The README's examples are compiled and run as doctests.

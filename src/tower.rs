@@ -49,8 +49,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
-use crate::receiver::Receiver;
-use crate::trace;
+use crate::observe;
+use crate::receive::Receiver;
 
 /// The body of the receiver's answers: the short plain text [`Receiver::response`] gives.
 pub type ResponseBody = Full<Bytes>;
@@ -119,7 +119,7 @@ where
                 )
                 .with_source(error)
             };
-            trace::rejected(&error);
+            observe::rejected(&error);
             Err(error)
         }
     }

@@ -54,7 +54,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::receiver::Receiver;
+use crate::receive::Receiver;
 
 use self::auth::{Auth, Redacted};
 

@@ -13,7 +13,7 @@ use super::pagination::Pages;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::event::ObjectType;
-use crate::receiver::{Outcome, Receiver};
+use crate::receive::{Outcome, Receiver};
 
 /// Fetches an entity's events from `GET /events`, oldest first, and dispatches each through
 /// a [`Receiver`]. The receiver's idempotency store sees them as it sees deliveries, so an

@@ -19,7 +19,7 @@ use std::time::Duration;
 use self::store::ErasedStore;
 use crate::error::BoxError;
 use crate::event::Event;
-use crate::metrics;
+use crate::observe;
 
 pub use self::key::KeyScope;
 pub use self::memory::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
@@ -133,12 +133,12 @@ impl Idempotency {
 
     pub(crate) async fn claim(&self, key: &str, token: &ClaimToken) -> Result<Claim, BoxError> {
         let call = self.store.claim(key, token, self.lease);
-        metrics::store_call("claim", call).await
+        observe::store_call("claim", call).await
     }
 
     pub(crate) async fn complete(&self, key: &str, token: &ClaimToken) -> Result<bool, BoxError> {
         let call = self.store.complete(key, token, self.retention_of(key));
-        metrics::store_call("complete", call).await
+        observe::store_call("complete", call).await
     }
 
     pub(crate) fn complete_detached(&self, key: &str, token: &ClaimToken) {
@@ -155,7 +155,7 @@ impl Idempotency {
     }
 
     pub(crate) async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {
-        metrics::store_call("release", self.store.release(key, token)).await
+        observe::store_call("release", self.store.release(key, token)).await
     }
 
     pub(crate) fn release_detached(&self, key: &str, token: &ClaimToken) {

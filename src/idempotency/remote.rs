@@ -36,7 +36,7 @@ pub(crate) fn release_on_runtime<S: IdempotencyStore + Clone>(
         for pause in [Duration::ZERO, LATE_CLAIM_WAIT] {
             tokio::time::sleep(pause).await;
             if let Err(e) = store.release(&key, &token).await {
-                crate::trace::store_trouble(&key, &format!("releasing the claim failed: {e}"));
+                crate::observe::store_trouble(&key, &format!("releasing the claim failed: {e}"));
             }
         }
     });
@@ -72,7 +72,7 @@ pub(crate) fn complete_on_runtime<S: IdempotencyStore + Clone>(
     retention: Duration,
 ) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        crate::trace::store_trouble(key, "no runtime to finish the done mark on");
+        crate::observe::store_trouble(key, "no runtime to finish the done mark on");
         return;
     };
     let (store, key, token) = (store.clone(), key.to_owned(), *token);
@@ -82,12 +82,12 @@ pub(crate) fn complete_on_runtime<S: IdempotencyStore + Clone>(
             tokio::time::sleep(pause).await;
             match store.complete(&key, &token, retention).await {
                 Ok(true) => return,
-                Ok(false) => return crate::trace::store_trouble(&key, TAKEN_OVER),
+                Ok(false) => return crate::observe::store_trouble(&key, TAKEN_OVER),
                 Err(e) => last = Some(e),
             }
         }
         if let Some(e) = last {
-            crate::trace::store_trouble(
+            crate::observe::store_trouble(
                 &key,
                 &format!(
                     "marking done failed {} times, giving up: {e}",

@@ -312,7 +312,7 @@ impl PostgresStore {
         let store = self.clone();
         runtime.spawn(async move {
             if let Err(e) = store.sweep().await {
-                crate::trace::store_trouble("(sweep)", &format!("deleting expired rows: {e}"));
+                crate::observe::store_trouble("(sweep)", &format!("deleting expired rows: {e}"));
             }
         });
     }
