@@ -46,8 +46,9 @@ mod events;
 mod models;
 mod pagination;
 mod recover;
+mod request;
+mod send;
 mod subscriptions;
-mod transport;
 
 use std::fmt;
 use std::sync::Arc;
@@ -56,7 +57,8 @@ use std::time::Duration;
 use crate::error::{Error, ErrorKind, Result};
 use crate::receive::Receiver;
 
-use self::auth::{Auth, Redacted};
+use self::auth::Auth;
+use self::request::Redacted;
 
 pub use self::deliveries::Deliveries;
 pub use self::ensure::{EnsureReport, Ensured, SecretStatus, SubscriptionPlan};
