@@ -15,9 +15,8 @@
 //! - [`Receiver`] composes the three into `http::Request` in, `http::Response` out.
 //!
 //! ```
-//! use monite_webhooks::{
-//!     signed_request, Dispatcher, Event, EventType, ObjectType, Receiver, Secret, Verifier,
-//! };
+//! use monite_webhooks::testing::signed_request;
+//! use monite_webhooks::{Dispatcher, Event, EventType, ObjectType, Receiver, Secret, Verifier};
 //!
 //! # async fn example() -> Result<(), monite_webhooks::Error> {
 //! // The secret `POST /webhook_subscriptions` returned; keep it out of your source.
@@ -66,58 +65,56 @@
 //!   than [`Error::public_message`], while the error's `Display` tells your logs why.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The stages, in the order a delivery meets them. Is it from Monite?
+pub mod signature;
+// What did Monite send?
+pub mod event;
+// Who handles it?
+pub mod dispatch;
+// Was it handled already? Handle each event once.
+pub mod idempotency;
+// The pipeline: the stages above composed, request in, response out.
+pub mod receive;
+
+// The adapters, each behind its feature.
 #[cfg(feature = "actix-web")]
 pub mod actix;
 #[cfg(feature = "axum")]
 pub mod axum;
-#[cfg(feature = "client")]
-pub mod client;
-mod clock;
-pub mod dispatch;
-mod error;
-pub mod event;
-#[cfg(fuzzing)]
-#[doc(hidden)]
-pub mod fuzzing;
-mod headers;
-pub mod idempotency;
-mod observe;
-pub mod receive;
-pub mod signature;
-pub mod testing;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use crate::clock::{Clock, SystemClock};
-pub use crate::dispatch::{
-    Dispatched, Dispatcher, DispatcherBuilder, Fallback, Handler, IntoHandlerResult, Unhandled,
-};
-pub use crate::error::{BoxError, Error, ErrorKind, Result};
-pub use crate::event::EventType;
-pub use crate::event::ObjectType;
-pub use crate::event::UnknownValue;
-pub use crate::event::{EnvelopeVersion, Event};
-pub use crate::headers::{HeaderLookup, SIGNATURE_HEADER};
-#[cfg(feature = "redis")]
-pub use crate::idempotency::RedisStore;
-pub use crate::idempotency::{
-    Claim, ClaimToken, DEFAULT_LEASE, DEFAULT_RETENTION, Idempotency, IdempotencyStore, KeyScope,
-    MAX_STORE_DURATION,
-};
-pub use crate::idempotency::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
-#[cfg(feature = "postgres")]
-pub use crate::idempotency::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresStore};
-#[cfg(feature = "postgres")]
-pub use crate::idempotency::{Transactional, TxFuture};
+// Monite's API, metrics, and helpers for tests and tools.
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "metrics")]
 pub use crate::observe::metrics;
+pub mod testing;
+
+// What every stage shares.
+mod clock;
+mod error;
+mod headers;
+mod observe;
+
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use crate::dispatch::{Dispatcher, Handler, Unhandled};
+pub use crate::error::{BoxError, Error, ErrorKind, Result};
+pub use crate::event::{Event, EventType, ObjectType};
+#[cfg(feature = "postgres")]
+pub use crate::idempotency::PostgresStore;
+#[cfg(feature = "redis")]
+pub use crate::idempotency::RedisStore;
+pub use crate::idempotency::{Idempotency, IdempotencyStore, MemoryStore};
 pub use crate::receive::{Outcome, Receiver, ReceiverBuilder};
-pub use crate::receive::{Spawn, Task};
-pub use crate::signature::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, KeyConvention, Keyring, MAX_SIGNATURES,
-    MAX_TOLERANCE, Secret, SignatureHeader, SubscriptionSecrets, Verified, Verifier,
-};
-pub use crate::testing::{sign, signed_request, signed_request_at};
+pub use crate::signature::{Keyring, Secret, Verifier};
+/// The `http` crate this one takes requests and returns responses of: adapters and
+/// serverless functions need no second `http` dependency of their own.
+#[doc(no_inline)]
+pub use http;
 
 // The README's examples are compiled and run as doctests.
 #[cfg(doctest)]
@@ -146,7 +143,7 @@ mod tests {
         assert_shared::<client::Client>();
         #[cfg(feature = "tower")]
         assert_shared::<tower::VerifyLayer>();
-        assert_shared::<SystemClock>();
+        assert_shared::<receive::SystemClock>();
         assert_shared::<Event>();
         assert_shared::<ObjectType>();
         assert_shared::<EventType>();

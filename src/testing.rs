@@ -11,7 +11,8 @@ use crate::signature::hex;
 /// For tests, local tools and replaying events; see also [`signed_request`].
 ///
 /// ```
-/// use monite_webhooks::{sign, Secret};
+/// use monite_webhooks::Secret;
+/// use monite_webhooks::testing::sign;
 ///
 /// let secret = Secret::new("whsec_test")?;
 /// let header = sign(&secret, 1_713_773_722, br#"{"id":"..."}"#);
@@ -34,7 +35,8 @@ pub fn sign(secret: &Secret, timestamp: u64, body: &[u8]) -> String {
 /// `Content-Type: application/json` and a `Monite-Signature` header for the current time.
 ///
 /// ```
-/// use monite_webhooks::{signed_request, Secret};
+/// use monite_webhooks::Secret;
+/// use monite_webhooks::testing::signed_request;
 ///
 /// let request = signed_request(&Secret::new("whsec_test")?, r#"{"id":"..."}"#);
 /// assert!(request.headers().contains_key("monite-signature"));

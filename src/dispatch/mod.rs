@@ -92,8 +92,9 @@ impl Dispatcher {
     /// moves straight into the handler's future: what is awaited stays small.
     ///
     /// # Errors
-    /// [`ErrorKind::Handler`] if the handler returned an error (it is the error's source),
-    /// [`ErrorKind::HandlerPanicked`] if it panicked; the panic is caught.
+    /// [`ErrorKind::Handler`](crate::ErrorKind::Handler) if the handler returned an error
+    /// (it is the error's source), [`ErrorKind::HandlerPanicked`](crate::ErrorKind::HandlerPanicked)
+    /// if it panicked; the panic is caught.
     pub fn dispatch(&self, event: Event) -> impl Future<Output = Result<Dispatched>> + Send + '_ {
         let routes = self.routes.for_object(event.object_type());
         let handler = routes.and_then(|routes| {

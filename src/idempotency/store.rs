@@ -60,7 +60,7 @@ impl ClaimToken {
     ///
     /// ```
     /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use monite_webhooks::ClaimToken;
+    /// use monite_webhooks::idempotency::ClaimToken;
     ///
     /// let instance = 0x5eed_1234_abcd_ef00; // from `getrandom`, `crypto.getRandomValues`...
     /// let sequence = AtomicU64::new(0);

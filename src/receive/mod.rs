@@ -48,7 +48,8 @@ pub use crate::clock::{Clock, SystemClock};
 /// | not a `POST` | `405` |
 ///
 /// ```
-/// use monite_webhooks::{signed_request, Dispatcher, Event, ObjectType, Receiver, Secret, Verifier};
+/// use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver, Secret, Verifier};
+/// use monite_webhooks::testing::signed_request;
 ///
 /// # async fn example() -> Result<(), monite_webhooks::Error> {
 /// let secret = Secret::new("whsec_test")?;
@@ -128,7 +129,7 @@ impl Receiver {
     ///
     /// # Errors
     /// The verifier's errors (see [`Verifier::verify`]), then
-    /// [`ErrorKind::NotAnEnvelope`](crate::ErrorKind::NotAnEnvelope).
+    /// [`ErrorKind::NotAnEnvelope`].
     pub fn verify_event<H: HeaderLookup + ?Sized>(
         &self,
         headers: &H,
@@ -166,10 +167,10 @@ impl Receiver {
     /// elsewhere right now is refused with `409`.
     ///
     /// # Errors
-    /// [`ErrorKind::Handler`](crate::ErrorKind::Handler) or
-    /// [`ErrorKind::HandlerPanicked`](crate::ErrorKind::HandlerPanicked);
-    /// [`ErrorKind::InFlight`](crate::ErrorKind::InFlight) or
-    /// [`ErrorKind::StoreUnavailable`](crate::ErrorKind::StoreUnavailable) with a store.
+    /// [`ErrorKind::Handler`] or
+    /// [`ErrorKind::HandlerPanicked`];
+    /// [`ErrorKind::InFlight`] or
+    /// [`ErrorKind::StoreUnavailable`] with a store.
     pub async fn dispatch(&self, event: Event) -> Result<Outcome> {
         let span = observe::delivery_span(&event);
         observe::in_delivery(span, self.dispatch_once(event)).await

@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 /// nothing; the `v1` values are read again, lazily, when asked for.
 ///
 /// ```
-/// use monite_webhooks::SignatureHeader;
+/// use monite_webhooks::signature::SignatureHeader;
 ///
 /// let header = SignatureHeader::parse(
 ///     b"t=1710139795,v1=a9618bc1d19bf749467d59db36c9a7c2eac23052bb45cf5415aa77933ff31f87",

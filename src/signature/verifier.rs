@@ -44,7 +44,8 @@ pub const MAX_SIGNATURES: usize = 8;
 /// secret tried, and a forged one no more.
 ///
 /// ```
-/// use monite_webhooks::{sign, Secret, Verifier};
+/// use monite_webhooks::{Secret, Verifier};
+/// use monite_webhooks::testing::sign;
 ///
 /// let secret = Secret::new("whsec_current")?.labeled("sub 1, 2026 secret");
 /// let verifier = Verifier::new(secret.clone())

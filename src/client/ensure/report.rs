@@ -18,7 +18,8 @@ pub enum SecretStatus {
     Regenerated,
     /// The subscription exists but the keyring does not hold its secret: deliveries from
     /// it are refused (`UnknownSubscription`). Add the secret to the keyring, or run again
-    /// with [`SubscriptionPlan::regenerate_missing_secrets`].
+    /// with
+    /// [`SubscriptionPlan::regenerate_missing_secrets`](super::SubscriptionPlan::regenerate_missing_secrets).
     NotHeld,
     /// Created now, but Monite's answer had no readable id: the secret was added to the
     /// keyring as an unkeyed secret, tried for deliveries naming a subscription the
@@ -28,7 +29,8 @@ pub enum SecretStatus {
     NoSubscription,
 }
 
-/// What [`Subscriptions::ensure`] found and did for one planned object type.
+/// What [`Subscriptions::ensure`](crate::client::Subscriptions::ensure) found and did for one
+/// planned object type.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Ensured {
@@ -97,8 +99,8 @@ impl Ensured {
     }
 }
 
-/// What [`Subscriptions::ensure`] found and did. `Display` prints one line per planned
-/// object type, for a log or a terminal.
+/// What [`Subscriptions::ensure`](crate::client::Subscriptions::ensure) found and did.
+/// `Display` prints one line per planned object type, for a log or a terminal.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct EnsureReport {
