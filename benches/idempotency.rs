@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use monite_webhooks::{ClaimToken, IdempotencyStore, MemoryStore};
+use monite_webhooks::idempotency::ClaimToken;
+use monite_webhooks::{IdempotencyStore, MemoryStore};
 
 const LEASE: Duration = Duration::from_secs(300);
 const RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);

@@ -43,9 +43,10 @@ use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
 };
 use hmac::{KeyInit, Mac};
+use monite_webhooks::signature::{HeaderLookup as _, SIGNATURE_HEADER, SignatureHeader};
+use monite_webhooks::testing::sign;
 use monite_webhooks::{
-    Dispatcher, Event, EventType, HeaderLookup as _, Keyring, ObjectType, Receiver,
-    SIGNATURE_HEADER, Secret, SignatureHeader, Verifier, sign,
+    Dispatcher, Event, EventType, Keyring, ObjectType, Receiver, Secret, Verifier,
 };
 
 const SECRET: &str = "whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b";

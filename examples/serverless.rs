@@ -17,8 +17,9 @@ use std::thread::Thread;
 
 use bytes::Bytes;
 use http::{Request, Response};
+use monite_webhooks::testing::signed_request;
 use monite_webhooks::{
-    Dispatcher, Event, EventType, ObjectType, Receiver, Secret, Unhandled, Verifier, signed_request,
+    Dispatcher, Event, EventType, ObjectType, Receiver, Secret, Unhandled, Verifier,
 };
 
 /// What a Lambda or Cloud Run handler would call for every request.

@@ -34,8 +34,8 @@ use bytes::Bytes;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::headers::HeaderLookup;
-use crate::receiver::Receiver;
-use crate::trace;
+use crate::observe;
+use crate::receive::Receiver;
 
 impl HeaderLookup for actix_web::http::header::HeaderMap {
     fn header(&self, name: &str) -> Option<&[u8]> {
@@ -86,7 +86,7 @@ async fn read_body(
         ),
         Err(_) => Error::body_too_large(format_args!("more than {limit}"), limit),
     };
-    trace::rejected(&read);
+    observe::rejected(&read);
     Err(read)
 }
 

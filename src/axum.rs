@@ -25,7 +25,7 @@ use axum::routing::{MethodRouter, any_service};
 
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::receiver::Receiver;
+use crate::receive::Receiver;
 use crate::tower::read_body;
 
 /// The receiver as a route, for [`Router::route`](axum::Router::route) in a router with any

@@ -15,9 +15,8 @@
 //! - [`Receiver`] composes the three into `http::Request` in, `http::Response` out.
 //!
 //! ```
-//! use monite_webhooks::{
-//!     signed_request, Dispatcher, Event, EventType, ObjectType, Receiver, Secret, Verifier,
-//! };
+//! use monite_webhooks::testing::signed_request;
+//! use monite_webhooks::{Dispatcher, Event, EventType, ObjectType, Receiver, Secret, Verifier};
 //!
 //! # async fn example() -> Result<(), monite_webhooks::Error> {
 //! // The secret `POST /webhook_subscriptions` returned; keep it out of your source.
@@ -66,71 +65,56 @@
 //!   than [`Error::public_message`], while the error's `Display` tells your logs why.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The stages, in the order a delivery meets them. Is it from Monite?
+pub mod signature;
+// What did Monite send?
+pub mod event;
+// Who handles it?
+pub mod dispatch;
+// Was it handled already? Handle each event once.
+pub mod idempotency;
+// The pipeline: the stages above composed, request in, response out.
+pub mod receive;
+
+// The adapters, each behind its feature.
 #[cfg(feature = "actix-web")]
 pub mod actix;
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "tower")]
+pub mod tower;
+
+// Monite's API, metrics, and helpers for tests and tools.
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "metrics")]
+pub use crate::observe::metrics;
+pub mod testing;
+
+// What every stage shares.
 mod clock;
-mod dispatch;
 mod error;
-mod event;
-mod event_type;
+mod headers;
+mod observe;
+
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
-mod headers;
-mod idempotency;
-mod json_scan;
-mod memory_store;
-#[cfg(feature = "metrics")]
-pub mod metrics;
-#[cfg(not(feature = "metrics"))]
-mod metrics;
-mod object_type;
-#[cfg(feature = "postgres")]
-mod postgres_store;
-mod receiver;
-#[cfg(feature = "redis")]
-mod redis_store;
-mod signature;
-mod spawn;
-#[cfg(feature = "tower")]
-pub mod tower;
-mod trace;
-#[cfg(feature = "postgres")]
-mod transactional;
-mod wire_enum;
 
-pub use crate::clock::{Clock, SystemClock};
-pub use crate::dispatch::{
-    Dispatched, Dispatcher, DispatcherBuilder, Fallback, Handler, IntoHandlerResult, Unhandled,
-};
+pub use crate::dispatch::{Dispatcher, Handler, Unhandled};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
-pub use crate::event::{EnvelopeVersion, Event};
-pub use crate::event_type::EventType;
-pub use crate::headers::{HeaderLookup, SIGNATURE_HEADER};
-pub use crate::idempotency::{
-    Claim, ClaimToken, DEFAULT_LEASE, DEFAULT_RETENTION, Idempotency, IdempotencyStore, KeyScope,
-    MAX_STORE_DURATION,
-};
-pub use crate::memory_store::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
-pub use crate::object_type::ObjectType;
+pub use crate::event::{Event, EventType, ObjectType};
 #[cfg(feature = "postgres")]
-pub use crate::postgres_store::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresStore};
-pub use crate::receiver::{Outcome, Receiver, ReceiverBuilder};
+pub use crate::idempotency::PostgresStore;
 #[cfg(feature = "redis")]
-pub use crate::redis_store::RedisStore;
-pub use crate::signature::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, KeyConvention, Keyring, MAX_SIGNATURES,
-    MAX_TOLERANCE, Secret, SignatureHeader, SubscriptionSecrets, Verified, Verifier, sign,
-    signed_request, signed_request_at,
-};
-pub use crate::spawn::{Spawn, Task};
-#[cfg(feature = "postgres")]
-pub use crate::transactional::{Transactional, TxFuture};
-pub use crate::wire_enum::UnknownValue;
+pub use crate::idempotency::RedisStore;
+pub use crate::idempotency::{Idempotency, IdempotencyStore, MemoryStore};
+pub use crate::receive::{Outcome, Receiver, ReceiverBuilder};
+pub use crate::signature::{Keyring, Secret, Verifier};
+/// The `http` crate this one takes requests and returns responses of: adapters and
+/// serverless functions need no second `http` dependency of their own.
+#[doc(no_inline)]
+pub use http;
 
 // The README's examples are compiled and run as doctests.
 #[cfg(doctest)]
@@ -159,7 +143,7 @@ mod tests {
         assert_shared::<client::Client>();
         #[cfg(feature = "tower")]
         assert_shared::<tower::VerifyLayer>();
-        assert_shared::<SystemClock>();
+        assert_shared::<receive::SystemClock>();
         assert_shared::<Event>();
         assert_shared::<ObjectType>();
         assert_shared::<EventType>();

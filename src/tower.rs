@@ -13,7 +13,8 @@
 //! - its error type is [`Infallible`]: every failure is an HTTP answer.
 //!
 //! ```
-//! use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver, Secret, Verifier, signed_request};
+//! use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver, Secret, Verifier};
+//! use monite_webhooks::testing::signed_request;
 //! use http_body_util::Full;
 //! use tower::ServiceExt as _;
 //!
@@ -49,8 +50,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::{BoxError, Error, ErrorKind, Result};
-use crate::receiver::Receiver;
-use crate::trace;
+use crate::observe;
+use crate::receive::Receiver;
 
 /// The body of the receiver's answers: the short plain text [`Receiver::response`] gives.
 pub type ResponseBody = Full<Bytes>;
@@ -119,7 +120,7 @@ where
                 )
                 .with_source(error)
             };
-            trace::rejected(&error);
+            observe::rejected(&error);
             Err(error)
         }
     }
@@ -143,7 +144,8 @@ where
 /// use http::{Request, Response};
 /// use http_body_util::{BodyExt as _, Full};
 /// use monite_webhooks::tower::VerifyLayer;
-/// use monite_webhooks::{Dispatcher, Event, Receiver, Secret, Verifier, signed_request};
+/// use monite_webhooks::{Dispatcher, Event, Receiver, Secret, Verifier};
+/// use monite_webhooks::testing::signed_request;
 /// use tower::{ServiceBuilder, ServiceExt as _, service_fn};
 ///
 /// async fn my_handler(request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {

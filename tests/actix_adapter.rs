@@ -12,8 +12,9 @@ use std::net::SocketAddr;
 
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpServer, test, web};
+use monite_webhooks::Receiver;
 use monite_webhooks::actix::VerifiedEvent;
-use monite_webhooks::{Receiver, signed_request};
+use monite_webhooks::testing::signed_request;
 
 /// Serves the receiver on a free loopback port from a background actix system.
 fn serve(receiver: Receiver) -> SocketAddr {

@@ -12,7 +12,8 @@
 
 use std::alloc::System;
 
-use monite_webhooks::{Keyring, Secret, Verifier, sign};
+use monite_webhooks::testing::sign;
+use monite_webhooks::{Keyring, Secret, Verifier};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]

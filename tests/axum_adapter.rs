@@ -15,8 +15,9 @@ use axum::body::Body;
 use axum::extract::{FromRef, State};
 use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
+use monite_webhooks::Receiver;
 use monite_webhooks::axum::VerifiedEvent;
-use monite_webhooks::{Receiver, signed_request};
+use monite_webhooks::testing::signed_request;
 use tower::ServiceExt as _;
 
 /// Serves `app` on a free loopback port from a background runtime.

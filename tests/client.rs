@@ -21,9 +21,9 @@ use monite_webhooks::client::{
     Client, Ensured, Environment, ListQuery, NewSubscription, SecretStatus, SubscriptionPlan,
     SubscriptionStatus, SubscriptionUpdate,
 };
+use monite_webhooks::testing::signed_request;
 use monite_webhooks::{
     Dispatcher, ErrorKind, Event, EventType, Keyring, ObjectType, Receiver, Secret, Verifier,
-    signed_request,
 };
 
 use fake_monite::{CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Effect, Fault};
@@ -854,7 +854,8 @@ async fn receiver_with_held_claims(
     held: &[&str],
     lease: Duration,
 ) -> Receiver {
-    use monite_webhooks::{Claim, ClaimToken, Idempotency, IdempotencyStore as _, MemoryStore};
+    use monite_webhooks::idempotency::{Claim, ClaimToken};
+    use monite_webhooks::{Idempotency, IdempotencyStore as _, MemoryStore};
 
     let store = MemoryStore::new();
     for id in held {

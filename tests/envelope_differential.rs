@@ -29,7 +29,8 @@
 
 use std::fmt;
 
-use monite_webhooks::{EnvelopeVersion, Event};
+use monite_webhooks::Event;
+use monite_webhooks::event::EnvelopeVersion;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestCaseError;

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use monite_webhooks::{Secret, sign};
+use monite_webhooks::Secret;
+use monite_webhooks::testing::sign;
 
 const DEVELOPMENT_SECRET: &str = "whsec_development_only_do_not_use_in_production";
 

@@ -5,7 +5,8 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
-use monite_webhooks::{Dispatcher, Event, Receiver, Secret, Unhandled, Verifier, signed_request};
+use monite_webhooks::testing::signed_request;
+use monite_webhooks::{Dispatcher, Event, Receiver, Secret, Unhandled, Verifier};
 
 /// `receiver`, 2026-11-27: the harness expected the second delivery of an id-less envelope
 /// to be a duplicate, as it was when such envelopes were keyed by their body for 8 days.

@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
+use monite_webhooks::idempotency::{ClaimToken, KeyScope};
 use monite_webhooks::{
-    ClaimToken, Dispatcher, Event, Idempotency, IdempotencyStore, KeyScope, MemoryStore,
-    ObjectType, Receiver, ReceiverBuilder, Verifier,
+    Dispatcher, Event, Idempotency, IdempotencyStore, MemoryStore, ObjectType, Receiver,
+    ReceiverBuilder, Verifier,
 };
 use tokio::sync::Semaphore;
 
@@ -234,7 +235,7 @@ async fn behaviour_table<S: IdempotencyStore + Clone>(store: S) {
         .claim(&key, &crashed, Duration::from_millis(300))
         .await
         .unwrap();
-    assert_eq!(claimed, monite_webhooks::Claim::Acquired);
+    assert_eq!(claimed, monite_webhooks::idempotency::Claim::Acquired);
     assert_eq!(
         deliver(&short, &body(&id, "tag.created")).await,
         StatusCode::CONFLICT
@@ -706,13 +707,13 @@ mod postgres {
         prefixed.ensure_schema().await.unwrap();
         let (key, token, lease) = ("evt:prefixed", ClaimToken::new(), Duration::from_secs(60));
         let claimed = prefixed.claim(key, &token, lease).await.unwrap();
-        assert_eq!(claimed, monite_webhooks::Claim::Acquired);
+        assert_eq!(claimed, monite_webhooks::idempotency::Claim::Acquired);
         assert!(prefixed.complete(key, &token, lease).await.unwrap());
         let again = prefixed
             .claim(key, &ClaimToken::new(), lease)
             .await
             .unwrap();
-        assert_eq!(again, monite_webhooks::Claim::Done);
+        assert_eq!(again, monite_webhooks::idempotency::Claim::Done);
         let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM billing.hooks_claims")
             .fetch_one(prefixed.pool())
             .await

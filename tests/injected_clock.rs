@@ -13,7 +13,9 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use monite_webhooks::{ClaimToken, Receiver, signed_request_at};
+use monite_webhooks::Receiver;
+use monite_webhooks::idempotency::ClaimToken;
+use monite_webhooks::testing::signed_request_at;
 
 /// A day in 2024: the system clock is far from it, so only the injected clock accepts it.
 const NOW: u64 = 1_713_773_729;

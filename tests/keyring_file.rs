@@ -9,7 +9,9 @@
 use std::error::Error as _;
 use std::path::{Path, PathBuf};
 
-use monite_webhooks::{Error, ErrorKind, KeyConvention, Keyring, Secret, Verifier, sign};
+use monite_webhooks::signature::KeyConvention;
+use monite_webhooks::testing::sign;
+use monite_webhooks::{Error, ErrorKind, Keyring, Secret, Verifier};
 
 /// A fresh, empty directory of this test's own, and the keyring file's path in it.
 fn scratch(name: &str) -> PathBuf {

@@ -23,7 +23,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-use monite_webhooks::sign;
+use monite_webhooks::testing::sign;
 
 #[derive(Debug, Clone, Copy)]
 enum Shape {

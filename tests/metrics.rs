@@ -21,12 +21,14 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 /// One reading of the recorder (reading resets it).
 type Snapshot = Vec<(CompositeKey, Option<Unit>, Option<SharedString>, DebugValue)>;
+use monite_webhooks::idempotency::{Claim, ClaimToken};
 use monite_webhooks::metrics::{
     DELIVERIES, HANDLER_DURATION, REJECTIONS, STORE_DURATION, STORE_FAILURES,
 };
+use monite_webhooks::testing::sign;
 use monite_webhooks::{
-    BoxError, Claim, ClaimToken, Dispatcher, Event, EventType, Idempotency, IdempotencyStore,
-    ObjectType, Receiver, Verifier, sign,
+    BoxError, Dispatcher, Event, EventType, Idempotency, IdempotencyStore, ObjectType, Receiver,
+    Verifier,
 };
 
 /// A store whose backend is down: every call fails, as a store's does when its database

@@ -22,9 +22,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::response::IntoResponse as _;
+use monite_webhooks::idempotency::{Claim, ClaimToken};
+use monite_webhooks::testing::sign;
 use monite_webhooks::{
-    BoxError, Claim, ClaimToken, Dispatcher, Event, Idempotency, IdempotencyStore, ObjectType,
-    PostgresStore, Receiver, Secret, Verifier, sign,
+    BoxError, Dispatcher, Event, Idempotency, IdempotencyStore, ObjectType, PostgresStore,
+    Receiver, Secret, Verifier,
 };
 use pg::PgServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
+use monite_webhooks::idempotency::{Claim, ClaimToken};
 use monite_webhooks::{
-    BoxError, Claim, ClaimToken, Dispatcher, Event, Idempotency, IdempotencyStore, MemoryStore,
-    ObjectType, PostgresStore, Receiver, Verifier,
+    BoxError, Dispatcher, Event, Idempotency, IdempotencyStore, MemoryStore, ObjectType,
+    PostgresStore, Receiver, Verifier,
 };
 use pg::PgServer;
 use sqlx::PgPool;

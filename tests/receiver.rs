@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
+use monite_webhooks::testing::{sign, signed_request, signed_request_at};
 use monite_webhooks::{
-    Dispatcher, Event, EventType, ObjectType, Outcome, Receiver, Secret, Unhandled, Verifier, sign,
-    signed_request, signed_request_at,
+    Dispatcher, Event, EventType, ObjectType, Outcome, Receiver, Secret, Unhandled, Verifier,
 };
 
 type Log = Arc<Mutex<Vec<String>>>;

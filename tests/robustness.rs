@@ -7,7 +7,8 @@
 )]
 
 use bytes::Bytes;
-use monite_webhooks::{Dispatcher, ErrorKind, Event, Receiver, Secret, Verifier, sign};
+use monite_webhooks::testing::sign;
+use monite_webhooks::{Dispatcher, ErrorKind, Event, Receiver, Secret, Verifier};
 use proptest::prelude::*;
 
 const NOW: u64 = 1_713_773_729;

@@ -22,8 +22,9 @@ use http_body_util::channel::Channel;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use monite_webhooks::testing::signed_request;
 use monite_webhooks::tower::VerifyLayer;
-use monite_webhooks::{BoxError, Event, Receiver, signed_request};
+use monite_webhooks::{BoxError, Event, Receiver};
 use tower::{Service, ServiceBuilder, ServiceExt as _, service_fn};
 
 fn assert_service<S: Service<Request<Full<Bytes>>, Error = Infallible> + Clone + Send + 'static>(

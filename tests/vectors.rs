@@ -7,7 +7,9 @@
 )]
 
 use base64::Engine as _;
-use monite_webhooks::{ErrorKind, KeyConvention, Secret, Verifier, sign, signed_request_at};
+use monite_webhooks::signature::KeyConvention;
+use monite_webhooks::testing::{sign, signed_request_at};
+use monite_webhooks::{ErrorKind, Secret, Verifier};
 use serde::Deserialize;
 use std::time::Duration;
 

@@ -83,7 +83,7 @@ pub(crate) enum Convention {
     WhsecBase64,
 }
 
-impl From<Convention> for monite_webhooks::KeyConvention {
+impl From<Convention> for monite_webhooks::signature::KeyConvention {
     fn from(convention: Convention) -> Self {
         match convention {
             Convention::Raw => Self::Raw,

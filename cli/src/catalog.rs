@@ -152,7 +152,8 @@ pub(crate) fn uuid_v4() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monite_webhooks::{EnvelopeVersion, Event, EventType};
+    use monite_webhooks::event::EnvelopeVersion;
+    use monite_webhooks::{Event, EventType};
 
     #[test]
     fn the_catalog_has_every_documented_event() {

@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use monite_webhooks::{SIGNATURE_HEADER, Secret, sign};
+use monite_webhooks::Secret;
+use monite_webhooks::signature::SIGNATURE_HEADER;
+use monite_webhooks::testing::sign;
 use serde::Serialize;
 
 use crate::failure::Failure;

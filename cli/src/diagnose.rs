@@ -2,7 +2,8 @@
 //! and key convention would match, and whether the body was re-serialised or trimmed. Used
 //! by `verify` and by `listen` for each rejection. Only labels of secrets are ever reported.
 
-use monite_webhooks::{KeyConvention, SignatureHeader, sign};
+use monite_webhooks::signature::{KeyConvention, SignatureHeader};
+use monite_webhooks::testing::sign;
 use serde::Serialize;
 
 use crate::json_format::{self, Layout};

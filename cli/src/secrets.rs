@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use monite_webhooks::{KeyConvention, Keyring, Secret, Verifier};
+use monite_webhooks::signature::KeyConvention;
+use monite_webhooks::{Keyring, Secret, Verifier};
 
 use crate::args::SecretArgs;
 use crate::failure::Failure;

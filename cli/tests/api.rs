@@ -364,7 +364,8 @@ async fn subscriptions_keep_secrets_in_the_keyring_file_and_never_print_them() {
     )
     .await;
     assert_eq!(out.code, 0, "{out:?}");
-    let expected = monite_webhooks::sign(&monite_webhooks::Secret::new(&secret).unwrap(), 5, b"{}");
+    let expected =
+        monite_webhooks::testing::sign(&monite_webhooks::Secret::new(&secret).unwrap(), 5, b"{}");
     assert_eq!(out.stdout.trim(), expected);
     let listen = {
         let mut command = common::command();

@@ -11,7 +11,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{FORWARD_SECRET, OTHER_SECRET, SECRET, body_file, run};
-use monite_webhooks::{Secret, sign};
+use monite_webhooks::Secret;
+use monite_webhooks::testing::sign;
 
 const BODY: &[u8] = br#"{"id": "0b7e6a9c-1d2e-4f50-9a8b-000000000000", "action": "counterpart.created", "object_type": "counterpart", "object": {"id": "5e1f"}}"#;
 const T: u64 = 1_714_557_600;

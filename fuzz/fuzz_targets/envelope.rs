@@ -20,7 +20,8 @@
 use std::fmt;
 
 use libfuzzer_sys::fuzz_target;
-use monite_webhooks::{EnvelopeVersion, Event, ObjectType};
+use monite_webhooks::{Event, ObjectType};
+use monite_webhooks::event::EnvelopeVersion;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 

@@ -22,9 +22,10 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use monite_webhooks::{
-    Dispatcher, ErrorKind, Event, EventType, ObjectType, Receiver, Secret, SignatureHeader,
-    Unhandled, Verifier, sign,
+    Dispatcher, ErrorKind, Event, EventType, ObjectType, Receiver, Secret, Unhandled, Verifier,
 };
+use monite_webhooks::signature::SignatureHeader;
+use monite_webhooks::testing::sign;
 
 const SECRET: &str = "whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b";
 const BODY_LIMIT: usize = 2048;

@@ -12,7 +12,8 @@
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use libfuzzer_sys::fuzz_target;
-use monite_webhooks::{ErrorKind, Secret, SignatureHeader, Verifier, fuzzing};
+use monite_webhooks::{ErrorKind, Secret, Verifier, fuzzing};
+use monite_webhooks::signature::SignatureHeader;
 use sha2::Sha256;
 
 /// The secret of tests/data/monite-signature.json, read both ways: as its bytes (what

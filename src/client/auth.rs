@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::Client;
-use super::transport::{Request, parse};
+use super::request::{Redacted, Request, parse};
 use crate::error::Result;
 
 /// How the client authenticates.
@@ -21,9 +21,6 @@ pub(super) enum Auth {
     },
     Token(Redacted),
 }
-
-/// Text that never prints.
-pub(super) struct Redacted(pub(super) String);
 
 pub(super) struct CachedToken {
     access_token: Redacted,

@@ -4,7 +4,7 @@ use futures_util::Stream;
 
 use super::Client;
 use super::models::{ListQuery, WebhookDelivery};
-use super::transport::parse;
+use super::request::parse;
 use crate::error::Result;
 
 /// An entity's delivery log (`GET /webhook_deliveries`).

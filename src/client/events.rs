@@ -5,7 +5,7 @@ use http::Method;
 
 use super::Client;
 use super::models::ListQuery;
-use super::transport::{Request, segment};
+use super::request::{Request, segment};
 use crate::error::Result;
 use crate::event::Event;
 

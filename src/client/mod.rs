@@ -46,17 +46,19 @@ mod events;
 mod models;
 mod pagination;
 mod recover;
+mod request;
+mod send;
 mod subscriptions;
-mod transport;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::receiver::Receiver;
+use crate::receive::Receiver;
 
-use self::auth::{Auth, Redacted};
+use self::auth::Auth;
+use self::request::Redacted;
 
 pub use self::deliveries::Deliveries;
 pub use self::ensure::{EnsureReport, Ensured, SecretStatus, SubscriptionPlan};

@@ -4,10 +4,10 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Number, Value};
 
-use crate::event_type::EventType;
-use crate::object_type::ObjectType;
+use crate::event::EventType;
+use crate::event::ObjectType;
+use crate::event::wire_enum;
 use crate::signature::Secret;
-use crate::wire_enum::wire_enum;
 
 wire_enum! {
     /// Whether Monite sends a subscription's events. Monite disables a subscription after a

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 
 use super::Client;
 use super::models::{ListQuery, Page};
-use super::transport::{Request, parse};
+use super::request::{Request, parse};
 use crate::error::{Error, ErrorKind, Result};
 
 /// How many empty pages in a row, each with a next token, a listing takes before it stops

@@ -12,8 +12,8 @@ use super::models::{ListQuery, Order};
 use super::pagination::Pages;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
-use crate::object_type::ObjectType;
-use crate::receiver::{Outcome, Receiver};
+use crate::event::ObjectType;
+use crate::receive::{Outcome, Receiver};
 
 /// Fetches an entity's events from `GET /events`, oldest first, and dispatches each through
 /// a [`Receiver`]. The receiver's idempotency store sees them as it sees deliveries, so an
@@ -68,8 +68,8 @@ pub struct Recovery<'a> {
 }
 
 /// How long a [`Recovery`] waits, by default, for events held in flight by another
-/// delivery: [`DEFAULT_LEASE`](crate::DEFAULT_LEASE), so that a claim left by a delivery
-/// that died under the default lease runs out within the run.
+/// delivery: [`DEFAULT_LEASE`](crate::idempotency::DEFAULT_LEASE), so that a claim left by
+/// a delivery that died under the default lease runs out within the run.
 pub const DEFAULT_IN_FLIGHT_WAIT: Duration = crate::idempotency::DEFAULT_LEASE;
 
 /// The first pause before an event held in flight is dispatched again; it doubles each
@@ -188,12 +188,12 @@ impl<'a> Recovery<'a> {
     /// Treats the fetched events as deliveries of this subscription.
     ///
     /// Only for an idempotency store keyed with
-    /// [`KeyScope::PerSubscription`](crate::KeyScope::PerSubscription): `GET /events` does
-    /// not say which subscription an event went to, and this makes a fetched event's key
-    /// match its delivery's. Such a recovery covers one subscription: filter it with
-    /// [`object_type`](Self::object_type) to that subscription's object type. With the
-    /// default [`KeyScope::PerEvent`](crate::KeyScope::PerEvent) the key is the event id
-    /// alone, and this changes nothing.
+    /// [`KeyScope::PerSubscription`](crate::idempotency::KeyScope::PerSubscription): `GET
+    /// /events` does not say which subscription an event went to, and this makes a fetched
+    /// event's key match its delivery's. Such a recovery covers one subscription: filter it
+    /// with [`object_type`](Self::object_type) to that subscription's object type. With the
+    /// default [`KeyScope::PerEvent`](crate::idempotency::KeyScope::PerEvent) the key is the
+    /// event id alone, and this changes nothing.
     pub fn as_subscription(mut self, subscription_id: impl Into<String>) -> Self {
         self.subscription_id = Some(subscription_id.into());
         self

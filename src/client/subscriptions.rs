@@ -9,7 +9,7 @@ use super::models::{
     ListQuery, NewSubscription, SubscriptionUpdate, SubscriptionWithSecret, WebhookSubscription,
     WithSecret,
 };
-use super::transport::{Request, parse, segment};
+use super::request::{Request, parse, segment};
 use crate::error::{Error, ErrorKind, Result};
 use crate::signature::Secret;
 

@@ -3,15 +3,14 @@
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::Mac as _;
 use subtle::ConstantTimeEq as _;
 
-use super::header::{self, SignatureHeader};
 use super::keyring::Keyring;
-use super::secret::{HmacSha256, KeyConvention, Secret, signed_payload_mac};
+use super::parse::{self, SignatureHeader};
+use super::secret::{HmacSha256, Secret, signed_payload_mac};
+use crate::clock::unix_now;
 use crate::error::{Error, ErrorKind, Result};
 use crate::headers::{HeaderLookup, SIGNATURE_HEADER};
 
@@ -45,7 +44,8 @@ pub const MAX_SIGNATURES: usize = 8;
 /// secret tried, and a forged one no more.
 ///
 /// ```
-/// use monite_webhooks::{sign, Secret, Verifier};
+/// use monite_webhooks::{Secret, Verifier};
+/// use monite_webhooks::testing::sign;
 ///
 /// let secret = Secret::new("whsec_current")?.labeled("sub 1, 2026 secret");
 /// let verifier = Verifier::new(secret.clone())
@@ -60,7 +60,7 @@ pub const MAX_SIGNATURES: usize = 8;
 /// ```
 #[derive(Clone)]
 pub struct Verifier {
-    keyring: Arc<Keyring>,
+    pub(super) keyring: Arc<Keyring>,
     tolerance_secs: Option<u64>,
     max_body_bytes: usize,
 }
@@ -226,7 +226,7 @@ impl Verifier {
             )
         })?;
         // Monite's own shape takes the short way; anything else is read in full.
-        match header::parse_usual(raw) {
+        match parse::parse_usual(raw) {
             Some((timestamp, text, tag)) => self.check(timestamp, text, &[tag], body, now),
             None => {
                 let header = SignatureHeader::parse(raw)?;
@@ -265,86 +265,6 @@ impl Verifier {
         }
     }
 
-    /// As [`verify_at`](Self::verify_at), but a mismatch is explained as far as can be
-    /// told: whether a secret matches under the other [`KeyConvention`], or whether a
-    /// secret of another subscription in the keyring signed the body.
-    ///
-    /// This costs up to two HMACs over the body per secret held, which is why
-    /// verification never does it: call it for logs and tools, never for every request.
-    /// The receiver calls it (at most once a second) when the `tracing` feature logs a
-    /// refused delivery.
-    ///
-    /// # Errors
-    /// As [`verify`](Self::verify), with a fuller message for a mismatch.
-    pub fn diagnose_at<H: HeaderLookup + ?Sized>(
-        &self,
-        headers: &H,
-        body: &[u8],
-        now: u64,
-    ) -> Result<Verified<'_>> {
-        let error = match self.verify_at(headers, body, now) {
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    ErrorKind::SignatureMismatch | ErrorKind::UnknownSubscription
-                ) =>
-            {
-                error
-            }
-            verified => return verified,
-        };
-        let Some(header) = headers
-            .header(SIGNATURE_HEADER)
-            .and_then(|raw| SignatureHeader::parse(raw).ok())
-        else {
-            return Err(error);
-        };
-        let tags = read_tags(&header);
-        let text = header.timestamp_text();
-        let every_secret = self
-            .keyring
-            .subscriptions()
-            .flat_map(|(id, held)| held.as_slice().iter().map(move |s| (Some(id), s)))
-            .chain(self.keyring.unkeyed().iter().map(|s| (None, s)));
-        let mut found = None;
-        for (subscription, secret) in every_secret {
-            if matches_any(
-                signed_payload_mac(secret.mac(), text, body),
-                tags.as_slice(),
-            ) {
-                found = Some(format!(
-                    "{error}. The signature does match secret {} of {}: the body names \
-                     another subscription than the one that signed it, or none",
-                    describe(secret),
-                    subscription.map_or_else(
-                        || "no subscription".to_owned(),
-                        |id| format!("subscription {id}")
-                    ),
-                ));
-                break;
-            }
-            let alternate = secret.alternate_mac().is_some_and(|mac| {
-                matches_any(signed_payload_mac(mac, text, body), tags.as_slice())
-            });
-            if alternate {
-                let (other, constructor) = match secret.convention() {
-                    KeyConvention::Raw => (KeyConvention::WhsecBase64, "Secret::whsec_base64"),
-                    _ => (KeyConvention::Raw, "Secret::new"),
-                };
-                found = Some(format!(
-                    "{error}. The signature matches secret {} under the `{other}` key \
-                     convention: build that secret with `{constructor}`",
-                    describe(secret)
-                ));
-                break;
-            }
-        }
-        Err(match found {
-            Some(message) => Error::new(error.kind(), message),
-            None => error,
-        })
-    }
-
     fn check_timestamp(&self, timestamp: u64, now: u64) -> Result<()> {
         let Some(tolerance) = self.tolerance_secs else {
             return Ok(());
@@ -377,7 +297,7 @@ fn stale(timestamp: u64, now: u64, tolerance: u64) -> Error {
 }
 
 /// The well-formed `v1` tags of a header, at most [`MAX_SIGNATURES`], on the stack.
-fn read_tags(header: &SignatureHeader<'_>) -> Tags {
+pub(super) fn read_tags(header: &SignatureHeader<'_>) -> Tags {
     let mut tags = Tags::default();
     for tag in header.signatures().take(MAX_SIGNATURES) {
         tags.slots[tags.len] = tag;
@@ -387,13 +307,13 @@ fn read_tags(header: &SignatureHeader<'_>) -> Tags {
 }
 
 #[derive(Default)]
-struct Tags {
+pub(super) struct Tags {
     slots: [[u8; 32]; MAX_SIGNATURES],
     len: usize,
 }
 
 impl Tags {
-    fn as_slice(&self) -> &[[u8; 32]] {
+    pub(super) fn as_slice(&self) -> &[[u8; 32]] {
         &self.slots[..self.len]
     }
 }
@@ -416,7 +336,7 @@ fn first_match<'k>(
 
 /// Whether `mac`, finalised once, equals any of `tags`. Each comparison is constant-time,
 /// and all of them run, so the time says nothing about which tag came close.
-fn matches_any(mac: HmacSha256, tags: &[[u8; 32]]) -> bool {
+pub(super) fn matches_any(mac: HmacSha256, tags: &[[u8; 32]]) -> bool {
     let expected = halves(&mac.finalize().into_bytes().into());
     tags.iter()
         .map(|tag| expected.ct_eq(&halves(tag)))
@@ -462,12 +382,6 @@ fn mismatch(usable_tags: bool, tried: usize, subscription: Option<&str>) -> Erro
     )
 }
 
-fn describe(secret: &Secret) -> String {
-    secret
-        .label()
-        .map_or_else(|| "(unlabeled)".to_owned(), |label| format!("{label:?}"))
-}
-
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
@@ -478,44 +392,15 @@ impl fmt::Debug for Verifier {
     }
 }
 
-/// Now, in Unix seconds (0 if the system clock is before 1970).
-///
-/// On Linux, from the coarse real-time clock: the kernel's last tick, a few milliseconds
-/// behind at most, read five times faster than the precise clock. The tolerance is in
-/// whole seconds, so nothing finer is needed.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn unix_now() -> u64 {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
-    u64::try_from(now.tv_sec).unwrap_or(0)
-}
-
-/// Now, in Unix seconds (0 if the system clock is before 1970).
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sign;
+    use crate::testing::sign;
 
     const NOW: u64 = 1_713_773_729;
 
     fn headers(value: &str) -> [(&'static str, String); 1] {
         [("Monite-Signature", value.to_owned())]
-    }
-
-    #[test]
-    fn the_clock_agrees_with_the_system_clock() {
-        let system = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        // The coarse clock lags by a tick at most; a second boundary may fall between.
-        assert!(unix_now().abs_diff(system) <= 1);
     }
 
     #[test]
@@ -577,30 +462,6 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::BodyTooLarge);
         let err = verifier.verify_at(&no_headers, b"1234", NOW).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::MissingSignature);
-    }
-
-    #[test]
-    fn mismatch_names_the_convention_that_would_have_matched() {
-        let text = "whsec_aGVsbG8gd29ybGQ=";
-        let signer = Secret::whsec_base64(text).unwrap();
-        let value = sign(&signer, NOW, b"{}");
-        let verifier = Verifier::new(Secret::new(text).unwrap().labeled("sub"));
-        let cheap = verifier
-            .verify_at(&headers(&value), b"{}", NOW)
-            .unwrap_err();
-        assert_eq!(cheap.kind(), ErrorKind::SignatureMismatch);
-        assert!(!cheap.to_string().contains("convention:"), "{cheap}");
-        let err = verifier
-            .diagnose_at(&headers(&value), b"{}", NOW)
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::SignatureMismatch);
-        let message = err.to_string();
-        assert!(
-            message.contains("`whsec_base64` key convention"),
-            "{message}"
-        );
-        assert!(message.contains("Secret::whsec_base64"), "{message}");
-        assert!(!message.contains(text), "the secret leaked: {message}");
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use monite_webhooks::testing::sign;
 use monite_webhooks::{
-    Dispatcher, Event, EventType, ObjectType, Receiver, Secret, Unhandled, Verifier, sign,
+    Dispatcher, Event, EventType, ObjectType, Receiver, Secret, Unhandled, Verifier,
 };
 
 pub(crate) const PATH: &str = "/webhooks/monite";
@@ -427,7 +428,7 @@ pub(crate) fn fresh_id() -> String {
 
 /// Delivers `body` signed now with [`CURRENT`], in process; the answer's status.
 pub(crate) async fn deliver(receiver: &Receiver, body: &str) -> http::StatusCode {
-    let request = monite_webhooks::signed_request(&secret(CURRENT), body.to_owned());
+    let request = monite_webhooks::testing::signed_request(&secret(CURRENT), body.to_owned());
     receiver.handle(request).await.status()
 }
 

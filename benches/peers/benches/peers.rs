@@ -17,7 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{KeyInit, Mac};
-use monite_webhooks::{Dispatcher, Receiver, Secret, Verifier, sign};
+use monite_webhooks::{Dispatcher, Receiver, Secret, Verifier};
+use monite_webhooks::testing::sign;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SIZES: [usize; 4] = [400, 4096, 65536, 1_048_576];

@@ -10,9 +10,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use monite_webhooks::signature::{KeyConvention, SIGNATURE_HEADER};
 use monite_webhooks::{
-    Dispatcher, ErrorKind, Event, EventType, KeyConvention, ObjectType, Outcome, Receiver,
-    SIGNATURE_HEADER, Secret,
+    Dispatcher, ErrorKind, Event, EventType, ObjectType, Outcome, Receiver, Secret,
 };
 use serde_json::json;
 

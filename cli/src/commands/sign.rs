@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use monite_webhooks::sign;
+use monite_webhooks::testing::sign;
 
 use crate::args::SignArgs;
 use crate::failure::Failure;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use monite_webhooks::SIGNATURE_HEADER;
+use monite_webhooks::signature::SIGNATURE_HEADER;
 
 use crate::args::VerifyArgs;
 use crate::diagnose::diagnose;

@@ -1,136 +1,20 @@
-//! Routing a parsed event to the async handler registered for it.
+//! Who handles it? The [`Dispatcher`] routes a parsed event to the async [`Handler`]
+//! registered for it, else to the [`Fallback`].
 
-use std::any::Any;
+mod handler;
+mod running;
+
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use crate::error::{BoxError, Error, ErrorKind, Result};
-use crate::event::Event;
-use crate::event_type::EventType;
-use crate::object_type::ObjectType;
+use self::handler::{ErasedFallback, ErasedHandler};
+use self::running::{Failure, Running};
+use crate::error::Result;
+use crate::event::{Event, EventType, ObjectType};
 
-type BoxFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>>;
-
-/// Handles one event.
-///
-/// Implemented for every async closure `Fn(Event) -> impl Future<Output = R>` where `R` is
-/// `()` or `Result<(), E: Into<BoxError>>`, and for your own types:
-///
-/// ```
-/// use monite_webhooks::{BoxError, Event, Handler};
-///
-/// struct Ledger;
-///
-/// impl Handler for Ledger {
-///     async fn call(&self, event: Event) -> Result<(), BoxError> {
-///         println!("booking {:?}", event.object_id());
-///         Ok(())
-///     }
-/// }
-/// ```
-///
-/// Return `Ok` only once the event is durably handled: the receiver then answers `200`
-/// and Monite will not send it again. An error or a panic answers `500`, and Monite retries.
-pub trait Handler: Send + Sync + 'static {
-    /// Handles `event`.
-    fn call(&self, event: Event) -> impl Future<Output = Result<(), BoxError>> + Send;
-}
-
-/// What a handler's future may resolve to: `()`, or `Result<(), E>` for any error that
-/// converts into [`BoxError`] (`std::io::Error`, `anyhow::Error`, your own, ...).
-pub trait IntoHandlerResult {
-    /// Converts to the result the dispatcher works with.
-    ///
-    /// # Errors
-    /// The handler's error, boxed.
-    fn into_handler_result(self) -> Result<(), BoxError>;
-}
-
-impl IntoHandlerResult for () {
-    fn into_handler_result(self) -> Result<(), BoxError> {
-        Ok(())
-    }
-}
-
-impl<E: Into<BoxError>> IntoHandlerResult for Result<(), E> {
-    fn into_handler_result(self) -> Result<(), BoxError> {
-        self.map_err(Into::into)
-    }
-}
-
-impl<F, Fut> Handler for F
-where
-    F: Fn(Event) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output: IntoHandlerResult> + Send,
-{
-    fn call(&self, event: Event) -> impl Future<Output = Result<(), BoxError>> + Send {
-        let future = self(event);
-        async move { future.await.into_handler_result() }
-    }
-}
-
-/// Why no handler took an event; given to the fallback, and reported by the dispatcher.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Unhandled {
-    /// This crate knows the object type and the event name, but no handler is registered.
-    NoHandler,
-    /// The object type or the event name is newer than this version of the crate.
-    UnknownEvent,
-}
-
-/// Handles events no other handler took.
-///
-/// Implemented for every async closure `Fn(Event, Unhandled) -> impl Future<Output = R>`,
-/// `R` as for [`Handler`].
-pub trait Fallback: Send + Sync + 'static {
-    /// Handles `event`, which no handler took for the reason `why`.
-    fn call(
-        &self,
-        event: Event,
-        why: Unhandled,
-    ) -> impl Future<Output = Result<(), BoxError>> + Send;
-}
-
-impl<F, Fut> Fallback for F
-where
-    F: Fn(Event, Unhandled) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output: IntoHandlerResult> + Send,
-{
-    fn call(
-        &self,
-        event: Event,
-        why: Unhandled,
-    ) -> impl Future<Output = Result<(), BoxError>> + Send {
-        let future = self(event, why);
-        async move { future.await.into_handler_result() }
-    }
-}
-
-// Object-safe forms of the two traits, so handlers of different types share one table.
-trait ErasedHandler: Send + Sync {
-    fn call_boxed(&self, event: Event) -> BoxFuture<'_>;
-}
-
-impl<H: Handler> ErasedHandler for H {
-    fn call_boxed(&self, event: Event) -> BoxFuture<'_> {
-        Box::pin(self.call(event))
-    }
-}
-
-trait ErasedFallback: Send + Sync {
-    fn call_boxed(&self, event: Event, why: Unhandled) -> BoxFuture<'_>;
-}
-
-impl<H: Fallback> ErasedFallback for H {
-    fn call_boxed(&self, event: Event, why: Unhandled) -> BoxFuture<'_> {
-        Box::pin(self.call(event, why))
-    }
-}
+pub use self::handler::{Fallback, Handler, IntoHandlerResult, Unhandled};
 
 /// Routes each event to one handler: the one for its `(ObjectType, EventType)`, else the
 /// one for its `ObjectType`, else the fallback.
@@ -208,8 +92,9 @@ impl Dispatcher {
     /// moves straight into the handler's future: what is awaited stays small.
     ///
     /// # Errors
-    /// [`ErrorKind::Handler`] if the handler returned an error (it is the error's source),
-    /// [`ErrorKind::HandlerPanicked`] if it panicked; the panic is caught.
+    /// [`ErrorKind::Handler`](crate::ErrorKind::Handler) if the handler returned an error
+    /// (it is the error's source), [`ErrorKind::HandlerPanicked`](crate::ErrorKind::HandlerPanicked)
+    /// if it panicked; the panic is caught.
     pub fn dispatch(&self, event: Event) -> impl Future<Output = Result<Dispatched>> + Send + '_ {
         let routes = self.routes.for_object(event.object_type());
         let handler = routes.and_then(|routes| {
@@ -352,72 +237,6 @@ impl Routes {
             }
         };
         &mut self.unknown[at].1
-    }
-}
-
-/// Why a handler run failed.
-enum Failure {
-    Returned(BoxError),
-    Panicked(Box<dyn Any + Send>),
-}
-
-impl Failure {
-    fn into_error(self, (object_type, event_type): &(ObjectType, EventType)) -> Error {
-        match self {
-            Self::Returned(source) => Error::new(
-                ErrorKind::Handler,
-                format!("the handler for {object_type}.{event_type} failed: {source}"),
-            )
-            .with_source(source),
-            Self::Panicked(payload) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .copied()
-                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                    .unwrap_or("(no message)");
-                Error::new(
-                    ErrorKind::HandlerPanicked,
-                    format!("the handler for {object_type}.{event_type} panicked: {message}"),
-                )
-            }
-        }
-    }
-}
-
-/// A dispatch under way: the handler's boxed future, polled inside `catch_unwind` so that
-/// one bad event cannot take the server down; or an answer known from the start.
-enum Running<'a> {
-    Started {
-        future: BoxFuture<'a>,
-        route: (ObjectType, EventType),
-    },
-    Unhandled(Unhandled),
-    // The handler panicked while building its future; taken on the first poll.
-    Failed(Option<Error>),
-}
-
-impl Future for Running<'_> {
-    type Output = Result<Dispatched>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut *self {
-            Self::Started { future, route } => {
-                let failure = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                    Ok(Poll::Pending) => return Poll::Pending,
-                    Ok(Poll::Ready(Ok(()))) => return Poll::Ready(Ok(Dispatched::Handled)),
-                    Ok(Poll::Ready(Err(error))) => Failure::Returned(error),
-                    Err(payload) => Failure::Panicked(payload),
-                };
-                Poll::Ready(Err(failure.into_error(route)))
-            }
-            Self::Unhandled(why) => Poll::Ready(Ok(Dispatched::Unhandled(*why))),
-            Self::Failed(error) => Poll::Ready(Err(error.take().unwrap_or_else(|| {
-                Error::new(
-                    ErrorKind::HandlerPanicked,
-                    "a dispatch was polled after it ended",
-                )
-            }))),
-        }
     }
 }
 

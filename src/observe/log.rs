@@ -1,4 +1,5 @@
-//! Diagnostics through `tracing` when the `tracing` feature is on, and nothing otherwise.
+//! Diagnostics through `tracing`: one span per delivery with its event id, object type and
+//! event, and why a delivery was refused or failed.
 //!
 //! Never logged: secrets, signatures, bodies. Logged: why a delivery was refused, which
 //! secret label matched, and one span per delivery with its event id, object type and event.
@@ -7,19 +8,10 @@ use std::future::Future;
 
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::receiver::Outcome;
+use crate::receive::Outcome;
 use crate::signature::Verified;
 
-// Every rejection passes through `rejected` or `rejected_explained`, so it is counted
-// here too.
-#[cfg(feature = "tracing")]
-pub(crate) fn rejected(error: &Error) {
-    crate::metrics::rejected(error);
-    warn_rejected(error);
-}
-
-#[cfg(feature = "tracing")]
-fn warn_rejected(error: &Error) {
+pub(super) fn warn_rejected(error: &Error) {
     tracing::warn!(
         target: "monite_webhooks",
         kind = ?error.kind(),
@@ -31,8 +23,7 @@ fn warn_rejected(error: &Error) {
 /// Logs a refused delivery; a signature mismatch is explained in full by `explain` (which
 /// costs HMACs, see `Verifier::diagnose_at`) at most once a second, so forged requests
 /// cannot make logging expensive. `now` is the receiver's clock, in Unix seconds.
-#[cfg(feature = "tracing")]
-pub(crate) fn rejected_explained(error: &Error, now: u64, explain: impl FnOnce() -> Option<Error>) {
+pub(super) fn rejected_explained(error: &Error, now: u64, explain: impl FnOnce() -> Option<Error>) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static LAST_EXPLAINED: AtomicU64 = AtomicU64::new(0);
 
@@ -40,7 +31,6 @@ pub(crate) fn rejected_explained(error: &Error, now: u64, explain: impl FnOnce()
         error.kind(),
         crate::ErrorKind::SignatureMismatch | crate::ErrorKind::UnknownSubscription
     ) && tracing::enabled!(target: "monite_webhooks", tracing::Level::WARN);
-    crate::metrics::rejected(error);
     if worth_explaining {
         let last = LAST_EXPLAINED.load(Ordering::Relaxed);
         let due = now > last
@@ -54,8 +44,7 @@ pub(crate) fn rejected_explained(error: &Error, now: u64, explain: impl FnOnce()
     warn_rejected(error);
 }
 
-#[cfg(feature = "tracing")]
-pub(crate) fn verified(verified: &Verified<'_>) {
+pub(super) fn verified(verified: &Verified<'_>) {
     tracing::debug!(
         target: "monite_webhooks",
         signed_at = verified.timestamp(),
@@ -67,11 +56,9 @@ pub(crate) fn verified(verified: &Verified<'_>) {
 }
 
 /// The span one delivery's handling runs in; made before the event moves into its handler.
-#[cfg(feature = "tracing")]
 pub(crate) struct DeliverySpan(tracing::Span);
 
-#[cfg(feature = "tracing")]
-pub(crate) fn delivery_span(event: &Event) -> DeliverySpan {
+pub(super) fn delivery_span(event: &Event) -> DeliverySpan {
     DeliverySpan(tracing::info_span!(
         target: "monite_webhooks",
         "monite_delivery",
@@ -81,8 +68,7 @@ pub(crate) fn delivery_span(event: &Event) -> DeliverySpan {
     ))
 }
 
-#[cfg(feature = "tracing")]
-pub(crate) fn in_delivery<F>(
+pub(super) fn in_delivery<F>(
     span: DeliverySpan,
     dispatch: F,
 ) -> impl Future<Output = Result<Outcome>>
@@ -109,50 +95,10 @@ where
 
 /// `task` in the span it is spawned from: handlers spawned by
 /// [`spawn_handlers`](crate::ReceiverBuilder::spawn_handlers) log within their delivery.
-#[cfg(feature = "tracing")]
-pub(crate) fn in_current_span<F: Future>(task: F) -> impl Future<Output = F::Output> {
+pub(super) fn in_current_span<F: Future>(task: F) -> impl Future<Output = F::Output> {
     tracing::Instrument::in_current_span(task)
 }
 
-#[cfg(feature = "tracing")]
-pub(crate) fn store_trouble(key: &str, what: &str) {
+pub(super) fn store_trouble(key: &str, what: &str) {
     tracing::error!(target: "monite_webhooks", key, "idempotency store: {what}");
-}
-
-#[cfg(not(feature = "tracing"))]
-pub(crate) fn rejected(error: &Error) {
-    crate::metrics::rejected(error);
-}
-
-#[cfg(not(feature = "tracing"))]
-pub(crate) fn store_trouble(_: &str, _: &str) {}
-
-#[cfg(not(feature = "tracing"))]
-pub(crate) fn in_current_span<F>(task: F) -> F {
-    task
-}
-
-#[cfg(not(feature = "tracing"))]
-pub(crate) fn rejected_explained(error: &Error, _: u64, _: impl FnOnce() -> Option<Error>) {
-    crate::metrics::rejected(error);
-}
-
-#[cfg(not(feature = "tracing"))]
-pub(crate) fn verified(_: &Verified<'_>) {}
-
-#[cfg(not(feature = "tracing"))]
-pub(crate) struct DeliverySpan;
-
-#[cfg(not(feature = "tracing"))]
-pub(crate) fn delivery_span(_: &Event) -> DeliverySpan {
-    DeliverySpan
-}
-
-// Without tracing the dispatch is returned as it is: no wrapper state machine to build.
-#[cfg(not(feature = "tracing"))]
-pub(crate) fn in_delivery<F>(_: DeliverySpan, dispatch: F) -> F
-where
-    F: Future<Output = Result<Outcome>>,
-{
-    dispatch
 }

@@ -14,9 +14,9 @@ use serde::de::{self, MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::error::Category;
 
-use super::keyring::{Keyring, looks_like_secret};
-use super::secret::{KeyConvention, Secret};
+use super::{Keyring, looks_like_secret};
 use crate::error::{Error, ErrorKind, Result};
+use crate::signature::secret::{KeyConvention, Secret};
 
 /// The format's version, written as `"monite_webhooks_keyring"`.
 const FORMAT: u32 = 1;

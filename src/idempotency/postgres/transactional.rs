@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use sqlx::PgConnection;
 
+use super::PostgresStore;
 use crate::dispatch::Handler;
 use crate::error::BoxError;
 use crate::event::Event;
-use crate::idempotency::{DEFAULT_RETENTION, KeyScope, MAX_STORE_DURATION, store_millis};
-use crate::postgres_store::PostgresStore;
+use crate::idempotency::remote::store_millis;
+use crate::idempotency::{DEFAULT_RETENTION, KeyScope, MAX_STORE_DURATION};
 
 /// What a transactional handler returns: its work, boxed, borrowing the transaction (the
 /// shape of sqlx's own `Connection::transaction`).
@@ -107,6 +108,16 @@ pub struct Transactional<H> {
     // Keys are computed exactly as the receiver computes them, in this scope.
     scope: KeyScope,
     retention: Duration,
+}
+
+impl PostgresStore {
+    /// the event's done mark: see [`Transactional`] and [`TxFuture`].
+    pub fn transactional<H>(&self, handler: H) -> Transactional<H>
+    where
+        H: for<'a> Fn(Event, &'a mut PgConnection) -> TxFuture<'a> + Send + Sync + 'static,
+    {
+        Transactional::new(self.clone(), handler)
+    }
 }
 
 impl<H> Transactional<H> {

@@ -1,6 +1,6 @@
 //! `EventType`: what happened to the object.
 
-use crate::wire_enum::wire_enum;
+use super::wire_enum::wire_enum;
 
 wire_enum! {
     /// What happened: the event name without its object-type prefix, as in a subscription's

@@ -1,19 +1,21 @@
 //! `PostgresStore`: idempotency in the service's own PostgreSQL, and the table transactional
 //! handlers record done events in.
 
+mod sql;
+pub(super) mod transactional;
+
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgConnection, PgPool};
 
+use self::sql::Statements;
+use super::remote::{checked_namespace, redact_url, store_millis};
+use super::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
 use crate::error::{BoxError, Error, ErrorKind, Result};
-use crate::event::Event;
-use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION, store_millis};
-use crate::idempotency::{checked_namespace, redact_url};
-use crate::transactional::{Transactional, TxFuture};
 
 /// The table names' default prefix: `monite_webhook_claims` and `monite_webhook_inbox`.
 pub const DEFAULT_TABLE_PREFIX: &str = "monite_webhook";
@@ -101,79 +103,6 @@ struct Inner {
     // Milliseconds since `epoch` at the last sweep, plus one; 0 means never.
     last_sweep: AtomicU64,
     epoch: Instant,
-}
-
-/// Every statement, with the table names filled in once.
-struct Statements {
-    schema: String,
-    claim: String,
-    complete: String,
-    release: String,
-    inbox_claim: String,
-    inbox_check: String,
-    sweep_claims: String,
-    sweep_inbox: String,
-}
-
-impl Statements {
-    fn new(prefix: &str) -> Self {
-        let claims = format!("{prefix}_claims");
-        let inbox = format!("{prefix}_inbox");
-        // An index lives in its table's schema and takes an unqualified name.
-        let bare = prefix.rsplit('.').next().unwrap_or(prefix);
-        Self {
-            schema: format!(
-                "CREATE TABLE IF NOT EXISTS {claims} (\n    key text PRIMARY KEY,\n    token text,\n    expires_at timestamptz NOT NULL\n);\n\
-                 CREATE INDEX IF NOT EXISTS {bare}_claims_expires_at ON {claims} (expires_at);\n\
-                 CREATE TABLE IF NOT EXISTS {inbox} (\n    key text PRIMARY KEY,\n    expires_at timestamptz NOT NULL\n);\n\
-                 CREATE INDEX IF NOT EXISTS {bare}_inbox_expires_at ON {inbox} (expires_at);\n"
-            ),
-            // The outer SELECT reads the snapshot from before the INSERT: a row another
-            // claim inserted meanwhile reads as in flight, which it is.
-            claim: format!(
-                "WITH claimed AS (\
-                   INSERT INTO {claims} AS c (key, token, expires_at) \
-                   VALUES ($1, $2, now() + $3 * interval '1 millisecond') \
-                   ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at \
-                   WHERE c.expires_at <= now() \
-                   RETURNING 1) \
-                 SELECT CASE \
-                   WHEN EXISTS (SELECT 1 FROM claimed) THEN 1 \
-                   WHEN EXISTS (SELECT 1 FROM {claims} WHERE key = $1 AND token IS NULL AND expires_at > now()) THEN 2 \
-                   ELSE 3 END"
-            ),
-            // Done while this token holds the row, while nobody does (absent, or its lease
-            // ran out and no one took it over: the handlers did run), or when it is done
-            // already (a retried mark whose first answer was lost).
-            complete: format!(
-                "INSERT INTO {claims} AS c (key, token, expires_at) \
-                 VALUES ($1, NULL, now() + $3 * interval '1 millisecond') \
-                 ON CONFLICT (key) DO UPDATE SET token = NULL, expires_at = excluded.expires_at \
-                 WHERE c.token = $2 OR c.token IS NULL OR c.expires_at <= now() \
-                 RETURNING 1"
-            ),
-            release: format!("DELETE FROM {claims} WHERE key = $1 AND token = $2"),
-            // Inserts the done mark, uncommitted: a concurrent duplicate's insert waits for
-            // this transaction, then finds the row (commit) or takes it (rollback).
-            inbox_claim: format!(
-                "INSERT INTO {inbox} AS i (key, expires_at) \
-                 VALUES ($1, now() + $2 * interval '1 millisecond') \
-                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
-                 WHERE i.expires_at <= now() \
-                 RETURNING 1"
-            ),
-            inbox_check: format!("SELECT 1 FROM {inbox} WHERE key = $1"),
-            sweep_claims: sweep(&claims),
-            sweep_inbox: sweep(&inbox),
-        }
-    }
-}
-
-fn sweep(table: &str) -> String {
-    format!(
-        "DELETE FROM {table} WHERE key IN (\
-           SELECT key FROM {table} WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)"
-    )
 }
 
 impl PostgresStore {
@@ -383,20 +312,12 @@ impl PostgresStore {
         let store = self.clone();
         runtime.spawn(async move {
             if let Err(e) = store.sweep().await {
-                crate::trace::store_trouble("(sweep)", &format!("deleting expired rows: {e}"));
+                crate::observe::store_trouble("(sweep)", &format!("deleting expired rows: {e}"));
             }
         });
     }
 
     /// Wraps `handler` so that it runs in a transaction on this store's pool, together with
-    /// the event's done mark: see [`Transactional`] and [`TxFuture`].
-    pub fn transactional<H>(&self, handler: H) -> Transactional<H>
-    where
-        H: for<'a> Fn(Event, &'a mut PgConnection) -> TxFuture<'a> + Send + Sync + 'static,
-    {
-        Transactional::new(self.clone(), handler)
-    }
-
     pub(crate) fn inbox_claim_sql(&self) -> &str {
         &self.inner.sql.inbox_claim
     }
@@ -454,14 +375,14 @@ impl IdempotencyStore for PostgresStore {
     /// Starts the release on the current Tokio runtime (the pool's own), so a retry finds
     /// the key free within a round trip; outside a runtime the lease lapses.
     fn release_detached(&self, key: &str, token: &ClaimToken) {
-        crate::idempotency::release_on_runtime(self, key, token);
+        super::remote::release_on_runtime(self, key, token);
     }
 
     /// Finishes the mark on the current Tokio runtime, retrying with back-off while
     /// PostgreSQL fails (or no pooled connection comes), so that a dropped or failed mark
     /// still lands.
     fn complete_detached(&self, key: &str, token: &ClaimToken, retention: Duration) {
-        crate::idempotency::complete_on_runtime(self, key, token, retention);
+        super::remote::complete_on_runtime(self, key, token, retention);
     }
 }
 
@@ -484,7 +405,7 @@ mod tests {
 
     #[test]
     fn the_documented_schema_is_the_one_created() {
-        let documented: String = include_str!("postgres_store.rs")
+        let documented: String = include_str!("mod.rs")
             .lines()
             .skip_while(|line| !line.contains("```sql"))
             .skip(1)

@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::{Claim, ClaimToken, IdempotencyStore};
 use crate::error::BoxError;
-use crate::idempotency::{Claim, ClaimToken, IdempotencyStore};
 
 /// How many keys a [`MemoryStore`] keeps by default: 100 000, about 20 MB.
 pub const DEFAULT_MEMORY_CAPACITY: usize = 100_000;

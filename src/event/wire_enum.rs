@@ -51,7 +51,7 @@ macro_rules! wire_enum {
                 $variant,
             )+
             /// A value this version of the crate does not know; it round-trips unchanged.
-            Unknown($crate::wire_enum::UnknownValue),
+            Unknown($crate::event::UnknownValue),
         }
 
         impl $name {
@@ -95,7 +95,7 @@ macro_rules! wire_enum {
         impl From<&str> for $name {
             fn from(text: &str) -> Self {
                 Self::parse_known(text)
-                    .unwrap_or_else(|| Self::Unknown($crate::wire_enum::UnknownValue::new(text)))
+                    .unwrap_or_else(|| Self::Unknown($crate::event::UnknownValue::new(text)))
             }
         }
 

@@ -1,4 +1,5 @@
-//! Sending a request: headers, the token, and retries that never repeat what may have acted.
+//! One request and its retries: what it is, whether it may be sent again, one try plus
+//! retries with back-off that never repeat what may have acted, and reading the answer.
 
 use std::fmt::{self, Write as _};
 use std::hash::{BuildHasher, RandomState};
@@ -9,8 +10,10 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 
 use super::Client;
-use super::auth::Redacted;
 use crate::error::{Error, ErrorKind, Result};
+
+/// Text that never prints.
+pub(super) struct Redacted(pub(super) String);
 
 /// Whether sending a request a second time could do twice what it did once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,27 +124,6 @@ enum Failure {
 }
 
 impl Client {
-    /// Sends a request with the bearer token and returns the body of a 2xx answer. A 401
-    /// gets one fresh token (it may have been revoked or have expired early); Monite did not
-    /// act on a request it refused as unauthorized, so this holds for every request.
-    pub(super) async fn send(&self, request: &Request<'_>) -> Result<Bytes> {
-        let mut renewed = false;
-        loop {
-            let token = self.token().await?;
-            match self.attempt(request, Some(&token)).await {
-                Err(e)
-                    if e.api_status() == Some(StatusCode::UNAUTHORIZED)
-                        && !renewed
-                        && self.inner.auth.can_refresh() =>
-                {
-                    renewed = true;
-                    self.forget_token(&token).await;
-                }
-                answer => return answer,
-            }
-        }
-    }
-
     /// Sends `request`, retrying at most `max_retries` times with back-off (honouring
     /// `Retry-After`) where its [`Replay`] policy allows.
     pub(super) async fn attempt(
@@ -243,15 +225,6 @@ impl Client {
                 .body(body.clone());
         }
         builder
-    }
-
-    /// Sends a request and parses the answer as `T`.
-    pub(super) async fn send_parsed<T: serde::de::DeserializeOwned>(
-        &self,
-        request: &Request<'_>,
-    ) -> Result<T> {
-        let body = self.send(request).await?;
-        parse(request, &body)
     }
 }
 

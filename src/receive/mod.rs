@@ -1,22 +1,30 @@
-//! `Receiver`: verifier, parser and dispatcher composed into one request-to-response step.
+//! The pipeline: precheck, verify, parse, claim, dispatch, settle, answer. [`Receiver`]
+//! turns one HTTP request from Monite into one handled event and the status to answer.
+
+mod answer;
+mod claim;
+mod oneshot;
+mod outcome;
+mod spawn;
 
 use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode};
 
-use crate::clock::{Clock, SystemClock};
-use crate::dispatch::{Dispatched, Dispatcher, Unhandled};
+use self::spawn::Spawner;
+use crate::dispatch::Dispatcher;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::headers::HeaderLookup;
-use crate::idempotency::{Claim, ClaimToken, Idempotency};
-use crate::memory_store::MemoryStore;
-use crate::metrics;
+use crate::idempotency::{ClaimToken, Idempotency, MemoryStore};
+use crate::observe;
 use crate::signature::Verifier;
-use crate::spawn::{Spawn, Spawner, oneshot};
-use crate::trace;
+
+pub use self::outcome::Outcome;
+pub use self::spawn::{Spawn, Task};
+pub use crate::clock::{Clock, SystemClock};
 
 /// Turns one HTTP request from Monite into one handled event and the status to answer.
 ///
@@ -40,7 +48,8 @@ use crate::trace;
 /// | not a `POST` | `405` |
 ///
 /// ```
-/// use monite_webhooks::{signed_request, Dispatcher, Event, ObjectType, Receiver, Secret, Verifier};
+/// use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver, Secret, Verifier};
+/// use monite_webhooks::testing::signed_request;
 ///
 /// # async fn example() -> Result<(), monite_webhooks::Error> {
 /// let secret = Secret::new("whsec_test")?;
@@ -79,27 +88,6 @@ type ClaimTokens = Arc<dyn Fn() -> ClaimToken + Send + Sync>;
 pub struct ReceiverBuilder {
     // What the receiver will hold, set field by field.
     inner: Inner,
-}
-
-/// What happened to a verified delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// A handler ran and succeeded.
-    Handled,
-    /// No handler took the event.
-    Unhandled(Unhandled),
-    /// An earlier delivery already handled the event; no handler ran.
-    Duplicate,
-}
-
-impl From<Dispatched> for Outcome {
-    fn from(dispatched: Dispatched) -> Self {
-        match dispatched {
-            Dispatched::Handled => Self::Handled,
-            Dispatched::Unhandled(why) => Self::Unhandled(why),
-        }
-    }
 }
 
 impl Receiver {
@@ -141,7 +129,7 @@ impl Receiver {
     ///
     /// # Errors
     /// The verifier's errors (see [`Verifier::verify`]), then
-    /// [`ErrorKind::NotAnEnvelope`](crate::ErrorKind::NotAnEnvelope).
+    /// [`ErrorKind::NotAnEnvelope`].
     pub fn verify_event<H: HeaderLookup + ?Sized>(
         &self,
         headers: &H,
@@ -151,23 +139,23 @@ impl Receiver {
         let now = self.inner.clock.now_unix();
         let matched = match verifier.verify_at(headers, &body, now) {
             Ok(verified) => {
-                trace::verified(&verified);
+                observe::verified(&verified);
                 verified.subscription_id()
             }
             Err(error) => {
-                trace::rejected_explained(&error, now, || {
+                observe::rejected_explained(&error, now, || {
                     verifier.diagnose_at(headers, &body, now).err()
                 });
                 return Err(error);
             }
         };
-        let event = Event::parse(body).inspect_err(trace::rejected)?;
+        let event = Event::parse(body).inspect_err(observe::rejected)?;
         // A keyed secret vouches for its own subscription's envelopes only: the verifier
         // chose it from a hint anywhere in the body, the envelope's field is what counts.
         match matched {
             Some(matched) if event.webhook_subscription_id() != Some(matched) => {
                 let error = subscription_mismatch(matched, event.webhook_subscription_id());
-                trace::rejected(&error);
+                observe::rejected(&error);
                 Err(error)
             }
             _ => Ok(event),
@@ -179,13 +167,13 @@ impl Receiver {
     /// elsewhere right now is refused with `409`.
     ///
     /// # Errors
-    /// [`ErrorKind::Handler`](crate::ErrorKind::Handler) or
-    /// [`ErrorKind::HandlerPanicked`](crate::ErrorKind::HandlerPanicked);
-    /// [`ErrorKind::InFlight`](crate::ErrorKind::InFlight) or
-    /// [`ErrorKind::StoreUnavailable`](crate::ErrorKind::StoreUnavailable) with a store.
+    /// [`ErrorKind::Handler`] or
+    /// [`ErrorKind::HandlerPanicked`];
+    /// [`ErrorKind::InFlight`] or
+    /// [`ErrorKind::StoreUnavailable`] with a store.
     pub async fn dispatch(&self, event: Event) -> Result<Outcome> {
-        let span = trace::delivery_span(&event);
-        trace::in_delivery(span, self.dispatch_once(event)).await
+        let span = observe::delivery_span(&event);
+        observe::in_delivery(span, self.dispatch_once(event)).await
     }
 
     async fn dispatch_once(&self, event: Event) -> Result<Outcome> {
@@ -196,9 +184,11 @@ impl Receiver {
                 // hung up) leaves them running to the end, and the event marked done.
                 let (sender, answer) = oneshot::channel();
                 let receiver = self.clone();
-                spawner.0.spawn(Box::pin(trace::in_current_span(async move {
-                    sender.send(receiver.claim_and_dispatch(event).await);
-                })));
+                spawner
+                    .0
+                    .spawn(Box::pin(observe::in_current_span(async move {
+                        sender.send(receiver.claim_and_dispatch(event).await);
+                    })));
                 answer.await.unwrap_or_else(|| {
                     Err(Error::new(
                         ErrorKind::Handler,
@@ -208,74 +198,6 @@ impl Receiver {
                 })
             }
         }
-    }
-
-    async fn claim_and_dispatch(&self, event: Event) -> Result<Outcome> {
-        let dispatcher = &self.inner.dispatcher;
-        let run =
-            |event| metrics::handler_run(dispatcher.dispatch(event), |d| *d == Dispatched::Handled);
-        let Some(idempotency) = &self.inner.idempotency else {
-            return run(event).await.map(Outcome::from);
-        };
-        let Some(key) = idempotency.key(&event) else {
-            // An id-less 2022 envelope with no deduplication window: at least once.
-            return run(event).await.map(Outcome::from);
-        };
-        let token = self
-            .inner
-            .claim_tokens
-            .as_ref()
-            .map_or_else(ClaimToken::new, |next| next());
-        // The guard exists before the claim is sent: a delivery dropped while the claim is on
-        // its way, or a claim that fails after the store applied it, must not leave the key
-        // held for the whole lease.
-        let mut held = HeldClaim {
-            idempotency,
-            key: &key,
-            token,
-            stage: Stage::Claiming,
-        };
-        let claim = match idempotency.claim(&key, &token).await {
-            Ok(claim) => claim,
-            Err(source) => {
-                held.release_detached();
-                return Err(Error::new(
-                    ErrorKind::StoreUnavailable,
-                    format!(
-                        "the idempotency store could not claim {key}, so no handler ran: {source}"
-                    ),
-                )
-                .with_source(source));
-            }
-        };
-        match claim {
-            Claim::Acquired => held.stage = Stage::Running,
-            Claim::Done => {
-                held.stage = Stage::Settled;
-                return Ok(Outcome::Duplicate);
-            }
-            Claim::InFlight => {
-                held.stage = Stage::Settled;
-                return Err(Error::new(
-                    ErrorKind::InFlight,
-                    format!("{key} is being handled by another delivery; Monite will retry"),
-                ));
-            }
-        }
-        let result = run(event).await.map(Outcome::from);
-        let handled = match &result {
-            Ok(Outcome::Unhandled(_)) => self.inner.unhandled_status.is_success(),
-            Ok(_) => true,
-            Err(_) => false,
-        };
-        if handled {
-            held.complete().await;
-        } else {
-            // A failure, or an unhandled event answered non-2xx so that Monite retries it:
-            // the retry must find the key free, not done.
-            held.release().await;
-        }
-        result
     }
 
     /// Verifies, parses and dispatches one delivery.
@@ -310,70 +232,6 @@ impl Receiver {
     ) -> Result<Outcome> {
         self.precheck(method, headers)?;
         self.receive(headers, body).await
-    }
-
-    /// What adapters check before reading a body: the method, and a declared
-    /// `Content-Length` over the limit (answered `413` without reading a byte).
-    pub(crate) fn precheck<H: HeaderLookup + ?Sized>(
-        &self,
-        method: &str,
-        headers: &H,
-    ) -> Result<()> {
-        let limit = self.inner.verifier.max_body_bytes();
-        let declared = headers
-            .header("content-length")
-            .and_then(|value| std::str::from_utf8(value).ok()?.trim().parse::<u64>().ok());
-        let checked = if method != Method::POST.as_str() {
-            Err(Error::method_not_allowed(method))
-        } else if declared.is_some_and(|length| length > limit as u64) {
-            Err(Error::body_too_large(declared.unwrap_or_default(), limit))
-        } else {
-            Ok(())
-        };
-        checked.inspect_err(trace::rejected)
-    }
-
-    /// The status for a result of [`receive`](Self::receive).
-    #[must_use]
-    pub fn status(&self, result: &Result<Outcome>) -> StatusCode {
-        match result {
-            Ok(Outcome::Handled | Outcome::Duplicate) => StatusCode::OK,
-            Ok(Outcome::Unhandled(_)) => self.inner.unhandled_status,
-            Err(error) => error.status(),
-        }
-    }
-
-    /// The response to a delivery, counted in the metrics: what every adapter answers.
-    /// (`response` alone does not count, for layers that only verify.)
-    pub(crate) fn answer(&self, result: &Result<Outcome>) -> Response<Bytes> {
-        let response = self.response(result);
-        metrics::delivered(result, response.status());
-        response
-    }
-
-    /// The response for a result of [`receive`](Self::receive): its status and a short
-    /// plain-text body that never says more than [`Error::public_message`].
-    #[must_use]
-    pub fn response(&self, result: &Result<Outcome>) -> Response<Bytes> {
-        let status = self.status(result);
-        let text = match result {
-            Ok(Outcome::Handled) => "ok",
-            Ok(Outcome::Duplicate) => "ok (already handled)",
-            Ok(Outcome::Unhandled(_)) if status.is_success() => "ok (no handler)",
-            Ok(Outcome::Unhandled(_)) => "no handler for this event",
-            Err(error) => error.public_message(),
-        };
-        let mut response = Response::new(Bytes::from_static(text.as_bytes()));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        if status == StatusCode::METHOD_NOT_ALLOWED {
-            headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
-        }
-        response
     }
 }
 
@@ -473,72 +331,6 @@ fn subscription_mismatch(matched: &str, named: Option<&str>) -> Error {
             ),
         ),
     )
-}
-
-/// A delivery's claim, from before it is sent until it is settled. Dropped unsettled (the
-/// caller hung up, a handler panicked), it ends the claim as its stage requires.
-struct HeldClaim<'a> {
-    idempotency: &'a Idempotency,
-    key: &'a str,
-    token: ClaimToken,
-    stage: Stage,
-}
-
-/// Where a delivery is in the claim protocol, and so what dropping it must do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    /// The claim is on its way: it may reach the store, so release it.
-    Claiming,
-    /// The handlers are running: they have not succeeded, so release the claim for a retry.
-    Running,
-    /// The handlers succeeded: the event must end done, never free, or a retry runs them a
-    /// second time.
-    Handled,
-    /// Nothing left to do.
-    Settled,
-}
-
-impl HeldClaim<'_> {
-    async fn complete(mut self) {
-        // From here the event is handled whatever happens: answer 200 either way, and if
-        // this call is dropped or fails, the store finishes the mark in the background.
-        self.stage = Stage::Handled;
-        let key = self.key;
-        match self.idempotency.complete(key, &self.token).await {
-            Ok(true) => self.stage = Stage::Settled,
-            Ok(false) => {
-                trace::store_trouble(key, crate::idempotency::TAKEN_OVER);
-                self.stage = Stage::Settled;
-            }
-            Err(e) => {
-                trace::store_trouble(key, &format!("marking done failed, retrying: {e}"));
-                // `Drop` hands the mark over to the store's detached completion.
-            }
-        }
-    }
-
-    async fn release(mut self) {
-        if let Err(e) = self.idempotency.release(self.key, &self.token).await {
-            // The lease runs out on its own; until then retries get 409.
-            trace::store_trouble(self.key, &format!("releasing the claim failed: {e}"));
-        }
-        self.stage = Stage::Settled;
-    }
-
-    fn release_detached(&mut self) {
-        self.idempotency.release_detached(self.key, &self.token);
-        self.stage = Stage::Settled;
-    }
-}
-
-impl Drop for HeldClaim<'_> {
-    fn drop(&mut self) {
-        match self.stage {
-            Stage::Claiming | Stage::Running => self.release_detached(),
-            Stage::Handled => self.idempotency.complete_detached(self.key, &self.token),
-            Stage::Settled => {}
-        }
-    }
 }
 
 impl fmt::Debug for Receiver {

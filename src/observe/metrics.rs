@@ -33,27 +33,21 @@ use std::future::Future;
 use http::StatusCode;
 
 use crate::error::{BoxError, Error, Result};
-use crate::receiver::Outcome;
+use crate::receive::Outcome;
 
 /// Counter: answers to deliveries, by `outcome` and `status`.
-#[cfg(feature = "metrics")]
 pub const DELIVERIES: &str = "monite_webhooks_deliveries_total";
 /// Counter: requests refused before dispatch, by `reason`.
-#[cfg(feature = "metrics")]
 pub const REJECTIONS: &str = "monite_webhooks_rejections_total";
 /// Histogram, seconds: handler runs, by `outcome` (`ok`, `error`).
-#[cfg(feature = "metrics")]
 pub const HANDLER_DURATION: &str = "monite_webhooks_handler_duration_seconds";
 /// Histogram, seconds: idempotency store calls, by `op` and `result` (`ok`, `error`).
-#[cfg(feature = "metrics")]
 pub const STORE_DURATION: &str = "monite_webhooks_store_duration_seconds";
 /// Counter: idempotency store calls that failed, by `op`.
-#[cfg(feature = "metrics")]
 pub const STORE_FAILURES: &str = "monite_webhooks_store_failures_total";
 
 /// Gives each metric its help text and unit, in the recorder installed now: call it once,
 /// after installing your exporter.
-#[cfg(feature = "metrics")]
 pub fn describe() {
     use ::metrics::{Unit, describe_counter, describe_histogram};
 
@@ -85,7 +79,6 @@ pub fn describe() {
 }
 
 /// The `outcome` label of a delivery's answer.
-#[cfg(feature = "metrics")]
 fn outcome(result: &Result<Outcome>) -> &'static str {
     match result {
         Ok(Outcome::Handled) => "handled",
@@ -98,7 +91,6 @@ fn outcome(result: &Result<Outcome>) -> &'static str {
 }
 
 /// Counts one answered delivery.
-#[cfg(feature = "metrics")]
 pub(crate) fn delivered(result: &Result<Outcome>, status: StatusCode) {
     ::metrics::counter!(
         DELIVERIES,
@@ -109,13 +101,11 @@ pub(crate) fn delivered(result: &Result<Outcome>, status: StatusCode) {
 }
 
 /// Counts one refused request.
-#[cfg(feature = "metrics")]
 pub(crate) fn rejected(error: &Error) {
     ::metrics::counter!(REJECTIONS, "reason" => error.kind().reason()).increment(1);
 }
 
 /// Times a handler run; an unhandled event ran no handler and is not timed.
-#[cfg(feature = "metrics")]
 pub(crate) async fn handler_run<T>(
     run: impl Future<Output = Result<T>>,
     ran_a_handler: impl FnOnce(&T) -> bool,
@@ -132,7 +122,6 @@ pub(crate) async fn handler_run<T>(
 }
 
 /// Times one idempotency store call, and counts it if it failed.
-#[cfg(feature = "metrics")]
 pub(crate) async fn store_call<T>(
     op: &'static str,
     call: impl Future<Output = std::result::Result<T, BoxError>>,
@@ -145,27 +134,4 @@ pub(crate) async fn store_call<T>(
         ::metrics::counter!(STORE_FAILURES, "op" => op).increment(1);
     }
     result
-}
-
-#[cfg(not(feature = "metrics"))]
-pub(crate) fn delivered(_: &Result<Outcome>, _: StatusCode) {}
-
-#[cfg(not(feature = "metrics"))]
-pub(crate) fn rejected(_: &Error) {}
-
-// Without metrics the future is returned as it is: no wrapper state machine to build.
-#[cfg(not(feature = "metrics"))]
-pub(crate) fn handler_run<T, F>(run: F, _: impl FnOnce(&T) -> bool) -> F
-where
-    F: Future<Output = Result<T>>,
-{
-    run
-}
-
-#[cfg(not(feature = "metrics"))]
-pub(crate) fn store_call<T, F>(_: &'static str, call: F) -> F
-where
-    F: Future<Output = std::result::Result<T, BoxError>>,
-{
-    call
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::remote::{checked_namespace, redact_url, store_millis};
+use super::{Claim, ClaimToken, IdempotencyStore};
 use crate::error::{BoxError, Error, ErrorKind, Result};
-use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, store_millis};
-use crate::idempotency::{checked_namespace, redact_url};
 
 // A done key holds `done`; a claimed key holds its token, which is hex and never `done`.
 
@@ -211,13 +211,13 @@ impl IdempotencyStore for RedisStore {
     /// Starts the release on the current Tokio runtime (the connection's own), so a retry finds
     /// the key free within a round trip; outside a runtime the lease lapses.
     fn release_detached(&self, key: &str, token: &ClaimToken) {
-        crate::idempotency::release_on_runtime(self, key, token);
+        super::remote::release_on_runtime(self, key, token);
     }
 
     /// Finishes the mark on the current Tokio runtime, retrying with back-off while Redis
     /// fails, so that a dropped or failed mark still lands.
     fn complete_detached(&self, key: &str, token: &ClaimToken, retention: Duration) {
-        crate::idempotency::complete_on_runtime(self, key, token, retention);
+        super::remote::complete_on_runtime(self, key, token, retention);
     }
 }
 

@@ -1,0 +1,74 @@
+//! The store's SQL, with the table names filled in once.
+
+/// Every statement, with the table names filled in once.
+pub(super) struct Statements {
+    pub(super) schema: String,
+    pub(super) claim: String,
+    pub(super) complete: String,
+    pub(super) release: String,
+    pub(super) inbox_claim: String,
+    pub(super) inbox_check: String,
+    pub(super) sweep_claims: String,
+    pub(super) sweep_inbox: String,
+}
+
+impl Statements {
+    pub(super) fn new(prefix: &str) -> Self {
+        let claims = format!("{prefix}_claims");
+        let inbox = format!("{prefix}_inbox");
+        // An index lives in its table's schema and takes an unqualified name.
+        let bare = prefix.rsplit('.').next().unwrap_or(prefix);
+        Self {
+            schema: format!(
+                "CREATE TABLE IF NOT EXISTS {claims} (\n    key text PRIMARY KEY,\n    token text,\n    expires_at timestamptz NOT NULL\n);\n\
+                 CREATE INDEX IF NOT EXISTS {bare}_claims_expires_at ON {claims} (expires_at);\n\
+                 CREATE TABLE IF NOT EXISTS {inbox} (\n    key text PRIMARY KEY,\n    expires_at timestamptz NOT NULL\n);\n\
+                 CREATE INDEX IF NOT EXISTS {bare}_inbox_expires_at ON {inbox} (expires_at);\n"
+            ),
+            // The outer SELECT reads the snapshot from before the INSERT: a row another
+            // claim inserted meanwhile reads as in flight, which it is.
+            claim: format!(
+                "WITH claimed AS (\
+                   INSERT INTO {claims} AS c (key, token, expires_at) \
+                   VALUES ($1, $2, now() + $3 * interval '1 millisecond') \
+                   ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at \
+                   WHERE c.expires_at <= now() \
+                   RETURNING 1) \
+                 SELECT CASE \
+                   WHEN EXISTS (SELECT 1 FROM claimed) THEN 1 \
+                   WHEN EXISTS (SELECT 1 FROM {claims} WHERE key = $1 AND token IS NULL AND expires_at > now()) THEN 2 \
+                   ELSE 3 END"
+            ),
+            // Done while this token holds the row, while nobody does (absent, or its lease
+            // ran out and no one took it over: the handlers did run), or when it is done
+            // already (a retried mark whose first answer was lost).
+            complete: format!(
+                "INSERT INTO {claims} AS c (key, token, expires_at) \
+                 VALUES ($1, NULL, now() + $3 * interval '1 millisecond') \
+                 ON CONFLICT (key) DO UPDATE SET token = NULL, expires_at = excluded.expires_at \
+                 WHERE c.token = $2 OR c.token IS NULL OR c.expires_at <= now() \
+                 RETURNING 1"
+            ),
+            release: format!("DELETE FROM {claims} WHERE key = $1 AND token = $2"),
+            // Inserts the done mark, uncommitted: a concurrent duplicate's insert waits for
+            // this transaction, then finds the row (commit) or takes it (rollback).
+            inbox_claim: format!(
+                "INSERT INTO {inbox} AS i (key, expires_at) \
+                 VALUES ($1, now() + $2 * interval '1 millisecond') \
+                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+                 WHERE i.expires_at <= now() \
+                 RETURNING 1"
+            ),
+            inbox_check: format!("SELECT 1 FROM {inbox} WHERE key = $1"),
+            sweep_claims: sweep(&claims),
+            sweep_inbox: sweep(&inbox),
+        }
+    }
+}
+
+fn sweep(table: &str) -> String {
+    format!(
+        "DELETE FROM {table} WHERE key IN (\
+           SELECT key FROM {table} WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)"
+    )
+}

@@ -1,0 +1,145 @@
+//! The claim protocol: claim the event, run the handlers, then mark it done or release it;
+//! and the guard that settles a claim whose delivery is dropped on the way.
+
+use super::{Outcome, Receiver};
+use crate::dispatch::Dispatched;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::Event;
+use crate::idempotency::{Claim, ClaimToken, Idempotency, TAKEN_OVER};
+use crate::observe;
+
+impl Receiver {
+    pub(super) async fn claim_and_dispatch(&self, event: Event) -> Result<Outcome> {
+        let dispatcher = &self.inner.dispatcher;
+        let run =
+            |event| observe::handler_run(dispatcher.dispatch(event), |d| *d == Dispatched::Handled);
+        let Some(idempotency) = &self.inner.idempotency else {
+            return run(event).await.map(Outcome::from);
+        };
+        let Some(key) = idempotency.key(&event) else {
+            // An id-less 2022 envelope with no deduplication window: at least once.
+            return run(event).await.map(Outcome::from);
+        };
+        let token = self
+            .inner
+            .claim_tokens
+            .as_ref()
+            .map_or_else(ClaimToken::new, |next| next());
+        // The guard exists before the claim is sent: a delivery dropped while the claim is on
+        // its way, or a claim that fails after the store applied it, must not leave the key
+        // held for the whole lease.
+        let mut held = HeldClaim {
+            idempotency,
+            key: &key,
+            token,
+            stage: Stage::Claiming,
+        };
+        let claim = match idempotency.claim(&key, &token).await {
+            Ok(claim) => claim,
+            Err(source) => {
+                held.release_detached();
+                return Err(Error::new(
+                    ErrorKind::StoreUnavailable,
+                    format!(
+                        "the idempotency store could not claim {key}, so no handler ran: {source}"
+                    ),
+                )
+                .with_source(source));
+            }
+        };
+        match claim {
+            Claim::Acquired => held.stage = Stage::Running,
+            Claim::Done => {
+                held.stage = Stage::Settled;
+                return Ok(Outcome::Duplicate);
+            }
+            Claim::InFlight => {
+                held.stage = Stage::Settled;
+                return Err(Error::new(
+                    ErrorKind::InFlight,
+                    format!("{key} is being handled by another delivery; Monite will retry"),
+                ));
+            }
+        }
+        let result = run(event).await.map(Outcome::from);
+        let handled = match &result {
+            Ok(Outcome::Unhandled(_)) => self.inner.unhandled_status.is_success(),
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        if handled {
+            held.complete().await;
+        } else {
+            // A failure, or an unhandled event answered non-2xx so that Monite retries it:
+            // the retry must find the key free, not done.
+            held.release().await;
+        }
+        result
+    }
+}
+
+/// A delivery's claim, from before it is sent until it is settled. Dropped unsettled (the
+/// caller hung up, a handler panicked), it ends the claim as its stage requires.
+struct HeldClaim<'a> {
+    idempotency: &'a Idempotency,
+    key: &'a str,
+    token: ClaimToken,
+    stage: Stage,
+}
+
+/// Where a delivery is in the claim protocol, and so what dropping it must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The claim is on its way: it may reach the store, so release it.
+    Claiming,
+    /// The handlers are running: they have not succeeded, so release the claim for a retry.
+    Running,
+    /// The handlers succeeded: the event must end done, never free, or a retry runs them a
+    /// second time.
+    Handled,
+    /// Nothing left to do.
+    Settled,
+}
+
+impl HeldClaim<'_> {
+    async fn complete(mut self) {
+        // From here the event is handled whatever happens: answer 200 either way, and if
+        // this call is dropped or fails, the store finishes the mark in the background.
+        self.stage = Stage::Handled;
+        let key = self.key;
+        match self.idempotency.complete(key, &self.token).await {
+            Ok(true) => self.stage = Stage::Settled,
+            Ok(false) => {
+                observe::store_trouble(key, TAKEN_OVER);
+                self.stage = Stage::Settled;
+            }
+            Err(e) => {
+                observe::store_trouble(key, &format!("marking done failed, retrying: {e}"));
+                // `Drop` hands the mark over to the store's detached completion.
+            }
+        }
+    }
+
+    async fn release(mut self) {
+        if let Err(e) = self.idempotency.release(self.key, &self.token).await {
+            // The lease runs out on its own; until then retries get 409.
+            observe::store_trouble(self.key, &format!("releasing the claim failed: {e}"));
+        }
+        self.stage = Stage::Settled;
+    }
+
+    fn release_detached(&mut self) {
+        self.idempotency.release_detached(self.key, &self.token);
+        self.stage = Stage::Settled;
+    }
+}
+
+impl Drop for HeldClaim<'_> {
+    fn drop(&mut self) {
+        match self.stage {
+            Stage::Claiming | Stage::Running => self.release_detached(),
+            Stage::Handled => self.idempotency.complete_detached(self.key, &self.token),
+            Stage::Settled => {}
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! What happened to a verified delivery: a leaf type, read by the observers as well as the
+//! receiver.
+
+use crate::dispatch::{Dispatched, Unhandled};
+
+/// What happened to a verified delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A handler ran and succeeded.
+    Handled,
+    /// No handler took the event.
+    Unhandled(Unhandled),
+    /// An earlier delivery already handled the event; no handler ran.
+    Duplicate,
+}
+
+impl From<Dispatched> for Outcome {
+    fn from(dispatched: Dispatched) -> Self {
+        match dispatched {
+            Dispatched::Handled => Self::Handled,
+            Dispatched::Unhandled(why) => Self::Unhandled(why),
+        }
+    }
+}
