@@ -91,6 +91,19 @@ pub mod client;
 pub use crate::observe::metrics;
 pub mod testing;
 
+/// The guides: how to run exactly once, with many subscriptions, on each platform, and how
+/// to recover missed events. The same text reads on GitHub in `src/docs/`.
+pub mod guide {
+    #[doc = include_str!("docs/exactly_once.md")]
+    pub mod exactly_once {}
+    #[doc = include_str!("docs/keyring.md")]
+    pub mod keyring {}
+    #[doc = include_str!("docs/where_it_runs.md")]
+    pub mod where_it_runs {}
+    #[doc = include_str!("docs/missed_events.md")]
+    pub mod missed_events {}
+}
+
 // What every stage shares.
 mod clock;
 mod error;
