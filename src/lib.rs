@@ -114,7 +114,7 @@ mod observe;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use crate::dispatch::{Dispatcher, Handler, Unhandled};
+pub use crate::dispatch::{Dispatcher, Handler, HandlerResult, Unhandled};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::event::{Event, EventType, ObjectType};
 #[cfg(feature = "postgres")]

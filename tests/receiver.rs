@@ -363,3 +363,84 @@ fn now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// The front door: a plain `async fn` handler returning `HandlerResult`, one handler for
+/// several events, a dispatcher builder given as is, `store`, the re-exported `http`, and
+/// the `on_failure` hook seeing each handler error and panic before the `500`.
+#[tokio::test]
+async fn handlers_are_plain_async_fns_and_failures_reach_one_hook() {
+    use monite_webhooks::{HandlerResult, MemoryStore, http};
+
+    async fn settle(event: Event) -> HandlerResult {
+        if event.action() == "payable.partially_paid" {
+            let _: u32 = "not a number".parse()?;
+        }
+        Ok(())
+    }
+
+    let failures: Log = Log::default();
+    let seen = failures.clone();
+    let receiver = Receiver::builder(
+        Verifier::new(secret()),
+        Dispatcher::builder()
+            .on_events(
+                ObjectType::Payable,
+                [EventType::Paid, EventType::PartiallyPaid],
+                settle,
+            )
+            .on(
+                ObjectType::Payable,
+                EventType::Rejected,
+                panics_while_running,
+            ),
+    )
+    .store(MemoryStore::new())
+    .on_failure(move |event, error| {
+        seen.lock()
+            .unwrap()
+            .push(format!("{} {:?}", event.action(), error.kind()));
+    })
+    .build();
+
+    let statuses: Vec<http::StatusCode> = {
+        let mut statuses = Vec::new();
+        for action in ["paid", "partially_paid", "rejected"] {
+            let body = envelope("payable", &format!("payable.{action}"));
+            statuses.push(status_of(&receiver, signed_request(&secret(), body)).await);
+        }
+        statuses
+    };
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::INTERNAL_SERVER_ERROR
+        ]
+    );
+    assert_eq!(
+        *failures.lock().unwrap(),
+        [
+            "payable.partially_paid Handler",
+            "payable.rejected HandlerPanicked"
+        ]
+    );
+}
+
+/// A panic in the `on_failure` hook is caught: the delivery is still answered `500`.
+#[tokio::test]
+async fn a_panicking_failure_hook_does_not_take_the_request_down() {
+    let receiver = Receiver::builder(
+        Verifier::new(secret()),
+        Dispatcher::builder().on_object(ObjectType::Payable, |_: Event| async {
+            Err::<(), _>(std::io::Error::other("down"))
+        }),
+    )
+    .on_failure(|_, _| panic!("the hook is broken"))
+    .build();
+    let body = envelope("payable", "payable.paid");
+    assert_eq!(
+        status_of(&receiver, signed_request(&secret(), body)).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+}

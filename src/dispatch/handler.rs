@@ -9,10 +9,31 @@ use crate::event::Event;
 
 pub(super) type BoxFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>>;
 
+/// What a handler returns: `Ok` once the event is durably handled, or any error.
+///
+/// With it, a handler is a plain `async fn`, no annotation or turbofish needed:
+///
+/// ```
+/// use monite_webhooks::{Dispatcher, Event, EventType, HandlerResult, ObjectType};
+///
+/// async fn on_paid(event: Event) -> HandlerResult {
+///     let amount: u64 = "42".parse()?; // any error converts
+///     println!("payable {:?} paid {amount}", event.object_id());
+///     Ok(())
+/// }
+///
+/// let dispatcher = Dispatcher::builder()
+///     .on(ObjectType::Payable, EventType::Paid, on_paid)
+///     .build();
+/// # let _ = dispatcher;
+/// ```
+pub type HandlerResult = Result<(), BoxError>;
+
 /// Handles one event.
 ///
-/// Implemented for every async closure `Fn(Event) -> impl Future<Output = R>` where `R` is
-/// `()` or `Result<(), E: Into<BoxError>>`, and for your own types:
+/// Implemented for every async closure or `async fn` `Fn(Event) -> impl Future<Output = R>`
+/// where `R` is `()`, [`HandlerResult`] or `Result<(), E: Into<BoxError>>`, and for your
+/// own types:
 ///
 /// ```
 /// use monite_webhooks::{BoxError, Event, Handler};

@@ -14,7 +14,7 @@ use self::running::{Failure, Running};
 use crate::error::Result;
 use crate::event::{Event, EventType, ObjectType};
 
-pub use self::handler::{Fallback, Handler, IntoHandlerResult, Unhandled};
+pub use self::handler::{Fallback, Handler, HandlerResult, IntoHandlerResult, Unhandled};
 
 /// Routes each event to one handler: the one for its `(ObjectType, EventType)`, else the
 /// one for its `ObjectType`, else the fallback.
@@ -57,7 +57,8 @@ struct Routes {
 
 #[derive(Default)]
 struct ObjectRoutes {
-    by_event: Vec<(EventType, Box<dyn ErasedHandler>)>,
+    // Shared, so that one handler can serve several events (`on_events`).
+    by_event: Vec<(EventType, Arc<dyn ErasedHandler>)>,
     any_event: Option<Box<dyn ErasedHandler>>,
 }
 
@@ -102,8 +103,8 @@ impl Dispatcher {
                 .by_event
                 .iter()
                 .find(|(event_type, _)| event_type == event.event_type())
-                .map(|(_, handler)| handler)
-                .or(routes.any_event.as_ref())
+                .map(|(_, handler)| &**handler)
+                .or(routes.any_event.as_deref())
         });
         let why = if event.object_type().is_known() && event.event_type().is_known() {
             Unhandled::NoHandler
@@ -152,22 +153,49 @@ impl DispatcherBuilder {
     /// # Panics
     /// If a handler is already registered for that pair: two handlers for one event is a
     /// wiring mistake, found at start-up rather than by a missed event.
-    pub fn on(
+    pub fn on(self, object_type: ObjectType, event_type: EventType, handler: impl Handler) -> Self {
+        self.on_events(object_type, [event_type], handler)
+    }
+
+    /// Runs one `handler` for several events of `object_type`, as if registered for each
+    /// with [`on`](Self::on).
+    ///
+    /// ```
+    /// use monite_webhooks::{Dispatcher, Event, EventType, HandlerResult, ObjectType};
+    ///
+    /// async fn settle(event: Event) -> HandlerResult {
+    ///     println!("{}", event.action());
+    ///     Ok(())
+    /// }
+    ///
+    /// let dispatcher = Dispatcher::builder()
+    ///     .on_events(ObjectType::Payable, [EventType::Paid, EventType::PartiallyPaid], settle)
+    ///     .build();
+    /// assert_eq!(dispatcher.routes().count(), 2);
+    /// ```
+    ///
+    /// # Panics
+    /// If a handler is already registered for one of the pairs, or `event_types` names one
+    /// twice.
+    pub fn on_events(
         mut self,
         object_type: ObjectType,
-        event_type: EventType,
+        event_types: impl IntoIterator<Item = EventType>,
         handler: impl Handler,
     ) -> Self {
-        let taken = self
-            .routes
-            .for_object(&object_type)
-            .is_some_and(|routes| routes.by_event.iter().any(|(e, _)| *e == event_type));
-        assert!(
-            !taken,
-            "a handler for {object_type}.{event_type} is already registered"
-        );
-        let routes = self.routes.for_object_mut(object_type);
-        routes.by_event.push((event_type, Box::new(handler)));
+        let handler: Arc<dyn ErasedHandler> = Arc::new(handler);
+        for event_type in event_types {
+            let taken = self
+                .routes
+                .for_object(&object_type)
+                .is_some_and(|routes| routes.by_event.iter().any(|(e, _)| *e == event_type));
+            assert!(
+                !taken,
+                "a handler for {object_type}.{event_type} is already registered"
+            );
+            let routes = self.routes.for_object_mut(object_type.clone());
+            routes.by_event.push((event_type, handler.clone()));
+        }
         self
     }
 
@@ -210,6 +238,14 @@ impl DispatcherBuilder {
         Dispatcher {
             routes: Arc::new(self.routes),
         }
+    }
+}
+
+/// A builder is as good as its dispatcher where one is taken (`Receiver::new`), so the
+/// final `.build()` can be left out.
+impl From<DispatcherBuilder> for Dispatcher {
+    fn from(builder: DispatcherBuilder) -> Self {
+        builder.build()
     }
 }
 

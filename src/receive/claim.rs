@@ -9,10 +9,31 @@ use crate::idempotency::{Claim, ClaimToken, Idempotency, TAKEN_OVER};
 use crate::observe;
 
 impl Receiver {
+    /// Tells the `on_failure` hook; its own panic must not turn into the request's.
+    fn report_failure(&self, event: &Event, error: &Error) {
+        if let Some(report) = &self.inner.on_failure {
+            let reported =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| report(event, error)));
+            if reported.is_err() {
+                observe::store_trouble("(on_failure)", "the on_failure hook panicked");
+            }
+        }
+    }
+
     pub(super) async fn claim_and_dispatch(&self, event: Event) -> Result<Outcome> {
         let dispatcher = &self.inner.dispatcher;
-        let run =
-            |event| observe::handler_run(dispatcher.dispatch(event), |d| *d == Dispatched::Handled);
+        let run = |event: Event| {
+            // Kept only for the failure hook: an `Event` clone shares its body.
+            let reported = self.inner.on_failure.as_ref().map(|_| event.clone());
+            async move {
+                let dispatched = dispatcher.dispatch(event);
+                let result = observe::handler_run(dispatched, |d| *d == Dispatched::Handled).await;
+                if let (Err(error), Some(event)) = (&result, &reported) {
+                    self.report_failure(event, error);
+                }
+                result
+            }
+        };
         let Some(idempotency) = &self.inner.idempotency else {
             return run(event).await.map(Outcome::from);
         };

@@ -18,7 +18,7 @@ use crate::dispatch::Dispatcher;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::headers::HeaderLookup;
-use crate::idempotency::{ClaimToken, Idempotency, MemoryStore};
+use crate::idempotency::{ClaimToken, Idempotency, IdempotencyStore, MemoryStore};
 use crate::observe;
 use crate::signature::Verifier;
 
@@ -79,9 +79,11 @@ struct Inner {
     clock: Arc<dyn Clock>,
     claim_tokens: Option<ClaimTokens>,
     spawner: Option<Spawner>,
+    on_failure: Option<OnFailure>,
 }
 
 type ClaimTokens = Arc<dyn Fn() -> ClaimToken + Send + Sync>;
+type OnFailure = Box<dyn Fn(&Event, &Error) + Send + Sync>;
 
 /// Configures a [`Receiver`].
 #[must_use]
@@ -91,18 +93,20 @@ pub struct ReceiverBuilder {
 }
 
 impl Receiver {
-    /// A receiver with the default settings.
+    /// A receiver with the default settings; `dispatcher` may be a [`Dispatcher`] or its
+    /// unfinished builder.
     #[must_use]
-    pub fn new(verifier: Verifier, dispatcher: Dispatcher) -> Self {
+    pub fn new(verifier: Verifier, dispatcher: impl Into<Dispatcher>) -> Self {
         Self::builder(verifier, dispatcher).build()
     }
 
     /// A receiver to configure.
-    pub fn builder(verifier: Verifier, dispatcher: Dispatcher) -> ReceiverBuilder {
+    pub fn builder(verifier: Verifier, dispatcher: impl Into<Dispatcher>) -> ReceiverBuilder {
         ReceiverBuilder {
             inner: Inner {
                 verifier,
-                dispatcher,
+                dispatcher: dispatcher.into(),
+                on_failure: None,
                 unhandled_status: StatusCode::OK,
                 idempotency: Some(Idempotency::new(MemoryStore::new())),
                 clock: Arc::new(SystemClock),
@@ -249,6 +253,32 @@ impl ReceiverBuilder {
     /// [`MemoryStore`]; with several replicas, give them a shared store.
     pub fn idempotency(mut self, idempotency: Idempotency) -> Self {
         self.inner.idempotency = Some(idempotency);
+        self
+    }
+
+    /// Handles each event once through `store`, with the default lease, retention and key
+    /// scope: short for `.idempotency(Idempotency::new(store))`.
+    pub fn store(self, store: impl IdempotencyStore) -> Self {
+        self.idempotency(Idempotency::new(store))
+    }
+
+    /// Calls `report` with the event and the error each time a handler fails or panics,
+    /// before the receiver answers `500` (and Monite retries): one place to send handler
+    /// failures to Sentry, a log or a counter, instead of wrapping every handler. A panic
+    /// in `report` itself is caught and ignored.
+    ///
+    /// ```
+    /// # use monite_webhooks::{Dispatcher, Receiver, Verifier};
+    /// # fn build(verifier: Verifier, dispatcher: Dispatcher) -> Receiver {
+    /// Receiver::builder(verifier, dispatcher)
+    ///     .on_failure(|event, error| {
+    ///         eprintln!("{} {:?} failed: {error}", event.action(), event.id());
+    ///     })
+    ///     .build()
+    /// # }
+    /// ```
+    pub fn on_failure(mut self, report: impl Fn(&Event, &Error) + Send + Sync + 'static) -> Self {
+        self.inner.on_failure = Some(Box::new(report));
         self
     }
 
