@@ -184,16 +184,14 @@ impl DispatcherBuilder {
         handler: impl Handler,
     ) -> Self {
         let handler: Arc<dyn ErasedHandler> = Arc::new(handler);
+        let name = object_type.to_string();
+        let routes = self.routes.for_object_mut(object_type);
         for event_type in event_types {
-            let taken = self
-                .routes
-                .for_object(&object_type)
-                .is_some_and(|routes| routes.by_event.iter().any(|(e, _)| *e == event_type));
+            let taken = routes.by_event.iter().any(|(e, _)| *e == event_type);
             assert!(
                 !taken,
-                "a handler for {object_type}.{event_type} is already registered"
+                "a handler for {name}.{event_type} is already registered"
             );
-            let routes = self.routes.for_object_mut(object_type.clone());
             routes.by_event.push((event_type, handler.clone()));
         }
         self
