@@ -11,7 +11,7 @@
 )]
 
 #[cfg(feature = "postgres")]
-#[path = "../tests/pg/mod.rs"]
+#[path = "../tests/support/pg.rs"]
 mod pg;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,7 +6,9 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
-mod common;
+mod support;
+
+use support::fixture;
 
 use std::net::SocketAddr;
 
@@ -23,7 +25,7 @@ fn serve(receiver: Receiver) -> SocketAddr {
         actix_web::rt::System::new().block_on(async move {
             let server = HttpServer::new(move || {
                 App::new().service(monite_webhooks::actix::resource(
-                    common::PATH,
+                    fixture::PATH,
                     receiver.clone(),
                 ))
             })
@@ -39,9 +41,9 @@ fn serve(receiver: Receiver) -> SocketAddr {
 
 #[test]
 fn the_shared_table_over_real_http() {
-    let seen = common::Seen::default();
-    let addr = serve(common::receiver(&seen));
-    common::assert_table(addr, "actix-web");
+    let seen = fixture::Seen::default();
+    let addr = serve(fixture::receiver(&seen));
+    fixture::assert_table(addr, "actix-web");
     let seen = seen.lock().unwrap();
     assert!(seen.contains(&"counterpart.created".to_owned()), "{seen:?}");
     assert!(
@@ -52,8 +54,8 @@ fn the_shared_table_over_real_http() {
 
 #[test]
 fn hostile_input_gets_no_5xx() {
-    let addr = serve(common::receiver(&common::Seen::default()));
-    common::assert_survives_hostile_input(addr, "actix-web");
+    let addr = serve(fixture::receiver(&fixture::Seen::default()));
+    fixture::assert_survives_hostile_input(addr, "actix-web");
 }
 
 /// Turns a signed `http` 1.x request into an actix test request.
@@ -72,7 +74,7 @@ async fn own_handler(VerifiedEvent(event): VerifiedEvent) -> String {
 #[test]
 fn mounts_inside_an_existing_app_with_state_in_process() {
     actix_web::rt::System::new().block_on(async {
-        let receiver = common::receiver(&common::Seen::default());
+        let receiver = fixture::receiver(&fixture::Seen::default());
         let app = test::init_service(
             App::new()
                 .app_data(web::Data::new("hi"))
@@ -94,8 +96,8 @@ fn mounts_inside_an_existing_app_with_state_in_process() {
                 .await;
         assert_eq!(hello, "hi");
 
-        let secret = common::secret(common::CURRENT);
-        let body = common::current_envelope("counterpart", "counterpart.created");
+        let secret = fixture::secret(fixture::CURRENT);
+        let body = fixture::current_envelope("counterpart", "counterpart.created");
         let request = to_actix(signed_request(&secret, body.clone()), "/hooks/monite");
         assert_eq!(
             test::call_service(&app, request.to_request())
@@ -110,7 +112,7 @@ fn mounts_inside_an_existing_app_with_state_in_process() {
         assert_eq!(test::read_body(response).await, "counterpart created");
 
         let forged = to_actix(
-            signed_request(&common::secret("whsec_forged"), "{}"),
+            signed_request(&fixture::secret("whsec_forged"), "{}"),
             "/custom",
         );
         let response = test::call_service(&app, forged.to_request()).await;
@@ -125,7 +127,7 @@ fn the_extractor_without_a_receiver_is_a_clear_500() {
         let app =
             test::init_service(App::new().route("/custom", web::post().to(own_handler))).await;
         let request = to_actix(
-            signed_request(&common::secret(common::CURRENT), "{}"),
+            signed_request(&fixture::secret(fixture::CURRENT), "{}"),
             "/custom",
         );
         let response = test::call_service(&app, request.to_request()).await;

@@ -6,7 +6,9 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
-mod common;
+mod support;
+
+use support::fixture;
 
 use std::net::SocketAddr;
 
@@ -38,18 +40,18 @@ fn serve(app: Router) -> SocketAddr {
     rx.recv().unwrap()
 }
 
-fn app(seen: &common::Seen) -> Router {
+fn app(seen: &fixture::Seen) -> Router {
     Router::new().route(
-        common::PATH,
-        monite_webhooks::axum::route(common::receiver(seen)),
+        fixture::PATH,
+        monite_webhooks::axum::route(fixture::receiver(seen)),
     )
 }
 
 #[test]
 fn the_shared_table_over_real_http() {
-    let seen = common::Seen::default();
+    let seen = fixture::Seen::default();
     let addr = serve(app(&seen));
-    common::assert_table(addr, "axum");
+    fixture::assert_table(addr, "axum");
     let seen = seen.lock().unwrap();
     assert!(seen.contains(&"counterpart.created".to_owned()), "{seen:?}");
     assert!(
@@ -60,19 +62,19 @@ fn the_shared_table_over_real_http() {
 
 #[test]
 fn hostile_input_gets_no_5xx() {
-    let addr = serve(app(&common::Seen::default()));
-    common::assert_survives_hostile_input(addr, "axum");
+    let addr = serve(app(&fixture::Seen::default()));
+    fixture::assert_survives_hostile_input(addr, "axum");
 }
 
 #[tokio::test]
 async fn in_process_with_oneshot() {
-    let app = app(&common::Seen::default());
-    let body = common::current_envelope("counterpart", "counterpart.created");
-    let request = signed_request(&common::secret(common::CURRENT), body).map(Body::from);
+    let app = app(&fixture::Seen::default());
+    let body = fixture::current_envelope("counterpart", "counterpart.created");
+    let request = signed_request(&fixture::secret(fixture::CURRENT), body).map(Body::from);
     let response = app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
-    let forged = signed_request(&common::secret("whsec_forged"), "{}").map(Body::from);
+    let forged = signed_request(&fixture::secret("whsec_forged"), "{}").map(Body::from);
     let response = app.oneshot(forged).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let text = axum::body::to_bytes(response.into_body(), 1024)
@@ -100,13 +102,16 @@ async fn own_handler(VerifiedEvent(event): VerifiedEvent) -> String {
 
 #[tokio::test]
 async fn mounts_inside_an_existing_app_with_state() {
-    let receiver = common::receiver(&common::Seen::default());
+    let receiver = fixture::receiver(&fixture::Seen::default());
     let app: Router = Router::new()
         .route(
             "/hello",
             get(|State(s): State<AppState>| async move { s.greeting }),
         )
-        .route(common::PATH, monite_webhooks::axum::route(receiver.clone()))
+        .route(
+            fixture::PATH,
+            monite_webhooks::axum::route(receiver.clone()),
+        )
         .route("/custom", post(own_handler))
         .with_state(AppState {
             greeting: "hi",
@@ -122,15 +127,15 @@ async fn mounts_inside_an_existing_app_with_state() {
         "hi"
     );
 
-    let body = common::current_envelope("counterpart", "counterpart.created");
-    let request = signed_request(&common::secret(common::CURRENT), body.clone()).map(Body::from);
+    let body = fixture::current_envelope("counterpart", "counterpart.created");
+    let request = signed_request(&fixture::secret(fixture::CURRENT), body.clone()).map(Body::from);
     assert_eq!(
         app.clone().oneshot(request).await.unwrap().status(),
         StatusCode::OK
     );
 
     // The extractor: verified and parsed, the handler writes the answer itself.
-    let mut request = signed_request(&common::secret(common::CURRENT), body).map(Body::from);
+    let mut request = signed_request(&fixture::secret(fixture::CURRENT), body).map(Body::from);
     *request.uri_mut() = "/custom".parse().unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -140,7 +145,7 @@ async fn mounts_inside_an_existing_app_with_state() {
     assert_eq!(text, "counterpart created");
 
     // And its rejection answers like the route does.
-    let mut forged = signed_request(&common::secret("whsec_forged"), "{}").map(Body::from);
+    let mut forged = signed_request(&fixture::secret("whsec_forged"), "{}").map(Body::from);
     *forged.uri_mut() = "/custom".parse().unwrap();
     assert_eq!(
         app.oneshot(forged).await.unwrap().status(),

@@ -1,4 +1,4 @@
-//! The API client against a local fake of Monite's API (tests/fake_monite): pagination,
+//! The API client against a local fake of Monite's API (tests/support/fake_monite): pagination,
 //! tokens, retries, typed errors, recovering missed events through a receiver, and setting
 //! up one endpoint's subscriptions with their secrets in a keyring.
 
@@ -7,7 +7,7 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
-mod fake_monite;
+mod support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,7 +26,7 @@ use monite_webhooks::{
     Dispatcher, ErrorKind, Event, EventType, Keyring, ObjectType, Receiver, Secret, Verifier,
 };
 
-use fake_monite::{CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Effect, Fault};
+use support::fake_monite::{self, CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Effect, Fault};
 
 /// A failure the fake gives the next request under `path_prefix`, without acting on it.
 fn fault(path_prefix: &'static str, status: StatusCode, retry_after: Option<u64>) -> Fault {

@@ -12,7 +12,7 @@
 )]
 #![cfg(any(feature = "redis", feature = "postgres"))]
 
-mod common;
+mod support;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{deliver, deliver_until_not_in_flight, fresh_id};
 use http::StatusCode;
 use monite_webhooks::{Dispatcher, Event, Idempotency, ObjectType, Receiver, Verifier};
+use support::fixture::{self, deliver, deliver_until_not_in_flight, fresh_id};
 
 /// How the request is dropped while the receiver awaits the store.
 #[derive(Debug, Clone, Copy)]
@@ -79,8 +79,9 @@ impl Probe {
                 }
             })
             .build();
-        let builder = Receiver::builder(Verifier::new(common::secret(common::CURRENT)), dispatcher)
-            .idempotency(idempotency);
+        let builder =
+            Receiver::builder(Verifier::new(fixture::secret(fixture::CURRENT)), dispatcher)
+                .idempotency(idempotency);
         let builder = if spawn {
             builder.spawn_handlers(|task| {
                 tokio::spawn(task);
@@ -143,13 +144,9 @@ fn body(id: &str) -> String {
 }
 
 #[cfg(feature = "redis")]
-#[path = "redis/mod.rs"]
-mod redis_server;
-
-#[cfg(feature = "redis")]
 mod redis {
-    use super::redis_server::RedisServer;
     use super::*;
+    use crate::support::redis::RedisServer;
     use monite_webhooks::RedisStore;
 
     /// What a Redis restart or failover does to a live connection: the scripts are gone
@@ -290,13 +287,9 @@ mod redis {
 }
 
 #[cfg(feature = "postgres")]
-#[path = "pg/mod.rs"]
-mod pg;
-
-#[cfg(feature = "postgres")]
 mod postgres {
-    use super::pg::PgServer;
     use super::*;
+    use crate::support::pg::PgServer;
     use monite_webhooks::PostgresStore;
     use sqlx::PgPool;
     use sqlx::pool::PoolConnection;

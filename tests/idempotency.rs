@@ -6,12 +6,12 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
-mod common;
+mod support;
 
-use common::{deliver, deliver_until_not_in_flight, fresh_id};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::fixture::{self, deliver, deliver_until_not_in_flight, fresh_id};
 
 use http::StatusCode;
 use monite_webhooks::idempotency::{ClaimToken, KeyScope};
@@ -64,8 +64,9 @@ impl World {
                 })
             })
             .build();
-        let builder = Receiver::builder(Verifier::new(common::secret(common::CURRENT)), dispatcher)
-            .idempotency(idempotency);
+        let builder =
+            Receiver::builder(Verifier::new(fixture::secret(fixture::CURRENT)), dispatcher)
+                .idempotency(idempotency);
         configure(builder).build()
     }
 
@@ -386,7 +387,7 @@ async fn without_idempotency_every_delivery_runs() {
             })
             .build()
     };
-    let receiver = Receiver::builder(Verifier::new(common::secret(common::CURRENT)), dispatcher)
+    let receiver = Receiver::builder(Verifier::new(fixture::secret(fixture::CURRENT)), dispatcher)
         .without_idempotency()
         .build();
     let id = fresh_id();
@@ -431,13 +432,9 @@ async fn two_services_on_one_store_each_handle_the_event<S: IdempotencyStore>(
 }
 
 #[cfg(feature = "redis")]
-#[path = "redis/mod.rs"]
-mod redis_server;
-
-#[cfg(feature = "redis")]
 mod redis {
-    use super::redis_server::RedisServer;
     use super::*;
+    use crate::support::redis::RedisServer;
     use monite_webhooks::RedisStore;
     use std::net::TcpListener;
 
@@ -509,13 +506,9 @@ mod redis {
 }
 
 #[cfg(feature = "postgres")]
-#[path = "pg/mod.rs"]
-mod pg;
-
-#[cfg(feature = "postgres")]
 mod postgres {
-    use super::pg::PgServer;
     use super::*;
+    use crate::support::pg::PgServer;
     use monite_webhooks::PostgresStore;
 
     async fn store(server: &PgServer) -> PostgresStore {

@@ -8,7 +8,9 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
-mod common;
+mod support;
+
+use support::fixture;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +27,8 @@ async fn the_receiver_reads_only_the_injected_clock_and_tokens() {
     let clock_reads = Arc::new(AtomicU64::new(0));
     let tokens_made = Arc::new(AtomicU64::new(0));
     let (reads, made) = (clock_reads.clone(), tokens_made.clone());
-    let seen = common::Seen::default();
-    let plain = common::receiver(&seen);
+    let seen = fixture::Seen::default();
+    let plain = fixture::receiver(&seen);
     let receiver = Receiver::builder(plain.verifier().clone(), plain.dispatcher().clone())
         .clock(move || {
             reads.fetch_add(1, Ordering::SeqCst);
@@ -34,11 +36,11 @@ async fn the_receiver_reads_only_the_injected_clock_and_tokens() {
         })
         .claim_tokens(move || ClaimToken::from_parts(7, made.fetch_add(1, Ordering::SeqCst)))
         .build();
-    let secret = common::secret(common::CURRENT);
+    let secret = fixture::secret(fixture::CURRENT);
 
     // Signed at the injected now, and at the edges of the tolerance around it.
     for t in [NOW, NOW - 300, NOW + 300] {
-        let body = common::current_envelope("counterpart", "counterpart.created");
+        let body = fixture::current_envelope("counterpart", "counterpart.created");
         let response = receiver.handle(signed_request_at(&secret, body, t)).await;
         assert_eq!(
             response.status(),
@@ -53,8 +55,8 @@ async fn the_receiver_reads_only_the_injected_clock_and_tokens() {
 
     // One second past the tolerance of the injected time, and the system's own now: stale
     // or ahead for this receiver. Refused before any claim: no token taken.
-    for t in [NOW - 301, NOW + 301, common::now()] {
-        let body = common::current_envelope("counterpart", "counterpart.created");
+    for t in [NOW - 301, NOW + 301, fixture::now()] {
+        let body = fixture::current_envelope("counterpart", "counterpart.created");
         let response = receiver.handle(signed_request_at(&secret, body, t)).await;
         assert_eq!(response.status(), 401, "t = {t}");
     }

@@ -8,7 +8,9 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
-mod common;
+mod support;
+
+use support::fixture;
 
 use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader};
@@ -71,16 +73,16 @@ fn lambda_event(shape: Shape, body: &str, signature: &str) -> Value {
 }
 
 fn signed(body: &str, secret: &str) -> String {
-    sign(&common::secret(secret), common::now(), body.as_bytes())
+    sign(&fixture::secret(secret), fixture::now(), body.as_bytes())
 }
 
 #[tokio::test]
 async fn each_lambda_shape_converted_by_lambda_http_is_answered_as_the_table_says() {
     for shape in SHAPES {
-        let seen = common::Seen::default();
-        let receiver = common::receiver(&seen);
-        let body = common::current_envelope("counterpart", "counterpart.created");
-        let event = lambda_event(shape, &body, &signed(&body, common::CURRENT));
+        let seen = fixture::Seen::default();
+        let receiver = fixture::receiver(&seen);
+        let body = fixture::current_envelope("counterpart", "counterpart.created");
+        let event = lambda_event(shape, &body, &signed(&body, fixture::CURRENT));
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
         assert_eq!(request.method(), "POST", "{shape:?}");
 
@@ -95,7 +97,7 @@ async fn each_lambda_shape_converted_by_lambda_http_is_answered_as_the_table_say
         assert_eq!(seen.lock().unwrap().len(), 1, "{shape:?}");
 
         // A forged one: 401, no handler.
-        let forged = common::current_envelope("counterpart", "counterpart.deleted");
+        let forged = fixture::current_envelope("counterpart", "counterpart.deleted");
         let event = lambda_event(shape, &forged, &signed(&forged, "whsec_forged"));
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
         let response = receiver.clone().oneshot(request).await.unwrap();
@@ -122,7 +124,7 @@ async fn next_invocation(State(api): State<RuntimeApi>) -> (HeaderMap, String) {
         std::future::pending::<()>().await;
         unreachable!()
     };
-    let deadline = (common::now() + 60) * 1000;
+    let deadline = (fixture::now() + 60) * 1000;
     let mut headers = HeaderMap::new();
     headers.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
     headers.insert("lambda-runtime-deadline-ms", deadline.into());
@@ -181,8 +183,8 @@ fn the_lambda_example_answers_each_shape_under_lambda_http_run() {
     let api = RuntimeApi::default();
     let mut expected = Vec::new();
     for (n, shape) in SHAPES.into_iter().enumerate() {
-        let body = common::current_envelope("counterpart", "counterpart.created");
-        let event = lambda_event(shape, &body, &signed(&body, common::CURRENT));
+        let body = fixture::current_envelope("counterpart", "counterpart.created");
+        let event = lambda_event(shape, &body, &signed(&body, fixture::CURRENT));
         let id = serde_json::from_str::<Value>(&body).unwrap()["id"].clone();
         api.invocations
             .lock()
@@ -190,7 +192,7 @@ fn the_lambda_example_answers_each_shape_under_lambda_http_run() {
             .push_back((format!("valid-{n}"), event));
         expected.push((format!("valid-{n}"), 200, "ok", Some(id)));
 
-        let forged = common::current_envelope("counterpart", "counterpart.created");
+        let forged = fixture::current_envelope("counterpart", "counterpart.created");
         let event = lambda_event(shape, &forged, &signed(&forged, "whsec_forged"));
         api.invocations
             .lock()
@@ -200,12 +202,12 @@ fn the_lambda_example_answers_each_shape_under_lambda_http_run() {
     }
     let addr = serve_runtime_api(api.clone());
 
-    let mut child = Command::new(common::example_binary("lambda"))
+    let mut child = Command::new(fixture::example_binary("lambda"))
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "monite-webhooks")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("MONITE_WEBHOOK_SECRET", common::CURRENT)
+        .env("MONITE_WEBHOOK_SECRET", fixture::CURRENT)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -7,7 +7,9 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
-mod common;
+mod support;
+
+use support::fixture;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,11 +60,11 @@ fn receiver_for(handled: &Arc<AtomicUsize>) -> monite_webhooks::ReceiverBuilder 
             Err::<(), _>(std::io::Error::other("ledger unavailable"))
         })
         .build();
-    Receiver::builder(Verifier::new(common::secret(common::CURRENT)), dispatcher)
+    Receiver::builder(Verifier::new(fixture::secret(fixture::CURRENT)), dispatcher)
 }
 
 fn post(body: &str, signature: Option<String>) -> Request<Bytes> {
-    let mut request = Request::post(common::PATH);
+    let mut request = Request::post(fixture::PATH);
     if let Some(signature) = signature {
         request = request.header("monite-signature", signature);
     }
@@ -70,7 +72,7 @@ fn post(body: &str, signature: Option<String>) -> Request<Bytes> {
 }
 
 fn signed(body: &str, secret: &str, t: u64) -> Option<String> {
-    Some(sign(&common::secret(secret), t, body.as_bytes()))
+    Some(sign(&fixture::secret(secret), t, body.as_bytes()))
 }
 
 /// The known sequence, through `Receiver::handle`; returns how often the counterpart
@@ -78,14 +80,14 @@ fn signed(body: &str, secret: &str, t: u64) -> Option<String> {
 async fn deliver_the_sequence() -> usize {
     let handled = Arc::new(AtomicUsize::new(0));
     let receiver = receiver_for(&handled).build();
-    let t = common::now();
-    let created = common::current_envelope("counterpart", "counterpart.created");
-    let paid = common::current_envelope("payable", "payable.paid");
-    let tag = common::current_envelope("tag", "tag.created");
+    let t = fixture::now();
+    let created = fixture::current_envelope("counterpart", "counterpart.created");
+    let paid = fixture::current_envelope("payable", "payable.paid");
+    let tag = fixture::current_envelope("tag", "tag.created");
     let sequence = [
-        (post(&created, signed(&created, common::CURRENT, t)), 200),
+        (post(&created, signed(&created, fixture::CURRENT, t)), 200),
         // Monite's retry of the same event.
-        (post(&created, signed(&created, common::CURRENT, t)), 200),
+        (post(&created, signed(&created, fixture::CURRENT, t)), 200),
         // After a key rotation: signed with a secret this receiver does not have.
         (
             post(&created, signed(&created, "whsec_rotated_away", t)),
@@ -93,13 +95,13 @@ async fn deliver_the_sequence() -> usize {
         ),
         // A replay from long ago.
         (
-            post(&created, signed(&created, common::CURRENT, t - 3600)),
+            post(&created, signed(&created, fixture::CURRENT, t - 3600)),
             401,
         ),
         (post(&created, None), 400),
-        (post(&paid, signed(&paid, common::CURRENT, t)), 500),
-        (post(&tag, signed(&tag, common::CURRENT, t)), 200),
-        (Request::get(common::PATH).body(Bytes::new()).unwrap(), 405),
+        (post(&paid, signed(&paid, fixture::CURRENT, t)), 500),
+        (post(&tag, signed(&tag, fixture::CURRENT, t)), 200),
+        (Request::get(fixture::PATH).body(Bytes::new()).unwrap(), 405),
     ];
     for (request, status) in sequence {
         assert_eq!(receiver.handle(request).await.status(), status);
@@ -108,8 +110,8 @@ async fn deliver_the_sequence() -> usize {
     let down = receiver_for(&handled)
         .idempotency(Idempotency::new(DownStore))
         .build();
-    let fresh = common::current_envelope("counterpart", "counterpart.created");
-    let request = post(&fresh, signed(&fresh, common::CURRENT, t));
+    let fresh = fixture::current_envelope("counterpart", "counterpart.created");
+    let request = post(&fresh, signed(&fresh, fixture::CURRENT, t));
     assert_eq!(down.handle(request).await.status(), 503);
     handled.load(Ordering::SeqCst)
 }
@@ -261,9 +263,9 @@ fn the_axum_example_serves_the_counters_after_a_sample_delivery() {
         .unwrap()
         .port();
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut child = std::process::Command::new(common::example_binary("axum_server"))
+    let mut child = std::process::Command::new(fixture::example_binary("axum_server"))
         .env("MONITE_WEBHOOK_ADDR", addr.to_string())
-        .env("MONITE_WEBHOOK_SECRET", common::CURRENT)
+        .env("MONITE_WEBHOOK_SECRET", fixture::CURRENT)
         .env_remove("REDIS_URL")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -273,14 +275,14 @@ fn the_axum_example_serves_the_counters_after_a_sample_delivery() {
     while std::net::TcpStream::connect(addr).is_err() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let valid = common::cases().into_iter().next().unwrap();
-    let (status, _) = common::send(addr, &valid);
-    let forged = common::cases()
+    let valid = fixture::cases().into_iter().next().unwrap();
+    let (status, _) = fixture::send(addr, &valid);
+    let forged = fixture::cases()
         .into_iter()
         .find(|case| case.name == "wrong secret")
         .unwrap();
-    let (forged_status, _) = common::send(addr, &forged);
-    let (metrics_status, text) = common::exchange(
+    let (forged_status, _) = fixture::send(addr, &forged);
+    let (metrics_status, text) = fixture::exchange(
         addr,
         b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );

@@ -11,8 +11,7 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
-#[path = "pg/mod.rs"]
-mod pg;
+mod support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,7 +27,7 @@ use monite_webhooks::{
     BoxError, Dispatcher, Event, Idempotency, IdempotencyStore, ObjectType, PostgresStore,
     Receiver, Secret, Verifier,
 };
-use pg::PgServer;
+use support::pg::PgServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const SECRET: &str = "whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b";

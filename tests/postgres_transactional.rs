@@ -6,15 +6,12 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
-#[path = "pg/mod.rs"]
-mod pg;
+mod support;
 
-mod common;
-
-use common::{deliver, deliver_until_not_in_flight, fresh_id};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::fixture::{self, deliver, deliver_until_not_in_flight, fresh_id};
 
 use http::StatusCode;
 use monite_webhooks::idempotency::{Claim, ClaimToken};
@@ -22,8 +19,8 @@ use monite_webhooks::{
     BoxError, Dispatcher, Event, Idempotency, IdempotencyStore, MemoryStore, ObjectType,
     PostgresStore, Receiver, Verifier,
 };
-use pg::PgServer;
 use sqlx::PgPool;
+use support::pg::PgServer;
 use tokio::sync::Semaphore;
 
 /// The service: a `payments` table of its own, written by a transactional handler.
@@ -78,7 +75,8 @@ impl Service {
         let dispatcher = Dispatcher::builder()
             .on_object(ObjectType::Payable, handler)
             .build();
-        let builder = Receiver::builder(Verifier::new(common::secret(common::CURRENT)), dispatcher);
+        let builder =
+            Receiver::builder(Verifier::new(fixture::secret(fixture::CURRENT)), dispatcher);
         match front {
             Some(front) => builder.idempotency(front),
             None => builder.without_idempotency(),
@@ -353,7 +351,7 @@ async fn old_inbox_rows_are_swept() {
         .transactional(|_: Event, _| Box::pin(async { Ok(()) }))
         .with_retention(Duration::from_millis(100));
     let receiver = Receiver::builder(
-        Verifier::new(common::secret(common::CURRENT)),
+        Verifier::new(fixture::secret(fixture::CURRENT)),
         Dispatcher::builder()
             .on_object(ObjectType::Payable, handler)
             .build(),
@@ -449,7 +447,7 @@ async fn a_transaction_that_did_not_commit_is_never_acknowledged() {
         })
     };
     let receiver = Receiver::builder(
-        Verifier::new(common::secret(common::CURRENT)),
+        Verifier::new(fixture::secret(fixture::CURRENT)),
         Dispatcher::builder()
             .on_object(ObjectType::Payable, handler)
             .build(),
@@ -532,7 +530,7 @@ async fn a_savepoint_lets_a_handler_try_a_statement() {
         })
     });
     let receiver = Receiver::builder(
-        Verifier::new(common::secret(common::CURRENT)),
+        Verifier::new(fixture::secret(fixture::CURRENT)),
         Dispatcher::builder()
             .on_object(ObjectType::Payable, handler)
             .build(),

@@ -8,7 +8,9 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
-mod common;
+mod support;
+
+use support::fixture;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -33,10 +35,10 @@ fn assert_service<S: Service<Request<Full<Bytes>>, Error = Infallible> + Clone +
 }
 
 /// A case's request with a whole body, and its `Content-Length` as a client would send it.
-fn whole(case: &common::Case) -> Request<Full<Bytes>> {
+fn whole(case: &fixture::Case) -> Request<Full<Bytes>> {
     let mut request = Request::builder()
         .method(case.method)
-        .uri(common::PATH)
+        .uri(fixture::PATH)
         .header("content-length", case.body.len());
     for (name, value) in &case.headers {
         request = request.header(name, value);
@@ -48,7 +50,7 @@ fn whole(case: &common::Case) -> Request<Full<Bytes>> {
 
 /// A case's request with its body streamed in 16 KiB chunks and no `Content-Length`, so
 /// only reading can find its size.
-fn streamed(case: &common::Case) -> Request<Channel<Bytes, BoxError>> {
+fn streamed(case: &fixture::Case) -> Request<Channel<Bytes, BoxError>> {
     let (mut sender, body) = Channel::new(4);
     let chunks: Vec<Bytes> = case
         .body
@@ -63,7 +65,7 @@ fn streamed(case: &common::Case) -> Request<Channel<Bytes, BoxError>> {
             }
         }
     });
-    let mut request = Request::builder().method(case.method).uri(common::PATH);
+    let mut request = Request::builder().method(case.method).uri(fixture::PATH);
     for (name, value) in &case.headers {
         request = request.header(name, value);
     }
@@ -72,12 +74,12 @@ fn streamed(case: &common::Case) -> Request<Channel<Bytes, BoxError>> {
 
 #[tokio::test]
 async fn the_shared_table_in_process_as_handle_answers_it() {
-    let seen = common::Seen::default();
-    let receiver = common::receiver(&seen);
+    let seen = fixture::Seen::default();
+    let receiver = fixture::receiver(&seen);
     assert_service(&receiver);
     // A second receiver for `handle`, given the same sequence: the same idempotency state.
-    let handling = common::receiver(&common::Seen::default());
-    for case in common::cases() {
+    let handling = fixture::receiver(&fixture::Seen::default());
+    for case in fixture::cases() {
         let response = if case.chunked {
             receiver.clone().oneshot(streamed(&case)).await.unwrap()
         } else {
@@ -126,25 +128,25 @@ fn serve(receiver: Receiver) -> SocketAddr {
 
 #[test]
 fn the_shared_table_over_real_http_through_hyper() {
-    let seen = common::Seen::default();
-    let addr = serve(common::receiver(&seen));
-    common::assert_table(addr, "hyper");
+    let seen = fixture::Seen::default();
+    let addr = serve(fixture::receiver(&seen));
+    fixture::assert_table(addr, "hyper");
     let seen = seen.lock().unwrap();
     assert!(seen.contains(&"counterpart.created".to_owned()), "{seen:?}");
 }
 
 #[test]
 fn hostile_input_gets_no_5xx_through_hyper() {
-    let addr = serve(common::receiver(&common::Seen::default()));
-    common::assert_survives_hostile_input(addr, "hyper");
+    let addr = serve(fixture::receiver(&fixture::Seen::default()));
+    fixture::assert_survives_hostile_input(addr, "hyper");
 }
 
 #[tokio::test]
 async fn a_declared_length_over_the_limit_is_refused_before_reading() {
-    let receiver = common::receiver(&common::Seen::default());
+    let receiver = fixture::receiver(&fixture::Seen::default());
     // A body that never yields a byte: reading it would never end.
     let (_sender, body) = Channel::<Bytes, BoxError>::new(1);
-    let request = Request::post(common::PATH)
+    let request = Request::post(fixture::PATH)
         .header("content-length", 256 * 1024 + 1)
         .body(body)
         .unwrap();
@@ -157,21 +159,21 @@ async fn a_declared_length_over_the_limit_is_refused_before_reading() {
 
 #[tokio::test]
 async fn a_body_failing_mid_way_is_a_400() {
-    let receiver = common::receiver(&common::Seen::default());
+    let receiver = fixture::receiver(&fixture::Seen::default());
     let (mut sender, body) = Channel::<Bytes, BoxError>::new(1);
     sender
         .send_data(Bytes::from_static(b"{\"id\":"))
         .await
         .unwrap();
     sender.abort("connection reset".into());
-    let request = Request::post(common::PATH).body(body).unwrap();
+    let request = Request::post(fixture::PATH).body(body).unwrap();
     let response = receiver.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn the_layer_hands_the_event_and_the_raw_body_to_the_inner_service() {
-    let receiver = common::receiver(&common::Seen::default());
+    let receiver = fixture::receiver(&fixture::Seen::default());
     let calls = Arc::new(AtomicUsize::new(0));
     let inner_calls = calls.clone();
     let inner = service_fn(move |request: Request<Full<Bytes>>| {
@@ -189,8 +191,8 @@ async fn the_layer_hands_the_event_and_the_raw_body_to_the_inner_service() {
         .service(inner);
 
     // Spaces and a key order of Monite's own: the inner service sees them as sent.
-    let body = common::current_envelope("counterpart", "counterpart.created").replace(',', ", ");
-    let request = signed_request(&common::secret(common::CURRENT), body.clone()).map(Full::new);
+    let body = fixture::current_envelope("counterpart", "counterpart.created").replace(',', ", ");
+    let request = signed_request(&fixture::secret(fixture::CURRENT), body.clone()).map(Full::new);
     let response = service.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.into_body().collect().await.unwrap().to_bytes();
@@ -199,7 +201,7 @@ async fn the_layer_hands_the_event_and_the_raw_body_to_the_inner_service() {
 
     // Rejections are answered by the layer, as the receiver answers them, and the inner
     // service never runs.
-    for case in common::cases()
+    for case in fixture::cases()
         .into_iter()
         .filter(|case| case.status >= 400)
     {
@@ -221,16 +223,16 @@ async fn the_layer_in_an_axum_router_and_route_service() {
         format!("{} {}", event.event_type(), body.len())
     }
 
-    let receiver = common::receiver(&common::Seen::default());
+    let receiver = fixture::receiver(&fixture::Seen::default());
     let app = axum::Router::new()
         .route(
             "/own",
             post(own_handler).layer(VerifyLayer::new(receiver.clone())),
         )
-        .route_service(common::PATH, receiver);
+        .route_service(fixture::PATH, receiver);
 
-    let secret = common::secret(common::CURRENT);
-    let body = common::current_envelope("counterpart", "counterpart.updated");
+    let secret = fixture::secret(fixture::CURRENT);
+    let body = fixture::current_envelope("counterpart", "counterpart.updated");
     let mut request = signed_request(&secret, body.clone()).map(axum::body::Body::from);
     *request.uri_mut() = "/own".parse().unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
@@ -238,7 +240,7 @@ async fn the_layer_in_an_axum_router_and_route_service() {
     let text = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(text, format!("updated {}", body.len()));
 
-    let forged = signed_request(&common::secret("whsec_forged"), body.clone());
+    let forged = signed_request(&fixture::secret("whsec_forged"), body.clone());
     let mut forged = forged.map(axum::body::Body::from);
     *forged.uri_mut() = "/own".parse().unwrap();
     assert_eq!(

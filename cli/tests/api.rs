@@ -7,7 +7,7 @@
 )]
 
 mod common;
-#[path = "../../tests/fake_monite/mod.rs"]
+#[path = "../../tests/support/fake_monite/mod.rs"]
 mod fake_monite;
 
 use common::{SECRET, run};

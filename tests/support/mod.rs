@@ -1,0 +1,22 @@
+//! What the integration tests share, one module per job. A test binary declares
+//! `mod support;` and uses what it needs; each module allows its own dead code, since no
+//! binary uses all of it.
+//!
+//! - [`fixture`]: the receiver the adapter tests serve, its table of cases, a raw HTTP/1.1
+//!   client, hostile requests, and delivering to a receiver directly.
+//! - [`pg`], [`redis`]: a real PostgreSQL cluster and a real `redis-server` of the test's own.
+//! - [`fake_monite`]: a local stand-in for Monite's API; `cli/tests/api.rs` uses it too.
+//!
+//! A module whose tests all need a feature is compiled only with that feature, so a build
+//! without it does not type-check code nothing runs.
+
+pub(crate) mod fixture;
+
+#[cfg(feature = "postgres")]
+pub(crate) mod pg;
+
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+
+#[cfg(feature = "client")]
+pub(crate) mod fake_monite;
