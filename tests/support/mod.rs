@@ -6,6 +6,8 @@
 //!   client, hostile requests, and delivering to a receiver directly.
 //! - [`pg`], [`redis`]: a real PostgreSQL cluster and a real `redis-server` of the test's own.
 //! - [`fake_monite`]: a local stand-in for Monite's API; `cli/tests/api.rs` uses it too.
+//! - [`client`]: the client tests' shared set-up over the fake.
+//! - [`openapi`]: Monite's OpenAPI document, and a checker and instance maker for its schemas.
 //!
 //! A module whose tests all need a feature is compiled only with that feature, so a build
 //! without it does not type-check code nothing runs.
@@ -20,3 +22,9 @@ pub(crate) mod redis;
 
 #[cfg(feature = "client")]
 pub(crate) mod fake_monite;
+
+#[cfg(feature = "client")]
+pub(crate) mod client;
+
+#[cfg(feature = "client")]
+pub(crate) mod openapi;
