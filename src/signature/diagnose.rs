@@ -18,7 +18,9 @@ impl Verifier {
     /// refused delivery.
     ///
     /// # Errors
-    /// As [`verify`](Self::verify), with a fuller message for a mismatch.
+    /// As [`verify`](Self::verify), with a fuller message for a mismatch: what matched
+    /// instead, or what to check. Unlike other errors' `Display`, this one carries advice,
+    /// since it is written for a log line read without the [`ErrorKind`] docs.
     pub fn diagnose_at<H: HeaderLookup + ?Sized>(
         &self,
         headers: &H,
@@ -82,10 +84,28 @@ impl Verifier {
                 break;
             }
         }
+        if found.is_none() && !tags.as_slice().is_empty() {
+            found = Some(format!("{error}. {}", unexplained(error.kind())));
+        }
         Err(match found {
             Some(message) => Error::new(error.kind(), message),
             None => error,
         })
+    }
+}
+
+/// What to check when no secret held, under either convention, signed the body: the
+/// advice of the kind's docs, for a log line read without them.
+fn unexplained(kind: ErrorKind) -> &'static str {
+    if kind == ErrorKind::UnknownSubscription {
+        "No secret held signed the body either: add that subscription's secret \
+         (`Keyring::with_subscription`, MONITE_WEBHOOK_SECRETS=<id>=<secret>, or the keyring \
+         file), or an unkeyed one for deliveries that name none"
+    } else {
+        "No secret held signed the body under either key convention: check that the secret \
+         belongs to this subscription and environment (sandbox and production differ, and \
+         regenerating a secret invalidates the old one at once), and that the body is passed \
+         on exactly as received, not parsed and re-serialised"
     }
 }
 
