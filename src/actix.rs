@@ -149,7 +149,7 @@ impl FromRequest for VerifiedEvent {
             let receiver = receiver.ok_or_else(|| {
                 Error::new(
                     ErrorKind::Misconfigured,
-                    "VerifiedEvent needs a Receiver in app data: App::new().app_data(receiver)",
+                    "VerifiedEvent found no Receiver in the app data",
                 )
             })?;
             let payload = payload.map_err(|e| {

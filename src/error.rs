@@ -38,52 +38,99 @@ struct Inner {
 pub enum ErrorKind {
     /// A secret could not be used: empty, padded with whitespace, or not valid base64 for
     /// the `whsec_` base64 convention. Raised when the secret is built, never per request.
+    ///
+    /// Usually means a secret copied with its newline, or a `MONITE_WEBHOOK_SECRETS` pair
+    /// missing its `<subscription_id>=`; fix by pasting the secret exactly as Monite gave it.
     InvalidSecret,
     /// The request has no `Monite-Signature` header. `400`.
     MissingSignature,
     /// The `Monite-Signature` header is not of the form `t=<unix>,v1=<hex>`. `400`.
     MalformedSignature,
     /// No `v1` signature matches any configured secret. `401`.
+    ///
+    /// Usually means a secret of another subscription or environment (sandbox and production
+    /// differ; regenerating a secret invalidates the old one at once), or a body parsed and
+    /// re-serialised before verification; fix by passing the body on exactly as received,
+    /// and ask [`Verifier::diagnose_at`](crate::Verifier::diagnose_at) which secret matches.
     SignatureMismatch,
     /// The delivery names a webhook subscription whose secret the [`Keyring`](crate::Keyring)
     /// does not hold (and there is no unkeyed secret to try); no HMAC was computed. `401`.
+    ///
+    /// Usually means a subscription created after the keyring was loaded, or a 2022 envelope
+    /// that names none; fix by adding its secret (`Keyring::with_subscription`,
+    /// `MONITE_WEBHOOK_SECRETS=<id>=<secret>` or the keyring file), or an unkeyed secret
+    /// (`Keyring::with_unkeyed`) for deliveries that name no subscription.
     UnknownSubscription,
     /// The signature matched one webhook subscription's secret, but the envelope names
     /// another subscription (or none): one subscription's secret cannot vouch for another's
     /// events. `401`.
     SubscriptionMismatch,
     /// The signed timestamp is older than the tolerance allows. `401`.
+    ///
+    /// Usually means a replayed or long-queued delivery, or a server clock that is behind;
+    /// fix the clock (NTP), as Monite retries a genuine delivery with a fresh signature.
     TimestampTooOld,
     /// The signed timestamp is further in the future than the tolerance allows. `401`.
+    ///
+    /// Usually means this server's clock is behind; fix by synchronising it (NTP).
     TimestampInFuture,
     /// The body is larger than the configured limit; refused before any HMAC work. `413`.
     BodyTooLarge,
     /// The signature is valid but the body is not a Monite event envelope. `400`.
     NotAnEnvelope,
     /// The request is not a `POST`. `405`.
+    ///
+    /// Usually means a probe or a browser; Monite delivers with `POST` only.
     MethodNotAllowed,
     /// The request body could not be read (the connection failed mid-way). `400`.
     UnreadableBody,
     /// The receiver is wired up wrongly, such as an extractor with no receiver to use. `500`.
+    ///
+    /// Usually means a missing piece of setup; fix by what the message names: actix's
+    /// `VerifiedEvent` needs `App::new().app_data(receiver)`, a `Client` needs
+    /// `ClientBuilder::credentials` or `::token`, a store namespace is 1 to 64 ASCII letters,
+    /// digits, `_`, `-` or `.`, and a table prefix is letters, digits and `_` with at most
+    /// one dot after a schema name.
     Misconfigured,
-    /// A handler returned an error; Monite will retry. `500`.
+    /// A handler returned an error, or the task running it was dropped (the runtime shut
+    /// down); Monite will retry. `500`.
+    ///
+    /// Usually means a dependency of the handler failed (its error is the
+    /// [`source`](std::error::Error::source)); nothing to fix here if it is transient.
     Handler,
     /// A handler panicked; the panic was caught and Monite will retry. `500`.
     HandlerPanicked,
     /// Another delivery of the same event is being handled right now; Monite will retry,
     /// and nothing is lost if that other delivery fails. `409`.
+    ///
+    /// From `client::Recovery`, it names the events still held after the
+    /// wait: a delivery that died holds its claim until its lease runs out (5 minutes by
+    /// default), so fix by running the recovery again after that.
     InFlight,
     /// The idempotency store could not be reached, so no handler ran; Monite will retry.
     /// `503`.
+    ///
+    /// Usually means Redis or PostgreSQL is down or unreachable from here; fix the store,
+    /// as nothing was handled and Monite's retries deliver the events again.
     StoreUnavailable,
     /// Monite's API answered with an error (see [`Error::api_status`] and
     /// [`Error::api_message`]), after retries where retrying made sense. `502` if it ever
     /// reaches a receiver's answer.
+    ///
+    /// A listing Monite would never end (a pagination token given twice, empty pages in a
+    /// row) is stopped with this kind too. A create that failed with a 5xx "may have acted":
+    /// it was not sent again, so list the subscriptions before repeating it.
     Api,
     /// Monite's API could not be reached, after retries. `502` likewise.
+    ///
+    /// A create whose answer was lost "may have acted": list the subscriptions before
+    /// repeating it.
     Transport,
     /// A keyring file could not be read, parsed or written. `500` if it ever reaches a
     /// receiver's answer.
+    ///
+    /// An id that starts with `whsec_` usually means a secret pasted in the id's place; a
+    /// format this version does not read means the file was written by a newer one.
     KeyringFile,
 }
 
@@ -198,7 +245,7 @@ impl Error {
     pub(crate) fn method_not_allowed(method: &str) -> Self {
         Self::new(
             ErrorKind::MethodNotAllowed,
-            format!("{method} is not allowed; Monite delivers with POST"),
+            format!("{method} is not allowed, only POST"),
         )
     }
 

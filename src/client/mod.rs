@@ -226,7 +226,7 @@ impl ClientBuilder {
         let auth = self.auth.ok_or_else(|| {
             Error::new(
                 ErrorKind::Misconfigured,
-                "the client needs credentials or a token: ClientBuilder::credentials or ::token",
+                "the client was built with neither credentials nor a token",
             )
         })?;
         let http = reqwest::Client::builder()

@@ -54,10 +54,7 @@ impl SeenTokens {
         } else {
             Err(Error::new(
                 ErrorKind::Api,
-                format!(
-                    "GET {path}: Monite gave the pagination token {token:?} a second time; \
-                     the listing was stopped, as it would never end"
-                ),
+                format!("GET {path}: Monite gave the pagination token {token:?} a second time"),
             ))
         }
     }
@@ -176,7 +173,7 @@ impl<'a> Pages<'a> {
                     ErrorKind::Api,
                     format!(
                         "GET {}: Monite gave {MAX_EMPTY_PAGES} empty pages in a row, each \
-                         pointing to another; the listing was stopped, as it might never end",
+                         pointing to another",
                         self.path
                     ),
                 ));

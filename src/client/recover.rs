@@ -360,9 +360,7 @@ impl Recovery<'_> {
         Error::new(
             ErrorKind::InFlight,
             format!(
-                "{} event(s) still held in flight by another delivery after waiting {:?}: {}. \
-                 A delivery that died holds its claim until its lease runs out (5 minutes by \
-                 default); they were not handled",
+                "{} event(s) still held in flight by another delivery after waiting {:?}: {}",
                 held.len(),
                 self.in_flight_wait,
                 ids.join(", ")

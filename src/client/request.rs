@@ -91,7 +91,7 @@ pub(super) fn segment(id: &str) -> Result<String> {
     if id.is_empty() || id.bytes().all(|b| b == b'.') {
         return Err(Error::new(
             ErrorKind::Misconfigured,
-            format!("{id:?} is not an id: it cannot be a path segment"),
+            format!("{id:?} is not an id that can be a path segment"),
         ));
     }
     let mut encoded = String::with_capacity(id.len());
@@ -279,18 +279,17 @@ fn api_error(request: &Request<'_>, status: StatusCode, body: &[u8]) -> Error {
     };
     let mut text = format!("{request} answered {status}: {message}");
     if request.replay == Replay::OnlyIfUnreceived && status.is_server_error() {
-        let _ = write!(text, "; {MAY_HAVE_ACTED}");
+        let _ = write!(text, " {MAY_HAVE_ACTED}");
     }
     Error::new(ErrorKind::Api, text).with_api(status, message)
 }
 
-const MAY_HAVE_ACTED: &str = "Monite may have acted on it, so it was not sent again: \
-     check (list the subscriptions) before repeating it";
+const MAY_HAVE_ACTED: &str = "(Monite may have acted on it, so it was not sent again)";
 
 fn transport(request: &Request<'_>, error: reqwest::Error) -> Error {
     let mut text = format!("{request} could not reach Monite: {error}");
     if request.replay == Replay::OnlyIfUnreceived && !error.is_connect() && !error.is_builder() {
-        let _ = write!(text, "; {MAY_HAVE_ACTED}");
+        let _ = write!(text, " {MAY_HAVE_ACTED}");
     }
     Error::new(ErrorKind::Transport, text).with_source(error)
 }

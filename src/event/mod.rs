@@ -122,7 +122,7 @@ impl Event {
         let body = ByteString::try_from(body.into()).map_err(|e| {
             Error::new(
                 ErrorKind::NotAnEnvelope,
-                "body is not a Monite event envelope: not UTF-8, which JSON must be",
+                "body is not a Monite event envelope: not UTF-8",
             )
             .with_source(e)
         })?;

@@ -114,8 +114,7 @@ pub(crate) fn checked_namespace(namespace: &str) -> crate::error::Result<std::sy
         Err(crate::error::Error::new(
             crate::error::ErrorKind::Misconfigured,
             format!(
-                "{:?} is not a store namespace: name your service with 1 to 64 ASCII letters, \
-                 digits, `_`, `-` or `.`",
+                "{:?} is not a store namespace",
                 namespace.chars().take(64).collect::<String>()
             ),
         ))

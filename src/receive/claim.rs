@@ -61,9 +61,7 @@ impl Receiver {
                 held.release_detached();
                 return Err(Error::new(
                     ErrorKind::StoreUnavailable,
-                    format!(
-                        "the idempotency store could not claim {key}, so no handler ran: {source}"
-                    ),
+                    format!("the idempotency store could not claim {key}: {source}"),
                 )
                 .with_source(source));
             }
@@ -78,7 +76,7 @@ impl Receiver {
                 held.stage = Stage::Settled;
                 return Err(Error::new(
                     ErrorKind::InFlight,
-                    format!("{key} is being handled by another delivery; Monite will retry"),
+                    format!("{key} is being handled by another delivery"),
                 ));
             }
         }

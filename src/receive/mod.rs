@@ -197,7 +197,7 @@ impl Receiver {
                     Err(Error::new(
                         ErrorKind::Handler,
                         "the task running the handlers was dropped before it finished \
-                         (the runtime shut down?); its claim was released, Monite will retry",
+                         (its claim was released)",
                     ))
                 })
             }

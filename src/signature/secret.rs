@@ -102,7 +102,7 @@ impl Secret {
         if text.trim() != text {
             return Err(Error::new(
                 ErrorKind::InvalidSecret,
-                "the secret has leading or trailing whitespace (copied with a newline?)",
+                "the secret has leading or trailing whitespace",
             ));
         }
         let raw = text.as_bytes();

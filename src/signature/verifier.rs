@@ -290,8 +290,7 @@ fn stale(timestamp: u64, now: u64, tolerance: u64) -> Error {
         kind,
         format!(
             "signature timestamp {timestamp} is {skew} s {direction} this server's clock \
-             ({now}); the tolerance is {tolerance} s. A replayed or queued delivery, \
-             or a server clock that is off"
+             ({now}), beyond the {tolerance} s tolerance"
         ),
     )
 }
@@ -368,17 +367,11 @@ fn mismatch(usable_tags: bool, tried: usize, subscription: Option<&str>) -> Erro
     }
     let whose = subscription.map_or_else(
         || format!("any of the {tried} secret(s) held for any subscription"),
-        |id| format!("the {tried} secret(s) of subscription {id}, which the body names"),
+        |id| format!("the {tried} secret(s) of subscription {id}, named by the body"),
     );
     Error::new(
         ErrorKind::SignatureMismatch,
-        format!(
-            "no `v1` signature matched {whose}. Check that the secret belongs to this \
-             subscription and environment (sandbox and production differ, and regenerating \
-             a secret invalidates the old one at once), and that the body is passed on \
-             exactly as received, not parsed and re-serialised; Verifier::diagnose_at \
-             tells more"
-        ),
+        format!("no `v1` signature matched {whose}"),
     )
 }
 

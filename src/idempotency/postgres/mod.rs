@@ -190,10 +190,7 @@ impl PostgresStore {
         if parts.len() > 2 || !parts.iter().all(|part| valid(part)) || prefix.len() > 40 {
             return Err(Error::new(
                 ErrorKind::Misconfigured,
-                format!(
-                    "{prefix:?} is not a table prefix: use letters, digits and `_`, with at most \
-                     one dot before a schema's table prefix"
-                ),
+                format!("{prefix:?} is not a table prefix"),
             ));
         }
         Ok(Self::build(

@@ -50,17 +50,11 @@ impl Keyring {
             }
             if looks_like_secret(id) {
                 return Err(invalid(
-                    "starts with `whsec_`, as a secret given without its `<subscription_id>=` \
-                     does"
-                        .to_owned(),
+                    "starts with `whsec_` instead of `<subscription_id>=`".to_owned(),
                 ));
             }
             if secret.trim_start_matches('=').is_empty() {
-                return Err(invalid(
-                    "has no secret after its first `=` (a base64 secret given without its \
-                     `<subscription_id>=`?)"
-                        .to_owned(),
-                ));
+                return Err(invalid("has no secret after its first `=`".to_owned()));
             }
             let secret =
                 Secret::new(secret).map_err(|e| invalid(format!("has an unusable secret: {e}")))?;

@@ -183,7 +183,7 @@ impl Keyring {
         let file: File = serde_json::from_slice(&text).map_err(|e| not_a_keyring(path, &e))?;
         if file.monite_webhooks_keyring != FORMAT {
             return Err(file_error(format!(
-                "keyring file {} has format {}; this version reads format {FORMAT}",
+                "keyring file {} has format {}, not the format {FORMAT} this version reads",
                 path.display(),
                 file.monite_webhooks_keyring
             )));
@@ -192,8 +192,7 @@ impl Keyring {
         for (position, subscription) in file.subscriptions.into_iter().enumerate() {
             if looks_like_secret(&subscription.id) {
                 return Err(file_error(format!(
-                    "keyring file {}, subscription {}: its id starts with `whsec_`, as a \
-                     secret does (not shown)",
+                    "keyring file {}, subscription {}: the id starts with `whsec_` (not shown)",
                     path.display(),
                     position + 1
                 )));

@@ -274,19 +274,15 @@ impl Keyring {
             Some(named) => Error::new(
                 ErrorKind::UnknownSubscription,
                 format!(
-                    "the delivery names webhook subscription {}, whose secret this \
-                     receiver does not hold ({} held); no signature was checked. Add it: \
-                     `Keyring::with_subscription`, MONITE_WEBHOOK_SECRETS=<id>=<secret>, or \
-                     the keyring file",
+                    "the delivery names webhook subscription {}, whose secret is not held \
+                     ({} held)",
                     printable(&String::from_utf8_lossy(named)),
                     self.subscriptions.len()
                 ),
             ),
             None => Error::new(
                 ErrorKind::UnknownSubscription,
-                "the delivery names no webhook subscription (a 2022 envelope?) and this \
-                 receiver holds only per-subscription secrets; no signature was checked. \
-                 Add an unkeyed secret (`Keyring::with_unkeyed`) for such deliveries",
+                "the delivery names no webhook subscription and no unkeyed secret is held",
             ),
         }
     }
