@@ -67,8 +67,9 @@ pub enum ErrorKind {
     SubscriptionMismatch,
     /// The signed timestamp is older than the tolerance allows. `401`.
     ///
-    /// Usually means a replayed or long-queued delivery, or a server clock that is behind;
-    /// fix the clock (NTP), as Monite retries a genuine delivery with a fresh signature.
+    /// Usually means a replayed or long-queued delivery, or a server clock that is ahead;
+    /// fix by synchronising the clock (NTP), or by a wider
+    /// [`Verifier::with_tolerance`](crate::Verifier::with_tolerance) if deliveries queue.
     TimestampTooOld,
     /// The signed timestamp is further in the future than the tolerance allows. `401`.
     ///
