@@ -109,6 +109,7 @@ mod clock;
 mod error;
 mod headers;
 mod observe;
+mod outcome;
 
 #[cfg(fuzzing)]
 #[doc(hidden)]

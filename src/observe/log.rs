@@ -8,7 +8,7 @@ use std::future::Future;
 
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::receive::Outcome;
+use crate::outcome::Outcome;
 use crate::signature::Verified;
 
 pub(super) fn warn_rejected(error: &Error) {

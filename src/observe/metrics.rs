@@ -33,7 +33,7 @@ use std::future::Future;
 use http::StatusCode;
 
 use crate::error::{BoxError, Error, Result};
-use crate::receive::Outcome;
+use crate::outcome::Outcome;
 
 /// Counter: answers to deliveries, by `outcome` and `status`.
 pub const DELIVERIES: &str = "monite_webhooks_deliveries_total";

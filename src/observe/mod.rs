@@ -14,7 +14,7 @@ use http::StatusCode;
 
 use crate::error::{BoxError, Error, Result};
 use crate::event::Event;
-use crate::receive::Outcome;
+use crate::outcome::Outcome;
 use crate::signature::Verified;
 
 /// The span one delivery's handling runs in; made before the event moves into its handler.
@@ -97,7 +97,7 @@ where
 }
 
 /// `task` in the span it is spawned from: handlers spawned by
-/// [`spawn_handlers`](crate::receive::ReceiverBuilder::spawn_handlers) log within their
+/// [`spawn_handlers`](crate::ReceiverBuilder::spawn_handlers) log within their
 /// delivery.
 #[cfg(feature = "tracing")]
 #[inline]

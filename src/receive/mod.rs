@@ -4,7 +4,6 @@
 mod answer;
 mod claim;
 mod oneshot;
-mod outcome;
 mod spawn;
 
 use std::fmt;
@@ -22,9 +21,9 @@ use crate::idempotency::{ClaimToken, Idempotency, IdempotencyStore, MemoryStore}
 use crate::observe;
 use crate::signature::Verifier;
 
-pub use self::outcome::Outcome;
 pub use self::spawn::{Spawn, Task};
 pub use crate::clock::{Clock, SystemClock};
+pub use crate::outcome::Outcome;
 
 /// Turns one HTTP request from Monite into one handled event and the status to answer.
 ///

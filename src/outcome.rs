@@ -1,5 +1,5 @@
-//! What happened to a verified delivery: a leaf type, read by the observers as well as the
-//! receiver.
+//! What happened to a verified delivery: a leaf type outside `receive`, so the observers
+//! read it without depending on the receiver that calls them.
 
 use crate::dispatch::{Dispatched, Unhandled};
 
