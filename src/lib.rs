@@ -50,7 +50,7 @@
 //! | `actix-web` | `actix::resource` mounts it in an `App` or `Scope`; `actix::VerifiedEvent` likewise |
 //! | `client` | `client::Client`: subscriptions and their secrets, `GET /events` recovery through the receiver, the delivery log |
 //! | `redis` | `RedisStore`: idempotency shared by every replica through Redis |
-//! | `postgres` | `PostgresStore`: idempotency in your PostgreSQL (sqlx 0.8), and `PostgresStore::transactional` handlers whose writes commit with the event's done mark |
+//! | `postgres` | `PostgresStore`: idempotency in your PostgreSQL (sqlx 0.9), and `PostgresStore::transactional` handlers whose writes commit with the event's done mark |
 //! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
 //! | `tower` | [`Receiver`] is a `tower::Service` for any `http_body::Body` (hyper, AWS Lambda, axum's `route_service`, any tower stack); `tower::VerifyLayer` verifies in front of your own service |
 //! | `metrics` | `metrics`: deliveries by outcome and status, rejections by reason, handler duration, idempotency store latency and failures, through the `metrics` facade |

@@ -240,7 +240,7 @@ impl PostgresStore {
                 .bind(&self.inner.prefix)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::raw_sql(&self.inner.sql.schema)
+            sqlx::raw_sql(sqlx::AssertSqlSafe(self.inner.sql.schema.clone()))
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await
@@ -266,7 +266,7 @@ impl PostgresStore {
         let mut deleted = 0;
         for statement in [&self.inner.sql.sweep_claims, &self.inner.sql.sweep_inbox] {
             loop {
-                let batch = sqlx::query(statement)
+                let batch = sqlx::query(statement.sql())
                     .bind(SWEEP_BATCH)
                     .execute(&self.inner.pool)
                     .await?
@@ -314,13 +314,12 @@ impl PostgresStore {
         });
     }
 
-    /// Wraps `handler` so that it runs in a transaction on this store's pool, together with
-    pub(crate) fn inbox_claim_sql(&self) -> &str {
-        &self.inner.sql.inbox_claim
+    pub(crate) fn inbox_claim_sql(&self) -> sqlx::AssertSqlSafe<Arc<str>> {
+        self.inner.sql.inbox_claim.sql()
     }
 
-    pub(crate) fn inbox_check_sql(&self) -> &str {
-        &self.inner.sql.inbox_check
+    pub(crate) fn inbox_check_sql(&self) -> sqlx::AssertSqlSafe<Arc<str>> {
+        self.inner.sql.inbox_check.sql()
     }
 }
 
@@ -332,7 +331,7 @@ impl IdempotencyStore for PostgresStore {
         lease: Duration,
     ) -> Result<Claim, BoxError> {
         self.sweep_if_due();
-        let found: i32 = sqlx::query_scalar(&self.inner.sql.claim)
+        let found: i32 = sqlx::query_scalar(self.inner.sql.claim.sql())
             .bind(self.stored_key(key))
             .bind(token.to_string())
             .bind(store_millis(lease))
@@ -351,7 +350,7 @@ impl IdempotencyStore for PostgresStore {
         token: &ClaimToken,
         retention: Duration,
     ) -> Result<bool, BoxError> {
-        let done = sqlx::query(&self.inner.sql.complete)
+        let done = sqlx::query(self.inner.sql.complete.sql())
             .bind(self.stored_key(key))
             .bind(token.to_string())
             .bind(store_millis(retention))
@@ -361,7 +360,7 @@ impl IdempotencyStore for PostgresStore {
     }
 
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {
-        sqlx::query(&self.inner.sql.release)
+        sqlx::query(self.inner.sql.release.sql())
             .bind(self.stored_key(key))
             .bind(token.to_string())
             .execute(&self.inner.pool)

@@ -1,15 +1,37 @@
 //! The store's SQL, with the table names filled in once.
 
+use std::sync::Arc;
+
+use sqlx::AssertSqlSafe;
+
+/// One statement, built once from a checked table prefix and constant text (never from
+/// input), so safe to run as it is; cloning it shares the text.
+#[derive(Clone, Debug)]
+pub(crate) struct Statement(Arc<str>);
+
+impl Statement {
+    /// The statement, for `sqlx::query`.
+    pub(crate) fn sql(&self) -> AssertSqlSafe<Arc<str>> {
+        AssertSqlSafe(Arc::clone(&self.0))
+    }
+}
+
+impl From<String> for Statement {
+    fn from(sql: String) -> Self {
+        Self(sql.into())
+    }
+}
+
 /// Every statement, with the table names filled in once.
 pub(super) struct Statements {
     pub(super) schema: String,
-    pub(super) claim: String,
-    pub(super) complete: String,
-    pub(super) release: String,
-    pub(super) inbox_claim: String,
-    pub(super) inbox_check: String,
-    pub(super) sweep_claims: String,
-    pub(super) sweep_inbox: String,
+    pub(super) claim: Statement,
+    pub(super) complete: Statement,
+    pub(super) release: Statement,
+    pub(super) inbox_claim: Statement,
+    pub(super) inbox_check: Statement,
+    pub(super) sweep_claims: Statement,
+    pub(super) sweep_inbox: Statement,
 }
 
 impl Statements {
@@ -38,7 +60,8 @@ impl Statements {
                    WHEN EXISTS (SELECT 1 FROM claimed) THEN 1 \
                    WHEN EXISTS (SELECT 1 FROM {claims} WHERE key = $1 AND token IS NULL AND expires_at > now()) THEN 2 \
                    ELSE 3 END"
-            ),
+            )
+            .into(),
             // Done while this token holds the row, while nobody does (absent, or its lease
             // ran out and no one took it over: the handlers did run), or when it is done
             // already (a retried mark whose first answer was lost).
@@ -48,8 +71,9 @@ impl Statements {
                  ON CONFLICT (key) DO UPDATE SET token = NULL, expires_at = excluded.expires_at \
                  WHERE c.token = $2 OR c.token IS NULL OR c.expires_at <= now() \
                  RETURNING 1"
-            ),
-            release: format!("DELETE FROM {claims} WHERE key = $1 AND token = $2"),
+            )
+            .into(),
+            release: format!("DELETE FROM {claims} WHERE key = $1 AND token = $2").into(),
             // Inserts the done mark, uncommitted: a concurrent duplicate's insert waits for
             // this transaction, then finds the row (commit) or takes it (rollback).
             inbox_claim: format!(
@@ -58,17 +82,19 @@ impl Statements {
                  ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
                  WHERE i.expires_at <= now() \
                  RETURNING 1"
-            ),
-            inbox_check: format!("SELECT 1 FROM {inbox} WHERE key = $1"),
+            )
+            .into(),
+            inbox_check: format!("SELECT 1 FROM {inbox} WHERE key = $1").into(),
             sweep_claims: sweep(&claims),
             sweep_inbox: sweep(&inbox),
         }
     }
 }
 
-fn sweep(table: &str) -> String {
+fn sweep(table: &str) -> Statement {
     format!(
         "DELETE FROM {table} WHERE key IN (\
            SELECT key FROM {table} WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)"
     )
+    .into()
 }

@@ -111,6 +111,7 @@ pub struct Transactional<H> {
 }
 
 impl PostgresStore {
+    /// Wraps `handler` so that it runs in a transaction on this store's pool, together with
     /// the event's done mark: see [`Transactional`] and [`TxFuture`].
     pub fn transactional<H>(&self, handler: H) -> Transactional<H>
     where
