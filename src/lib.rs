@@ -129,6 +129,9 @@ pub use crate::signature::{Keyring, Secret, Verifier};
 /// serverless functions need no second `http` dependency of their own.
 #[doc(no_inline)]
 pub use http;
+/// The time type of `created_at`, sweep windows and checkpoints.
+#[cfg(feature = "jiff")]
+pub use jiff;
 
 // The README's examples are compiled and run as doctests.
 #[cfg(doctest)]

@@ -183,6 +183,16 @@ impl ListQuery {
         self.with("created_at__lte", rfc3339)
     }
 
+    /// Created at or after `at` (`created_at__gte`).
+    pub fn created_at_or_after(self, at: jiff::Timestamp) -> Self {
+        self.with("created_at__gte", at.to_string())
+    }
+
+    /// Created at or before `at` (`created_at__lte`).
+    pub fn created_at_or_before(self, at: jiff::Timestamp) -> Self {
+        self.with("created_at__lte", at.to_string())
+    }
+
     /// Page size, 1 to 100 (Monite's default is 100).
     pub fn limit(self, limit: u8) -> Self {
         self.with("limit", limit.clamp(1, 100).to_string())

@@ -209,6 +209,36 @@ impl Event {
         self.get(self.data.created_at.as_ref())
     }
 
+    /// `created_at` as a [`jiff::Timestamp`]; `Ok(None)` when Monite sent none (`null` or
+    /// absent, which its schema allows).
+    ///
+    /// ```
+    /// # fn run() -> Result<(), monite_webhooks::Error> {
+    /// let event = monite_webhooks::Event::parse(bytes::Bytes::from_static(
+    ///     br#"{"id":"e1","action":"payable.paid","object_type":"payable","created_at":"2024-03-04T20:06:48.593225+00:00"}"#,
+    /// ))?;
+    /// let at = event.created_at_timestamp()?.expect("set");
+    /// assert_eq!(at.as_second(), 1_709_582_808);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotAnEnvelope`] when it is set but not an RFC 3339 timestamp.
+    #[cfg(feature = "jiff")]
+    pub fn created_at_timestamp(&self) -> Result<Option<jiff::Timestamp>> {
+        self.created_at()
+            .map(|text| {
+                text.parse::<jiff::Timestamp>().map_err(|e| {
+                    Error::new(
+                        ErrorKind::NotAnEnvelope,
+                        format!("created_at {text:?} is not an RFC 3339 timestamp: {e}"),
+                    )
+                    .with_source(e)
+                })
+            })
+            .transpose()
+    }
+
     /// The API version the event was rendered in, such as `2024-01-31`.
     #[must_use]
     pub fn api_version(&self) -> Option<&str> {
