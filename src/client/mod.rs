@@ -45,19 +45,21 @@ mod ensure;
 mod events;
 mod models;
 mod pagination;
+mod rate;
 mod recover;
 mod request;
 mod send;
 mod subscriptions;
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::receive::Receiver;
 
 use self::auth::Auth;
+use self::rate::Budget;
 use self::request::Redacted;
 
 pub use self::deliveries::Deliveries;
@@ -68,6 +70,7 @@ pub use self::models::{
     SubscriptionWithSecret, WebhookDelivery, WebhookSubscription,
 };
 pub use self::pagination::MAX_EMPTY_PAGES;
+pub use self::rate::{DEFAULT_MAX_RATE, MAX_RETRY_AFTER, Timer, TokioTimer};
 pub use self::recover::{
     DEFAULT_IN_FLIGHT_WAIT, OnUnparsable, Recovery, RecoveryProgress, UnparsableEvent,
 };
@@ -116,6 +119,8 @@ pub struct ClientBuilder {
     auth: Option<Auth>,
     max_retries: u32,
     timeout: Duration,
+    max_rate: f64,
+    timer: Arc<dyn Timer>,
 }
 
 /// Talks to Monite's API. Cloning shares the connection pool and the cached token.
@@ -130,6 +135,10 @@ struct Inner {
     api_version: String,
     auth: Auth,
     max_retries: u32,
+    budget: Budget,
+    timer: Arc<dyn Timer>,
+    /// Monite's `Date` from the last answer that had one, and when it came.
+    monite_clock: Mutex<Option<(jiff::Timestamp, Instant)>>,
 }
 
 impl Client {
@@ -141,6 +150,8 @@ impl Client {
             auth: None,
             max_retries: 3,
             timeout: Duration::from_secs(30),
+            max_rate: DEFAULT_MAX_RATE,
+            timer: Arc::new(TokioTimer),
         }
     }
 
@@ -166,6 +177,34 @@ impl Client {
     #[must_use]
     pub fn webhook_deliveries(&self, entity_id: impl Into<String>) -> Deliveries<'_> {
         Deliveries::new(self, entity_id.into())
+    }
+
+    /// Monite's time now: its last `Date` header plus the time since, on the client's
+    /// [`Timer`]. `None` before the first answer. Sweep windows end here, not on the local
+    /// clock, so a clock set apart from Monite's misses nothing.
+    #[must_use]
+    pub fn monite_now(&self) -> Option<jiff::Timestamp> {
+        let seen = *self
+            .inner
+            .monite_clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (date, at) = seen?;
+        let elapsed = self.inner.timer.now().saturating_duration_since(at);
+        date.checked_add(jiff::SignedDuration::try_from(elapsed).ok()?)
+            .ok()
+    }
+
+    /// How many times Monite answered 429 to this client and its clones.
+    #[must_use]
+    pub fn rate_limited_count(&self) -> u64 {
+        self.inner.budget.rate_limited()
+    }
+
+    /// The budget shared by this client and its clones, in requests per second.
+    #[must_use]
+    pub fn max_rate(&self) -> f64 {
+        self.inner.budget.max_rate()
     }
 
     /// Fetches an entity's events (by default all Monite still keeps) and runs each through
@@ -217,6 +256,21 @@ impl ClientBuilder {
         self
     }
 
+    /// At most this many requests per second, shared by the client and its clones (every
+    /// call, token requests and retries included); defaults to [`DEFAULT_MAX_RATE`], a
+    /// fifth of Monite's default limit. Requests wait their turn; none is refused.
+    pub fn max_rate(mut self, requests_per_second: f64) -> Self {
+        self.max_rate = requests_per_second;
+        self
+    }
+
+    /// Where the client reads the time and waits (rate budget, back-off, `Retry-After`);
+    /// defaults to [`TokioTimer`].
+    pub fn timer(mut self, timer: impl Timer) -> Self {
+        self.timer = Arc::new(timer);
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -247,6 +301,9 @@ impl ClientBuilder {
                 api_version: self.api_version,
                 auth,
                 max_retries: self.max_retries,
+                budget: Budget::new(self.max_rate),
+                timer: self.timer,
+                monite_clock: Mutex::new(None),
             }),
         })
     }
@@ -259,6 +316,7 @@ impl fmt::Debug for Client {
             .field("api_version", &self.inner.api_version)
             .field("auth", &self.inner.auth)
             .field("max_retries", &self.inner.max_retries)
+            .field("budget", &self.inner.budget)
             .finish()
     }
 }

@@ -10,6 +10,7 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 
 use super::Client;
+use super::rate::{MAX_RETRY_AFTER, http_date};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Text that never prints.
@@ -135,12 +136,21 @@ impl Client {
         // Whether an earlier attempt may have done what the request asks.
         let mut may_have_acted = false;
         loop {
+            let wait = self.inner.budget.reserve(self.inner.timer.now());
+            if !wait.is_zero() {
+                self.inner.timer.sleep(wait).await;
+            }
             let failure = match self.build(request, token).send().await {
                 Err(error) if error.is_builder() => return Err(transport(request, error)),
                 Err(error) => Failure::Transport { error },
                 Ok(response) => {
                     let status = response.status();
-                    let retry_after = retry_after(response.headers());
+                    let now = self.inner.timer.now();
+                    self.note_date(response.headers(), now);
+                    let retry_after =
+                        self.inner
+                            .budget
+                            .observe(now, status.as_u16(), response.headers());
                     match response.bytes().await {
                         Ok(body) if status.is_success() => return Ok(body),
                         Ok(body) => Failure::Status {
@@ -175,6 +185,11 @@ impl Client {
                 Failure::CutOff { .. } => false,
             };
             let retryable = match &failure {
+                // A wait longer than `MAX_RETRY_AFTER` is reported, not slept through.
+                Failure::Status {
+                    retry_after: Some(wait),
+                    ..
+                } if *wait > MAX_RETRY_AFTER => false,
                 Failure::Status { status, .. } => {
                     *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
                 }
@@ -197,7 +212,22 @@ impl Client {
                 _ => backoff(retries + 1),
             };
             retries += 1;
-            tokio::time::sleep(wait).await;
+            self.inner.timer.sleep(wait).await;
+        }
+    }
+
+    /// Keeps Monite's `Date`, the clock sweep windows are measured on.
+    fn note_date(&self, headers: &reqwest::header::HeaderMap, now: std::time::Instant) {
+        let date = headers
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(http_date);
+        if let Some(date) = date {
+            *self
+                .inner
+                .monite_clock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some((date, now));
         }
     }
 
@@ -303,18 +333,6 @@ fn cut_off(request: &Request<'_>, status: StatusCode, error: reqwest::Error) -> 
         ),
     )
     .with_source(error)
-}
-
-/// `Retry-After` in seconds, capped at a minute.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds.min(60)))
 }
 
 /// Exponential back-off from 250 ms, capped at 8 s, with full jitter so that many clients

@@ -7,7 +7,10 @@
 //! reset after the status), any body in place of the real answer, tokens revoked when a new
 //! one is issued, odd `expires_in` values, pagination tokens echoed back, endless empty
 //! pages with new tokens, a fault on the n-th create, and a cap on the page size (to spread
-//! a few subscriptions over many pages).
+//! a few subscriptions over many pages). It also enforces Monite's rate limit (30 requests
+//! per second by default, `429` with `Retry-After` past it, `RateLimit-*` headers on every
+//! answer, `Date` too), serves `GET /entities` and per-entity events (added at any time, so
+//! an event can be committed late), and can let pagination tokens expire.
 
 #![allow(dead_code, reason = "each test uses what it needs")]
 
@@ -87,6 +90,19 @@ pub(crate) struct Fake {
     /// Creates (`POST` to the collection) seen so far, and the faults due on given ones.
     creates: AtomicUsize,
     create_faults: Mutex<HashMap<usize, Effect>>,
+    /// Requests allowed in any second; `None`: no limit.
+    pub(crate) rate_limit: Mutex<Option<usize>>,
+    /// When each request arrived, throttled or not.
+    arrivals: Mutex<Vec<Instant>>,
+    /// Requests answered 429 by the rate limit.
+    pub(crate) throttled: AtomicUsize,
+    /// Entities of `GET /entities`; events of any of them are in `entity_events`.
+    pub(crate) entities: Mutex<Vec<Value>>,
+    /// Events of the entities above, each with its `entity_id`.
+    pub(crate) entity_events: Mutex<Vec<Value>>,
+    /// The n-th listing from now that follows a pagination token finds it expired (400);
+    /// 0: none.
+    pub(crate) expire_token_on_use: AtomicUsize,
 }
 
 impl Fake {
@@ -126,6 +142,48 @@ impl Fake {
 
     pub(crate) fn events(&self) -> &[Value] {
         &self.events
+    }
+
+    /// The most requests that arrived within any one second.
+    pub(crate) fn max_requests_in_a_second(&self) -> usize {
+        let arrivals = self.arrivals.lock().unwrap();
+        let mut start = 0;
+        let mut most = 0;
+        for (end, at) in arrivals.iter().enumerate() {
+            while *at - arrivals[start] >= Duration::from_secs(1) {
+                start += 1;
+            }
+            most = most.max(end + 1 - start);
+        }
+        most
+    }
+
+    /// Adds `n` entities (`e0000000-...`), returning their ids.
+    pub(crate) fn add_entities(&self, n: usize) -> Vec<String> {
+        let mut entities = self.entities.lock().unwrap();
+        let first = entities.len();
+        let ids: Vec<String> = (first..first + n)
+            .map(|i| format!("e0000000-0000-4000-8000-{i:012}"))
+            .collect();
+        for id in &ids {
+            entities.push(json!({"id": id, "type": "organization", "status": "active",
+                "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z"}));
+        }
+        ids
+    }
+
+    /// Commits an event of `entity_id` created at `created_at` (RFC 3339, or `None` for
+    /// `null`); it is visible from now on, whatever its time. Returns its id.
+    pub(crate) fn commit_event(&self, entity_id: &str, created_at: Option<&str>) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let id = format!("ee000000-0000-4000-8000-{n:012}");
+        self.entity_events.lock().unwrap().push(json!({
+            "id": id, "created_at": created_at, "action": "payable.created",
+            "api_version": "2024-05-25", "description": "payable created",
+            "entity_id": entity_id, "object": {"id": format!("0b000000-0000-4000-8000-{n:012}")},
+            "object_type": "payable",
+        }));
+        id
     }
 
     /// The subscriptions that exist now, under both paths.
@@ -169,6 +227,7 @@ pub(crate) async fn start_with(configure: impl FnOnce(&mut Fake)) -> (SocketAddr
                 .as_array()
                 .unwrap()
                 .clone(),
+        rate_limit: Mutex::new(Some(30)),
         ..Fake::default()
     };
     configure(&mut fake);
@@ -192,6 +251,7 @@ pub(crate) async fn start_with(configure: impl FnOnce(&mut Fake)) -> (SocketAddr
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}", get(get_event))
         .route("/v1/webhook_deliveries", get(list_deliveries))
+        .route("/v1/entities", get(list_entities))
         .route_layer(middleware::from_fn_with_state(fake.clone(), authenticate));
     let app = Router::new()
         .route("/v1/auth/token", post(token))
@@ -214,6 +274,51 @@ async fn faults_and_version(
     next: Next,
 ) -> Response {
     fake.requests.fetch_add(1, Ordering::SeqCst);
+    let mut response = match throttle(&fake) {
+        Err(refused) => *refused,
+        Ok(remaining) => {
+            let mut response = answer(&fake, request, next).await;
+            if let Some((limit, remaining)) = remaining {
+                let headers = response.headers_mut();
+                headers.insert("ratelimit-limit", limit.into());
+                headers.insert("ratelimit-remaining", remaining.into());
+                headers.insert("ratelimit-reset", 1.into());
+            }
+            response
+        }
+    };
+    let date = monite_webhooks::jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&monite_webhooks::jiff::Timestamp::now())
+        .unwrap();
+    response.headers_mut().insert("date", date.parse().unwrap());
+    response
+}
+
+/// Past the rate limit, a 429 with `Retry-After`; below it, the limit and what is left of
+/// it this second. Every request counts.
+fn throttle(fake: &Fake) -> Result<Option<(usize, usize)>, Box<Response>> {
+    let now = Instant::now();
+    let mut arrivals = fake.arrivals.lock().unwrap();
+    arrivals.push(now);
+    let Some(limit) = *fake.rate_limit.lock().unwrap() else {
+        return Ok(None);
+    };
+    let in_last_second = arrivals
+        .iter()
+        .rev()
+        .take_while(|at| now - **at < Duration::from_secs(1))
+        .count();
+    if in_last_second > limit {
+        fake.throttled.fetch_add(1, Ordering::SeqCst);
+        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+        response.headers_mut().insert("retry-after", 1.into());
+        return Err(Box::new(response));
+    }
+    Ok(Some((limit, limit - in_last_second)))
+}
+
+async fn answer(fake: &Arc<Fake>, request: Request, next: Next) -> Response {
+    let fake = fake.clone();
     let path = request.uri().path().to_owned();
     let fault = {
         let mut faults = fake.faults.lock().unwrap();
@@ -307,7 +412,10 @@ async fn authenticate(State(fake): State<Arc<Fake>>, request: Request, next: Nex
         && request
             .headers()
             .get("x-monite-entity-id")
-            .is_none_or(|v| v != ENTITY_ID)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| {
+                v != ENTITY_ID && !fake.entities.lock().unwrap().iter().any(|e| e["id"] == v)
+            })
     {
         return error(
             StatusCode::BAD_REQUEST,
@@ -482,6 +590,15 @@ fn paginate(fake: &Fake, items: Vec<Value>, query: &HashMap<String, String>) -> 
             return axum::Json(json!({"data": [], "next_pagination_token": token})).into_response();
         }
     }
+    if let Some(token) = query.get("pagination_token") {
+        let expire = fake
+            .expire_token_on_use
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok_and(|n| n == 1);
+        if expire {
+            fake.pages.lock().unwrap().remove(token);
+        }
+    }
     let (items, offset, limit) = match query.get("pagination_token") {
         Some(token) => match fake.pages.lock().unwrap().get(token).cloned() {
             Some(page) => page,
@@ -527,16 +644,21 @@ fn filtered(items: &[Value], query: &HashMap<String, String>) -> Vec<Value> {
                 .is_none_or(|t| i["event_id"] == t.as_str())
         })
         .filter(|i| {
-            let at = i["created_at"].as_str().unwrap_or_default();
-            query
-                .get("created_at__gte")
-                .is_none_or(|t| at >= t.as_str())
-                && query
-                    .get("created_at__lte")
-                    .is_none_or(|t| at <= t.as_str())
+            // Compared as times, not text: `Z` and `+00:00`, any precision. A `null`
+            // `created_at` matches no time filter.
+            let at = i["created_at"].as_str().and_then(time);
+            let bound = |name: &str| query.get(name).map(|t| time(t).unwrap());
+            match (bound("created_at__gte"), bound("created_at__lte"), at) {
+                (None, None, _) => true,
+                (_, _, None) => false,
+                (from, to, Some(at)) => from.is_none_or(|f| at >= f) && to.is_none_or(|t| at <= t),
+            }
         })
         .cloned()
         .collect();
+    if query.get("sort").is_some_and(|s| s == "created_at") {
+        items.sort_by_key(|i| i["created_at"].as_str().and_then(time));
+    }
     if query.get("order").is_some_and(|o| o == "desc") {
         items.reverse();
     }
@@ -554,10 +676,37 @@ async fn list_subscriptions(
 
 async fn list_events(
     State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let items = filtered(&fake.events, &query);
+    let entity = headers
+        .get("x-monite-entity-id")
+        .and_then(|v| v.to_str().ok());
+    let items = if entity == Some(ENTITY_ID) {
+        filtered(&fake.events, &query)
+    } else {
+        let all = fake.entity_events.lock().unwrap();
+        let own: Vec<Value> = all
+            .iter()
+            .filter(|e| e["entity_id"].as_str() == entity)
+            .cloned()
+            .collect();
+        drop(all);
+        filtered(&own, &query)
+    };
     paginate(&fake, items, &query)
+}
+
+fn time(text: &str) -> Option<monite_webhooks::jiff::Timestamp> {
+    text.parse().ok()
+}
+
+async fn list_entities(
+    State(fake): State<Arc<Fake>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let all = fake.entities.lock().unwrap().clone();
+    paginate(&fake, all, &query)
 }
 
 async fn get_event(State(fake): State<Arc<Fake>>, Path(id): Path<String>) -> Response {

@@ -1,0 +1,293 @@
+//! The rate budget: one schedule shared by every request a [`Client`](super::Client) and its
+//! clones send, so a process stays under its share of Monite's limit (30 requests/s by
+//! default) however many tasks use it; `Retry-After` holds every caller back, and a
+//! `RateLimit-Remaining` running low spreads what is left until the reset.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+
+/// The default budget: a fifth of Monite's default limit of 30 requests per second.
+pub const DEFAULT_MAX_RATE: f64 = 6.0;
+
+/// A `Retry-After` longer than this is not waited out: the request fails instead.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Below this share of `RateLimit-Limit` left, requests are spread over what remains until
+/// `RateLimit-Reset`.
+const LOW_REMAINING: f64 = 0.2;
+
+/// Where the client reads the time and waits: the real clock and tokio's timer by default
+/// ([`TokioTimer`]); a test or a simulation passes its own to
+/// [`ClientBuilder::timer`](super::ClientBuilder::timer).
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::{Duration, Instant};
+/// use monite_webhooks::client::{Client, Environment, Timer};
+///
+/// /// A clock that jumps ahead instead of waiting: a simulation runs in no time.
+/// #[derive(Clone)]
+/// struct Jumping(Arc<Mutex<Instant>>);
+///
+/// impl Timer for Jumping {
+///     fn now(&self) -> Instant {
+///         *self.0.lock().unwrap()
+///     }
+///     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+///         *self.0.lock().unwrap() += duration;
+///         Box::pin(std::future::ready(()))
+///     }
+/// }
+///
+/// # fn build() -> Result<(), monite_webhooks::Error> {
+/// let client = Client::builder(Environment::Sandbox)
+///     .credentials("client id", "client secret")
+///     .timer(Jumping(Arc::new(Mutex::new(Instant::now()))))
+///     .build()?;
+/// # let _ = client; Ok(()) }
+/// # build().unwrap();
+/// ```
+pub trait Timer: Send + Sync + 'static {
+    /// Now, on a monotonic clock.
+    fn now(&self) -> Instant;
+    /// Waits `duration`.
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// The real monotonic clock and `tokio::time::sleep`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioTimer;
+
+impl Timer for TokioTimer {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// The shared schedule: each request reserves the next free slot, `1 / rate` after the one
+/// before (no burst, so no second ever holds more than `rate` requests, plus the one on its
+/// boundary).
+pub(super) struct Budget {
+    interval: Duration,
+    state: Mutex<State>,
+    rate_limited: AtomicU64,
+}
+
+struct State {
+    /// The earliest instant the next request may go.
+    next_free: Option<Instant>,
+    /// No request before this (a `Retry-After`, or a quota spent until its reset).
+    hold_until: Option<Instant>,
+    /// The gap between requests while the quota runs low; at least `interval`.
+    stretched: Option<(Duration, Instant)>,
+}
+
+impl Budget {
+    /// `max_rate` requests per second (at least one per hour).
+    pub(super) fn new(max_rate: f64) -> Self {
+        let rate = if max_rate.is_finite() && max_rate > 0.0 {
+            max_rate
+        } else {
+            DEFAULT_MAX_RATE
+        };
+        Self {
+            interval: Duration::from_secs_f64((1.0 / rate).min(3600.0)),
+            state: Mutex::new(State {
+                next_free: None,
+                hold_until: None,
+                stretched: None,
+            }),
+            rate_limited: AtomicU64::new(0),
+        }
+    }
+
+    /// How long to wait before sending, having reserved a slot: call, then sleep that long.
+    pub(super) fn reserve(&self, now: Instant) -> Duration {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let gap = match state.stretched {
+            Some((gap, until)) if now < until => gap,
+            _ => self.interval,
+        };
+        let mut at = now;
+        for bound in [state.next_free, state.hold_until].into_iter().flatten() {
+            at = at.max(bound);
+        }
+        state.next_free = Some(at + gap);
+        at - now
+    }
+
+    /// Takes what an answer's headers say about the quota: a 429's `Retry-After` holds
+    /// every caller back; a low `RateLimit-Remaining` spreads the rest until the reset.
+    /// Returns the `Retry-After` wait, if the answer had one.
+    pub(super) fn observe(
+        &self,
+        now: Instant,
+        status: u16,
+        headers: &HeaderMap,
+    ) -> Option<Duration> {
+        let retry_after = retry_after(headers);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if status == 429 {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+            // Without `Retry-After`, hold back one second: Monite's quota is per second.
+            let wait = retry_after.unwrap_or(Duration::from_secs(1));
+            let until = now + wait.min(MAX_RETRY_AFTER);
+            state.hold_until = Some(state.hold_until.map_or(until, |h| h.max(until)));
+            return retry_after;
+        }
+        if let (Some(remaining), Some(reset)) =
+            (number(headers, "ratelimit-remaining"), reset_in(headers))
+        {
+            let limit = number(headers, "ratelimit-limit").unwrap_or(30.0).max(1.0);
+            if remaining < 1.0 {
+                let until = now + reset;
+                state.hold_until = Some(state.hold_until.map_or(until, |h| h.max(until)));
+            } else if remaining / limit < LOW_REMAINING {
+                let gap = reset.div_f64(remaining).max(self.interval);
+                state.stretched = Some((gap, now + reset));
+            }
+        }
+        retry_after
+    }
+
+    /// 429 answers seen so far.
+    pub(super) fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// The budget, in requests per second.
+    pub(super) fn max_rate(&self) -> f64 {
+        1.0 / self.interval.as_secs_f64()
+    }
+}
+
+impl fmt::Debug for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Budget")
+            .field("max_rate", &self.max_rate())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP-date (RFC 9110), the latter measured against the
+/// answer's own `Date` so that a clock apart from Monite's changes nothing.
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = http_date(text)?;
+    let now = headers
+        .get("date")
+        .and_then(|v| v.to_str().ok())
+        .and_then(http_date)
+        .unwrap_or_else(jiff::Timestamp::now);
+    Some(at.duration_since(now).try_into().unwrap_or(Duration::ZERO))
+}
+
+/// An HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub(super) fn http_date(text: &str) -> Option<jiff::Timestamp> {
+    jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(text.trim())
+        .ok()
+}
+
+/// `RateLimit-Reset` as seconds until the reset or as the Unix time of it (the draft
+/// allows both; a number past 10⁹ is a time).
+fn reset_in(headers: &HeaderMap) -> Option<Duration> {
+    let value = number(headers, "ratelimit-reset")?;
+    let seconds = if value >= 1e9 {
+        value - jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
+    } else {
+        value
+    };
+    Some(Duration::from_secs_f64(seconds.clamp(0.0, 3600.0)))
+}
+
+fn number(headers: &HeaderMap, name: &str) -> Option<f64> {
+    let value: f64 = headers.get(name)?.to_str().ok()?.trim().parse().ok()?;
+    value.is_finite().then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn slots_are_one_interval_apart_whoever_asks() {
+        let budget = Budget::new(5.0);
+        let start = Instant::now();
+        let waits: Vec<_> = (0..4).map(|_| budget.reserve(start)).collect();
+        assert_eq!(waits, [0, 200, 400, 600].map(Duration::from_millis));
+        // Later callers after a quiet spell start at once again.
+        assert_eq!(
+            budget.reserve(start + Duration::from_secs(10)),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn retry_after_in_seconds_holds_every_caller_back() {
+        let budget = Budget::new(100.0);
+        let now = Instant::now();
+        let said = budget.observe(now, 429, &headers(&[("retry-after", "7")]));
+        assert_eq!(said, Some(Duration::from_secs(7)));
+        assert_eq!(budget.reserve(now), Duration::from_secs(7));
+        assert_eq!(budget.rate_limited(), 1);
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date_counts_from_the_answers_date() {
+        let h = headers(&[
+            ("retry-after", "Wed, 02 Dec 2026 00:00:30 GMT"),
+            ("date", "Wed, 02 Dec 2026 00:00:03 GMT"),
+        ]);
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(27)));
+    }
+
+    #[test]
+    fn a_quota_running_low_spreads_the_rest_until_the_reset() {
+        let budget = Budget::new(6.0);
+        let now = Instant::now();
+        let h = headers(&[
+            ("ratelimit-limit", "30"),
+            ("ratelimit-remaining", "2"),
+            ("ratelimit-reset", "1"),
+        ]);
+        budget.observe(now, 200, &h);
+        budget.reserve(now);
+        assert_eq!(budget.reserve(now), Duration::from_millis(500));
+        let spent = headers(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "3")]);
+        let later = now + Duration::from_secs(5);
+        budget.observe(later, 200, &spent);
+        assert_eq!(budget.reserve(later), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_reset_given_as_a_unix_time_is_read_as_one() {
+        let at = jiff::Timestamp::now().as_second() + 20;
+        let h = headers(&[("ratelimit-reset", &at.to_string())]);
+        let reset = reset_in(&h).unwrap();
+        assert!(reset <= Duration::from_secs(20) && reset >= Duration::from_secs(18));
+    }
+}
