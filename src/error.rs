@@ -133,6 +133,12 @@ pub enum ErrorKind {
     /// An id that starts with `whsec_` usually means a secret pasted in the id's place; a
     /// format this version does not read means the file was written by a newer one.
     KeyringFile,
+    /// The reconciler's checkpoints could not be read, parsed or written. `500` if it ever
+    /// reaches a receiver's answer.
+    ///
+    /// A checkpoint is never ahead of what was handled, so after fixing the store the next
+    /// sweep starts where the last saved one left off.
+    Checkpoints,
 }
 
 impl ErrorKind {
@@ -156,6 +162,7 @@ impl ErrorKind {
             Self::Api | Self::Transport => StatusCode::BAD_GATEWAY,
             Self::InvalidSecret
             | Self::KeyringFile
+            | Self::Checkpoints
             | Self::Handler
             | Self::HandlerPanicked
             | Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
@@ -172,6 +179,7 @@ impl ErrorKind {
         match self {
             Self::InvalidSecret => "invalid_secret",
             Self::KeyringFile => "keyring_file",
+            Self::Checkpoints => "checkpoints",
             Self::MissingSignature => "missing_signature",
             Self::MalformedSignature => "malformed_signature",
             Self::SignatureMismatch => "bad_signature",
@@ -217,6 +225,7 @@ impl ErrorKind {
             Self::Api | Self::Transport => "an upstream call failed; retry later",
             Self::InvalidSecret
             | Self::KeyringFile
+            | Self::Checkpoints
             | Self::Handler
             | Self::HandlerPanicked
             | Self::Misconfigured => "event could not be handled",

@@ -42,10 +42,12 @@
 mod auth;
 mod deliveries;
 mod ensure;
+mod entities;
 mod events;
 mod models;
 mod pagination;
 mod rate;
+pub mod reconcile;
 mod recover;
 mod request;
 mod send;
@@ -64,6 +66,7 @@ use self::request::Redacted;
 
 pub use self::deliveries::Deliveries;
 pub use self::ensure::{EnsureReport, Ensured, SecretStatus, SubscriptionPlan};
+pub use self::entities::{Entities, Entity};
 pub use self::events::Events;
 pub use self::models::{
     ListQuery, NewSubscription, Order, SubscriptionStatus, SubscriptionUpdate,
@@ -171,6 +174,12 @@ impl Client {
     #[must_use]
     pub fn events(&self, entity_id: impl Into<String>) -> Events<'_> {
         Events::new(self, entity_id.into())
+    }
+
+    /// The partner's entities.
+    #[must_use]
+    pub fn entities(&self) -> Entities<'_> {
+        Entities::new(self)
     }
 
     /// The delivery log of one entity: every attempt to deliver an event to a subscription.

@@ -147,6 +147,11 @@ impl Idempotency {
     }
 
     /// How long `key` is remembered once done.
+    /// How long a handled event is remembered.
+    pub(crate) fn retention(&self) -> Duration {
+        self.retention
+    }
+
     fn retention_of(&self, key: &str) -> Duration {
         match self.legacy_window {
             Some(window) if key.starts_with("body:") => window,

@@ -92,6 +92,11 @@ pub struct ReceiverBuilder {
 }
 
 impl Receiver {
+    /// How long its idempotency store remembers a handled event; `None` without one.
+    pub(crate) fn idempotency_retention(&self) -> Option<std::time::Duration> {
+        self.inner.idempotency.as_ref().map(Idempotency::retention)
+    }
+
     /// A receiver with the default settings; `dispatcher` may be a [`Dispatcher`] or its
     /// unfinished builder.
     #[must_use]

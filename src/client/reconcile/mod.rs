@@ -1,0 +1,378 @@
+//! Continuous reconciliation: every entity's events swept from `GET /events` through the
+//! receiver's own handlers and idempotency store, so that every event Monite recorded is
+//! handled, once, whether or not its webhook arrived.
+//!
+//! Each cycle lists the entities (`GET /entities`, or the ones given), picks the hot ones
+//! and a turn of the others ([`schedule`](self)), and sweeps each over its [`Window`]:
+//! from its checkpoint less the lookback to Monite's time (its `Date` header) less 30 s,
+//! `sort=created_at&order=asc`. A checkpoint moves to the window's end only once every
+//! event of the window was dispatched; an entity whose sweep fails keeps its checkpoint
+//! and the others go on. Pagination tokens are never stored. Once a day, and after
+//! [`Reconciler::request_deep_sweep`] (an outage was found), the sweep reaches back
+//! [`DEEP_DEPTH`] (bounded by the store's retention).
+//!
+//! What it cannot do: bring back events Monite never recorded (while a subscription was
+//! disabled), or events whose `created_at` is `null` (no time filter matches them).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use monite_webhooks::client::{Client, Environment};
+//! use monite_webhooks::client::reconcile::{FileCheckpoints, Reconciler};
+//! # async fn run(receiver: monite_webhooks::Receiver) -> Result<(), monite_webhooks::Error> {
+//! let client = Client::builder(Environment::Eu).credentials("id", "secret").build()?;
+//! let reconciler = Reconciler::builder(client, receiver, FileCheckpoints::open("checkpoints")?)
+//!     .on_report(|report| eprintln!("{report}"))
+//!     .build()?;
+//! let cycle = reconciler.sweep_once().await?;
+//! println!("{} entities swept, {} events recovered", cycle.swept, cycle.handled);
+//! # Ok(()) }
+//! ```
+
+mod builder;
+mod checkpoint;
+mod report;
+mod schedule;
+mod sweep;
+mod window;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt as _;
+
+use self::window::signed;
+use super::{Client, ListQuery};
+use crate::error::{Error, ErrorKind, Result};
+use crate::receive::Receiver;
+
+pub use self::builder::ReconcilerBuilder;
+pub use self::checkpoint::{CheckpointStore, FileCheckpoints, MemoryCheckpoints, StoreFuture};
+pub use self::report::Report;
+pub use self::schedule::HOT_FOR;
+pub use self::sweep::SweepOutcome;
+pub use self::window::Window;
+
+/// The least lookback: late commits up to this old are still found.
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(15 * 60);
+/// How far before Monite's time a window ends: what is being committed is left for later.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(30);
+/// Where an entity without a checkpoint starts: this long before Monite's time.
+pub const DEFAULT_FIRST_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+/// How far back a deep sweep reaches: past Monite's week of retries.
+pub const DEEP_DEPTH: Duration = Duration::from_secs(8 * 24 * 60 * 60);
+/// How often a deep sweep runs on its own.
+pub const DEEP_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+type OnReport = Arc<dyn Fn(&Report) + Send + Sync>;
+
+/// Sweeps every entity's events through a receiver; cloning shares its state.
+#[derive(Clone)]
+pub struct Reconciler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    receiver: Receiver,
+    checkpoints: Box<dyn CheckpointStore>,
+    settings: Settings,
+    retention: Duration,
+    state: Mutex<State>,
+}
+
+/// What the builder sets.
+struct Settings {
+    lookback: Duration,
+    settle: Duration,
+    first: First,
+    entities: Option<Vec<String>>,
+    cold_per_cycle: usize,
+    page_size: u8,
+    on_report: Option<OnReport>,
+}
+
+/// Where an entity without a checkpoint starts.
+#[derive(Debug, Clone, Copy)]
+enum First {
+    Ago(Duration),
+    At(jiff::Timestamp),
+}
+
+#[derive(Default)]
+struct State {
+    last_duration: HashMap<String, Duration>,
+    last_activity: HashMap<String, jiff::Timestamp>,
+    last_error: HashMap<String, String>,
+    last_deep: Option<Instant>,
+    deep_requested: bool,
+    cursor: usize,
+    rate_limited_seen: u64,
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CycleReport {
+    /// Entities whose window was swept to its end (checkpoint saved).
+    pub swept: usize,
+    /// Entities whose sweep failed, with why; their checkpoints stayed.
+    pub failed: Vec<(String, String)>,
+    /// Events whose handlers ran now (missed by the webhooks).
+    pub handled: usize,
+    /// Events already handled.
+    pub duplicates: usize,
+    /// Events the parser refused.
+    pub unparsable: usize,
+    /// Whether this was a deep sweep.
+    pub deep: bool,
+}
+
+/// One entity's standing, for `reconcile status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntityStatus {
+    /// The entity.
+    pub entity_id: String,
+    /// Its checkpoint.
+    pub checkpoint: jiff::Timestamp,
+    /// The last error of its sweep in this process, if the last sweep failed.
+    pub last_error: Option<String>,
+}
+
+impl Reconciler {
+    /// Starts configuring a reconciler that sweeps with `client` into `receiver`, keeping
+    /// checkpoints in `checkpoints`.
+    pub fn builder(
+        client: Client,
+        receiver: Receiver,
+        checkpoints: impl CheckpointStore,
+    ) -> ReconcilerBuilder {
+        ReconcilerBuilder::new(client, receiver, Box::new(checkpoints))
+    }
+
+    /// Makes the next cycle a deep sweep: after an outage (a subscription re-enabled, the
+    /// receiver's failures cleared).
+    pub fn request_deep_sweep(&self) {
+        self.state().deep_requested = true;
+    }
+
+    /// Every checkpoint, with the last error of each entity's sweep in this process.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Checkpoints`] if the store cannot be read.
+    pub async fn status(&self) -> Result<Vec<EntityStatus>> {
+        let all = self.inner.checkpoints.all().await?;
+        let state = self.state();
+        Ok(all
+            .into_iter()
+            .map(|(entity_id, checkpoint)| EntityStatus {
+                last_error: state.last_error.get(&entity_id).cloned(),
+                entity_id,
+                checkpoint,
+            })
+            .collect())
+    }
+
+    /// One cycle: lists the entities, sweeps those due, saves each checkpoint reached.
+    ///
+    /// # Errors
+    /// Only what stops the whole cycle: the entities cannot be listed, Monite's time is
+    /// unknown. An entity whose sweep fails is in [`CycleReport::failed`] (and reported
+    /// as [`Report::SweepStale`]); the others go on.
+    pub async fn sweep_once(&self) -> Result<CycleReport> {
+        let entities = self.entities().await?;
+        let now = self.monite_now().await?;
+        let deep = {
+            let mut state = self.state();
+            let due = state.last_deep.is_none_or(|at| at.elapsed() >= DEEP_EVERY);
+            let deep = state.deep_requested || due;
+            state.deep_requested = false;
+            deep
+        };
+        let picked = if deep {
+            entities
+        } else {
+            let mut state = self.state();
+            let (picked, cursor) = schedule::pick(
+                &entities,
+                &state.last_activity,
+                now,
+                self.inner.settings.cold_per_cycle,
+                state.cursor,
+            );
+            state.cursor = cursor;
+            picked
+        };
+        let mut cycle = CycleReport {
+            deep,
+            ..CycleReport::default()
+        };
+        for entity_id in &picked {
+            match self.sweep_entity(entity_id, deep).await {
+                Ok(outcome) => {
+                    cycle.swept += 1;
+                    cycle.handled += outcome.handled;
+                    cycle.duplicates += outcome.duplicates;
+                    cycle.unparsable += outcome.unparsable;
+                }
+                Err(e) => {
+                    let error = e.to_string();
+                    self.state()
+                        .last_error
+                        .insert(entity_id.clone(), error.clone());
+                    self.report(&Report::SweepStale {
+                        entity_id: entity_id.clone(),
+                        error: error.clone(),
+                    });
+                    cycle.failed.push((entity_id.clone(), error));
+                }
+            }
+        }
+        if deep && cycle.failed.is_empty() {
+            self.state().last_deep = Some(Instant::now());
+        }
+        let throttled = self.inner.client.rate_limited_count();
+        let new = throttled - std::mem::replace(&mut self.state().rate_limited_seen, throttled);
+        if new > 0 {
+            self.report(&Report::RateLimited { count: new });
+        }
+        Ok(cycle)
+    }
+
+    /// Cycles forever, starting one every `every` (or at once when one took longer).
+    /// A cycle that fails as a whole is reported as [`Report::SweepStale`] (entity `*`).
+    pub async fn run(&self, every: Duration) -> std::convert::Infallible {
+        loop {
+            let started = Instant::now();
+            if let Err(e) = self.sweep_once().await {
+                self.report(&Report::SweepStale {
+                    entity_id: "*".to_owned(),
+                    error: e.to_string(),
+                });
+            }
+            tokio::time::sleep(every.saturating_sub(started.elapsed())).await;
+        }
+    }
+
+    /// Sweeps one entity's window and saves its checkpoint when every event was handled.
+    ///
+    /// # Errors
+    /// The sweep's or the checkpoint store's; the checkpoint then stays where it was.
+    pub async fn sweep_entity(&self, entity_id: &str, deep: bool) -> Result<SweepOutcome> {
+        let inner = &self.inner;
+        let now = self.monite_now().await?;
+        let checkpoint = inner.checkpoints.load(entity_id).await?;
+        let last = self.state().last_duration.get(entity_id).copied();
+        let lookback = window::lookback(inner.settings.lookback, last).min(inner.retention);
+        let first = match inner.settings.first {
+            First::Ago(ago) => now.checked_sub(signed(ago)).unwrap_or(now),
+            First::At(at) => at,
+        };
+        let Some(mut window) =
+            window::window(checkpoint, first, lookback, now, inner.settings.settle)
+        else {
+            return Ok(SweepOutcome::default());
+        };
+        let horizon = now.checked_sub(signed(inner.retention)).unwrap_or(now);
+        if deep {
+            let depth = DEEP_DEPTH.min(inner.retention);
+            let deep_from = now.checked_sub(signed(depth)).unwrap_or(now);
+            window.from = window.from.min(deep_from.max(horizon));
+        }
+        if window.from < horizon {
+            self.report(&Report::GapBeyondRetention {
+                entity_id: entity_id.to_owned(),
+                from: window.from,
+                horizon,
+            });
+        }
+        let started = Instant::now();
+        let outcome = sweep::sweep(
+            &inner.client,
+            &inner.receiver,
+            entity_id,
+            window,
+            inner.settings.page_size,
+        )
+        .await?;
+        inner.checkpoints.save(entity_id, window.to).await?;
+        let mut state = self.state();
+        state
+            .last_duration
+            .insert(entity_id.to_owned(), started.elapsed());
+        state.last_error.remove(entity_id);
+        if outcome.handled + outcome.duplicates > 0 {
+            state.last_activity.insert(entity_id.to_owned(), window.to);
+        }
+        drop(state);
+        if outcome.handled > 0 {
+            self.report(&Report::EventsRecovered {
+                entity_id: entity_id.to_owned(),
+                count: outcome.handled,
+                window,
+            });
+        }
+        Ok(outcome)
+    }
+}
+
+impl Reconciler {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn report(&self, report: &Report) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!(target: "monite_webhooks::reconcile", "{report}");
+        if let Some(on_report) = &self.inner.settings.on_report {
+            on_report(report);
+        }
+    }
+
+    async fn entities(&self) -> Result<Vec<String>> {
+        if let Some(fixed) = &self.inner.settings.entities {
+            return Ok(fixed.clone());
+        }
+        let all: Vec<_> = self
+            .inner
+            .client
+            .entities()
+            .list(ListQuery::new().limit(100))
+            .try_collect()
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(super::Entity::is_live)
+            .map(|e| e.id)
+            .collect())
+    }
+
+    /// Monite's time; one cheap request first if no answer told it yet (any answer has a
+    /// `Date`, even a refusal, so its outcome does not matter).
+    async fn monite_now(&self) -> Result<jiff::Timestamp> {
+        if let Some(now) = self.inner.client.monite_now() {
+            return Ok(now);
+        }
+        let entities = self.inner.client.entities();
+        let first = entities.list(ListQuery::new().limit(1));
+        let _ = std::pin::pin!(first).try_next().await;
+        self.inner.client.monite_now().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Api,
+                "Monite's time is unknown: no answer had a Date header",
+            )
+        })
+    }
+}
+
+impl fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("lookback", &self.inner.settings.lookback)
+            .field("settle", &self.inner.settings.settle)
+            .field("retention", &self.inner.retention)
+            .finish_non_exhaustive()
+    }
+}
