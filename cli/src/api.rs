@@ -1,11 +1,16 @@
 //! Monite's API client, configured from the environment.
 
-use monite_webhooks::client::{Client, Environment};
+use monite_webhooks::client::{Client, ClientBuilder, Environment};
 
 use crate::failure::Failure;
 
 /// The client, from `MONITE_CLIENT_ID`, `MONITE_CLIENT_SECRET` and `MONITE_ENVIRONMENT`.
 pub(crate) fn client() -> Result<Client, Failure> {
+    Ok(builder()?.build()?)
+}
+
+/// The client's builder, for a command that sets more (a rate budget).
+pub(crate) fn builder() -> Result<ClientBuilder, Failure> {
     let id = required("MONITE_CLIENT_ID")?;
     let secret = required("MONITE_CLIENT_SECRET")?;
     let environment = environment(
@@ -13,9 +18,7 @@ pub(crate) fn client() -> Result<Client, Failure> {
             .unwrap_or_default()
             .trim(),
     )?;
-    Ok(Client::builder(environment)
-        .credentials(id, secret)
-        .build()?)
+    Ok(Client::builder(environment).credentials(id, secret))
 }
 
 /// `sandbox` (the default), `eu` or `production`, `na` or `us`, or a base URL.

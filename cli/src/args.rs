@@ -42,6 +42,9 @@ pub(crate) enum Command {
     Replay(ReplayArgs),
     /// Webhook subscriptions: list, create, ensure, enable, disable, regenerate, delete.
     Subscriptions(SubscriptionsArgs),
+    /// Sweep every entity's events and POST those in each window, signed, in order;
+    /// `reconcile status` prints the checkpoints.
+    Reconcile(ReconcileArgs),
 }
 
 /// Where secrets come from; shared by every command that signs or verifies.
@@ -256,6 +259,52 @@ pub(crate) struct ReplayArgs {
     /// Events per page; a replay resumes at page boundaries.
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub(crate) page_size: u8,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct ReconcileArgs {
+    #[command(subcommand)]
+    pub(crate) status: Option<ReconcileStatus>,
+    /// Where to POST the events (required to sweep).
+    #[arg(long, value_name = "URL")]
+    pub(crate) to: Option<String>,
+    /// The checkpoint file, one line per entity.
+    #[arg(long, value_name = "FILE", default_value = "monite-reconcile.state")]
+    pub(crate) state: std::path::PathBuf,
+    /// One cycle, then exit (the default).
+    #[arg(long, conflicts_with = "every")]
+    pub(crate) once: bool,
+    /// A cycle every DURATION (`90s`, `5m`, `1h`), until interrupted.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) every: Option<String>,
+    /// Where an entity without a checkpoint starts: an age or a time; 24 h ago by default.
+    #[arg(long, value_name = "T")]
+    pub(crate) since: Option<String>,
+    /// The least lookback before each checkpoint; 15 minutes by default.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) lookback: Option<String>,
+    /// Requests per second to Monite, at most.
+    #[arg(long, value_name = "N", default_value_t = 6.0)]
+    pub(crate) max_rate: f64,
+    /// Only this entity (repeatable); every entity of `GET /entities` otherwise.
+    #[arg(long = "entity", value_name = "ID")]
+    pub(crate) entities: Vec<String>,
+    /// List what would be sent; send nothing, save no checkpoint.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) secrets: SecretArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReconcileStatus {
+    /// The checkpoints, their lag, and the last error per entity.
+    Status {
+        /// The checkpoint file.
+        #[arg(long, value_name = "FILE", default_value = "monite-reconcile.state")]
+        state: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@
 
 pub(crate) mod deliveries;
 pub(crate) mod listen;
+pub(crate) mod reconcile;
 pub(crate) mod replay;
 pub(crate) mod send;
 pub(crate) mod sign;
