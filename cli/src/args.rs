@@ -45,6 +45,8 @@ pub(crate) enum Command {
     /// Sweep every entity's events and POST those in each window, signed, in order;
     /// `reconcile status` prints the checkpoints.
     Reconcile(ReconcileArgs),
+    /// Print each disabled subscription, and re-enable it with `--reenable`.
+    Watch(WatchArgs),
 }
 
 /// Where secrets come from; shared by every command that signs or verifies.
@@ -295,6 +297,19 @@ pub(crate) struct ReconcileArgs {
     pub(crate) dry_run: bool,
     #[command(flatten)]
     pub(crate) secrets: SecretArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// One check, then exit: 1 while a subscription stays disabled (the default).
+    #[arg(long, conflicts_with = "every")]
+    pub(crate) once: bool,
+    /// A check every DURATION (`60s`, `5m`), until interrupted.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) every: Option<String>,
+    /// Re-enable each disabled subscription at once.
+    #[arg(long)]
+    pub(crate) reenable: bool,
 }
 
 #[derive(Debug, Subcommand)]

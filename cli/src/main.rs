@@ -50,5 +50,6 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Replay(args) => commands::replay::run(args, json).await,
         Command::Subscriptions(args) => commands::subscriptions::run(args, json).await,
         Command::Reconcile(args) => commands::reconcile::run(args, json).await,
+        Command::Watch(args) => commands::watch::run(&args, json).await,
     }
 }

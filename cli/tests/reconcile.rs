@@ -206,3 +206,20 @@ async fn a_reconcile_killed_between_pages_loses_nothing_on_rerun() {
     );
     assert!(std::fs::read_to_string(&state).unwrap().contains(&entity));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_prints_disabled_subscriptions_and_reenables_them() {
+    let (addr, fake) = fake_monite::start().await;
+    let id = fake.seed("payable", "https://example.com/hook", "disabled");
+    fake.seed("receivable", "https://example.com/hook", "enabled");
+    let env = env(addr);
+    let out = run_env(&["watch", "--once"], &env).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stdout, format!("{id} payable disabled\n"));
+    let out = run_env(&["watch", "--once", "--reenable", "--json"], &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()[0]["reenabled"], true);
+    assert_eq!(fake.subscriptions()[0]["status"], "enabled");
+    let out = run_env(&["watch"], &env).await;
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+}

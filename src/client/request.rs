@@ -222,13 +222,20 @@ impl Client {
             .get(http::header::DATE)
             .and_then(|v| v.to_str().ok())
             .and_then(http_date);
-        if let Some(date) = date {
-            *self
-                .inner
-                .monite_clock
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some((date, now));
+        let Some(date) = date else { return };
+        // `Date` has whole seconds: a date up to a second behind the running estimate is
+        // that estimate truncated, and keeping the estimate keeps Monite's time monotonic.
+        if let Some(estimate) = self.monite_now()
+            && date <= estimate
+            && estimate.duration_since(date) < jiff::SignedDuration::from_secs(1)
+        {
+            return;
         }
+        *self
+            .inner
+            .monite_clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((date, now));
     }
 
     fn build(&self, request: &Request<'_>, token: Option<&Redacted>) -> reqwest::RequestBuilder {

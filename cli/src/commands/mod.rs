@@ -16,6 +16,7 @@ pub(crate) mod sign;
 pub(crate) mod simulate_retries;
 pub(crate) mod subscriptions;
 pub(crate) mod verify;
+pub(crate) mod watch;
 
 use std::io::Read as _;
 use std::path::Path;

@@ -208,7 +208,7 @@ fn save_errors(path: &Path, cycle: &CycleReport) -> Result<(), Failure> {
 }
 
 /// `90s`, `5m`, `1h`, `7d`.
-fn duration(text: &str, flag: &str) -> Result<Duration, Failure> {
+pub(crate) fn duration(text: &str, flag: &str) -> Result<Duration, Failure> {
     crate::time::parse_age(text.trim()).ok_or_else(|| {
         Failure::usage(format!(
             "{flag} {text:?} is not a duration such as 90s, 5m or 1h"

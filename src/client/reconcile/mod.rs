@@ -33,6 +33,7 @@ mod checkpoint;
 mod report;
 mod schedule;
 mod sweep;
+mod watchdog;
 mod window;
 
 use std::collections::HashMap;
@@ -52,6 +53,7 @@ pub use self::checkpoint::{CheckpointStore, FileCheckpoints, MemoryCheckpoints, 
 pub use self::report::Report;
 pub use self::schedule::HOT_FOR;
 pub use self::sweep::SweepOutcome;
+pub use self::watchdog::{WATCH_EVERY, WatchCheck, Watchdog};
 pub use self::window::Window;
 
 /// The least lookback: late commits up to this old are still found.

@@ -1,5 +1,6 @@
-//! What the reconciler tells its callback (and its logs): events a sweep had to recover,
-//! sweeps that fell behind, Monite throttling, and windows older than the store remembers.
+//! What the reconciler and the watchdog tell their callback (and the logs): subscriptions
+//! disabled and re-enabled, failing deliveries, events a sweep had to recover, sweeps that
+//! failed, Monite throttling, and windows older than the store remembers.
 
 use std::fmt;
 
@@ -10,6 +11,36 @@ use super::window::Window;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Report {
+    /// A subscription is disabled: Monite records none of its events until it is
+    /// enabled again, and nothing can recover those.
+    SubscriptionDisabled {
+        /// The subscription.
+        subscription_id: String,
+        /// Its object type.
+        object_type: String,
+        /// When this process last saw it enabled (Monite's time), if it did.
+        last_seen_enabled: Option<jiff::Timestamp>,
+    },
+    /// A disabled subscription was enabled again. The events of the interval between
+    /// are lost: Monite did not record them.
+    SubscriptionReenabled {
+        /// The subscription.
+        subscription_id: String,
+        /// Its object type.
+        object_type: String,
+        /// The lost interval's start: when it was last seen enabled (`None`: before this
+        /// process started).
+        lost_from: Option<jiff::Timestamp>,
+        /// The lost interval's end: when it was enabled again.
+        lost_until: jiff::Timestamp,
+    },
+    /// The receiver failed deliveries of a subscription since the last check.
+    DeliveriesFailing {
+        /// The subscription.
+        subscription_id: String,
+        /// How many failed.
+        count: usize,
+    },
     /// A sweep handled events no delivery had: webhooks were missed.
     EventsRecovered {
         /// The entity.
@@ -46,6 +77,40 @@ pub enum Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::SubscriptionDisabled {
+                subscription_id,
+                object_type,
+                ..
+            } => {
+                write!(
+                    f,
+                    "subscription {subscription_id} ({object_type}) is disabled: its events are not recorded"
+                )
+            }
+            Self::SubscriptionReenabled {
+                subscription_id,
+                object_type,
+                lost_from,
+                lost_until,
+            } => {
+                let from = lost_from.map_or_else(
+                    || "before this process started".to_owned(),
+                    |t| t.to_string(),
+                );
+                write!(
+                    f,
+                    "subscription {subscription_id} ({object_type}) re-enabled; events from {from} to {lost_until} are lost"
+                )
+            }
+            Self::DeliveriesFailing {
+                subscription_id,
+                count,
+            } => {
+                write!(
+                    f,
+                    "subscription {subscription_id}: {count} delivery(ies) failed since the last check"
+                )
+            }
             Self::EventsRecovered {
                 entity_id,
                 count,

@@ -1,0 +1,224 @@
+//! The subscription watchdog: Monite stops recording a subscription's events while it is
+//! disabled (after a week of failed deliveries), so nothing can recover them; the only
+//! lever is noticing at once. Each check lists the subscriptions (one request), reports
+//! each disabled one, re-enables it if asked, and reports the interval whose events are
+//! lost. The receiver's own failed deliveries, recorded through
+//! [`Watchdog::record_failure`], are reported at the next check, long before Monite's
+//! week runs out.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::TryStreamExt as _;
+
+use super::{OnReport, Reconciler, Report};
+use crate::client::{Client, ListQuery, SubscriptionStatus, WebhookSubscription};
+use crate::error::Result;
+
+/// How often [`Watchdog::run`] checks, unless told otherwise: a disabled subscription is
+/// reported within this long.
+pub const WATCH_EVERY: Duration = Duration::from_secs(60);
+
+/// Watches the webhook subscriptions; cloning shares its state.
+///
+/// ```no_run
+/// use monite_webhooks::client::reconcile::Watchdog;
+/// # async fn run(client: monite_webhooks::client::Client) -> Result<(), monite_webhooks::Error> {
+/// let watchdog = Watchdog::new(client).reenable(true).on_report(|r| eprintln!("{r}"));
+/// let check = watchdog.check_once().await?;
+/// for subscription in &check.disabled {
+///     eprintln!("{} ({}) was disabled", subscription.id, subscription.object_type);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct Watchdog {
+    client: Client,
+    reenable: bool,
+    on_report: Option<OnReport>,
+    reconciler: Option<Reconciler>,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// When each subscription was last seen enabled (Monite's time).
+    last_enabled: HashMap<String, jiff::Timestamp>,
+    /// Failed deliveries the receiver recorded since the last check, per subscription.
+    failures: HashMap<String, usize>,
+    /// Whether the last check found failures.
+    was_failing: bool,
+}
+
+/// What one check found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WatchCheck {
+    /// The subscriptions disabled when listed.
+    pub disabled: Vec<WebhookSubscription>,
+    /// Those re-enabled by this check.
+    pub reenabled: Vec<String>,
+    /// Those that could not be re-enabled, with why.
+    pub failed: Vec<(String, String)>,
+}
+
+impl WatchCheck {
+    /// Whether a subscription is still disabled after the check.
+    #[must_use]
+    pub fn any_still_disabled(&self) -> bool {
+        self.disabled.len() > self.reenabled.len()
+    }
+}
+
+impl Watchdog {
+    /// A watchdog that reports and does not re-enable.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            reenable: false,
+            on_report: None,
+            reconciler: None,
+            state: Arc::default(),
+        }
+    }
+
+    /// Re-enables each disabled subscription as soon as it is seen.
+    pub fn reenable(mut self, reenable: bool) -> Self {
+        self.reenable = reenable;
+        self
+    }
+
+    /// Calls `report` for each [`Report`].
+    pub fn on_report(mut self, report: impl Fn(&Report) + Send + Sync + 'static) -> Self {
+        self.on_report = Some(Arc::new(report));
+        self
+    }
+
+    /// Asks `reconciler` for a deep sweep after a re-enable or once the receiver's
+    /// failures clear: the events Monite did record during the outage are swept at once.
+    pub fn deep_sweep_with(mut self, reconciler: Reconciler) -> Self {
+        self.reconciler = Some(reconciler);
+        self
+    }
+
+    /// Records a delivery the receiver failed (a non-2xx answer) for `subscription_id`:
+    /// call it from [`ReceiverBuilder::on_failure`](crate::ReceiverBuilder::on_failure).
+    pub fn record_failure(&self, subscription_id: &str) {
+        let mut state = self.lock();
+        *state
+            .failures
+            .entry(subscription_id.to_owned())
+            .or_default() += 1;
+    }
+
+    /// One check: lists the subscriptions, reports (and re-enables, if asked) the disabled
+    /// ones, and reports the receiver's failures since the last check.
+    ///
+    /// # Errors
+    /// The listing failing; a failed re-enable is in [`WatchCheck::failed`] instead.
+    pub async fn check_once(&self) -> Result<WatchCheck> {
+        let all: Vec<WebhookSubscription> = self
+            .client
+            .webhook_subscriptions()
+            .list(ListQuery::new())
+            .try_collect()
+            .await?;
+        let now = self
+            .client
+            .monite_now()
+            .unwrap_or_else(jiff::Timestamp::now);
+        let mut check = WatchCheck::default();
+        for subscription in all {
+            if subscription.status != SubscriptionStatus::Disabled {
+                self.lock()
+                    .last_enabled
+                    .insert(subscription.id.clone(), now);
+                continue;
+            }
+            let since = self.lock().last_enabled.get(&subscription.id).copied();
+            self.report(&Report::SubscriptionDisabled {
+                subscription_id: subscription.id.clone(),
+                object_type: subscription.object_type.as_str().to_owned(),
+                last_seen_enabled: since,
+            });
+            if self.reenable {
+                match self
+                    .client
+                    .webhook_subscriptions()
+                    .enable(&subscription.id)
+                    .await
+                {
+                    Ok(_) => {
+                        let at = self.client.monite_now().unwrap_or(now);
+                        self.lock().last_enabled.insert(subscription.id.clone(), at);
+                        self.report(&Report::SubscriptionReenabled {
+                            subscription_id: subscription.id.clone(),
+                            object_type: subscription.object_type.as_str().to_owned(),
+                            lost_from: since,
+                            lost_until: at,
+                        });
+                        check.reenabled.push(subscription.id.clone());
+                    }
+                    Err(e) => check.failed.push((subscription.id.clone(), e.to_string())),
+                }
+            }
+            check.disabled.push(subscription);
+        }
+        let (failures, cleared) = {
+            let mut state = self.lock();
+            let failures = std::mem::take(&mut state.failures);
+            let cleared = state.was_failing && failures.is_empty();
+            state.was_failing = !failures.is_empty();
+            (failures, cleared)
+        };
+        for (subscription_id, count) in failures {
+            self.report(&Report::DeliveriesFailing {
+                subscription_id,
+                count,
+            });
+        }
+        if (cleared || !check.reenabled.is_empty())
+            && let Some(reconciler) = &self.reconciler
+        {
+            reconciler.request_deep_sweep();
+        }
+        Ok(check)
+    }
+
+    /// Checks every `every` (see [`WATCH_EVERY`]) forever; a failed check is reported
+    /// as [`Report::SweepStale`] with entity `*` and the next one goes on.
+    pub async fn run(&self, every: Duration) -> std::convert::Infallible {
+        loop {
+            if let Err(e) = self.check_once().await {
+                self.report(&Report::SweepStale {
+                    entity_id: "*".to_owned(),
+                    error: e.to_string(),
+                });
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn report(&self, report: &Report) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!(target: "monite_webhooks::watchdog", "{report}");
+        if let Some(on_report) = &self.on_report {
+            on_report(report);
+        }
+    }
+}
+
+impl fmt::Debug for Watchdog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watchdog")
+            .field("reenable", &self.reenable)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,112 @@
+//! The subscription watchdog against the fake Monite: a disabled subscription reported at
+//! the next check and re-enabled when asked, the lost interval reported as such, the
+//! receiver's failed deliveries reported, and a deep sweep requested after the outage.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use monite_webhooks::client::reconcile::{MemoryCheckpoints, Reconciler, Report, Watchdog};
+use support::client::{client, counting_receiver};
+use support::fake_monite;
+
+fn recorder() -> (
+    Arc<Mutex<Vec<Report>>>,
+    impl Fn(&Report) + Send + Sync + 'static,
+) {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let seen = reports.clone();
+    (reports, move |r: &Report| {
+        seen.lock().unwrap().push(r.clone())
+    })
+}
+
+#[tokio::test]
+async fn a_disabled_subscription_is_reported_and_left_without_reenable() {
+    let (addr, fake) = fake_monite::start().await;
+    let id = fake.seed("payable", "https://example.com/hook", "disabled");
+    fake.seed("receivable", "https://example.com/hook", "enabled");
+    let (reports, record) = recorder();
+    let watchdog = Watchdog::new(client(addr)).on_report(record);
+    let check = watchdog.check_once().await.unwrap();
+    assert_eq!(check.disabled.len(), 1);
+    assert_eq!(check.disabled[0].id, id);
+    assert!(check.any_still_disabled());
+    assert!(matches!(
+        &reports.lock().unwrap()[..],
+        [Report::SubscriptionDisabled { subscription_id, object_type, last_seen_enabled: None }]
+            if *subscription_id == id && object_type == "payable"
+    ));
+    assert_eq!(fake.subscriptions()[0]["status"], "disabled");
+}
+
+#[tokio::test]
+async fn reenabling_reports_the_lost_interval_and_asks_for_a_deep_sweep() {
+    let (addr, fake) = fake_monite::start().await;
+    let id = fake.seed("payable", "https://example.com/hook", "enabled");
+    fake.add_entities(1);
+    let runs = Arc::default();
+    let reconciler = Reconciler::builder(
+        client(addr),
+        counting_receiver(&runs, None),
+        MemoryCheckpoints::default(),
+    )
+    .build()
+    .unwrap();
+    assert!(
+        reconciler.sweep_once().await.unwrap().deep,
+        "the first cycle is deep"
+    );
+    assert!(!reconciler.sweep_once().await.unwrap().deep);
+    let (reports, record) = recorder();
+    let watchdog = Watchdog::new(client(addr))
+        .reenable(true)
+        .on_report(record)
+        .deep_sweep_with(reconciler.clone());
+    assert!(watchdog.check_once().await.unwrap().disabled.is_empty());
+    fake.set_status(&id, "disabled");
+    let check = watchdog.check_once().await.unwrap();
+    assert_eq!(check.reenabled, [id.clone()]);
+    assert!(!check.any_still_disabled());
+    assert_eq!(fake.subscriptions()[0]["status"], "enabled");
+    let reports = reports.lock().unwrap().clone();
+    let Some(Report::SubscriptionReenabled {
+        lost_from: Some(from),
+        lost_until,
+        ..
+    }) = reports
+        .iter()
+        .find(|r| matches!(r, Report::SubscriptionReenabled { .. }))
+    else {
+        panic!("no re-enable report with its lost interval: {reports:?}");
+    };
+    assert!(from <= lost_until);
+    assert!(
+        reconciler.sweep_once().await.unwrap().deep,
+        "no deep sweep after the outage"
+    );
+}
+
+#[tokio::test]
+async fn the_receivers_failures_are_reported_at_the_next_check() {
+    let (addr, _fake) = fake_monite::start().await;
+    let (reports, record) = recorder();
+    let watchdog = Watchdog::new(client(addr)).on_report(record);
+    watchdog.record_failure("sub-1");
+    watchdog.record_failure("sub-1");
+    watchdog.check_once().await.unwrap();
+    assert_eq!(
+        reports.lock().unwrap()[..],
+        [Report::DeliveriesFailing {
+            subscription_id: "sub-1".to_owned(),
+            count: 2
+        }]
+    );
+    watchdog.check_once().await.unwrap();
+    assert_eq!(reports.lock().unwrap().len(), 1, "reported once");
+}
