@@ -71,7 +71,7 @@ async fn reenabling_reports_the_lost_interval_and_asks_for_a_deep_sweep() {
     assert!(watchdog.check_once().await.unwrap().disabled.is_empty());
     fake.set_status(&id, "disabled");
     let check = watchdog.check_once().await.unwrap();
-    assert_eq!(check.reenabled, [id.clone()]);
+    assert_eq!(check.reenabled, std::slice::from_ref(&id));
     assert!(!check.any_still_disabled());
     assert_eq!(fake.subscriptions()[0]["status"], "enabled");
     let reports = reports.lock().unwrap().clone();
