@@ -148,6 +148,7 @@ impl Idempotency {
 
     /// How long `key` is remembered once done.
     /// How long a handled event is remembered.
+    #[cfg(feature = "client")]
     pub(crate) fn retention(&self) -> Duration {
         self.retention
     }

@@ -93,6 +93,7 @@ pub struct ReceiverBuilder {
 
 impl Receiver {
     /// How long its idempotency store remembers a handled event; `None` without one.
+    #[cfg(feature = "client")]
     pub(crate) fn idempotency_retention(&self) -> Option<std::time::Duration> {
         self.inner.idempotency.as_ref().map(Idempotency::retention)
     }

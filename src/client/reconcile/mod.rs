@@ -30,6 +30,8 @@
 
 mod builder;
 mod checkpoint;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod report;
 mod schedule;
 mod sweep;
@@ -184,6 +186,8 @@ impl Reconciler {
     /// unknown. An entity whose sweep fails is in [`CycleReport::failed`] (and reported
     /// as [`Report::SweepStale`]); the others go on.
     pub async fn sweep_once(&self) -> Result<CycleReport> {
+        #[cfg(feature = "metrics")]
+        let cycle_started = Instant::now();
         let entities = self.entities().await?;
         let now = self.monite_now().await?;
         let deep = {
@@ -212,7 +216,13 @@ impl Reconciler {
             ..CycleReport::default()
         };
         for entity_id in &picked {
-            match self.sweep_entity(entity_id, deep).await {
+            let swept = self.sweep_entity(entity_id, deep).await;
+            #[cfg(feature = "metrics")]
+            metrics::sweep(
+                swept.is_ok(),
+                swept.as_ref().map_or(0, |o| o.handled + o.duplicates),
+            );
+            match swept {
                 Ok(outcome) => {
                     cycle.swept += 1;
                     cycle.handled += outcome.handled;
@@ -232,6 +242,11 @@ impl Reconciler {
                 }
             }
         }
+        #[cfg(feature = "metrics")]
+        metrics::cycle(
+            cycle_started.elapsed().as_secs_f64(),
+            cycle.failed.is_empty(),
+        );
         if deep && cycle.failed.is_empty() {
             self.state().last_deep = Some(Instant::now());
         }
@@ -328,6 +343,8 @@ impl Reconciler {
     fn report(&self, report: &Report) {
         #[cfg(feature = "tracing")]
         tracing::warn!(target: "monite_webhooks::reconcile", "{report}");
+        #[cfg(feature = "metrics")]
+        metrics::report(report);
         if let Some(on_report) = &self.inner.settings.on_report {
             on_report(report);
         }

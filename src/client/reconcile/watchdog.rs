@@ -133,6 +133,8 @@ impl Watchdog {
         let mut check = WatchCheck::default();
         for subscription in all {
             if subscription.status != SubscriptionStatus::Disabled {
+                #[cfg(feature = "metrics")]
+                super::metrics::enabled(subscription.object_type.as_str());
                 self.lock()
                     .last_enabled
                     .insert(subscription.id.clone(), now);
@@ -174,6 +176,8 @@ impl Watchdog {
             state.was_failing = !failures.is_empty();
             (failures, cleared)
         };
+        #[cfg(feature = "metrics")]
+        super::metrics::unsuccessful(failures.values().sum());
         for (subscription_id, count) in failures {
             self.report(&Report::DeliveriesFailing {
                 subscription_id,
@@ -209,6 +213,8 @@ impl Watchdog {
     fn report(&self, report: &Report) {
         #[cfg(feature = "tracing")]
         tracing::warn!(target: "monite_webhooks::watchdog", "{report}");
+        #[cfg(feature = "metrics")]
+        super::metrics::report(report);
         if let Some(on_report) = &self.on_report {
             on_report(report);
         }

@@ -1,0 +1,89 @@
+//! The reconciler's and the watchdog's metrics, read back through metrics-util's
+//! debugging recorder: a known sweep and a re-enable give known counts, and no metric
+//! carries an entity id.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
+mod support;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use monite_webhooks::client::reconcile::{MemoryCheckpoints, Reconciler, Watchdog, metrics as m};
+use monite_webhooks::jiff::{SignedDuration, Timestamp};
+use support::client::{client, counting_receiver};
+use support::fake_monite;
+
+#[test]
+fn a_sweep_and_a_reenable_are_counted_without_entity_labels() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let (addr, fake) = fake_monite::start().await;
+            let entity = fake.add_entities(1).remove(0);
+            let at = (Timestamp::now() - SignedDuration::from_secs(600)).to_string();
+            fake.commit_event(&entity, Some(&at));
+            fake.commit_event(&entity, Some(&at));
+            fake.seed("payable", "https://example.com/hook", "disabled");
+            let runs = Default::default();
+            let reconciler = Reconciler::builder(
+                client(addr),
+                counting_receiver(&runs, None),
+                MemoryCheckpoints::default(),
+            )
+            .build()
+            .unwrap();
+            reconciler.sweep_once().await.unwrap();
+            Watchdog::new(client(addr))
+                .reenable(true)
+                .check_once()
+                .await
+                .unwrap();
+        });
+    });
+    let snapshot = snapshotter.snapshot().into_vec();
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        snapshot
+            .iter()
+            .find(|(key, _, _, _)| {
+                let key = key.key();
+                key.name() == name
+                    && label
+                        .is_none_or(|(k, v)| key.labels().any(|l| l.key() == k && l.value() == v))
+            })
+            .map(|entry| &entry.3)
+    };
+    assert_eq!(
+        value(m::SWEEPS, Some(("result", "ok"))),
+        Some(&DebugValue::Counter(1))
+    );
+    assert_eq!(
+        value(m::EVENTS_RECOVERED, None),
+        Some(&DebugValue::Counter(2))
+    );
+    assert_eq!(value(m::EVENTS_SEEN, None), Some(&DebugValue::Counter(2)));
+    assert_eq!(
+        value(m::SUBSCRIPTIONS_REENABLED, None),
+        Some(&DebugValue::Counter(1))
+    );
+    let enabled = value(m::SUBSCRIPTION_ENABLED, Some(("object_type", "payable")));
+    assert!(
+        matches!(enabled, Some(DebugValue::Gauge(g)) if g.into_inner() == 1.0),
+        "{enabled:?}"
+    );
+    assert!(value(m::LAST_SUCCESS, None).is_some());
+    for (key, _, _, _) in &snapshot {
+        assert!(
+            key.key()
+                .labels()
+                .all(|l| l.key() != "entity_id" && !l.value().starts_with("e0000000")),
+            "an entity id as a label: {key:?}"
+        );
+    }
+}
