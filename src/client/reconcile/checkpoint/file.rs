@@ -125,7 +125,7 @@ impl CheckpointStore for FileCheckpoints {
     }
 }
 
-fn timestamp(micros: i64) -> Result<jiff::Timestamp> {
+pub(super) fn timestamp(micros: i64) -> Result<jiff::Timestamp> {
     jiff::Timestamp::from_microsecond(micros).map_err(|e| {
         Error::new(
             ErrorKind::Checkpoints,

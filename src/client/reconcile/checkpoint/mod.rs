@@ -4,6 +4,8 @@
 
 mod file;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +14,8 @@ use crate::error::Result;
 
 pub use self::file::FileCheckpoints;
 pub use self::memory::MemoryCheckpoints;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{CHECKPOINTS_SCHEMA, PostgresCheckpoints};
 
 /// A boxed future, as the store's methods return.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;

@@ -1,0 +1,98 @@
+//! Checkpoints in PostgreSQL (features `client` and `postgres`): one row per entity in the
+//! database the idempotency store already uses, so replicas share them.
+
+use sqlx::PgPool;
+
+use super::file::timestamp;
+use super::{CheckpointStore, StoreFuture};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The table, created by [`PostgresCheckpoints::ensure_schema`]: an id and 8 bytes per
+/// entity. `GREATEST` on save: a checkpoint never moves back, whichever replica saves last.
+pub const CHECKPOINTS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS monite_webhooks_checkpoints (\n    entity_id text PRIMARY KEY,\n    checkpoint_us bigint NOT NULL\n)";
+
+const LOAD: &str = "SELECT checkpoint_us FROM monite_webhooks_checkpoints WHERE entity_id = $1";
+const SAVE: &str = "INSERT INTO monite_webhooks_checkpoints AS c (entity_id, checkpoint_us) VALUES ($1, $2) \
+     ON CONFLICT (entity_id) DO UPDATE SET checkpoint_us = GREATEST(c.checkpoint_us, EXCLUDED.checkpoint_us)";
+const ALL: &str =
+    "SELECT entity_id, checkpoint_us FROM monite_webhooks_checkpoints ORDER BY entity_id";
+
+/// Checkpoints in `monite_webhooks_checkpoints` ([`CHECKPOINTS_SCHEMA`]).
+///
+/// ```no_run
+/// use monite_webhooks::client::reconcile::{CheckpointStore, PostgresCheckpoints};
+/// # async fn run(pool: sqlx::PgPool) -> Result<(), monite_webhooks::Error> {
+/// let checkpoints = PostgresCheckpoints::new(pool);
+/// checkpoints.ensure_schema().await?;
+/// let all = checkpoints.all().await?;
+/// # let _ = all; Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresCheckpoints {
+    pool: PgPool,
+}
+
+impl PostgresCheckpoints {
+    /// Checkpoints in `pool`'s database.
+    #[must_use]
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Creates the table if it is missing.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Checkpoints`] if the statement fails.
+    pub async fn ensure_schema(&self) -> Result<()> {
+        sqlx::query(CHECKPOINTS_SCHEMA)
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+}
+
+impl CheckpointStore for PostgresCheckpoints {
+    fn load<'a>(&'a self, entity_id: &'a str) -> StoreFuture<'a, Option<jiff::Timestamp>> {
+        Box::pin(async move {
+            let micros: Option<i64> = sqlx::query_scalar(LOAD)
+                .bind(entity_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(failed)?;
+            micros.map(timestamp).transpose()
+        })
+    }
+
+    fn save<'a>(&'a self, entity_id: &'a str, at: jiff::Timestamp) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query(SAVE)
+                .bind(entity_id)
+                .bind(at.as_microsecond())
+                .execute(&self.pool)
+                .await
+                .map_err(failed)?;
+            Ok(())
+        })
+    }
+
+    fn all(&self) -> StoreFuture<'_, Vec<(String, jiff::Timestamp)>> {
+        Box::pin(async move {
+            let rows: Vec<(String, i64)> = sqlx::query_as(ALL)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(failed)?;
+            rows.into_iter()
+                .map(|(id, micros)| Ok((id, timestamp(micros)?)))
+                .collect()
+        })
+    }
+}
+
+fn failed(e: sqlx::Error) -> Error {
+    Error::new(
+        ErrorKind::Checkpoints,
+        format!("the checkpoints in PostgreSQL cannot be reached: {e}"),
+    )
+    .with_source(e)
+}

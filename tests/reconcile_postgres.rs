@@ -1,0 +1,51 @@
+//! Checkpoints in a real PostgreSQL (a fresh cluster of the test's own): they survive a new
+//! pool, never move back whichever writer saves last, and a reconciler sweeping with them
+//! resumes where it stopped.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
+mod support;
+
+use monite_webhooks::client::reconcile::{CheckpointStore, PostgresCheckpoints, Reconciler};
+use monite_webhooks::jiff::{SignedDuration, Timestamp};
+use support::client::{client, counting_receiver};
+use support::fake_monite;
+use support::pg::PgServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_persist_in_postgres_and_never_move_back() {
+    let server = PgServer::start();
+    let pool = sqlx::PgPool::connect(&server.url()).await.unwrap();
+    let store = PostgresCheckpoints::new(pool);
+    store.ensure_schema().await.unwrap();
+    store.ensure_schema().await.unwrap();
+    let at: Timestamp = "2026-12-01T12:34:56.789012Z".parse().unwrap();
+    store.save("a", at).await.unwrap();
+    store
+        .save("a", at - SignedDuration::from_secs(60))
+        .await
+        .unwrap();
+    store.save("b", at).await.unwrap();
+    let again = PostgresCheckpoints::new(sqlx::PgPool::connect(&server.url()).await.unwrap());
+    assert_eq!(again.load("a").await.unwrap(), Some(at));
+    assert_eq!(again.load("missing").await.unwrap(), None);
+    assert_eq!(again.all().await.unwrap().len(), 2);
+
+    // A reconciler over them: a second process (a new store) sees the first's progress.
+    let (addr, fake) = fake_monite::start().await;
+    let entity = fake.add_entities(1).remove(0);
+    let created = (Timestamp::now() - SignedDuration::from_secs(300)).to_string();
+    fake.commit_event(&entity, Some(&created));
+    let runs = Default::default();
+    let reconciler = Reconciler::builder(client(addr), counting_receiver(&runs, None), again)
+        .build()
+        .unwrap();
+    assert_eq!(reconciler.sweep_once().await.unwrap().handled, 1);
+    let third = PostgresCheckpoints::new(sqlx::PgPool::connect(&server.url()).await.unwrap());
+    let checkpoint = third.load(&entity).await.unwrap().unwrap();
+    assert!(checkpoint >= Timestamp::now() - SignedDuration::from_secs(60));
+    assert!(checkpoint <= Timestamp::now() - SignedDuration::from_secs(29));
+}
