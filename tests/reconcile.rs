@@ -65,6 +65,28 @@ async fn checkpoint_of(store: &dyn CheckpointStore, entity: &str) -> Option<Time
     store.load(entity).await.unwrap()
 }
 
+/// The reconciler is shared and its cycles spawned: they must be `Send`.
+#[tokio::test]
+async fn the_reconciler_is_shareable_and_its_futures_can_be_spawned() {
+    fn shareable<T: Clone + Send + Sync + 'static>(_: &T) {}
+    fn sendable<T: Send>(_: &T) {}
+    let (addr, _fake) = fake_monite::start().await;
+    let runs = Runs::default();
+    let reconciler = Reconciler::builder(
+        client(addr, 25.0),
+        counting_receiver(&runs, None),
+        MemoryCheckpoints::default(),
+    )
+    .build()
+    .unwrap();
+    shareable(&reconciler);
+    sendable(&reconciler.sweep_once());
+    sendable(&reconciler.run(Duration::from_secs(300)));
+    let watchdog = monite_webhooks::client::reconcile::Watchdog::new(client(addr, 25.0));
+    shareable(&watchdog);
+    sendable(&watchdog.run(Duration::from_secs(60)));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_entities_swept_once_each_within_the_budget() {
     let (addr, fake) = fake_monite::start().await;

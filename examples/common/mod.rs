@@ -1,5 +1,6 @@
 //! What both example servers share: configuration from the environment, and the handlers.
 
+mod background;
 mod config;
 mod event_line;
 
@@ -35,7 +36,8 @@ const EXAMPLE_NAMESPACE: &str = "monite-webhooks-example";
 
 /// The receiver, from the secrets in the environment, handling each event once through
 /// PostgreSQL when `DATABASE_URL` is set (a `postgres://` URL), through Redis when
-/// `REDIS_URL` is, in memory otherwise.
+/// `REDIS_URL` is, in memory otherwise. With `MONITE_CLIENT_ID` and `MONITE_CLIENT_SECRET`
+/// set (and `--features client`), the reconciler and the watchdog run in the background.
 pub(crate) async fn receiver_from_env() -> Result<Receiver, BoxError> {
     let verifier = verifier_from_env()?;
     let url_from = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -52,9 +54,24 @@ pub(crate) async fn receiver_from_env() -> Result<Receiver, BoxError> {
         );
         Idempotency::new(MemoryStore::new())
     };
-    Ok(Receiver::builder(verifier, dispatcher())
-        .idempotency(idempotency)
-        .build())
+    let watchdog = background::watchdog()?;
+    let mut builder = Receiver::builder(verifier, dispatcher()).idempotency(idempotency);
+    #[allow(
+        clippy::clone_on_copy,
+        reason = "without `client` the watchdog is `Infallible`"
+    )]
+    let failures = watchdog.clone();
+    if let Some(watchdog) = failures {
+        // The receiver's own failures reach the watchdog, reported within a minute.
+        builder = builder.on_failure(move |event, _| {
+            if let Some(id) = event.webhook_subscription_id() {
+                background::record_failure(&watchdog, id);
+            }
+        });
+    }
+    let receiver = builder.build();
+    background::start(&receiver, watchdog).await?;
+    Ok(receiver)
 }
 
 #[cfg(feature = "postgres")]

@@ -64,7 +64,9 @@ pub struct Recovery<'a> {
     resume_from: Option<String>,
     on_unparsable: OnUnparsable,
     in_flight_wait: Duration,
-    on_progress: Option<ProgressReport<'a>>,
+    // In a mutex so that `&Recovery` is `Sync` and `run`'s future `Send` (a spawned
+    // task), whatever the closure is.
+    on_progress: Option<std::sync::Mutex<ProgressReport<'a>>>,
 }
 
 /// How long a [`Recovery`] waits, by default, for events held in flight by another
@@ -228,7 +230,7 @@ impl<'a> Recovery<'a> {
 
     /// Calls `report` after each page.
     pub fn on_progress(mut self, report: impl FnMut(&RecoveryProgress) + Send + 'a) -> Self {
-        self.on_progress = Some(Box::new(report));
+        self.on_progress = Some(std::sync::Mutex::new(Box::new(report)));
         self
     }
 
@@ -296,6 +298,7 @@ impl<'a> Recovery<'a> {
             progress.pages += 1;
             progress.resume_from.clone_from(&next);
             if let Some(report) = &mut self.on_progress {
+                let report = report.get_mut().unwrap_or_else(|e| e.into_inner());
                 report(&progress);
             }
         }

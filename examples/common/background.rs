@@ -1,0 +1,143 @@
+//! With `MONITE_CLIENT_ID` and `MONITE_CLIENT_SECRET` set (and `MONITE_ENVIRONMENT` as for
+//! the CLI: `sandbox`, `eu`, `na` or a base URL), the reconciler and the subscription
+//! watchdog run in the background, their reports in the logs. Checkpoints go to
+//! PostgreSQL when `DATABASE_URL` is set, to `monite-reconcile.state` otherwise.
+
+use monite_webhooks::{BoxError, Receiver};
+
+/// Whether the environment asks for the background tasks.
+pub(crate) fn wanted() -> bool {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    set("MONITE_CLIENT_ID") && set("MONITE_CLIENT_SECRET")
+}
+
+#[cfg(feature = "client")]
+mod running {
+    use std::time::Duration;
+
+    use monite_webhooks::client::reconcile::{FileCheckpoints, Reconciler, WATCH_EVERY, Watchdog};
+    use monite_webhooks::client::{Client, Environment};
+    use monite_webhooks::{BoxError, Receiver};
+
+    /// How often the reconciler starts a cycle.
+    const CYCLE_EVERY: Duration = Duration::from_secs(5 * 60);
+
+    pub(crate) fn client() -> Result<Client, BoxError> {
+        let var = |name: &str| std::env::var(name).unwrap_or_default().trim().to_owned();
+        let environment = match var("MONITE_ENVIRONMENT").to_ascii_lowercase().as_str() {
+            "" | "sandbox" => Environment::Sandbox,
+            "eu" | "production" => Environment::Eu,
+            "na" | "us" => Environment::Na,
+            url if url.starts_with("http") => Environment::Custom(var("MONITE_ENVIRONMENT")),
+            other => {
+                return Err(format!(
+                    "MONITE_ENVIRONMENT {other:?} is not sandbox, eu, na or a URL"
+                )
+                .into());
+            }
+        };
+        Ok(Client::builder(environment)
+            .credentials(var("MONITE_CLIENT_ID"), var("MONITE_CLIENT_SECRET"))
+            .build()?)
+    }
+
+    pub(crate) fn watchdog(client: Client) -> Watchdog {
+        Watchdog::new(client)
+            .reenable(true)
+            .on_report(|report| tracing::warn!("{report}"))
+    }
+
+    pub(crate) async fn start(
+        receiver: Receiver,
+        client: Client,
+        watchdog: Watchdog,
+    ) -> Result<(), BoxError> {
+        let builder = match std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
+            Some(url) => postgres(receiver, client.clone(), url.trim()).await?,
+            None => {
+                tracing::info!("reconciler checkpoints: monite-reconcile.state");
+                Reconciler::builder(
+                    client,
+                    receiver,
+                    FileCheckpoints::open("monite-reconcile.state")?,
+                )
+            }
+        };
+        let reconciler = builder
+            .on_report(|report| tracing::warn!("{report}"))
+            .build()?;
+        let watchdog = watchdog.deep_sweep_with(reconciler.clone());
+        tokio::spawn(async move { reconciler.run(CYCLE_EVERY).await });
+        tokio::spawn(async move { watchdog.run(WATCH_EVERY).await });
+        tracing::info!("reconciler (every 5 min) and subscription watchdog (every minute) started");
+        Ok(())
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn postgres(
+        receiver: Receiver,
+        client: Client,
+        url: &str,
+    ) -> Result<monite_webhooks::client::reconcile::ReconcilerBuilder, BoxError> {
+        use monite_webhooks::client::reconcile::PostgresCheckpoints;
+        tracing::info!("reconciler checkpoints: PostgreSQL (DATABASE_URL)");
+        let checkpoints = PostgresCheckpoints::new(sqlx::PgPool::connect(url).await?);
+        checkpoints.ensure_schema().await?;
+        Ok(Reconciler::builder(client, receiver, checkpoints))
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn postgres(
+        _: Receiver,
+        _: Client,
+        _: &str,
+    ) -> Result<monite_webhooks::client::reconcile::ReconcilerBuilder, BoxError> {
+        Err(
+            "DATABASE_URL is set, but this build has no PostgreSQL: add `--features postgres`"
+                .into(),
+        )
+    }
+}
+
+/// The watchdog to record the receiver's failures into, when the background tasks run.
+#[cfg(feature = "client")]
+pub(crate) type Watchdog = monite_webhooks::client::reconcile::Watchdog;
+/// Without `client` there is no watchdog.
+#[cfg(not(feature = "client"))]
+pub(crate) type Watchdog = std::convert::Infallible;
+
+/// The watchdog, if the environment asks for the background tasks.
+pub(crate) fn watchdog() -> Result<Option<Watchdog>, BoxError> {
+    if !wanted() {
+        return Ok(None);
+    }
+    #[cfg(feature = "client")]
+    return Ok(Some(running::watchdog(running::client()?)));
+    #[cfg(not(feature = "client"))]
+    Err("MONITE_CLIENT_ID is set, but this build has no API client: add `--features client`".into())
+}
+
+/// Records a failed delivery of `subscription_id` with the watchdog.
+pub(crate) fn record_failure(watchdog: &Watchdog, subscription_id: &str) {
+    #[cfg(feature = "client")]
+    watchdog.record_failure(subscription_id);
+    #[cfg(not(feature = "client"))]
+    let _ = (watchdog, subscription_id);
+}
+
+/// Starts the reconciler and the watchdog over `receiver`.
+pub(crate) async fn start(receiver: &Receiver, watchdog: Option<Watchdog>) -> Result<(), BoxError> {
+    let Some(watchdog) = watchdog else {
+        return Ok(());
+    };
+    #[cfg(feature = "client")]
+    return running::start(receiver.clone(), running::client()?, watchdog).await;
+    #[cfg(not(feature = "client"))]
+    {
+        let _ = receiver;
+        match watchdog {}
+    }
+}

@@ -1,0 +1,107 @@
+//! The example servers with `MONITE_CLIENT_ID` and `MONITE_CLIENT_SECRET` set run the
+//! reconciler and the watchdog in the background: against the fake Monite, an event no
+//! webhook delivered is swept and printed as a handled event, and a disabled subscription
+//! is re-enabled.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use monite_webhooks::jiff::{SignedDuration, Timestamp};
+use support::fake_monite::{self, CLIENT_ID, CLIENT_SECRET};
+
+fn example(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let status = Command::new(env!("CARGO"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "axum_server",
+                "--example",
+                "actix_server",
+            ])
+            .args(["--features", "axum,actix-web,client"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the example servers failed");
+    });
+    let deps = std::env::current_exe().unwrap();
+    deps.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_servers_sweep_a_missed_event_and_reenable_a_subscription() {
+    for name in ["axum_server", "actix_server"] {
+        let (addr, fake) = fake_monite::start().await;
+        let entity = fake.add_entities(1).remove(0);
+        let at = (Timestamp::now() - SignedDuration::from_secs(600)).to_string();
+        let missed = fake.commit_event(&entity, Some(&at));
+        let subscription = fake.seed("payable", "https://example.com/hook", "disabled");
+        let cwd =
+            std::env::temp_dir().join(format!("reconcile-example-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&cwd);
+        std::fs::create_dir_all(&cwd).unwrap();
+        let listen = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut child = Command::new(example(name))
+            .current_dir(&cwd)
+            .env("MONITE_WEBHOOK_ADDR", listen.to_string())
+            .env("MONITE_WEBHOOK_SECRET", "whsec_example_background_test")
+            .env("MONITE_CLIENT_ID", CLIENT_ID)
+            .env("MONITE_CLIENT_SECRET", CLIENT_SECRET)
+            .env("MONITE_ENVIRONMENT", format!("http://{addr}/v1"))
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout).lines().next().map(Result::unwrap)
+        });
+        let line = tokio::time::timeout(Duration::from_secs(60), line).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let state = cwd.join("monite-reconcile.state");
+        let saved = || std::fs::read_to_string(&state).is_ok_and(|s| s.contains(&entity));
+        while (fake.subscriptions()[0]["status"] != "enabled" || !saved())
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let line = line
+            .expect("no handled event within a minute")
+            .unwrap()
+            .unwrap();
+        let handled: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(handled["id"], missed.as_str(), "{name}: {line}");
+        assert_eq!(fake.subscriptions()[0]["id"], subscription.as_str());
+        assert_eq!(
+            fake.subscriptions()[0]["status"],
+            "enabled",
+            "{name} did not re-enable"
+        );
+        assert!(saved(), "{name}: no checkpoint saved");
+    }
+}
