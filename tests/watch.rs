@@ -110,3 +110,33 @@ async fn the_receivers_failures_are_reported_at_the_next_check() {
     watchdog.check_once().await.unwrap();
     assert_eq!(reports.lock().unwrap().len(), 1, "reported once");
 }
+
+#[tokio::test]
+async fn failed_deliveries_in_monites_log_are_reported_once() {
+    let (addr, _fake) = fake_monite::start().await;
+    let (reports, record) = recorder();
+    let watchdog = Watchdog::new(client(addr))
+        .on_report(record)
+        .delivery_log([fake_monite::ENTITY_ID], 1);
+    watchdog.check_once().await.unwrap();
+    let found: usize = reports
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| match r {
+            Report::DeliveryLogFailures {
+                count, entity_id, ..
+            } => {
+                assert_eq!(entity_id, fake_monite::ENTITY_ID);
+                *count
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .sum();
+    // The fixture's log has two failed deliveries.
+    assert_eq!(found, 2);
+    watchdog.check_once().await.unwrap();
+    let after = reports.lock().unwrap().len();
+    watchdog.check_once().await.unwrap();
+    assert_eq!(reports.lock().unwrap().len(), after, "reported again");
+}

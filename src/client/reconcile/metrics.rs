@@ -13,6 +13,7 @@
 //! | [`SUBSCRIPTION_ENABLED`] | gauge, 0 or 1 | `object_type` (at most 42) | each subscription's state at the last check |
 //! | [`SUBSCRIPTIONS_REENABLED`] | counter | | re-enables by the watchdog |
 //! | [`DELIVERIES_UNSUCCESSFUL`] | gauge | | the receiver's failed deliveries between the last two checks |
+//! | [`DELIVERY_LOG_FAILURES`] | counter | | failed deliveries in Monite's log, each counted once |
 //! | [`RATE_LIMITED`] | counter | | `429` answers from Monite |
 
 use ::metrics::{counter, gauge, histogram};
@@ -37,6 +38,8 @@ pub const SUBSCRIPTION_ENABLED: &str = "monite_webhooks_subscription_enabled";
 pub const SUBSCRIPTIONS_REENABLED: &str = "monite_webhooks_subscription_reenabled_total";
 /// Gauge: the receiver's failed deliveries between the last two checks.
 pub const DELIVERIES_UNSUCCESSFUL: &str = "monite_webhooks_deliveries_unsuccessful";
+/// Counter: failed deliveries found in Monite's delivery log, each once.
+pub const DELIVERY_LOG_FAILURES: &str = "monite_webhooks_delivery_log_failures_total";
 /// Counter: `429` answers from Monite.
 pub const RATE_LIMITED: &str = "monite_webhooks_api_rate_limited_total";
 
@@ -57,6 +60,9 @@ pub(super) fn report(report: &Report) {
             gauge!(SUBSCRIPTION_ENABLED, "object_type" => object_type.clone()).set(1.0);
         }
         Report::DeliveriesFailing { .. } => {}
+        Report::DeliveryLogFailures { count, .. } => {
+            counter!(DELIVERY_LOG_FAILURES).increment(*count as u64);
+        }
     }
 }
 

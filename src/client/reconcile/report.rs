@@ -50,6 +50,17 @@ pub enum Report {
         /// The window swept.
         window: Window,
     },
+    /// Monite's delivery log shows failed deliveries not reported before.
+    DeliveryLogFailures {
+        /// The entity whose log it is.
+        entity_id: String,
+        /// Where Monite delivered (the log names no subscription).
+        url: String,
+        /// How many new failed deliveries.
+        count: usize,
+        /// The most attempts Monite made for one of them: about 28 in its week.
+        most_attempts: u32,
+    },
     /// An entity's sweep failed; its checkpoint stays where it was.
     SweepStale {
         /// The entity.
@@ -121,6 +132,15 @@ impl fmt::Display for Report {
                     "entity {entity_id}: {count} missed event(s) recovered in {window}"
                 )
             }
+            Self::DeliveryLogFailures {
+                entity_id,
+                url,
+                count,
+                most_attempts,
+            } => write!(
+                f,
+                "entity {entity_id}: {count} failed delivery(ies) to {url} in Monite's log (up to {most_attempts} attempts)"
+            ),
             Self::SweepStale { entity_id, error } => {
                 write!(
                     f,

@@ -6,7 +6,7 @@
 //! [`Watchdog::record_failure`], are reported at the next check, long before Monite's
 //! week runs out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::TryStreamExt as _;
 
 use super::{OnReport, Reconciler, Report};
-use crate::client::{Client, ListQuery, SubscriptionStatus, WebhookSubscription};
+use crate::client::{Client, ListQuery, SubscriptionStatus, WebhookDelivery, WebhookSubscription};
 use crate::error::Result;
 
 /// How often [`Watchdog::run`] checks, unless told otherwise: a disabled subscription is
@@ -51,6 +51,12 @@ struct State {
     failures: HashMap<String, usize>,
     /// Whether the last check found failures.
     was_failing: bool,
+    /// Entities whose delivery log is scanned, a few per check in turn.
+    log_entities: Vec<String>,
+    log_per_check: usize,
+    log_cursor: usize,
+    /// Failed deliveries already reported (the log keeps them for months).
+    log_seen: HashSet<String>,
 }
 
 /// What one check found.
@@ -101,6 +107,24 @@ impl Watchdog {
     /// failures clear: the events Monite did record during the outage are swept at once.
     pub fn deep_sweep_with(mut self, reconciler: Reconciler) -> Self {
         self.reconciler = Some(reconciler);
+        self
+    }
+
+    /// Also scans the delivery log (`GET /webhook_deliveries`) of these entities,
+    /// `per_check` of them per check in turn, for deliveries Monite marks unsuccessful
+    /// ([`Report::DeliveryLogFailures`], each delivery once). This costs one listing per
+    /// entity scanned; the receiver's own failures ([`record_failure`](Self::record_failure))
+    /// cost nothing and come first.
+    pub fn delivery_log(
+        self,
+        entities: impl IntoIterator<Item = impl Into<String>>,
+        per_check: usize,
+    ) -> Self {
+        {
+            let mut state = self.lock();
+            state.log_entities = entities.into_iter().map(Into::into).collect();
+            state.log_per_check = per_check.max(1);
+        }
         self
     }
 
@@ -184,6 +208,7 @@ impl Watchdog {
                 count,
             });
         }
+        self.scan_delivery_log().await?;
         if (cleared || !check.reenabled.is_empty())
             && let Some(reconciler) = &self.reconciler
         {
@@ -204,6 +229,52 @@ impl Watchdog {
             }
             tokio::time::sleep(every).await;
         }
+    }
+
+    /// The next entities' delivery logs: each failed delivery not reported before.
+    async fn scan_delivery_log(&self) -> Result<()> {
+        let due: Vec<String> = {
+            let mut state = self.lock();
+            let count = state.log_entities.len();
+            if count == 0 {
+                return Ok(());
+            }
+            let take = state.log_per_check.min(count);
+            let start = state.log_cursor % count;
+            state.log_cursor = (start + take) % count;
+            (0..take)
+                .map(|i| state.log_entities[(start + i) % count].clone())
+                .collect()
+        };
+        for entity_id in due {
+            let failed: Vec<WebhookDelivery> = self
+                .client
+                .webhook_deliveries(entity_id.clone())
+                .list(ListQuery::new())
+                .try_filter(|d| std::future::ready(d.was_successful == Some(false)))
+                .try_collect()
+                .await?;
+            let mut by_url: HashMap<String, (usize, u32)> = HashMap::new();
+            {
+                let mut state = self.lock();
+                for delivery in failed {
+                    if state.log_seen.insert(delivery.id.clone()) {
+                        let entry = by_url.entry(delivery.url).or_default();
+                        entry.0 += 1;
+                        entry.1 = entry.1.max(delivery.requests_made_count);
+                    }
+                }
+            }
+            for (url, (count, most_attempts)) in by_url {
+                self.report(&Report::DeliveryLogFailures {
+                    entity_id: entity_id.clone(),
+                    url,
+                    count,
+                    most_attempts,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
