@@ -208,6 +208,32 @@ async fn an_expired_pagination_token_restarts_the_window() {
 }
 
 #[tokio::test]
+async fn a_5xx_on_a_later_page_is_retried_within_the_sweep() {
+    let (addr, fake) = fake_monite::start().await;
+    let entity = fake.add_entities(1).remove(0);
+    for i in 0..250 {
+        fake.commit_event(&entity, Some(&ago(900 - i)));
+    }
+    // The second page answers 500 once: the client retries it (a read), same token.
+    fake.fail_token_on_use.store(1, Ordering::SeqCst);
+    let runs = Runs::default();
+    let store = Arc::new(MemoryCheckpoints::default());
+    let reconciler = reconciler(addr, &runs, &store, None);
+    let outcome = reconciler.sweep_entity(&entity, false).await.unwrap();
+    assert_eq!(
+        (outcome.handled, outcome.duplicates, outcome.restarts),
+        (250, 0, 0)
+    );
+    assert_eq!(
+        fake.fail_token_on_use.load(Ordering::SeqCst),
+        0,
+        "the fault never fired"
+    );
+    assert!(checkpoint_of(&*store, &entity).await.is_some());
+    assert_each_once(&fake, &runs, Timestamp::now());
+}
+
+#[tokio::test]
 async fn a_failure_holds_back_its_own_entity_only() {
     let (addr, fake) = fake_monite::start().await;
     let entities = fake.add_entities(3);

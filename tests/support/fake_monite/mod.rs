@@ -103,6 +103,9 @@ pub(crate) struct Fake {
     /// The n-th listing from now that follows a pagination token finds it expired (400);
     /// 0: none.
     pub(crate) expire_token_on_use: AtomicUsize,
+    /// The n-th listing from now that follows a pagination token answers 500 (once);
+    /// 0: none.
+    pub(crate) fail_token_on_use: AtomicUsize,
 }
 
 impl Fake {
@@ -588,6 +591,18 @@ fn paginate(fake: &Fake, items: Vec<Value>, query: &HashMap<String, String>) -> 
             .is_ok();
         if echo {
             return axum::Json(json!({"data": [], "next_pagination_token": token})).into_response();
+        }
+    }
+    if query.contains_key("pagination_token") {
+        let fail = fake
+            .fail_token_on_use
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok_and(|n| n == 1);
+        if fail {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "injected failure on a page",
+            );
         }
     }
     if let Some(token) = query.get("pagination_token") {
