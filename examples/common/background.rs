@@ -1,7 +1,8 @@
 //! With `MONITE_CLIENT_ID` and `MONITE_CLIENT_SECRET` set (and `MONITE_ENVIRONMENT` as for
 //! the CLI: `sandbox`, `eu`, `na` or a base URL), the reconciler and the subscription
 //! watchdog run in the background, their reports in the logs. Checkpoints go to
-//! PostgreSQL when `DATABASE_URL` is set, to `monite-reconcile.state` otherwise.
+//! PostgreSQL when `DATABASE_URL` is set, to Redis when `REDIS_URL` is, to
+//! `monite-reconcile.state` otherwise.
 
 use monite_webhooks::{BoxError, Receiver};
 
@@ -52,12 +53,11 @@ mod running {
         client: Client,
         watchdog: Watchdog,
     ) -> Result<(), BoxError> {
-        let builder = match std::env::var("DATABASE_URL")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-        {
-            Some(url) => postgres(receiver, client.clone(), url.trim()).await?,
-            None => {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let builder = match (var("DATABASE_URL"), var("REDIS_URL")) {
+            (Some(url), _) => postgres(receiver, client.clone(), url.trim()).await?,
+            (None, Some(url)) => redis(receiver, client.clone(), url.trim()).await?,
+            (None, None) => {
                 tracing::info!("reconciler checkpoints: monite-reconcile.state");
                 Reconciler::builder(
                     client,
@@ -87,6 +87,30 @@ mod running {
         let checkpoints = PostgresCheckpoints::new(sqlx::PgPool::connect(url).await?);
         checkpoints.ensure_schema().await?;
         Ok(Reconciler::builder(client, receiver, checkpoints))
+    }
+
+    #[cfg(feature = "redis")]
+    async fn redis(
+        receiver: Receiver,
+        client: Client,
+        url: &str,
+    ) -> Result<monite_webhooks::client::reconcile::ReconcilerBuilder, BoxError> {
+        use monite_webhooks::client::reconcile::RedisCheckpoints;
+        tracing::info!("reconciler checkpoints: Redis (REDIS_URL)");
+        let connection = redis::aio::ConnectionManager::new(redis::Client::open(url)?).await?;
+        let namespace = std::env::var("MONITE_WEBHOOK_NAMESPACE")
+            .unwrap_or_else(|_| super::super::EXAMPLE_NAMESPACE.to_owned());
+        let checkpoints = RedisCheckpoints::new(connection, namespace.trim());
+        Ok(Reconciler::builder(client, receiver, checkpoints))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    async fn redis(
+        _: Receiver,
+        _: Client,
+        _: &str,
+    ) -> Result<monite_webhooks::client::reconcile::ReconcilerBuilder, BoxError> {
+        Err("REDIS_URL is set, but this build has no Redis: add `--features redis`".into())
     }
 
     #[cfg(not(feature = "postgres"))]

@@ -51,6 +51,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::receive::Receiver;
 
 pub use self::builder::ReconcilerBuilder;
+#[cfg(feature = "redis")]
+pub use self::checkpoint::RedisCheckpoints;
 #[cfg(feature = "postgres")]
 pub use self::checkpoint::{CHECKPOINTS_SCHEMA, PostgresCheckpoints};
 pub use self::checkpoint::{CheckpointStore, FileCheckpoints, MemoryCheckpoints, StoreFuture};

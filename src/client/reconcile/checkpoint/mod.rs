@@ -6,6 +6,8 @@ mod file;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +18,8 @@ pub use self::file::FileCheckpoints;
 pub use self::memory::MemoryCheckpoints;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{CHECKPOINTS_SCHEMA, PostgresCheckpoints};
+#[cfg(feature = "redis")]
+pub use self::redis::RedisCheckpoints;
 
 /// A boxed future, as the store's methods return.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
