@@ -59,8 +59,8 @@ async fn reenabling_reports_the_lost_interval_and_asks_for_a_deep_sweep() {
     .build()
     .unwrap();
     assert!(
-        reconciler.sweep_once().await.unwrap().deep,
-        "the first cycle is deep"
+        !reconciler.sweep_once().await.unwrap().deep,
+        "the first deep sweep comes a day after start"
     );
     assert!(!reconciler.sweep_once().await.unwrap().deep);
     let (reports, record) = recorder();

@@ -223,3 +223,61 @@ async fn watch_prints_disabled_subscriptions_and_reenables_them() {
     let out = run_env(&["watch"], &env).await;
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_sends_nothing_and_saves_no_checkpoint() {
+    let (addr, fake) = fake_monite::start().await;
+    let entity = fake.add_entities(1).remove(0);
+    let id = fake.commit_event(&entity, Some(&ago(120)));
+    let receiver = common::receiver(SECRET).await;
+    let state = state_file("dry");
+    let url = receiver.url();
+    let env = env(addr);
+    let out = run_env(
+        &[
+            "reconcile",
+            "--to",
+            &url,
+            "--state",
+            &state,
+            "--dry-run",
+            "--since",
+            "1h",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("would send payable.created {id}")),
+        "{out:?}"
+    );
+    assert_eq!(
+        *receiver.requests.lock().unwrap(),
+        0,
+        "a dry run sent something"
+    );
+    assert!(
+        std::fs::read_to_string(&state)
+            .unwrap_or_default()
+            .is_empty()
+    );
+    // `--since` before the event's time leaves it out.
+    let out = run_env(
+        &[
+            "reconcile",
+            "--to",
+            &url,
+            "--state",
+            &state,
+            "--dry-run",
+            "--since",
+            "1m",
+            "--json",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.json()["sent"], 0, "{out:?}");
+}

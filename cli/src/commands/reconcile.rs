@@ -67,7 +67,12 @@ pub(crate) async fn run(args: ReconcileArgs, json: bool) -> Result<ExitCode, Fai
         async move {
             let id = event.id().unwrap_or_default().to_owned();
             if dry_run {
-                println!("would send {} {id}", event.action());
+                // With --json, stdout holds the cycle's document alone.
+                if json {
+                    eprintln!("would send {} {id}", event.action());
+                } else {
+                    println!("would send {} {id}", event.action());
+                }
                 return Ok(());
             }
             let answer = deliver::post_signed(&http, &to, event.body(), &secret).await;

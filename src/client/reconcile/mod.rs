@@ -9,7 +9,7 @@
 //! event of the window was dispatched; an entity whose sweep fails keeps its checkpoint
 //! and the others go on. Pagination tokens are never stored. Once a day, and after
 //! [`Reconciler::request_deep_sweep`] (an outage was found), the sweep reaches back
-//! [`DEEP_DEPTH`] (bounded by the store's retention).
+//! [`DEEP_DEPTH`] (bounded by the store's retention); the first daily one comes a day after start.
 //!
 //! What it cannot do: bring back events Monite never recorded (while a subscription was
 //! disabled), or events whose `created_at` is `null` (no time filter matches them).
@@ -196,7 +196,10 @@ impl Reconciler {
         let now = self.monite_now().await?;
         let deep = {
             let mut state = self.state();
-            let due = state.last_deep.is_none_or(|at| at.elapsed() >= DEEP_EVERY);
+            // The first deep sweep comes a day after start (or on request): a run started
+            // by hand or by cron keeps to its own first window.
+            let since = *state.last_deep.get_or_insert_with(Instant::now);
+            let due = since.elapsed() >= DEEP_EVERY;
             let deep = state.deep_requested || due;
             state.deep_requested = false;
             deep
