@@ -112,6 +112,10 @@ pub(crate) async fn run(args: ReconcileArgs, json: bool) -> Result<ExitCode, Fai
     if !args.entities.is_empty() {
         builder = builder.entities(args.entities.clone());
     }
+    if every.is_none() {
+        // One run sweeps every entity; only cycles that repeat take the others in turn.
+        builder = builder.cold_per_cycle(usize::MAX);
+    }
     let reconciler = builder.build()?;
     let errors_path = errors_path(&args.state);
     loop {

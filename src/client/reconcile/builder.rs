@@ -37,7 +37,7 @@ impl ReconcilerBuilder {
                 settle: DEFAULT_SETTLE,
                 first: First::Ago(DEFAULT_FIRST_WINDOW),
                 entities: None,
-                cold_per_cycle: usize::MAX,
+                cold_per_cycle: None,
                 page_size: 100,
                 on_report: None,
             },
@@ -78,10 +78,13 @@ impl ReconcilerBuilder {
         self
     }
 
-    /// At most this many entities without recent activity per cycle, in turn; defaults
-    /// to all of them.
+    /// At most this many entities without recent activity per cycle, in turn
+    /// (`usize::MAX`: all of them, as a run by hand or by cron wants). By default, what
+    /// the client's rate budget sweeps in [`HOT_EVERY`](super::HOT_EVERY) once the hot
+    /// entities are swept, so that cycles started every five minutes sweep the hot ones
+    /// every five minutes and the rest in turn.
     pub fn cold_per_cycle(mut self, count: usize) -> Self {
-        self.settings.cold_per_cycle = count.max(1);
+        self.settings.cold_per_cycle = Some(count.max(1));
         self
     }
 

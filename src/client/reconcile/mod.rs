@@ -57,7 +57,7 @@ pub use self::checkpoint::RedisCheckpoints;
 pub use self::checkpoint::{CHECKPOINTS_SCHEMA, PostgresCheckpoints};
 pub use self::checkpoint::{CheckpointStore, FileCheckpoints, MemoryCheckpoints, StoreFuture};
 pub use self::report::Report;
-pub use self::schedule::HOT_FOR;
+pub use self::schedule::{HOT_EVERY, HOT_FOR};
 pub use self::sweep::SweepOutcome;
 pub use self::watchdog::{WATCH_EVERY, WatchCheck, Watchdog};
 pub use self::window::Window;
@@ -96,7 +96,8 @@ struct Settings {
     settle: Duration,
     first: First,
     entities: Option<Vec<String>>,
-    cold_per_cycle: usize,
+    /// `None`: from the rate budget.
+    cold_per_cycle: Option<usize>,
     page_size: u8,
     on_report: Option<OnReport>,
 }
@@ -212,7 +213,10 @@ impl Reconciler {
                 &entities,
                 &state.last_activity,
                 now,
-                self.inner.settings.cold_per_cycle,
+                self.inner.settings.cold_per_cycle.map_or_else(
+                    || schedule::ColdPerCycle::Budget(self.inner.client.max_rate()),
+                    schedule::ColdPerCycle::Fixed,
+                ),
                 state.cursor,
             );
             state.cursor = cursor;
