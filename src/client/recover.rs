@@ -174,6 +174,18 @@ impl<'a> Recovery<'a> {
         self
     }
 
+    /// Only events created at or after `at`: [`since`](Self::since), typed.
+    pub fn created_at_or_after(mut self, at: jiff::Timestamp) -> Self {
+        self.query = self.query.created_at_or_after(at);
+        self
+    }
+
+    /// Only events created at or before `at`: [`until`](Self::until), typed.
+    pub fn created_at_or_before(mut self, at: jiff::Timestamp) -> Self {
+        self.query = self.query.created_at_or_before(at);
+        self
+    }
+
     /// Only events of this object type.
     pub fn object_type(mut self, object_type: &ObjectType) -> Self {
         self.query = self.query.object_type(object_type);

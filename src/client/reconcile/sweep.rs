@@ -52,8 +52,8 @@ pub(super) async fn sweep(
         let seen = last.clone();
         let run = client
             .recover_missed_events(receiver, entity_id)
-            .since(window.from.to_string())
-            .until(window.to.to_string())
+            .created_at_or_after(window.from)
+            .created_at_or_before(window.to)
             .page_size(page_size)
             .on_progress(move |progress: &RecoveryProgress| progress.clone_into(&mut lock(&seen)))
             .run()
