@@ -1,8 +1,8 @@
 //! Sweep time at scale, against the fake Monite at the default budget (6 requests/s):
 //! ignored by default, run with
 //! `RECONCILE_ENTITIES=1000 cargo test --features client --test reconcile_scale -- --ignored --nocapture`.
-//! It measures real time: a first cycle (every entity, one page each, one event in ten
-//! entities) and prints the figures; it asserts only correctness (each event once, no 429).
+//! It measures real time: one full sweep, as `reconcile --once` runs it (every entity, one
+//! page each, one event in ten entities) and prints the figures; it asserts only correctness (each event once, no 429).
 
 #![allow(
     clippy::unwrap_used,
@@ -44,6 +44,7 @@ async fn sweep_time_at_scale() {
         counting_receiver(&runs, None),
         MemoryCheckpoints::default(),
     )
+    .cold_per_cycle(usize::MAX)
     .build()
     .unwrap();
     let started = Instant::now();
