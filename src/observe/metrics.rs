@@ -22,7 +22,7 @@
 //! shows the other way round.
 //!
 //! Rejections are counted at every entry point, the extractors and
-//! [`VerifyLayer`](crate::tower::VerifyLayer) included; those three leave the answer to
+//! `tower::VerifyLayer` included; those three leave the answer to
 //! your code, so their deliveries are not in [`DELIVERIES`].
 //!
 //! Durations are read from [`std::time::Instant`], which `wasm32-unknown-unknown` does not
