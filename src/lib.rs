@@ -50,7 +50,7 @@
 //! | `actix-web` | `actix::resource` mounts it in an `App` or `Scope`; `actix::VerifiedEvent` likewise |
 //! | `client` | `client::Client`: subscriptions and their secrets, `GET /events` recovery through the receiver, the delivery log |
 //! | `redis` | `RedisStore`: idempotency shared by every replica through Redis |
-//! | `postgres` | `PostgresStore`: idempotency in your PostgreSQL (sqlx 0.9), and `PostgresStore::transactional` handlers whose writes commit with the event's done mark |
+//! | `postgres` | `PostgresStore`: idempotency in your PostgreSQL (sqlx 0.9), and `PostgresStore::transactional` handlers whose writes commit with the event's done mark; `inbox`: acknowledge once written, handle with workers |
 //! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
 //! | `tower` | [`Receiver`] is a `tower::Service` for any `http_body::Body` (hyper, AWS Lambda, axum's `route_service`, any tower stack); `tower::VerifyLayer` verifies in front of your own service |
 //! | `metrics` | `metrics`: deliveries by outcome and status, rejections by reason, handler duration, idempotency store latency and failures, through the `metrics` facade |
@@ -73,6 +73,9 @@ pub mod event;
 pub mod dispatch;
 // Was it handled already? Handle each event once.
 pub mod idempotency;
+// Or: acknowledge once written, handle later (behind `postgres`, its only store so far).
+#[cfg(feature = "postgres")]
+pub mod inbox;
 // The pipeline: the stages above composed, request in, response out.
 pub mod receive;
 
@@ -156,6 +159,12 @@ mod tests {
         assert_shared::<RedisStore>();
         #[cfg(feature = "postgres")]
         assert_shared::<PostgresStore>();
+        #[cfg(feature = "postgres")]
+        assert_shared::<inbox::PostgresInbox>();
+        #[cfg(feature = "postgres")]
+        assert_shared::<inbox::Inbox>();
+        #[cfg(feature = "postgres")]
+        assert_shared::<inbox::RetrySchedule>();
         #[cfg(feature = "client")]
         assert_shared::<client::Client>();
         #[cfg(feature = "tower")]

@@ -11,8 +11,11 @@ pub enum Outcome {
     Handled,
     /// No handler took the event.
     Unhandled(Unhandled),
-    /// An earlier delivery already handled the event; no handler ran.
+    /// An earlier delivery already handled the event (or, with an inbox, wrote it); no
+    /// handler ran.
     Duplicate,
+    /// Written to the inbox: a worker will handle it. `202`.
+    Accepted,
 }
 
 impl From<Dispatched> for Outcome {

@@ -387,7 +387,7 @@ impl Recovery<'_> {
 /// Counts a dispatched event's outcome.
 fn count(progress: &mut RecoveryProgress, outcome: &Outcome) {
     match outcome {
-        Outcome::Handled => progress.handled += 1,
+        Outcome::Handled | Outcome::Accepted => progress.handled += 1,
         Outcome::Duplicate => progress.duplicates += 1,
         Outcome::Unhandled(_) => progress.unhandled += 1,
     }

@@ -24,11 +24,15 @@ use crate::observe;
 pub use self::key::KeyScope;
 pub use self::memory::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 #[cfg(feature = "postgres")]
+pub(crate) use self::postgres::sql as postgres_sql;
+#[cfg(feature = "postgres")]
 pub use self::postgres::transactional::{Transactional, TxFuture};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresStore};
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
+#[cfg(feature = "postgres")]
+pub(crate) use self::remote::store_millis;
 pub use self::store::{Claim, ClaimToken, IdempotencyStore};
 
 /// How long a delivery may hold its claim before another may take the event over: five

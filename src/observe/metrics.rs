@@ -83,6 +83,7 @@ fn outcome(result: &Result<Outcome>) -> &'static str {
     match result {
         Ok(Outcome::Handled) => "handled",
         Ok(Outcome::Duplicate) => "duplicate",
+        Ok(Outcome::Accepted) => "accepted",
         Ok(Outcome::Unhandled(_)) => "unhandled",
         Err(error) if error.status() == StatusCode::CONFLICT => "in_flight",
         Err(error) if error.status().is_client_error() => "rejected",

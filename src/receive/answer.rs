@@ -36,6 +36,7 @@ impl Receiver {
     pub fn status(&self, result: &Result<Outcome>) -> StatusCode {
         match result {
             Ok(Outcome::Handled | Outcome::Duplicate) => StatusCode::OK,
+            Ok(Outcome::Accepted) => StatusCode::ACCEPTED,
             Ok(Outcome::Unhandled(_)) => self.inner.unhandled_status,
             Err(error) => error.status(),
         }
@@ -57,6 +58,7 @@ impl Receiver {
         let text = match result {
             Ok(Outcome::Handled) => "ok",
             Ok(Outcome::Duplicate) => "ok (already handled)",
+            Ok(Outcome::Accepted) => "accepted",
             Ok(Outcome::Unhandled(_)) if status.is_success() => "ok (no handler)",
             Ok(Outcome::Unhandled(_)) => "no handler for this event",
             Err(error) => error.public_message(),

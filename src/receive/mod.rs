@@ -79,6 +79,9 @@ struct Inner {
     claim_tokens: Option<ClaimTokens>,
     spawner: Option<Spawner>,
     on_failure: Option<OnFailure>,
+    // Set: verified deliveries are written there and answered, handled by workers later.
+    #[cfg(feature = "postgres")]
+    inbox: Option<crate::inbox::Inbox>,
 }
 
 type ClaimTokens = Arc<dyn Fn() -> ClaimToken + Send + Sync>;
@@ -117,6 +120,8 @@ impl Receiver {
                 clock: Arc::new(SystemClock),
                 claim_tokens: None,
                 spawner: None,
+                #[cfg(feature = "postgres")]
+                inbox: None,
             },
         }
     }
@@ -181,6 +186,11 @@ impl Receiver {
     /// [`ErrorKind::InFlight`] or
     /// [`ErrorKind::StoreUnavailable`] with a store.
     pub async fn dispatch(&self, event: Event) -> Result<Outcome> {
+        #[cfg(feature = "postgres")]
+        if let Some(inbox) = &self.inner.inbox {
+            let no_headers: &[(&str, &str)] = &[];
+            return accepted(inbox.accept(&event, no_headers).await);
+        }
         let span = observe::delivery_span(&event);
         observe::in_delivery(span, self.dispatch_once(event)).await
     }
@@ -219,6 +229,10 @@ impl Receiver {
         body: Bytes,
     ) -> Result<Outcome> {
         let event = self.verify_event(headers, body)?;
+        #[cfg(feature = "postgres")]
+        if let Some(inbox) = &self.inner.inbox {
+            return accepted(inbox.accept(&event, headers).await);
+        }
         self.dispatch(event).await
     }
 
@@ -336,6 +350,16 @@ impl ReceiverBuilder {
         self
     }
 
+    /// Writes each verified delivery to `inbox` and answers (`202`, or `200` for an event
+    /// already there; `503` if the write fails) instead of running handlers: run
+    /// [`Workers`](crate::inbox::Workers) on the same store to handle them. The
+    /// idempotency settings and spawner then do not apply; the inbox deduplicates.
+    #[cfg(feature = "postgres")]
+    pub fn inbox(mut self, inbox: crate::inbox::Inbox) -> Self {
+        self.inner.inbox = Some(inbox);
+        self
+    }
+
     /// Builds the receiver.
     #[must_use]
     pub fn build(self) -> Receiver {
@@ -343,6 +367,14 @@ impl ReceiverBuilder {
             inner: Arc::new(self.inner),
         }
     }
+}
+
+#[cfg(feature = "postgres")]
+fn accepted(result: Result<crate::inbox::Accepted>) -> Result<Outcome> {
+    result.map(|accepted| match accepted {
+        crate::inbox::Accepted::Duplicate => Outcome::Duplicate,
+        _ => Outcome::Accepted,
+    })
 }
 
 #[cold]

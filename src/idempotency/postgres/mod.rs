@@ -1,7 +1,7 @@
 //! `PostgresStore`: idempotency in the service's own PostgreSQL, and the table transactional
 //! handlers record done events in.
 
-mod sql;
+pub(crate) mod sql;
 pub(super) mod transactional;
 
 use std::fmt;
@@ -316,6 +316,25 @@ impl PostgresStore {
 
     pub(crate) fn inbox_claim_sql(&self) -> sqlx::AssertSqlSafe<Arc<str>> {
         self.inner.sql.inbox_claim.sql()
+    }
+
+    /// The worker inbox's table and fenced done mark, for a transactional handler a worker
+    /// runs.
+    pub(crate) fn inbox_done_sql(&self) -> (&str, sqlx::AssertSqlSafe<Arc<str>>) {
+        (
+            &self.inner.sql.inbox_events,
+            self.inner.sql.inbox_done.sql(),
+        )
+    }
+
+    /// The namespace keys are stored in.
+    pub(crate) fn namespace(&self) -> &Arc<str> {
+        &self.inner.namespace
+    }
+
+    /// The table prefix.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.inner.prefix
     }
 
     pub(crate) fn inbox_check_sql(&self) -> sqlx::AssertSqlSafe<Arc<str>> {

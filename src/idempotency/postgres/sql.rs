@@ -32,6 +32,9 @@ pub(super) struct Statements {
     pub(super) inbox_check: Statement,
     pub(super) sweep_claims: Statement,
     pub(super) sweep_inbox: Statement,
+    /// The worker inbox's events table, and its fenced done mark.
+    pub(super) inbox_events: String,
+    pub(super) inbox_done: Statement,
 }
 
 impl Statements {
@@ -87,6 +90,11 @@ impl Statements {
             inbox_check: format!("SELECT 1 FROM {inbox} WHERE key = $1").into(),
             sweep_claims: sweep(&claims),
             sweep_inbox: sweep(&inbox),
+            inbox_done: inbox_done(
+                &format!("{prefix}_inbox_events"),
+                &format!("{prefix}_inbox_attempts"),
+            ),
+            inbox_events: format!("{prefix}_inbox_events"),
         }
     }
 }
@@ -95,6 +103,22 @@ fn sweep(table: &str) -> Statement {
     format!(
         "DELETE FROM {table} WHERE key IN (\
            SELECT key FROM {table} WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)"
+    )
+    .into()
+}
+
+/// The inbox's fenced done mark, with its attempt row: `$1` the event row, `$2` the
+/// attempt, `$3` the worker, `$4` the duration in milliseconds. Here, not in the inbox,
+/// because a transactional handler runs it inside its own transaction.
+pub(crate) fn inbox_done(events: &str, attempts: &str) -> Statement {
+    format!(
+        "WITH done AS (\
+           UPDATE {events} SET state = 'done', done_at = now(), \
+             locked_until = NULL, locked_by = NULL, last_error = NULL \
+           WHERE id = $1 AND attempt = $2 AND state = 'running' \
+           RETURNING id, attempt) \
+         INSERT INTO {attempts} (event_row, attempt, worker, outcome, duration_ms) \
+         SELECT id, attempt, $3, 'done', $4 FROM done RETURNING 1"
     )
     .into()
 }

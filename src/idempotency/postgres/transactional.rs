@@ -10,6 +10,7 @@ use sqlx::PgConnection;
 
 use super::PostgresStore;
 use crate::dispatch::Handler;
+use crate::dispatch::attempt::InboxAttempt;
 use crate::error::BoxError;
 use crate::event::Event;
 use crate::idempotency::remote::store_millis;
@@ -153,6 +154,10 @@ where
     H: for<'a> Fn(Event, &'a mut PgConnection) -> TxFuture<'a> + Send + Sync + 'static,
 {
     async fn call(&self, event: Event) -> Result<(), BoxError> {
+        let (inbox_table, inbox_done) = self.store.inbox_done_sql();
+        if let Some(attempt) = InboxAttempt::current().filter(|a| *a.table == *inbox_table) {
+            return self.call_in_inbox(event, &attempt, inbox_done).await;
+        }
         self.store.sweep_if_due();
         let mut tx = self.store.pool().begin().await?;
         // An id-less 2022 envelope names no event to record: its writes still commit
@@ -201,6 +206,40 @@ where
     }
 }
 
+impl<H> Transactional<H>
+where
+    H: for<'a> Fn(Event, &'a mut PgConnection) -> TxFuture<'a> + Send + Sync + 'static,
+{
+    /// Run by an inbox worker: the fenced done mark of this attempt replaces the done-mark
+    /// row, and commits with the handler's writes. A lapsed lease (another worker took the
+    /// event over) matches no row, and everything rolls back.
+    async fn call_in_inbox(
+        &self,
+        event: Event,
+        attempt: &InboxAttempt,
+        inbox_done: sqlx::AssertSqlSafe<std::sync::Arc<str>>,
+    ) -> Result<(), BoxError> {
+        let mut tx = self.store.pool().begin().await?;
+        (self.handler)(event, &mut tx).await?;
+        let duration = i64::try_from(attempt.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let marked = sqlx::query(inbox_done)
+            .bind(attempt.id)
+            .bind(attempt.attempt)
+            .bind(&*attempt.worker)
+            .bind(duration)
+            .fetch_optional(&mut *tx)
+            .await;
+        match marked {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(NotCommitted::LeaseLost.into()),
+            Err(e) => return Err(Box::new(NotCommitted::Aborted(e))),
+        }
+        tx.commit().await?;
+        attempt.mark_completed();
+        Ok(())
+    }
+}
+
 /// A transactional handler returned `Ok`, but its transaction could not commit.
 #[derive(Debug)]
 enum NotCommitted {
@@ -208,6 +247,8 @@ enum NotCommitted {
     Aborted(sqlx::Error),
     /// The handler ended the transaction itself (a raw `COMMIT` or `ROLLBACK`).
     Ended,
+    /// An inbox worker's lease lapsed and another attempt holds the event now.
+    LeaseLost,
 }
 
 impl fmt::Display for NotCommitted {
@@ -221,6 +262,10 @@ impl fmt::Display for NotCommitted {
                 "the handler ended its transaction itself, so its writes and the done mark \
                  did not commit together"
             }
+            Self::LeaseLost => {
+                "the attempt's lease lapsed and another attempt holds the event, so nothing \
+                 was committed"
+            }
         })
     }
 }
@@ -229,7 +274,7 @@ impl std::error::Error for NotCommitted {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Aborted(e) => Some(e),
-            Self::Ended => None,
+            Self::Ended | Self::LeaseLost => None,
         }
     }
 }

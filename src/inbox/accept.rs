@@ -1,0 +1,108 @@
+//! Accepting a verified delivery: one durable write, then the answer.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::store::{Accepted, Delivery, InboxStore};
+use crate::error::{BoxError, Error, ErrorKind, Result};
+use crate::event::Event;
+use crate::headers::{HeaderLookup, SIGNATURE_HEADER};
+use crate::idempotency::KeyScope;
+
+/// The headers kept with each delivery: enough to verify it again and to audit it.
+const KEPT_HEADERS: [&str; 3] = [SIGNATURE_HEADER, "content-type", "user-agent"];
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a receiver writes verified deliveries to instead of running handlers: give it to
+/// [`ReceiverBuilder::inbox`](crate::ReceiverBuilder::inbox), and run
+/// [`Workers`](super::Workers) on the same store.
+///
+/// The receiver then answers `202` once the delivery is written (`200` for one already
+/// there, a duplicate) and `503` when the write fails; no handler runs before the answer.
+/// Cloning shares the store.
+///
+/// ```no_run
+/// use monite_webhooks::{Dispatcher, PostgresStore, Receiver, Secret, Verifier};
+/// use monite_webhooks::inbox::{Inbox, PostgresInbox};
+///
+/// # async fn build(pool: sqlx::PgPool) -> Result<Receiver, monite_webhooks::Error> {
+/// let inbox = PostgresInbox::new(&PostgresStore::new(pool, "billing")?);
+/// inbox.ensure_schema().await?;
+/// let receiver = Receiver::builder(
+///     Verifier::new(Secret::new("whsec_from_your_environment")?),
+///     Dispatcher::builder().build(),
+/// )
+/// .inbox(Inbox::new(inbox))
+/// .build();
+/// # Ok(receiver) }
+/// ```
+#[derive(Clone)]
+pub struct Inbox {
+    store: Arc<dyn ErasedInbox>,
+}
+
+trait ErasedInbox: Send + Sync {
+    fn accept<'a>(
+        &'a self,
+        delivery: &'a Delivery<'a>,
+    ) -> BoxFuture<'a, Result<Accepted, BoxError>>;
+}
+
+impl<S: InboxStore> ErasedInbox for S {
+    fn accept<'a>(
+        &'a self,
+        delivery: &'a Delivery<'a>,
+    ) -> BoxFuture<'a, Result<Accepted, BoxError>> {
+        Box::pin(InboxStore::accept(self, delivery))
+    }
+}
+
+impl Inbox {
+    /// Accepts deliveries into `store`.
+    pub fn new(store: impl InboxStore) -> Self {
+        Self {
+            store: Arc::new(store),
+        }
+    }
+
+    /// Writes one verified event and the kept headers; answers whether it was new.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`] if the write failed: answer `503`, Monite retries.
+    pub async fn accept<H: HeaderLookup + ?Sized>(
+        &self,
+        event: &Event,
+        headers: &H,
+    ) -> Result<Accepted> {
+        let kept: Vec<(&'static str, String)> = KEPT_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = headers.header(name)?;
+                Some((*name, String::from_utf8_lossy(value).into_owned()))
+            })
+            .collect();
+        // Id-less 2022 envelopes are keyed by their body: a retry of one is the same bytes.
+        let key = KeyScope::PerEvent.key(event, true).unwrap_or_default();
+        let delivery = Delivery {
+            key: &key,
+            event,
+            headers: &kept,
+        };
+        self.store.accept(&delivery).await.map_err(|source| {
+            Error::new(
+                ErrorKind::StoreUnavailable,
+                format!("the inbox could not accept {key}: {source}"),
+            )
+            .with_source(source)
+        })
+    }
+}
+
+impl fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,25 @@
+//! The inbox: acknowledge a delivery once it is durably written, and handle it later, at
+//! the workers' own pace, with retries, leases and a dead state.
+//!
+//! - [`Inbox`] (accept): what a receiver writes verified deliveries to, given with
+//!   [`ReceiverBuilder::inbox`](crate::ReceiverBuilder::inbox);
+//! - [`Workers`] (worker): tasks in any number of processes running the dispatcher's
+//!   handlers over the accepted events;
+//! - [`RetrySchedule`] (retry): when a failed event is tried again;
+//! - [`InboxStore`] (store): the storage contract, and [`PostgresInbox`] (postgres) its
+//!   PostgreSQL tables.
+
+mod accept;
+mod postgres;
+mod retry;
+mod store;
+mod worker;
+
+pub use self::accept::Inbox;
+pub use self::postgres::PostgresInbox;
+pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
+pub use self::store::{Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxStore};
+pub use self::worker::{
+    DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, DEFAULT_MAX_LAPSES, MAX_POLL_INTERVAL,
+    Workers, WorkersBuilder, WorkersHandle,
+};

@@ -1,0 +1,236 @@
+//! `PostgresInbox`: the inbox's tables in the service's own PostgreSQL.
+
+mod sql;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sqlx::Row as _;
+
+use self::sql::Statements;
+use super::store::{Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxStore};
+use crate::error::{BoxError, Error, ErrorKind, Result};
+use crate::idempotency::{PostgresStore, store_millis};
+
+/// The inbox in PostgreSQL, on the pool, namespace and table prefix of a
+/// [`PostgresStore`].
+///
+/// Two tables, created by [`ensure_schema`](Self::ensure_schema) (or by your migrations,
+/// with [`schema_sql`](Self::schema_sql)): `<prefix>_inbox_events`, one row per accepted
+/// event (its raw body and kept headers, its state `pending`, `running`, `done` or `dead`,
+/// its attempt count, lease and last error), and `<prefix>_inbox_attempts`, one row per
+/// attempt (worker, outcome, error, duration). The events table has `fillfactor = 70`, so
+/// that the state changes of a row stay on its page (HOT updates, no index writes); see
+/// the guide for the autovacuum settings.
+///
+/// The dedup key is the row's `dedup_key`, `<namespace>:evt:<event id>`: it lives as long
+/// as the row, which the crate never deletes (pruning done rows is yours to schedule, and
+/// must keep at least 8 days: Monite retries for 7).
+///
+/// ```no_run
+/// use monite_webhooks::PostgresStore;
+/// use monite_webhooks::inbox::PostgresInbox;
+///
+/// # async fn build(pool: sqlx::PgPool) -> Result<(), monite_webhooks::Error> {
+/// let store = PostgresStore::new(pool, "billing")?;
+/// let inbox = PostgresInbox::new(&store);
+/// inbox.ensure_schema().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresInbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: PostgresStore,
+    sql: Statements,
+}
+
+impl PostgresInbox {
+    /// The inbox on `store`'s pool, namespace and table prefix. Transactional handlers of
+    /// the same store ([`PostgresStore::transactional`]) commit the done mark with their
+    /// writes when a worker of this inbox runs them.
+    #[must_use]
+    pub fn new(store: &PostgresStore) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                sql: Statements::new(store.prefix()),
+                store: store.clone(),
+            }),
+        }
+    }
+
+    /// The SQL that creates the tables and indexes, for your migrations; idempotent.
+    #[must_use]
+    pub fn schema_sql(&self) -> &str {
+        &self.inner.sql.schema
+    }
+
+    /// Creates the tables and indexes if they do not exist; safe from every replica.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
+    pub async fn ensure_schema(&self) -> Result<()> {
+        let pool = self.inner.store.pool();
+        let create = async {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(&self.inner.sql.events)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(self.inner.sql.schema.clone()))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        };
+        create.await.map_err(|e: sqlx::Error| {
+            Error::new(
+                ErrorKind::StoreUnavailable,
+                format!("cannot create the table {}: {e}", self.inner.sql.events),
+            )
+            .with_source(e)
+        })
+    }
+
+    /// The events table's name.
+    #[must_use]
+    pub fn events_table(&self) -> &str {
+        &self.inner.sql.events
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl InboxStore for PostgresInbox {
+    async fn accept(&self, delivery: &Delivery<'_>) -> Result<Accepted, BoxError> {
+        let event = delivery.event;
+        let headers: serde_json::Map<String, serde_json::Value> = delivery
+            .headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone().into()))
+            .collect();
+        let row = sqlx::query(self.inner.sql.accept.sql())
+            .bind(self.inner.store.stored_key(delivery.key))
+            .bind(&**self.inner.store.namespace())
+            .bind(event.id())
+            .bind(event.webhook_subscription_id())
+            .bind(event.entity_id())
+            .bind(event.object_type().as_str())
+            .bind(event.action())
+            .bind(&event.body()[..])
+            .bind(serde_json::Value::Object(headers).to_string())
+            .fetch_optional(self.inner.store.pool())
+            .await?;
+        Ok(if row.is_some() {
+            Accepted::New
+        } else {
+            Accepted::Duplicate
+        })
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        batch: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, BoxError> {
+        let rows = sqlx::query(self.inner.sql.claim.sql())
+            .bind(&**self.inner.store.namespace())
+            .bind(i64::try_from(batch).unwrap_or(i64::MAX))
+            .bind(store_millis(lease))
+            .bind(worker)
+            .fetch_all(self.inner.store.pool())
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(Claimed {
+                    id: row.try_get(0)?,
+                    attempt: row.try_get(1)?,
+                    body: Bytes::from(row.try_get::<Vec<u8>, _>(2)?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn heartbeat(&self, held: &[(i64, i32)], lease: Duration) -> Result<usize, BoxError> {
+        let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
+        let extended = sqlx::query(self.inner.sql.heartbeat.sql())
+            .bind(ids)
+            .bind(attempts)
+            .bind(store_millis(lease))
+            .execute(self.inner.store.pool())
+            .await?
+            .rows_affected();
+        Ok(usize::try_from(extended).unwrap_or(usize::MAX))
+    }
+
+    async fn complete(
+        &self,
+        id: i64,
+        attempt: i32,
+        report: &AttemptReport<'_>,
+    ) -> Result<bool, BoxError> {
+        let done = sqlx::query(self.inner.sql.complete.sql())
+            .bind(id)
+            .bind(attempt)
+            .bind(report.worker)
+            .bind(millis(report.duration))
+            .fetch_optional(self.inner.store.pool())
+            .await?;
+        Ok(done.is_some())
+    }
+
+    async fn fail(
+        &self,
+        id: i64,
+        attempt: i32,
+        report: &AttemptReport<'_>,
+        next: AfterFailure,
+    ) -> Result<bool, BoxError> {
+        let (state, delay) = match next {
+            AfterFailure::RetryIn(delay) => ("pending", delay),
+            AfterFailure::Dead => ("dead", Duration::ZERO),
+        };
+        let failed = sqlx::query(self.inner.sql.fail.sql())
+            .bind(id)
+            .bind(attempt)
+            .bind(report.worker)
+            .bind(millis(report.duration))
+            .bind(state)
+            .bind(store_millis(delay))
+            .bind(report.error)
+            .fetch_optional(self.inner.store.pool())
+            .await?;
+        Ok(failed.is_some())
+    }
+
+    async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
+        let freed = sqlx::query(self.inner.sql.rescue.sql())
+            .bind(&**self.inner.store.namespace())
+            .bind(i32::try_from(max_lapses).unwrap_or(i32::MAX))
+            .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+            .execute(self.inner.store.pool())
+            .await?
+            .rows_affected();
+        Ok(freed)
+    }
+
+    fn transactional_table(&self) -> Option<&str> {
+        Some(&self.inner.sql.events)
+    }
+}
+
+impl fmt::Debug for PostgresInbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresInbox")
+            .field("events", &self.inner.sql.events)
+            .field("store", &self.inner.store)
+            .finish()
+    }
+}

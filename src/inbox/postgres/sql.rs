@@ -1,0 +1,121 @@
+//! The inbox's SQL, with the table names filled in once.
+
+use crate::idempotency::postgres_sql::{Statement, inbox_done};
+
+/// Every statement of the inbox, for one table prefix.
+pub(super) struct Statements {
+    pub(super) events: String,
+    pub(super) schema: String,
+    pub(super) accept: Statement,
+    pub(super) claim: Statement,
+    pub(super) heartbeat: Statement,
+    pub(super) complete: Statement,
+    pub(super) fail: Statement,
+    pub(super) rescue: Statement,
+}
+
+impl Statements {
+    pub(super) fn new(prefix: &str) -> Self {
+        let events = format!("{prefix}_inbox_events");
+        let attempts = format!("{prefix}_inbox_attempts");
+        let bare = prefix.rsplit('.').next().unwrap_or(prefix);
+        Self {
+            schema: format!(
+                "CREATE TABLE IF NOT EXISTS {events} (\n    \
+                   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    \
+                   dedup_key text NOT NULL UNIQUE,\n    \
+                   namespace text NOT NULL,\n    \
+                   event_id text,\n    \
+                   subscription_id text,\n    \
+                   entity_id text,\n    \
+                   object_type text NOT NULL,\n    \
+                   event text NOT NULL,\n    \
+                   body bytea NOT NULL,\n    \
+                   headers jsonb NOT NULL,\n    \
+                   received_at timestamptz NOT NULL DEFAULT now(),\n    \
+                   state text NOT NULL DEFAULT 'pending',\n    \
+                   priority smallint NOT NULL DEFAULT 0,\n    \
+                   attempt integer NOT NULL DEFAULT 0,\n    \
+                   lapses integer NOT NULL DEFAULT 0,\n    \
+                   run_at timestamptz NOT NULL DEFAULT now(),\n    \
+                   locked_until timestamptz,\n    \
+                   locked_by text,\n    \
+                   last_error text,\n    \
+                   done_at timestamptz\n\
+                 ) WITH (fillfactor = 70);\n\
+                 CREATE INDEX IF NOT EXISTS {bare}_inbox_events_ready ON {events} (namespace, priority DESC, run_at) WHERE state = 'pending';\n\
+                 CREATE INDEX IF NOT EXISTS {bare}_inbox_events_leased ON {events} (namespace, locked_until) WHERE state = 'running';\n\
+                 CREATE TABLE IF NOT EXISTS {attempts} (\n    \
+                   event_row bigint NOT NULL REFERENCES {events} (id) ON DELETE CASCADE,\n    \
+                   attempt integer NOT NULL,\n    \
+                   worker text,\n    \
+                   outcome text NOT NULL,\n    \
+                   error text,\n    \
+                   duration_ms bigint,\n    \
+                   finished_at timestamptz NOT NULL DEFAULT now()\n\
+                 );\n\
+                 CREATE INDEX IF NOT EXISTS {bare}_inbox_attempts_event_row ON {attempts} (event_row);\n"
+            ),
+            // `synchronous_commit` set for this statement's own transaction: acknowledged
+            // means on disk, whatever the server's default. The unused CTE would not run,
+            // hence the FROM.
+            accept: format!(
+                "INSERT INTO {events} (dedup_key, namespace, event_id, subscription_id, entity_id, \
+                   object_type, event, body, headers) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb \
+                 FROM (SELECT set_config('synchronous_commit', 'on', true)) AS durable \
+                 ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
+            )
+            .into(),
+            claim: format!(
+                "WITH picked AS (\
+                   SELECT id FROM {events} \
+                   WHERE namespace = $1 AND state = 'pending' AND run_at <= now() \
+                   ORDER BY priority DESC, run_at \
+                   LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 UPDATE {events} e SET state = 'running', attempt = e.attempt + 1, \
+                   locked_until = now() + $3 * interval '1 millisecond', locked_by = $4 \
+                 FROM picked WHERE e.id = picked.id \
+                 RETURNING e.id, e.attempt, e.body"
+            )
+            .into(),
+            heartbeat: format!(
+                "UPDATE {events} e SET locked_until = now() + $3 * interval '1 millisecond' \
+                 FROM unnest($1::bigint[], $2::integer[]) AS held(id, attempt) \
+                 WHERE e.id = held.id AND e.attempt = held.attempt AND e.state = 'running'"
+            )
+            .into(),
+            complete: inbox_done(&events, &attempts),
+            fail: format!(
+                "WITH failed AS (\
+                   UPDATE {events} SET state = $5, \
+                     run_at = now() + $6 * interval '1 millisecond', \
+                     locked_until = NULL, locked_by = NULL, last_error = $7 \
+                   WHERE id = $1 AND attempt = $2 AND state = 'running' \
+                   RETURNING id, attempt) \
+                 INSERT INTO {attempts} (event_row, attempt, worker, outcome, error, duration_ms) \
+                 SELECT id, attempt, $3, 'failed', $7, $4 FROM failed RETURNING 1"
+            )
+            .into(),
+            // A lapsed lease counts as a failed attempt of its own kind: after `$2` lapses
+            // (a poison event that kills its worker) or `$3` attempts, the event is dead.
+            rescue: format!(
+                "WITH lapsed AS (\
+                   UPDATE {events} SET lapses = lapses + 1, locked_until = NULL, run_at = now(), \
+                     state = CASE WHEN lapses + 1 >= $2 OR attempt >= $3 THEN 'dead' ELSE 'pending' END, \
+                     last_error = CASE WHEN lapses + 1 >= $2 OR attempt >= $3 \
+                       THEN 'the lease lapsed ' || (lapses + 1) || ' times without a completion' \
+                       ELSE last_error END \
+                   WHERE id IN (\
+                     SELECT id FROM {events} \
+                     WHERE namespace = $1 AND state = 'running' AND locked_until <= now() \
+                     LIMIT 1000 FOR UPDATE SKIP LOCKED) \
+                   RETURNING id, attempt, locked_by) \
+                 INSERT INTO {attempts} (event_row, attempt, worker, outcome, error) \
+                 SELECT id, attempt, locked_by, 'lapsed', 'the lease lapsed' FROM lapsed"
+            )
+            .into(),
+            events,
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! Workers: tasks that claim events from an inbox, run the dispatcher's handlers, and
+//! settle each attempt; and the handle that stops them.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::retry::RetrySchedule;
+use super::store::{AfterFailure, AttemptReport, Claimed, InboxStore};
+use crate::dispatch::Dispatcher;
+use crate::dispatch::attempt::InboxAttempt;
+use crate::event::Event;
+use crate::observe;
+
+/// Workers per process by default.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Events one claim takes by default.
+pub const DEFAULT_BATCH: usize = 32;
+/// How long a claimed event stays a worker's without a heartbeat, by default.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// Lapsed leases after which an event is dead (a poison event), by default.
+pub const DEFAULT_MAX_LAPSES: u32 = 3;
+/// The longest wait between two looks at an idle inbox.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs the handlers of a [`Dispatcher`] over the events of an inbox: `concurrency` tasks
+/// in this process, beside any number in other processes or machines on the same tables.
+///
+/// Each task claims a batch (`FOR UPDATE SKIP LOCKED`, so workers never wait on each
+/// other), each event under a lease that a heartbeat extends while the batch runs, and
+/// runs the handlers one event at a time. Success marks the event done; a failure or a
+/// panic schedules a retry from the [`RetrySchedule`] or, after the last attempt, makes the
+/// event `dead`. Every settlement names the attempt, so a worker whose lease lapsed and
+/// whose event was rescued by another changes nothing. A lease that lapses (the worker
+/// died) is rescued within a poll interval of its end; after
+/// [`max_lapses`](WorkersBuilder::max_lapses) lapses the event is dead.
+///
+/// A [transactional handler](crate::PostgresStore::transactional) of the inbox's store
+/// commits the done mark in its own transaction; no other handler runs inside one.
+///
+/// ```no_run
+/// use monite_webhooks::{Dispatcher, PostgresStore};
+/// use monite_webhooks::inbox::{PostgresInbox, Workers};
+///
+/// # async fn run(store: PostgresStore, dispatcher: Dispatcher) {
+/// let workers = Workers::builder(PostgresInbox::new(&store), dispatcher)
+///     .concurrency(4)
+///     .start();
+/// tokio::signal::ctrl_c().await.ok();
+/// workers.shutdown().await; // stops claiming; running handlers finish
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Workers;
+
+/// Configures and starts [`Workers`].
+#[must_use]
+pub struct WorkersBuilder<S> {
+    store: S,
+    dispatcher: Dispatcher,
+    concurrency: usize,
+    batch: usize,
+    lease: Duration,
+    poll: Duration,
+    retry: RetrySchedule,
+    max_lapses: u32,
+    name: String,
+}
+
+impl Workers {
+    /// Workers over `store` running `dispatcher`'s handlers, with the defaults.
+    pub fn builder<S: InboxStore>(
+        store: S,
+        dispatcher: impl Into<Dispatcher>,
+    ) -> WorkersBuilder<S> {
+        WorkersBuilder {
+            store,
+            dispatcher: dispatcher.into(),
+            concurrency: DEFAULT_CONCURRENCY,
+            batch: DEFAULT_BATCH,
+            lease: DEFAULT_LEASE,
+            poll: MAX_POLL_INTERVAL,
+            retry: RetrySchedule::default(),
+            max_lapses: DEFAULT_MAX_LAPSES,
+            name: format!("pid{}", std::process::id()),
+        }
+    }
+}
+
+impl<S: InboxStore> WorkersBuilder<S> {
+    /// Worker tasks in this process (default [`DEFAULT_CONCURRENCY`]; 0 runs none).
+    pub fn concurrency(mut self, workers: usize) -> Self {
+        self.concurrency = workers;
+        self
+    }
+
+    /// Events one claim takes (default [`DEFAULT_BATCH`], at least 1).
+    pub fn batch(mut self, events: usize) -> Self {
+        self.batch = events.max(1);
+        self
+    }
+
+    /// How long a claimed event stays a worker's (default [`DEFAULT_LEASE`], at least a
+    /// second); a heartbeat every third of it extends it while the worker runs.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How long an idle worker waits before it looks again, at most
+    /// [`MAX_POLL_INTERVAL`].
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll = interval.min(MAX_POLL_INTERVAL);
+        self
+    }
+
+    /// When failed events are tried again, and how often (default
+    /// [`RetrySchedule::default`]).
+    pub fn retry(mut self, schedule: RetrySchedule) -> Self {
+        self.retry = schedule;
+        self
+    }
+
+    /// Lapsed leases after which an event is dead (default [`DEFAULT_MAX_LAPSES`], at
+    /// least 1): an event that kills or hangs its worker every time.
+    pub fn max_lapses(mut self, lapses: u32) -> Self {
+        self.max_lapses = lapses.max(1);
+        self
+    }
+
+    /// This process's name in the attempts log and `locked_by` (default `pid<pid>`);
+    /// each task adds `-<n>`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Starts the workers on the current Tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub fn start(self) -> WorkersHandle {
+        let table: Arc<str> = self.store.transactional_table().unwrap_or("").into();
+        let shared = Arc::new(Shared {
+            store: Arc::new(self.store),
+            dispatcher: self.dispatcher,
+            batch: self.batch,
+            lease: self.lease,
+            poll: self.poll,
+            retry: self.retry,
+            max_lapses: self.max_lapses,
+            table,
+            stopping: AtomicBool::new(false),
+            wake: Notify::new(),
+            epoch: Instant::now(),
+            last_rescue: AtomicU64::new(0),
+        });
+        let tasks = (0..self.concurrency)
+            .map(|n| {
+                let name: Arc<str> = format!("{}-{n}", self.name).into();
+                tokio::spawn(Arc::clone(&shared).run(name))
+            })
+            .collect();
+        WorkersHandle { shared, tasks }
+    }
+}
+
+/// Running [`Workers`]: stop them with [`shutdown`](Self::shutdown).
+#[must_use = "dropping the handle leaves the workers running"]
+pub struct WorkersHandle {
+    shared: Arc<dyn Stop>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+trait Stop: Send + Sync {
+    fn stop(&self);
+}
+
+impl WorkersHandle {
+    /// Stops claiming, lets every worker finish the batch it holds, and waits for them.
+    /// A process killed instead leaves its leases to lapse: other workers rescue them.
+    pub async fn shutdown(self) {
+        self.shared.stop();
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                observe::store_trouble("(inbox worker)", &format!("a worker ended: {e}"));
+            }
+        }
+    }
+}
+
+struct Shared<S> {
+    store: Arc<S>,
+    dispatcher: Dispatcher,
+    batch: usize,
+    lease: Duration,
+    poll: Duration,
+    retry: RetrySchedule,
+    max_lapses: u32,
+    table: Arc<str>,
+    stopping: AtomicBool,
+    wake: Notify,
+    epoch: Instant,
+    // Milliseconds since `epoch` of the last rescue this process ran.
+    last_rescue: AtomicU64,
+}
+
+impl<S: InboxStore> Stop for Shared<S> {
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.wake.notify_waiters();
+    }
+}
+
+impl<S: InboxStore> Shared<S> {
+    async fn run(self: Arc<Self>, name: Arc<str>) {
+        while !self.stopping.load(Ordering::Acquire) {
+            self.rescue_if_due().await;
+            let claimed = match self.store.claim(&name, self.batch, self.lease).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    observe::store_trouble("(inbox claim)", &e.to_string());
+                    self.idle().await;
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                self.idle().await;
+                continue;
+            }
+            let held = Arc::new(Mutex::new(
+                claimed
+                    .iter()
+                    .map(|c| (c.id, c.attempt))
+                    .collect::<Vec<_>>(),
+            ));
+            let heartbeat = tokio::spawn(heartbeat(
+                Arc::clone(&self.store),
+                Arc::clone(&held),
+                self.lease,
+            ));
+            for claimed in claimed {
+                let id = claimed.id;
+                self.run_one(&name, claimed).await;
+                held.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .retain(|(held, _)| *held != id);
+            }
+            heartbeat.abort();
+        }
+    }
+
+    async fn idle(&self) {
+        let _woken = tokio::time::timeout(self.poll, self.wake.notified()).await;
+    }
+
+    /// Frees lapsed leases at most once per poll interval in this process.
+    async fn rescue_if_due(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+        let last = self.last_rescue.load(Ordering::Relaxed);
+        let interval = u64::try_from(self.poll.as_millis()).unwrap_or(u64::MAX);
+        if (last != 0 && now.saturating_sub(last) < interval)
+            || self
+                .last_rescue
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let max_attempts = self.retry.max_attempts();
+        if let Err(e) = self.store.rescue(self.max_lapses, max_attempts).await {
+            observe::store_trouble("(inbox rescue)", &e.to_string());
+        }
+    }
+
+    async fn run_one(&self, name: &Arc<str>, claimed: Claimed) {
+        let attempt = Arc::new(InboxAttempt::new(
+            Arc::clone(&self.table),
+            claimed.id,
+            claimed.attempt,
+            Arc::clone(name),
+        ));
+        let result = match Event::parse(claimed.body) {
+            Ok(event) => {
+                Arc::clone(&attempt)
+                    .scope(self.dispatcher.dispatch(event))
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        let mut report = AttemptReport {
+            worker: name,
+            duration: attempt.started.elapsed(),
+            error: None,
+        };
+        let settled = match result {
+            Ok(_) if attempt.completed() => Ok(true),
+            Ok(_) => {
+                self.store
+                    .complete(claimed.id, claimed.attempt, &report)
+                    .await
+            }
+            Err(error) => {
+                let message = error.to_string();
+                report.error = Some(&message);
+                let next = match error.kind() {
+                    // Bytes that are not an envelope never will be.
+                    crate::ErrorKind::NotAnEnvelope => AfterFailure::Dead,
+                    _ => self.retry.after_failure(claimed.attempt),
+                };
+                self.store
+                    .fail(claimed.id, claimed.attempt, &report, next)
+                    .await
+            }
+        };
+        match settled {
+            Ok(true) => {}
+            Ok(false) => observe::store_trouble(
+                "(inbox)",
+                &format!(
+                    "event row {} attempt {}: the lease lapsed and another attempt holds it; \
+                     this attempt's result is ignored",
+                    claimed.id, claimed.attempt
+                ),
+            ),
+            Err(e) => observe::store_trouble(
+                "(inbox)",
+                &format!(
+                    "event row {} attempt {}: settling failed, the lease will lapse: {e}",
+                    claimed.id, claimed.attempt
+                ),
+            ),
+        }
+    }
+}
+
+/// Extends the leases of a batch's unfinished events every third of the lease.
+async fn heartbeat<S: InboxStore>(
+    store: Arc<S>,
+    held: Arc<Mutex<Vec<(i64, i32)>>>,
+    lease: Duration,
+) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let now: Vec<(i64, i32)> = held.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if now.is_empty() {
+            return;
+        }
+        if let Err(e) = store.heartbeat(&now, lease).await {
+            observe::store_trouble("(inbox heartbeat)", &e.to_string());
+        }
+    }
+}
+
+impl<S> fmt::Debug for WorkersBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkersBuilder")
+            .field("concurrency", &self.concurrency)
+            .field("batch", &self.batch)
+            .field("lease", &self.lease)
+            .field("retry", &self.retry)
+            .field("max_lapses", &self.max_lapses)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for WorkersHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkersHandle")
+            .field("workers", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
+}

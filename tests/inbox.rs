@@ -1,0 +1,343 @@
+//! The inbox against a real PostgreSQL: accepting (one durable write, `202`, `200` for a
+//! duplicate, `503` when PostgreSQL is down), attempt fencing after a rescue, retries on
+//! the schedule, and a poison event going dead while the rest flow.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::StatusCode;
+use monite_webhooks::inbox::{
+    AfterFailure, AttemptReport, Inbox, InboxStore, PostgresInbox, RetrySchedule, Workers,
+};
+use monite_webhooks::{Dispatcher, Event, ObjectType, PostgresStore, Receiver, Verifier};
+use sqlx::PgPool;
+use support::fixture::{self, deliver, fresh_id};
+use support::pg::PgServer;
+
+fn envelope(id: &str, entity: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","created_at":"2024-03-04T20:06:48.593225+00:00","action":"payable.created","api_version":"2024-01-31","entity_id":"{entity}","description":"d","object":{{"id":"587fd280"}},"object_type":"payable","webhook_subscription_id":"f3c64af7"}}"#
+    )
+}
+
+async fn inbox_on(server: &PgServer, namespace: &str) -> (PostgresStore, PostgresInbox) {
+    let store = PostgresStore::connect(&server.url(), namespace)
+        .await
+        .unwrap();
+    let inbox = PostgresInbox::new(&store);
+    inbox.ensure_schema().await.unwrap();
+    (store, inbox)
+}
+
+fn receiver(inbox: &PostgresInbox, dispatcher: Dispatcher) -> Receiver {
+    Receiver::builder(Verifier::new(fixture::secret(fixture::CURRENT)), dispatcher)
+        .inbox(Inbox::new(inbox.clone()))
+        .build()
+}
+
+async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+/// Polls until `sql` (a count) reaches `want`, for at most a minute.
+async fn wait_for(pool: &PgPool, sql: &'static str, want: i64) {
+    for _ in 0..600 {
+        if scalar(pool, sql).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{sql} never reached {want}: {}", scalar(pool, sql).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepting_writes_once_answers_duplicates_200_and_runs_no_handler() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&ran);
+    let dispatcher = Dispatcher::builder()
+        .on_object(ObjectType::Payable, move |_: Event| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {}
+        })
+        .build();
+    let receiver = receiver(&inbox, dispatcher);
+    let id = fresh_id();
+    let body = envelope(&id, "entity-1");
+    assert_eq!(deliver(&receiver, &body).await, StatusCode::ACCEPTED);
+    assert_eq!(deliver(&receiver, &body).await, StatusCode::OK);
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "no handler runs before the answer"
+    );
+    let (key, state, signature, stored_body, entity): (
+        String,
+        String,
+        Option<String>,
+        Vec<u8>,
+        String,
+    ) = sqlx::query_as(
+        "SELECT dedup_key, state, headers->>'monite-signature', body, entity_id \
+             FROM monite_webhook_inbox_events",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(key, format!("billing:evt:{id}"));
+    assert_eq!(state, "pending");
+    assert!(
+        signature.unwrap().starts_with("t="),
+        "the signature is kept to re-verify"
+    );
+    assert_eq!(stored_body, body.as_bytes(), "the raw body, as received");
+    assert_eq!(entity, "entity-1");
+    // Another service on the same database has its own key for the same event.
+    let (_, other) = inbox_on(&server, "shipping").await;
+    assert_eq!(
+        deliver(&receiver_of(&other), &body).await,
+        StatusCode::ACCEPTED
+    );
+}
+
+fn receiver_of(inbox: &PostgresInbox) -> Receiver {
+    receiver(inbox, Dispatcher::builder().build())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepting_answers_503_while_postgres_is_down() {
+    let mut server = PgServer::start();
+    let (_store, inbox) = inbox_on(&server, "billing").await;
+    let receiver = receiver_of(&inbox);
+    server.stop();
+    let body = envelope(&fresh_id(), "e");
+    assert_eq!(
+        deliver(&receiver, &body).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    server.start_again();
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        status = deliver(&receiver, &body).await;
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::ACCEPTED, "Monite's retry is accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_after_a_rescue_changes_nothing() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    assert_eq!(
+        deliver(&receiver_of(&inbox), &envelope(&fresh_id(), "e")).await,
+        StatusCode::ACCEPTED
+    );
+    let lease = Duration::from_secs(60);
+    let first = inbox.claim("slow", 10, lease).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let (id, attempt) = (first[0].id, first[0].attempt);
+    assert_eq!(attempt, 1);
+    assert!(
+        inbox.claim("other", 10, lease).await.unwrap().is_empty(),
+        "leased"
+    );
+    // The slow worker's lease lapses (set in SQL: no sleeping), and it is rescued.
+    sqlx::query("UPDATE monite_webhook_inbox_events SET locked_until = now() - interval '1 s'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(inbox.rescue(3, 25).await.unwrap(), 1);
+    let second = inbox.claim("fast", 10, lease).await.unwrap();
+    assert_eq!((second[0].id, second[0].attempt), (id, 2));
+    let report = AttemptReport::new("slow", Duration::from_millis(5));
+    assert!(
+        !inbox.complete(id, attempt, &report).await.unwrap(),
+        "fenced"
+    );
+    assert!(
+        !inbox
+            .fail(id, attempt, &report, AfterFailure::Dead)
+            .await
+            .unwrap(),
+        "fenced"
+    );
+    assert_eq!(inbox.heartbeat(&[(id, attempt)], lease).await.unwrap(), 0);
+    let state: (String, i32) =
+        sqlx::query_as("SELECT state, attempt FROM monite_webhook_inbox_events")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        state,
+        ("running".to_owned(), 2),
+        "the late attempt changed nothing"
+    );
+    assert!(
+        inbox
+            .complete(id, 2, &AttemptReport::new("fast", Duration::ZERO))
+            .await
+            .unwrap()
+    );
+    let log: Vec<(i32, String, Option<String>)> = sqlx::query_as(
+        "SELECT attempt, outcome, worker FROM monite_webhook_inbox_attempts ORDER BY attempt",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        log,
+        [
+            (1, "lapsed".to_owned(), Some("slow".to_owned())),
+            (2, "done".to_owned(), Some("fast".to_owned()))
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_lease_keeps_lapsing_goes_dead() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    deliver(&receiver_of(&inbox), &envelope(&fresh_id(), "e")).await;
+    for lapse in 1..=3 {
+        let claimed = inbox
+            .claim("dies", 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "claimable again after lapse {lapse}");
+        sqlx::query("UPDATE monite_webhook_inbox_events SET locked_until = now()")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        inbox.rescue(3, 25).await.unwrap();
+    }
+    let (state, error): (String, String) =
+        sqlx::query_as("SELECT state, last_error FROM monite_webhook_inbox_events")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(state, "dead");
+    assert!(error.contains("lapsed 3 times"), "{error}");
+    assert!(
+        inbox
+            .claim("next", 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_goes_dead_while_the_rest_flow() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let poison = fresh_id();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&handled);
+    let bad = poison.clone();
+    let dispatcher = Dispatcher::builder()
+        .on_object(ObjectType::Payable, move |event: Event| {
+            assert_ne!(
+                event.id(),
+                Some(bad.as_str()),
+                "the poison event's handler panics"
+            );
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {}
+        })
+        .build();
+    let receiver = receiver_of(&inbox);
+    deliver(&receiver, &envelope(&poison, "e")).await;
+    for _ in 0..200 {
+        deliver(&receiver, &envelope(&fresh_id(), "e")).await;
+    }
+    let workers = Workers::builder(inbox.clone(), dispatcher)
+        .concurrency(3)
+        .batch(8)
+        .poll_interval(Duration::from_millis(20))
+        .retry(RetrySchedule::new([Duration::ZERO], 3).with_jitter(|d| d))
+        .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state IN ('done', 'dead')",
+        201,
+    )
+    .await;
+    workers.shutdown().await;
+    assert_eq!(
+        handled.load(Ordering::SeqCst),
+        200,
+        "the others each ran once"
+    );
+    let (state, attempt, error): (String, i32, String) = sqlx::query_as(
+        "SELECT state, attempt, last_error FROM monite_webhook_inbox_events WHERE event_id = $1",
+    )
+    .bind(&poison)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!((state.as_str(), attempt), ("dead", 3));
+    assert!(error.contains("panicked"), "{error}");
+    let failures = scalar(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_attempts WHERE outcome = 'failed'",
+    )
+    .await;
+    assert_eq!(failures, 3, "a row per attempt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_follow_the_schedule_then_the_event_is_dead() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    deliver(&receiver_of(&inbox), &envelope(&fresh_id(), "e")).await;
+    let dispatcher = Dispatcher::builder()
+        .on_object(ObjectType::Payable, |_: Event| async {
+            Err::<(), _>(std::io::Error::other("ledger unavailable"))
+        })
+        .build();
+    let hour = Duration::from_secs(3600);
+    let workers = Workers::builder(inbox.clone(), dispatcher)
+        .concurrency(1)
+        .poll_interval(Duration::from_millis(20))
+        .retry(RetrySchedule::new([hour, 2 * hour], 3).with_jitter(|d| d))
+        .start();
+    let due = "SELECT extract(epoch FROM run_at - now())::bigint FROM monite_webhook_inbox_events";
+    for (attempt, wait) in [(1, 3600), (2, 7200)] {
+        let sql = if attempt == 1 {
+            "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'pending' AND attempt = 1"
+        } else {
+            "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'pending' AND attempt = 2"
+        };
+        wait_for(store.pool(), sql, 1).await;
+        let left = scalar(store.pool(), due).await;
+        assert!(
+            (wait - 60..=wait).contains(&left),
+            "attempt {attempt}: due in {left} s"
+        );
+        // The delay passes: moved in SQL instead of waited for.
+        sqlx::query("UPDATE monite_webhook_inbox_events SET run_at = now()")
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'dead' AND attempt = 3 \
+         AND last_error LIKE '%ledger unavailable%'",
+        1,
+    )
+    .await;
+    workers.shutdown().await;
+}
