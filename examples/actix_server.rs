@@ -24,9 +24,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_logging();
     let addr = common::listen_addr()?;
     actix_web::rt::System::new().block_on(async move {
-        let receiver = common::receiver_from_env()
+        let service = common::service_from_env()
             .await
             .map_err(std::io::Error::other)?;
+        if service.workers_only {
+            tracing::info!("--workers-only: running the inbox workers, no HTTP");
+            let _ = actix_web::rt::signal::ctrl_c().await;
+            service.shutdown().await;
+            return Ok(());
+        }
+        let receiver = service.receiver.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .service(monite_webhooks::actix::resource(
@@ -39,7 +46,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .shutdown_timeout(30)
         .run();
         tracing::info!("listening on http://{addr}/webhooks/monite");
-        server.await
+        server.await?;
+        service.shutdown().await;
+        Ok::<(), std::io::Error>(())
     })?;
     tracing::info!("stopped");
     Ok(())

@@ -10,7 +10,10 @@
 //!
 //! Set `DATABASE_URL` (a `postgres://` URL, built with `--features axum,postgres`) or
 //! `REDIS_URL` (`--features axum,redis`) to share idempotency between replicas, with
-//! `MONITE_WEBHOOK_NAMESPACE` naming the service. Prints one JSON line per handled event on
+//! `MONITE_WEBHOOK_NAMESPACE` naming the service. With `DATABASE_URL` the handler is
+//! transactional: it records each event in `handled_events`. `MONITE_WEBHOOK_INBOX=postgres`
+//! acknowledges once a delivery is written and handles it with `MONITE_WEBHOOK_WORKERS`
+//! workers (default 4; 0 accepts only); `--workers-only` runs the workers without HTTP. Prints one JSON line per handled event on
 //! stdout; logs go to stderr. Stops gracefully
 //! on Ctrl-C or SIGTERM, finishing the requests in flight.
 
@@ -26,9 +29,18 @@ use axum::Router;
 #[tokio::main]
 async fn main() -> Result<(), monite_webhooks::BoxError> {
     common::init_logging();
-    let receiver = common::receiver_from_env().await?;
+    let service = common::service_from_env().await?;
+    if service.workers_only {
+        tracing::info!("--workers-only: running the inbox workers, no HTTP");
+        shutdown_signal().await;
+        service.shutdown().await;
+        return Ok(());
+    }
     let app = Router::new()
-        .route("/webhooks/monite", monite_webhooks::axum::route(receiver))
+        .route(
+            "/webhooks/monite",
+            monite_webhooks::axum::route(service.receiver.clone()),
+        )
         .route("/health", axum::routing::get(|| async { "ok" }));
     #[cfg(feature = "metrics")]
     let app = app.route("/metrics", prometheus()?);
@@ -41,6 +53,7 @@ async fn main() -> Result<(), monite_webhooks::BoxError> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    service.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

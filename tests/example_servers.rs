@@ -7,6 +7,8 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
+mod support;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -198,4 +200,71 @@ fn the_development_secret_needs_dev() {
     );
     assert_eq!(server.deliver(&body, &signature), 200);
     assert_eq!(server.stop().len(), 1);
+}
+
+/// `MONITE_WEBHOOK_INBOX=postgres` with no workers accepts (`202`, a duplicate `200`);
+/// a `--workers-only` process then handles every event once, transactionally: one row
+/// per event in `handled_events`, one JSON line per event after its commit.
+#[test]
+fn the_inbox_accepts_and_a_workers_only_process_handles() {
+    let server = support::pg::PgServer::start();
+    let secret = "whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b";
+    let env = [
+        ("MONITE_WEBHOOK_SECRET", secret.to_owned()),
+        ("DATABASE_URL", server.url()),
+        ("MONITE_WEBHOOK_INBOX", "postgres".to_owned()),
+        ("MONITE_WEBHOOK_WORKERS", "0".to_owned()),
+    ];
+    let accepting = Server::start("axum_server", &env, &[]);
+    let sign_now = |body: &str| sign(&Secret::new(secret).unwrap(), now(), body.as_bytes());
+    for n in 0..30 {
+        let body = envelope(&format!("inbox-{n}"), "sub-1");
+        assert_eq!(accepting.deliver(&body, &sign_now(&body)), 202);
+    }
+    let again = envelope("inbox-0", "sub-1");
+    assert_eq!(
+        accepting.deliver(&again, &sign_now(&again)),
+        200,
+        "a duplicate"
+    );
+    assert!(
+        accepting.stop().is_empty(),
+        "no handler ran in the accepting process"
+    );
+
+    let mut workers = Command::new(example("actix_server"))
+        .arg("--workers-only")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("MONITE_WEBHOOK_WORKERS", "2")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(workers.stdout.take().unwrap());
+    let mut ids: Vec<String> = stdout
+        .lines()
+        .take(30)
+        .map(|line| {
+            let line: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+            line["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    workers.kill().unwrap();
+    workers.wait().unwrap();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 30, "one line per event");
+    let rows: (i64, i64) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let pool = sqlx::PgPool::connect(&server.url()).await.unwrap();
+            sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM handled_events")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        });
+    assert_eq!(rows, (30, 30), "each event recorded once");
 }

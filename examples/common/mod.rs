@@ -34,28 +34,121 @@ fn verifier_from_env() -> Result<Verifier, BoxError> {
 /// names another: a service of yours names itself.
 const EXAMPLE_NAMESPACE: &str = "monite-webhooks-example";
 
-/// The receiver, from the secrets in the environment, handling each event once through
-/// PostgreSQL when `DATABASE_URL` is set (a `postgres://` URL), through Redis when
-/// `REDIS_URL` is, in memory otherwise. With `MONITE_CLIENT_ID` and `MONITE_CLIENT_SECRET`
-/// set (and `--features client`), the reconciler and the watchdog run in the background.
-pub(crate) async fn receiver_from_env() -> Result<Receiver, BoxError> {
-    let verifier = verifier_from_env()?;
-    let url_from = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+/// What a server runs: the receiver, and with `MONITE_WEBHOOK_INBOX=postgres` the inbox
+/// workers (`MONITE_WEBHOOK_WORKERS`, default 4; 0 accepts only).
+pub(crate) struct Service {
+    pub(crate) receiver: Receiver,
+    /// `--workers-only`: run the workers, serve no HTTP.
+    pub(crate) workers_only: bool,
+    #[cfg(feature = "postgres")]
+    workers: Option<monite_webhooks::inbox::WorkersHandle>,
+}
+
+impl Service {
+    /// Stops the workers, letting running handlers finish.
+    pub(crate) async fn shutdown(self) {
+        #[cfg(feature = "postgres")]
+        if let Some(workers) = self.workers {
+            workers.shutdown().await;
+        }
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The service, from the secrets in the environment, handling each event once through
+/// PostgreSQL when `DATABASE_URL` is set (a `postgres://` URL; its handler is then
+/// transactional, recording each event in `handled_events`), through Redis when
+/// `REDIS_URL` is, in memory otherwise.
+pub(crate) async fn service_from_env() -> Result<Service, BoxError> {
+    let workers_only = std::env::args().skip(1).any(|arg| arg == "--workers-only");
+    let inbox = var("MONITE_WEBHOOK_INBOX");
     // A shared store keeps each service's events apart by a namespace: name yours.
-    let namespace = url_from("MONITE_WEBHOOK_NAMESPACE");
-    let namespace = namespace.as_deref().map_or(EXAMPLE_NAMESPACE, str::trim);
-    let idempotency = if let Some(url) = url_from("DATABASE_URL") {
-        postgres(url.trim(), namespace).await?
-    } else if let Some(url) = url_from("REDIS_URL") {
-        redis(url.trim(), namespace).await?
+    let namespace = var("MONITE_WEBHOOK_NAMESPACE");
+    let namespace = namespace.as_deref().unwrap_or(EXAMPLE_NAMESPACE);
+    match (inbox.as_deref(), var("DATABASE_URL")) {
+        (None, _) if workers_only => {
+            Err("--workers-only needs MONITE_WEBHOOK_INBOX=postgres".into())
+        }
+        (None, _) => Ok(Service {
+            receiver: receiver_from_env(namespace).await?,
+            workers_only,
+            #[cfg(feature = "postgres")]
+            workers: None,
+        }),
+        (Some("postgres"), Some(url)) => inbox_service(&url, namespace, workers_only).await,
+        (Some("postgres"), None) => Err("MONITE_WEBHOOK_INBOX=postgres needs DATABASE_URL".into()),
+        (Some(other), _) => {
+            Err(format!("MONITE_WEBHOOK_INBOX={other:?}: the only inbox is `postgres`").into())
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn inbox_service(
+    url: &str,
+    namespace: &str,
+    workers_only: bool,
+) -> Result<Service, BoxError> {
+    use monite_webhooks::inbox::{Inbox, PostgresInbox, Workers};
+    let count: usize = match var("MONITE_WEBHOOK_WORKERS") {
+        Some(n) => n
+            .parse()
+            .map_err(|e| format!("MONITE_WEBHOOK_WORKERS={n:?}: {e}"))?,
+        None => monite_webhooks::inbox::DEFAULT_CONCURRENCY,
+    };
+    let store = postgres_store(url, namespace).await?;
+    let inbox = PostgresInbox::new(&store);
+    inbox.ensure_schema().await?;
+    tracing::info!(
+        namespace,
+        workers = count,
+        workers_only,
+        "inbox: PostgreSQL (DATABASE_URL)"
+    );
+    let workers = (count > 0).then(|| {
+        Workers::builder(inbox.clone(), transactional_dispatcher(&store))
+            .concurrency(count)
+            .start()
+    });
+    let receiver = Receiver::builder(verifier_from_env()?, Dispatcher::builder())
+        .inbox(Inbox::new(inbox))
+        .build();
+    Ok(Service {
+        receiver,
+        workers_only,
+        workers,
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn inbox_service(_: &str, _: &str, _: bool) -> Result<Service, BoxError> {
+    Err("MONITE_WEBHOOK_INBOX=postgres, but this build has no PostgreSQL: add `--features postgres`".into())
+}
+
+/// The receiver, handling each event once through PostgreSQL when `DATABASE_URL` is set,
+/// through Redis when `REDIS_URL` is, in memory otherwise. With `MONITE_CLIENT_ID` and
+/// `MONITE_CLIENT_SECRET` set (and `--features client`), the reconciler and the watchdog
+/// run in the background.
+async fn receiver_from_env(namespace: &str) -> Result<Receiver, BoxError> {
+    let verifier = verifier_from_env()?;
+    let (idempotency, dispatcher) = if let Some(url) = var("DATABASE_URL") {
+        postgres(&url, namespace).await?
+    } else if let Some(url) = var("REDIS_URL") {
+        (redis(&url, namespace).await?, dispatcher())
     } else {
         tracing::info!(
             "idempotency: in memory (set DATABASE_URL or REDIS_URL to share it between replicas)"
         );
-        Idempotency::new(MemoryStore::new())
+        (Idempotency::new(MemoryStore::new()), dispatcher())
     };
     let watchdog = background::watchdog()?;
-    let mut builder = Receiver::builder(verifier, dispatcher()).idempotency(idempotency);
+    let mut builder = Receiver::builder(verifier, dispatcher).idempotency(idempotency);
     #[allow(
         clippy::clone_on_copy,
         reason = "without `client` the watchdog is `Infallible`"
@@ -74,12 +167,61 @@ pub(crate) async fn receiver_from_env() -> Result<Receiver, BoxError> {
     Ok(receiver)
 }
 
+/// With PostgreSQL, the handler is transactional.
 #[cfg(feature = "postgres")]
-async fn postgres(url: &str, namespace: &str) -> Result<Idempotency, BoxError> {
+async fn postgres(url: &str, namespace: &str) -> Result<(Idempotency, Dispatcher), BoxError> {
     tracing::info!(namespace, "idempotency: PostgreSQL (DATABASE_URL)");
+    let store = postgres_store(url, namespace).await?;
+    let dispatcher = transactional_dispatcher(&store);
+    Ok((Idempotency::new(store), dispatcher))
+}
+
+/// The store, its tables, and the example's own `handled_events` (no unique constraint:
+/// a double effect would show as two rows).
+#[cfg(feature = "postgres")]
+async fn postgres_store(
+    url: &str,
+    namespace: &str,
+) -> Result<monite_webhooks::PostgresStore, BoxError> {
     let store = monite_webhooks::PostgresStore::connect(url, namespace).await?;
     store.ensure_schema().await?;
-    Ok(Idempotency::new(store))
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS handled_events (event_id text NOT NULL, object_type text, \
+         event text, handled_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .execute(store.pool())
+    .await?;
+    Ok(store)
+}
+
+/// Every event recorded in `handled_events` in a transaction with its done mark; the JSON
+/// line printed once that committed.
+#[cfg(feature = "postgres")]
+fn transactional_dispatcher(store: &monite_webhooks::PostgresStore) -> Dispatcher {
+    use monite_webhooks::Handler as _;
+    let record = std::sync::Arc::new(store.transactional(|event: Event, tx| {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO handled_events (event_id, object_type, event) VALUES ($1, $2, $3)",
+            )
+            .bind(event.id())
+            .bind(event.object_type().as_str())
+            .bind(event.event_type().as_str())
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })
+    }));
+    Dispatcher::builder()
+        .fallback(move |event: Event, _: Unhandled| {
+            let record = std::sync::Arc::clone(&record);
+            async move {
+                record.call(event.clone()).await?;
+                print_handled(&event);
+                Ok::<(), BoxError>(())
+            }
+        })
+        .build()
 }
 
 #[cfg(feature = "redis")]
@@ -92,7 +234,7 @@ async fn redis(url: &str, namespace: &str) -> Result<Idempotency, BoxError> {
 // A URL set for a store this build lacks is refused: falling back to memory would quietly
 // run events twice across replicas.
 #[cfg(not(feature = "postgres"))]
-async fn postgres(_: &str, _: &str) -> Result<Idempotency, BoxError> {
+async fn postgres(_: &str, _: &str) -> Result<(Idempotency, Dispatcher), BoxError> {
     Err(
         "DATABASE_URL is set, but this build has no PostgreSQL store: add `--features postgres`"
             .into(),
