@@ -105,6 +105,9 @@ pub mod guide {
     pub mod where_it_runs {}
     #[doc = include_str!("docs/missed_events.md")]
     pub mod missed_events {}
+    #[cfg(feature = "postgres")]
+    #[doc = include_str!("docs/inbox.md")]
+    pub mod inbox {}
 }
 
 // What every stage shares.

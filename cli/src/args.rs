@@ -47,6 +47,8 @@ pub(crate) enum Command {
     Reconcile(ReconcileArgs),
     /// Print each disabled subscription, and re-enable it with `--reenable`.
     Watch(WatchArgs),
+    /// The durable inbox in PostgreSQL: status, list, show, retry, replay, purge.
+    Inbox(InboxArgs),
 }
 
 /// Where secrets come from; shared by every command that signs or verifies.
@@ -411,4 +413,78 @@ pub(crate) struct EnsureArgs {
     pub(crate) no_regenerate: bool,
     #[command(flatten)]
     pub(crate) keyring: KeyringArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InboxArgs {
+    /// The PostgreSQL holding the inbox (`postgres://user:password@host/database`).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: String,
+
+    /// The service's namespace, as its `PostgresStore` names it.
+    #[arg(
+        long,
+        env = "MONITE_WEBHOOK_NAMESPACE",
+        default_value = "monite-webhooks-example"
+    )]
+    pub(crate) namespace: String,
+
+    #[command(subcommand)]
+    pub(crate) command: InboxCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InboxCommand {
+    /// Events by state, and the age of the oldest pending one.
+    Status,
+    /// The newest events, in one state if given.
+    List {
+        /// `pending`, `running`, `done` or `dead`.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One event, with its body.
+    Show {
+        /// The event's row id (from `list`).
+        id: i64,
+    },
+    /// Make one done or dead event pending again, with a fresh set of attempts.
+    Retry {
+        /// The event's row id (from `list`).
+        id: i64,
+    },
+    /// Make every matching event pending again, below live events; the count first with
+    /// `--dry-run`.
+    Replay {
+        /// Received at or after (RFC 3339, a date, Unix seconds, or an age such as 2h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Received before.
+        #[arg(long)]
+        until: Option<String>,
+        /// Of this object type (`payable`).
+        #[arg(long)]
+        object_type: Option<String>,
+        /// Of this event (`payable.created`).
+        #[arg(long)]
+        event: Option<String>,
+        /// In this state (`done`, `dead`, `pending`).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only count what would be replayed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete dead events received before an age.
+    Purge {
+        /// Dead events (the only ones purged by hand; done rows keep the dedup keys).
+        #[arg(long, required = true)]
+        dead: bool,
+        /// Received more than this long ago (`90s`, `30m`, `2h`, `7d`, `2w`).
+        #[arg(long)]
+        older_than: String,
+    },
 }

@@ -49,6 +49,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Deliveries(args) => commands::deliveries::run(&args, json).await,
         Command::Replay(args) => commands::replay::run(args, json).await,
         Command::Subscriptions(args) => commands::subscriptions::run(args, json).await,
+        Command::Inbox(args) => commands::inbox::run(args, json).await,
         Command::Reconcile(args) => commands::reconcile::run(args, json).await,
         Command::Watch(args) => commands::watch::run(&args, json).await,
     }

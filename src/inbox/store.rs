@@ -40,6 +40,9 @@ pub struct Claimed {
     pub id: i64,
     /// This attempt's number, from 1: only this attempt can complete or fail the event.
     pub attempt: i32,
+    /// Attempts since the event was last retried or replayed by hand, this one included:
+    /// what the retry schedule counts.
+    pub tries: i32,
     /// The raw body, as received.
     pub body: Bytes,
 }

@@ -310,7 +310,7 @@ impl<S: InboxStore> Shared<S> {
                 let next = match error.kind() {
                     // Bytes that are not an envelope never will be.
                     crate::ErrorKind::NotAnEnvelope => AfterFailure::Dead,
-                    _ => self.retry.after_failure(claimed.attempt),
+                    _ => self.retry.after_failure(claimed.tries),
                 };
                 self.store
                     .fail(claimed.id, claimed.attempt, &report, next)

@@ -1,5 +1,6 @@
 //! `PostgresInbox`: the inbox's tables in the service's own PostgreSQL.
 
+mod admin;
 mod sql;
 
 use std::fmt;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sqlx::Row as _;
 
+pub use self::admin::{InboxEvent, InboxStatus, ReplayFilter};
 use self::sql::Statements;
 use super::store::{Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxStore};
 use crate::error::{BoxError, Error, ErrorKind, Result};
@@ -95,6 +97,10 @@ impl PostgresInbox {
         })
     }
 
+    pub(crate) fn store(&self) -> &PostgresStore {
+        &self.inner.store
+    }
+
     /// The events table's name.
     #[must_use]
     pub fn events_table(&self) -> &str {
@@ -151,7 +157,8 @@ impl InboxStore for PostgresInbox {
                 Ok(Claimed {
                     id: row.try_get(0)?,
                     attempt: row.try_get(1)?,
-                    body: Bytes::from(row.try_get::<Vec<u8>, _>(2)?),
+                    tries: row.try_get(2)?,
+                    body: Bytes::from(row.try_get::<Vec<u8>, _>(3)?),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -36,6 +36,7 @@ impl Statements {
                    state text NOT NULL DEFAULT 'pending',\n    \
                    priority smallint NOT NULL DEFAULT 0,\n    \
                    attempt integer NOT NULL DEFAULT 0,\n    \
+                   attempt_base integer NOT NULL DEFAULT 0,\n    \
                    lapses integer NOT NULL DEFAULT 0,\n    \
                    run_at timestamptz NOT NULL DEFAULT now(),\n    \
                    locked_until timestamptz,\n    \
@@ -76,7 +77,7 @@ impl Statements {
                  UPDATE {events} e SET state = 'running', attempt = e.attempt + 1, \
                    locked_until = now() + $3 * interval '1 millisecond', locked_by = $4 \
                  FROM picked WHERE e.id = picked.id \
-                 RETURNING e.id, e.attempt, e.body"
+                 RETURNING e.id, e.attempt, e.attempt - e.attempt_base, e.body"
             )
             .into(),
             heartbeat: format!(
@@ -102,8 +103,8 @@ impl Statements {
             rescue: format!(
                 "WITH lapsed AS (\
                    UPDATE {events} SET lapses = lapses + 1, locked_until = NULL, run_at = now(), \
-                     state = CASE WHEN lapses + 1 >= $2 OR attempt >= $3 THEN 'dead' ELSE 'pending' END, \
-                     last_error = CASE WHEN lapses + 1 >= $2 OR attempt >= $3 \
+                     state = CASE WHEN lapses + 1 >= $2 OR attempt - attempt_base >= $3 THEN 'dead' ELSE 'pending' END, \
+                     last_error = CASE WHEN lapses + 1 >= $2 OR attempt - attempt_base >= $3 \
                        THEN 'the lease lapsed ' || (lapses + 1) || ' times without a completion' \
                        ELSE last_error END \
                    WHERE id IN (\

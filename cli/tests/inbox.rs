@@ -1,0 +1,163 @@
+//! `inbox`, run as the binary against a real PostgreSQL whose inbox the library filled:
+//! status, list by state, show, retry one, replay by filter with the count first, purge
+//! the dead.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
+mod common;
+#[path = "../../tests/support/pg.rs"]
+mod pg;
+
+use std::time::Duration;
+
+use common::run;
+use monite_webhooks::inbox::{Inbox, PostgresInbox, RetrySchedule, Workers};
+use monite_webhooks::{Dispatcher, Event, ObjectType, PostgresStore};
+
+fn envelope(n: usize, object_type: &str) -> String {
+    format!(
+        r#"{{"id":"evt-{n}","action":"{object_type}.created","object":{{"id":"o"}},"object_type":"{object_type}","entity_id":"e"}}"#
+    )
+}
+
+/// Three payables handled and one counterpart dead (its handler always fails, one attempt).
+async fn filled(url: &str) -> PostgresInbox {
+    let store = PostgresStore::connect(url, "cli").await.unwrap();
+    let inbox = PostgresInbox::new(&store);
+    inbox.ensure_schema().await.unwrap();
+    let accept = Inbox::new(inbox.clone());
+    let no_headers: &[(&str, &str)] = &[];
+    for (n, object_type) in [
+        (1, "payable"),
+        (2, "payable"),
+        (3, "payable"),
+        (4, "counterpart"),
+    ] {
+        let event = Event::parse(envelope(n, object_type)).unwrap();
+        accept.accept(&event, no_headers).await.unwrap();
+    }
+    let dispatcher = Dispatcher::builder()
+        .on_object(ObjectType::Payable, |_: Event| async {})
+        .on_object(ObjectType::Counterpart, |_: Event| async {
+            Err::<(), _>(std::io::Error::other("counterparts are broken"))
+        })
+        .build();
+    let workers = Workers::builder(inbox.clone(), dispatcher)
+        .poll_interval(Duration::from_millis(20))
+        .retry(RetrySchedule::new([], 1))
+        .start();
+    for _ in 0..300 {
+        let status = inbox.status().await.unwrap();
+        if status.done == 3 && status.dead == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    workers.shutdown().await;
+    inbox
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inbox_status_list_show_retry_replay_and_purge() {
+    let server = pg::PgServer::start();
+    let url = server.url();
+    let inbox = filled(&url).await;
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("MONITE_WEBHOOK_NAMESPACE", "cli"),
+    ];
+
+    let status = run(&["--json", "inbox", "status"], &env).await;
+    assert_eq!(status.code, 0, "{status:?}");
+    assert_eq!(status.json()["done"], 3);
+    assert_eq!(status.json()["dead"], 1);
+
+    let dead = run(&["--json", "inbox", "list", "--state", "dead"], &env).await;
+    let dead = dead.json();
+    assert_eq!(dead.as_array().unwrap().len(), 1);
+    assert_eq!(dead[0]["event_id"], "evt-4");
+    assert!(dead[0]["last_error"].as_str().unwrap().contains("broken"));
+    let id = dead[0]["id"].as_i64().unwrap().to_string();
+
+    let shown = run(&["--json", "inbox", "show", &id], &env).await;
+    assert!(shown.json()["body"].as_str().unwrap().contains("evt-4"));
+    assert_eq!(run(&["inbox", "show", "999999"], &env).await.code, 1);
+
+    let retried = run(&["--json", "inbox", "retry", &id], &env).await;
+    assert_eq!(retried.json()["retried"], true);
+    assert_eq!(
+        inbox.status().await.unwrap().pending,
+        1,
+        "pending, its attempts fresh"
+    );
+
+    let dry = run(
+        &[
+            "--json",
+            "inbox",
+            "replay",
+            "--object-type",
+            "payable",
+            "--state",
+            "done",
+            "--dry-run",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(dry.json()["matching"], 3);
+    assert_eq!(
+        inbox.status().await.unwrap().done,
+        3,
+        "a dry run changes nothing"
+    );
+    let replayed = run(
+        &[
+            "--json",
+            "inbox",
+            "replay",
+            "--event",
+            "payable.created",
+            "--since",
+            "1h",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(replayed.json()["replayed"], 3);
+    let status = inbox.status().await.unwrap();
+    assert_eq!((status.done, status.pending), (0, 4));
+
+    // Bury the counterpart again, then purge it.
+    let workers = Workers::builder(
+        inbox.clone(),
+        Dispatcher::builder()
+            .on_object(ObjectType::Counterpart, |_: Event| async {
+                Err::<(), _>(std::io::Error::other("still broken"))
+            })
+            .on_object(ObjectType::Payable, |_: Event| async {})
+            .build(),
+    )
+    .poll_interval(Duration::from_millis(20))
+    .retry(RetrySchedule::new([], 1))
+    .start();
+    for _ in 0..300 {
+        if inbox.status().await.unwrap().dead == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    workers.shutdown().await;
+    let refused = run(&["inbox", "purge", "--older-than", "0s"], &env).await;
+    assert_eq!(refused.code, 2, "--dead is required");
+    let purged = run(
+        &["--json", "inbox", "purge", "--dead", "--older-than", "0s"],
+        &env,
+    )
+    .await;
+    assert_eq!(purged.json()["purged"], 1);
+    assert_eq!(inbox.status().await.unwrap().dead, 0);
+}
