@@ -19,6 +19,8 @@ pub(crate) struct PgServer {
     port: u16,
     as_postgres: bool,
     running: bool,
+    // fsync and full-page writes on, as in production: for benches.
+    durable: bool,
 }
 
 impl PgServer {
@@ -27,6 +29,16 @@ impl PgServer {
     /// # Panics
     /// If PostgreSQL is not installed or does not start; the message says what to do.
     pub(crate) fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// As [`start`](Self::start), with `fsync` and `full_page_writes` on, as in
+    /// production: for benches whose figures must hold there.
+    pub(crate) fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "monite-webhooks-pg-{}-{}",
@@ -42,6 +54,7 @@ impl PgServer {
             dir,
             as_postgres,
             running: false,
+            durable,
         };
         if as_postgres {
             let chown = Command::new("chown")
@@ -93,9 +106,13 @@ impl PgServer {
         // fsync off: the tests kill processes, not machines, and the OS keeps what was
         // written. Commits still wait for their WAL write, so none is lost to a crash.
         // No Unix socket: its path would have to fit 107 bytes under any $TMPDIR.
+        let durability = if self.durable {
+            "-c fsync=on -c full_page_writes=on"
+        } else {
+            "-c fsync=off -c full_page_writes=off"
+        };
         let options = format!(
-            "-p {} -h 127.0.0.1 -c unix_socket_directories= -c fsync=off \
-             -c full_page_writes=off -c max_connections=300",
+            "-p {} -h 127.0.0.1 -c unix_socket_directories= {durability} -c max_connections=300",
             self.port
         );
         self.run(
