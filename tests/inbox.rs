@@ -341,3 +341,43 @@ async fn retries_follow_the_schedule_then_the_event_is_dead() {
     .await;
     workers.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_workers_claim_nothing_while_accepting_goes_on() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let handled = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&handled);
+    let dispatcher = Dispatcher::builder()
+        .on_object(ObjectType::Payable, move |_: Event| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {}
+        })
+        .build();
+    inbox.pause().await.unwrap();
+    let workers = Workers::builder(inbox.clone(), dispatcher)
+        .concurrency(2)
+        .poll_interval(Duration::from_millis(20))
+        .start();
+    let receiver = receiver_of(&inbox);
+    for _ in 0..20 {
+        assert_eq!(
+            deliver(&receiver, &envelope(&fresh_id(), "e")).await,
+            StatusCode::ACCEPTED,
+            "accepting goes on while paused"
+        );
+    }
+    // Claims that ran after the pause took nothing: wait for a few polls' worth of them.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(handled.load(Ordering::SeqCst), 0, "paused");
+    assert_eq!(inbox.status().await.unwrap().pending, 20);
+    inbox.resume().await.unwrap();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
+        20,
+    )
+    .await;
+    workers.shutdown().await;
+    assert_eq!(handled.load(Ordering::SeqCst), 20);
+}

@@ -226,6 +226,40 @@ impl PostgresInbox {
         Ok(count.unsigned_abs())
     }
 
+    /// Stops every worker of this namespace, in every process, from claiming; accepting
+    /// goes on, and running attempts finish. Undone by [`resume`](Self::resume).
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
+    pub async fn pause(&self) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {}_paused (namespace) VALUES ($1) ON CONFLICT DO NOTHING",
+            self.events_table()
+        );
+        self.paused_statement(sql).await
+    }
+
+    /// Lets workers claim again after [`pause`](Self::pause).
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
+    pub async fn resume(&self) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM {}_paused WHERE namespace = $1",
+            self.events_table()
+        );
+        self.paused_statement(sql).await
+    }
+
+    async fn paused_statement(&self, sql: String) -> Result<()> {
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(&**self.store().namespace())
+            .execute(self.store().pool())
+            .await
+            .map_err(unavailable("pause or resume the inbox"))?;
+        Ok(())
+    }
+
     /// Deletes dead events received more than `older_than` ago, a thousand at a time, with
     /// their attempts; answers how many.
     ///

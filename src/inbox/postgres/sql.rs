@@ -55,7 +55,8 @@ impl Statements {
                    duration_ms bigint,\n    \
                    finished_at timestamptz NOT NULL DEFAULT now()\n\
                  );\n\
-                 CREATE INDEX IF NOT EXISTS {bare}_inbox_attempts_event_row ON {attempts} (event_row);\n"
+                 CREATE INDEX IF NOT EXISTS {bare}_inbox_attempts_event_row ON {attempts} (event_row);\n\
+                 CREATE TABLE IF NOT EXISTS {events}_paused (namespace text PRIMARY KEY);\n"
             ),
             // `synchronous_commit` set for this statement's own transaction: acknowledged
             // means on disk, whatever the server's default. The unused CTE would not run,
@@ -72,6 +73,7 @@ impl Statements {
                 "WITH picked AS (\
                    SELECT id FROM {events} \
                    WHERE namespace = $1 AND state = 'pending' AND run_at <= now() \
+                     AND NOT EXISTS (SELECT 1 FROM {events}_paused p WHERE p.namespace = $1) \
                    ORDER BY priority DESC, run_at \
                    LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  UPDATE {events} e SET state = 'running', attempt = e.attempt + 1, \
