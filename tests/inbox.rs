@@ -381,3 +381,45 @@ async fn paused_workers_claim_nothing_while_accepting_goes_on() {
     workers.shutdown().await;
     assert_eq!(handled.load(Ordering::SeqCst), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn done_events_are_pruned_after_at_least_eight_days() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let receiver = receiver_of(&inbox);
+    let old = envelope(&fresh_id(), "e");
+    for body in [
+        &old,
+        &envelope(&fresh_id(), "e"),
+        &envelope(&fresh_id(), "e"),
+    ] {
+        deliver(&receiver, body).await;
+    }
+    sqlx::query("UPDATE monite_webhook_inbox_events SET state = 'done'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    // Two received 9 and 7 days ago (set in SQL: no waiting), one now.
+    sqlx::query(
+        "UPDATE monite_webhook_inbox_events SET received_at = now() - interval '9 days' \
+         WHERE id = (SELECT min(id) FROM monite_webhook_inbox_events)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE monite_webhook_inbox_events SET received_at = now() - interval '7 days' \
+         WHERE id = (SELECT max(id) FROM monite_webhook_inbox_events)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    // A retention under 8 days is raised to 8: the 7-day-old row keeps its dedup key.
+    assert_eq!(inbox.prune_done(Duration::from_secs(60)).await.unwrap(), 1);
+    assert_eq!(inbox.status().await.unwrap().done, 2);
+    assert_eq!(
+        deliver(&receiver, &old).await,
+        StatusCode::ACCEPTED,
+        "a pruned key is forgotten: only after Monite stopped retrying"
+    );
+}

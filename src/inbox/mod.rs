@@ -16,7 +16,9 @@ mod store;
 mod worker;
 
 pub use self::accept::Inbox;
-pub use self::postgres::{InboxEvent, InboxStatus, PostgresInbox, ReplayFilter};
+pub use self::postgres::{
+    InboxEvent, InboxStatus, MIN_DONE_RETENTION, PostgresInbox, ReplayFilter,
+};
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
 pub use self::store::{Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxStore};
 pub use self::worker::{

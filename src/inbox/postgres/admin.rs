@@ -66,6 +66,10 @@ pub struct ReplayFilter {
     pub state: Option<String>,
 }
 
+/// The least time done events are kept: Monite retries for 7 days, and a done row is the
+/// key that answers those retries as duplicates.
+pub const MIN_DONE_RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
+
 /// Priority of replayed events: below live ones (0), so a bulk replay does not starve them.
 const REPLAY_PRIORITY: i16 = -1;
 
@@ -260,15 +264,30 @@ impl PostgresInbox {
         Ok(())
     }
 
+    /// Deletes done events received more than `retention` ago (never less than
+    /// [`MIN_DONE_RETENTION`]: their rows are the dedup keys), a thousand at a time, with
+    /// their attempts; answers how many. Run it from a timer of yours, such as hourly.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
+    pub async fn prune_done(&self, retention: Duration) -> Result<u64> {
+        self.delete_old("done", retention.max(MIN_DONE_RETENTION))
+            .await
+    }
+
     /// Deletes dead events received more than `older_than` ago, a thousand at a time, with
     /// their attempts; answers how many.
     ///
     /// # Errors
     /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
     pub async fn purge_dead(&self, older_than: Duration) -> Result<u64> {
+        self.delete_old("dead", older_than).await
+    }
+
+    async fn delete_old(&self, state: &'static str, older_than: Duration) -> Result<u64> {
         let sql = format!(
             "DELETE FROM {events} WHERE id IN (SELECT id FROM {events} WHERE namespace = $1 \
-               AND state = 'dead' AND received_at < now() - $2 * interval '1 millisecond' \
+               AND state = '{state}' AND received_at < now() - $2 * interval '1 millisecond' \
                LIMIT 1000 FOR UPDATE SKIP LOCKED)",
             events = self.events_table()
         );
@@ -279,7 +298,7 @@ impl PostgresInbox {
                 .bind(store_millis(older_than))
                 .execute(self.store().pool())
                 .await
-                .map_err(unavailable("purge dead events"))?
+                .map_err(unavailable("delete old events"))?
                 .rows_affected();
             deleted += batch;
             if batch < 1000 {

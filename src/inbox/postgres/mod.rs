@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sqlx::Row as _;
 
-pub use self::admin::{InboxEvent, InboxStatus, ReplayFilter};
+pub use self::admin::{InboxEvent, InboxStatus, MIN_DONE_RETENTION, ReplayFilter};
 use self::sql::Statements;
 use super::store::{Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxStore};
 use crate::error::{BoxError, Error, ErrorKind, Result};
@@ -28,8 +28,8 @@ use crate::idempotency::{PostgresStore, store_millis};
 /// the guide for the autovacuum settings.
 ///
 /// The dedup key is the row's `dedup_key`, `<namespace>:evt:<event id>`: it lives as long
-/// as the row, which the crate never deletes (pruning done rows is yours to schedule, and
-/// must keep at least 8 days: Monite retries for 7).
+/// as the row, which [`prune_done`](Self::prune_done) deletes after at least 8 days
+/// (Monite retries for 7), when you call it.
 ///
 /// ```no_run
 /// use monite_webhooks::PostgresStore;
