@@ -262,7 +262,16 @@ async fn a_poison_event_goes_dead_while_the_rest_flow() {
     for _ in 0..200 {
         deliver(&receiver, &envelope(&fresh_id(), "e")).await;
     }
+    let alerts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let alerted = Arc::clone(&alerts);
     let workers = Workers::builder(inbox.clone(), dispatcher)
+        .on_failure(move |failure| {
+            let id = failure.event.and_then(Event::id).map(str::to_owned);
+            alerted
+                .lock()
+                .unwrap()
+                .push((id, failure.tries, failure.dead));
+        })
         .concurrency(3)
         .batch(8)
         .poll_interval(Duration::from_millis(20))
@@ -295,6 +304,16 @@ async fn a_poison_event_goes_dead_while_the_rest_flow() {
     )
     .await;
     assert_eq!(failures, 3, "a row per attempt");
+    let poison = Some(poison);
+    assert_eq!(
+        *alerts.lock().unwrap(),
+        [
+            (poison.clone(), 1, false),
+            (poison.clone(), 2, false),
+            (poison, 3, true)
+        ],
+        "the hook hears the first failure and the burial"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,6 @@ pub use self::postgres::{
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
 pub use self::store::{Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxStore};
 pub use self::worker::{
-    DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, DEFAULT_MAX_LAPSES, MAX_POLL_INTERVAL,
-    Workers, WorkersBuilder, WorkersHandle,
+    AttemptFailure, DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, DEFAULT_MAX_LAPSES,
+    MAX_POLL_INTERVAL, Workers, WorkersBuilder, WorkersHandle,
 };

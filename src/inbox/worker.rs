@@ -69,6 +69,25 @@ pub struct WorkersBuilder<S> {
     retry: RetrySchedule,
     max_lapses: u32,
     name: String,
+    on_failure: Option<OnFailure>,
+}
+
+type OnFailure = Arc<dyn Fn(&AttemptFailure<'_>) + Send + Sync>;
+
+/// A failed attempt, as the [`on_failure`](WorkersBuilder::on_failure) hook sees it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct AttemptFailure<'a> {
+    /// The event, unless its body was not an envelope.
+    pub event: Option<&'a Event>,
+    /// Why the attempt failed.
+    pub error: &'a crate::Error,
+    /// The attempt's number.
+    pub attempt: i32,
+    /// Attempts since the last retry or replay by hand: 1 is the first failure.
+    pub tries: i32,
+    /// No attempt follows: the event is now `dead`.
+    pub dead: bool,
 }
 
 impl Workers {
@@ -87,6 +106,7 @@ impl Workers {
             retry: RetrySchedule::default(),
             max_lapses: DEFAULT_MAX_LAPSES,
             name: format!("pid{}", std::process::id()),
+            on_failure: None,
         }
     }
 }
@@ -139,6 +159,17 @@ impl<S: InboxStore> WorkersBuilder<S> {
         self
     }
 
+    /// Calls `report` for every failed attempt, before the retry or the burial is written:
+    /// the alert hook for a first failure (`tries == 1`) and for a dead event (`dead`). A
+    /// panic in `report` is caught and ignored.
+    pub fn on_failure(
+        mut self,
+        report: impl Fn(&AttemptFailure<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_failure = Some(Arc::new(report));
+        self
+    }
+
     /// Starts the workers on the current Tokio runtime.
     ///
     /// # Panics
@@ -153,6 +184,7 @@ impl<S: InboxStore> WorkersBuilder<S> {
             poll: self.poll,
             retry: self.retry,
             max_lapses: self.max_lapses,
+            on_failure: self.on_failure,
             table,
             stopping: AtomicBool::new(false),
             wake: Notify::new(),
@@ -201,6 +233,7 @@ struct Shared<S> {
     poll: Duration,
     retry: RetrySchedule,
     max_lapses: u32,
+    on_failure: Option<OnFailure>,
     table: Arc<str>,
     stopping: AtomicBool,
     wake: Notify,
@@ -284,7 +317,13 @@ impl<S: InboxStore> Shared<S> {
             claimed.attempt,
             Arc::clone(name),
         ));
-        let result = match Event::parse(claimed.body) {
+        let parsed = Event::parse(claimed.body);
+        // Kept only for the failure hook: an `Event` clone shares its body.
+        let reported = self
+            .on_failure
+            .as_ref()
+            .and_then(|_| parsed.as_ref().ok().cloned());
+        let result = match parsed {
             Ok(event) => {
                 Arc::clone(&attempt)
                     .scope(self.dispatcher.dispatch(event))
@@ -312,6 +351,19 @@ impl<S: InboxStore> Shared<S> {
                     crate::ErrorKind::NotAnEnvelope => AfterFailure::Dead,
                     _ => self.retry.after_failure(claimed.tries),
                 };
+                if let Some(report) = &self.on_failure {
+                    let failure = AttemptFailure {
+                        event: reported.as_ref(),
+                        error: &error,
+                        attempt: claimed.attempt,
+                        tries: claimed.tries,
+                        dead: next == AfterFailure::Dead,
+                    };
+                    let hook = std::panic::AssertUnwindSafe(|| report(&failure));
+                    if std::panic::catch_unwind(hook).is_err() {
+                        observe::store_trouble("(inbox on_failure)", "the hook panicked");
+                    }
+                }
                 self.store
                     .fail(claimed.id, claimed.attempt, &report, next)
                     .await
