@@ -10,18 +10,20 @@
 //!   PostgreSQL tables.
 
 mod accept;
+mod alert;
 mod postgres;
 mod retry;
 mod store;
 mod worker;
 
 pub use self::accept::Inbox;
+pub use self::alert::AttemptFailure;
 pub use self::postgres::{
     InboxEvent, InboxStatus, MIN_DONE_RETENTION, PostgresInbox, ReplayFilter,
 };
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
 pub use self::store::{Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxStore};
 pub use self::worker::{
-    AttemptFailure, DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, DEFAULT_MAX_LAPSES,
-    MAX_POLL_INTERVAL, Workers, WorkersBuilder, WorkersHandle,
+    DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, DEFAULT_MAX_LAPSES, MAX_POLL_INTERVAL,
+    Workers, WorkersBuilder, WorkersHandle,
 };

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::alert::{AttemptFailure, OnFailure};
 use super::retry::RetrySchedule;
 use super::store::{AfterFailure, AttemptReport, Claimed, InboxStore};
 use crate::dispatch::Dispatcher;
@@ -70,24 +71,6 @@ pub struct WorkersBuilder<S> {
     max_lapses: u32,
     name: String,
     on_failure: Option<OnFailure>,
-}
-
-type OnFailure = Arc<dyn Fn(&AttemptFailure<'_>) + Send + Sync>;
-
-/// A failed attempt, as the [`on_failure`](WorkersBuilder::on_failure) hook sees it.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct AttemptFailure<'a> {
-    /// The event, unless its body was not an envelope.
-    pub event: Option<&'a Event>,
-    /// Why the attempt failed.
-    pub error: &'a crate::Error,
-    /// The attempt's number.
-    pub attempt: i32,
-    /// Attempts since the last retry or replay by hand: 1 is the first failure.
-    pub tries: i32,
-    /// No attempt follows: the event is now `dead`.
-    pub dead: bool,
 }
 
 impl Workers {
