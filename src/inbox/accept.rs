@@ -91,7 +91,18 @@ impl Inbox {
             event,
             headers: &kept,
         };
-        self.store.accept(&delivery).await.map_err(|source| {
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        let result = self.store.accept(&delivery).await;
+        #[cfg(feature = "metrics")]
+        super::metrics::accepted(
+            result
+                .as_ref()
+                .ok()
+                .map(|accepted| *accepted == Accepted::Duplicate),
+            started.elapsed(),
+        );
+        result.map_err(|source| {
             Error::new(
                 ErrorKind::StoreUnavailable,
                 format!("the inbox could not accept {key}: {source}"),

@@ -6,11 +6,16 @@
 //! - [`Workers`] (worker): tasks in any number of processes running the dispatcher's
 //!   handlers over the accepted events;
 //! - [`RetrySchedule`] (retry): when a failed event is tried again;
+//! - [`Backlog`] (backlog): the workers' samples of the backlog, for the gauges of
+//!   `metrics` (feature `metrics`) and the [`on_backlog`](WorkersBuilder::on_backlog) hook;
 //! - [`InboxStore`] (store): the storage contract, and [`PostgresInbox`] (postgres) its
 //!   PostgreSQL tables.
 
 mod accept;
 mod alert;
+mod backlog;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod postgres;
 mod retry;
 mod store;
@@ -18,11 +23,14 @@ mod worker;
 
 pub use self::accept::Inbox;
 pub use self::alert::AttemptFailure;
+pub use self::backlog::{Backlog, SAMPLE_INTERVAL};
 pub use self::postgres::{
     InboxEvent, InboxStatus, MIN_DONE_RETENTION, PostgresInbox, ReplayFilter,
 };
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
-pub use self::store::{Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxStore};
+pub use self::store::{
+    Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxSample, InboxStore,
+};
 pub use self::worker::{
     DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, DEFAULT_MAX_LAPSES, MAX_POLL_INTERVAL,
     Workers, WorkersBuilder, WorkersHandle,

@@ -145,9 +145,51 @@ pub trait InboxStore: Send + Sync + 'static {
         max_attempts: u32,
     ) -> impl Future<Output = Result<u64, BoxError>> + Send;
 
+    /// The backlog now, in one cheap read, for the workers' gauges and backlog hook;
+    /// `None` (the default) if the store cannot tell.
+    fn sample(&self) -> impl Future<Output = Result<Option<InboxSample>, BoxError>> + Send {
+        async { Ok(None) }
+    }
+
     /// The table name a transactional handler's done mark fences on, if the store
     /// supports one; `None` lets the worker mark every event done itself.
     fn transactional_table(&self) -> Option<&str> {
         None
+    }
+}
+
+/// The events not done yet, as [`InboxStore::sample`] reads them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InboxSample {
+    /// Waiting for a worker: first attempts and retries.
+    pub pending: i64,
+    /// Of those, waiting for a retry after a failed attempt.
+    pub retrying: i64,
+    /// Held by a worker now.
+    pub running: i64,
+    /// Out of attempts, or poison.
+    pub dead: i64,
+    /// How long ago the oldest pending event was received; `None` with none pending.
+    pub oldest_pending: Option<Duration>,
+}
+
+impl InboxSample {
+    /// A sample of these counts, for another store's [`InboxStore::sample`].
+    #[must_use]
+    pub fn new(
+        pending: i64,
+        retrying: i64,
+        running: i64,
+        dead: i64,
+        oldest_pending: Option<Duration>,
+    ) -> Self {
+        Self {
+            pending,
+            retrying,
+            running,
+            dead,
+            oldest_pending,
+        }
     }
 }

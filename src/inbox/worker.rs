@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::alert::{AttemptFailure, OnFailure};
+use super::backlog::{Backlog, OnBacklog, Sampler};
 use super::retry::RetrySchedule;
 use super::store::{AfterFailure, AttemptReport, Claimed, InboxStore};
 use crate::dispatch::Dispatcher;
@@ -71,6 +72,7 @@ pub struct WorkersBuilder<S> {
     max_lapses: u32,
     name: String,
     on_failure: Option<OnFailure>,
+    on_backlog: Option<(Duration, OnBacklog)>,
 }
 
 impl Workers {
@@ -90,6 +92,7 @@ impl Workers {
             max_lapses: DEFAULT_MAX_LAPSES,
             name: format!("pid{}", std::process::id()),
             on_failure: None,
+            on_backlog: None,
         }
     }
 }
@@ -153,6 +156,33 @@ impl<S: InboxStore> WorkersBuilder<S> {
         self
     }
 
+    /// Calls `report` when the oldest pending event was received more than `threshold`
+    /// ago: the alert hook for a backlog the workers do not drain. The workers read the
+    /// backlog at most once per [`SAMPLE_INTERVAL`](super::SAMPLE_INTERVAL) in a process,
+    /// so `report` is called at most that often; a panic in it is caught and ignored.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use monite_webhooks::{Dispatcher, PostgresStore};
+    /// use monite_webhooks::inbox::{PostgresInbox, Workers};
+    ///
+    /// # fn run(store: PostgresStore, dispatcher: Dispatcher) {
+    /// let workers = Workers::builder(PostgresInbox::new(&store), dispatcher)
+    ///     .on_backlog(Duration::from_secs(300), |backlog| {
+    ///         eprintln!("{} events wait, the oldest for {:?}", backlog.pending, backlog.oldest);
+    ///     })
+    ///     .start();
+    /// # }
+    /// ```
+    pub fn on_backlog(
+        mut self,
+        threshold: Duration,
+        report: impl Fn(&Backlog) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_backlog = Some((threshold, Arc::new(report)));
+        self
+    }
+
     /// Starts the workers on the current Tokio runtime.
     ///
     /// # Panics
@@ -168,6 +198,7 @@ impl<S: InboxStore> WorkersBuilder<S> {
             retry: self.retry,
             max_lapses: self.max_lapses,
             on_failure: self.on_failure,
+            sampler: Sampler::new(self.on_backlog),
             table,
             stopping: AtomicBool::new(false),
             wake: Notify::new(),
@@ -217,6 +248,7 @@ struct Shared<S> {
     retry: RetrySchedule,
     max_lapses: u32,
     on_failure: Option<OnFailure>,
+    sampler: Sampler,
     table: Arc<str>,
     stopping: AtomicBool,
     wake: Notify,
@@ -236,6 +268,7 @@ impl<S: InboxStore> Shared<S> {
     async fn run(self: Arc<Self>, name: Arc<str>) {
         while !self.stopping.load(Ordering::Acquire) {
             self.rescue_if_due().await;
+            self.sampler.sample_if_due(&*self.store).await;
             let claimed = match self.store.claim(&name, self.batch, self.lease).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
@@ -301,11 +334,10 @@ impl<S: InboxStore> Shared<S> {
             Arc::clone(name),
         ));
         let parsed = Event::parse(claimed.body);
-        // Kept only for the failure hook: an `Event` clone shares its body.
-        let reported = self
-            .on_failure
-            .as_ref()
-            .and_then(|_| parsed.as_ref().ok().cloned());
+        // Kept only for the failure hook and the metrics' labels: a clone shares its body.
+        let reported = (self.on_failure.is_some() || cfg!(feature = "metrics"))
+            .then(|| parsed.as_ref().ok().cloned())
+            .flatten();
         let result = match parsed {
             Ok(event) => {
                 Arc::clone(&attempt)
@@ -319,6 +351,10 @@ impl<S: InboxStore> Shared<S> {
             duration: attempt.started.elapsed(),
             error: None,
         };
+        #[cfg(feature = "metrics")]
+        if result.is_ok() {
+            super::metrics::attempted(reported.as_ref(), None, report.duration);
+        }
         let settled = match result {
             Ok(_) if attempt.completed() => Ok(true),
             Ok(_) => {
@@ -334,6 +370,12 @@ impl<S: InboxStore> Shared<S> {
                     crate::ErrorKind::NotAnEnvelope => AfterFailure::Dead,
                     _ => self.retry.after_failure(claimed.tries),
                 };
+                #[cfg(feature = "metrics")]
+                super::metrics::attempted(
+                    reported.as_ref(),
+                    Some(next == AfterFailure::Dead),
+                    report.duration,
+                );
                 if let Some(report) = &self.on_failure {
                     let failure = AttemptFailure {
                         event: reported.as_ref(),

@@ -12,7 +12,9 @@ use sqlx::Row as _;
 
 pub use self::admin::{InboxEvent, InboxStatus, MIN_DONE_RETENTION, ReplayFilter};
 use self::sql::Statements;
-use super::store::{Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxStore};
+use super::store::{
+    Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxSample, InboxStore,
+};
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::idempotency::{PostgresStore, store_millis};
 
@@ -226,6 +228,21 @@ impl InboxStore for PostgresInbox {
             .await?
             .rows_affected();
         Ok(freed)
+    }
+
+    async fn sample(&self) -> Result<Option<InboxSample>, BoxError> {
+        let row = sqlx::query(self.inner.sql.sample.sql())
+            .bind(&**self.inner.store.namespace())
+            .fetch_one(self.inner.store.pool())
+            .await?;
+        let oldest: Option<i64> = row.try_get(4)?;
+        Ok(Some(InboxSample::new(
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+            oldest.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        )))
     }
 
     fn transactional_table(&self) -> Option<&str> {

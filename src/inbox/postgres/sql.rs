@@ -12,6 +12,7 @@ pub(super) struct Statements {
     pub(super) complete: Statement,
     pub(super) fail: Statement,
     pub(super) rescue: Statement,
+    pub(super) sample: Statement,
 }
 
 impl Statements {
@@ -46,6 +47,7 @@ impl Statements {
                  ) WITH (fillfactor = 70);\n\
                  CREATE INDEX IF NOT EXISTS {bare}_inbox_events_ready ON {events} (namespace, priority DESC, run_at) WHERE state = 'pending';\n\
                  CREATE INDEX IF NOT EXISTS {bare}_inbox_events_leased ON {events} (namespace, locked_until) WHERE state = 'running';\n\
+                 CREATE INDEX IF NOT EXISTS {bare}_inbox_events_dead ON {events} (namespace) WHERE state = 'dead';\n\
                  CREATE TABLE IF NOT EXISTS {attempts} (\n    \
                    event_row bigint NOT NULL REFERENCES {events} (id) ON DELETE CASCADE,\n    \
                    attempt integer NOT NULL,\n    \
@@ -116,6 +118,20 @@ impl Statements {
                    RETURNING id, attempt, locked_by) \
                  INSERT INTO {attempts} (event_row, attempt, worker, outcome, error) \
                  SELECT id, attempt, locked_by, 'lapsed', 'the lease lapsed' FROM lapsed"
+            )
+            .into(),
+            // Each count on its partial index: done rows, most of the table, are never read.
+            sample: format!(
+                "SELECT p.pending, p.retrying, r.running, d.dead, \
+                   (extract(epoch FROM now() - p.oldest) * 1000)::bigint \
+                 FROM (SELECT count(*) AS pending, \
+                         count(*) FILTER (WHERE attempt > attempt_base) AS retrying, \
+                         min(received_at) AS oldest \
+                       FROM {events} WHERE namespace = $1 AND state = 'pending') p, \
+                      (SELECT count(*) AS running FROM {events} \
+                       WHERE namespace = $1 AND state = 'running') r, \
+                      (SELECT count(*) AS dead FROM {events} \
+                       WHERE namespace = $1 AND state = 'dead') d"
             )
             .into(),
             events,
