@@ -15,48 +15,12 @@ use std::time::Duration;
 
 use http::StatusCode;
 use monite_webhooks::inbox::{
-    AfterFailure, AttemptReport, Inbox, InboxStore, PostgresInbox, RetrySchedule, Workers,
+    AfterFailure, AttemptReport, InboxStore, PostgresInbox, RetrySchedule, Workers,
 };
-use monite_webhooks::{Dispatcher, Event, ObjectType, PostgresStore, Receiver, Verifier};
-use sqlx::PgPool;
-use support::fixture::{self, deliver, fresh_id};
+use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver};
+use support::fixture::{deliver, fresh_id};
+use support::inbox::{envelope, inbox_on, receiver, scalar, wait_for};
 use support::pg::PgServer;
-
-fn envelope(id: &str, entity: &str) -> String {
-    format!(
-        r#"{{"id":"{id}","created_at":"2024-03-04T20:06:48.593225+00:00","action":"payable.created","api_version":"2024-01-31","entity_id":"{entity}","description":"d","object":{{"id":"587fd280"}},"object_type":"payable","webhook_subscription_id":"f3c64af7"}}"#
-    )
-}
-
-async fn inbox_on(server: &PgServer, namespace: &str) -> (PostgresStore, PostgresInbox) {
-    let store = PostgresStore::connect(&server.url(), namespace)
-        .await
-        .unwrap();
-    let inbox = PostgresInbox::new(&store);
-    inbox.ensure_schema().await.unwrap();
-    (store, inbox)
-}
-
-fn receiver(inbox: &PostgresInbox, dispatcher: Dispatcher) -> Receiver {
-    Receiver::builder(Verifier::new(fixture::secret(fixture::CURRENT)), dispatcher)
-        .inbox(Inbox::new(inbox.clone()))
-        .build()
-}
-
-async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-}
-
-/// Polls until `sql` (a count) reaches `want`, for at most a minute.
-async fn wait_for(pool: &PgPool, sql: &'static str, want: i64) {
-    for _ in 0..600 {
-        if scalar(pool, sql).await == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{sql} never reached {want}: {}", scalar(pool, sql).await);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepting_writes_once_answers_duplicates_200_and_runs_no_handler() {

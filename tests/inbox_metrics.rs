@@ -21,19 +21,12 @@ use http::StatusCode;
 use metrics::{SharedString, Unit};
 use metrics_util::CompositeKey;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use monite_webhooks::inbox::{Backlog, Inbox, PostgresInbox, RetrySchedule, Workers, metrics as m};
-use monite_webhooks::{
-    Dispatcher, Event, HandlerResult, ObjectType, PostgresStore, Receiver, Verifier,
-};
+use monite_webhooks::inbox::{Backlog, RetrySchedule, Workers, metrics as m};
+use monite_webhooks::{Dispatcher, Event, HandlerResult, ObjectType};
 use sqlx::PgPool;
-use support::fixture::{self, deliver, fresh_id};
+use support::fixture::{deliver, fresh_id};
+use support::inbox::{envelope, inbox_on, receiver, wait_for};
 use support::pg::PgServer;
-
-fn envelope(id: &str, entity: &str) -> String {
-    format!(
-        r#"{{"id":"{id}","created_at":"2024-03-04T20:06:48.593225+00:00","action":"payable.created","api_version":"2024-01-31","entity_id":"{entity}","description":"d","object":{{"id":"587fd280"}},"object_type":"payable","webhook_subscription_id":"f3c64af7"}}"#
-    )
-}
 
 /// Runs `test` on a current-thread runtime recording into a fresh debugging recorder.
 fn recorded<F: Future<Output = ()>>(test: impl FnOnce(Snapshotter) -> F) {
@@ -44,15 +37,6 @@ fn recorded<F: Future<Output = ()>>(test: impl FnOnce(Snapshotter) -> F) {
         .build()
         .unwrap();
     metrics::with_local_recorder(&recorder, || runtime.block_on(test(snapshotter)));
-}
-
-async fn inbox_on(server: &PgServer, namespace: &str) -> (PostgresStore, PostgresInbox) {
-    let store = PostgresStore::connect(&server.url(), namespace)
-        .await
-        .unwrap();
-    let inbox = PostgresInbox::new(&store);
-    inbox.ensure_schema().await.unwrap();
-    (store, inbox)
 }
 
 /// What the recorder holds; taking it resets the recorder's counters and gauges.
@@ -171,32 +155,12 @@ fn the_gauges_count_each_state_and_the_oldest_pending_age() {
     });
 }
 
-fn receiver(inbox: &PostgresInbox) -> Receiver {
-    Receiver::builder(
-        Verifier::new(fixture::secret(fixture::CURRENT)),
-        Dispatcher::builder().build(),
-    )
-    .inbox(Inbox::new(inbox.clone()))
-    .build()
-}
-
-async fn wait_for(pool: &PgPool, sql: &'static str, want: i64) {
-    for _ in 0..600 {
-        let got: i64 = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
-        if got == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{sql} never reached {want}");
-}
-
 #[test]
 fn a_known_run_is_counted_by_event_type_without_ids() {
     recorded(|snapshotter| async move {
         let server = PgServer::start();
         let (store, inbox) = inbox_on(&server, "billing").await;
-        let receiver = receiver(&inbox);
+        let receiver = receiver(&inbox, Dispatcher::builder().build());
         let first = envelope(&fresh_id(), "entity-good");
         assert_eq!(deliver(&receiver, &first).await, StatusCode::ACCEPTED);
         assert_eq!(deliver(&receiver, &first).await, StatusCode::OK);

@@ -1,9 +1,9 @@
 //! Sampling the backlog: the gauges, and the hook for a backlog older than a threshold.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::pace::Pace;
 use super::store::{InboxSample, InboxStore};
 use crate::observe;
 
@@ -26,17 +26,14 @@ pub struct Backlog {
 /// Reads the backlog at most once per [`SAMPLE_INTERVAL`] across a process's workers.
 pub(super) struct Sampler {
     hook: Option<(Duration, OnBacklog)>,
-    epoch: Instant,
-    // Milliseconds since `epoch` of the last sample; 0 before the first.
-    last: AtomicU64,
+    pace: Pace,
 }
 
 impl Sampler {
     pub(super) fn new(hook: Option<(Duration, OnBacklog)>) -> Self {
         Self {
             hook,
-            epoch: Instant::now(),
-            last: AtomicU64::new(0),
+            pace: Pace::every(SAMPLE_INTERVAL),
         }
     }
 
@@ -46,18 +43,7 @@ impl Sampler {
     }
 
     pub(super) async fn sample_if_due<S: InboxStore>(&self, store: &S) {
-        if self.idle() {
-            return;
-        }
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
-        let last = self.last.load(Ordering::Relaxed);
-        let interval = u64::try_from(SAMPLE_INTERVAL.as_millis()).unwrap_or(u64::MAX);
-        if (last != 0 && now.saturating_sub(last) < interval)
-            || self
-                .last
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        if self.idle() || !self.pace.due() {
             return;
         }
         match store.sample().await {

@@ -16,6 +16,7 @@ mod alert;
 mod backlog;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+mod pace;
 mod postgres;
 mod retry;
 mod store;

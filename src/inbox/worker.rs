@@ -2,15 +2,16 @@
 //! settle each attempt; and the handle that stops them.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::alert::{AttemptFailure, OnFailure};
 use super::backlog::{Backlog, OnBacklog, Sampler};
+use super::pace::Pace;
 use super::retry::RetrySchedule;
 use super::store::{AfterFailure, AttemptReport, Claimed, InboxStore};
 use crate::dispatch::Dispatcher;
@@ -202,8 +203,7 @@ impl<S: InboxStore> WorkersBuilder<S> {
             table,
             stopping: AtomicBool::new(false),
             wake: Notify::new(),
-            epoch: Instant::now(),
-            last_rescue: AtomicU64::new(0),
+            rescue: Pace::every(self.poll),
         });
         let tasks = (0..self.concurrency)
             .map(|n| {
@@ -252,9 +252,7 @@ struct Shared<S> {
     table: Arc<str>,
     stopping: AtomicBool,
     wake: Notify,
-    epoch: Instant,
-    // Milliseconds since `epoch` of the last rescue this process ran.
-    last_rescue: AtomicU64,
+    rescue: Pace,
 }
 
 impl<S: InboxStore> Stop for Shared<S> {
@@ -309,15 +307,7 @@ impl<S: InboxStore> Shared<S> {
 
     /// Frees lapsed leases at most once per poll interval in this process.
     async fn rescue_if_due(&self) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
-        let last = self.last_rescue.load(Ordering::Relaxed);
-        let interval = u64::try_from(self.poll.as_millis()).unwrap_or(u64::MAX);
-        if (last != 0 && now.saturating_sub(last) < interval)
-            || self
-                .last_rescue
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        if !self.rescue.due() {
             return;
         }
         let max_attempts = self.retry.max_attempts();

@@ -5,6 +5,7 @@
 //! - [`fixture`]: the receiver the adapter tests serve, its table of cases, a raw HTTP/1.1
 //!   client, hostile requests, and delivering to a receiver directly.
 //! - [`pg`], [`redis`]: a real PostgreSQL cluster and a real `redis-server` of the test's own.
+//! - [`inbox`]: an inbox on that PostgreSQL, a receiver writing to it, an envelope.
 //! - [`fake_monite`]: a local stand-in for Monite's API; `cli/tests/api.rs` uses it too.
 //! - [`client`]: the client tests' shared set-up over the fake.
 //! - [`openapi`]: Monite's OpenAPI document, and a checker and instance maker for its schemas.
@@ -16,6 +17,9 @@ pub(crate) mod fixture;
 
 #[cfg(feature = "postgres")]
 pub(crate) mod pg;
+
+#[cfg(feature = "postgres")]
+pub(crate) mod inbox;
 
 #[cfg(feature = "redis")]
 pub(crate) mod redis;

@@ -1,0 +1,33 @@
+//! A gate that opens at most once per interval across the tasks of a process: how often
+//! the workers rescue lapsed leases and sample the backlog.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub(super) struct Pace {
+    interval_ms: u64,
+    epoch: Instant,
+    // Milliseconds since `epoch` of the last opening, plus one; 0 before the first.
+    last: AtomicU64,
+}
+
+impl Pace {
+    pub(super) fn every(interval: Duration) -> Self {
+        Self {
+            interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+            epoch: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// True for the one caller that takes this interval's turn; the first call always is.
+    pub(super) fn due(&self) -> bool {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        (last == 0 || now.saturating_sub(last) >= self.interval_ms)
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
