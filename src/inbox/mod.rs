@@ -5,15 +5,18 @@
 //!   [`ReceiverBuilder::inbox`](crate::ReceiverBuilder::inbox);
 //! - [`Workers`] (worker): tasks in any number of processes running the dispatcher's
 //!   handlers over the accepted events;
+//! - [`AttemptFailure`] (alert) and [`Backlog`] (backlog): what the alert hooks (hooks)
+//!   [`on_failure`](WorkersBuilder::on_failure) and
+//!   [`on_backlog`](WorkersBuilder::on_backlog) hear; the backlog is sampled at a pace
+//!   (pace) also feeding the gauges of `metrics` (feature `metrics`);
 //! - [`RetrySchedule`] (retry): when a failed event is tried again;
-//! - [`Backlog`] (backlog): the workers' samples of the backlog, for the gauges of
-//!   `metrics` (feature `metrics`) and the [`on_backlog`](WorkersBuilder::on_backlog) hook;
 //! - [`InboxStore`] (store): the storage contract, and [`PostgresInbox`] (postgres) its
 //!   PostgreSQL tables.
 
 mod accept;
 mod alert;
 mod backlog;
+mod hooks;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod pace;
