@@ -24,7 +24,8 @@ impl<S: InboxStore> WorkersBuilder<S> {
     /// Calls `report` when the oldest pending event was received more than `threshold`
     /// ago: the alert hook for a backlog the workers do not drain. The workers read the
     /// backlog at most once per [`SAMPLE_INTERVAL`](super::SAMPLE_INTERVAL) in a process,
-    /// so `report` is called at most that often; a panic in it is caught and ignored.
+    /// so `report` is called at most that often, on a worker's task (keep it quick: hand
+    /// the alert to a channel); a panic in it is caught and ignored.
     ///
     /// ```no_run
     /// use std::time::Duration;
