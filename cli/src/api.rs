@@ -13,29 +13,11 @@ pub(crate) fn client() -> Result<Client, Failure> {
 pub(crate) fn builder() -> Result<ClientBuilder, Failure> {
     let id = required("MONITE_CLIENT_ID")?;
     let secret = required("MONITE_CLIENT_SECRET")?;
-    let environment = environment(
-        std::env::var("MONITE_ENVIRONMENT")
-            .unwrap_or_default()
-            .trim(),
-    )?;
+    let environment: Environment = std::env::var("MONITE_ENVIRONMENT")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: monite_webhooks::Error| Failure::usage(e.to_string()))?;
     Ok(Client::builder(environment).credentials(id, secret))
-}
-
-/// `sandbox` (the default), `eu` or `production`, `na` or `us`, or a base URL.
-fn environment(name: &str) -> Result<Environment, Failure> {
-    Ok(match name.to_ascii_lowercase().as_str() {
-        "" | "sandbox" => Environment::Sandbox,
-        "eu" | "production" => Environment::Eu,
-        "na" | "us" => Environment::Na,
-        url if url.starts_with("http://") || url.starts_with("https://") => {
-            Environment::Custom(name.to_owned())
-        }
-        _ => {
-            return Err(Failure::usage(format!(
-                "MONITE_ENVIRONMENT {name:?} is not sandbox, eu, na or a base URL"
-            )));
-        }
-    })
 }
 
 fn required(name: &str) -> Result<String, Failure> {

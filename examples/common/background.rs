@@ -25,18 +25,7 @@ mod running {
 
     pub(crate) fn client() -> Result<Client, BoxError> {
         let var = |name: &str| std::env::var(name).unwrap_or_default().trim().to_owned();
-        let environment = match var("MONITE_ENVIRONMENT").to_ascii_lowercase().as_str() {
-            "" | "sandbox" => Environment::Sandbox,
-            "eu" | "production" => Environment::Eu,
-            "na" | "us" => Environment::Na,
-            url if url.starts_with("http") => Environment::Custom(var("MONITE_ENVIRONMENT")),
-            other => {
-                return Err(format!(
-                    "MONITE_ENVIRONMENT {other:?} is not sandbox, eu, na or a URL"
-                )
-                .into());
-            }
-        };
+        let environment: Environment = var("MONITE_ENVIRONMENT").parse()?;
         Ok(Client::builder(environment)
             .credentials(var("MONITE_CLIENT_ID"), var("MONITE_CLIENT_SECRET"))
             .build()?)

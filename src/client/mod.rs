@@ -114,6 +114,41 @@ impl Environment {
     }
 }
 
+/// Reads `MONITE_ENVIRONMENT`'s values: `sandbox` (and the empty string), `eu` or
+/// `production`, `na` or `us`, or a base URL (`http://` or `https://`).
+///
+/// ```
+/// use monite_webhooks::client::Environment;
+///
+/// assert_eq!("EU".parse::<Environment>().unwrap(), Environment::Eu);
+/// assert_eq!(
+///     "http://127.0.0.1:8080/v1".parse::<Environment>().unwrap().base_url(),
+///     "http://127.0.0.1:8080/v1"
+/// );
+/// assert!("staging".parse::<Environment>().is_err());
+/// ```
+impl std::str::FromStr for Environment {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        let name = name.trim();
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "" | "sandbox" => Self::Sandbox,
+            "eu" | "production" => Self::Eu,
+            "na" | "us" => Self::Na,
+            url if url.starts_with("http://") || url.starts_with("https://") => {
+                Self::Custom(name.to_owned())
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Misconfigured,
+                    format!("MONITE_ENVIRONMENT {name:?} is not sandbox, eu, na or a base URL"),
+                ));
+            }
+        })
+    }
+}
+
 /// Configures a [`Client`].
 #[must_use]
 pub struct ClientBuilder {
