@@ -9,6 +9,7 @@
 
 mod support;
 
+use monite_webhooks::PostgresStore;
 use monite_webhooks::client::reconcile::{CheckpointStore, PostgresCheckpoints, Reconciler};
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
 use support::client::{client, counting_receiver};
@@ -19,7 +20,7 @@ use support::pg::PgServer;
 async fn checkpoints_persist_in_postgres_and_never_move_back() {
     let server = PgServer::start();
     let pool = sqlx::PgPool::connect(&server.url()).await.unwrap();
-    let store = PostgresCheckpoints::new(pool);
+    let store = PostgresCheckpoints::new(&PostgresStore::new(pool, "test").unwrap());
     store.ensure_schema().await.unwrap();
     store.ensure_schema().await.unwrap();
     let at: Timestamp = "2026-12-01T12:34:56.789012Z".parse().unwrap();
@@ -29,10 +30,18 @@ async fn checkpoints_persist_in_postgres_and_never_move_back() {
         .await
         .unwrap();
     store.save("b", at).await.unwrap();
-    let again = PostgresCheckpoints::new(sqlx::PgPool::connect(&server.url()).await.unwrap());
+    let again =
+        PostgresCheckpoints::new(&PostgresStore::connect(&server.url(), "test").await.unwrap());
     assert_eq!(again.load("a").await.unwrap(), Some(at));
     assert_eq!(again.load("missing").await.unwrap(), None);
     assert_eq!(again.all().await.unwrap().len(), 2);
+    // Another service on the same database keeps checkpoints of its own.
+    let other = PostgresStore::connect(&server.url(), "other")
+        .await
+        .unwrap();
+    let other = PostgresCheckpoints::new(&other);
+    assert_eq!(other.load("a").await.unwrap(), None);
+    assert!(other.all().await.unwrap().is_empty());
 
     // A reconciler over them: a second process (a new store) sees the first's progress.
     let (addr, fake) = fake_monite::start().await;
@@ -44,7 +53,8 @@ async fn checkpoints_persist_in_postgres_and_never_move_back() {
         .build()
         .unwrap();
     assert_eq!(reconciler.sweep_once().await.unwrap().handled, 1);
-    let third = PostgresCheckpoints::new(sqlx::PgPool::connect(&server.url()).await.unwrap());
+    let third =
+        PostgresCheckpoints::new(&PostgresStore::connect(&server.url(), "test").await.unwrap());
     let checkpoint = third.load(&entity).await.unwrap().unwrap();
     assert!(checkpoint >= Timestamp::now() - SignedDuration::from_secs(60));
     assert!(checkpoint <= Timestamp::now() - SignedDuration::from_secs(29));

@@ -73,7 +73,10 @@ mod running {
     ) -> Result<monite_webhooks::client::reconcile::ReconcilerBuilder, BoxError> {
         use monite_webhooks::client::reconcile::PostgresCheckpoints;
         tracing::info!("reconciler checkpoints: PostgreSQL (DATABASE_URL)");
-        let checkpoints = PostgresCheckpoints::new(sqlx::PgPool::connect(url).await?);
+        let namespace = std::env::var("MONITE_WEBHOOK_NAMESPACE")
+            .unwrap_or_else(|_| super::super::EXAMPLE_NAMESPACE.to_owned());
+        let store = monite_webhooks::PostgresStore::connect(url, namespace.trim()).await?;
+        let checkpoints = PostgresCheckpoints::new(&store);
         checkpoints.ensure_schema().await?;
         Ok(Reconciler::builder(client, receiver, checkpoints))
     }

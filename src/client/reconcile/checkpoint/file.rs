@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{CheckpointStore, StoreFuture};
+use super::{CheckpointStore, StoreFuture, timestamp};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The first line of the file: its format, so a later version can tell.
@@ -123,16 +123,6 @@ impl CheckpointStore for FileCheckpoints {
             .collect::<Result<Vec<_>>>();
         Box::pin(std::future::ready(all))
     }
-}
-
-pub(super) fn timestamp(micros: i64) -> Result<jiff::Timestamp> {
-    jiff::Timestamp::from_microsecond(micros).map_err(|e| {
-        Error::new(
-            ErrorKind::Checkpoints,
-            format!("checkpoint {micros} is out of range: {e}"),
-        )
-        .with_source(e)
-    })
 }
 
 fn failed(path: &Path, what: &str, e: std::io::Error) -> Error {

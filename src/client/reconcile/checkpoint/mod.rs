@@ -12,7 +12,7 @@ mod redis;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
 pub use self::file::FileCheckpoints;
 pub use self::memory::MemoryCheckpoints;
@@ -36,4 +36,15 @@ pub trait CheckpointStore: Send + Sync + 'static {
     fn save<'a>(&'a self, entity_id: &'a str, at: jiff::Timestamp) -> StoreFuture<'a, ()>;
     /// Every checkpoint, for status reports.
     fn all(&self) -> StoreFuture<'_, Vec<(String, jiff::Timestamp)>>;
+}
+
+/// A stored checkpoint (Unix microseconds) as a time, whichever store kept it.
+fn timestamp(micros: i64) -> Result<jiff::Timestamp> {
+    jiff::Timestamp::from_microsecond(micros).map_err(|e| {
+        Error::new(
+            ErrorKind::Checkpoints,
+            format!("checkpoint {micros} is out of range: {e}"),
+        )
+        .with_source(e)
+    })
 }

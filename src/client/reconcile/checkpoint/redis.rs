@@ -5,7 +5,7 @@
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use super::file::timestamp;
+use super::timestamp;
 use super::{CheckpointStore, StoreFuture};
 use crate::error::{Error, ErrorKind};
 
