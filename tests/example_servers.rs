@@ -11,40 +11,14 @@ mod support;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use monite_webhooks::Secret;
 use monite_webhooks::testing::sign;
+use support::examples::example;
 
 const DEVELOPMENT_SECRET: &str = "whsec_development_only_do_not_use_in_production";
-
-/// `target/<profile>/examples/<name>`, built first: `cargo test --test example_servers`
-/// alone builds no example, and an old binary would test old code.
-fn example(name: &str) -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "--example", "axum_server", "--example"])
-            .args([
-                "actix_server",
-                "--features",
-                "axum,actix-web,tracing,redis,postgres",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the example servers failed");
-    });
-    let deps = std::env::current_exe().unwrap();
-    deps.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
 
 fn free_addr() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

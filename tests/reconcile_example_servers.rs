@@ -16,34 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
+use support::examples::example;
 use support::fake_monite::{self, CLIENT_ID, CLIENT_SECRET};
-
-fn example(name: &str) -> std::path::PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                "axum_server",
-                "--example",
-                "actix_server",
-            ])
-            .args(["--features", "axum,actix-web,client"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the example servers failed");
-    });
-    let deps = std::env::current_exe().unwrap();
-    deps.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_servers_sweep_a_missed_event_and_reenable_a_subscription() {

@@ -8,12 +8,15 @@
 //! - [`inbox`]: an inbox on that PostgreSQL, a receiver writing to it, an envelope.
 //! - [`fake_monite`]: a local stand-in for Monite's API; `cli/tests/api.rs` uses it too.
 //! - [`client`]: the client tests' shared set-up over the fake.
+//! - [`examples`]: the example servers' binaries, built once with every backend.
 //! - [`openapi`]: Monite's OpenAPI document, and a checker and instance maker for its schemas.
 //!
 //! A module whose tests all need a feature is compiled only with that feature, so a build
 //! without it does not type-check code nothing runs.
 
 pub(crate) mod fixture;
+
+pub(crate) mod examples;
 
 #[cfg(feature = "postgres")]
 pub(crate) mod pg;
