@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 use monite_webhooks::inbox::{
-    AfterFailure, AttemptReport, InboxStore, PostgresInbox, RetrySchedule, Workers,
+    AfterFailure, AttemptReport, ClaimRequest, Completed, InboxStore, PostgresInbox, RetrySchedule,
+    Workers,
 };
 use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver};
 use support::fixture::{deliver, fresh_id};
@@ -109,12 +110,19 @@ async fn a_completion_after_a_rescue_changes_nothing() {
         StatusCode::ACCEPTED
     );
     let lease = Duration::from_secs(60);
-    let first = inbox.claim("slow", 10, lease).await.unwrap();
+    let first = inbox
+        .claim(&ClaimRequest::new("slow", 10, lease))
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1);
     let (id, attempt) = (first[0].id, first[0].attempt);
     assert_eq!(attempt, 1);
     assert!(
-        inbox.claim("other", 10, lease).await.unwrap().is_empty(),
+        inbox
+            .claim(&ClaimRequest::new("other", 10, lease))
+            .await
+            .unwrap()
+            .is_empty(),
         "leased"
     );
     // The slow worker's lease lapses (set in SQL: no sleeping), and it is rescued.
@@ -123,7 +131,10 @@ async fn a_completion_after_a_rescue_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(inbox.rescue(3, 25).await.unwrap(), 1);
-    let second = inbox.claim("fast", 10, lease).await.unwrap();
+    let second = inbox
+        .claim(&ClaimRequest::new("fast", 10, lease))
+        .await
+        .unwrap();
     assert_eq!((second[0].id, second[0].attempt), (id, 2));
     let report = AttemptReport::new("slow", Duration::from_millis(5));
     assert!(
@@ -136,6 +147,19 @@ async fn a_completion_after_a_rescue_changes_nothing() {
             .await
             .unwrap(),
         "fenced"
+    );
+    let late = Completed {
+        id,
+        attempt,
+        duration: Duration::from_millis(5),
+    };
+    assert!(
+        inbox
+            .complete_batch("slow", &[late])
+            .await
+            .unwrap()
+            .is_empty(),
+        "fenced in a batch too"
     );
     assert_eq!(inbox.heartbeat(&[(id, attempt)], lease).await.unwrap(), 0);
     let state: (String, i32) =
@@ -176,7 +200,7 @@ async fn an_event_whose_lease_keeps_lapsing_goes_dead() {
     deliver(&receiver_of(&inbox), &envelope(&fresh_id(), "e")).await;
     for lapse in 1..=3 {
         let claimed = inbox
-            .claim("dies", 1, Duration::from_secs(60))
+            .claim(&ClaimRequest::new("dies", 1, Duration::from_secs(60)))
             .await
             .unwrap();
         assert_eq!(claimed.len(), 1, "claimable again after lapse {lapse}");
@@ -195,7 +219,7 @@ async fn an_event_whose_lease_keeps_lapsing_goes_dead() {
     assert!(error.contains("lapsed 3 times"), "{error}");
     assert!(
         inbox
-            .claim("next", 1, Duration::from_secs(60))
+            .claim(&ClaimRequest::new("next", 1, Duration::from_secs(60)))
             .await
             .unwrap()
             .is_empty()

@@ -33,7 +33,8 @@ pub use self::postgres::{
 };
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
 pub use self::store::{
-    Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxSample, InboxStore,
+    Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
+    InboxStore,
 };
 pub use self::worker::{
     DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, DEFAULT_MAX_LAPSES, MAX_POLL_INTERVAL,

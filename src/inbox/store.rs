@@ -1,6 +1,7 @@
 //! The storage an inbox needs, small enough for a second engine to implement.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -45,6 +46,49 @@ pub struct Claimed {
     pub tries: i32,
     /// The raw body, as received.
     pub body: Bytes,
+}
+
+/// What a worker asks [`InboxStore::claim`] for.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClaimRequest<'a> {
+    /// The worker's name, kept in `locked_by` and the attempts log.
+    pub worker: &'a str,
+    /// The most events to take.
+    pub batch: usize,
+    /// How long each stays the worker's without a heartbeat.
+    pub lease: Duration,
+    /// Object types not to take now: those at their concurrency limit in this process.
+    pub skip_object_types: &'a [&'a str],
+    /// First in, first out per entity: take an event only when every event accepted
+    /// before it for the same `entity_id` is done or dead.
+    pub in_entity_order: bool,
+}
+
+impl<'a> ClaimRequest<'a> {
+    /// Up to `batch` events for `worker` under `lease`, any object type, in no order.
+    #[must_use]
+    pub fn new(worker: &'a str, batch: usize, lease: Duration) -> Self {
+        Self {
+            worker,
+            batch,
+            lease,
+            skip_object_types: &[],
+            in_entity_order: false,
+        }
+    }
+}
+
+/// An attempt that succeeded and awaits its done mark, for
+/// [`InboxStore::complete_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completed {
+    /// The row's id.
+    pub id: i64,
+    /// The attempt that ran.
+    pub attempt: i32,
+    /// How long the handler ran.
+    pub duration: Duration,
 }
 
 /// What happens to an event after a failed attempt.
@@ -102,13 +146,12 @@ pub trait InboxStore: Send + Sync + 'static {
         delivery: &Delivery<'_>,
     ) -> impl Future<Output = Result<Accepted, BoxError>> + Send;
 
-    /// Takes up to `batch` events due now for `worker`, each under a lease of `lease`,
-    /// with its attempt count raised by one; events other workers hold are skipped.
+    /// Takes up to `request.batch` events due now for `request.worker`, each under a lease
+    /// of `request.lease`, with its attempt count raised by one; events other workers hold
+    /// are skipped, and so are those the request rules out.
     fn claim(
         &self,
-        worker: &str,
-        batch: usize,
-        lease: Duration,
+        request: &ClaimRequest<'_>,
     ) -> impl Future<Output = Result<Vec<Claimed>, BoxError>> + Send;
 
     /// Extends the leases of the attempts still held; answers how many were.
@@ -126,6 +169,28 @@ pub trait InboxStore: Send + Sync + 'static {
         report: &AttemptReport<'_>,
     ) -> impl Future<Output = Result<bool, BoxError>> + Send;
 
+    /// Marks done, in one write, each event whose attempt still holds it, all run by
+    /// `worker`; answers the ids it marked. The default marks them one by one.
+    fn complete_batch(
+        &self,
+        worker: &str,
+        done: &[Completed],
+    ) -> impl Future<Output = Result<Vec<i64>, BoxError>> + Send {
+        async move {
+            let mut marked = Vec::with_capacity(done.len());
+            for completed in done {
+                let report = AttemptReport::new(worker, completed.duration);
+                if self
+                    .complete(completed.id, completed.attempt, &report)
+                    .await?
+                {
+                    marked.push(completed.id);
+                }
+            }
+            Ok(marked)
+        }
+    }
+
     /// Records a failed attempt and schedules a retry or buries the event, if `attempt`
     /// still holds it; answers whether it did.
     fn fail(
@@ -135,6 +200,14 @@ pub trait InboxStore: Send + Sync + 'static {
         report: &AttemptReport<'_>,
         next: AfterFailure,
     ) -> impl Future<Output = Result<bool, BoxError>> + Send;
+
+    /// Hands back claimed events whose attempts never started (their worker is stopping),
+    /// without counting those attempts against the retry schedule; answers how many.
+    fn release(
+        &self,
+        worker: &str,
+        held: &[(i64, i32)],
+    ) -> impl Future<Output = Result<u64, BoxError>> + Send;
 
     /// Frees events whose lease lapsed (their worker died or hung), counting the lapse;
     /// an event that lapsed `max_lapses` times, or used `max_attempts`, goes `dead`.
@@ -155,6 +228,19 @@ pub trait InboxStore: Send + Sync + 'static {
     /// supports one; `None` lets the worker mark every event done itself.
     fn transactional_table(&self) -> Option<&str> {
         None
+    }
+
+    /// Runs for as long as the workers do, calling `wake` whenever new events may be due,
+    /// so that idle workers need not wait for their next poll: events accepted through a
+    /// clone of this store in this process and, with `remote`, in other processes too.
+    /// The default returns at once, and the workers only poll.
+    fn watch(
+        &self,
+        wake: Arc<dyn Fn() + Send + Sync>,
+        remote: bool,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (wake, remote);
+        async {}
     }
 }
 

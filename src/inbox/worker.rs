@@ -4,19 +4,19 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::alert::{AttemptFailure, OnFailure};
 use super::backlog::{OnBacklog, Sampler};
 use super::pace::Pace;
 use super::retry::RetrySchedule;
-use super::store::{AfterFailure, AttemptReport, Claimed, InboxStore};
+use super::store::{AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, InboxStore};
 use crate::dispatch::Dispatcher;
 use crate::dispatch::attempt::InboxAttempt;
-use crate::event::Event;
+use crate::event::{Event, ObjectType};
 use crate::observe;
 
 /// Workers per process by default.
@@ -29,6 +29,9 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_LAPSES: u32 = 3;
 /// The longest wait between two looks at an idle inbox.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a successful attempt may wait for its done mark, so that the done marks of a
+/// batch of quick handlers are written together.
+const MARK_DONE_WITHIN: Duration = Duration::from_millis(10);
 
 /// Runs the handlers of a [`Dispatcher`] over the events of an inbox: `concurrency` tasks
 /// in this process, beside any number in other processes or machines on the same tables.
@@ -72,6 +75,9 @@ pub struct WorkersBuilder<S> {
     retry: RetrySchedule,
     max_lapses: u32,
     name: String,
+    limits: Vec<(ObjectType, usize)>,
+    in_entity_order: bool,
+    poll_only: bool,
     pub(super) on_failure: Option<OnFailure>,
     pub(super) on_backlog: Option<(Duration, OnBacklog)>,
 }
@@ -92,6 +98,9 @@ impl Workers {
             retry: RetrySchedule::default(),
             max_lapses: DEFAULT_MAX_LAPSES,
             name: format!("pid{}", std::process::id()),
+            limits: Vec::new(),
+            in_entity_order: false,
+            poll_only: false,
             on_failure: None,
             on_backlog: None,
         }
@@ -146,6 +155,37 @@ impl<S: InboxStore> WorkersBuilder<S> {
         self
     }
 
+    /// At most `max` events of `object_type` run at once in this process (at least 1):
+    /// for a handler that calls a service with a connection limit. While the limit is
+    /// reached, this process's workers claim other object types. With `P` processes, up
+    /// to `P × max` run at once.
+    pub fn limit(mut self, object_type: ObjectType, max: usize) -> Self {
+        self.limits.retain(|(limited, _)| *limited != object_type);
+        self.limits.push((object_type, max.max(1)));
+        self
+    }
+
+    /// First in, first out per entity (default off): an event starts only after every
+    /// event accepted before it for the same `entity_id` is done or dead, so one
+    /// entity's events never run at once, and a failing event holds back its entity's
+    /// later ones until it succeeds or goes dead. Events without an entity keep no
+    /// order. Set it on the workers of every process of the namespace: a worker without
+    /// it ignores the order. The order is that of acceptance, which is Monite's order
+    /// only as far as its deliveries arrive in order.
+    pub fn in_entity_order(mut self, ordered: bool) -> Self {
+        self.in_entity_order = ordered;
+        self
+    }
+
+    /// Only polls (default off): no connection held to listen for other processes'
+    /// acceptances, for a pool behind PgBouncer in transaction mode, where `LISTEN`
+    /// does not work. Idle workers then find another process's events within a poll
+    /// interval; this process's acceptances still wake them at once.
+    pub fn poll_only(mut self, poll_only: bool) -> Self {
+        self.poll_only = poll_only;
+        self
+    }
+
     /// Starts the workers on the current Tokio runtime.
     ///
     /// # Panics
@@ -163,8 +203,14 @@ impl<S: InboxStore> WorkersBuilder<S> {
             on_failure: self.on_failure,
             sampler: Sampler::new(self.on_backlog),
             table,
+            limits: self
+                .limits
+                .into_iter()
+                .map(|(object_type, max)| (object_type, Arc::new(Semaphore::new(max))))
+                .collect(),
+            in_entity_order: self.in_entity_order,
             stopping: AtomicBool::new(false),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             rescue: Pace::every(self.poll),
         });
         let tasks = (0..self.concurrency)
@@ -173,7 +219,21 @@ impl<S: InboxStore> WorkersBuilder<S> {
                 tokio::spawn(Arc::clone(&shared).run(name))
             })
             .collect();
-        WorkersHandle { shared, tasks }
+        let watch = (self.concurrency > 0).then(|| {
+            let store = Arc::clone(&shared.store);
+            let wake = Arc::clone(&shared.wake);
+            let remote = !self.poll_only;
+            tokio::spawn(async move {
+                store
+                    .watch(Arc::new(move || wake.notify_one()), remote)
+                    .await;
+            })
+        });
+        WorkersHandle {
+            shared,
+            tasks,
+            watch,
+        }
     }
 }
 
@@ -182,6 +242,7 @@ impl<S: InboxStore> WorkersBuilder<S> {
 pub struct WorkersHandle {
     shared: Arc<dyn Stop>,
     tasks: Vec<JoinHandle<()>>,
+    watch: Option<JoinHandle<()>>,
 }
 
 trait Stop: Send + Sync {
@@ -189,9 +250,13 @@ trait Stop: Send + Sync {
 }
 
 impl WorkersHandle {
-    /// Stops claiming, lets every worker finish the batch it holds, and waits for them.
-    /// A process killed instead leaves its leases to lapse: other workers rescue them.
+    /// Stops claiming, lets every worker finish the event it is running, hands back the
+    /// claimed events not started yet, and waits for the workers. A process killed
+    /// instead leaves its leases to lapse: other workers rescue them.
     pub async fn shutdown(self) {
+        if let Some(watch) = &self.watch {
+            watch.abort();
+        }
         self.shared.stop();
         for task in self.tasks {
             if let Err(e) = task.await {
@@ -212,8 +277,10 @@ struct Shared<S> {
     on_failure: Option<OnFailure>,
     sampler: Sampler,
     table: Arc<str>,
+    limits: Vec<(ObjectType, Arc<Semaphore>)>,
+    in_entity_order: bool,
     stopping: AtomicBool,
-    wake: Notify,
+    wake: Arc<Notify>,
     rescue: Pace,
 }
 
@@ -229,42 +296,120 @@ impl<S: InboxStore> Shared<S> {
         while !self.stopping.load(Ordering::Acquire) {
             self.rescue_if_due().await;
             self.sampler.sample_if_due(&*self.store).await;
-            let claimed = match self.store.claim(&name, self.batch, self.lease).await {
+            // Listening before the claim: a wake-up during it is not lost.
+            let mut woken = std::pin::pin!(self.wake.notified());
+            woken.as_mut().enable();
+            let saturated: Vec<&str> = self
+                .limits
+                .iter()
+                .filter(|(_, permits)| permits.available_permits() == 0)
+                .map(|(object_type, _)| object_type.as_str())
+                .collect();
+            let request = ClaimRequest {
+                skip_object_types: &saturated,
+                in_entity_order: self.in_entity_order,
+                ..ClaimRequest::new(&name, self.batch, self.lease)
+            };
+            let claimed = match self.store.claim(&request).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     observe::store_trouble("(inbox claim)", &e.to_string());
-                    self.idle().await;
+                    self.idle(woken).await;
                     continue;
                 }
             };
             if claimed.is_empty() {
-                self.idle().await;
+                self.idle(woken).await;
                 continue;
             }
-            let held = Arc::new(Mutex::new(
-                claimed
-                    .iter()
-                    .map(|c| (c.id, c.attempt))
-                    .collect::<Vec<_>>(),
-            ));
-            let heartbeat = tokio::spawn(heartbeat(
-                Arc::clone(&self.store),
-                Arc::clone(&held),
-                self.lease,
-            ));
-            for claimed in claimed {
-                let id = claimed.id;
-                self.run_one(&name, claimed).await;
-                held.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .retain(|(held, _)| *held != id);
+            if claimed.len() == self.batch {
+                // More may be waiting: one more idle worker looks, and so on.
+                self.wake.notify_one();
             }
-            heartbeat.abort();
+            self.run_batch(&name, claimed).await;
         }
     }
 
-    async fn idle(&self) {
-        let _woken = tokio::time::timeout(self.poll, self.wake.notified()).await;
+    async fn idle(&self, woken: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) {
+        let _woken = tokio::time::timeout(self.poll, woken).await;
+    }
+
+    /// Runs a batch's events one at a time under one heartbeat, marking the successes
+    /// done together; a stopping worker hands back those it has not started.
+    async fn run_batch(&self, name: &Arc<str>, claimed: Vec<Claimed>) {
+        let held = Arc::new(Mutex::new(
+            claimed
+                .iter()
+                .map(|c| (c.id, c.attempt))
+                .collect::<Vec<_>>(),
+        ));
+        let heartbeat = tokio::spawn(heartbeat(
+            Arc::clone(&self.store),
+            Arc::clone(&held),
+            self.lease,
+        ));
+        let mut succeeded: Vec<Completed> = Vec::new();
+        let mut waiting_since = Instant::now();
+        let mut claimed = claimed.into_iter();
+        for event in claimed.by_ref() {
+            if self.stopping.load(Ordering::Acquire) {
+                let unstarted: Vec<(i64, i32)> = std::iter::once(&event)
+                    .chain(claimed.as_slice())
+                    .map(|c| (c.id, c.attempt))
+                    .collect();
+                if let Err(e) = self.store.release(name, &unstarted).await {
+                    observe::store_trouble(
+                        "(inbox release)",
+                        &format!("cannot hand back unstarted events, their leases will lapse: {e}"),
+                    );
+                }
+                forget(&held, unstarted.iter().map(|(id, _)| *id));
+                break;
+            }
+            let id = event.id;
+            match self.run_one(name, event).await {
+                Some(completed) => {
+                    if succeeded.is_empty() {
+                        waiting_since = Instant::now();
+                    }
+                    succeeded.push(completed);
+                }
+                None => forget(&held, [id]),
+            }
+            if !succeeded.is_empty() && waiting_since.elapsed() >= MARK_DONE_WITHIN {
+                self.mark_done(name, &held, &mut succeeded).await;
+            }
+        }
+        self.mark_done(name, &held, &mut succeeded).await;
+        heartbeat.abort();
+    }
+
+    /// Writes the done marks of `succeeded` in one statement.
+    async fn mark_done(
+        &self,
+        name: &str,
+        held: &Mutex<Vec<(i64, i32)>>,
+        succeeded: &mut Vec<Completed>,
+    ) {
+        if succeeded.is_empty() {
+            return;
+        }
+        match self.store.complete_batch(name, succeeded).await {
+            Ok(marked) if marked.len() < succeeded.len() => {
+                for lapsed in succeeded.iter().filter(|c| !marked.contains(&c.id)) {
+                    superseded(lapsed.id, lapsed.attempt);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => observe::store_trouble(
+                "(inbox)",
+                &format!(
+                    "{} done marks failed, their leases will lapse and they will run again: {e}",
+                    succeeded.len()
+                ),
+            ),
+        }
+        forget(held, succeeded.drain(..).map(|c| c.id));
     }
 
     /// Frees lapsed leases at most once per poll interval in this process.
@@ -278,7 +423,9 @@ impl<S: InboxStore> Shared<S> {
         }
     }
 
-    async fn run_one(&self, name: &Arc<str>, claimed: Claimed) {
+    /// Runs one event's handlers and settles a failure; answers a success still to be
+    /// marked done (a transactional handler marks its own).
+    async fn run_one(&self, name: &Arc<str>, claimed: Claimed) -> Option<Completed> {
         let attempt = Arc::new(InboxAttempt::new(
             Arc::clone(&self.table),
             claimed.id,
@@ -292,6 +439,10 @@ impl<S: InboxStore> Shared<S> {
             .flatten();
         let result = match parsed {
             Ok(event) => {
+                let _permit = match self.permits_for(event.object_type()) {
+                    Some(permits) => permits.acquire().await.ok(),
+                    None => None,
+                };
                 Arc::clone(&attempt)
                     .scope(self.dispatcher.dispatch(event))
                     .await
@@ -310,9 +461,11 @@ impl<S: InboxStore> Shared<S> {
         let settled = match result {
             Ok(_) if attempt.completed() => Ok(true),
             Ok(_) => {
-                self.store
-                    .complete(claimed.id, claimed.attempt, &report)
-                    .await
+                return Some(Completed {
+                    id: claimed.id,
+                    attempt: claimed.attempt,
+                    duration: report.duration,
+                });
             }
             Err(error) => {
                 let message = error.to_string();
@@ -348,14 +501,7 @@ impl<S: InboxStore> Shared<S> {
         };
         match settled {
             Ok(true) => {}
-            Ok(false) => observe::store_trouble(
-                "(inbox)",
-                &format!(
-                    "event row {} attempt {}: the lease lapsed and another attempt holds it; \
-                     this attempt's result is ignored",
-                    claimed.id, claimed.attempt
-                ),
-            ),
+            Ok(false) => superseded(claimed.id, claimed.attempt),
             Err(e) => observe::store_trouble(
                 "(inbox)",
                 &format!(
@@ -364,7 +510,33 @@ impl<S: InboxStore> Shared<S> {
                 ),
             ),
         }
+        None
     }
+
+    fn permits_for(&self, object_type: &ObjectType) -> Option<&Semaphore> {
+        self.limits
+            .iter()
+            .find(|(limited, _)| limited == object_type)
+            .map(|(_, permits)| &**permits)
+    }
+}
+
+fn superseded(id: i64, attempt: i32) {
+    observe::store_trouble(
+        "(inbox)",
+        &format!(
+            "event row {id} attempt {attempt}: the lease lapsed and another attempt holds it; \
+             this attempt's result is ignored"
+        ),
+    );
+}
+
+/// Stops the heartbeat extending these events' leases.
+fn forget(held: &Mutex<Vec<(i64, i32)>>, settled: impl IntoIterator<Item = i64>) {
+    let settled: Vec<i64> = settled.into_iter().collect();
+    held.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|(id, _)| !settled.contains(id));
 }
 
 /// Extends the leases of a batch's unfinished events every third of the lease.

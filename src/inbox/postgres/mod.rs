@@ -3,6 +3,8 @@
 mod admin;
 mod sql;
 
+mod wake;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +14,10 @@ use sqlx::Row as _;
 
 pub use self::admin::{InboxEvent, InboxStatus, MIN_DONE_RETENTION, ReplayFilter};
 use self::sql::Statements;
+use self::wake::Wake;
 use super::store::{
-    Accepted, AfterFailure, AttemptReport, Claimed, Delivery, InboxSample, InboxStore,
+    Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
+    InboxStore,
 };
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::idempotency::{PostgresStore, store_millis};
@@ -51,6 +55,7 @@ pub struct PostgresInbox {
 struct Inner {
     store: PostgresStore,
     sql: Statements,
+    wake: Wake,
 }
 
 impl PostgresInbox {
@@ -59,9 +64,11 @@ impl PostgresInbox {
     /// writes when a worker of this inbox runs them.
     #[must_use]
     pub fn new(store: &PostgresStore) -> Self {
+        let sql = Statements::new(store.prefix());
         Self {
             inner: Arc::new(Inner {
-                sql: Statements::new(store.prefix()),
+                wake: Wake::new(store.pool().clone(), &sql.events, store.namespace()),
+                sql,
                 store: store.clone(),
             }),
         }
@@ -135,23 +142,25 @@ impl InboxStore for PostgresInbox {
             .fetch_optional(self.inner.store.pool())
             .await?;
         Ok(if row.is_some() {
+            self.inner.wake.accepted();
             Accepted::New
         } else {
             Accepted::Duplicate
         })
     }
 
-    async fn claim(
-        &self,
-        worker: &str,
-        batch: usize,
-        lease: Duration,
-    ) -> Result<Vec<Claimed>, BoxError> {
-        let rows = sqlx::query(self.inner.sql.claim.sql())
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>, BoxError> {
+        let claim = if request.in_entity_order {
+            &self.inner.sql.claim_in_entity_order
+        } else {
+            &self.inner.sql.claim
+        };
+        let rows = sqlx::query(claim.sql())
             .bind(&**self.inner.store.namespace())
-            .bind(i64::try_from(batch).unwrap_or(i64::MAX))
-            .bind(store_millis(lease))
-            .bind(worker)
+            .bind(i64::try_from(request.batch).unwrap_or(i64::MAX))
+            .bind(store_millis(request.lease))
+            .bind(request.worker)
+            .bind(request.skip_object_types)
             .fetch_all(self.inner.store.pool())
             .await?;
         rows.into_iter()
@@ -195,6 +204,20 @@ impl InboxStore for PostgresInbox {
         Ok(done.is_some())
     }
 
+    async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
+        let ids: Vec<i64> = done.iter().map(|c| c.id).collect();
+        let attempts: Vec<i32> = done.iter().map(|c| c.attempt).collect();
+        let durations: Vec<i64> = done.iter().map(|c| millis(c.duration)).collect();
+        let marked = sqlx::query_scalar(self.inner.sql.complete_batch.sql())
+            .bind(ids)
+            .bind(attempts)
+            .bind(durations)
+            .bind(worker)
+            .fetch_all(self.inner.store.pool())
+            .await?;
+        Ok(marked)
+    }
+
     async fn fail(
         &self,
         id: i64,
@@ -217,6 +240,18 @@ impl InboxStore for PostgresInbox {
             .fetch_optional(self.inner.store.pool())
             .await?;
         Ok(failed.is_some())
+    }
+
+    async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, BoxError> {
+        let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
+        let released = sqlx::query(self.inner.sql.release.sql())
+            .bind(ids)
+            .bind(attempts)
+            .bind(worker)
+            .execute(self.inner.store.pool())
+            .await?
+            .rows_affected();
+        Ok(released)
     }
 
     async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
@@ -247,6 +282,10 @@ impl InboxStore for PostgresInbox {
 
     fn transactional_table(&self) -> Option<&str> {
         Some(&self.inner.sql.events)
+    }
+
+    async fn watch(&self, wake: Arc<dyn Fn() + Send + Sync>, remote: bool) {
+        self.inner.wake.watch(wake, remote).await;
     }
 }
 

@@ -8,8 +8,11 @@ pub(super) struct Statements {
     pub(super) schema: String,
     pub(super) accept: Statement,
     pub(super) claim: Statement,
+    pub(super) claim_in_entity_order: Statement,
     pub(super) heartbeat: Statement,
     pub(super) complete: Statement,
+    pub(super) complete_batch: Statement,
+    pub(super) release: Statement,
     pub(super) fail: Statement,
     pub(super) rescue: Statement,
     pub(super) sample: Statement,
@@ -20,6 +23,13 @@ impl Statements {
         let events = format!("{prefix}_inbox_events");
         let attempts = format!("{prefix}_inbox_attempts");
         let bare = prefix.rsplit('.').next().unwrap_or(prefix);
+        // What both claims do with the rows they picked.
+        let take = format!(
+            "UPDATE {events} e SET state = 'running', attempt = e.attempt + 1, \
+               locked_until = now() + $3 * interval '1 millisecond', locked_by = $4 \
+             FROM picked WHERE e.id = picked.id \
+             RETURNING e.id, e.attempt, e.attempt - e.attempt_base, e.body"
+        );
         Self {
             schema: format!(
                 "CREATE TABLE IF NOT EXISTS {events} (\n    \
@@ -48,6 +58,7 @@ impl Statements {
                  CREATE INDEX IF NOT EXISTS {bare}_inbox_events_ready ON {events} (namespace, priority DESC, run_at) WHERE state = 'pending';\n\
                  CREATE INDEX IF NOT EXISTS {bare}_inbox_events_leased ON {events} (namespace, locked_until) WHERE state = 'running';\n\
                  CREATE INDEX IF NOT EXISTS {bare}_inbox_events_dead ON {events} (namespace) WHERE state = 'dead';\n\
+                 CREATE INDEX IF NOT EXISTS {bare}_inbox_events_entity ON {events} (namespace, entity_id, id) WHERE state IN ('pending', 'running');\n\
                  CREATE TABLE IF NOT EXISTS {attempts} (\n    \
                    event_row bigint NOT NULL REFERENCES {events} (id) ON DELETE CASCADE,\n    \
                    attempt integer NOT NULL,\n    \
@@ -75,13 +86,41 @@ impl Statements {
                 "WITH picked AS (\
                    SELECT id FROM {events} \
                    WHERE namespace = $1 AND state = 'pending' AND run_at <= now() \
+                     AND object_type <> ALL($5::text[]) \
                      AND NOT EXISTS (SELECT 1 FROM {events}_paused p WHERE p.namespace = $1) \
                    ORDER BY priority DESC, run_at \
                    LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                 UPDATE {events} e SET state = 'running', attempt = e.attempt + 1, \
-                   locked_until = now() + $3 * interval '1 millisecond', locked_by = $4 \
-                 FROM picked WHERE e.id = picked.id \
-                 RETURNING e.id, e.attempt, e.attempt - e.attempt_base, e.body"
+                 {take}"
+            )
+            .into(),
+            // An entity's head is its oldest event not yet done or dead: only a head is
+            // taken, and only while pending. The heads are found by a skip scan over the
+            // entity index (one probe per entity with work), not by reading every pending
+            // row. A head locked or taken by a concurrent claim is skipped, and the event
+            // after it is no head until it is done, so one entity never runs two at once.
+            claim_in_entity_order: format!(
+                "WITH RECURSIVE heads AS (\
+                   (SELECT entity_id, id FROM {events} \
+                    WHERE namespace = $1 AND state IN ('pending', 'running') \
+                      AND entity_id IS NOT NULL \
+                    ORDER BY entity_id, id LIMIT 1) \
+                   UNION ALL \
+                   SELECT next.entity_id, next.id FROM heads \
+                   CROSS JOIN LATERAL (SELECT entity_id, id FROM {events} \
+                     WHERE namespace = $1 AND state IN ('pending', 'running') \
+                       AND entity_id > heads.entity_id \
+                     ORDER BY entity_id, id LIMIT 1) AS next), \
+                 picked AS (\
+                   SELECT id FROM {events} \
+                   WHERE id IN (SELECT id FROM heads UNION ALL \
+                       SELECT id FROM {events} WHERE namespace = $1 AND state = 'pending' \
+                         AND entity_id IS NULL AND run_at <= now() LIMIT $2) \
+                     AND state = 'pending' AND run_at <= now() \
+                     AND object_type <> ALL($5::text[]) \
+                     AND NOT EXISTS (SELECT 1 FROM {events}_paused p WHERE p.namespace = $1) \
+                   ORDER BY priority DESC, id \
+                   LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 {take}"
             )
             .into(),
             heartbeat: format!(
@@ -91,6 +130,32 @@ impl Statements {
             )
             .into(),
             complete: inbox_done(&events, &attempts),
+            complete_batch: format!(
+                "WITH done AS (\
+                   UPDATE {events} e SET state = 'done', done_at = now(), \
+                     locked_until = NULL, locked_by = NULL, last_error = NULL \
+                   FROM unnest($1::bigint[], $2::integer[], $3::bigint[]) \
+                     AS ran(id, attempt, duration_ms) \
+                   WHERE e.id = ran.id AND e.attempt = ran.attempt AND e.state = 'running' \
+                   RETURNING e.id, e.attempt, ran.duration_ms) \
+                 INSERT INTO {attempts} (event_row, attempt, worker, outcome, duration_ms) \
+                 SELECT id, attempt, $4, 'done', duration_ms FROM done RETURNING event_row"
+            )
+            .into(),
+            // The base moves with the attempt: an attempt that never started is not
+            // counted against the retry schedule.
+            release: format!(
+                "WITH released AS (\
+                   UPDATE {events} e SET state = 'pending', locked_until = NULL, \
+                     locked_by = NULL, attempt_base = e.attempt_base + 1 \
+                   FROM unnest($1::bigint[], $2::integer[]) AS held(id, attempt) \
+                   WHERE e.id = held.id AND e.attempt = held.attempt AND e.state = 'running' \
+                   RETURNING e.id, e.attempt) \
+                 INSERT INTO {attempts} (event_row, attempt, worker, outcome, error) \
+                 SELECT id, attempt, $3, 'released', 'the worker stopped before it started' \
+                 FROM released"
+            )
+            .into(),
             fail: format!(
                 "WITH failed AS (\
                    UPDATE {events} SET state = $5, \
