@@ -63,6 +63,8 @@ async fn main() -> Result<(), monite_webhooks::BoxError> {
 fn prometheus() -> Result<axum::routing::MethodRouter, Box<dyn std::error::Error + Send + Sync>> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     monite_webhooks::metrics::describe();
+    #[cfg(feature = "postgres")]
+    monite_webhooks::inbox::metrics::describe();
     Ok(axum::routing::get(move || {
         let handle = handle.clone();
         async move {

@@ -430,3 +430,102 @@ async fn done_events_are_pruned_after_at_least_eight_days() {
         "a pruned key is forgotten: only after Monite stopped retrying"
     );
 }
+
+/// A transactional handler run by a worker whose transaction did not commit (a swallowed
+/// failed statement aborted it, or the handler ended it with a raw `ROLLBACK`) is never
+/// marked done: the attempt fails, and the retry's writes commit with the done mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_never_marks_done_a_transaction_that_did_not_commit() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    store.ensure_schema().await.unwrap();
+    for sql in [
+        "CREATE TABLE effects (event_id text NOT NULL, attempt int NOT NULL)",
+        "CREATE TABLE ledger (payable_id text PRIMARY KEY)",
+        "INSERT INTO ledger VALUES ('p')",
+    ] {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+    let attempts: Arc<std::sync::Mutex<std::collections::HashMap<String, i32>>> = Arc::default();
+    let seen = Arc::clone(&attempts);
+    let handler = store.transactional(move |event: Event, tx| {
+        let seen = Arc::clone(&seen);
+        Box::pin(async move {
+            let id = event.id().unwrap_or_default().to_owned();
+            let attempt = {
+                let mut seen = seen.lock().unwrap();
+                let attempt = seen.entry(id.clone()).or_default();
+                *attempt += 1;
+                *attempt
+            };
+            sqlx::query("INSERT INTO effects VALUES ($1, $2)")
+                .bind(&id)
+                .bind(attempt)
+                .execute(&mut *tx)
+                .await?;
+            if attempt == 1 {
+                let swallowed = match id.rsplit('-').next() {
+                    Some("0") => "INSERT INTO ledger VALUES ('p')",
+                    Some("1") => "SELECT 1 / 0",
+                    Some("2") => "ROLLBACK",
+                    _ => "COMMIT",
+                };
+                let _ = sqlx::query(swallowed).execute(&mut *tx).await;
+            }
+            Ok(())
+        })
+    });
+    let run = fresh_id();
+    let accepting = receiver_of(&inbox);
+    for n in 0..4 {
+        deliver(&accepting, &envelope(&format!("{run}-{n}"), "e")).await;
+    }
+    let workers = Workers::builder(
+        inbox.clone(),
+        Dispatcher::builder()
+            .on_object(ObjectType::Payable, handler)
+            .build(),
+    )
+    .poll_interval(Duration::from_millis(20))
+    .retry(RetrySchedule::new([Duration::ZERO], 3).with_jitter(|d| d))
+    .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
+        4,
+    )
+    .await;
+    workers.shutdown().await;
+    for n in 0..3 {
+        let id = format!("{run}-{n}");
+        let committed: Vec<i32> =
+            sqlx::query_scalar("SELECT attempt FROM effects WHERE event_id = $1")
+                .bind(&id)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let outcomes: Vec<String> = sqlx::query_scalar(
+            "SELECT a.outcome FROM monite_webhook_inbox_attempts a \
+             JOIN monite_webhook_inbox_events e ON e.id = a.event_row \
+             WHERE e.event_id = $1 ORDER BY a.attempt",
+        )
+        .bind(&id)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(outcomes, ["failed", "done"], "event {n}");
+        assert_eq!(committed, [2], "event {n}: only the retry's writes");
+    }
+    // A raw COMMIT did commit the first attempt's writes: the failure is loud, and the
+    // retry writes again, as a handler that ends its own transaction must expect.
+    let error: Option<String> = sqlx::query_scalar(
+        "SELECT a.error FROM monite_webhook_inbox_attempts a \
+         JOIN monite_webhook_inbox_events e ON e.id = a.event_row \
+         WHERE e.event_id = $1 AND a.outcome = 'failed'",
+    )
+    .bind(format!("{run}-3"))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert!(error.unwrap().contains("ended its transaction"));
+}

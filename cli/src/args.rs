@@ -487,4 +487,9 @@ pub(crate) enum InboxCommand {
         #[arg(long)]
         older_than: String,
     },
+    /// Stop every worker of the namespace, in every process, from claiming; accepting
+    /// goes on.
+    Pause,
+    /// Let the workers claim again after `pause`.
+    Resume,
 }

@@ -14,7 +14,9 @@ mod pg;
 use std::time::Duration;
 
 use common::run;
-use monite_webhooks::inbox::{Inbox, PostgresInbox, RetrySchedule, Workers};
+use monite_webhooks::inbox::{
+    ClaimRequest, Inbox, InboxStore as _, PostgresInbox, RetrySchedule, Workers,
+};
 use monite_webhooks::{Dispatcher, Event, ObjectType, PostgresStore};
 
 fn envelope(n: usize, object_type: &str) -> String {
@@ -160,4 +162,13 @@ async fn inbox_status_list_show_retry_replay_and_purge() {
     .await;
     assert_eq!(purged.json()["purged"], 1);
     assert_eq!(inbox.status().await.unwrap().dead, 0);
+
+    // Pause and resume, for every worker of the namespace.
+    run(&["inbox", "replay", "--state", "done"], &env).await;
+    let paused = run(&["--json", "inbox", "pause"], &env).await;
+    assert_eq!(paused.json()["paused"], true, "{paused:?}");
+    let claim = ClaimRequest::new("w", 10, Duration::from_secs(60));
+    assert!(inbox.claim(&claim).await.unwrap().is_empty(), "paused");
+    assert_eq!(run(&["inbox", "resume"], &env).await.code, 0);
+    assert_eq!(inbox.claim(&claim).await.unwrap().len(), 3, "resumed");
 }

@@ -116,9 +116,27 @@ async fn inbox_service(
             .concurrency(count)
             .start()
     });
-    let receiver = Receiver::builder(verifier_from_env()?, Dispatcher::builder())
-        .inbox(Inbox::new(inbox))
-        .build();
+    let watchdog = background::watchdog()?;
+    let mut builder =
+        Receiver::builder(verifier_from_env()?, Dispatcher::builder()).inbox(Inbox::new(inbox));
+    #[allow(
+        clippy::clone_on_copy,
+        reason = "without `client` the watchdog is `Infallible`"
+    )]
+    let failures = watchdog.clone();
+    if let Some(watchdog) = failures {
+        // A delivery the inbox could not write (503) reaches the watchdog.
+        builder = builder.on_failure(move |event, _| {
+            if let Some(id) = event.webhook_subscription_id() {
+                background::record_failure(&watchdog, id);
+            }
+        });
+    }
+    let receiver = builder.build();
+    // Swept events are accepted into the inbox like deliveries, deduplicated there.
+    if !workers_only {
+        background::start(&receiver, watchdog).await?;
+    }
     Ok(Service {
         receiver,
         workers_only,

@@ -98,6 +98,11 @@ impl Receiver {
     /// How long its idempotency store remembers a handled event; `None` without one.
     #[cfg(feature = "client")]
     pub(crate) fn idempotency_retention(&self) -> Option<std::time::Duration> {
+        // An inbox's rows are its dedup keys, pruned no sooner than this.
+        #[cfg(feature = "postgres")]
+        if self.inner.inbox.is_some() {
+            return Some(crate::inbox::MIN_DONE_RETENTION);
+        }
         self.inner.idempotency.as_ref().map(Idempotency::retention)
     }
 

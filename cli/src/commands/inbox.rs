@@ -114,6 +114,25 @@ pub(crate) async fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure
                 println!("{purged} dead events purged");
             }
         }
+        InboxCommand::Pause => {
+            inbox.pause().await?;
+            if json {
+                super::print_json(&serde_json::json!({ "paused": true }));
+            } else {
+                println!(
+                    "paused: no worker of {} claims until `inbox resume`",
+                    args.namespace
+                );
+            }
+        }
+        InboxCommand::Resume => {
+            inbox.resume().await?;
+            if json {
+                super::print_json(&serde_json::json!({ "paused": false }));
+            } else {
+                println!("resumed: workers of {} claim again", args.namespace);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -93,6 +93,7 @@ impl Statements {
             inbox_done: inbox_done(
                 &format!("{prefix}_inbox_events"),
                 &format!("{prefix}_inbox_attempts"),
+                true,
             ),
             inbox_events: format!("{prefix}_inbox_events"),
         }
@@ -109,16 +110,35 @@ fn sweep(table: &str) -> Statement {
 
 /// The inbox's fenced done mark, with its attempt row: `$1` the event row, `$2` the
 /// attempt, `$3` the worker, `$4` the duration in milliseconds. Here, not in the inbox,
-/// because a transactional handler runs it inside its own transaction.
-pub(crate) fn inbox_done(events: &str, attempts: &str) -> Statement {
+/// because a transactional handler runs it inside its own transaction: `in_transaction`
+/// then also requires [`ATTEMPT_SETTING`], set when that transaction began, so that a
+/// handler that ended it (a raw `ROLLBACK` or `COMMIT`) is not marked done by an
+/// autocommit of its own.
+pub(crate) fn inbox_done(events: &str, attempts: &str, in_transaction: bool) -> Statement {
+    let open = if in_transaction {
+        format!(
+            " AND current_setting('{ATTEMPT_SETTING}', true) = concat($1::bigint, ':', $2::integer)"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "WITH done AS (\
            UPDATE {events} SET state = 'done', done_at = now(), \
              locked_until = NULL, locked_by = NULL, last_error = NULL \
-           WHERE id = $1 AND attempt = $2 AND state = 'running' \
+           WHERE id = $1 AND attempt = $2 AND state = 'running'{open} \
            RETURNING id, attempt) \
          INSERT INTO {attempts} (event_row, attempt, worker, outcome, duration_ms) \
          SELECT id, attempt, $3, 'done', $4 FROM done RETURNING 1"
     )
     .into()
+}
+
+/// A transaction-local setting naming the inbox attempt a transactional handler's
+/// transaction runs: it ends with the transaction, however that ends.
+pub(crate) const ATTEMPT_SETTING: &str = "monite_webhooks.inbox_attempt";
+
+/// `BEGIN`, and the attempt's setting, in one round trip.
+pub(crate) fn begin_attempt(id: i64, attempt: i32) -> String {
+    format!("BEGIN; SELECT set_config('{ATTEMPT_SETTING}', '{id}:{attempt}', true)")
 }

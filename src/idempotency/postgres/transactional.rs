@@ -6,9 +6,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use sqlx::PgConnection;
+use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::PostgresStore;
+use super::{PostgresStore, sql};
 use crate::dispatch::Handler;
 use crate::dispatch::attempt::InboxAttempt;
 use crate::error::BoxError;
@@ -219,7 +219,8 @@ where
         attempt: &InboxAttempt,
         inbox_done: sqlx::AssertSqlSafe<std::sync::Arc<str>>,
     ) -> Result<(), BoxError> {
-        let mut tx = self.store.pool().begin().await?;
+        let begin = sql::begin_attempt(attempt.id, attempt.attempt);
+        let mut tx = self.store.pool().begin_with(AssertSqlSafe(begin)).await?;
         (self.handler)(event, &mut tx).await?;
         let duration = i64::try_from(attempt.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let marked = sqlx::query(inbox_done)
@@ -231,7 +232,22 @@ where
             .await;
         match marked {
             Ok(Some(_)) => {}
-            Ok(None) => return Err(NotCommitted::LeaseLost.into()),
+            Ok(None) => {
+                // No row: the lease lapsed, or the statement ran outside the handler's
+                // transaction, which the handler ended itself.
+                let open: bool =
+                    sqlx::query_scalar("SELECT coalesce(current_setting($1, true), '') <> ''")
+                        .bind(sql::ATTEMPT_SETTING)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .unwrap_or(false);
+                return Err(if open {
+                    NotCommitted::LeaseLost
+                } else {
+                    NotCommitted::Ended
+                }
+                .into());
+            }
             Err(e) => return Err(Box::new(NotCommitted::Aborted(e))),
         }
         tx.commit().await?;

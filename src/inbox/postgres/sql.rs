@@ -129,7 +129,7 @@ impl Statements {
                  WHERE e.id = held.id AND e.attempt = held.attempt AND e.state = 'running'"
             )
             .into(),
-            complete: inbox_done(&events, &attempts),
+            complete: inbox_done(&events, &attempts, false),
             complete_batch: format!(
                 "WITH done AS (\
                    UPDATE {events} e SET state = 'done', done_at = now(), \
