@@ -429,6 +429,23 @@ async fn done_events_are_pruned_after_at_least_eight_days() {
         StatusCode::ACCEPTED,
         "a pruned key is forgotten: only after Monite stopped retrying"
     );
+    // The workers prune on their own, once at their start and every PRUNE_INTERVAL after.
+    sqlx::query(
+        "UPDATE monite_webhook_inbox_events SET state = 'done', received_at = now() - interval '10 days'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let workers = Workers::builder(inbox.clone(), Dispatcher::builder().build())
+        .concurrency(1)
+        .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events",
+        0,
+    )
+    .await;
+    workers.shutdown().await;
 }
 
 /// A transactional handler run by a worker whose transaction did not commit (a swallowed

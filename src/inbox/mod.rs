@@ -28,15 +28,13 @@ mod worker;
 pub use self::accept::Inbox;
 pub use self::alert::AttemptFailure;
 pub use self::backlog::{Backlog, SAMPLE_INTERVAL};
-pub use self::postgres::{
-    InboxEvent, InboxStatus, MIN_DONE_RETENTION, PostgresInbox, ReplayFilter,
-};
+pub use self::postgres::{InboxEvent, InboxStatus, PostgresInbox, ReplayFilter};
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
 pub use self::store::{
     Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
-    InboxStore,
+    InboxStore, MIN_DONE_RETENTION,
 };
 pub use self::worker::{
     DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, DEFAULT_MAX_LAPSES, MAX_POLL_INTERVAL,
-    Workers, WorkersBuilder, WorkersHandle,
+    PRUNE_INTERVAL, Workers, WorkersBuilder, WorkersHandle,
 };

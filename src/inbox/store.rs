@@ -9,6 +9,10 @@ use bytes::Bytes;
 use crate::error::BoxError;
 use crate::event::Event;
 
+/// The least time done events are kept: Monite retries for 7 days, and a done row is the
+/// key that answers those retries as duplicates.
+pub const MIN_DONE_RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
+
 /// A verified delivery to write: the event (its raw body among it) and the headers kept
 /// to re-verify or audit it.
 #[derive(Debug)]
@@ -217,6 +221,18 @@ pub trait InboxStore: Send + Sync + 'static {
         max_lapses: u32,
         max_attempts: u32,
     ) -> impl Future<Output = Result<u64, BoxError>> + Send;
+
+    /// Deletes at most `limit` done events received more than `retention` ago (the
+    /// caller keeps it at least [`MIN_DONE_RETENTION`](crate::inbox::MIN_DONE_RETENTION)),
+    /// with their attempts; answers how many. The default deletes none.
+    fn prune(
+        &self,
+        retention: Duration,
+        limit: u64,
+    ) -> impl Future<Output = Result<u64, BoxError>> + Send {
+        let _ = (retention, limit);
+        async { Ok(0) }
+    }
 
     /// The backlog now, in one cheap read, for the workers' gauges and backlog hook;
     /// `None` (the default) if the store cannot tell.

@@ -13,7 +13,9 @@ use super::alert::{AttemptFailure, OnFailure};
 use super::backlog::{OnBacklog, Sampler};
 use super::pace::Pace;
 use super::retry::RetrySchedule;
-use super::store::{AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, InboxStore};
+use super::store::{
+    AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, InboxStore, MIN_DONE_RETENTION,
+};
 use crate::dispatch::Dispatcher;
 use crate::dispatch::attempt::InboxAttempt;
 use crate::event::{Event, ObjectType};
@@ -29,6 +31,11 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_LAPSES: u32 = 3;
 /// The longest wait between two looks at an idle inbox.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the workers of a process prune done events.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+/// The most done events one prune deletes, so that a first prune of a large table does
+/// not keep a worker from events for long.
+const PRUNE_AT_MOST: u64 = 10_000;
 /// How long a successful attempt may wait for its done mark, so that the done marks of a
 /// batch of quick handlers are written together.
 const MARK_DONE_WITHIN: Duration = Duration::from_millis(10);
@@ -78,6 +85,7 @@ pub struct WorkersBuilder<S> {
     limits: Vec<(ObjectType, usize)>,
     in_entity_order: bool,
     poll_only: bool,
+    retention: Option<Duration>,
     pub(super) on_failure: Option<OnFailure>,
     pub(super) on_backlog: Option<(Duration, OnBacklog)>,
 }
@@ -101,6 +109,7 @@ impl Workers {
             limits: Vec::new(),
             in_entity_order: false,
             poll_only: false,
+            retention: Some(MIN_DONE_RETENTION),
             on_failure: None,
             on_backlog: None,
         }
@@ -186,6 +195,15 @@ impl<S: InboxStore> WorkersBuilder<S> {
         self
     }
 
+    /// How long done events are kept (default and least [`MIN_DONE_RETENTION`], 8 days:
+    /// their rows are the dedup keys that answer Monite's retries); `None` keeps them
+    /// until you prune them yourself. The workers of each process delete the older ones
+    /// every [`PRUNE_INTERVAL`], a bounded number at a time.
+    pub fn retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention.map(|kept| kept.max(MIN_DONE_RETENTION));
+        self
+    }
+
     /// Starts the workers on the current Tokio runtime.
     ///
     /// # Panics
@@ -209,6 +227,8 @@ impl<S: InboxStore> WorkersBuilder<S> {
                 .map(|(object_type, max)| (object_type, Arc::new(Semaphore::new(max))))
                 .collect(),
             in_entity_order: self.in_entity_order,
+            retention: self.retention,
+            prune: Pace::every(PRUNE_INTERVAL),
             stopping: AtomicBool::new(false),
             wake: Arc::new(Notify::new()),
             rescue: Pace::every(self.poll),
@@ -279,6 +299,8 @@ struct Shared<S> {
     table: Arc<str>,
     limits: Vec<(ObjectType, Arc<Semaphore>)>,
     in_entity_order: bool,
+    retention: Option<Duration>,
+    prune: Pace,
     stopping: AtomicBool,
     wake: Arc<Notify>,
     rescue: Pace,
@@ -295,6 +317,7 @@ impl<S: InboxStore> Shared<S> {
     async fn run(self: Arc<Self>, name: Arc<str>) {
         while !self.stopping.load(Ordering::Acquire) {
             self.rescue_if_due().await;
+            self.prune_if_due().await;
             self.sampler.sample_if_due(&*self.store).await;
             // Listening before the claim: a wake-up during it is not lost.
             let mut woken = std::pin::pin!(self.wake.notified());
@@ -425,6 +448,20 @@ impl<S: InboxStore> Shared<S> {
 
     /// Runs one event's handlers and settles a failure; answers a success still to be
     /// marked done (a transactional handler marks its own).
+    /// Deletes done events past the retention, at most once per [`PRUNE_INTERVAL`] in
+    /// this process.
+    async fn prune_if_due(&self) {
+        let Some(retention) = self.retention else {
+            return;
+        };
+        if !self.prune.due() {
+            return;
+        }
+        if let Err(e) = self.store.prune(retention, PRUNE_AT_MOST).await {
+            observe::store_trouble("(inbox prune)", &e.to_string());
+        }
+    }
+
     async fn run_one(&self, name: &Arc<str>, claimed: Claimed) -> Option<Completed> {
         let attempt = Arc::new(InboxAttempt::new(
             Arc::clone(&self.table),

@@ -9,6 +9,7 @@ use sqlx::{AssertSqlSafe, Row as _};
 use super::PostgresInbox;
 use crate::error::{Error, ErrorKind, Result};
 use crate::idempotency::store_millis;
+use crate::inbox::store::MIN_DONE_RETENTION;
 
 /// How many events are in each state, and how long the oldest pending one has waited.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -65,10 +66,6 @@ pub struct ReplayFilter {
     /// In this state (`done`, `dead`, `pending`); running events are never replayed.
     pub state: Option<String>,
 }
-
-/// The least time done events are kept: Monite retries for 7 days, and a done row is the
-/// key that answers those retries as duplicates.
-pub const MIN_DONE_RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
 
 /// Priority of replayed events: below live ones (0), so a bulk replay does not starve them.
 const REPLAY_PRIORITY: i16 = -1;
@@ -285,6 +282,18 @@ impl PostgresInbox {
     }
 
     async fn delete_old(&self, state: &'static str, older_than: Duration) -> Result<u64> {
+        self.delete_old_at_most(state, older_than, u64::MAX)
+            .await
+            .map_err(unavailable("delete old events"))
+    }
+
+    /// Deletes old events of `state` a thousand at a time, at most `limit` in all.
+    pub(super) async fn delete_old_at_most(
+        &self,
+        state: &'static str,
+        older_than: Duration,
+        limit: u64,
+    ) -> std::result::Result<u64, sqlx::Error> {
         let sql = format!(
             "DELETE FROM {events} WHERE id IN (SELECT id FROM {events} WHERE namespace = $1 \
                AND state = '{state}' AND received_at < now() - $2 * interval '1 millisecond' \
@@ -292,18 +301,18 @@ impl PostgresInbox {
             events = self.events_table()
         );
         let mut deleted = 0;
-        loop {
+        while deleted < limit {
             let batch = sqlx::query(AssertSqlSafe(sql.clone()))
                 .bind(&**self.store().namespace())
                 .bind(store_millis(older_than))
                 .execute(self.store().pool())
-                .await
-                .map_err(unavailable("delete old events"))?
+                .await?
                 .rows_affected();
             deleted += batch;
             if batch < 1000 {
-                return Ok(deleted);
+                break;
             }
         }
+        Ok(deleted)
     }
 }

@@ -12,12 +12,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use sqlx::Row as _;
 
-pub use self::admin::{InboxEvent, InboxStatus, MIN_DONE_RETENTION, ReplayFilter};
+pub use self::admin::{InboxEvent, InboxStatus, ReplayFilter};
 use self::sql::Statements;
 use self::wake::Wake;
 use super::store::{
     Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
-    InboxStore,
+    InboxStore, MIN_DONE_RETENTION,
 };
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::idempotency::{PostgresStore, store_millis};
@@ -263,6 +263,11 @@ impl InboxStore for PostgresInbox {
             .await?
             .rows_affected();
         Ok(freed)
+    }
+
+    async fn prune(&self, retention: Duration, limit: u64) -> Result<u64, BoxError> {
+        let retention = retention.max(MIN_DONE_RETENTION);
+        Ok(self.delete_old_at_most("done", retention, limit).await?)
     }
 
     async fn sample(&self) -> Result<Option<InboxSample>, BoxError> {
