@@ -79,3 +79,75 @@ async fn both_servers_sweep_a_missed_event_and_reenable_a_subscription() {
         assert!(saved(), "{name}: no checkpoint saved");
     }
 }
+
+/// In inbox mode the reconciler accepts what it sweeps into the inbox, and a worker of the
+/// same server handles it (transactionally, `DATABASE_URL` being set), printing its line;
+/// the checkpoint goes to PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_inbox_mode_a_swept_event_is_accepted_and_handled_by_a_worker() {
+    let server = support::pg::PgServer::start();
+    let (addr, fake) = fake_monite::start().await;
+    let entity = fake.add_entities(1).remove(0);
+    let at = (Timestamp::now() - SignedDuration::from_secs(600)).to_string();
+    let missed = fake.commit_event(&entity, Some(&at));
+    let listen = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = Command::new(example("axum_server"))
+        .env("MONITE_WEBHOOK_ADDR", listen.to_string())
+        .env("MONITE_WEBHOOK_SECRET", "whsec_example_background_test")
+        .env("MONITE_WEBHOOK_INBOX", "postgres")
+        .env("DATABASE_URL", server.url())
+        .env("MONITE_CLIENT_ID", CLIENT_ID)
+        .env("MONITE_CLIENT_SECRET", CLIENT_SECRET)
+        .env("MONITE_ENVIRONMENT", format!("http://{addr}/v1"))
+        .env("RUST_LOG", "warn")
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().next().map(Result::unwrap)
+    });
+    let line = tokio::time::timeout(Duration::from_secs(60), line).await;
+    let pool = sqlx::PgPool::connect(&server.url()).await.unwrap();
+    let mut saved = 0;
+    for _ in 0..200 {
+        saved = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM monite_webhooks_checkpoints WHERE entity_id = $1",
+        )
+        .bind(&entity)
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(0);
+        if saved == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let line = line
+        .expect("no handled event within a minute")
+        .unwrap()
+        .unwrap();
+    let handled: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(handled["id"], missed.as_str(), "{line}");
+    let (state, rows): (String, i64) = sqlx::query_as(
+        "SELECT e.state, (SELECT count(*) FROM handled_events h WHERE h.event_id = e.event_id) \
+         FROM monite_webhook_inbox_events e WHERE e.event_id = $1",
+    )
+    .bind(&missed)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (state.as_str(), rows),
+        ("done", 1),
+        "accepted, then handled once"
+    );
+    assert_eq!(saved, 1, "the checkpoint is in PostgreSQL");
+}
