@@ -51,13 +51,20 @@ async fn in_entity_order_1000_events_of_10_entities_run_first_in_first_out() {
         let body = envelope(&format!("{run}-{n}"), &format!("entity-{}", n % 10));
         assert_eq!(deliver(&accepting, &body).await, StatusCode::ACCEPTED);
     }
+    // And some of no entity, which keep no order but must flow.
+    for n in 1000..1020 {
+        let body = envelope(&format!("{run}-{n}"), "none").replace(r#""entity_id":"none","#, "");
+        assert_eq!(deliver(&accepting, &body).await, StatusCode::ACCEPTED);
+    }
     let runs = Arc::new(Runs::default());
     let dispatcher = |runs: Arc<Runs>| {
         Dispatcher::builder()
             .on_object(ObjectType::Payable, move |event: Event| {
                 let runs = Arc::clone(&runs);
                 async move {
-                    let entity = event.entity_id().unwrap().to_owned();
+                    let Some(entity) = event.entity_id().map(str::to_owned) else {
+                        return Ok(());
+                    };
                     let n: usize = event
                         .id()
                         .unwrap()
@@ -110,7 +117,7 @@ async fn in_entity_order_1000_events_of_10_entities_run_first_in_first_out() {
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
-        1000,
+        1020,
     )
     .await;
     first.shutdown().await;

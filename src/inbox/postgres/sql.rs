@@ -96,8 +96,11 @@ impl Statements {
             // An entity's head is its oldest event not yet done or dead: only a head is
             // taken, and only while pending. The heads are found by a skip scan over the
             // entity index (one probe per entity with work), not by reading every pending
-            // row. A head locked or taken by a concurrent claim is skipped, and the event
-            // after it is no head until it is done, so one entity never runs two at once.
+            // row; events without an entity come from the same index, and the candidates
+            // are then looked up by id (an array, so that the plan stays a key lookup
+            // before the table was ever analysed). A head locked or taken by a concurrent
+            // claim is skipped, and the event after it is no head until it is done, so
+            // one entity never runs two at once.
             claim_in_entity_order: format!(
                 "WITH RECURSIVE heads AS (\
                    (SELECT entity_id, id FROM {events} \
@@ -112,9 +115,11 @@ impl Statements {
                      ORDER BY entity_id, id LIMIT 1) AS next), \
                  picked AS (\
                    SELECT id FROM {events} \
-                   WHERE id IN (SELECT id FROM heads UNION ALL \
-                       SELECT id FROM {events} WHERE namespace = $1 AND state = 'pending' \
-                         AND entity_id IS NULL AND run_at <= now() LIMIT $2) \
+                   WHERE id = ANY(ARRAY(SELECT id FROM heads UNION ALL \
+                       (SELECT id FROM {events} \
+                        WHERE namespace = $1 AND state IN ('pending', 'running') \
+                          AND entity_id IS NULL \
+                        ORDER BY entity_id, id LIMIT $2))) \
                      AND state = 'pending' AND run_at <= now() \
                      AND object_type <> ALL($5::text[]) \
                      AND NOT EXISTS (SELECT 1 FROM {events}_paused p WHERE p.namespace = $1) \
