@@ -13,7 +13,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use monite_webhooks::inbox::{Inbox, PostgresInbox, ReplayFilter, RetrySchedule, Workers};
+use monite_webhooks::inbox::{
+    Inbox, PostgresInbox, REPLAY_BATCH, ReplayFilter, RetrySchedule, Workers,
+};
 use monite_webhooks::{Dispatcher, Event, ObjectType};
 use sqlx::PgPool;
 use support::inbox::{inbox_on, wait_for};
@@ -291,4 +293,75 @@ async fn replayed_events_wait_behind_live_ones_and_run_again_with_fresh_tries() 
     .await
     .unwrap();
     assert_eq!(flaky, ("done".to_owned(), 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_replay_goes_in_batches_by_row_id_and_reports_each() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let pool = store.pool().clone();
+    // 2,600 done events, every 26th running (100 of them): set in SQL, no workers.
+    sqlx::query(
+        "INSERT INTO monite_webhook_inbox_events (dedup_key, namespace, event_id, object_type, \
+           event, body, headers, state, attempt, locked_until) \
+         SELECT 'billing:evt:bulk-' || g, 'billing', 'bulk-' || g, 'payable', \
+           'payable.created', convert_to('{}', 'UTF8'), '{}'::jsonb, \
+           CASE WHEN g % 26 = 0 THEN 'running' ELSE 'done' END, 1, \
+           CASE WHEN g % 26 = 0 THEN now() + interval '1 hour' END \
+         FROM generate_series(1, 2600) AS g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let filter = ReplayFilter::default();
+    assert_eq!(inbox.replay(&filter, true).await.unwrap(), 2500);
+    // After the first batch, a matching event arrives: it is live, not part of the replay.
+    let mut reports = Vec::new();
+    let runtime = tokio::runtime::Handle::current();
+    let replayed = inbox
+        .replay_with_progress(&filter, |progress| {
+            if reports.is_empty() {
+                tokio::task::block_in_place(|| {
+                    runtime.block_on(
+                        sqlx::query(
+                            "INSERT INTO monite_webhook_inbox_events (dedup_key, namespace, \
+                               object_type, event, body, headers, state) \
+                             VALUES ('billing:evt:late', 'billing', 'payable', \
+                               'payable.created', '', '{}', 'done')",
+                        )
+                        .execute(&pool),
+                    )
+                })
+                .unwrap();
+            }
+            reports.push(*progress);
+        })
+        .await
+        .unwrap();
+    assert_eq!(replayed, 2500);
+    let batches: Vec<(u64, u64)> = reports.iter().map(|p| (p.batch, p.replayed)).collect();
+    assert_eq!(
+        batches,
+        [(1000, 1000), (1000, 2000), (500, 2500)],
+        "batches of REPLAY_BATCH"
+    );
+    assert_eq!(REPLAY_BATCH, 1000);
+    // Each batch ends on the highest row id it took: every 26th id is running.
+    let through: Vec<i64> = reports.iter().map(|p| p.through_id).collect();
+    assert_eq!(through, [1039, 2079, 2599]);
+    let status = inbox.status().await.unwrap();
+    assert_eq!(
+        (status.pending, status.running, status.done),
+        (2500, 100, 1),
+        "the late event was left alone"
+    );
+    // A filter that matches nothing reports no batch.
+    let mut none = ReplayFilter::default();
+    none.object_type = Some("counterpart".into());
+    let mut calls = 0;
+    let replayed = inbox
+        .replay_with_progress(&none, |_| calls += 1)
+        .await
+        .unwrap();
+    assert_eq!((replayed, calls), (0, 0));
 }

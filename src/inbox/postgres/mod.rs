@@ -1,6 +1,7 @@
 //! `PostgresInbox`: the inbox's tables in the service's own PostgreSQL.
 
 mod admin;
+mod replay;
 mod sql;
 
 mod wake;
@@ -12,7 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use sqlx::Row as _;
 
-pub use self::admin::{InboxEvent, InboxStatus, ReplayFilter};
+pub use self::admin::{InboxEvent, InboxStatus};
+pub use self::replay::{REPLAY_BATCH, ReplayFilter, ReplayProgress};
 use self::sql::Statements;
 use self::wake::Wake;
 use super::store::{
