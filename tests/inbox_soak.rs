@@ -124,6 +124,14 @@ async fn dead_tuples_stay_bounded_with_an_overlapping_repeatable_read_reader() {
         "each handled once"
     );
     let last = settled_counts(&pool, accepted).await;
+    let (heap_mib, index_mib): (f64, f64) = sqlx::query_as(
+        "SELECT pg_relation_size(relid) / 1048576.0::float8, \
+           pg_indexes_size(relid) / 1048576.0::float8 \
+         FROM pg_stat_user_tables WHERE relname = 'monite_webhook_inbox_events'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
 
     let rate = f64::from(u32::try_from(accepted).unwrap()) / produced_for;
     #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
@@ -166,7 +174,8 @@ async fn dead_tuples_stay_bounded_with_an_overlapping_repeatable_read_reader() {
          ({windows} windows, oldest snapshot {oldest:.1} s); n_dead_tup max {} overall, \
          {dead_max} in the last third, median {dead_median}; bound {bound:.0}; \
          pending max {pending_max} in the last third; updates/event {updates_per_event:.2}, \
-         HOT {}/{} ({:.1} %); autovacuums {}",
+         HOT {}/{} ({:.1} %); autovacuums {}; heap {heap_mib:.0} MiB, indexes \
+         {index_mib:.0} MiB",
         READER_WINDOW.as_secs(),
         READER_STAGGER.as_secs(),
         samples.iter().map(|s| s.dead).max().unwrap(),
