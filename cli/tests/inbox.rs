@@ -130,6 +130,11 @@ async fn inbox_status_list_show_retry_replay_and_purge() {
     )
     .await;
     assert_eq!(replayed.json()["replayed"], 3);
+    assert!(
+        replayed.stderr.contains("replayed 3 of 3"),
+        "progress on stderr: {}",
+        replayed.stderr
+    );
     let status = inbox.status().await.unwrap();
     assert_eq!((status.done, status.pending), (0, 4));
 

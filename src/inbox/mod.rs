@@ -28,7 +28,9 @@ mod worker;
 pub use self::accept::Inbox;
 pub use self::alert::AttemptFailure;
 pub use self::backlog::{Backlog, SAMPLE_INTERVAL};
-pub use self::postgres::{InboxEvent, InboxStatus, PostgresInbox, ReplayFilter};
+pub use self::postgres::{
+    InboxEvent, InboxStatus, PostgresInbox, REPLAY_BATCH, ReplayFilter, ReplayProgress,
+};
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
 pub use self::store::{
     Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,

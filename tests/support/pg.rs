@@ -21,6 +21,8 @@ pub(crate) struct PgServer {
     running: bool,
     // fsync and full-page writes on, as in production: for benches.
     durable: bool,
+    // More `-c name=value` settings, kept for `start_again`.
+    settings: Vec<String>,
 }
 
 impl PgServer {
@@ -29,16 +31,22 @@ impl PgServer {
     /// # Panics
     /// If PostgreSQL is not installed or does not start; the message says what to do.
     pub(crate) fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, &[])
     }
 
     /// As [`start`](Self::start), with `fsync` and `full_page_writes` on, as in
     /// production: for benches whose figures must hold there.
     pub(crate) fn start_durable() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, &[])
     }
 
-    fn start_with(durable: bool) -> Self {
+    /// As [`start`](Self::start), with these server settings (`("autovacuum_naptime",
+    /// "1s")`) on top of the usual ones: for tests that watch the server's own upkeep.
+    pub(crate) fn start_with_settings(settings: &[(&str, &str)]) -> Self {
+        Self::start_with(false, settings)
+    }
+
+    fn start_with(durable: bool, settings: &[(&str, &str)]) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "monite-webhooks-pg-{}-{}",
@@ -55,6 +63,10 @@ impl PgServer {
             as_postgres,
             running: false,
             durable,
+            settings: settings
+                .iter()
+                .map(|(name, value)| format!("-c {name}={value}"))
+                .collect(),
         };
         if as_postgres {
             let chown = Command::new("chown")
@@ -112,8 +124,9 @@ impl PgServer {
             "-c fsync=off -c full_page_writes=off"
         };
         let options = format!(
-            "-p {} -h 127.0.0.1 -c unix_socket_directories= {durability} -c max_connections=300",
-            self.port
+            "-p {} -h 127.0.0.1 -c unix_socket_directories= {durability} -c max_connections=300 {}",
+            self.port,
+            self.settings.join(" ")
         );
         self.run(
             "pg_ctl",

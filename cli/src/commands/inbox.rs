@@ -86,7 +86,15 @@ pub(crate) async fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure
             let replayed = if dry_run {
                 0
             } else {
-                inbox.replay(&filter, false).await?
+                // A batch at a time, each committed: progress on stderr, results on stdout.
+                inbox
+                    .replay_with_progress(&filter, |progress| {
+                        eprintln!(
+                            "replayed {} of {matching} (through row {})",
+                            progress.replayed, progress.through_id
+                        );
+                    })
+                    .await?
             };
             if json {
                 super::print_json(&serde_json::json!({

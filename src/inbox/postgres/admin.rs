@@ -1,5 +1,6 @@
-//! What an operator does with the inbox: its status, its events, retrying one, replaying
-//! many by filter, purging the dead. The command line's `inbox` runs these.
+//! What an operator does with the inbox: its status, its events, pausing, pruning the
+//! done and purging the dead (retrying and replaying are in `replay`). The command line's
+//! `inbox` runs these.
 
 use std::time::Duration;
 
@@ -51,29 +52,10 @@ pub struct InboxEvent {
     pub last_error: Option<String>,
 }
 
-/// Which events a bulk replay takes; every field left `None` matches all.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct ReplayFilter {
-    /// Received at or after this time (RFC 3339).
-    pub since: Option<String>,
-    /// Received before this time (RFC 3339).
-    pub until: Option<String>,
-    /// Of this object type.
-    pub object_type: Option<String>,
-    /// Of this event (`payable.created`).
-    pub event: Option<String>,
-    /// In this state (`done`, `dead`, `pending`); running events are never replayed.
-    pub state: Option<String>,
-}
-
-/// Priority of replayed events: below live ones (0), so a bulk replay does not starve them.
-const REPLAY_PRIORITY: i16 = -1;
-
 const EVENT_COLUMNS: &str = "id, event_id, object_type, event, state, attempt, \
      to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), last_error";
 
-fn unavailable(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
+pub(super) fn unavailable(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
     move |e| Error::new(ErrorKind::StoreUnavailable, format!("cannot {what}: {e}")).with_source(e)
 }
 
@@ -164,67 +146,6 @@ impl PostgresInbox {
         row.map(|row| Ok((event_of(&row)?, row.try_get(8)?)))
             .transpose()
             .map_err(unavailable("read the event"))
-    }
-
-    /// Makes one event (done or dead) pending again now, with a fresh set of attempts;
-    /// answers whether there was such an event.
-    ///
-    /// # Errors
-    /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
-    pub async fn retry(&self, id: i64) -> Result<bool> {
-        let filter = format!("id = {id}");
-        Ok(self
-            .requeue(&filter, 0, false, &ReplayFilter::default())
-            .await?
-            == 1)
-    }
-
-    /// Makes every event matching `filter` pending again, below live events; with
-    /// `dry_run`, only counts them. Answers how many.
-    ///
-    /// # Errors
-    /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
-    pub async fn replay(&self, filter: &ReplayFilter, dry_run: bool) -> Result<u64> {
-        self.requeue("true", REPLAY_PRIORITY, dry_run, filter).await
-    }
-
-    async fn requeue(
-        &self,
-        extra: &str,
-        priority: i16,
-        dry_run: bool,
-        filter: &ReplayFilter,
-    ) -> Result<u64> {
-        // Attempt numbers only grow (they fence late workers): the schedule counts from
-        // `attempt_base` instead.
-        let matching = format!(
-            "namespace = $1 AND state <> 'running' AND {extra} \
-             AND ($2::timestamptz IS NULL OR received_at >= $2::timestamptz) \
-             AND ($3::timestamptz IS NULL OR received_at < $3::timestamptz) \
-             AND ($4::text IS NULL OR object_type = $4) AND ($5::text IS NULL OR event = $5) \
-             AND ($6::text IS NULL OR state = $6)"
-        );
-        let events = self.events_table();
-        let sql = if dry_run {
-            format!("SELECT count(*) FROM {events} WHERE {matching}")
-        } else {
-            format!(
-                "WITH requeued AS (UPDATE {events} SET state = 'pending', run_at = now(), \
-                   priority = {priority}, attempt_base = attempt, lapses = 0, done_at = NULL \
-                 WHERE {matching} RETURNING 1) SELECT count(*) FROM requeued"
-            )
-        };
-        let count: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
-            .bind(&**self.store().namespace())
-            .bind(filter.since.as_deref())
-            .bind(filter.until.as_deref())
-            .bind(filter.object_type.as_deref())
-            .bind(filter.event.as_deref())
-            .bind(filter.state.as_deref())
-            .fetch_one(self.store().pool())
-            .await
-            .map_err(unavailable("replay events"))?;
-        Ok(count.unsigned_abs())
     }
 
     /// Stops every worker of this namespace, in every process, from claiming; accepting

@@ -1,6 +1,7 @@
 //! `PostgresInbox`: the inbox's tables in the service's own PostgreSQL.
 
 mod admin;
+mod replay;
 mod sql;
 
 mod wake;
@@ -12,7 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use sqlx::Row as _;
 
-pub use self::admin::{InboxEvent, InboxStatus, ReplayFilter};
+pub use self::admin::{InboxEvent, InboxStatus};
+pub use self::replay::{REPLAY_BATCH, ReplayFilter, ReplayProgress};
 use self::sql::Statements;
 use self::wake::Wake;
 use super::store::{
@@ -29,9 +31,14 @@ use crate::idempotency::{PostgresStore, store_millis};
 /// with [`schema_sql`](Self::schema_sql)): `<prefix>_inbox_events`, one row per accepted
 /// event (its raw body and kept headers, its state `pending`, `running`, `done` or `dead`,
 /// its attempt count, lease and last error), and `<prefix>_inbox_attempts`, one row per
-/// attempt (worker, outcome, error, duration). The events table has `fillfactor = 70`, so
-/// that the state changes of a row stay on its page (HOT updates, no index writes); see
-/// the guide for the autovacuum settings.
+/// attempt (worker, outcome, error, duration). A claim and a completion are two updates
+/// of the event's row, and neither is a HOT update: `state` is in the partial indexes'
+/// predicates and `locked_until` among their keys, so each new version gets new index
+/// entries, and each old one is a dead tuple until vacuum. The events table is created
+/// with `fillfactor = 70` (room on each page for a row's next versions) and with
+/// autovacuum starting after 1,000 dead tuples whatever the table's size
+/// (`autovacuum_vacuum_scale_factor = 0`), since the done rows kept for deduplication would
+/// otherwise delay it; see the guide's "The table's upkeep".
 ///
 /// The dedup key is the row's `dedup_key`, `<namespace>:evt:<event id>`: it lives as long
 /// as the row, which [`prune_done`](Self::prune_done) deletes after at least 8 days

@@ -1,0 +1,182 @@
+//! Requeuing events by hand: one by id (`retry`), or many by filter (`replay`), in batches
+//! that each commit on their own.
+
+use serde::Serialize;
+use sqlx::AssertSqlSafe;
+
+use super::PostgresInbox;
+use super::admin::unavailable;
+use crate::error::Result;
+
+/// Which events a bulk replay takes; every field left `None` matches all.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ReplayFilter {
+    /// Received at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Received before this time (RFC 3339).
+    pub until: Option<String>,
+    /// Of this object type.
+    pub object_type: Option<String>,
+    /// Of this event (`payable.created`).
+    pub event: Option<String>,
+    /// In this state (`done`, `dead`, `pending`); running events are never replayed.
+    pub state: Option<String>,
+}
+
+/// Events a bulk replay requeues per statement. Each batch commits on its own: a replay of
+/// millions holds no long transaction (which would keep vacuum from every dead tuple of
+/// the table meanwhile) and locks at most this many rows at once.
+pub const REPLAY_BATCH: usize = 1000;
+
+/// How far a bulk replay has come, reported after each batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ReplayProgress {
+    /// Events this batch requeued.
+    pub batch: u64,
+    /// Events requeued so far, this batch included.
+    pub replayed: u64,
+    /// The highest row id the replay has reached; it goes on above it, up to the last row
+    /// there was when it started.
+    pub through_id: i64,
+}
+
+/// Binds `$1` to `$6` of [`MATCHING`]: the inbox's namespace, then the filter's fields.
+macro_rules! bind_filter {
+    ($query:expr, $inbox:expr, $filter:expr) => {
+        $query
+            .bind(&**$inbox.store().namespace())
+            .bind($filter.since.as_deref())
+            .bind($filter.until.as_deref())
+            .bind($filter.object_type.as_deref())
+            .bind($filter.event.as_deref())
+            .bind($filter.state.as_deref())
+    };
+}
+
+/// Priority of replayed events: below live ones (0), so a bulk replay does not starve them.
+const REPLAY_PRIORITY: i16 = -1;
+
+/// What a requeue sets: pending now, at `priority`. Attempt numbers only grow (they fence
+/// late workers), so the retry schedule counts from `attempt_base` instead.
+fn requeue_set(priority: i16) -> String {
+    format!(
+        "state = 'pending', run_at = now(), priority = {priority}, attempt_base = attempt, \
+         lapses = 0, done_at = NULL"
+    )
+}
+
+/// The rows a filter takes, on `$1` (namespace) to `$6`: never a running one.
+const MATCHING: &str = "namespace = $1 AND state <> 'running' \
+     AND ($2::timestamptz IS NULL OR received_at >= $2::timestamptz) \
+     AND ($3::timestamptz IS NULL OR received_at < $3::timestamptz) \
+     AND ($4::text IS NULL OR object_type = $4) AND ($5::text IS NULL OR event = $5) \
+     AND ($6::text IS NULL OR state = $6)";
+
+impl PostgresInbox {
+    /// Makes one event (done or dead) pending again now, with a fresh set of attempts;
+    /// answers whether there was such an event.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`](crate::ErrorKind::StoreUnavailable) if PostgreSQL
+    /// refuses or cannot be reached.
+    pub async fn retry(&self, id: i64) -> Result<bool> {
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {MATCHING} AND id = $7",
+            self.events_table(),
+            requeue_set(0)
+        );
+        let unfiltered = ReplayFilter::default();
+        let retried = bind_filter!(sqlx::query(AssertSqlSafe(sql)), self, unfiltered)
+            .bind(id)
+            .execute(self.store().pool())
+            .await
+            .map_err(unavailable("retry the event"))?
+            .rows_affected();
+        Ok(retried == 1)
+    }
+
+    /// Makes every event matching `filter` pending again, below live events, in batches of
+    /// [`REPLAY_BATCH`]; with `dry_run`, only counts them. Answers how many.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`](crate::ErrorKind::StoreUnavailable) if PostgreSQL
+    /// refuses or cannot be reached.
+    pub async fn replay(&self, filter: &ReplayFilter, dry_run: bool) -> Result<u64> {
+        if dry_run {
+            let sql = format!(
+                "SELECT count(*) FROM {} WHERE {MATCHING}",
+                self.events_table()
+            );
+            let count: i64 = bind_filter!(sqlx::query_scalar(AssertSqlSafe(sql)), self, filter)
+                .fetch_one(self.store().pool())
+                .await
+                .map_err(unavailable("count the events to replay"))?;
+            return Ok(count.unsigned_abs());
+        }
+        self.replay_with_progress(filter, |_| {}).await
+    }
+
+    /// As [`replay`](Self::replay) (not a dry run), calling `progress` after each batch of
+    /// at most [`REPLAY_BATCH`] events, taken in the order of their row ids up to the last
+    /// row there was when the replay started (events accepted meanwhile are live ones).
+    /// Each batch commits on its own: dropping the future stops the replay, and the batches
+    /// done stay replayed. Answers how many events were requeued.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`](crate::ErrorKind::StoreUnavailable) if PostgreSQL
+    /// refuses or cannot be reached; the batches done before stay replayed.
+    pub async fn replay_with_progress<F>(
+        &self,
+        filter: &ReplayFilter,
+        mut progress: F,
+    ) -> Result<u64>
+    where
+        F: FnMut(&ReplayProgress) + Send,
+    {
+        let events = self.events_table();
+        let last: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT coalesce(max(id), 0) FROM {events}"
+        )))
+        .fetch_one(self.store().pool())
+        .await
+        .map_err(unavailable("replay events"))?;
+        // The filter again in the UPDATE: a row changed since the batch was read (claimed,
+        // say) is checked anew once its lock is ours.
+        let sql = format!(
+            "WITH batch AS (SELECT id FROM {events} WHERE {MATCHING} AND id > $7 AND id <= $8 \
+               ORDER BY id LIMIT {REPLAY_BATCH}), \
+             requeued AS (UPDATE {events} SET {set} FROM batch \
+               WHERE {events}.id = batch.id AND {MATCHING} RETURNING 1) \
+             SELECT (SELECT count(*) FROM requeued), (SELECT count(*) FROM batch), \
+               (SELECT max(id) FROM batch)",
+            set = requeue_set(REPLAY_PRIORITY)
+        );
+        let mut done = ReplayProgress {
+            batch: 0,
+            replayed: 0,
+            through_id: 0,
+        };
+        loop {
+            let query = sqlx::query_as(AssertSqlSafe(sql.clone()));
+            let (requeued, read, through): (i64, i64, Option<i64>) =
+                bind_filter!(query, self, filter)
+                    .bind(done.through_id)
+                    .bind(last)
+                    .fetch_one(self.store().pool())
+                    .await
+                    .map_err(unavailable("replay events"))?;
+            let Some(through) = through else {
+                return Ok(done.replayed);
+            };
+            done.batch = requeued.unsigned_abs();
+            done.replayed += done.batch;
+            done.through_id = through;
+            progress(&done);
+            if read.unsigned_abs() < REPLAY_BATCH as u64 {
+                return Ok(done.replayed);
+            }
+        }
+    }
+}
