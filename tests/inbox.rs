@@ -429,9 +429,16 @@ async fn done_events_are_pruned_after_at_least_eight_days() {
         StatusCode::ACCEPTED,
         "a pruned key is forgotten: only after Monite stopped retrying"
     );
-    // The workers prune on their own, once at their start and every PRUNE_INTERVAL after.
+    // The workers prune on their own, once at their start and every PRUNE_INTERVAL after,
+    // and at once again while a turn (10,000) finds its fill.
     sqlx::query(
         "UPDATE monite_webhook_inbox_events SET state = 'done', received_at = now() - interval '10 days'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO monite_webhook_inbox_events (dedup_key, namespace, object_type, event,            body, headers, state, received_at)          SELECT 'billing:evt:old-' || n, 'billing', 'payable', 'payable.created', '\\x7b7d',            '{}', 'done', now() - interval '10 days' FROM generate_series(1, 25000) AS n",
     )
     .execute(store.pool())
     .await

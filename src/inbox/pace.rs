@@ -30,4 +30,9 @@ impl Pace {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
     }
+
+    /// Makes the next call due at once: the work it paces is not finished.
+    pub(super) fn again(&self) {
+        self.last.store(0, Ordering::Relaxed);
+    }
 }

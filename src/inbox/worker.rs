@@ -31,8 +31,8 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_LAPSES: u32 = 3;
 /// The longest wait between two looks at an idle inbox.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// How often the workers of a process prune done events.
-pub const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+/// How often the workers of a process prune done events, unless the last turn was full.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// The most done events one prune deletes, so that a first prune of a large table does
 /// not keep a worker from events for long.
 const PRUNE_AT_MOST: u64 = 10_000;
@@ -198,7 +198,8 @@ impl<S: InboxStore> WorkersBuilder<S> {
     /// How long done events are kept (default and least [`MIN_DONE_RETENTION`], 8 days:
     /// their rows are the dedup keys that answer Monite's retries); `None` keeps them
     /// until you prune them yourself. The workers of each process delete the older ones
-    /// every [`PRUNE_INTERVAL`], a bounded number at a time.
+    /// every [`PRUNE_INTERVAL`], a bounded number at a time, and again at once while a
+    /// turn finds its fill.
     pub fn retention(mut self, retention: Option<Duration>) -> Self {
         self.retention = retention.map(|kept| kept.max(MIN_DONE_RETENTION));
         self
@@ -457,8 +458,11 @@ impl<S: InboxStore> Shared<S> {
         if !self.prune.due() {
             return;
         }
-        if let Err(e) = self.store.prune(retention, PRUNE_AT_MOST).await {
-            observe::store_trouble("(inbox prune)", &e.to_string());
+        match self.store.prune(retention, PRUNE_AT_MOST).await {
+            // More are due: the next turn comes at once, between claims.
+            Ok(deleted) if deleted >= PRUNE_AT_MOST => self.prune.again(),
+            Ok(_) => {}
+            Err(e) => observe::store_trouble("(inbox prune)", &e.to_string()),
         }
     }
 

@@ -35,14 +35,15 @@ use crate::idempotency::{PostgresStore, store_millis};
 /// of the event's row, and neither is a HOT update: `state` is in the partial indexes'
 /// predicates and `locked_until` among their keys, so each new version gets new index
 /// entries, and each old one is a dead tuple until vacuum. The events table is created
-/// with `fillfactor = 70` (room on each page for a row's next versions) and with
-/// autovacuum starting after 1,000 dead tuples whatever the table's size
+/// with autovacuum starting after 1,000 dead tuples whatever the table's size
 /// (`autovacuum_vacuum_scale_factor = 0`), since the done rows kept for deduplication would
-/// otherwise delay it; see the guide's "The table's upkeep".
+/// otherwise delay it, and with the default fill factor; see the guide's "The table's
+/// upkeep".
 ///
 /// The dedup key is the row's `dedup_key`, `<namespace>:evt:<event id>`: it lives as long
-/// as the row, which [`prune_done`](Self::prune_done) deletes after at least 8 days
-/// (Monite retries for 7), when you call it.
+/// as the row, which the workers delete after their
+/// [`retention`](crate::inbox::WorkersBuilder::retention) (at least 8 days: Monite retries
+/// for 7), or [`prune_done`](Self::prune_done) when you call it.
 ///
 /// ```no_run
 /// use monite_webhooks::PostgresStore;

@@ -54,7 +54,7 @@ impl Statements {
                    locked_by text,\n    \
                    last_error text,\n    \
                    done_at timestamptz\n\
-                 ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);\n\
+                 ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);\n\
                  CREATE INDEX IF NOT EXISTS {bare}_inbox_events_ready ON {events} (namespace, priority DESC, run_at) WHERE state = 'pending';\n\
                  CREATE INDEX IF NOT EXISTS {bare}_inbox_events_leased ON {events} (namespace, locked_until) WHERE state = 'running';\n\
                  CREATE INDEX IF NOT EXISTS {bare}_inbox_events_dead ON {events} (namespace) WHERE state = 'dead';\n\
