@@ -4,7 +4,7 @@
 //! PostgreSQL when `DATABASE_URL` is set, to Redis when `REDIS_URL` is, to
 //! `monite-reconcile.state` otherwise.
 
-use monite_webhooks::{BoxError, Receiver};
+use monite_webhooks::{BoxError, Receiver, ReceiverBuilder};
 
 /// Whether the environment asks for the background tasks.
 pub(crate) fn wanted() -> bool {
@@ -126,7 +126,7 @@ pub(crate) type Watchdog = monite_webhooks::client::reconcile::Watchdog;
 pub(crate) type Watchdog = std::convert::Infallible;
 
 /// The watchdog, if the environment asks for the background tasks.
-pub(crate) fn watchdog() -> Result<Option<Watchdog>, BoxError> {
+fn watchdog() -> Result<Option<Watchdog>, BoxError> {
     if !wanted() {
         return Ok(None);
     }
@@ -137,7 +137,7 @@ pub(crate) fn watchdog() -> Result<Option<Watchdog>, BoxError> {
 }
 
 /// Records a failed delivery of `subscription_id` with the watchdog.
-pub(crate) fn record_failure(watchdog: &Watchdog, subscription_id: &str) {
+fn record_failure(watchdog: &Watchdog, subscription_id: &str) {
     #[cfg(feature = "client")]
     watchdog.record_failure(subscription_id);
     #[cfg(not(feature = "client"))]
@@ -145,7 +145,7 @@ pub(crate) fn record_failure(watchdog: &Watchdog, subscription_id: &str) {
 }
 
 /// Starts the reconciler and the watchdog over `receiver`.
-pub(crate) async fn start(receiver: &Receiver, watchdog: Option<Watchdog>) -> Result<(), BoxError> {
+async fn start(receiver: &Receiver, watchdog: Option<Watchdog>) -> Result<(), BoxError> {
     let Some(watchdog) = watchdog else {
         return Ok(());
     };
@@ -156,4 +156,30 @@ pub(crate) async fn start(receiver: &Receiver, watchdog: Option<Watchdog>) -> Re
         let _ = receiver;
         match watchdog {}
     }
+}
+
+/// Builds the receiver. When the environment asks for the background tasks, the
+/// receiver's own failures reach the watchdog (reported within a minute) and, with
+/// `run`, the reconciler and the watchdog start over it.
+pub(crate) async fn build_receiver(
+    mut builder: ReceiverBuilder,
+    run: bool,
+) -> Result<Receiver, BoxError> {
+    let watchdog = watchdog()?;
+    #[allow(
+        clippy::clone_on_copy,
+        reason = "without `client` the watchdog is `Infallible`"
+    )]
+    if let Some(watchdog) = watchdog.clone() {
+        builder = builder.on_failure(move |event, _| {
+            if let Some(id) = event.webhook_subscription_id() {
+                record_failure(&watchdog, id);
+            }
+        });
+    }
+    let receiver = builder.build();
+    if run {
+        start(&receiver, watchdog).await?;
+    }
+    Ok(receiver)
 }

@@ -116,27 +116,11 @@ async fn inbox_service(
             .concurrency(count)
             .start()
     });
-    let watchdog = background::watchdog()?;
-    let mut builder =
+    let builder =
         Receiver::builder(verifier_from_env()?, Dispatcher::builder()).inbox(Inbox::new(inbox));
-    #[allow(
-        clippy::clone_on_copy,
-        reason = "without `client` the watchdog is `Infallible`"
-    )]
-    let failures = watchdog.clone();
-    if let Some(watchdog) = failures {
-        // A delivery the inbox could not write (503) reaches the watchdog.
-        builder = builder.on_failure(move |event, _| {
-            if let Some(id) = event.webhook_subscription_id() {
-                background::record_failure(&watchdog, id);
-            }
-        });
-    }
-    let receiver = builder.build();
-    // Swept events are accepted into the inbox like deliveries, deduplicated there.
-    if !workers_only {
-        background::start(&receiver, watchdog).await?;
-    }
+    // Swept events are accepted into the inbox like deliveries, deduplicated there; a
+    // delivery the inbox could not write (503) reaches the watchdog.
+    let receiver = background::build_receiver(builder, !workers_only).await?;
     Ok(Service {
         receiver,
         workers_only,
@@ -165,23 +149,8 @@ async fn receiver_from_env(namespace: &str) -> Result<Receiver, BoxError> {
         );
         (Idempotency::new(MemoryStore::new()), dispatcher())
     };
-    let watchdog = background::watchdog()?;
-    let mut builder = Receiver::builder(verifier, dispatcher).idempotency(idempotency);
-    #[allow(
-        clippy::clone_on_copy,
-        reason = "without `client` the watchdog is `Infallible`"
-    )]
-    let failures = watchdog.clone();
-    if let Some(watchdog) = failures {
-        // The receiver's own failures reach the watchdog, reported within a minute.
-        builder = builder.on_failure(move |event, _| {
-            if let Some(id) = event.webhook_subscription_id() {
-                background::record_failure(&watchdog, id);
-            }
-        });
-    }
-    let receiver = builder.build();
-    background::start(&receiver, watchdog).await?;
+    let builder = Receiver::builder(verifier, dispatcher).idempotency(idempotency);
+    let receiver = background::build_receiver(builder, true).await?;
     Ok(receiver)
 }
 
