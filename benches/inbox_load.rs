@@ -16,39 +16,23 @@
 
 #[path = "../tests/support/pg.rs"]
 mod pg;
+#[path = "support/inbox.rs"]
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monite_webhooks::inbox::{Inbox, PostgresInbox, Workers};
 use monite_webhooks::testing::signed_request;
-use monite_webhooks::{Dispatcher, Event, ObjectType, PostgresStore, Receiver, Secret, Verifier};
+use monite_webhooks::{Dispatcher, PostgresStore, Receiver, Secret, Verifier};
 use sqlx::PgPool;
-
-const SECRET: &str = "whsec_IpHYzcMQQR5+wnN4pmHJNRh8B+TVY26b";
-
-fn envelope(run: &str, n: usize) -> String {
-    format!(
-        r#"{{"id":"{run}-{n}","created_at":"2024-03-04T20:06:48.593225+00:00","action":"payable.created","api_version":"2024-01-31","entity_id":"entity-{}","description":"d","object":{{"id":"587fd280-3b1a-4ad4-8e00-75a8c2cd789a"}},"object_type":"payable","webhook_subscription_id":"f3c64af7"}}"#,
-        n % 10
-    )
-}
-
-fn dispatcher() -> Dispatcher {
-    Dispatcher::builder()
-        .on_object(ObjectType::Payable, |_: Event| async {})
-        .build()
-}
+use support::{SECRET, envelope, noop_dispatcher, percentile, wait_done};
 
 async fn wal_lsn(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
         .fetch_one(pool)
         .await
         .unwrap()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p) as usize]
 }
 
 /// `count` signed deliveries through `receiver`, `lanes` at a time: latencies and rate.
@@ -87,22 +71,6 @@ async fn deliver(
     (all, rate)
 }
 
-async fn wait_done(pool: &PgPool, namespace: &str, total: i64) {
-    loop {
-        let done: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM monite_webhook_inbox_events WHERE namespace = $1 AND state = 'done'",
-        )
-        .bind(namespace)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if done >= total {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let server = pg::PgServer::start_durable();
@@ -117,7 +85,7 @@ async fn main() {
     // next to the inbox (one INSERT), 16 deliveries in flight.
     let plain_store = PostgresStore::connect(&url, "plain").await.unwrap();
     plain_store.ensure_schema().await.unwrap();
-    let plain = Receiver::builder(verifier(), dispatcher())
+    let plain = Receiver::builder(verifier(), noop_dispatcher())
         .store(plain_store.clone())
         .build();
     let (latencies, rate) = deliver(&plain, "plain", count, 16).await;
@@ -152,7 +120,7 @@ async fn main() {
             );
         }
         let started = Instant::now();
-        let handle = Workers::builder(inbox.clone(), dispatcher())
+        let handle = Workers::builder(inbox.clone(), noop_dispatcher())
             .concurrency(workers)
             .batch(batch)
             .poll_interval(Duration::from_millis(10))
@@ -177,7 +145,7 @@ async fn main() {
             .inbox(Inbox::new(inbox.clone()))
             .build(),
     );
-    let handle = Workers::builder(inbox, dispatcher())
+    let handle = Workers::builder(inbox, noop_dispatcher())
         .concurrency(4)
         .batch(32)
         .poll_interval(Duration::from_millis(10))
