@@ -90,6 +90,14 @@ fn ms(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1e3)
 }
 
+/// The 1-minute load average (Linux), to tell a run on a busy machine from a quiet one.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|line| line.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
 fn verifier() -> Verifier {
     Verifier::new(Secret::new(SECRET).unwrap())
 }
@@ -235,13 +243,14 @@ fn report(label: &str, samples: &[Sample], elapsed: Duration) {
     late.sort();
     let ok = samples.iter().filter(|s| s.ok).count();
     println!(
-        "{label}: {} deliveries in {:.1} s, {:.0}/s acknowledged, {} not 2xx\n    \
+        "{label}: {} deliveries in {:.1} s, {:.0}/s acknowledged, {} not 2xx; load average {}\n    \
          from due: p50 {} p99 {} p99.9 {} max {}\n    \
          from send: p50 {} p99 {} p99.9 {}; the client's own lateness (taken off): p50 {} p99 {}",
         samples.len(),
         elapsed.as_secs_f64(),
         ok as f64 / elapsed.as_secs_f64(),
         samples.len() - ok,
+        load_average(),
         ms(percentile(&from_due, 0.5)),
         ms(percentile(&from_due, 0.99)),
         ms(percentile(&from_due, 0.999)),
@@ -446,10 +455,12 @@ fn drain_by_processes(server: &Runtime, url: &str, batch: usize) {
     });
     println!(
         "drain, 2 processes x 4 workers, batch {batch}: {:.0} events/s from first to last done \
-         ({:.0}/s over {:.1} s from spawning the processes); attempts by process: {by_process}",
+         ({:.0}/s over {:.1} s from spawning the processes); attempts by process: {by_process}; \
+         load average {}",
         DRAIN_EVENTS as f64 / span,
         DRAIN_EVENTS as f64 / wall.as_secs_f64(),
         wall.as_secs_f64(),
+        load_average(),
     );
 }
 
