@@ -364,7 +364,7 @@ async fn sigkill_at_random_instants_leaves_exactly_one_row_per_event() {
     let store = prepare(&server).await;
     let receiver = Arc::new(Mutex::new(ChildReceiver::start(&server.url())));
     let addr = receiver.lock().unwrap().addr;
-    let ids = fresh_ids("crash", 150);
+    let ids = fresh_ids("crash", 300);
     let tally = Arc::new(Tally::default());
 
     // Kill the receiver every 30-250 ms until every event is acknowledged.
