@@ -233,14 +233,25 @@ impl PostgresStore {
     /// # Errors
     /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
     pub async fn ensure_schema(&self) -> Result<()> {
+        let tables = format!(
+            "the tables {}_claims and {}_inbox",
+            self.inner.prefix, self.inner.prefix
+        );
+        self.create_schema(&self.inner.prefix, &self.inner.sql.schema, &tables)
+            .await
+    }
+
+    /// Runs `schema` (idempotent DDL) in one transaction under an advisory lock on
+    /// `lock`: concurrent `CREATE … IF NOT EXISTS` from several replicas can still
+    /// collide in the catalog. `tables` names what it creates, for the error.
+    pub(crate) async fn create_schema(&self, lock: &str, schema: &str, tables: &str) -> Result<()> {
         let create = async {
             let mut tx = self.inner.pool.begin().await?;
-            // Concurrent `CREATE … IF NOT EXISTS` can still collide in the catalog.
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(&self.inner.prefix)
+                .bind(lock)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(self.inner.sql.schema.clone()))
+            sqlx::raw_sql(sqlx::AssertSqlSafe(schema.to_owned()))
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await
@@ -248,10 +259,7 @@ impl PostgresStore {
         create.await.map_err(|e: sqlx::Error| {
             Error::new(
                 ErrorKind::StoreUnavailable,
-                format!(
-                    "cannot create the tables {}_claims and {}_inbox: {e}",
-                    self.inner.prefix, self.inner.prefix
-                ),
+                format!("cannot create {tables}: {e}"),
             )
             .with_source(e)
         })

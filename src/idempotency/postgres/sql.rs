@@ -93,7 +93,6 @@ impl Statements {
             inbox_done: inbox_done(
                 &format!("{prefix}_inbox_events"),
                 &format!("{prefix}_inbox_attempts"),
-                true,
             ),
             inbox_events: format!("{prefix}_inbox_events"),
         }
@@ -108,25 +107,19 @@ fn sweep(table: &str) -> Statement {
     .into()
 }
 
-/// The inbox's fenced done mark, with its attempt row: `$1` the event row, `$2` the
-/// attempt, `$3` the worker, `$4` the duration in milliseconds. Here, not in the inbox,
-/// because a transactional handler runs it inside its own transaction: `in_transaction`
-/// then also requires [`ATTEMPT_SETTING`], set when that transaction began, so that a
-/// handler that ended it (a raw `ROLLBACK` or `COMMIT`) is not marked done by an
-/// autocommit of its own.
-pub(crate) fn inbox_done(events: &str, attempts: &str, in_transaction: bool) -> Statement {
-    let open = if in_transaction {
-        format!(
-            " AND current_setting('{ATTEMPT_SETTING}', true) = concat($1::bigint, ':', $2::integer)"
-        )
-    } else {
-        String::new()
-    };
+/// The inbox's fenced done mark, with its attempt row, run by a transactional handler
+/// inside its own transaction: `$1` the event row, `$2` the attempt, `$3` the worker, `$4`
+/// the duration in milliseconds. It also requires [`ATTEMPT_SETTING`], set when that
+/// transaction began, so that a handler that ended it (a raw `ROLLBACK` or `COMMIT`) is
+/// not marked done by an autocommit of its own. Here, not in the inbox, because the
+/// transactional handler runs it.
+pub(crate) fn inbox_done(events: &str, attempts: &str) -> Statement {
     format!(
         "WITH done AS (\
            UPDATE {events} SET state = 'done', done_at = now(), \
              locked_until = NULL, locked_by = NULL, last_error = NULL \
-           WHERE id = $1 AND attempt = $2 AND state = 'running'{open} \
+           WHERE id = $1 AND attempt = $2 AND state = 'running' \
+             AND current_setting('{ATTEMPT_SETTING}', true) = concat($1::bigint, ':', $2::integer) \
            RETURNING id, attempt) \
          INSERT INTO {attempts} (event_row, attempt, worker, outcome, duration_ms) \
          SELECT id, attempt, $3, 'done', $4 FROM done RETURNING 1"

@@ -21,7 +21,7 @@ use super::store::{
     Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
     InboxStore, MIN_DONE_RETENTION,
 };
-use crate::error::{BoxError, Error, ErrorKind, Result};
+use crate::error::{BoxError, Result};
 use crate::idempotency::{PostgresStore, store_millis};
 
 /// The inbox in PostgreSQL, on the pool, namespace and table prefix of a
@@ -93,25 +93,15 @@ impl PostgresInbox {
     /// # Errors
     /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
     pub async fn ensure_schema(&self) -> Result<()> {
-        let pool = self.inner.store.pool();
-        let create = async {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(&self.inner.sql.events)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(self.inner.sql.schema.clone()))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
-        };
-        create.await.map_err(|e: sqlx::Error| {
-            Error::new(
-                ErrorKind::StoreUnavailable,
-                format!("cannot create the table {}: {e}", self.inner.sql.events),
+        let events = &self.inner.sql.events;
+        self.inner
+            .store
+            .create_schema(
+                events,
+                &self.inner.sql.schema,
+                &format!("the table {events}"),
             )
-            .with_source(e)
-        })
+            .await
     }
 
     pub(crate) fn store(&self) -> &PostgresStore {
@@ -202,14 +192,13 @@ impl InboxStore for PostgresInbox {
         attempt: i32,
         report: &AttemptReport<'_>,
     ) -> Result<bool, BoxError> {
-        let done = sqlx::query(self.inner.sql.complete.sql())
-            .bind(id)
-            .bind(attempt)
-            .bind(report.worker)
-            .bind(millis(report.duration))
-            .fetch_optional(self.inner.store.pool())
-            .await?;
-        Ok(done.is_some())
+        let completed = Completed {
+            id,
+            attempt,
+            duration: report.duration,
+        };
+        let marked = self.complete_batch(report.worker, &[completed]).await?;
+        Ok(!marked.is_empty())
     }
 
     async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {

@@ -1,6 +1,6 @@
 //! The inbox's SQL, with the table names filled in once.
 
-use crate::idempotency::postgres_sql::{Statement, inbox_done};
+use crate::idempotency::postgres_sql::Statement;
 
 /// Every statement of the inbox, for one table prefix.
 pub(super) struct Statements {
@@ -10,7 +10,6 @@ pub(super) struct Statements {
     pub(super) claim: Statement,
     pub(super) claim_in_entity_order: Statement,
     pub(super) heartbeat: Statement,
-    pub(super) complete: Statement,
     pub(super) complete_batch: Statement,
     pub(super) release: Statement,
     pub(super) fail: Statement,
@@ -23,6 +22,14 @@ impl Statements {
         let events = format!("{prefix}_inbox_events");
         let attempts = format!("{prefix}_inbox_attempts");
         let bare = prefix.rsplit('.').next().unwrap_or(prefix);
+        // What both claims take: pending, due, of a type not at its limit, not paused.
+        let claimable = format!(
+            "state = 'pending' AND run_at <= now() AND object_type <> ALL($5::text[]) \
+             AND NOT EXISTS (SELECT 1 FROM {events}_paused p WHERE p.namespace = $1)"
+        );
+        // The attempts still holding their rows, named by `$1` (ids) and `$2` (attempts).
+        let held = "FROM unnest($1::bigint[], $2::integer[]) AS held(id, attempt) \
+             WHERE e.id = held.id AND e.attempt = held.attempt AND e.state = 'running'";
         // What both claims do with the rows they picked.
         let take = format!(
             "UPDATE {events} e SET state = 'running', attempt = e.attempt + 1, \
@@ -85,9 +92,7 @@ impl Statements {
             claim: format!(
                 "WITH picked AS (\
                    SELECT id FROM {events} \
-                   WHERE namespace = $1 AND state = 'pending' AND run_at <= now() \
-                     AND object_type <> ALL($5::text[]) \
-                     AND NOT EXISTS (SELECT 1 FROM {events}_paused p WHERE p.namespace = $1) \
+                   WHERE namespace = $1 AND {claimable} \
                    ORDER BY priority DESC, run_at \
                    LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  {take}"
@@ -120,21 +125,16 @@ impl Statements {
                         WHERE namespace = $1 AND state IN ('pending', 'running') \
                           AND entity_id IS NULL \
                         ORDER BY entity_id, id LIMIT $2))) \
-                     AND state = 'pending' AND run_at <= now() \
-                     AND object_type <> ALL($5::text[]) \
-                     AND NOT EXISTS (SELECT 1 FROM {events}_paused p WHERE p.namespace = $1) \
+                     AND {claimable} \
                    ORDER BY priority DESC, id \
                    LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  {take}"
             )
             .into(),
             heartbeat: format!(
-                "UPDATE {events} e SET locked_until = now() + $3 * interval '1 millisecond' \
-                 FROM unnest($1::bigint[], $2::integer[]) AS held(id, attempt) \
-                 WHERE e.id = held.id AND e.attempt = held.attempt AND e.state = 'running'"
+                "UPDATE {events} e SET locked_until = now() + $3 * interval '1 millisecond' {held}"
             )
             .into(),
-            complete: inbox_done(&events, &attempts, false),
             complete_batch: format!(
                 "WITH done AS (\
                    UPDATE {events} e SET state = 'done', done_at = now(), \
@@ -152,9 +152,7 @@ impl Statements {
             release: format!(
                 "WITH released AS (\
                    UPDATE {events} e SET state = 'pending', locked_until = NULL, \
-                     locked_by = NULL, attempt_base = e.attempt_base + 1 \
-                   FROM unnest($1::bigint[], $2::integer[]) AS held(id, attempt) \
-                   WHERE e.id = held.id AND e.attempt = held.attempt AND e.state = 'running' \
+                     locked_by = NULL, attempt_base = e.attempt_base + 1 {held} \
                    RETURNING e.id, e.attempt) \
                  INSERT INTO {attempts} (event_row, attempt, worker, outcome, error) \
                  SELECT id, attempt, $3, 'released', 'the worker stopped before it started' \
