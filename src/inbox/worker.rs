@@ -447,8 +447,6 @@ impl<S: InboxStore> Shared<S> {
         }
     }
 
-    /// Runs one event's handlers and settles a failure; answers a success still to be
-    /// marked done (a transactional handler marks its own).
     /// Deletes done events past the retention, at most once per [`PRUNE_INTERVAL`] in
     /// this process.
     async fn prune_if_due(&self) {
@@ -466,6 +464,8 @@ impl<S: InboxStore> Shared<S> {
         }
     }
 
+    /// Runs one event's handlers and settles a failure; answers a success still to be
+    /// marked done (a transactional handler marks its own).
     async fn run_one(&self, name: &Arc<str>, claimed: Claimed) -> Option<Completed> {
         let attempt = Arc::new(InboxAttempt::new(
             Arc::clone(&self.table),

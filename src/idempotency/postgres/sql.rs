@@ -41,6 +41,7 @@ impl Statements {
     pub(super) fn new(prefix: &str) -> Self {
         let claims = format!("{prefix}_claims");
         let inbox = format!("{prefix}_inbox");
+        let inbox_events = format!("{prefix}_inbox_events");
         // An index lives in its table's schema and takes an unqualified name.
         let bare = prefix.rsplit('.').next().unwrap_or(prefix);
         Self {
@@ -90,11 +91,8 @@ impl Statements {
             inbox_check: format!("SELECT 1 FROM {inbox} WHERE key = $1").into(),
             sweep_claims: sweep(&claims),
             sweep_inbox: sweep(&inbox),
-            inbox_done: inbox_done(
-                &format!("{prefix}_inbox_events"),
-                &format!("{prefix}_inbox_attempts"),
-            ),
-            inbox_events: format!("{prefix}_inbox_events"),
+            inbox_done: inbox_done(&inbox_events, &format!("{prefix}_inbox_attempts")),
+            inbox_events,
         }
     }
 }

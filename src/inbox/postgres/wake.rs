@@ -4,7 +4,7 @@
 //! once per [`PING_COOLDOWN`]. Both only shortcut the poll: a wake-up lost to a dropped
 //! connection costs at most one poll interval.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -27,8 +27,7 @@ type WakeFn = Arc<dyn Fn() + Send + Sync>;
 pub(super) struct Wake {
     pool: PgPool,
     payload: Arc<str>,
-    local: Arc<Mutex<Vec<(u64, WakeFn)>>>,
-    next_id: AtomicU64,
+    local: Mutex<Vec<WakeFn>>,
     ping: Arc<Notify>,
     pinger: OnceLock<()>,
     closed: Arc<AtomicBool>,
@@ -39,8 +38,7 @@ impl Wake {
         Self {
             pool,
             payload: format!("{events} {namespace}").into(),
-            local: Arc::default(),
-            next_id: AtomicU64::new(0),
+            local: Mutex::default(),
             ping: Arc::new(Notify::new()),
             pinger: OnceLock::new(),
             closed: Arc::new(AtomicBool::new(false)),
@@ -50,7 +48,7 @@ impl Wake {
     /// An event was written: wakes this process's workers now, and other processes'
     /// within the cooldown.
     pub(super) fn accepted(&self) {
-        for (_, wake) in self
+        for wake in self
             .local
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -92,8 +90,7 @@ impl Wake {
     /// notification for its table and namespace, until dropped. Listening holds one
     /// connection of the pool.
     pub(super) async fn watch(&self, wake: WakeFn, remote: bool) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let _registered = Registered::new(&self.local, id, Arc::clone(&wake));
+        let _registered = Registered::new(&self.local, Arc::clone(&wake));
         if !remote {
             return std::future::pending().await;
         }
@@ -142,17 +139,17 @@ impl Drop for Wake {
 
 /// A local wake-up, removed when the watch that added it ends.
 struct Registered<'a> {
-    local: &'a Mutex<Vec<(u64, WakeFn)>>,
-    id: u64,
+    local: &'a Mutex<Vec<WakeFn>>,
+    wake: WakeFn,
 }
 
 impl<'a> Registered<'a> {
-    fn new(local: &'a Mutex<Vec<(u64, WakeFn)>>, id: u64, wake: WakeFn) -> Self {
+    fn new(local: &'a Mutex<Vec<WakeFn>>, wake: WakeFn) -> Self {
         local
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((id, wake));
-        Self { local, id }
+            .push(Arc::clone(&wake));
+        Self { local, wake }
     }
 }
 
@@ -161,6 +158,6 @@ impl Drop for Registered<'_> {
         self.local
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(id, _)| *id != self.id);
+            .retain(|wake| !Arc::ptr_eq(wake, &self.wake));
     }
 }
