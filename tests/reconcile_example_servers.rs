@@ -11,13 +11,41 @@
 mod support;
 
 use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
 use support::examples::example;
 use support::fake_monite::{self, CLIENT_ID, CLIENT_SECRET};
+
+/// Starts `command` (an example server) with the background tasks' credentials for the
+/// fake Monite at `fake`, and a task reading its first line: the first handled event.
+fn start_with_background(
+    mut command: Command,
+    fake: SocketAddr,
+) -> (Child, tokio::task::JoinHandle<Option<String>>) {
+    let listen = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = command
+        .env("MONITE_WEBHOOK_ADDR", listen.to_string())
+        .env("MONITE_WEBHOOK_SECRET", "whsec_example_background_test")
+        .env("MONITE_CLIENT_ID", CLIENT_ID)
+        .env("MONITE_CLIENT_SECRET", CLIENT_SECRET)
+        .env("MONITE_ENVIRONMENT", format!("http://{fake}/v1"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().next().map(Result::unwrap)
+    });
+    (child, line)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_servers_sweep_a_missed_event_and_reenable_a_subscription() {
@@ -31,28 +59,12 @@ async fn both_servers_sweep_a_missed_event_and_reenable_a_subscription() {
             std::env::temp_dir().join(format!("reconcile-example-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&cwd);
         std::fs::create_dir_all(&cwd).unwrap();
-        let listen = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let mut child = Command::new(example(name))
+        let mut command = Command::new(example(name));
+        command
             .current_dir(&cwd)
-            .env("MONITE_WEBHOOK_ADDR", listen.to_string())
-            .env("MONITE_WEBHOOK_SECRET", "whsec_example_background_test")
-            .env("MONITE_CLIENT_ID", CLIENT_ID)
-            .env("MONITE_CLIENT_SECRET", CLIENT_SECRET)
-            .env("MONITE_ENVIRONMENT", format!("http://{addr}/v1"))
-            .env("RUST_LOG", "warn")
             .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let line = tokio::task::spawn_blocking(move || {
-            BufReader::new(stdout).lines().next().map(Result::unwrap)
-        });
+            .env_remove("REDIS_URL");
+        let (mut child, line) = start_with_background(command, addr);
         let line = tokio::time::timeout(Duration::from_secs(60), line).await;
         let deadline = Instant::now() + Duration::from_secs(20);
         let state = cwd.join("monite-reconcile.state");
@@ -90,28 +102,12 @@ async fn in_inbox_mode_a_swept_event_is_accepted_and_handled_by_a_worker() {
     let entity = fake.add_entities(1).remove(0);
     let at = (Timestamp::now() - SignedDuration::from_secs(600)).to_string();
     let missed = fake.commit_event(&entity, Some(&at));
-    let listen = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut child = Command::new(example("axum_server"))
-        .env("MONITE_WEBHOOK_ADDR", listen.to_string())
-        .env("MONITE_WEBHOOK_SECRET", "whsec_example_background_test")
+    let mut command = Command::new(example("axum_server"));
+    command
         .env("MONITE_WEBHOOK_INBOX", "postgres")
         .env("DATABASE_URL", server.url())
-        .env("MONITE_CLIENT_ID", CLIENT_ID)
-        .env("MONITE_CLIENT_SECRET", CLIENT_SECRET)
-        .env("MONITE_ENVIRONMENT", format!("http://{addr}/v1"))
-        .env("RUST_LOG", "warn")
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().next().map(Result::unwrap)
-    });
+        .env_remove("REDIS_URL");
+    let (mut child, line) = start_with_background(command, addr);
     let line = tokio::time::timeout(Duration::from_secs(60), line).await;
     let pool = sqlx::PgPool::connect(&server.url()).await.unwrap();
     let mut saved = 0;
