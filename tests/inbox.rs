@@ -22,6 +22,7 @@ use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver};
 use support::fixture::{deliver, fresh_id};
 use support::inbox::{envelope, inbox_on, receiver, scalar, wait_for};
 use support::pg::PgServer;
+use support::swallowing;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepting_writes_once_answers_duplicates_200_and_runs_no_handler() {
@@ -463,41 +464,16 @@ async fn a_worker_never_marks_done_a_transaction_that_did_not_commit() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
     store.ensure_schema().await.unwrap();
-    for sql in [
-        "CREATE TABLE effects (event_id text NOT NULL, attempt int NOT NULL)",
-        "CREATE TABLE ledger (payable_id text PRIMARY KEY)",
-        "INSERT INTO ledger VALUES ('p')",
-    ] {
-        sqlx::query(sql).execute(store.pool()).await.unwrap();
-    }
-    let attempts: Arc<std::sync::Mutex<std::collections::HashMap<String, i32>>> = Arc::default();
-    let seen = Arc::clone(&attempts);
-    let handler = store.transactional(move |event: Event, tx| {
-        let seen = Arc::clone(&seen);
-        Box::pin(async move {
-            let id = event.id().unwrap_or_default().to_owned();
-            let attempt = {
-                let mut seen = seen.lock().unwrap();
-                let attempt = seen.entry(id.clone()).or_default();
-                *attempt += 1;
-                *attempt
-            };
-            sqlx::query("INSERT INTO effects VALUES ($1, $2)")
-                .bind(&id)
-                .bind(attempt)
-                .execute(&mut *tx)
-                .await?;
-            if attempt == 1 {
-                let swallowed = match id.rsplit('-').next() {
-                    Some("0") => "INSERT INTO ledger VALUES ('p')",
-                    Some("1") => "SELECT 1 / 0",
-                    Some("2") => "ROLLBACK",
-                    _ => "COMMIT",
-                };
-                let _ = sqlx::query(swallowed).execute(&mut *tx).await;
-            }
-            Ok(())
-        })
+    swallowing::create_tables(&store).await;
+    // By the id's last digit: a unique violation, a division by zero, a raw ROLLBACK, a
+    // raw COMMIT.
+    let handler = swallowing::handler(&store, |event| {
+        match event.id().and_then(|id| id.rsplit('-').next()) {
+            Some("0") => "INSERT INTO ledger VALUES ('p')",
+            Some("1") => "SELECT 1 / 0",
+            Some("2") => "ROLLBACK",
+            _ => "COMMIT",
+        }
     });
     let run = fresh_id();
     let accepting = receiver_of(&inbox);

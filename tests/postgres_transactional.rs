@@ -21,6 +21,7 @@ use monite_webhooks::{
 };
 use sqlx::PgPool;
 use support::pg::PgServer;
+use support::swallowing;
 use tokio::sync::Semaphore;
 
 /// The service: a `payments` table of its own, written by a transactional handler.
@@ -397,13 +398,7 @@ async fn a_transaction_that_did_not_commit_is_never_acknowledged() {
     let server = PgServer::start();
     let store = PostgresStore::connect(&server.url(), "test").await.unwrap();
     store.ensure_schema().await.unwrap();
-    for sql in [
-        "CREATE TABLE effects (event_id text NOT NULL, attempt int NOT NULL)",
-        "CREATE TABLE ledger (payable_id text PRIMARY KEY)",
-        "INSERT INTO ledger VALUES ('p')",
-    ] {
-        sqlx::query(sql).execute(store.pool()).await.unwrap();
-    }
+    swallowing::create_tables(&store).await;
     // Holds a row lock on the ledger's row, so the lock-timeout handler times out.
     let mut locker = store.pool().begin().await.unwrap();
     sqlx::query("SELECT * FROM ledger FOR UPDATE")
@@ -411,41 +406,13 @@ async fn a_transaction_that_did_not_commit_is_never_acknowledged() {
         .await
         .unwrap();
 
-    let attempts: Arc<Mutex<HashMap<String, i32>>> = Arc::default();
-    let handler = {
-        let attempts = attempts.clone();
-        store.transactional(move |event: Event, tx| {
-            let attempts = attempts.clone();
-            Box::pin(async move {
-                let id = event.id().unwrap_or_default().to_owned();
-                let attempt = {
-                    let mut attempts = attempts.lock().unwrap();
-                    let attempt = attempts.entry(id.clone()).or_default();
-                    *attempt += 1;
-                    *attempt
-                };
-                sqlx::query("INSERT INTO effects VALUES ($1, $2)")
-                    .bind(&id)
-                    .bind(attempt)
-                    .execute(&mut *tx)
-                    .await?;
-                if attempt == 1 {
-                    // The habit from autocommit code: "this may fail, and that's fine".
-                    let swallowed = match event.action() {
-                        "payable.created" => "INSERT INTO ledger VALUES ('p')",
-                        "payable.updated" => "SELECT 1 / 0",
-                        "payable.paid" => "SELECT * FROM ledger FOR UPDATE",
-                        _ => "ROLLBACK",
-                    };
-                    sqlx::query("SET LOCAL lock_timeout = '100ms'")
-                        .execute(&mut *tx)
-                        .await?;
-                    let _ = sqlx::query(swallowed).execute(&mut *tx).await;
-                }
-                Ok(())
-            })
-        })
-    };
+    // The habit from autocommit code: "this may fail, and that's fine".
+    let handler = swallowing::handler(&store, |event| match event.action() {
+        "payable.created" => "INSERT INTO ledger VALUES ('p')",
+        "payable.updated" => "SELECT 1 / 0",
+        "payable.paid" => "SELECT * FROM ledger FOR UPDATE",
+        _ => "ROLLBACK",
+    });
     let receiver = Receiver::builder(
         Verifier::new(fixture::secret(fixture::CURRENT)),
         Dispatcher::builder()

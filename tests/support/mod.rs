@@ -24,6 +24,9 @@ pub(crate) mod pg;
 #[cfg(feature = "postgres")]
 pub(crate) mod inbox;
 
+#[cfg(feature = "postgres")]
+pub(crate) mod swallowing;
+
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
