@@ -91,7 +91,8 @@ impl PostgresInbox {
     /// Creates the tables and indexes if they do not exist; safe from every replica.
     ///
     /// # Errors
-    /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
+    /// [`ErrorKind::StoreUnavailable`](crate::ErrorKind::StoreUnavailable) if PostgreSQL
+    /// refuses or cannot be reached.
     pub async fn ensure_schema(&self) -> Result<()> {
         let events = &self.inner.sql.events;
         self.inner
