@@ -34,6 +34,7 @@ fi
 command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 
 cargo build --release -q --features axum,tracing,redis,postgres --example axum_server --example bare_axum_baseline
+examples=${CARGO_TARGET_DIR:-target}/release/examples
 
 body='{"id":"f8130c42-6c0f-4b9d-81db-38c08712b8bc","created_at":"2024-03-04T20:06:48.593225+00:00","action":"counterpart.created","api_version":"2024-01-31","entity_id":"c381e88f-7019-4f06-9fbb-3bab8d88348a","description":"counterpart created","object":{"id":"587fd280-3b1a-4ad4-8e00-75a8c2cd789a"},"object_type":"counterpart","webhook_subscription_id":"f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba"}'
 work=$(mktemp -d)
@@ -59,8 +60,8 @@ if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
     pin_server=(taskset -c 1) pin_wrk=(taskset -c 0)
 fi
 MONITE_WEBHOOK_SECRET=$SECRET MONITE_WEBHOOK_ADDR=$RECEIVER_ADDR RUST_LOG=warn \
-    "${pin_server[@]}" target/release/examples/axum_server >"$work/receiver.out" 2>"$work/receiver.err" &
-MONITE_WEBHOOK_SECRET=$SECRET BARE_ADDR=$BARE_ADDR "${pin_server[@]}" target/release/examples/bare_axum_baseline >/dev/null 2>&1 &
+    "${pin_server[@]}" "$examples/axum_server" >"$work/receiver.out" 2>"$work/receiver.err" &
+MONITE_WEBHOOK_SECRET=$SECRET BARE_ADDR=$BARE_ADDR "${pin_server[@]}" "$examples/bare_axum_baseline" >/dev/null 2>&1 &
 for addr in $RECEIVER_ADDR $BARE_ADDR; do
     for _ in $(seq 100); do
         (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null && break
