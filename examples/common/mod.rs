@@ -247,12 +247,23 @@ fn dispatcher() -> Dispatcher {
         .build()
 }
 
-/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
+/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise: one JSON object per line
+/// with `RUST_LOG_FORMAT=json`, otherwise text, coloured only when stderr is a terminal (a
+/// file or a log collector gets no escape codes).
 pub(crate) fn init_logging() {
-    tracing_subscriber::fmt()
+    use std::io::IsTerminal as _;
+
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+        );
+    match std::env::var("RUST_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().init(),
+        Ok("text") | Err(_) => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        Ok(other) => {
+            logs.with_ansi(std::io::stderr().is_terminal()).init();
+            tracing::warn!("RUST_LOG_FORMAT={other:?} is neither `json` nor `text`: logging text");
+        }
+    }
 }
