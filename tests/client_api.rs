@@ -1007,3 +1007,38 @@ async fn the_fake_answers_as_the_openapi_document_says() {
     assert_eq!(status, 400);
     check("get", "/events", status, &body);
 }
+
+/// The client carries its own TLS provider (*ring*, not aws-lc-rs, which needs CMake):
+/// against an `https` URL it opens a TLS handshake, and a peer that does not speak TLS is a
+/// transport error, not a panic for want of a provider.
+#[tokio::test]
+async fn https_starts_a_tls_handshake_with_the_built_in_provider() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut record_header = [0_u8; 3];
+        socket.read_exact(&mut record_header).await.unwrap();
+        socket
+            .write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            .await
+            .unwrap();
+        record_header
+    });
+    let client = Client::builder(Environment::Custom(format!("https://{addr}/v1")))
+        .credentials(CLIENT_ID, CLIENT_SECRET)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let error = client
+        .entities()
+        .list(ListQuery::new())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    // A TLS record of type handshake (22), version 3.x: the ClientHello.
+    assert_eq!(peer.await.unwrap()[..2], [0x16, 0x03]);
+    assert_eq!(error.kind(), ErrorKind::Transport, "{error}");
+}

@@ -25,6 +25,9 @@ use crate::failure::Failure;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every HTTP client of the tool, the library's included, uses this provider. An error
+    // means one is installed already, which serves as well.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

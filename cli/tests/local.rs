@@ -847,3 +847,33 @@ fn reqwest_free_post(url: &str, body: &[u8], signature: &str) -> u16 {
     stream.read_to_string(&mut answer).unwrap();
     answer.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// The tool installs its TLS provider (*ring*) at start: `send` to an `https` URL opens a TLS
+/// handshake, and a peer that does not speak TLS is a failed delivery (exit 1), not a panic
+/// for want of a provider (exit 101).
+#[tokio::test(flavor = "multi_thread")]
+async fn send_over_https_starts_a_tls_handshake() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut record_header = [0_u8; 3];
+        socket.read_exact(&mut record_header).await.unwrap();
+        socket
+            .write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            .await
+            .unwrap();
+        record_header
+    });
+    let url = format!("https://{addr}/webhooks/monite");
+    let out = run(
+        &["send", "payable.paid", "--to", &url, "--secret", SECRET],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    // A TLS record of type handshake (22), version 3.x: the ClientHello.
+    assert_eq!(peer.await.unwrap()[..2], [0x16, 0x03]);
+}

@@ -52,6 +52,7 @@ mod recover;
 mod request;
 mod send;
 mod subscriptions;
+mod tls;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -327,7 +328,15 @@ impl ClientBuilder {
                 "the client was built with neither credentials nor a token",
             )
         })?;
+        let tls = tls::config().map_err(|e| {
+            Error::new(
+                ErrorKind::Misconfigured,
+                format!("cannot set up TLS for the HTTP client: {e}"),
+            )
+            .with_source(e)
+        })?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .timeout(self.timeout)
             .user_agent(concat!("monite-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
