@@ -127,8 +127,10 @@ impl Watchdog {
     /// Also scans the delivery log (`GET /webhook_deliveries`) of these entities,
     /// `per_check` of them per check in turn, for deliveries Monite marks unsuccessful
     /// ([`Report::DeliveryLogFailures`], each delivery once). This costs one listing per
-    /// entity scanned; the receiver's own failures ([`record_failure`](Self::record_failure))
-    /// cost nothing and come first.
+    /// entity scanned, of the deliveries created from 8 days (Monite's week of retries and
+    /// a day) before that entity's last scan; the receiver's own failures
+    /// ([`record_failure`](Self::record_failure)) cost nothing and come first. A scan that
+    /// fails is in [`WatchCheck::delivery_log_failed`] and does not stop the check.
     pub fn delivery_log(
         self,
         entities: impl IntoIterator<Item = impl Into<String>>,
