@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use monite_webhooks::client::reconcile::{
-    CheckpointStore, FileCheckpoints, MemoryCheckpoints, Reconciler, Report,
+    CheckpointStore, FileCheckpoints, MemoryCheckpoints, Reconciler, ReconcilerBuilder, Report,
 };
 use monite_webhooks::client::{Client, Environment};
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
@@ -77,6 +77,7 @@ async fn the_reconciler_is_shareable_and_its_futures_can_be_spawned() {
         counting_receiver(&runs, None),
         MemoryCheckpoints::default(),
     )
+    .allow_process_local_store()
     .build()
     .unwrap();
     shareable(&reconciler);
@@ -101,6 +102,7 @@ async fn a_thousand_entities_swept_once_each_within_the_budget() {
         counting_receiver(&runs, None),
         SharedStore(checkpoints.clone()),
     )
+    .allow_process_local_store()
     .build()
     .unwrap();
     let cycle = reconciler.sweep_once().await.unwrap();
@@ -153,6 +155,7 @@ fn reconciler(
         SharedStore(store.clone()),
     )
     .page_size(100)
+    .allow_process_local_store()
     .build()
     .unwrap()
 }
@@ -251,6 +254,7 @@ async fn a_failure_holds_back_its_own_entity_only() {
         SharedStore(store.clone()),
     )
     .on_report(move |r: &Report| seen.lock().unwrap().push(r.clone()))
+    .allow_process_local_store()
     .build()
     .unwrap();
     let first = reconciler.sweep_once().await.unwrap();
@@ -307,6 +311,7 @@ async fn an_event_delivered_and_swept_runs_once() {
     receiver.dispatch(event).await.unwrap();
     let reconciler =
         Reconciler::builder(client(addr, 25.0), receiver, MemoryCheckpoints::default())
+            .allow_process_local_store()
             .build()
             .unwrap();
     let cycle = reconciler.sweep_once().await.unwrap();
@@ -324,9 +329,41 @@ async fn a_lookback_past_the_stores_retention_is_refused() {
         MemoryCheckpoints::default(),
     )
     .lookback(Duration::from_secs(30 * 24 * 60 * 60))
+    .allow_process_local_store()
     .build()
     .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Misconfigured);
+}
+
+#[tokio::test]
+async fn a_first_window_past_the_stores_retention_is_refused() {
+    let (addr, _fake) = fake_monite::start().await;
+    let runs = Runs::default();
+    let build = |configure: &dyn Fn(ReconcilerBuilder) -> ReconcilerBuilder| {
+        configure(
+            Reconciler::builder(
+                client(addr, 25.0),
+                counting_receiver(&runs, None),
+                MemoryCheckpoints::default(),
+            )
+            .allow_process_local_store(),
+        )
+        .build()
+    };
+    // The default store remembers 8 days.
+    let month = Duration::from_secs(30 * 24 * 60 * 60);
+    let error = build(&|b| b.since(month)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Misconfigured);
+    assert!(error.to_string().contains("since"), "{error}");
+    let long_ago = Timestamp::now() - SignedDuration::try_from(month).unwrap();
+    let error = build(&|b| b.since_time(long_ago)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Misconfigured);
+    assert!(error.to_string().contains("since_time"), "{error}");
+    // Within the retention, both are taken.
+    let week = Duration::from_secs(7 * 24 * 60 * 60);
+    build(&|b| b.since(week)).unwrap();
+    let recently = Timestamp::now() - SignedDuration::try_from(week).unwrap();
+    build(&|b| b.since_time(recently)).unwrap();
 }
 
 #[tokio::test]
@@ -347,6 +384,8 @@ async fn file_checkpoints_survive_and_stay_small() {
         .save(id, at - SignedDuration::from_secs(60))
         .await
         .unwrap();
+    // Written once, by the flush the reconciler makes after each cycle.
+    store.flush().await.unwrap();
     let again = FileCheckpoints::open(&path).unwrap();
     assert_eq!(again.load(id).await.unwrap(), Some(at));
     let size = std::fs::metadata(&path).unwrap().len();

@@ -1,7 +1,8 @@
 //! The example servers with `MONITE_CLIENT_ID` and `MONITE_CLIENT_SECRET` set run the
 //! reconciler and the watchdog in the background: against the fake Monite, an event no
 //! webhook delivered is swept and printed as a handled event, and a disabled subscription
-//! is re-enabled.
+//! is re-enabled. The reconciler needs a store that outlives the process: here
+//! `DATABASE_URL` (without it or `REDIS_URL`, only the watchdog runs).
 
 #![allow(
     clippy::unwrap_used,
@@ -55,25 +56,32 @@ async fn both_servers_sweep_a_missed_event_and_reenable_a_subscription() {
         let at = (Timestamp::now() - SignedDuration::from_secs(600)).to_string();
         let missed = fake.commit_event(&entity, Some(&at));
         let subscription = fake.seed("payable", "https://example.com/hook", "disabled");
-        let cwd =
-            std::env::temp_dir().join(format!("reconcile-example-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&cwd);
-        std::fs::create_dir_all(&cwd).unwrap();
+        // A database of its own per server: the fake's ids repeat.
+        let server = support::pg::PgServer::start();
         let mut command = Command::new(example(name));
         command
-            .current_dir(&cwd)
-            .env_remove("DATABASE_URL")
+            .env("DATABASE_URL", server.url())
+            .env_remove("MONITE_WEBHOOK_INBOX")
             .env_remove("REDIS_URL");
         let (mut child, line) = start_with_background(command, addr);
         let line = tokio::time::timeout(Duration::from_secs(60), line).await;
+        let pool = sqlx::PgPool::connect(&server.url()).await.unwrap();
+        let checkpoints = || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM monite_webhooks_checkpoints WHERE entity_id = $1",
+            )
+            .bind(&entity)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(0)
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        let state = cwd.join("monite-reconcile.state");
-        let saved = || std::fs::read_to_string(&state).is_ok_and(|s| s.contains(&entity));
-        while (fake.subscriptions()[0]["status"] != "enabled" || !saved())
+        while (fake.subscriptions()[0]["status"] != "enabled" || checkpoints().await != 1)
             && Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let saved = checkpoints().await == 1;
         child.kill().unwrap();
         child.wait().unwrap();
         let line = line
@@ -88,7 +96,7 @@ async fn both_servers_sweep_a_missed_event_and_reenable_a_subscription() {
             "enabled",
             "{name} did not re-enable"
         );
-        assert!(saved(), "{name}: no checkpoint saved");
+        assert!(saved, "{name}: no checkpoint saved");
     }
 }
 

@@ -37,6 +37,7 @@ fn a_sweep_and_a_reenable_are_counted_without_entity_labels() {
                 counting_receiver(&runs, None),
                 MemoryCheckpoints::default(),
             )
+            .allow_process_local_store()
             .build()
             .unwrap();
             reconciler.sweep_once().await.unwrap();

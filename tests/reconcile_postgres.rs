@@ -1,6 +1,7 @@
 //! Checkpoints in a real PostgreSQL (a fresh cluster of the test's own): they survive a new
 //! pool, never move back whichever writer saves last, and a reconciler sweeping with them
-//! resumes where it stopped.
+//! (and deduplicating in `PostgresStore`) resumes where it stopped, running nothing again
+//! after a restart.
 
 #![allow(
     clippy::unwrap_used,
@@ -9,10 +10,10 @@
 
 mod support;
 
-use monite_webhooks::PostgresStore;
 use monite_webhooks::client::reconcile::{CheckpointStore, PostgresCheckpoints, Reconciler};
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
-use support::client::{client, counting_receiver};
+use monite_webhooks::{Idempotency, PostgresStore};
+use support::client::{client, counting_receiver_over};
 use support::fake_monite;
 use support::pg::PgServer;
 
@@ -49,7 +50,10 @@ async fn checkpoints_persist_in_postgres_and_never_move_back() {
     let created = (Timestamp::now() - SignedDuration::from_secs(300)).to_string();
     fake.commit_event(&entity, Some(&created));
     let runs = Default::default();
-    let reconciler = Reconciler::builder(client(addr), counting_receiver(&runs, None), again)
+    let store = PostgresStore::connect(&server.url(), "test").await.unwrap();
+    store.ensure_schema().await.unwrap();
+    let receiver = counting_receiver_over(&runs, Idempotency::new(store));
+    let reconciler = Reconciler::builder(client(addr), receiver, again)
         .build()
         .unwrap();
     assert_eq!(reconciler.sweep_once().await.unwrap().handled, 1);
@@ -58,4 +62,16 @@ async fn checkpoints_persist_in_postgres_and_never_move_back() {
     let checkpoint = third.load(&entity).await.unwrap().unwrap();
     assert!(checkpoint >= Timestamp::now() - SignedDuration::from_secs(60));
     assert!(checkpoint <= Timestamp::now() - SignedDuration::from_secs(29));
+
+    // A restart: a new store, receiver and reconciler on the same database. The window, a
+    // lookback before the checkpoint, holds the event again: the store remembers it.
+    let store = PostgresStore::connect(&server.url(), "test").await.unwrap();
+    let receiver = counting_receiver_over(&runs, Idempotency::new(store));
+    let restarted = Reconciler::builder(client(addr), receiver, third)
+        .build()
+        .unwrap();
+    let cycle = restarted.sweep_once().await.unwrap();
+    assert_eq!((cycle.handled, cycle.duplicates), (0, 1));
+    let ran: Vec<usize> = runs.lock().unwrap().values().copied().collect();
+    assert_eq!(ran, [1], "an event ran again after the restart");
 }

@@ -45,6 +45,7 @@ async fn sweep_time_at_scale() {
         MemoryCheckpoints::default(),
     )
     .cold_per_cycle(usize::MAX)
+    .allow_process_local_store()
     .build()
     .unwrap();
     let started = Instant::now();

@@ -1,5 +1,6 @@
 //! Reproductions for review turn 4 (reconciler, checkpoints, watchdog). Each test asserts
-//! what the crate promises; on the reviewed tree (418bf88) each one FAILS.
+//! what the crate promises; on the reviewed tree (418bf88) each one FAILS. C7 (T4-22) was
+//! added with the fixes.
 //!
 //! cargo test --features client,metrics --test review_turn4_client -- --nocapture --test-threads 1
 
@@ -10,9 +11,13 @@
 
 mod support;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use monite_webhooks::client::Timer;
 use monite_webhooks::client::reconcile::{
     CheckpointStore, FileCheckpoints, Watchdog, metrics as m,
 };
@@ -20,13 +25,36 @@ use monite_webhooks::jiff::Timestamp;
 use support::client::client;
 use support::fake_monite;
 
+/// A clock that jumps instead of waiting, and adds up what was waited.
+#[derive(Clone)]
+struct Jumping(Arc<Mutex<(Instant, Duration)>>);
+
+impl Jumping {
+    fn new() -> Self {
+        Self(Arc::new(Mutex::new((Instant::now(), Duration::ZERO))))
+    }
+}
+
+impl Timer for Jumping {
+    fn now(&self) -> Instant {
+        self.0.lock().unwrap().0
+    }
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let mut state = self.0.lock().unwrap();
+        state.0 += duration;
+        state.1 += duration;
+        Box::pin(std::future::ready(()))
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // C1: FileCheckpoints::save rewrites and fsyncs the whole file for every entity, inside the
 // (synchronous) call, under a std Mutex, on the async executor: a cycle over N entities
-// writes O(N²) bytes and blocks the runtime thread N times.
+// writes O(N²) bytes and blocks the runtime thread N times. Fixed: a save marks the map
+// dirty, and the flush the reconciler makes once per cycle writes the file, off the async
+// threads.
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "T4-13: fails until fixed"]
 async fn c1_file_checkpoints_rewrite_the_whole_file_for_each_entity() {
     let n: usize = std::env::var("C1_ENTITIES")
         .ok()
@@ -44,8 +72,11 @@ async fn c1_file_checkpoints_rewrite_the_whole_file_for_each_entity() {
         let one = Instant::now();
         store.save(&entity, at).await.unwrap();
         slowest = slowest.max(one.elapsed());
-        written += std::fs::metadata(&path).unwrap().len();
+        written += std::fs::metadata(&path).map_or(0, |m| m.len());
     }
+    // The end of the cycle.
+    store.flush().await.unwrap();
+    written += std::fs::metadata(&path).unwrap().len();
     let elapsed = started.elapsed();
     let size = std::fs::metadata(&path).unwrap().len();
     eprintln!(
@@ -53,7 +84,9 @@ async fn c1_file_checkpoints_rewrite_the_whole_file_for_each_entity() {
          long), {written} bytes written for a final file of {size} bytes ({}x)",
         written / size
     );
+    let reopened = FileCheckpoints::open(&path).unwrap().all().await.unwrap();
     let _ = std::fs::remove_file(&path);
+    assert_eq!(reopened.len(), n, "a flushed checkpoint was lost");
     assert!(
         written < 100 * size,
         "{written} bytes written for a {size}-byte file"
@@ -66,7 +99,6 @@ async fn c1_file_checkpoints_rewrite_the_whole_file_for_each_entity() {
 // listed last, here 1 while a subscription is disabled.
 // ---------------------------------------------------------------------------------------
 #[test]
-#[ignore = "T4-14: fails until fixed"]
 fn c2_the_enabled_gauge_reads_1_while_a_subscription_of_its_type_is_disabled() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
@@ -110,20 +142,23 @@ fn c2_the_enabled_gauge_reads_1_while_a_subscription_of_its_type_is_disabled() {
 // C3: once the daily deep sweep is due, every cycle is a deep sweep of EVERY entity (8-day
 // windows) until one deep cycle has no failure: one entity that keeps failing (a poison
 // event, a 403) makes every cycle deep, forever. `last_deep` moves only on a clean deep
-// cycle (src/client/reconcile/mod.rs:261). Needs DEEP_EVERY lowered to a few seconds in a
-// scratch tree (see the report); ignored otherwise.
+// cycle (src/client/reconcile/mod.rs:261). The day passes on the client's timer, which
+// the reconciler schedules its deep sweeps by.
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs DEEP_EVERY lowered to a few seconds in a scratch tree"]
 async fn c3_one_failing_entity_makes_every_cycle_a_deep_sweep() {
     use monite_webhooks::client::reconcile::{DEEP_EVERY, MemoryCheckpoints, Reconciler};
+    use monite_webhooks::client::{Client, Environment};
     use monite_webhooks::jiff::SignedDuration;
     use monite_webhooks::{BoxError, Dispatcher, Event, Receiver, Secret, Verifier};
-    assert!(
-        DEEP_EVERY <= Duration::from_secs(10),
-        "lower DEEP_EVERY first"
-    );
-    let (addr, fake) = fake_monite::start().await;
+    // Requests go as fast as the jumping timer lets them: no rate limit on the fake.
+    let (addr, fake) = fake_monite::start_with(|f| *f.rate_limit.get_mut().unwrap() = None).await;
+    let timer = Jumping::new();
+    let client = Client::builder(Environment::Custom(format!("http://{addr}/v1")))
+        .credentials(fake_monite::CLIENT_ID, fake_monite::CLIENT_SECRET)
+        .timer(timer.clone())
+        .build()
+        .unwrap();
     let entities = fake.add_entities(50);
     let at = (Timestamp::now() - SignedDuration::from_secs(600)).to_string();
     let poison = fake.commit_event(&entities[0], Some(&at));
@@ -143,14 +178,15 @@ async fn c3_one_failing_entity_makes_every_cycle_a_deep_sweep() {
         Verifier::new(Secret::new("whsec_recovery").unwrap()),
         dispatcher,
     );
-    let reconciler = Reconciler::builder(client(addr), receiver, MemoryCheckpoints::default())
+    let reconciler = Reconciler::builder(client, receiver, MemoryCheckpoints::default())
         .cold_per_cycle(1)
+        .allow_process_local_store()
         .build()
         .unwrap();
     let mut cycles = Vec::new();
     let cycle = reconciler.sweep_once().await.unwrap();
     cycles.push((cycle.deep, cycle.swept + cycle.failed.len()));
-    tokio::time::sleep(DEEP_EVERY + Duration::from_secs(1)).await;
+    timer.sleep(DEEP_EVERY + Duration::from_secs(1)).await;
     for _ in 0..4 {
         let cycle = reconciler.sweep_once().await.unwrap();
         cycles.push((cycle.deep, cycle.swept + cycle.failed.len()));
@@ -162,23 +198,61 @@ async fn c3_one_failing_entity_makes_every_cycle_a_deep_sweep() {
         [false, true, false, false, false],
         "one deep sweep a day, not every cycle"
     );
+    // After the deep cycle: the cold one of the turn, and the failing entity, which still
+    // owes its deep window; not all 50.
+    for (_, swept) in &cycles[2..] {
+        assert!(*swept <= 2, "{cycles:?}");
+    }
+    // A day later the next deep sweep comes, though that entity never stopped failing.
+    timer.sleep(DEEP_EVERY).await;
+    assert!(reconciler.sweep_once().await.unwrap().deep);
 }
 
 // ---------------------------------------------------------------------------------------
 // C4: the reconciler accepts a receiver on the default in-process `MemoryStore` (the
 // example servers wire exactly that when neither DATABASE_URL nor REDIS_URL is set). After
 // a restart the store is empty but the checkpoints are not: every event within the
-// lookback (15 min at least) of each checkpoint runs a second time.
+// lookback (15 min at least) of each checkpoint runs a second time. Fixed: such a store is
+// refused unless allowed by name; a store that outlives the process (here one the two
+// "processes" share, as they would a database) runs the event once.
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-3: fails until fixed"]
 async fn c4_a_memory_store_reconciler_reruns_the_lookback_after_a_restart() {
     use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
 
-    use monite_webhooks::client::reconcile::Reconciler;
+    use monite_webhooks::client::reconcile::{MemoryCheckpoints, Reconciler};
+    use monite_webhooks::idempotency::{Claim, ClaimToken};
     use monite_webhooks::jiff::SignedDuration;
-    use support::client::counting_receiver;
+    use monite_webhooks::{BoxError, ErrorKind, Idempotency, IdempotencyStore, MemoryStore};
+    use support::client::{counting_receiver, counting_receiver_over};
+
+    /// A store outside either "process", as PostgreSQL or Redis is.
+    #[derive(Clone, Default)]
+    struct Outside(Arc<MemoryStore>);
+    impl IdempotencyStore for Outside {
+        async fn claim(
+            &self,
+            key: &str,
+            token: &ClaimToken,
+            lease: Duration,
+        ) -> Result<Claim, BoxError> {
+            self.0.claim(key, token, lease).await
+        }
+        async fn complete(
+            &self,
+            key: &str,
+            token: &ClaimToken,
+            retention: Duration,
+        ) -> Result<bool, BoxError> {
+            self.0.complete(key, token, retention).await
+        }
+        async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), BoxError> {
+            self.0.release(key, token).await
+        }
+        fn survives_restart(&self) -> bool {
+            true
+        }
+    }
 
     let (addr, fake) = fake_monite::start().await;
     let entity = fake.add_entities(1).remove(0);
@@ -187,11 +261,23 @@ async fn c4_a_memory_store_reconciler_reruns_the_lookback_after_a_restart() {
     let path = std::env::temp_dir().join(format!("review-c4-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let refused = Reconciler::builder(
+        client(addr),
+        counting_receiver(&runs, None),
+        MemoryCheckpoints::default(),
+    )
+    .build()
+    .unwrap_err();
+    eprintln!("C4 over a MemoryStore: {refused}");
+    assert_eq!(refused.kind(), ErrorKind::Misconfigured);
+    assert!(refused.to_string().contains("allow_process_local_store"));
+    let outside = Outside::default();
     for process in 0..2 {
-        // Each "process": a fresh receiver (fresh MemoryStore), the same checkpoint file.
+        // Each "process": a fresh receiver, the same store outside it, the same
+        // checkpoint file.
         let reconciler = Reconciler::builder(
             client(addr),
-            counting_receiver(&runs, None),
+            counting_receiver_over(&runs, Idempotency::new(outside.clone())),
             FileCheckpoints::open(&path).unwrap(),
         )
         .build()
@@ -212,31 +298,11 @@ async fn c4_a_memory_store_reconciler_reruns_the_lookback_after_a_restart() {
 // that resets in 5 s holds every request of the client for an hour (the 3,600 s clamp).
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-19: fails until fixed"]
 async fn c5_a_unix_ratelimit_reset_is_read_on_the_local_clock() {
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::sync::{Arc, Mutex};
-
     use axum::routing::get;
     use futures_util::TryStreamExt as _;
-    use monite_webhooks::client::{Client, Environment, ListQuery, Timer};
+    use monite_webhooks::client::{Client, Environment, ListQuery};
     use monite_webhooks::jiff::SignedDuration;
-
-    /// A clock that jumps instead of waiting, and adds up what was waited.
-    #[derive(Clone)]
-    struct Jumping(Arc<Mutex<(Instant, Duration)>>);
-    impl Timer for Jumping {
-        fn now(&self) -> Instant {
-            self.0.lock().unwrap().0
-        }
-        fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-            let mut state = self.0.lock().unwrap();
-            state.0 += duration;
-            state.1 += duration;
-            Box::pin(std::future::ready(()))
-        }
-    }
 
     // Monite's clock is an hour ahead of ours; its quota is spent and resets in 5 s.
     let app = axum::Router::new()
@@ -270,7 +336,7 @@ async fn c5_a_unix_ratelimit_reset_is_read_on_the_local_clock() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let timer = Jumping(Arc::new(Mutex::new((Instant::now(), Duration::ZERO))));
+    let timer = Jumping::new();
     let client = Client::builder(Environment::Custom(format!("http://{addr}/v1")))
         .credentials("id", "secret")
         .timer(timer.clone())
@@ -295,7 +361,6 @@ async fn c5_a_unix_ratelimit_reset_is_read_on_the_local_clock() {
 // (src/client/recover.rs:337: `Instant::now() + self.in_flight_wait`).
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-20: fails until fixed"]
 async fn c6_an_unbounded_in_flight_wait_panics() {
     use monite_webhooks::jiff::SignedDuration;
     use monite_webhooks::{Dispatcher, Event, Receiver, Secret, Verifier};
@@ -333,4 +398,57 @@ async fn c6_an_unbounded_in_flight_wait_panics() {
     .await;
     eprintln!("C6 recovery with in_flight_wait(Duration::MAX): {run:?}");
     assert!(run.is_ok(), "the recovery panicked");
+}
+
+// ---------------------------------------------------------------------------------------
+// C7 (T4-22): with `unhandled_status` not a success, the receiver releases an event no
+// handler takes so that a retry runs it; a recovery counted it as done, so a sweep moved
+// the checkpoint past it, and only the next deep sweep came back to it.
+// ---------------------------------------------------------------------------------------
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c7_a_sweep_does_not_pass_an_event_the_receiver_released() {
+    use http::StatusCode;
+    use monite_webhooks::client::reconcile::{MemoryCheckpoints, Reconciler};
+    use monite_webhooks::jiff::SignedDuration;
+    use monite_webhooks::{Dispatcher, ErrorKind, Receiver, Secret, Verifier};
+
+    let (addr, fake) = fake_monite::start().await;
+    let entity = fake.add_entities(1).remove(0);
+    let at = (Timestamp::now() - SignedDuration::from_secs(300)).to_string();
+    let event = fake.commit_event(&entity, Some(&at));
+    let verifier = || Verifier::new(Secret::new("whsec_recovery").unwrap());
+    // No handler takes the event, and the receiver answers such events 503 for a retry.
+    let releasing = Receiver::builder(verifier(), Dispatcher::builder().build())
+        .unhandled_status(StatusCode::SERVICE_UNAVAILABLE)
+        .build();
+    let reconciler = Reconciler::builder(
+        client(addr),
+        releasing.clone(),
+        MemoryCheckpoints::default(),
+    )
+    .allow_process_local_store()
+    .build()
+    .unwrap();
+    let cycle = reconciler.sweep_once().await.unwrap();
+    eprintln!("C7 cycle: {cycle:?}");
+    assert_eq!(cycle.swept, 0, "the sweep went past a released event");
+    assert!(cycle.failed[0].1.contains(&event), "{:?}", cycle.failed);
+    assert!(
+        reconciler.status().await.unwrap().is_empty(),
+        "the checkpoint moved"
+    );
+    let client = client(addr);
+    let run = client
+        .recover_missed_events(&releasing, &entity)
+        .run()
+        .await;
+    assert_eq!(run.unwrap_err().kind(), ErrorKind::Handler);
+    // Answered 200 (the default), an event no handler takes is done: counted, passed.
+    let acknowledging = Receiver::new(verifier(), Dispatcher::builder().build());
+    let done = client
+        .recover_missed_events(&acknowledging, &entity)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(done.unhandled, 1);
 }

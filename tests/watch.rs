@@ -1,6 +1,8 @@
 //! The subscription watchdog against the fake Monite: a disabled subscription reported at
 //! the next check and re-enabled when asked, the lost interval reported as such, the
-//! receiver's failed deliveries reported, and a deep sweep requested after the outage.
+//! receiver's failed deliveries reported, and a deep sweep requested after the outage,
+//! even when the delivery log cannot be read; the delivery log listed from a margin before
+//! the last scan, not whole.
 
 #![allow(
     clippy::unwrap_used,
@@ -11,8 +13,10 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
+use http::StatusCode;
 use monite_webhooks::client::reconcile::{MemoryCheckpoints, Reconciler, Report, Watchdog};
-use support::client::{client, counting_receiver};
+use monite_webhooks::jiff::{SignedDuration, Timestamp};
+use support::client::{client, counting_receiver, fault};
 use support::fake_monite;
 
 fn recorder() -> (
@@ -56,6 +60,7 @@ async fn reenabling_reports_the_lost_interval_and_asks_for_a_deep_sweep() {
         counting_receiver(&runs, None),
         MemoryCheckpoints::default(),
     )
+    .allow_process_local_store()
     .build()
     .unwrap();
     assert!(
@@ -139,4 +144,104 @@ async fn failed_deliveries_in_monites_log_are_reported_once() {
     let after = reports.lock().unwrap().len();
     watchdog.check_once().await.unwrap();
     assert_eq!(reports.lock().unwrap().len(), after, "reported again");
+}
+
+/// The failed deliveries reported so far.
+fn log_failures(reports: &Mutex<Vec<Report>>) -> usize {
+    reports
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| match r {
+            Report::DeliveryLogFailures { count, .. } => *count,
+            _ => 0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn the_delivery_log_is_listed_from_a_margin_before_the_last_scan() {
+    let (addr, fake) = fake_monite::start().await;
+    // A failure of a month ago: past Monite's week of retries, reported long since.
+    let month_ago = Timestamp::now() - SignedDuration::from_hours(30 * 24);
+    fake.add_delivery(&month_ago.to_string(), false);
+    let (reports, record) = recorder();
+    let watchdog = Watchdog::new(client(addr))
+        .on_report(record)
+        .delivery_log([fake_monite::ENTITY_ID], 1);
+    watchdog.check_once().await.unwrap();
+    // The fixture's two failures (an hour old), not the month-old one.
+    assert_eq!(log_failures(&reports), 2);
+    let from = |query: &std::collections::HashMap<String, String>| -> Timestamp {
+        query
+            .get("created_at__gte")
+            .expect("the whole log listed")
+            .parse()
+            .unwrap()
+    };
+    let first = from(&fake.delivery_queries()[0]);
+    let week = SignedDuration::from_hours(7 * 24);
+    let nine_days = SignedDuration::from_hours(9 * 24);
+    assert!(first < Timestamp::now() - week, "{first}: within the week");
+    assert!(
+        first > Timestamp::now() - nine_days,
+        "{first}: too far back"
+    );
+    // A new failure is reported, once; the earlier ones are not again.
+    fake.add_delivery(&Timestamp::now().to_string(), false);
+    watchdog.check_once().await.unwrap();
+    assert_eq!(log_failures(&reports), 3);
+    watchdog.check_once().await.unwrap();
+    assert_eq!(log_failures(&reports), 3);
+    let queries = fake.delivery_queries();
+    assert_eq!(queries.len(), 3);
+    assert!(from(&queries[2]) >= first, "the scan went further back");
+}
+
+#[tokio::test]
+async fn a_failed_delivery_log_scan_keeps_the_deep_sweep_of_a_reenable() {
+    let (addr, fake) = fake_monite::start().await;
+    let id = fake.seed("payable", "https://example.com/hook", "enabled");
+    fake.add_entities(1);
+    let runs = Arc::default();
+    let reconciler = Reconciler::builder(
+        client(addr),
+        counting_receiver(&runs, None),
+        MemoryCheckpoints::default(),
+    )
+    .allow_process_local_store()
+    .build()
+    .unwrap();
+    assert!(!reconciler.sweep_once().await.unwrap().deep);
+    let (reports, record) = recorder();
+    let watchdog = Watchdog::new(client(addr))
+        .reenable(true)
+        .on_report(record)
+        .deep_sweep_with(reconciler.clone())
+        .delivery_log([fake_monite::ENTITY_ID], 1);
+    watchdog.check_once().await.unwrap();
+    fake.set_status(&id, "disabled");
+    // The delivery log fails past the client's retries at the check that re-enables.
+    for _ in 0..4 {
+        fake.inject(fault(
+            "/v1/webhook_deliveries",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+        ));
+    }
+    let check = watchdog.check_once().await.unwrap();
+    assert_eq!(check.reenabled, std::slice::from_ref(&id));
+    assert_eq!(check.delivery_log_failed.len(), 1, "{check:?}");
+    assert_eq!(check.delivery_log_failed[0].0, fake_monite::ENTITY_ID);
+    assert!(reports.lock().unwrap().iter().any(|r| matches!(
+        r,
+        Report::SweepStale { entity_id, .. } if entity_id == fake_monite::ENTITY_ID
+    )));
+    assert!(
+        reconciler.sweep_once().await.unwrap().deep,
+        "the re-enable's deep sweep was dropped"
+    );
+    // The next scan reads the log from where the failed one would have.
+    watchdog.check_once().await.unwrap();
+    assert_eq!(log_failures(&reports), 2);
 }

@@ -282,7 +282,8 @@ pub(crate) struct ReconcileArgs {
     /// A cycle every DURATION (`90s`, `5m`, `1h`), until interrupted.
     #[arg(long, value_name = "DURATION")]
     pub(crate) every: Option<String>,
-    /// Where an entity without a checkpoint starts: an age or a time; 24 h ago by default.
+    /// Where an entity without a checkpoint starts: an age or a time within the last 8 days
+    /// (what the receiver remembers); 24 h ago by default.
     #[arg(long, value_name = "T")]
     pub(crate) since: Option<String>,
     /// The least lookback before each checkpoint; 15 minutes by default.

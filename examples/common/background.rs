@@ -1,8 +1,9 @@
 //! With `MONITE_CLIENT_ID` and `MONITE_CLIENT_SECRET` set (and `MONITE_ENVIRONMENT` as for
 //! the CLI: `sandbox`, `eu`, `na` or a base URL), the reconciler and the subscription
 //! watchdog run in the background, their reports in the logs. Checkpoints go to
-//! PostgreSQL when `DATABASE_URL` is set, to Redis when `REDIS_URL` is, to
-//! `monite-reconcile.state` otherwise.
+//! PostgreSQL when `DATABASE_URL` is set, to Redis when `REDIS_URL` is. Without either the
+//! idempotency store is in memory, so only the watchdog runs: a reconciler over it would
+//! run the last lookback's events again after every restart.
 
 use monite_webhooks::{BoxError, Receiver, ReceiverBuilder};
 
@@ -16,7 +17,7 @@ pub(crate) fn wanted() -> bool {
 mod running {
     use std::time::Duration;
 
-    use monite_webhooks::client::reconcile::{FileCheckpoints, Reconciler, WATCH_EVERY, Watchdog};
+    use monite_webhooks::client::reconcile::{Reconciler, WATCH_EVERY, Watchdog};
     use monite_webhooks::client::{Client, Environment};
     use monite_webhooks::{BoxError, Receiver};
 
@@ -47,12 +48,13 @@ mod running {
             (Some(url), _) => postgres(receiver, client.clone(), url.trim()).await?,
             (None, Some(url)) => redis(receiver, client.clone(), url.trim()).await?,
             (None, None) => {
-                tracing::info!("reconciler checkpoints: monite-reconcile.state");
-                Reconciler::builder(
-                    client,
-                    receiver,
-                    FileCheckpoints::open("monite-reconcile.state")?,
-                )
+                // Never the in-memory store with the reconciler (see the module's doc).
+                tracing::warn!(
+                    "reconciler not started: set DATABASE_URL or REDIS_URL, so that what was \
+                     handled is remembered across restarts; the subscription watchdog runs"
+                );
+                tokio::spawn(async move { watchdog.run(WATCH_EVERY).await });
+                return Ok(());
             }
         };
         let reconciler = builder

@@ -145,7 +145,8 @@ async fn receiver_from_env(namespace: &str) -> Result<Receiver, BoxError> {
         (redis(&url, namespace).await?, dispatcher())
     } else {
         tracing::info!(
-            "idempotency: in memory (set DATABASE_URL or REDIS_URL to share it between replicas)"
+            "idempotency: in memory (set DATABASE_URL or REDIS_URL to share it between replicas \
+             and run the reconciler)"
         );
         (Idempotency::new(MemoryStore::new()), dispatcher())
     };

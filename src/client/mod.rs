@@ -240,6 +240,12 @@ impl Client {
             .ok()
     }
 
+    /// Now, on the client's [`Timer`]: what the reconciler schedules by, so that a test or a
+    /// simulation moves its days as it moves the rate budget's seconds.
+    pub(crate) fn timer_now(&self) -> std::time::Instant {
+        self.inner.timer.now()
+    }
+
     /// How many times Monite answered 429 to this client and its clones.
     #[must_use]
     pub fn rate_limited_count(&self) -> u64 {

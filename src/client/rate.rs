@@ -205,11 +205,17 @@ pub(super) fn http_date(text: &str) -> Option<jiff::Timestamp> {
 }
 
 /// `RateLimit-Reset` as seconds until the reset or as the Unix time of it (the draft
-/// allows both; a number past 10⁹ is a time).
+/// allows both; a number past 10⁹ is a time), the latter measured against the answer's
+/// own `Date`, as [`retry_after`] does, so that a clock apart from Monite's changes nothing.
 fn reset_in(headers: &HeaderMap) -> Option<Duration> {
     let value = number(headers, "ratelimit-reset")?;
     let seconds = if value >= 1e9 {
-        value - jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
+        let now = headers
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(http_date)
+            .unwrap_or_else(jiff::Timestamp::now);
+        value - now.as_millisecond() as f64 / 1000.0
     } else {
         value
     };
@@ -281,6 +287,18 @@ mod tests {
         let later = now + Duration::from_secs(5);
         budget.observe(later, 200, &spent);
         assert_eq!(budget.reserve(later), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_reset_given_as_a_unix_time_counts_from_the_answers_date() {
+        // Monite's clock an hour ahead of ours: the reset is 5 s away on its clock.
+        let h = headers(&[
+            ("ratelimit-reset", "1796169605"),
+            ("date", "Wed, 02 Dec 2026 00:00:00 GMT"),
+        ]);
+        let date: jiff::Timestamp = "2026-12-02T00:00:00Z".parse().unwrap();
+        assert_eq!(date.as_second(), 1_796_169_600);
+        assert_eq!(reset_in(&h), Some(Duration::from_secs(5)));
     }
 
     #[test]

@@ -251,7 +251,10 @@ impl<'a> Recovery<'a> {
     /// # Errors
     /// The first error that stops it: Monite unreachable or refusing ([`ErrorKind::Api`],
     /// [`ErrorKind::Transport`]), Monite giving a pagination token a second time, a handler
-    /// failing, the idempotency store unreachable, events still held in flight by another
+    /// failing, an event no handler takes when the receiver's
+    /// [`unhandled_status`](crate::ReceiverBuilder::unhandled_status) is not a success (the
+    /// receiver released it for a retry: it is not done), the idempotency store
+    /// unreachable, events still held in flight by another
     /// delivery after the [wait](Self::in_flight_wait) ([`ErrorKind::InFlight`], naming
     /// them), or (with [`stop_on_unparsable`](Self::stop_on_unparsable)) an event the
     /// parser refuses. The message says where to resume; `run` never returns `Ok` with an
@@ -296,7 +299,7 @@ impl<'a> Recovery<'a> {
                 };
                 progress.events += 1;
                 match self.receiver.dispatch(event).await {
-                    Ok(outcome) => count(&mut progress, &outcome),
+                    Ok(outcome) => self.count(&mut progress, &outcome, &raw)?,
                     Err(e) if e.kind() == ErrorKind::InFlight => {
                         progress.in_flight += 1;
                         held.push(raw);
@@ -334,14 +337,16 @@ impl Recovery<'_> {
     /// [`ErrorKind::InFlight`] naming those still held after the wait; any other dispatch
     /// error. Both say where to resume: the page they are on.
     async fn wait_for(&self, mut held: Vec<Bytes>, progress: &mut RecoveryProgress) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + self.in_flight_wait;
+        // `None`: a wait too long for the clock (`Duration::MAX`, "as long as it takes").
+        let deadline = tokio::time::Instant::now().checked_add(self.in_flight_wait);
         let mut pause = FIRST_IN_FLIGHT_BACKOFF;
         loop {
             let now = tokio::time::Instant::now();
-            if now >= deadline {
+            let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
+            if left.is_zero() {
                 return Err(stopped(self.still_in_flight(&held), progress));
             }
-            tokio::time::sleep(pause.min(deadline - now)).await;
+            tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(MAX_IN_FLIGHT_BACKOFF);
             let mut still = Vec::new();
             for raw in held {
@@ -350,7 +355,7 @@ impl Recovery<'_> {
                     Err(e) => return Err(stopped(e, progress)),
                 };
                 match self.receiver.dispatch(event).await {
-                    Ok(outcome) => count(progress, &outcome),
+                    Ok(outcome) => self.count(progress, &outcome, &raw)?,
                     Err(e) if e.kind() == ErrorKind::InFlight => still.push(raw),
                     Err(e) => return Err(stopped(e, progress)),
                 }
@@ -384,12 +389,33 @@ impl Recovery<'_> {
     }
 }
 
-/// Counts a dispatched event's outcome.
-fn count(progress: &mut RecoveryProgress, outcome: &Outcome) {
-    match outcome {
-        Outcome::Handled | Outcome::Accepted => progress.handled += 1,
-        Outcome::Duplicate => progress.duplicates += 1,
-        Outcome::Unhandled(_) => progress.unhandled += 1,
+impl Recovery<'_> {
+    /// Counts a dispatched event's outcome.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Handler`] for an event no handler took when the receiver answers such
+    /// events with a non-2xx status: it released the event for a retry, so it is not done
+    /// and the run must not go past it (a sweep would move its checkpoint beyond it).
+    fn count(&self, progress: &mut RecoveryProgress, outcome: &Outcome, raw: &Bytes) -> Result<()> {
+        match outcome {
+            Outcome::Handled | Outcome::Accepted => progress.handled += 1,
+            Outcome::Duplicate => progress.duplicates += 1,
+            Outcome::Unhandled(why) => {
+                if let Some(status) = self.receiver.releases_unhandled() {
+                    let e = Error::new(
+                        ErrorKind::Handler,
+                        format!(
+                            "no handler took event {} ({why:?}), and the receiver answers \
+                             such events {status} so that they run again: it is not done",
+                            id_of(raw).as_deref().unwrap_or("(no id)")
+                        ),
+                    );
+                    return Err(stopped(e, progress));
+                }
+                progress.unhandled += 1;
+            }
+        }
+        Ok(())
     }
 }
 

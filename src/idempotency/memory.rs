@@ -164,6 +164,11 @@ impl Default for MemoryStore {
 }
 
 impl IdempotencyStore for MemoryStore {
+    /// `false`: the map is this process's own, empty after a restart.
+    fn survives_restart(&self) -> bool {
+        false
+    }
+
     async fn claim(
         &self,
         key: &str,

@@ -150,7 +150,12 @@ impl Idempotency {
             .complete_detached(key, token, self.retention_of(key));
     }
 
-    /// How long `key` is remembered once done.
+    /// Whether the store outlives the process ([`IdempotencyStore::survives_restart`]).
+    #[cfg(feature = "client")]
+    pub(crate) fn survives_restart(&self) -> bool {
+        self.store.survives_restart()
+    }
+
     /// How long a handled event is remembered.
     #[cfg(feature = "client")]
     pub(crate) fn retention(&self) -> Duration {

@@ -174,6 +174,11 @@ impl RedisStore {
 }
 
 impl IdempotencyStore for RedisStore {
+    /// `true`: the keys live in Redis, which every replica shares.
+    fn survives_restart(&self) -> bool {
+        true
+    }
+
     async fn claim(
         &self,
         key: &str,

@@ -161,6 +161,18 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     fn complete_detached(&self, key: &str, token: &ClaimToken, retention: Duration) {
         poll_once(self.complete(key, token, retention));
     }
+
+    /// Whether what the store remembers outlives this process (a database or a server
+    /// every replica shares), so that an event handled before a restart is a duplicate
+    /// after it. `false` by default: a store must say so itself.
+    ///
+    /// The reconciler (`client::reconcile::Reconciler`) sweeps again, after every
+    /// restart, the lookback before each saved checkpoint: over a store that forgets on
+    /// restart those events would run a second time, so it refuses such a store unless
+    /// told otherwise.
+    fn survives_restart(&self) -> bool {
+        false
+    }
 }
 
 /// Polls `future` once and drops it: pending or failed alike, the lease is the fallback.
@@ -189,6 +201,9 @@ pub(super) trait ErasedStore: Send + Sync {
     fn release<'a>(&'a self, key: &'a str, token: &'a ClaimToken) -> BoxFuture<'a, ()>;
     fn release_detached(&self, key: &str, token: &ClaimToken);
     fn complete_detached(&self, key: &str, token: &ClaimToken, retention: Duration);
+    // Asked only by the reconciler.
+    #[cfg(feature = "client")]
+    fn survives_restart(&self) -> bool;
 }
 
 impl<S: IdempotencyStore> ErasedStore for S {
@@ -220,6 +235,11 @@ impl<S: IdempotencyStore> ErasedStore for S {
 
     fn complete_detached(&self, key: &str, token: &ClaimToken, retention: Duration) {
         IdempotencyStore::complete_detached(self, key, token, retention);
+    }
+
+    #[cfg(feature = "client")]
+    fn survives_restart(&self) -> bool {
+        IdempotencyStore::survives_restart(self)
     }
 }
 

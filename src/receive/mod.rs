@@ -106,6 +106,28 @@ impl Receiver {
         self.inner.idempotency.as_ref().map(Idempotency::retention)
     }
 
+    /// The status an event no handler takes is answered with, when it is not a success:
+    /// such an event is released, not marked done, so that a retry runs it again.
+    #[cfg(feature = "client")]
+    pub(crate) fn releases_unhandled(&self) -> Option<StatusCode> {
+        let status = self.inner.unhandled_status;
+        (!status.is_success()).then_some(status)
+    }
+
+    /// Whether what deduplicates its events outlives the process: an inbox, or an
+    /// idempotency store that says so ([`IdempotencyStore::survives_restart`]).
+    #[cfg(feature = "client")]
+    pub(crate) fn idempotency_survives_restart(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        if self.inner.inbox.is_some() {
+            return true;
+        }
+        self.inner
+            .idempotency
+            .as_ref()
+            .is_some_and(Idempotency::survives_restart)
+    }
+
     /// A receiver with the default settings; `dispatcher` may be a [`Dispatcher`] or its
     /// unfinished builder.
     #[must_use]

@@ -43,13 +43,37 @@ pub(crate) fn client(addr: SocketAddr) -> Client {
         .unwrap()
 }
 
-/// A receiver whose handlers count runs per event id, failing once for `fail_once`.
+/// A receiver whose handlers count runs per event id, failing once for `fail_once`; its
+/// idempotency store is the default, in memory.
 pub(crate) fn counting_receiver(
     runs: &Arc<Mutex<HashMap<String, usize>>>,
     fail_once: Option<String>,
 ) -> Receiver {
+    Receiver::new(
+        Verifier::new(monite_webhooks::Secret::new("whsec_recovery").unwrap()),
+        counting_dispatcher(runs, fail_once),
+    )
+}
+
+/// [`counting_receiver`], deduplicating in `idempotency`.
+pub(crate) fn counting_receiver_over(
+    runs: &Arc<Mutex<HashMap<String, usize>>>,
+    idempotency: monite_webhooks::Idempotency,
+) -> Receiver {
+    Receiver::builder(
+        Verifier::new(monite_webhooks::Secret::new("whsec_recovery").unwrap()),
+        counting_dispatcher(runs, None),
+    )
+    .idempotency(idempotency)
+    .build()
+}
+
+fn counting_dispatcher(
+    runs: &Arc<Mutex<HashMap<String, usize>>>,
+    fail_once: Option<String>,
+) -> Dispatcher {
     let runs = runs.clone();
-    let dispatcher = Dispatcher::builder()
+    Dispatcher::builder()
         .fallback(move |event: Event, _| {
             let runs = runs.clone();
             let fail_once = fail_once.clone();
@@ -67,9 +91,5 @@ pub(crate) fn counting_receiver(
                 Ok(())
             }
         })
-        .build();
-    Receiver::new(
-        Verifier::new(monite_webhooks::Secret::new("whsec_recovery").unwrap()),
-        dispatcher,
-    )
+        .build()
 }

@@ -98,7 +98,10 @@ pub(crate) async fn run(args: ReconcileArgs, json: bool) -> Result<ExitCode, Fai
         Reconciler::builder(client, receiver, copy)
     } else {
         Reconciler::builder(client, receiver, file)
-    };
+    }
+    // The target deduplicates with its own store; this one only spares a second POST
+    // within a run.
+    .allow_process_local_store();
     if let Some(since) = &args.since {
         let text = crate::time::parse_time(since, "--since")?;
         let at: Timestamp = text

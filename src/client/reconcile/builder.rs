@@ -1,13 +1,14 @@
 //! Configuring a [`Reconciler`], and the start-up checks: a receiver without an
-//! idempotency store, or a lookback longer than its retention, is refused.
+//! idempotency store, one whose store forgets on restart (unless allowed by name), or a
+//! lookback or first window reaching past its retention, is refused.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{
-    CheckpointStore, DEFAULT_FIRST_WINDOW, DEFAULT_LOOKBACK, DEFAULT_SETTLE, First, Inner,
-    Reconciler, Report, Settings, State,
+    CheckpointStore, DEEP_EVERY, DEFAULT_FIRST_WINDOW, DEFAULT_LOOKBACK, DEFAULT_SETTLE, First,
+    Inner, Reconciler, Report, Settings, State,
 };
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
@@ -20,6 +21,7 @@ pub struct ReconcilerBuilder {
     receiver: Receiver,
     checkpoints: Box<dyn CheckpointStore>,
     settings: Settings,
+    allow_process_local_store: bool,
 }
 
 impl ReconcilerBuilder {
@@ -39,8 +41,10 @@ impl ReconcilerBuilder {
                 entities: None,
                 cold_per_cycle: None,
                 page_size: 100,
+                deep_every: DEEP_EVERY,
                 on_report: None,
             },
+            allow_process_local_store: false,
         }
     }
 }
@@ -94,6 +98,27 @@ impl ReconcilerBuilder {
         self
     }
 
+    /// How often a deep sweep of every entity runs on its own; defaults to [`DEEP_EVERY`]
+    /// (a day). The first one comes this long after the reconciler is built.
+    pub fn deep_every(mut self, every: Duration) -> Self {
+        self.settings.deep_every = every;
+        self
+    }
+
+    /// Accepts a receiver whose idempotency store forgets on restart (the default
+    /// [`MemoryStore`](crate::MemoryStore)), for handlers that are idempotent by
+    /// themselves or a target that deduplicates (the CLI's `reconcile` POSTs to a
+    /// receiver with its own store).
+    ///
+    /// Without it, [`build`](Self::build) refuses such a receiver: the checkpoints outlive
+    /// the process, so the first sweep after each restart runs again, into an empty store,
+    /// every event of the lookback (15 minutes at least) before each checkpoint, and a whole
+    /// first window for entities without one.
+    pub fn allow_process_local_store(mut self) -> Self {
+        self.allow_process_local_store = true;
+        self
+    }
+
     /// Calls `report` for everything an operator should know (see [`Report`]).
     pub fn on_report(mut self, report: impl Fn(&Report) + Send + Sync + 'static) -> Self {
         self.settings.on_report = Some(Arc::new(report));
@@ -104,8 +129,13 @@ impl ReconcilerBuilder {
     ///
     /// # Errors
     /// [`ErrorKind::Misconfigured`] when the receiver has no idempotency store (a swept
-    /// event also delivered would run twice) or the lookback is longer than the store's
-    /// retention (events older than it would run again).
+    /// event also delivered would run twice); when its store forgets on restart
+    /// ([`IdempotencyStore::survives_restart`](crate::IdempotencyStore::survives_restart))
+    /// and [`allow_process_local_store`](Self::allow_process_local_store) was not called;
+    /// or when the lookback, or the first window of an entity without a checkpoint
+    /// ([`since`](Self::since), [`since_time`](Self::since_time)), reaches further back
+    /// than the store's retention (events handled longer ago than it remembers would run
+    /// again).
     pub fn build(self) -> Result<Reconciler> {
         let retention = self.receiver.idempotency_retention().ok_or_else(|| {
             Error::new(
@@ -113,6 +143,16 @@ impl ReconcilerBuilder {
                 "the reconciler needs a receiver with an idempotency store",
             )
         })?;
+        if !self.allow_process_local_store && !self.receiver.idempotency_survives_restart() {
+            return Err(Error::new(
+                ErrorKind::Misconfigured,
+                "the receiver's idempotency store forgets on restart (MemoryStore), so each \
+                 restart would run the events of the lookback before every checkpoint again: \
+                 use a store that outlives the process (PostgresStore, RedisStore, an inbox), \
+                 or call ReconcilerBuilder::allow_process_local_store if the handlers are \
+                 idempotent by themselves",
+            ));
+        }
         if self.settings.lookback > retention {
             return Err(Error::new(
                 ErrorKind::Misconfigured,
@@ -121,6 +161,34 @@ impl ReconcilerBuilder {
                     self.settings.lookback
                 ),
             ));
+        }
+        match self.settings.first {
+            First::Ago(ago) if ago > retention => {
+                return Err(Error::new(
+                    ErrorKind::Misconfigured,
+                    format!(
+                        "a first window of {ago:?} (since) is longer than the idempotency \
+                         store's retention of {retention:?}"
+                    ),
+                ));
+            }
+            // Measured on the local clock: Monite's is not known before the first request,
+            // and a check off by the clocks' skew still catches days past the retention.
+            First::At(at) => {
+                let horizon = jiff::Timestamp::now()
+                    .checked_sub(super::window::signed(retention))
+                    .unwrap_or(jiff::Timestamp::MIN);
+                if at < horizon {
+                    return Err(Error::new(
+                        ErrorKind::Misconfigured,
+                        format!(
+                            "a first window from {at} (since_time) reaches before the \
+                             idempotency store's retention of {retention:?} (from {horizon})"
+                        ),
+                    ));
+                }
+            }
+            First::Ago(_) => {}
         }
         Ok(Reconciler {
             inner: Arc::new(Inner {

@@ -10,7 +10,7 @@
 //! | [`EVENTS_SEEN`] | counter | | events a sweep dispatched |
 //! | [`EVENTS_RECOVERED`] | counter | | events a sweep handled that no delivery had: missed webhooks |
 //! | [`GAPS_BEYOND_RETENTION`] | counter | | windows reaching past the store's retention |
-//! | [`SUBSCRIPTION_ENABLED`] | gauge, 0 or 1 | `object_type` (at most 42) | each subscription's state at the last check |
+//! | [`SUBSCRIPTION_ENABLED`] | gauge, 0 or 1 | `object_type` (at most 42) | 0 while any subscription of that object type is disabled after the last check, else 1 |
 //! | [`SUBSCRIPTIONS_REENABLED`] | counter | | re-enables by the watchdog |
 //! | [`DELIVERIES_UNSUCCESSFUL`] | gauge | | the receiver's failed deliveries between the last two checks |
 //! | [`DELIVERY_LOG_FAILURES`] | counter | | failed deliveries in Monite's log, each counted once |
@@ -32,7 +32,8 @@ pub const EVENTS_SEEN: &str = "monite_webhooks_reconcile_events_seen_total";
 pub const EVENTS_RECOVERED: &str = "monite_webhooks_reconcile_events_recovered_total";
 /// Counter: windows reaching past the idempotency store's retention.
 pub const GAPS_BEYOND_RETENTION: &str = "monite_webhooks_reconcile_gaps_beyond_retention_total";
-/// Gauge, 0 or 1: each subscription, by `object_type`.
+/// Gauge, 0 or 1, by `object_type`: 0 while any subscription of that type is disabled
+/// after the last check (the lowest over its subscriptions, set once per check).
 pub const SUBSCRIPTION_ENABLED: &str = "monite_webhooks_subscription_enabled";
 /// Counter: re-enables by the watchdog.
 pub const SUBSCRIPTIONS_REENABLED: &str = "monite_webhooks_subscription_reenabled_total";
@@ -52,12 +53,10 @@ pub(super) fn report(report: &Report) {
         Report::SweepStale { .. } => {}
         Report::RateLimited { count } => counter!(RATE_LIMITED).increment(*count),
         Report::GapBeyondRetention { .. } => counter!(GAPS_BEYOND_RETENTION).increment(1),
-        Report::SubscriptionDisabled { object_type, .. } => {
-            gauge!(SUBSCRIPTION_ENABLED, "object_type" => object_type.clone()).set(0.0);
-        }
-        Report::SubscriptionReenabled { object_type, .. } => {
+        // The gauge is set once per check from every subscription, not per report.
+        Report::SubscriptionDisabled { .. } => {}
+        Report::SubscriptionReenabled { .. } => {
             counter!(SUBSCRIPTIONS_REENABLED).increment(1);
-            gauge!(SUBSCRIPTION_ENABLED, "object_type" => object_type.clone()).set(1.0);
         }
         Report::DeliveriesFailing { .. } => {}
         Report::DeliveryLogFailures { count, .. } => {
@@ -82,9 +81,12 @@ pub(super) fn cycle(seconds: f64, all_ok: bool) {
     }
 }
 
-/// A subscription seen enabled by a check.
-pub(super) fn enabled(object_type: &str) {
-    gauge!(SUBSCRIPTION_ENABLED, "object_type" => object_type.to_owned()).set(1.0);
+/// What a check found, per object type: whether every subscription of it is enabled.
+pub(super) fn subscriptions_enabled(by_object_type: &std::collections::HashMap<String, bool>) {
+    for (object_type, all_enabled) in by_object_type {
+        let value = if *all_enabled { 1.0 } else { 0.0 };
+        gauge!(SUBSCRIPTION_ENABLED, "object_type" => object_type.clone()).set(value);
+    }
 }
 
 /// The receiver's failures between the last two checks.

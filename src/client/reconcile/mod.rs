@@ -7,9 +7,18 @@
 //! from its checkpoint less the lookback to Monite's time (its `Date` header) less 30 s,
 //! `sort=created_at&order=asc`. A checkpoint moves to the window's end only once every
 //! event of the window was dispatched; an entity whose sweep fails keeps its checkpoint
-//! and the others go on. Pagination tokens are never stored. Once a day, and after
-//! [`Reconciler::request_deep_sweep`] (an outage was found), the sweep reaches back
-//! [`DEEP_DEPTH`] (bounded by the store's retention); the first daily one comes a day after start.
+//! and the others go on. Pagination tokens are never stored. Once a day
+//! ([`ReconcilerBuilder::deep_every`]), and after [`Reconciler::request_deep_sweep`] (an
+//! outage was found), a cycle sweeps every entity reaching back [`DEEP_DEPTH`] (bounded by
+//! the store's retention); the first daily one comes a day after start. An entity whose
+//! deep sweep fails (or is not reached: the cycle was dropped) owes one: each later cycle
+//! sweeps it deep until one succeeds, and the others go back to their usual windows.
+//!
+//! The receiver's idempotency store must outlive the process (see
+//! [`ReconcilerBuilder::allow_process_local_store`]), and checkpoint stores that defer
+//! their writes ([`FileCheckpoints`]) are flushed at the end of each cycle and at least
+//! every [`CHECKPOINT_FLUSH_EVERY`] within one: a crash loses only the checkpoints saved
+//! since, which makes the next sweeps look further back, never skip.
 //!
 //! What it cannot do: bring back events Monite never recorded (while a subscription was
 //! disabled), or events whose `created_at` is `null` (no time filter matches them).
@@ -38,7 +47,7 @@ mod sweep;
 mod watchdog;
 mod window;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -70,8 +79,11 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_secs(30);
 pub const DEFAULT_FIRST_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// How far back a deep sweep reaches: past Monite's week of retries.
 pub const DEEP_DEPTH: Duration = Duration::from_secs(8 * 24 * 60 * 60);
-/// How often a deep sweep runs on its own.
+/// How often a deep sweep runs on its own, by default ([`ReconcilerBuilder::deep_every`]).
 pub const DEEP_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+/// Within a long cycle, checkpoints saved to a store that defers its writes are flushed at
+/// least this often (and at the end of each cycle).
+pub const CHECKPOINT_FLUSH_EVERY: Duration = Duration::from_secs(60);
 
 type OnReport = Arc<dyn Fn(&Report) + Send + Sync>;
 
@@ -99,6 +111,7 @@ struct Settings {
     /// `None`: from the rate budget.
     cold_per_cycle: Option<usize>,
     page_size: u8,
+    deep_every: Duration,
     on_report: Option<OnReport>,
 }
 
@@ -114,8 +127,11 @@ struct State {
     last_duration: HashMap<String, Duration>,
     last_activity: HashMap<String, jiff::Timestamp>,
     last_error: HashMap<String, String>,
+    /// When the last deep cycle started.
     last_deep: Option<Instant>,
     deep_requested: bool,
+    /// Entities owed a deep window: each of a deep cycle until its deep sweep succeeds.
+    deep_owed: HashSet<String>,
     cursor: usize,
     rate_limited_seen: u64,
 }
@@ -134,7 +150,8 @@ pub struct CycleReport {
     pub duplicates: usize,
     /// Events the parser refused.
     pub unparsable: usize,
-    /// Whether this was a deep sweep.
+    /// Whether this cycle started a deep sweep of every entity (entities whose deep sweep
+    /// failed before are swept deep in later cycles too, without setting this).
     pub deep: bool,
 }
 
@@ -195,39 +212,37 @@ impl Reconciler {
         let cycle_started = Instant::now();
         let entities = self.entities().await?;
         let now = self.monite_now().await?;
-        let deep = {
+        let (deep, picked) = {
             let mut state = self.state();
             // The first deep sweep comes a day after start (or on request): a run started
             // by hand or by cron keeps to its own first window.
-            let since = *state.last_deep.get_or_insert_with(Instant::now);
-            let due = since.elapsed() >= DEEP_EVERY;
+            // On the client's timer, as the rate budget: a simulated day passes as fast.
+            let started = self.inner.client.timer_now();
+            let since = *state.last_deep.get_or_insert(started);
+            let due = started.saturating_duration_since(since) >= self.inner.settings.deep_every;
             let deep = state.deep_requested || due;
             state.deep_requested = false;
-            deep
-        };
-        let picked = if deep {
-            entities
-        } else {
-            let mut state = self.state();
-            let (picked, cursor) = schedule::pick(
-                &entities,
-                &state.last_activity,
-                now,
-                self.inner.settings.cold_per_cycle.map_or_else(
-                    || schedule::ColdPerCycle::Budget(self.inner.client.max_rate()),
-                    schedule::ColdPerCycle::Fixed,
-                ),
-                state.cursor,
-            );
-            state.cursor = cursor;
-            picked
+            let listed: HashSet<&String> = entities.iter().collect();
+            // An entity no longer listed (deleted) owes nothing.
+            state.deep_owed.retain(|id| listed.contains(id));
+            if deep {
+                // Counted from the start, whatever the cycle's outcome: one failing entity
+                // must not make every later cycle deep. Every entity owes its deep window
+                // until its own deep sweep succeeds, so a cycle dropped half-way leaves the
+                // rest owed.
+                state.last_deep = Some(started);
+                state.deep_owed.extend(entities.iter().cloned());
+            }
+            (deep, self.pick(&entities, &mut state, now, deep))
         };
         let mut cycle = CycleReport {
             deep,
             ..CycleReport::default()
         };
+        let mut last_flush = self.inner.client.timer_now();
         for entity_id in &picked {
-            let swept = self.sweep_entity(entity_id, deep).await;
+            let owed = self.state().deep_owed.contains(entity_id);
+            let swept = self.sweep_entity(entity_id, owed).await;
             #[cfg(feature = "metrics")]
             metrics::sweep(
                 swept.is_ok(),
@@ -235,6 +250,9 @@ impl Reconciler {
             );
             match swept {
                 Ok(outcome) => {
+                    if owed {
+                        self.state().deep_owed.remove(entity_id);
+                    }
                     cycle.swept += 1;
                     cycle.handled += outcome.handled;
                     cycle.duplicates += outcome.duplicates;
@@ -252,21 +270,81 @@ impl Reconciler {
                     cycle.failed.push((entity_id.clone(), error));
                 }
             }
+            let tick = self.inner.client.timer_now();
+            if tick.saturating_duration_since(last_flush) >= CHECKPOINT_FLUSH_EVERY {
+                self.flush_or_report(&mut cycle).await;
+                last_flush = tick;
+            }
         }
+        self.flush_or_report(&mut cycle).await;
         #[cfg(feature = "metrics")]
         metrics::cycle(
             cycle_started.elapsed().as_secs_f64(),
             cycle.failed.is_empty(),
         );
-        if deep && cycle.failed.is_empty() {
-            self.state().last_deep = Some(Instant::now());
-        }
         let throttled = self.inner.client.rate_limited_count();
         let new = throttled - std::mem::replace(&mut self.state().rate_limited_seen, throttled);
         if new > 0 {
             self.report(&Report::RateLimited { count: new });
         }
         Ok(cycle)
+    }
+
+    /// Writes the checkpoints a store keeps pending ([`CheckpointStore::flush`]); the
+    /// reconciler does so after each cycle and every [`CHECKPOINT_FLUSH_EVERY`] within one.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Checkpoints`] if they cannot be written; they stay pending.
+    pub async fn flush_checkpoints(&self) -> Result<()> {
+        self.inner.checkpoints.flush().await
+    }
+
+    /// A failed flush: reported, and counted in the cycle as a failure of every entity
+    /// (`*`), since no checkpoint it moved is safe yet.
+    async fn flush_or_report(&self, cycle: &mut CycleReport) {
+        if let Err(e) = self.flush_checkpoints().await {
+            let error = e.to_string();
+            self.report(&Report::SweepStale {
+                entity_id: "*".to_owned(),
+                error: error.clone(),
+            });
+            cycle.failed.push(("*".to_owned(), error));
+        }
+    }
+
+    /// The entities of a cycle: all of them in a deep one; otherwise the hot ones and a
+    /// turn of the others, then those that owe a deep window.
+    fn pick(
+        &self,
+        entities: &[String],
+        state: &mut State,
+        now: jiff::Timestamp,
+        deep: bool,
+    ) -> Vec<String> {
+        if deep {
+            return entities.to_vec();
+        }
+        let (mut picked, cursor) = schedule::pick(
+            entities,
+            &state.last_activity,
+            now,
+            self.inner.settings.cold_per_cycle.map_or_else(
+                || schedule::ColdPerCycle::Budget(self.inner.client.max_rate()),
+                schedule::ColdPerCycle::Fixed,
+            ),
+            state.cursor,
+        );
+        state.cursor = cursor;
+        let chosen: HashSet<&String> = picked.iter().collect();
+        let mut owed: Vec<String> = state
+            .deep_owed
+            .iter()
+            .filter(|id| !chosen.contains(id))
+            .cloned()
+            .collect();
+        owed.sort();
+        picked.extend(owed);
+        picked
     }
 
     /// Cycles forever, starting one every `every` (or at once when one took longer).
@@ -285,6 +363,9 @@ impl Reconciler {
     }
 
     /// Sweeps one entity's window and saves its checkpoint when every event was handled.
+    /// A store that defers its writes ([`FileCheckpoints`]) keeps the save pending until
+    /// [`flush_checkpoints`](Self::flush_checkpoints), which [`sweep_once`](Self::sweep_once)
+    /// calls for you.
     ///
     /// # Errors
     /// The sweep's or the checkpoint store's; the checkpoint then stays where it was.

@@ -6,20 +6,26 @@
 //! [`Watchdog::record_failure`], are reported at the next check, long before Monite's
 //! week runs out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::TryStreamExt as _;
 
-use super::{OnReport, Reconciler, Report};
+use super::window::signed;
+use super::{DEEP_DEPTH, OnReport, Reconciler, Report};
 use crate::client::{Client, ListQuery, SubscriptionStatus, WebhookDelivery, WebhookSubscription};
 use crate::error::Result;
 
 /// How often [`Watchdog::run`] checks, unless told otherwise: a disabled subscription is
 /// reported within this long.
 pub const WATCH_EVERY: Duration = Duration::from_secs(60);
+
+/// How far before an entity's last scan of the delivery log the next one lists: a
+/// delivery's final failure can come a week (Monite's retries) after it was created, so
+/// this is [`DEEP_DEPTH`], 8 days. The first scan of an entity lists this far back too.
+const LOG_MARGIN: Duration = DEEP_DEPTH;
 
 /// Watches the webhook subscriptions; cloning shares its state.
 ///
@@ -55,8 +61,13 @@ struct State {
     log_entities: Vec<String>,
     log_per_check: usize,
     log_cursor: usize,
-    /// Failed deliveries already reported (the log keeps them for months).
-    log_seen: HashSet<String>,
+    /// Per entity, Monite's time when its last scan started: the next lists deliveries
+    /// created from [`LOG_MARGIN`] before it, not the whole log (kept for months).
+    log_marks: HashMap<String, jiff::Timestamp>,
+    /// Per entity, the failed deliveries already reported and when they were first seen
+    /// (Monite's time, after their listing: not before they were created); forgotten once
+    /// the next listing starts after that, since it can no longer return them.
+    log_seen: HashMap<String, HashMap<String, jiff::Timestamp>>,
 }
 
 /// What one check found.
@@ -69,6 +80,9 @@ pub struct WatchCheck {
     pub reenabled: Vec<String>,
     /// Those that could not be re-enabled, with why.
     pub failed: Vec<(String, String)>,
+    /// Entities whose delivery log could not be scanned, with why (also reported as
+    /// [`Report::SweepStale`]); they are scanned from the same point next time.
+    pub delivery_log_failed: Vec<(String, String)>,
 }
 
 impl WatchCheck {
@@ -113,8 +127,10 @@ impl Watchdog {
     /// Also scans the delivery log (`GET /webhook_deliveries`) of these entities,
     /// `per_check` of them per check in turn, for deliveries Monite marks unsuccessful
     /// ([`Report::DeliveryLogFailures`], each delivery once). This costs one listing per
-    /// entity scanned; the receiver's own failures ([`record_failure`](Self::record_failure))
-    /// cost nothing and come first.
+    /// entity scanned, of the deliveries created from 8 days (Monite's week of retries and
+    /// a day) before that entity's last scan; the receiver's own failures
+    /// ([`record_failure`](Self::record_failure)) cost nothing and come first. A scan that
+    /// fails is in [`WatchCheck::delivery_log_failed`] and does not stop the check.
     pub fn delivery_log(
         self,
         entities: impl IntoIterator<Item = impl Into<String>>,
@@ -155,10 +171,16 @@ impl Watchdog {
             .monite_now()
             .unwrap_or_else(jiff::Timestamp::now);
         let mut check = WatchCheck::default();
+        // Per object type, whether every subscription of it is enabled after this check:
+        // one gauge per type, set once, so a disabled one is never hidden by another.
+        #[cfg(feature = "metrics")]
+        let mut enabled_by_type: HashMap<String, bool> = HashMap::new();
         for subscription in all {
             if subscription.status != SubscriptionStatus::Disabled {
                 #[cfg(feature = "metrics")]
-                super::metrics::enabled(subscription.object_type.as_str());
+                enabled_by_type
+                    .entry(subscription.object_type.as_str().to_owned())
+                    .or_insert(true);
                 self.lock()
                     .last_enabled
                     .insert(subscription.id.clone(), now);
@@ -191,8 +213,18 @@ impl Watchdog {
                     Err(e) => check.failed.push((subscription.id.clone(), e.to_string())),
                 }
             }
+            #[cfg(feature = "metrics")]
+            {
+                let reenabled = check.reenabled.last() == Some(&subscription.id);
+                let all_enabled = enabled_by_type
+                    .entry(subscription.object_type.as_str().to_owned())
+                    .or_insert(true);
+                *all_enabled &= reenabled;
+            }
             check.disabled.push(subscription);
         }
+        #[cfg(feature = "metrics")]
+        super::metrics::subscriptions_enabled(&enabled_by_type);
         let (failures, cleared) = {
             let mut state = self.lock();
             let failures = std::mem::take(&mut state.failures);
@@ -208,12 +240,13 @@ impl Watchdog {
                 count,
             });
         }
-        self.scan_delivery_log().await?;
+        // Before the scan, which may fail: the outage's deep sweep must not wait on it.
         if (cleared || !check.reenabled.is_empty())
             && let Some(reconciler) = &self.reconciler
         {
             reconciler.request_deep_sweep();
         }
+        check.delivery_log_failed = self.scan_delivery_log().await;
         Ok(check)
     }
 
@@ -231,13 +264,14 @@ impl Watchdog {
         }
     }
 
-    /// The next entities' delivery logs: each failed delivery not reported before.
-    async fn scan_delivery_log(&self) -> Result<()> {
+    /// The next entities' delivery logs: each failed delivery not reported before. Returns
+    /// the entities whose scan failed, with why.
+    async fn scan_delivery_log(&self) -> Vec<(String, String)> {
         let due: Vec<String> = {
             let mut state = self.lock();
             let count = state.log_entities.len();
             if count == 0 {
-                return Ok(());
+                return Vec::new();
             }
             let take = state.log_per_check.min(count);
             let start = state.log_cursor % count;
@@ -246,33 +280,63 @@ impl Watchdog {
                 .map(|i| state.log_entities[(start + i) % count].clone())
                 .collect()
         };
+        let mut errors = Vec::new();
         for entity_id in due {
-            let failed: Vec<WebhookDelivery> = self
-                .client
-                .webhook_deliveries(entity_id.clone())
-                .list(ListQuery::new())
-                .try_filter(|d| std::future::ready(d.was_successful == Some(false)))
-                .try_collect()
-                .await?;
-            let mut by_url: HashMap<String, (usize, u32)> = HashMap::new();
-            {
-                let mut state = self.lock();
-                for delivery in failed {
-                    if state.log_seen.insert(delivery.id.clone()) {
-                        let entry = by_url.entry(delivery.url).or_default();
-                        entry.0 += 1;
-                        entry.1 = entry.1.max(delivery.requests_made_count);
-                    }
+            if let Err(e) = self.scan_entity_log(&entity_id).await {
+                let error = format!("the delivery log could not be scanned: {e}");
+                self.report(&Report::SweepStale {
+                    entity_id: entity_id.clone(),
+                    error: error.clone(),
+                });
+                errors.push((entity_id, error));
+            }
+        }
+        errors
+    }
+
+    /// One entity's delivery log, from [`LOG_MARGIN`] before its last scan.
+    async fn scan_entity_log(&self, entity_id: &str) -> Result<()> {
+        let started = self
+            .client
+            .monite_now()
+            .unwrap_or_else(jiff::Timestamp::now);
+        let mark = self
+            .lock()
+            .log_marks
+            .get(entity_id)
+            .copied()
+            .unwrap_or(started);
+        let from = mark.checked_sub(signed(LOG_MARGIN)).unwrap_or(mark);
+        let failed: Vec<WebhookDelivery> = self
+            .client
+            .webhook_deliveries(entity_id.to_owned())
+            .list(ListQuery::new().created_at_or_after(from))
+            .try_filter(|d| std::future::ready(d.was_successful == Some(false)))
+            .try_collect()
+            .await?;
+        let seen_at = self.client.monite_now().unwrap_or(started);
+        let mut by_url: HashMap<String, (usize, u32)> = HashMap::new();
+        {
+            let mut state = self.lock();
+            state.log_marks.insert(entity_id.to_owned(), started);
+            let seen = state.log_seen.entry(entity_id.to_owned()).or_default();
+            // Seen before this listing's start, so created before it: never listed again.
+            seen.retain(|_, at| *at >= from);
+            for delivery in failed {
+                if seen.insert(delivery.id.clone(), seen_at).is_none() {
+                    let entry = by_url.entry(delivery.url).or_default();
+                    entry.0 += 1;
+                    entry.1 = entry.1.max(delivery.requests_made_count);
                 }
             }
-            for (url, (count, most_attempts)) in by_url {
-                self.report(&Report::DeliveryLogFailures {
-                    entity_id: entity_id.clone(),
-                    url,
-                    count,
-                    most_attempts,
-                });
-            }
+        }
+        for (url, (count, most_attempts)) in by_url {
+            self.report(&Report::DeliveryLogFailures {
+                entity_id: entity_id.to_owned(),
+                url,
+                count,
+                most_attempts,
+            });
         }
         Ok(())
     }

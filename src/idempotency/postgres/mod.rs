@@ -351,6 +351,11 @@ impl PostgresStore {
 }
 
 impl IdempotencyStore for PostgresStore {
+    /// `true`: the rows live in PostgreSQL, which every replica shares.
+    fn survives_restart(&self) -> bool {
+        true
+    }
+
     async fn claim(
         &self,
         key: &str,

@@ -81,7 +81,11 @@ pub(crate) struct Fake {
     next_id: AtomicUsize,
     pages: Mutex<HashMap<String, PageCursor>>,
     pub(crate) events: Vec<Value>,
-    deliveries: Vec<Value>,
+    /// The delivery log, each with a `created_at` that filters it (as Monite's does) and is
+    /// not served (its schema has no such field).
+    deliveries: Mutex<Vec<Value>>,
+    /// The query of each `GET /webhook_deliveries`, in order.
+    delivery_queries: Mutex<Vec<HashMap<String, String>>>,
     /// The object types `POST /webhook_subscriptions` takes: the OpenAPI document's
     /// `WebhookObjectType` enum.
     object_types: Vec<Value>,
@@ -193,6 +197,25 @@ impl Fake {
     pub(crate) fn subscriptions(&self) -> Vec<Value> {
         self.subscriptions.lock().unwrap().clone()
     }
+
+    /// Adds a delivery to the log, created at `created_at` (RFC 3339); returns its id.
+    pub(crate) fn add_delivery(&self, created_at: &str, was_successful: bool) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let id = format!("dd000000-0000-4000-8000-{n:012}");
+        self.deliveries.lock().unwrap().push(json!({
+            "id": id, "event_id": format!("ee000000-0000-4000-9000-{n:012}"),
+            "requests_made_count": if was_successful { 1 } else { 28 },
+            "response": null, "response_status_code": if was_successful { 200 } else { 503 },
+            "url": "https://example.com/webhooks/monite", "was_successful": was_successful,
+            "created_at": created_at,
+        }));
+        id
+    }
+
+    /// The query of each `GET /webhook_deliveries` so far.
+    pub(crate) fn delivery_queries(&self) -> Vec<HashMap<String, String>> {
+        self.delivery_queries.lock().unwrap().clone()
+    }
 }
 
 fn fixture(name: &str) -> Value {
@@ -220,10 +243,21 @@ pub(crate) async fn start_with(configure: impl FnOnce(&mut Fake)) -> (SocketAddr
     let mut fake = Fake {
         token_lifetime_secs: Mutex::new(86_400),
         events: fixture("events.json")["data"].as_array().unwrap().clone(),
-        deliveries: fixture("webhook_deliveries.json")["data"]
-            .as_array()
-            .unwrap()
-            .clone(),
+        // The fixture's deliveries were created an hour ago.
+        deliveries: Mutex::new(
+            fixture("webhook_deliveries.json")["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    let mut d = d.clone();
+                    let at = monite_webhooks::jiff::Timestamp::now()
+                        - monite_webhooks::jiff::SignedDuration::from_hours(1);
+                    d["created_at"] = json!(at.to_string());
+                    d
+                })
+                .collect(),
+        ),
         object_types:
             fixture_at("monite-openapi-webhooks.json")["components"]["schemas"]["WebhookObjectType"]
                 ["enum"]
@@ -735,7 +769,12 @@ async fn list_deliveries(
     State(fake): State<Arc<Fake>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let items = filtered(&fake.deliveries, &query);
+    fake.delivery_queries.lock().unwrap().push(query.clone());
+    let all = fake.deliveries.lock().unwrap().clone();
+    let mut items = filtered(&all, &query);
+    for item in &mut items {
+        item.as_object_mut().unwrap().remove("created_at");
+    }
     paginate(&fake, items, &query)
 }
 

@@ -29,6 +29,12 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a
 /// `save` is called only after every event up to `at` was handled (or counted as one the
 /// parser refused), so a checkpoint is never ahead of what was handled; a store that
 /// loses a save only makes the next sweep look further back.
+///
+/// A store may keep saves pending and write them in [`flush`](Self::flush), which the
+/// reconciler calls at the end of each cycle and every
+/// [`CHECKPOINT_FLUSH_EVERY`](super::CHECKPOINT_FLUSH_EVERY) within one: a pending save
+/// is lost with the process, and since checkpoints only move forward, losing one only
+/// sweeps its window again.
 pub trait CheckpointStore: Send + Sync + 'static {
     /// The entity's checkpoint, if one was saved.
     fn load<'a>(&'a self, entity_id: &'a str) -> StoreFuture<'a, Option<jiff::Timestamp>>;
@@ -36,6 +42,11 @@ pub trait CheckpointStore: Send + Sync + 'static {
     fn save<'a>(&'a self, entity_id: &'a str, at: jiff::Timestamp) -> StoreFuture<'a, ()>;
     /// Every checkpoint, for status reports.
     fn all(&self) -> StoreFuture<'_, Vec<(String, jiff::Timestamp)>>;
+    /// Writes the saves kept pending, if the store keeps any; once it returns `Ok`, they
+    /// survive the process. The default does nothing: a store that writes in `save`.
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// A stored checkpoint (Unix microseconds) as a time, whichever store kept it.
