@@ -503,6 +503,30 @@ mod redis {
         assert_eq!(error.kind(), monite_webhooks::ErrorKind::StoreUnavailable);
         assert!(!error.to_string().contains("hunter2"), "{error}");
     }
+
+    /// Every form of Redis URL redis-rs takes, each with its password, refused or
+    /// unreachable: no message, `Debug` or source prints the password.
+    #[tokio::test]
+    async fn no_form_of_url_prints_its_password() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        for url in [
+            format!("redis://:hunter2-secret@127.0.0.1:{port}/0"),
+            format!("redis://user:hunter2-secret@127.0.0.1:{port}/0"),
+            format!("rediss://:hunter2-secret@127.0.0.1:{port}/0"),
+            format!("redis://:hunter2%2Dsecret@127.0.0.1:{port}/0"),
+            "redis+unix:///nonexistent/redis.sock?db=0&pass=hunter2-secret".to_owned(),
+            "redis+unix:///nonexistent/redis.sock?password=hunter2-secret".to_owned(),
+            "unix:///nonexistent/redis.sock?pass=hunter2-secret".to_owned(),
+            "host=127.0.0.1 password=hunter2-secret".to_owned(),
+        ] {
+            let error = RedisStore::connect(&url, "test").await.unwrap_err();
+            support::fixture::assert_no_secret(&error, "hunter2-secret", &url);
+        }
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -682,6 +706,32 @@ mod postgres {
                 .unwrap_err();
         assert_eq!(error.kind(), monite_webhooks::ErrorKind::StoreUnavailable);
         assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    /// Every form of connection string PostgreSQL users write, each with its password,
+    /// refused or unreachable: no message, `Debug` or source prints the password.
+    #[tokio::test]
+    async fn no_form_of_connection_string_prints_its_password() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        for url in [
+            format!("postgres://app:hunter2-secret@127.0.0.1:{port}/app"),
+            format!("postgresql://app:hunter2%2Dsecret@127.0.0.1:{port}/app"),
+            format!("postgres://127.0.0.1:{port}/app?user=app&password=hunter2-secret"),
+            format!(
+                "postgres://app@127.0.0.1:{port}/app?sslmode=prefer&sslpassword=hunter2-secret"
+            ),
+            "postgresql:///app?host=/nonexistent&password=hunter2-secret".to_owned(),
+            format!("host=127.0.0.1 port={port} user=app password=hunter2-secret dbname=app"),
+            format!("host=127.0.0.1 port={port} password = 'hunter2-secret'"),
+            format!("postgres://127.0.0.1:{port}/app password=hunter2-secret"),
+        ] {
+            let error = PostgresStore::connect(&url, "test").await.unwrap_err();
+            support::fixture::assert_no_secret(&error, "hunter2-secret", &url);
+        }
     }
 
     #[tokio::test]

@@ -511,7 +511,6 @@ async fn r7_a_worker_that_lost_its_leases_still_starts_the_rest_of_its_batch() {
 // `inbox` commands, which read DATABASE_URL).
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-4: fails until fixed"]
 async fn r8_a_key_value_connection_string_is_printed_with_its_password() {
     let error = monite_webhooks::PostgresStore::connect(
         "host=127.0.0.1 port=1 user=app password=hunter2-secret dbname=app",

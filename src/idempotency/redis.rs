@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::remote::{checked_namespace, redact_url, store_millis};
+use super::remote::{checked_namespace, connect_error, store_millis};
 use super::{Claim, ClaimToken, IdempotencyStore};
 use crate::error::{BoxError, Error, ErrorKind, Result};
 
@@ -103,13 +103,7 @@ impl RedisStore {
     /// invalid or Redis cannot be reached now.
     pub async fn connect(url: &str, namespace: &str) -> Result<Self> {
         let namespace = checked_namespace(namespace)?;
-        let unavailable = |e: redis::RedisError| {
-            Error::new(
-                ErrorKind::StoreUnavailable,
-                format!("cannot connect to Redis at {}: {e}", redact_url(url)),
-            )
-            .with_source(e)
-        };
+        let unavailable = |e: redis::RedisError| connect_error("Redis", url, e);
         let client = redis::Client::open(url).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
@@ -246,9 +240,10 @@ mod tests {
 
     #[test]
     fn passwords_stay_out_of_messages() {
+        use crate::idempotency::remote::redact_url;
         assert_eq!(
             redact_url("redis://user:pw@host:6379/0"),
-            "redis://[redacted]@host:6379/0"
+            "redis://host:6379/0"
         );
         assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
     }

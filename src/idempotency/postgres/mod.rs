@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use self::sql::Statements;
-use super::remote::{checked_namespace, redact_url, store_millis};
+use super::remote::{checked_namespace, connect_error, store_millis};
 use super::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
 use crate::error::{BoxError, Error, ErrorKind, Result};
 
@@ -139,13 +139,7 @@ impl PostgresStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::StoreUnavailable,
-                    format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url)),
-                )
-                .with_source(e)
-            })?;
+            .map_err(|e| connect_error("PostgreSQL", url, e))?;
         Ok(Self::build(
             pool,
             namespace,
