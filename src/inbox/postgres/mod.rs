@@ -116,6 +116,18 @@ impl PostgresInbox {
     }
 }
 
+/// `value` as a `text` column can hold it: PostgreSQL refuses U+0000, which JSON allows
+/// (`\u0000`), so each becomes U+FFFD. Refusing the delivery instead would answer `503`
+/// to every retry for Monite's whole week (a `4xx` likewise loses the event), while the
+/// row's body keeps the exact value for the handlers.
+fn text(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains('\0') {
+        value.replace('\0', "\u{FFFD}").into()
+    } else {
+        value.into()
+    }
+}
+
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -128,14 +140,15 @@ impl InboxStore for PostgresInbox {
             .iter()
             .map(|(name, value)| ((*name).to_owned(), value.clone().into()))
             .collect();
+        // The envelope's fields as `text` columns hold them; the body keeps them exact.
         let row = sqlx::query(self.inner.sql.accept.sql())
             .bind(self.inner.store.stored_key(delivery.key))
             .bind(&**self.inner.store.namespace())
-            .bind(event.id())
-            .bind(event.webhook_subscription_id())
-            .bind(event.entity_id())
-            .bind(event.object_type().as_str())
-            .bind(event.action())
+            .bind(event.id().map(text))
+            .bind(event.webhook_subscription_id().map(text))
+            .bind(event.entity_id().map(text))
+            .bind(text(event.object_type().as_str()))
+            .bind(text(event.action()))
             .bind(&event.body()[..])
             .bind(serde_json::Value::Object(headers).to_string())
             .fetch_optional(self.inner.store.pool())
@@ -234,7 +247,7 @@ impl InboxStore for PostgresInbox {
             .bind(millis(report.duration))
             .bind(state)
             .bind(store_millis(delay))
-            .bind(report.error)
+            .bind(report.error.map(text))
             .fetch_optional(self.inner.store.pool())
             .await?;
         Ok(failed.is_some())
