@@ -547,6 +547,29 @@ mod postgres {
         behaviour_table(store(&server).await).await;
     }
 
+    /// A store that cannot be reached answers `503`, and the failure hook hears it: the
+    /// watchdog counts it as a failed delivery, as Monite does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_store_reaches_on_failure() {
+        let mut server = PgServer::start();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let hook = Arc::clone(&heard);
+        let receiver = Receiver::builder(
+            Verifier::new(fixture::secret(fixture::CURRENT)),
+            Dispatcher::builder().build(),
+        )
+        .store(store(&server).await)
+        .on_failure(move |_, error| hook.lock().unwrap().push(error.kind()))
+        .build();
+        server.stop();
+        let status = fixture::deliver(&receiver, &body(&fresh_id(), "payable.created")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            *heard.lock().unwrap(),
+            [monite_webhooks::ErrorKind::StoreUnavailable]
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_replicas_with_their_own_pools_run_each_event_once() {
         let server = PgServer::start();

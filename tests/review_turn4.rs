@@ -339,7 +339,6 @@ async fn r4_inbox_mode_marks_unhandled_events_done_whatever_unhandled_status_say
 // never called.
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-11: fails until fixed"]
 async fn r5_an_inbox_503_never_reaches_on_failure() {
     let mut server = PgServer::start();
     let (_store, inbox) = inbox_on(&server, "billing").await;

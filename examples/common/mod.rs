@@ -119,7 +119,8 @@ async fn inbox_service(
     let builder =
         Receiver::builder(verifier_from_env()?, Dispatcher::builder()).inbox(Inbox::new(inbox));
     // Swept events are accepted into the inbox like deliveries, deduplicated there; a
-    // delivery the inbox could not write (503) reaches the watchdog.
+    // delivery the inbox could not write (503) reaches the watchdog through `on_failure`,
+    // and a handler's failure in the workers does not (they retry it themselves).
     let receiver = background::build_receiver(builder, !workers_only).await?;
     Ok(Service {
         receiver,
