@@ -531,7 +531,6 @@ async fn r8_a_key_value_connection_string_is_printed_with_its_password() {
 // listener holds one: with `concurrency(10)` every new delivery waits 2 s and gets 503.
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-9: fails until fixed"]
 async fn r9_slow_transactional_handlers_starve_the_accepting_insert() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;

@@ -9,7 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::remote::{checked_namespace, connect_error, store_millis};
 use super::{Claim, ClaimToken, IdempotencyStore};
-use crate::error::{BoxError, Error, ErrorKind, Result};
+use crate::error::{BoxError, Result};
 
 // A done key holds `done`; a claimed key holds its token, which is hex and never `done`.
 
