@@ -456,8 +456,9 @@ pub(crate) enum InboxCommand {
         /// The event's row id (from `list`).
         id: i64,
     },
-    /// Make every matching event pending again, below live events; the count first with
-    /// `--dry-run`.
+    /// Make every matching event pending again, below live events: dead ones unless
+    /// `--state` says otherwise. Prints the matching events by state first; only counts
+    /// with `--dry-run`.
     Replay {
         /// Received at or after (RFC 3339, a date, Unix seconds, or an age such as 2h).
         #[arg(long)]
@@ -471,9 +472,10 @@ pub(crate) enum InboxCommand {
         /// Of this event (`payable.created`).
         #[arg(long)]
         event: Option<String>,
-        /// In this state (`done`, `dead`, `pending`).
-        #[arg(long)]
-        state: Option<String>,
+        /// In this state: `dead` (the default), `done` (their handlers run again),
+        /// `pending`, or `all` (every state but running).
+        #[arg(long, default_value = "dead", value_parser = ["dead", "done", "pending", "all"])]
+        state: String,
         /// Only count what would be replayed.
         #[arg(long)]
         dry_run: bool,

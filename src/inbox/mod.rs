@@ -30,8 +30,8 @@ pub use self::accept::Inbox;
 pub use self::alert::AttemptFailure;
 pub use self::backlog::{Backlog, SAMPLE_INTERVAL};
 pub use self::postgres::{
-    ACCEPT_CONNECTIONS, InboxEvent, InboxStatus, PostgresInbox, REPLAY_BATCH, ReplayFilter,
-    ReplayProgress,
+    ACCEPT_CONNECTIONS, InboxEvent, InboxStatus, PostgresInbox, REPLAY_BATCH, ReplayCounts,
+    ReplayFilter, ReplayProgress,
 };
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
 pub use self::sizing::WORKER_POOL_HEADROOM;

@@ -15,7 +15,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row as _};
 
 pub use self::admin::{InboxEvent, InboxStatus};
-pub use self::replay::{REPLAY_BATCH, ReplayFilter, ReplayProgress};
+pub use self::replay::{REPLAY_BATCH, ReplayCounts, ReplayFilter, ReplayProgress};
 use self::sql::Statements;
 use self::wake::Wake;
 use super::store::{
