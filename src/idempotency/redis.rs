@@ -101,6 +101,9 @@ impl RedisStore {
     /// [`ErrorKind::Misconfigured`] for a namespace that is empty or not 1 to 64 ASCII
     /// letters, digits, `_`, `-` or `.`; [`ErrorKind::StoreUnavailable`] if the URL is
     /// invalid or Redis cannot be reached now.
+    ///
+    /// [`ErrorKind::Misconfigured`]: crate::ErrorKind::Misconfigured
+    /// [`ErrorKind::StoreUnavailable`]: crate::ErrorKind::StoreUnavailable
     pub async fn connect(url: &str, namespace: &str) -> Result<Self> {
         let namespace = checked_namespace(namespace)?;
         let unavailable = |e: redis::RedisError| connect_error("Redis", url, e);
@@ -120,6 +123,8 @@ impl RedisStore {
     /// # Errors
     /// [`ErrorKind::Misconfigured`] for a namespace that is empty or not 1 to 64 ASCII
     /// letters, digits, `_`, `-` or `.`.
+    ///
+    /// [`ErrorKind::Misconfigured`]: crate::ErrorKind::Misconfigured
     pub fn new(connection: ConnectionManager, namespace: &str) -> Result<Self> {
         Ok(Self::with_namespace(
             connection,
