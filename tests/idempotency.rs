@@ -570,6 +570,28 @@ mod postgres {
         );
     }
 
+    /// An event id holding U+0000 (JSON allows it; PostgreSQL's `text` does not) is still
+    /// claimed, marked done and deduplicated, apart from the id with U+FFFD in its place.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_holding_nul_is_deduplicated_by_its_exact_id() {
+        let server = PgServer::start();
+        let store = store(&server).await;
+        let lease = Duration::from_secs(60);
+        let token = ClaimToken::new();
+        let claim = |key: &'static str| {
+            let store = store.clone();
+            async move { store.claim(key, &ClaimToken::new(), lease).await.unwrap() }
+        };
+        use monite_webhooks::idempotency::Claim;
+        assert_eq!(
+            store.claim("evt:a\0b", &token, lease).await.unwrap(),
+            Claim::Acquired
+        );
+        assert!(store.complete("evt:a\0b", &token, lease).await.unwrap());
+        assert_eq!(claim("evt:a\0b").await, Claim::Done);
+        assert_eq!(claim("evt:a\u{FFFD}b").await, Claim::Acquired, "another id");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_replicas_with_their_own_pools_run_each_event_once() {
         let server = PgServer::start();
