@@ -415,7 +415,7 @@ pub(crate) struct EnsureArgs {
     pub(crate) keyring: KeyringArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub(crate) struct InboxArgs {
     /// The PostgreSQL holding the inbox (`postgres://user:password@host/database`).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -431,6 +431,17 @@ pub(crate) struct InboxArgs {
 
     #[command(subcommand)]
     pub(crate) command: InboxCommand,
+}
+
+// By hand: the connection string may hold a password.
+impl std::fmt::Debug for InboxArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboxArgs")
+            .field("database_url", &"[redacted]")
+            .field("namespace", &self.namespace)
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -219,3 +219,30 @@ async fn replay_without_a_state_takes_dead_events_only() {
         "`all` is the explicit way to take every state"
     );
 }
+
+/// A `DATABASE_URL` the inbox cannot use, in each form a password can take, fails without
+/// printing the password on stdout or stderr.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_connection_prints_no_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for url in [
+        format!("host=127.0.0.1 port={port} user=app password=hunter2-secret dbname=app"),
+        format!("postgres://app:hunter2-secret@127.0.0.1:{port}/app"),
+        format!("postgres://127.0.0.1:{port}/app?password=hunter2-secret"),
+    ] {
+        let failed = run(&["inbox", "status"], &[("DATABASE_URL", url.as_str())]).await;
+        assert_ne!(failed.code, 0, "{failed:?}");
+        assert!(
+            !failed.stdout.contains("hunter2") && !failed.stderr.contains("hunter2"),
+            "{url}: {failed:?}"
+        );
+        assert!(
+            failed.stderr.contains("cannot connect to PostgreSQL"),
+            "{failed:?}"
+        );
+    }
+}
