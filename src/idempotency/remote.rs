@@ -138,7 +138,7 @@ pub(crate) fn redact_url(url: &str) -> String {
     };
     let host = parsed.host_str().unwrap_or("");
     let path = parsed.path();
-    if parsed.cannot_be_a_base() || !plain(host, &['[', ']', ':']) || !plain(path, &[]) {
+    if parsed.cannot_be_a_base() || !plain(host, &['[', ']', ':', '%']) || !plain(path, &[]) {
         return REDACTED.to_owned();
     }
     let port = parsed

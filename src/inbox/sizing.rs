@@ -4,9 +4,9 @@
 /// Connections a workers' pool needs beyond its concurrency (one per transactional handler
 /// running): one held for good by the listener that wakes idle workers, and two for
 /// what takes one briefly (heartbeats, claims, done marks, rescue, prune, the backlog
-/// sample). A pool of `concurrency + WORKER_POOL_HEADROOM` connections or more never makes
-/// a heartbeat wait behind slow handlers; accepting has a pool of its own
-/// ([`PostgresInbox::with_accept_pool`](crate::inbox::PostgresInbox::with_accept_pool)).
+/// sample). A pool of `concurrency + WORKER_POOL_HEADROOM` connections or more keeps
+/// connections free for heartbeats however slow the handlers; accepting has a pool of
+/// its own ([`PostgresInbox::with_accept_pool`](crate::inbox::PostgresInbox::with_accept_pool)).
 pub const WORKER_POOL_HEADROOM: u32 = 3;
 
 /// Warns (feature `tracing`) when `connections` leaves `concurrency` workers less than
