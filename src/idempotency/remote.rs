@@ -314,6 +314,11 @@ mod tests {
             );
         }
         assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(
+            redact_url("postgresql://app:hunter2@%2Frun%2Fpostgresql/app"),
+            "postgresql://%2Frun%2Fpostgresql/app",
+            "a socket directory as the host"
+        );
         // No URL at all, only a scheme-like word: nothing of it is printed.
         assert_eq!(
             redact_url("password:hunter2@db"),
