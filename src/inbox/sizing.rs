@@ -10,14 +10,14 @@
 pub const WORKER_POOL_HEADROOM: u32 = 3;
 
 /// Warns (feature `tracing`) when `connections` leaves `concurrency` workers less than
-/// [`WORKER_POOL_HEADROOM`].
-pub(super) fn warn_if_pool_small(concurrency: usize, connections: Option<u32>) {
+/// [`WORKER_POOL_HEADROOM`] (one less when they do not listen).
+pub(super) fn warn_if_pool_small(concurrency: usize, listening: bool, connections: Option<u32>) {
     let Some(connections) = connections else {
         return;
     };
     let needed = u32::try_from(concurrency)
         .unwrap_or(u32::MAX)
-        .saturating_add(WORKER_POOL_HEADROOM);
+        .saturating_add(WORKER_POOL_HEADROOM - u32::from(!listening));
     if concurrency > 0 && connections < needed {
         #[cfg(feature = "tracing")]
         tracing::warn!(

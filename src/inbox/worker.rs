@@ -211,7 +211,8 @@ impl<S: InboxStore> WorkersBuilder<S> {
     /// # Panics
     /// Outside a Tokio runtime.
     pub fn start(self) -> WorkersHandle {
-        super::sizing::warn_if_pool_small(self.concurrency, self.store.worker_connections());
+        let connections = self.store.worker_connections();
+        super::sizing::warn_if_pool_small(self.concurrency, !self.poll_only, connections);
         let table: Arc<str> = self.store.transactional_table().unwrap_or("").into();
         let shared = Arc::new(Shared {
             store: Arc::new(self.store),
