@@ -8,8 +8,8 @@
 //! Set `DATABASE_URL` (a `postgres://` URL, built with `--features actix-web,postgres`) or
 //! `REDIS_URL` (`--features actix-web,redis`) to share idempotency between replicas, with
 //! `MONITE_WEBHOOK_NAMESPACE` naming the service. Prints one JSON line per handled event on
-//! stdout; logs go to stderr. actix-web stops
-//! gracefully on Ctrl-C or SIGTERM, finishing the requests in flight.
+//! stdout; logs go to stderr. It stops gracefully on Ctrl-C or SIGTERM in every mode,
+//! finishing the requests in flight and stopping the inbox workers.
 
 #![allow(
     clippy::print_stdout,
@@ -29,7 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(std::io::Error::other)?;
         if service.workers_only {
             tracing::info!("--workers-only: running the inbox workers, no HTTP");
-            let _ = actix_web::rt::signal::ctrl_c().await;
+            // SIGTERM too, not Ctrl-C alone: killed without `shutdown`, the claimed batch
+            // stays `running` until its leases lapse, each lapse counted toward `dead`.
+            common::shutdown_signal().await;
             service.shutdown().await;
             return Ok(());
         }

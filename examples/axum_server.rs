@@ -32,8 +32,9 @@ async fn main() -> Result<(), monite_webhooks::BoxError> {
     let service = common::service_from_env().await?;
     if service.workers_only {
         tracing::info!("--workers-only: running the inbox workers, no HTTP");
-        shutdown_signal().await;
+        common::shutdown_signal().await;
         service.shutdown().await;
+        tracing::info!("stopped");
         return Ok(());
     }
     let app = Router::new()
@@ -51,7 +52,7 @@ async fn main() -> Result<(), monite_webhooks::BoxError> {
         listener.local_addr()?
     );
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(common::shutdown_signal())
         .await?;
     service.shutdown().await;
     tracing::info!("stopped");
@@ -72,23 +73,4 @@ fn prometheus() -> Result<axum::routing::MethodRouter, Box<dyn std::error::Error
             handle.render()
         }
     }))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -242,3 +242,175 @@ fn the_inbox_accepts_and_a_workers_only_process_handles() {
         });
     assert_eq!(rows, (30, 30), "each event recorded once");
 }
+
+/// A server process whose log (stderr) is collected line by line while it runs.
+struct Logged {
+    child: Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Logged {
+    fn start(name: &str, env: &[(&str, String)], args: &[&str]) -> Self {
+        let mut command = Command::new(example(name));
+        command
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for var in [
+            "MONITE_WEBHOOK_SECRET",
+            "MONITE_WEBHOOK_SECRETS",
+            "MONITE_WEBHOOK_KEYRING",
+            "MONITE_WEBHOOK_DEV",
+            "MONITE_WEBHOOK_INBOX",
+            "MONITE_WEBHOOK_WORKERS",
+            "MONITE_CLIENT_ID",
+            "MONITE_CLIENT_SECRET",
+            "REDIS_URL",
+            "DATABASE_URL",
+        ] {
+            command.env_remove(var);
+        }
+        command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        let mut child = command.spawn().unwrap();
+        let log: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::default();
+        let lines = std::sync::Arc::clone(&log);
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Self { child, log }
+    }
+
+    fn logged(&self, text: &str) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains(text))
+    }
+
+    /// Waits up to a minute for `text` in the log; panics if the process exits first.
+    fn wait_for_log(&mut self, text: &str, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.logged(text) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("{what} exited before logging {text:?}: {status}");
+            }
+            assert!(Instant::now() < deadline, "{what} never logged {text:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM, as Kubernetes, systemd and `docker stop` do, and waits for the exit.
+    fn terminate(mut self, what: &str) -> (std::process::ExitStatus, Vec<String>) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "{what}: kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                self.child.kill().unwrap();
+                panic!("{what} still runs a minute after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The reader thread sees the pipe close once the process is gone.
+        std::thread::sleep(Duration::from_millis(200));
+        let log = self.log.lock().unwrap().clone();
+        (status, log)
+    }
+}
+
+/// `count` accepted events for the example's namespace, written straight to the inbox.
+const BACKLOG: &str = "INSERT INTO monite_webhook_inbox_events (dedup_key, namespace, \
+     event_id, entity_id, object_type, event, body, headers) \
+     SELECT 'monite-webhooks-example:evt:sig-' || g, 'monite-webhooks-example', 'sig-' || g, \
+       'ent' || g, 'payable', 'payable.created', convert_to('{\"id\":\"sig-' || g || \
+       '\",\"action\":\"payable.created\",\"entity_id\":\"ent' || g || \
+       '\",\"object\":{\"id\":\"x\"},\"object_type\":\"payable\"}', 'UTF8'), '{}' \
+     FROM generate_series(1, 20000) g";
+
+/// Both example servers stop on SIGTERM in every mode (HTTP, inbox with workers,
+/// `--workers-only`): they exit with status 0 through their shutdown, logging "stopped",
+/// and the inbox modes hand back every claimed event, leaving none `running`.
+#[test]
+fn both_example_servers_stop_on_sigterm_in_every_mode() {
+    let server = support::pg::PgServer::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = runtime
+        .block_on(sqlx::PgPool::connect(&server.url()))
+        .unwrap();
+    let sql = |statement: &'static str| {
+        runtime
+            .block_on(sqlx::query(statement).execute(&pool))
+            .unwrap();
+    };
+    let count = |statement: &'static str| -> i64 {
+        runtime
+            .block_on(sqlx::query_scalar(statement).fetch_one(&pool))
+            .unwrap()
+    };
+    let secret = ("MONITE_WEBHOOK_SECRET", DEVELOPMENT_SECRET.to_owned());
+    for name in ["actix_server", "axum_server"] {
+        // HTTP only: the plain receiver.
+        let addr = free_addr();
+        let mut http = Logged::start(name, &[secret.clone(), ("MONITE_WEBHOOK_ADDR", addr)], &[]);
+        http.wait_for_log("listening on", name);
+        let (status, log) = http.terminate(name);
+        assert!(status.success(), "{name} (HTTP): {status}; {log:#?}");
+        assert!(
+            log.iter().any(|l| l.contains("stopped")),
+            "{name}: {log:#?}"
+        );
+
+        // The inbox, with workers in the HTTP process, and with `--workers-only`.
+        for (mode, args) in [
+            ("with workers", &[][..]),
+            ("--workers-only", &["--workers-only"][..]),
+        ] {
+            let what = format!("{name} ({mode})");
+            sql("DROP TABLE IF EXISTS monite_webhook_inbox_attempts, \
+                 monite_webhook_inbox_events, monite_webhook_inbox_events_paused, handled_events");
+            let env = [
+                secret.clone(),
+                ("MONITE_WEBHOOK_ADDR", free_addr()),
+                ("DATABASE_URL", server.url()),
+                ("MONITE_WEBHOOK_INBOX", "postgres".to_owned()),
+                ("MONITE_WEBHOOK_WORKERS", "2".to_owned()),
+            ];
+            let mut process = Logged::start(name, &env, args);
+            process.wait_for_log("inbox: PostgreSQL", &what);
+            // The tables exist once the log says so; a backlog keeps both workers busy.
+            sql(BACKLOG);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while count("SELECT count(*) FROM handled_events") < 10 {
+                assert!(Instant::now() < deadline, "{what} handled nothing");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let (status, log) = process.terminate(&what);
+            assert!(status.success(), "{what}: {status}; {log:#?}");
+            assert!(
+                log.iter().any(|l| l.contains("stopped")),
+                "{what}: {log:#?}"
+            );
+            let running =
+                count("SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'running'");
+            assert_eq!(running, 0, "{what} left claimed events running");
+            let pending =
+                count("SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'pending'");
+            assert!(pending > 0, "{what}: the backlog was stopped part-way");
+        }
+    }
+}

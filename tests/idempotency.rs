@@ -503,6 +503,30 @@ mod redis {
         assert_eq!(error.kind(), monite_webhooks::ErrorKind::StoreUnavailable);
         assert!(!error.to_string().contains("hunter2"), "{error}");
     }
+
+    /// Every form of Redis URL redis-rs takes, each with its password, refused or
+    /// unreachable: no message, `Debug` or source prints the password.
+    #[tokio::test]
+    async fn no_form_of_url_prints_its_password() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        for url in [
+            format!("redis://:hunter2-secret@127.0.0.1:{port}/0"),
+            format!("redis://user:hunter2-secret@127.0.0.1:{port}/0"),
+            format!("rediss://:hunter2-secret@127.0.0.1:{port}/0"),
+            format!("redis://:hunter2%2Dsecret@127.0.0.1:{port}/0"),
+            "redis+unix:///nonexistent/redis.sock?db=0&pass=hunter2-secret".to_owned(),
+            "redis+unix:///nonexistent/redis.sock?password=hunter2-secret".to_owned(),
+            "unix:///nonexistent/redis.sock?pass=hunter2-secret".to_owned(),
+            "host=127.0.0.1 password=hunter2-secret".to_owned(),
+        ] {
+            let error = RedisStore::connect(&url, "test").await.unwrap_err();
+            support::fixture::assert_no_secret(&error, "hunter2-secret", &url);
+        }
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -521,6 +545,51 @@ mod postgres {
     async fn postgres_store_behaviour() {
         let server = PgServer::start();
         behaviour_table(store(&server).await).await;
+    }
+
+    /// A store that cannot be reached answers `503`, and the failure hook hears it: the
+    /// watchdog counts it as a failed delivery, as Monite does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_store_reaches_on_failure() {
+        let mut server = PgServer::start();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let hook = Arc::clone(&heard);
+        let receiver = Receiver::builder(
+            Verifier::new(fixture::secret(fixture::CURRENT)),
+            Dispatcher::builder().build(),
+        )
+        .store(store(&server).await)
+        .on_failure(move |_, error| hook.lock().unwrap().push(error.kind()))
+        .build();
+        server.stop();
+        let status = fixture::deliver(&receiver, &body(&fresh_id(), "payable.created")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            *heard.lock().unwrap(),
+            [monite_webhooks::ErrorKind::StoreUnavailable]
+        );
+    }
+
+    /// An event id holding U+0000 (JSON allows it; PostgreSQL's `text` does not) is still
+    /// claimed, marked done and deduplicated, apart from the id with U+FFFD in its place.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_holding_nul_is_deduplicated_by_its_exact_id() {
+        let server = PgServer::start();
+        let store = store(&server).await;
+        let lease = Duration::from_secs(60);
+        let token = ClaimToken::new();
+        let claim = |key: &'static str| {
+            let store = store.clone();
+            async move { store.claim(key, &ClaimToken::new(), lease).await.unwrap() }
+        };
+        use monite_webhooks::idempotency::Claim;
+        assert_eq!(
+            store.claim("evt:a\0b", &token, lease).await.unwrap(),
+            Claim::Acquired
+        );
+        assert!(store.complete("evt:a\0b", &token, lease).await.unwrap());
+        assert_eq!(claim("evt:a\0b").await, Claim::Done);
+        assert_eq!(claim("evt:a\u{FFFD}b").await, Claim::Acquired, "another id");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -682,6 +751,32 @@ mod postgres {
                 .unwrap_err();
         assert_eq!(error.kind(), monite_webhooks::ErrorKind::StoreUnavailable);
         assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    /// Every form of connection string PostgreSQL users write, each with its password,
+    /// refused or unreachable: no message, `Debug` or source prints the password.
+    #[tokio::test]
+    async fn no_form_of_connection_string_prints_its_password() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        for url in [
+            format!("postgres://app:hunter2-secret@127.0.0.1:{port}/app"),
+            format!("postgresql://app:hunter2%2Dsecret@127.0.0.1:{port}/app"),
+            format!("postgres://127.0.0.1:{port}/app?user=app&password=hunter2-secret"),
+            format!(
+                "postgres://app@127.0.0.1:{port}/app?sslmode=prefer&sslpassword=hunter2-secret"
+            ),
+            "postgresql:///app?host=/nonexistent&password=hunter2-secret".to_owned(),
+            format!("host=127.0.0.1 port={port} user=app password=hunter2-secret dbname=app"),
+            format!("host=127.0.0.1 port={port} password = 'hunter2-secret'"),
+            format!("postgres://127.0.0.1:{port}/app password=hunter2-secret"),
+        ] {
+            let error = PostgresStore::connect(&url, "test").await.unwrap_err();
+            support::fixture::assert_no_secret(&error, "hunter2-secret", &url);
+        }
     }
 
     #[tokio::test]

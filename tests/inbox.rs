@@ -529,3 +529,52 @@ async fn a_worker_never_marks_done_a_transaction_that_did_not_commit() {
     .unwrap();
     assert!(error.unwrap().contains("ended its transaction"));
 }
+
+/// A log line sink for one test.
+#[cfg(feature = "tracing")]
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(feature = "tracing")]
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `Workers::start` warns when the store's pool (10 connections from
+/// `PostgresStore::connect`) leaves ten workers no headroom, and says what size to give;
+/// four workers fit without a word.
+#[cfg(feature = "tracing")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_warn_when_the_pool_leaves_them_no_headroom() {
+    let server = PgServer::start();
+    let (_store, inbox) = inbox_on(&server, "billing").await;
+    let captured = Captured::default();
+    let started = |concurrency: usize| {
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let _logging = tracing::subscriber::set_default(subscriber);
+        Workers::builder(inbox.clone(), Dispatcher::builder().build())
+            .concurrency(concurrency)
+            .start()
+    };
+    let fitting = started(4);
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(!log.contains("inbox workers"), "4 workers fit 10: {log}");
+    let crowded = started(10);
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("WARN") && log.contains("a pool of at least 13"),
+        "10 workers on 10 connections: {log}"
+    );
+    fitting.shutdown().await;
+    crowded.shutdown().await;
+}

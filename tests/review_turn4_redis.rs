@@ -4,7 +4,6 @@
 //! cargo test --features redis --test review_turn4_redis -- --nocapture
 
 #[tokio::test]
-#[ignore = "T4-4: fails until fixed"]
 async fn r8b_a_unix_socket_redis_url_is_printed_with_its_password() {
     let error = monite_webhooks::RedisStore::connect(
         "redis+unix:///nonexistent/redis.sock?db=0&pass=hunter2-secret",

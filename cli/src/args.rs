@@ -416,7 +416,7 @@ pub(crate) struct EnsureArgs {
     pub(crate) keyring: KeyringArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub(crate) struct InboxArgs {
     /// The PostgreSQL holding the inbox (`postgres://user:password@host/database`).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -432,6 +432,17 @@ pub(crate) struct InboxArgs {
 
     #[command(subcommand)]
     pub(crate) command: InboxCommand,
+}
+
+// By hand: the connection string may hold a password.
+impl std::fmt::Debug for InboxArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboxArgs")
+            .field("database_url", &"[redacted]")
+            .field("namespace", &self.namespace)
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -457,8 +468,9 @@ pub(crate) enum InboxCommand {
         /// The event's row id (from `list`).
         id: i64,
     },
-    /// Make every matching event pending again, below live events; the count first with
-    /// `--dry-run`.
+    /// Make every matching event pending again, below live events: dead ones unless
+    /// `--state` says otherwise. Prints the matching events by state first; only counts
+    /// with `--dry-run`.
     Replay {
         /// Received at or after (RFC 3339, a date, Unix seconds, or an age such as 2h).
         #[arg(long)]
@@ -472,9 +484,10 @@ pub(crate) enum InboxCommand {
         /// Of this event (`payable.created`).
         #[arg(long)]
         event: Option<String>,
-        /// In this state (`done`, `dead`, `pending`).
-        #[arg(long)]
-        state: Option<String>,
+        /// In this state: `dead` (the default), `done` (their handlers run again),
+        /// `pending`, or `all` (every state but running).
+        #[arg(long, default_value = "dead", value_parser = ["dead", "done", "pending", "all"])]
+        state: String,
         /// Only count what would be replayed.
         #[arg(long)]
         dry_run: bool,

@@ -125,6 +125,8 @@ async fn inbox_status_list_show_retry_replay_and_purge() {
             "payable.created",
             "--since",
             "1h",
+            "--state",
+            "done",
         ],
         &env,
     )
@@ -176,4 +178,71 @@ async fn inbox_status_list_show_retry_replay_and_purge() {
     assert!(inbox.claim(&claim).await.unwrap().is_empty(), "paused");
     assert_eq!(run(&["inbox", "resume"], &env).await.code, 0);
     assert_eq!(inbox.claim(&claim).await.unwrap().len(), 3, "resumed");
+}
+
+/// `inbox replay` without `--state` takes the dead events only, never the done ones (whose
+/// handlers would run again), and prints the matching events by state before it acts.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_without_a_state_takes_dead_events_only() {
+    let server = pg::PgServer::start();
+    let url = server.url();
+    let inbox = filled(&url).await;
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("MONITE_WEBHOOK_NAMESPACE", "cli"),
+    ];
+    let replayed = run(&["--json", "inbox", "replay", "--since", "1h"], &env).await;
+    assert_eq!(replayed.code, 0, "{replayed:?}");
+    let json = replayed.json();
+    assert_eq!(json["replayed"], 1, "{json}");
+    assert_eq!(json["state"], "dead");
+    assert_eq!(json["by_state"]["done"], 3, "{json}");
+    assert_eq!(json["by_state"]["dead"], 1, "{json}");
+    assert!(
+        replayed.stderr.contains("1 dead, 3 done, 0 pending"),
+        "the counts by state come first: {}",
+        replayed.stderr
+    );
+    let status = inbox.status().await.unwrap();
+    assert_eq!(
+        (status.done, status.pending),
+        (3, 1),
+        "no done event requeued"
+    );
+
+    let refused = run(&["inbox", "replay", "--state", "finished"], &env).await;
+    assert_eq!(refused.code, 2, "an unknown state is a usage error");
+    let all = run(&["--json", "inbox", "replay", "--state", "all"], &env).await;
+    assert_eq!(
+        all.json()["replayed"],
+        4,
+        "`all` is the explicit way to take every state"
+    );
+}
+
+/// A `DATABASE_URL` the inbox cannot use, in each form a password can take, fails without
+/// printing the password on stdout or stderr.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_connection_prints_no_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for url in [
+        format!("host=127.0.0.1 port={port} user=app password=hunter2-secret dbname=app"),
+        format!("postgres://app:hunter2-secret@127.0.0.1:{port}/app"),
+        format!("postgres://127.0.0.1:{port}/app?password=hunter2-secret"),
+    ] {
+        let failed = run(&["inbox", "status"], &[("DATABASE_URL", url.as_str())]).await;
+        assert_ne!(failed.code, 0, "{failed:?}");
+        assert!(
+            !failed.stdout.contains("hunter2") && !failed.stderr.contains("hunter2"),
+            "{url}: {failed:?}"
+        );
+        assert!(
+            failed.stderr.contains("cannot connect to PostgreSQL"),
+            "{failed:?}"
+        );
+    }
 }

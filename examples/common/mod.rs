@@ -3,10 +3,12 @@
 mod background;
 mod config;
 mod event_line;
+mod signal;
 
 pub(crate) use self::config::listen_addr;
 use self::config::{DEVELOPMENT_SECRET, Secrets};
 use self::event_line::print_handled;
+pub(crate) use self::signal::shutdown_signal;
 use monite_webhooks::{
     BoxError, Dispatcher, Event, EventType, Idempotency, MemoryStore, ObjectType, Receiver,
     Unhandled, Verifier,
@@ -102,7 +104,19 @@ async fn inbox_service(
             .map_err(|e| format!("MONITE_WEBHOOK_WORKERS={n:?}: {e}"))?,
         None => monite_webhooks::inbox::DEFAULT_CONCURRENCY,
     };
-    let store = postgres_store(url, namespace).await?;
+    let connected = postgres_store(url, namespace).await?;
+    // The workers' own pool, sized by the guide's rule (a connection per handler, plus the
+    // listener's and headroom for heartbeats); the receiver accepts on the inbox's own
+    // pool, so slow handlers never make a delivery wait for a connection.
+    let size = u32::try_from(count)
+        .unwrap_or(u32::MAX)
+        .saturating_add(monite_webhooks::inbox::WORKER_POOL_HEADROOM);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy_with((*connected.pool().connect_options()).clone());
+    connected.pool().close().await;
+    let store = monite_webhooks::PostgresStore::new(pool, namespace)?;
     let inbox = PostgresInbox::new(&store);
     inbox.ensure_schema().await?;
     tracing::info!(
@@ -119,7 +133,8 @@ async fn inbox_service(
     let builder =
         Receiver::builder(verifier_from_env()?, Dispatcher::builder()).inbox(Inbox::new(inbox));
     // Swept events are accepted into the inbox like deliveries, deduplicated there; a
-    // delivery the inbox could not write (503) reaches the watchdog.
+    // delivery the inbox could not write (503) reaches the watchdog through `on_failure`,
+    // and a handler's failure in the workers does not (they retry it themselves).
     let receiver = background::build_receiver(builder, !workers_only).await?;
     Ok(Service {
         receiver,

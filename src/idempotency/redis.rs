@@ -7,9 +7,9 @@ use std::time::Duration;
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::remote::{checked_namespace, redact_url, store_millis};
+use super::remote::{checked_namespace, connect_error, store_millis};
 use super::{Claim, ClaimToken, IdempotencyStore};
-use crate::error::{BoxError, Error, ErrorKind, Result};
+use crate::error::{BoxError, Result};
 
 // A done key holds `done`; a claimed key holds its token, which is hex and never `done`.
 
@@ -101,15 +101,12 @@ impl RedisStore {
     /// [`ErrorKind::Misconfigured`] for a namespace that is empty or not 1 to 64 ASCII
     /// letters, digits, `_`, `-` or `.`; [`ErrorKind::StoreUnavailable`] if the URL is
     /// invalid or Redis cannot be reached now.
+    ///
+    /// [`ErrorKind::Misconfigured`]: crate::ErrorKind::Misconfigured
+    /// [`ErrorKind::StoreUnavailable`]: crate::ErrorKind::StoreUnavailable
     pub async fn connect(url: &str, namespace: &str) -> Result<Self> {
         let namespace = checked_namespace(namespace)?;
-        let unavailable = |e: redis::RedisError| {
-            Error::new(
-                ErrorKind::StoreUnavailable,
-                format!("cannot connect to Redis at {}: {e}", redact_url(url)),
-            )
-            .with_source(e)
-        };
+        let unavailable = |e: redis::RedisError| connect_error("Redis", url, e);
         let client = redis::Client::open(url).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
@@ -126,6 +123,8 @@ impl RedisStore {
     /// # Errors
     /// [`ErrorKind::Misconfigured`] for a namespace that is empty or not 1 to 64 ASCII
     /// letters, digits, `_`, `-` or `.`.
+    ///
+    /// [`ErrorKind::Misconfigured`]: crate::ErrorKind::Misconfigured
     pub fn new(connection: ConnectionManager, namespace: &str) -> Result<Self> {
         Ok(Self::with_namespace(
             connection,
@@ -251,9 +250,10 @@ mod tests {
 
     #[test]
     fn passwords_stay_out_of_messages() {
+        use crate::idempotency::remote::redact_url;
         assert_eq!(
             redact_url("redis://user:pw@host:6379/0"),
-            "redis://[redacted]@host:6379/0"
+            "redis://host:6379/0"
         );
         assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
     }

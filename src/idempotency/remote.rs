@@ -121,20 +121,128 @@ pub(crate) fn checked_namespace(namespace: &str) -> crate::error::Result<std::sy
     }
 }
 
-/// A store's URL without its password, for error messages.
+/// What a connection string prints as: scheme, host, port and path of a URL, never a user
+/// name, password or query; `<connection string redacted>` for anything else (a libpq
+/// `key=value` string, a URL with no host, a part that looks like more than a name).
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn redact_url(url: &str) -> String {
-    // PostgreSQL also takes `?password=…`; drop a query that names one.
-    let url = match url.split_once('?') {
-        Some((base, query)) if query.contains("password") => base,
-        _ => url,
+    const REDACTED: &str = "<connection string redacted>";
+    let Ok(parsed) = url::Url::parse(url.trim()) else {
+        return REDACTED.to_owned();
     };
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://[redacted]@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
+    // A name, an address or a socket path; anything else (`=`, spaces, quotes) may be a
+    // password pasted where it does not belong.
+    let plain = |part: &str, extra: &[char]| {
+        part.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-~/".contains(c) || extra.contains(&c))
+    };
+    let host = parsed.host_str().unwrap_or("");
+    let path = parsed.path();
+    if parsed.cannot_be_a_base() || !plain(host, &['[', ']', ':', '%']) || !plain(path, &[]) {
+        return REDACTED.to_owned();
     }
+    let port = parsed
+        .port()
+        .map(|port| format!(":{port}"))
+        .unwrap_or_default();
+    format!("{}://{host}{port}{path}", parsed.scheme())
+}
+
+/// The secrets a connection string holds, as they may appear in a driver's message: the
+/// URL's password and every query value whose key names a password (`password`, `pass`,
+/// `sslpassword`), raw and decoded; for a libpq `key=value` string, the values of such keys.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn secrets_in(url: &str) -> Vec<String> {
+    let names_a_password = |key: &str| key.to_ascii_lowercase().contains("pass");
+    let mut secrets = Vec::new();
+    if let Ok(parsed) = url::Url::parse(url.trim()) {
+        if let Some(password) = parsed.password() {
+            secrets.push(password.to_owned());
+            if let Ok(decoded) = percent_decoded(password) {
+                secrets.push(decoded);
+            }
+        }
+        for (key, value) in parsed.query_pairs() {
+            if names_a_password(&key) {
+                secrets.push(value.into_owned());
+            }
+        }
+        if let Some(query) = parsed.query() {
+            for pair in query.split('&') {
+                if let Some((key, value)) = pair.split_once('=')
+                    && names_a_password(key)
+                {
+                    secrets.push(value.to_owned());
+                }
+            }
+        }
+    }
+    // libpq's `key = value` form, values optionally quoted; also catches a URL's `?pass=`.
+    let spaced = url.replace(" =", "=").replace("= ", "=");
+    for word in spaced.split(|c: char| c.is_whitespace() || c == '&' || c == '?') {
+        if let Some((key, value)) = word.split_once('=')
+            && names_a_password(key)
+        {
+            secrets.push(value.trim_matches(['\'', '"']).to_owned());
+        }
+    }
+    secrets.retain(|secret| !secret.is_empty());
+    secrets
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn percent_decoded(text: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(u8::try_from(high * 16 + low).unwrap_or(b'%'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
+}
+
+/// The error for a store that could not connect to `url`: the connection string redacted,
+/// and the driver's error as the source, unless its message or `Debug` holds one of the
+/// string's secrets (then only its absence is said).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn connect_error<E>(server: &str, url: &str, source: E) -> crate::error::Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    use crate::error::{Error, ErrorKind};
+    let shown = redact_url(url);
+    let told = format!("{source} {source:?}");
+    if secrets_in(url)
+        .iter()
+        .any(|secret| told.contains(secret.as_str()))
+    {
+        return Error::new(
+            ErrorKind::StoreUnavailable,
+            format!(
+                "cannot connect to {server} at {shown}: the driver's error names the \
+                 password, so it is left out"
+            ),
+        );
+    }
+    Error::new(
+        ErrorKind::StoreUnavailable,
+        format!("cannot connect to {server} at {shown}: {source}"),
+    )
+    .with_source(source)
 }
 
 #[cfg(test)]
@@ -148,6 +256,73 @@ mod tests {
         assert_eq!(
             store_millis(Duration::MAX),
             i64::try_from(MAX_STORE_DURATION.as_millis()).unwrap()
+        );
+    }
+
+    #[test]
+    fn connection_strings_print_no_secret() {
+        let forms = [
+            (
+                "postgres://app:hunter2@db:5432/app",
+                "postgres://db:5432/app",
+            ),
+            (
+                "postgresql://app:hunter2@db/app?sslmode=require&sslpassword=hunter2",
+                "postgresql://db/app",
+            ),
+            (
+                "postgres://db/app?user=app&password=hunter2",
+                "postgres://db/app",
+            ),
+            ("postgres://app:hunter%32@db/app", "postgres://db/app"),
+            (
+                "postgresql:///app?host=/run/postgresql&password=hunter2",
+                "postgresql:///app",
+            ),
+            (
+                "host=db port=5432 user=app password=hunter2 dbname=app",
+                "<connection string redacted>",
+            ),
+            (
+                "host=db password = 'hunter2'",
+                "<connection string redacted>",
+            ),
+            ("redis://:hunter2@cache:6379/0", "redis://cache:6379/0"),
+            (
+                "rediss://user:hunter2@cache:6380/0",
+                "rediss://cache:6380/0",
+            ),
+            (
+                "redis+unix:///run/redis.sock?db=0&pass=hunter2",
+                "redis+unix:///run/redis.sock",
+            ),
+            (
+                "unix:///run/redis.sock?pass=hunter2",
+                "unix:///run/redis.sock",
+            ),
+            (
+                "postgres://db/app password=hunter2",
+                "<connection string redacted>",
+            ),
+        ];
+        for (url, shown) in forms {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(
+                secrets_in(url).iter().any(|s| s == "hunter2"),
+                "{url}: {:?}",
+                secrets_in(url)
+            );
+        }
+        assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(
+            redact_url("postgresql://app:hunter2@%2Frun%2Fpostgresql/app"),
+            "postgresql://%2Frun%2Fpostgresql/app",
+            "a socket directory as the host"
+        );
+        // No URL at all, only a scheme-like word: nothing of it is printed.
+        assert_eq!(
+            redact_url("password:hunter2@db"),
+            "<connection string redacted>"
         );
     }
 }

@@ -22,6 +22,7 @@ pub mod metrics;
 mod pace;
 mod postgres;
 mod retry;
+mod sizing;
 mod store;
 mod worker;
 
@@ -29,9 +30,11 @@ pub use self::accept::Inbox;
 pub use self::alert::AttemptFailure;
 pub use self::backlog::{Backlog, SAMPLE_INTERVAL};
 pub use self::postgres::{
-    InboxEvent, InboxStatus, PostgresInbox, REPLAY_BATCH, ReplayFilter, ReplayProgress,
+    ACCEPT_CONNECTIONS, InboxEvent, InboxStatus, PostgresInbox, REPLAY_BATCH, ReplayCounts,
+    ReplayFilter, ReplayProgress,
 };
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
+pub use self::sizing::WORKER_POOL_HEADROOM;
 pub use self::store::{
     Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
     InboxStore, MIN_DONE_RETENTION,

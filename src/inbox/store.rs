@@ -246,6 +246,15 @@ pub trait InboxStore: Send + Sync + 'static {
         None
     }
 
+    /// How many connections the workers' handlers, heartbeats, claims and listener share,
+    /// if the store draws them from a bounded pool: [`Workers`](crate::inbox::Workers)
+    /// warns at start when its concurrency leaves less than
+    /// [`WORKER_POOL_HEADROOM`](crate::inbox::WORKER_POOL_HEADROOM) beyond it. `None` (the
+    /// default) when the store cannot tell.
+    fn worker_connections(&self) -> Option<u32> {
+        None
+    }
+
     /// Runs for as long as the workers do, calling `wake` whenever new events may be due,
     /// so that idle workers need not wait for their next poll: events accepted through a
     /// clone of this store in this process and, with `remote`, in other processes too.

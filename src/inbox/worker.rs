@@ -205,11 +205,14 @@ impl<S: InboxStore> WorkersBuilder<S> {
         self
     }
 
-    /// Starts the workers on the current Tokio runtime.
+    /// Starts the workers on the current Tokio runtime; warns (feature `tracing`) when the
+    /// store's pool is smaller than the concurrency plus [`super::WORKER_POOL_HEADROOM`].
     ///
     /// # Panics
     /// Outside a Tokio runtime.
     pub fn start(self) -> WorkersHandle {
+        let connections = self.store.worker_connections();
+        super::sizing::warn_if_pool_small(self.concurrency, !self.poll_only, connections);
         let table: Arc<str> = self.store.transactional_table().unwrap_or("").into();
         let shared = Arc::new(Shared {
             store: Arc::new(self.store),

@@ -20,6 +20,25 @@ impl Receiver {
         }
     }
 
+    /// Writes `event` to the inbox; a write that failed (`503`) is a failed delivery for
+    /// the `on_failure` hook, as a handler's failure is.
+    #[cfg(feature = "postgres")]
+    pub(super) async fn accept_into<H: crate::headers::HeaderLookup + ?Sized>(
+        &self,
+        inbox: &crate::inbox::Inbox,
+        event: &Event,
+        headers: &H,
+    ) -> Result<Outcome> {
+        match inbox.accept(event, headers).await {
+            Ok(crate::inbox::Accepted::Duplicate) => Ok(Outcome::Duplicate),
+            Ok(_) => Ok(Outcome::Accepted),
+            Err(error) => {
+                self.report_failure(event, &error);
+                Err(error)
+            }
+        }
+    }
+
     pub(super) async fn claim_and_dispatch(&self, event: Event) -> Result<Outcome> {
         let dispatcher = &self.inner.dispatcher;
         let run = |event: Event| {
@@ -59,11 +78,13 @@ impl Receiver {
             Ok(claim) => claim,
             Err(source) => {
                 held.release_detached();
-                return Err(Error::new(
+                let error = Error::new(
                     ErrorKind::StoreUnavailable,
                     format!("the idempotency store could not claim {key}: {source}"),
                 )
-                .with_source(source));
+                .with_source(source);
+                self.report_failure(&event, &error);
+                return Err(error);
             }
         };
         match claim {

@@ -216,7 +216,7 @@ impl Receiver {
         #[cfg(feature = "postgres")]
         if let Some(inbox) = &self.inner.inbox {
             let no_headers: &[(&str, &str)] = &[];
-            return accepted(inbox.accept(&event, no_headers).await);
+            return self.accept_into(inbox, &event, no_headers).await;
         }
         let span = observe::delivery_span(&event);
         observe::in_delivery(span, self.dispatch_once(event)).await
@@ -258,7 +258,7 @@ impl Receiver {
         let event = self.verify_event(headers, body)?;
         #[cfg(feature = "postgres")]
         if let Some(inbox) = &self.inner.inbox {
-            return accepted(inbox.accept(&event, headers).await);
+            return self.accept_into(inbox, &event, headers).await;
         }
         self.dispatch(event).await
     }
@@ -308,10 +308,13 @@ impl ReceiverBuilder {
         self.idempotency(Idempotency::new(store))
     }
 
-    /// Calls `report` with the event and the error each time a handler fails or panics,
-    /// before the receiver answers `500` (and Monite retries): one place to send handler
-    /// failures to Sentry, a log or a counter, instead of wrapping every handler. A panic
-    /// in `report` itself is caught and ignored.
+    /// Calls `report` with the event and the error each time a verified delivery fails
+    /// so that Monite will retry it: a handler failed or panicked (`500`), or the
+    /// idempotency store or the inbox could not be reached (`503`, no handler ran; see
+    /// [`Error::kind`]). One place to send failed deliveries to Sentry, a log, a counter or
+    /// the reconciler's `Watchdog::record_failure`, instead of wrapping every handler. Not
+    /// for `409` (another delivery of the event is being handled) nor for an event no
+    /// handler took. A panic in `report` itself is caught and ignored.
     ///
     /// ```
     /// # use monite_webhooks::{Dispatcher, Receiver, Verifier};
@@ -394,14 +397,6 @@ impl ReceiverBuilder {
             inner: Arc::new(self.inner),
         }
     }
-}
-
-#[cfg(feature = "postgres")]
-fn accepted(result: Result<crate::inbox::Accepted>) -> Result<Outcome> {
-    result.map(|accepted| match accepted {
-        crate::inbox::Accepted::Duplicate => Outcome::Duplicate,
-        _ => Outcome::Accepted,
-    })
 }
 
 #[cold]

@@ -446,3 +446,26 @@ pub(crate) async fn deliver_until_not_in_flight(
     }
     http::StatusCode::CONFLICT
 }
+
+/// Asserts that `error` names no `secret`: not its message, its `Debug`, nor any error of
+/// its source chain.
+pub(crate) fn assert_no_secret(error: &monite_webhooks::Error, secret: &str, given: &str) {
+    let mut told = vec![error.to_string(), format!("{error:?}")];
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        told.push(cause.to_string());
+        told.push(format!("{cause:?}"));
+        source = cause.source();
+    }
+    for text in told {
+        assert!(
+            !text.contains(secret),
+            "{given:?} printed its password: {text}"
+        );
+    }
+    assert_eq!(
+        error.kind(),
+        monite_webhooks::ErrorKind::StoreUnavailable,
+        "{given}"
+    );
+}

@@ -80,7 +80,21 @@ pub(crate) async fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure
                 .transpose()?;
             filter.object_type = object_type;
             filter.event = event;
-            filter.state = state;
+            // Every state first, so that the operator sees what the state filter leaves
+            // out (done events run their handlers again when replayed).
+            let by_state = inbox.replay_counts(&filter).await?;
+            eprintln!(
+                "matching events by state: {} dead, {} done, {} pending; replaying {}",
+                by_state.dead,
+                by_state.done,
+                by_state.pending,
+                if state == "all" {
+                    "all of them".to_owned()
+                } else {
+                    format!("the {state} ones")
+                },
+            );
+            filter.state = (state != "all").then(|| state.clone());
             // The count first: what a replay would take, then (unless a dry run) the replay.
             let matching = inbox.replay(&filter, true).await?;
             let replayed = if dry_run {
@@ -101,6 +115,8 @@ pub(crate) async fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure
                     "matching": matching,
                     "replayed": replayed,
                     "dry_run": dry_run,
+                    "state": state,
+                    "by_state": by_state,
                 }));
             } else if dry_run {
                 println!("{matching} events would be replayed");

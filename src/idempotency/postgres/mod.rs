@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use self::sql::Statements;
-use super::remote::{checked_namespace, redact_url, store_millis};
+use super::remote::{checked_namespace, connect_error, store_millis};
 use super::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
 use crate::error::{BoxError, Error, ErrorKind, Result};
 
@@ -139,13 +139,7 @@ impl PostgresStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::StoreUnavailable,
-                    format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url)),
-                )
-                .with_source(e)
-            })?;
+            .map_err(|e| connect_error("PostgreSQL", url, e))?;
         Ok(Self::build(
             pool,
             namespace,
@@ -168,8 +162,17 @@ impl PostgresStore {
         }
     }
 
-    /// `key` as stored: in this store's namespace.
+    /// `key` as stored: in this store's namespace. PostgreSQL's `text` refuses U+0000,
+    /// which a JSON event id may hold (`\u0000`): such a key is stored as `nul:` and the
+    /// hex SHA-256 of the key, a form no other key takes (they begin `evt:`, `sub:` or
+    /// `body:`), so the event is still deduplicated, and by its exact id.
     pub(crate) fn stored_key(&self, key: &str) -> String {
+        if key.contains('\0') {
+            use sha2::Digest as _;
+            let mut stored = [&*self.inner.namespace, ":nul:"].concat();
+            crate::signature::hex::encode_into(&sha2::Sha256::digest(key), &mut stored);
+            return stored;
+        }
         [&self.inner.namespace, ":", key].concat()
     }
 

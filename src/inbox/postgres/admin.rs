@@ -9,8 +9,17 @@ use sqlx::{AssertSqlSafe, Row as _};
 
 use super::PostgresInbox;
 use crate::error::{Error, ErrorKind, Result};
-use crate::idempotency::store_millis;
 use crate::inbox::store::MIN_DONE_RETENTION;
+
+/// Ages past this are older than any row: PostgreSQL's timestamps begin in 4713 BC, so
+/// `now()` minus an older age is out of its range.
+const OLDEST_AGE: Duration = Duration::from_secs(4_000 * 365 * 24 * 60 * 60);
+
+/// An age in milliseconds for `$n * interval '1 millisecond'`, unclamped; `None` past
+/// [`OLDEST_AGE`], where no event is older.
+fn age_millis(age: Duration) -> Option<i64> {
+    (age <= OLDEST_AGE).then(|| i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
+}
 
 /// How many events are in each state, and how long the oldest pending one has waited.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -215,6 +224,11 @@ impl PostgresInbox {
         older_than: Duration,
         limit: u64,
     ) -> std::result::Result<u64, sqlx::Error> {
+        // The age as given, never clamped to the idempotency stores' year: a purge of
+        // events older than two years must keep the one-year-old ones.
+        let Some(age) = age_millis(older_than) else {
+            return Ok(0);
+        };
         let sql = format!(
             "DELETE FROM {events} WHERE id IN (SELECT id FROM {events} WHERE namespace = $1 \
                AND state = '{state}' AND received_at < now() - $2 * interval '1 millisecond' \
@@ -225,7 +239,7 @@ impl PostgresInbox {
         while deleted < limit {
             let batch = sqlx::query(AssertSqlSafe(sql.clone()))
                 .bind(&**self.store().namespace())
-                .bind(store_millis(older_than))
+                .bind(age)
                 .execute(self.store().pool())
                 .await?
                 .rows_affected();
@@ -235,5 +249,17 @@ impl PostgresInbox {
             }
         }
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_are_never_clamped() {
+        let two_years = Duration::from_secs(2 * 365 * 24 * 60 * 60);
+        assert_eq!(age_millis(two_years), Some(63_072_000_000));
+        assert_eq!(age_millis(Duration::MAX), None, "older than any row");
     }
 }

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sqlx::Row as _;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Row as _};
 
 pub use self::admin::{InboxEvent, InboxStatus};
-pub use self::replay::{REPLAY_BATCH, ReplayFilter, ReplayProgress};
+pub use self::replay::{REPLAY_BATCH, ReplayCounts, ReplayFilter, ReplayProgress};
 use self::sql::Statements;
 use self::wake::Wake;
 use super::store::{
@@ -62,20 +63,60 @@ pub struct PostgresInbox {
 
 struct Inner {
     store: PostgresStore,
+    /// The accepting `INSERT`'s own connections: never waiting behind the workers.
+    accept_pool: PgPool,
     sql: Statements,
     wake: Wake,
 }
+
+/// The most connections of the pool [`PostgresInbox::new`] accepts on.
+pub const ACCEPT_CONNECTIONS: u32 = 4;
+/// How long an accept waits for a connection before it answers `503`.
+const ACCEPT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an idle accepting connection is kept.
+const ACCEPT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl PostgresInbox {
     /// The inbox on `store`'s pool, namespace and table prefix. Transactional handlers of
     /// the same store ([`PostgresStore::transactional`]) commit the done mark with their
     /// writes when a worker of this inbox runs them.
+    ///
+    /// Deliveries are accepted on a pool of their own, opened on first use with the
+    /// store's connection settings (at most [`ACCEPT_CONNECTIONS`], closed after a minute
+    /// idle): slow handlers holding every connection of the store's pool never make a
+    /// delivery wait and be answered `503`. A process that runs only workers never opens
+    /// it. [`with_accept_pool`](Self::with_accept_pool) gives another.
     #[must_use]
     pub fn new(store: &PostgresStore) -> Self {
+        let accept_pool = PgPoolOptions::new()
+            .max_connections(ACCEPT_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(ACCEPT_ACQUIRE_TIMEOUT)
+            .idle_timeout(Some(ACCEPT_IDLE_TIMEOUT))
+            .connect_lazy_with((*store.pool().connect_options()).clone());
+        Self::with_pools(store, accept_pool)
+    }
+
+    /// Accepts deliveries on `pool` instead of the pool [`new`](Self::new) opens: one of
+    /// your own (its size, its `after_connect`), but never the pool the workers' handlers
+    /// use, or slow handlers make deliveries wait and be answered `503`. Call it before
+    /// cloning the inbox.
+    #[must_use]
+    pub fn with_accept_pool(self, pool: PgPool) -> Self {
+        Self::with_pools(&self.inner.store, pool)
+    }
+
+    fn with_pools(store: &PostgresStore, accept_pool: PgPool) -> Self {
         let sql = Statements::new(store.prefix());
         Self {
             inner: Arc::new(Inner {
-                wake: Wake::new(store.pool().clone(), &sql.events, store.namespace()),
+                wake: Wake::new(
+                    accept_pool.clone(),
+                    store.pool().clone(),
+                    &sql.events,
+                    store.namespace(),
+                ),
+                accept_pool,
                 sql,
                 store: store.clone(),
             }),
@@ -116,6 +157,18 @@ impl PostgresInbox {
     }
 }
 
+/// `value` as a `text` column can hold it: PostgreSQL refuses U+0000, which JSON allows
+/// (`\u0000`), so each becomes U+FFFD. Refusing the delivery instead would answer `503`
+/// to every retry for Monite's whole week (a `4xx` likewise loses the event), while the
+/// row's body keeps the exact value for the handlers.
+fn text(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains('\0') {
+        value.replace('\0', "\u{FFFD}").into()
+    } else {
+        value.into()
+    }
+}
+
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -128,17 +181,18 @@ impl InboxStore for PostgresInbox {
             .iter()
             .map(|(name, value)| ((*name).to_owned(), value.clone().into()))
             .collect();
+        // The envelope's fields as `text` columns hold them; the body keeps them exact.
         let row = sqlx::query(self.inner.sql.accept.sql())
             .bind(self.inner.store.stored_key(delivery.key))
             .bind(&**self.inner.store.namespace())
-            .bind(event.id())
-            .bind(event.webhook_subscription_id())
-            .bind(event.entity_id())
-            .bind(event.object_type().as_str())
-            .bind(event.action())
+            .bind(event.id().map(text))
+            .bind(event.webhook_subscription_id().map(text))
+            .bind(event.entity_id().map(text))
+            .bind(text(event.object_type().as_str()))
+            .bind(text(event.action()))
             .bind(&event.body()[..])
             .bind(serde_json::Value::Object(headers).to_string())
-            .fetch_optional(self.inner.store.pool())
+            .fetch_optional(&self.inner.accept_pool)
             .await?;
         Ok(if row.is_some() {
             self.inner.wake.accepted();
@@ -234,7 +288,7 @@ impl InboxStore for PostgresInbox {
             .bind(millis(report.duration))
             .bind(state)
             .bind(store_millis(delay))
-            .bind(report.error)
+            .bind(report.error.map(text))
             .fetch_optional(self.inner.store.pool())
             .await?;
         Ok(failed.is_some())
@@ -287,6 +341,10 @@ impl InboxStore for PostgresInbox {
         Some(&self.inner.sql.events)
     }
 
+    fn worker_connections(&self) -> Option<u32> {
+        Some(self.inner.store.pool().options().get_max_connections())
+    }
+
     async fn watch(&self, wake: Arc<dyn Fn() + Send + Sync>, remote: bool) {
         self.inner.wake.watch(wake, remote).await;
     }
@@ -297,6 +355,10 @@ impl fmt::Debug for PostgresInbox {
         f.debug_struct("PostgresInbox")
             .field("events", &self.inner.sql.events)
             .field("store", &self.inner.store)
+            .field(
+                "accept_connections",
+                &self.inner.accept_pool.options().get_max_connections(),
+            )
             .finish()
     }
 }

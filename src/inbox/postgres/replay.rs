@@ -21,7 +21,21 @@ pub struct ReplayFilter {
     /// Of this event (`payable.created`).
     pub event: Option<String>,
     /// In this state (`done`, `dead`, `pending`); running events are never replayed.
+    /// `None` takes every state but running, done events included: their handlers run
+    /// again. Check [`replay_counts`](PostgresInbox::replay_counts) first.
     pub state: Option<String>,
+}
+
+/// How many events a [`ReplayFilter`] matches in each state a replay takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ReplayCounts {
+    /// Waiting for a worker (or a retry).
+    pub pending: u64,
+    /// Handled: replaying runs their handlers again.
+    pub done: u64,
+    /// Out of attempts.
+    pub dead: u64,
 }
 
 /// Events a bulk replay requeues per statement. Each batch commits on its own: a replay of
@@ -116,6 +130,31 @@ impl PostgresInbox {
             return Ok(count.unsigned_abs());
         }
         self.replay_with_progress(filter, |_| {}).await
+    }
+
+    /// How many events `filter` matches, by state: what an operator reads before a
+    /// replay, since done ones run their handlers again.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`](crate::ErrorKind::StoreUnavailable) if PostgreSQL
+    /// refuses or cannot be reached.
+    pub async fn replay_counts(&self, filter: &ReplayFilter) -> Result<ReplayCounts> {
+        let sql = format!(
+            "SELECT count(*) FILTER (WHERE state = 'pending'), \
+               count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'dead') \
+             FROM {} WHERE {MATCHING}",
+            self.events_table()
+        );
+        let (pending, done, dead): (i64, i64, i64) =
+            bind_filter!(sqlx::query_as(AssertSqlSafe(sql)), self, filter)
+                .fetch_one(self.store().pool())
+                .await
+                .map_err(unavailable("count the events to replay"))?;
+        Ok(ReplayCounts {
+            pending: pending.unsigned_abs(),
+            done: done.unsigned_abs(),
+            dead: dead.unsigned_abs(),
+        })
     }
 
     /// As [`replay`](Self::replay) (not a dry run), calling `progress` after each batch of

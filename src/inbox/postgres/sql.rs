@@ -101,11 +101,13 @@ impl Statements {
             // An entity's head is its oldest event not yet done or dead: only a head is
             // taken, and only while pending. The heads are found by a skip scan over the
             // entity index (one probe per entity with work), not by reading every pending
-            // row; events without an entity come from the same index, and the candidates
-            // are then looked up by id (an array, so that the plan stays a key lookup
-            // before the table was ever analysed). A head locked or taken by a concurrent
-            // claim is skipped, and the event after it is no head until it is done, so
-            // one entity never runs two at once.
+            // row. Events without an entity keep no order: only claimable ones are
+            // candidates, in the plain claim's order, so that a batch of them running or
+            // waiting for a retry never hides the rest. The candidates are then looked up
+            // by id (an array, so that the plan stays a key lookup before the table was
+            // ever analysed). A head locked or taken by a concurrent claim is skipped, and
+            // the event after it is no head until it is done, so one entity never runs two
+            // at once.
             claim_in_entity_order: format!(
                 "WITH RECURSIVE heads AS (\
                    (SELECT entity_id, id FROM {events} \
@@ -122,9 +124,8 @@ impl Statements {
                    SELECT id FROM {events} \
                    WHERE id = ANY(ARRAY(SELECT id FROM heads UNION ALL \
                        (SELECT id FROM {events} \
-                        WHERE namespace = $1 AND state IN ('pending', 'running') \
-                          AND entity_id IS NULL \
-                        ORDER BY entity_id, id LIMIT $2))) \
+                        WHERE namespace = $1 AND entity_id IS NULL AND {claimable} \
+                        ORDER BY priority DESC, run_at LIMIT $2))) \
                      AND {claimable} \
                    ORDER BY priority DESC, id \
                    LIMIT $2 FOR UPDATE SKIP LOCKED) \

@@ -25,6 +25,9 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 type WakeFn = Arc<dyn Fn() + Send + Sync>;
 
 pub(super) struct Wake {
+    /// Where the `NOTIFY` goes: the accepting side's pool.
+    ping_pool: PgPool,
+    /// Where the listener holds its connection: the workers' pool.
     pool: PgPool,
     payload: Arc<str>,
     local: Mutex<Vec<WakeFn>>,
@@ -34,8 +37,9 @@ pub(super) struct Wake {
 }
 
 impl Wake {
-    pub(super) fn new(pool: PgPool, events: &str, namespace: &str) -> Self {
+    pub(super) fn new(ping_pool: PgPool, pool: PgPool, events: &str, namespace: &str) -> Self {
         Self {
+            ping_pool,
             pool,
             payload: format!("{events} {namespace}").into(),
             local: Mutex::default(),
@@ -65,7 +69,7 @@ impl Wake {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (pool, payload) = (self.pool.clone(), Arc::clone(&self.payload));
+        let (pool, payload) = (self.ping_pool.clone(), Arc::clone(&self.payload));
         let (ping, closed) = (Arc::clone(&self.ping), Arc::clone(&self.closed));
         runtime.spawn(async move {
             loop {
