@@ -25,6 +25,14 @@ use support::client::{client, counting_receiver, effect, fault};
 use support::fake_monite::{self, CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Effect};
 use support::openapi::{Looseness, answer_schema, instance, openapi, violations};
 
+/// A bare HTTP client, to ask the fake what the library's client would not. reqwest's TLS
+/// needs a process-wide provider without its aws-lc-rs default: the library's own
+/// (*ring*).
+fn plain_http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// Lists every subscription, so that a test can count the requests that takes.
 async fn list_all(
     subscriptions: &monite_webhooks::client::Subscriptions<'_>,
@@ -265,7 +273,7 @@ async fn the_fake_answers_missing_headers_as_monite_does() {
         "client_secret": CLIENT_SECRET,
         "grant_type": "client_credentials",
     });
-    let answer = reqwest::Client::new()
+    let answer = plain_http()
         .post(format!("http://{addr}/v1/auth/token"))
         .headers(fake_monite::raw_headers(None, true, false))
         .header("content-type", "application/json")
@@ -279,7 +287,7 @@ async fn the_fake_answers_missing_headers_as_monite_does() {
     let token: serde_json::Value = serde_json::from_slice(&answer).unwrap();
     let token = token["access_token"].as_str().unwrap();
     for (version, entity, expected) in [(false, true, 400), (true, false, 400), (true, true, 200)] {
-        let status = reqwest::Client::new()
+        let status = plain_http()
             .get(format!("http://{addr}/v1/events"))
             .headers(fake_monite::raw_headers(Some(token), version, entity))
             .send()
@@ -823,7 +831,7 @@ async fn the_fake_answers_as_the_openapi_document_says() {
         assert!(!violations(&root, &delivery, &bad, "$").is_empty(), "{bad}");
     }
     let (addr, _fake) = fake_monite::start().await;
-    let http = reqwest::Client::new();
+    let http = plain_http();
     let base = format!("http://{addr}/v1");
     let call = |method: http::Method,
                 path: String,

@@ -414,3 +414,38 @@ fn both_example_servers_stop_on_sigterm_in_every_mode() {
         }
     }
 }
+
+/// The logs (stderr) of both servers: text without colour codes when stderr is not a
+/// terminal (a file, a log collector), and one JSON object per line with
+/// `RUST_LOG_FORMAT=json`.
+#[test]
+fn logs_are_plain_text_off_a_terminal_and_json_on_request() {
+    for name in ["actix_server", "axum_server"] {
+        for format in ["text", "json"] {
+            let what = format!("{name} ({format})");
+            let env = [
+                ("MONITE_WEBHOOK_SECRET", DEVELOPMENT_SECRET.to_owned()),
+                ("MONITE_WEBHOOK_ADDR", free_addr()),
+                ("RUST_LOG_FORMAT", format.to_owned()),
+                // Empty: not set, so that only the terminal check can turn colours off.
+                ("NO_COLOR", String::new()),
+            ];
+            let mut server = Logged::start(name, &env, &[]);
+            server.wait_for_log("listening on", &what);
+            let (status, log) = server.terminate(&what);
+            assert!(status.success(), "{what}: {status}; {log:#?}");
+            assert!(log.len() >= 2, "{what}: {log:#?}");
+            for line in &log {
+                assert!(!line.contains('\x1b'), "{what}: an escape code in {line:?}");
+                let json = serde_json::from_str::<serde_json::Value>(line);
+                if format == "json" {
+                    let json = json.unwrap_or_else(|e| panic!("{what}: {e} in {line:?}"));
+                    assert!(json["level"].is_string(), "{what}: {line}");
+                    assert!(json["fields"]["message"].is_string(), "{what}: {line}");
+                } else {
+                    assert!(json.is_err(), "{what}: a JSON line {line:?}");
+                }
+            }
+        }
+    }
+}
