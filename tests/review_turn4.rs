@@ -124,7 +124,6 @@ async fn r1_a_panicking_jitter_leaves_the_batch_running_forever() {
 // (not 10 ms): killed meanwhile, the process leaves it `running`, and it runs again.
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-5: fails until fixed"]
 async fn r2_a_quick_success_is_not_marked_done_while_the_next_handler_runs() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
@@ -440,7 +439,6 @@ impl InboxStore for HeartbeatLost {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-6: fails until fixed"]
 async fn r7_a_worker_that_lost_its_leases_still_starts_the_rest_of_its_batch() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
@@ -610,7 +608,6 @@ async fn r10_purging_dead_events_older_than_100_weeks_deletes_younger_ones() {
 // toward `max_lapses` (then `dead`) although those events never started.
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-8: fails until fixed"]
 async fn r12_shutdown_keeps_unstarted_events_until_the_running_handler_ends() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
@@ -680,4 +677,113 @@ async fn r12_shutdown_keeps_unstarted_events_until_the_running_handler_ends() {
         lapsed_unstarted, 0,
         "events that never started were charged a lapse"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// R1b: the class of R1: a panic anywhere in a worker outside the dispatcher (here the
+// store's `fail`, the first time) ends that batch only. Its heartbeat stops, its leases
+// lapse and are rescued, and the same worker goes on: with one worker, the rest of the
+// batch can only run if it survived.
+// ---------------------------------------------------------------------------------------
+#[derive(Clone)]
+struct FailPanicsOnce(PostgresInbox, Arc<AtomicUsize>);
+
+impl InboxStore for FailPanicsOnce {
+    async fn accept(&self, delivery: &Delivery<'_>) -> Result<Accepted, BoxError> {
+        self.0.accept(delivery).await
+    }
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>, BoxError> {
+        self.0.claim(request).await
+    }
+    async fn heartbeat(&self, held: &[(i64, i32)], lease: Duration) -> Result<usize, BoxError> {
+        self.0.heartbeat(held, lease).await
+    }
+    async fn complete(
+        &self,
+        id: i64,
+        attempt: i32,
+        r: &AttemptReport<'_>,
+    ) -> Result<bool, BoxError> {
+        self.0.complete(id, attempt, r).await
+    }
+    async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
+        self.0.complete_batch(worker, done).await
+    }
+    async fn fail(
+        &self,
+        id: i64,
+        attempt: i32,
+        r: &AttemptReport<'_>,
+        next: AfterFailure,
+    ) -> Result<bool, BoxError> {
+        assert!(
+            self.1.fetch_add(1, Ordering::SeqCst) > 0,
+            "a store bug on the first failure"
+        );
+        self.0.fail(id, attempt, r, next).await
+    }
+    async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, BoxError> {
+        self.0.release(worker, held).await
+    }
+    async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
+        self.0.rescue(max_lapses, max_attempts).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r1b_a_panic_in_a_batch_ends_the_batch_not_the_worker() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let (bad, good) = (
+        format!("bad-{}", fresh_id()),
+        format!("good-{}", fresh_id()),
+    );
+    for id in [&bad, &good] {
+        assert_eq!(
+            deliver(&plain, &envelope(id, "e1")).await,
+            StatusCode::ACCEPTED
+        );
+    }
+    let runs = Runs::default();
+    let counted = Arc::clone(&runs);
+    let dispatcher = Dispatcher::builder()
+        .fallback(move |event: Event, _| {
+            let id = event.id().unwrap_or_default().to_owned();
+            count(&counted, &id);
+            async move {
+                if id.starts_with("bad-") {
+                    Err::<(), BoxError>("ledger unavailable".into())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .build();
+    let workers = Workers::builder(FailPanicsOnce(inbox.clone(), Arc::default()), dispatcher)
+        .concurrency(1)
+        .lease(Duration::from_secs(1))
+        .retry(RetrySchedule::new([Duration::from_secs(3600)], 5).with_jitter(|d| d))
+        .start();
+    // The bad event lapses once and is retried later; the good one runs after the rescue.
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
+        1,
+    )
+    .await;
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events \
+         WHERE state = 'pending' AND lapses = 1 AND event_id LIKE 'bad-%'",
+        1,
+    )
+    .await;
+    workers.shutdown().await;
+    eprintln!(
+        "R1b runs: bad {} good {}",
+        runs_of(&runs, &bad),
+        runs_of(&runs, &good)
+    );
+    assert_eq!(runs_of(&runs, &good), 1);
 }
