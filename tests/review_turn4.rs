@@ -18,7 +18,7 @@ use std::time::Duration;
 use http::StatusCode;
 use monite_webhooks::inbox::{
     Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
-    InboxStore, PostgresInbox, RetrySchedule, Workers,
+    InboxStore, PostgresInbox, RetrySchedule, WhenUnhandled, Workers,
 };
 use monite_webhooks::{BoxError, Dispatcher, Event, Receiver, Verifier};
 use support::fixture::{self, deliver, fresh_id};
@@ -294,7 +294,6 @@ async fn r3_entityless_events_wait_behind_a_batch_of_retrying_ones() {
 // answers 503 and Monite retries until a replica with the handler takes it.
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-2: fails until fixed"]
 async fn r4_inbox_mode_marks_unhandled_events_done_whatever_unhandled_status_says() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
@@ -786,4 +785,133 @@ async fn r1b_a_panic_in_a_batch_ends_the_batch_not_the_worker() {
         runs_of(&runs, &good)
     );
     assert_eq!(runs_of(&runs, &good), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// R4b (T4-2): the rolling deploy end to end. A worker without the handler retries what a
+// `503` receiver accepted, and a worker with it then runs it; what a default (`200`)
+// receiver accepted is done, as without the inbox; `WhenUnhandled::Retry` retries it all
+// the same.
+// ---------------------------------------------------------------------------------------
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r4b_an_unhandled_event_waits_for_a_worker_with_its_handler() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let retrying = Receiver::builder(
+        Verifier::new(fixture::secret(fixture::CURRENT)),
+        Dispatcher::builder().build(),
+    )
+    .inbox(monite_webhooks::inbox::Inbox::new(inbox.clone()))
+    .unhandled_status(StatusCode::SERVICE_UNAVAILABLE)
+    .build();
+    let wanted = format!("wanted-{}", fresh_id());
+    assert_eq!(
+        deliver(&retrying, &envelope(&wanted, "e1")).await,
+        StatusCode::ACCEPTED
+    );
+    let quick_retry = || RetrySchedule::new([Duration::from_millis(500)], 25).with_jitter(|d| d);
+    let old = Workers::builder(inbox.clone(), Dispatcher::builder().build())
+        .concurrency(1)
+        .retry(quick_retry())
+        .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE attempt >= 2 AND state <> 'done'",
+        1,
+    )
+    .await;
+    old.shutdown().await;
+    let runs = Runs::default();
+    let counted = Arc::clone(&runs);
+    let new = Workers::builder(
+        inbox.clone(),
+        Dispatcher::builder()
+            .fallback(move |event: Event, _| {
+                count(&counted, event.id().unwrap_or_default());
+                async {}
+            })
+            .build(),
+    )
+    .concurrency(1)
+    .retry(quick_retry())
+    .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
+        1,
+    )
+    .await;
+    new.shutdown().await;
+    assert_eq!(runs_of(&runs, &wanted), 1);
+
+    // A default receiver acknowledges unhandled events: done, as without the inbox...
+    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let ignored = format!("ignored-{}", fresh_id());
+    assert_eq!(
+        deliver(&plain, &envelope(&ignored, "e2")).await,
+        StatusCode::ACCEPTED
+    );
+    let old = Workers::builder(inbox.clone(), Dispatcher::builder().build())
+        .concurrency(1)
+        .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
+        2,
+    )
+    .await;
+    old.shutdown().await;
+    // ...unless the workers are told to retry every unhandled event.
+    let another = format!("another-{}", fresh_id());
+    assert_eq!(
+        deliver(&plain, &envelope(&another, "e3")).await,
+        StatusCode::ACCEPTED
+    );
+    let strict = Workers::builder(inbox.clone(), Dispatcher::builder().build())
+        .concurrency(1)
+        .unhandled(WhenUnhandled::Retry)
+        .retry(quick_retry())
+        .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events \
+         WHERE event_id LIKE 'another-%' AND attempt >= 1 AND state = 'pending'",
+        1,
+    )
+    .await;
+    strict.shutdown().await;
+    let last_error: Option<String> = sqlx::query_scalar(
+        "SELECT last_error FROM monite_webhook_inbox_events WHERE event_id LIKE 'another-%'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    eprintln!("R4b the retried unhandled event's error: {last_error:?}");
+    assert!(last_error.is_some_and(|e| e.contains("no handler takes")));
+}
+
+// A table made before the `retry_unhandled` column gets it from `ensure_schema`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r4c_ensure_schema_adds_the_column_to_an_older_table() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    sqlx::query("ALTER TABLE monite_webhook_inbox_events DROP COLUMN retry_unhandled")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    inbox.ensure_schema().await.unwrap();
+    let plain = receiver(&inbox, Dispatcher::builder().build());
+    assert_eq!(
+        deliver(&plain, &envelope(&fresh_id(), "e1")).await,
+        StatusCode::ACCEPTED
+    );
+    let retried: bool =
+        sqlx::query_scalar("SELECT retry_unhandled FROM monite_webhook_inbox_events")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(
+        !retried,
+        "a default receiver's event is not retried when unhandled"
+    );
 }

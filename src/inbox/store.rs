@@ -25,6 +25,10 @@ pub struct Delivery<'a> {
     pub event: &'a Event,
     /// `(lower-case name, value)` of the headers kept: the signature among them.
     pub headers: &'a [(&'static str, String)],
+    /// The accepting receiver answers events no handler takes with a non-`2xx`
+    /// [`unhandled_status`](crate::ReceiverBuilder::unhandled_status): kept with the event
+    /// and given back in [`Claimed::retry_unhandled`].
+    pub retry_unhandled: bool,
 }
 
 /// What accepting a delivery did.
@@ -50,6 +54,10 @@ pub struct Claimed {
     pub tries: i32,
     /// The raw body, as received.
     pub body: Bytes,
+    /// As [`Delivery::retry_unhandled`]: the event's receiver would have had Monite retry
+    /// it if no handler took it, so the workers retry it by default
+    /// ([`WhenUnhandled::AsReceiver`](crate::inbox::WhenUnhandled::AsReceiver)).
+    pub retry_unhandled: bool,
 }
 
 /// What a worker asks [`InboxStore::claim`] for.

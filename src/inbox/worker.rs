@@ -20,8 +20,10 @@ use super::retry::RetrySchedule;
 use super::store::{
     AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, InboxStore, MIN_DONE_RETENTION,
 };
-use crate::dispatch::Dispatcher;
+use super::unhandled::WhenUnhandled;
 use crate::dispatch::attempt::InboxAttempt;
+use crate::dispatch::{Dispatched, Dispatcher};
+use crate::error::{Error, ErrorKind};
 use crate::event::{Event, ObjectType};
 use crate::observe;
 
@@ -92,6 +94,7 @@ pub struct WorkersBuilder<S> {
     in_entity_order: bool,
     poll_only: bool,
     retention: Option<Duration>,
+    unhandled: WhenUnhandled,
     pub(super) on_failure: Option<OnFailure>,
     pub(super) on_backlog: Option<(Duration, OnBacklog)>,
 }
@@ -116,6 +119,7 @@ impl Workers {
             in_entity_order: false,
             poll_only: false,
             retention: Some(MIN_DONE_RETENTION),
+            unhandled: WhenUnhandled::default(),
             on_failure: None,
             on_backlog: None,
         }
@@ -211,6 +215,13 @@ impl<S: InboxStore> WorkersBuilder<S> {
         self
     }
 
+    /// What happens to an event no handler takes (default [`WhenUnhandled::AsReceiver`]:
+    /// what the receiver that accepted it would have answered without the inbox).
+    pub fn unhandled(mut self, policy: WhenUnhandled) -> Self {
+        self.unhandled = policy;
+        self
+    }
+
     /// Starts the workers on the current Tokio runtime.
     ///
     /// # Panics
@@ -235,6 +246,7 @@ impl<S: InboxStore> WorkersBuilder<S> {
                 .collect(),
             in_entity_order: self.in_entity_order,
             retention: self.retention,
+            unhandled: self.unhandled,
             prune: Pace::every(PRUNE_INTERVAL),
             stopping: AtomicBool::new(false),
             stopped: Notify::new(),
@@ -308,6 +320,7 @@ struct Shared<S> {
     limits: Vec<(ObjectType, Arc<Semaphore>)>,
     in_entity_order: bool,
     retention: Option<Duration>,
+    unhandled: WhenUnhandled,
     prune: Pace,
     stopping: AtomicBool,
     // Told once, by `stop`: a batch hands back its unstarted events while a handler runs.
@@ -558,6 +571,22 @@ impl<S: InboxStore> Shared<S> {
             }
             Err(error) => Err(error),
         };
+        let result = match result {
+            // Failed like a handler, so that the retry schedule brings it to a worker that
+            // has a handler for it, as Monite's retries would without the inbox.
+            Ok(Dispatched::Unhandled(why))
+                if self.retries_unhandled(claimed.id, claimed.retry_unhandled) =>
+            {
+                Err(Error::new(
+                    ErrorKind::Handler,
+                    format!(
+                        "no handler takes the event here ({why:?}); it is retried, as its \
+                     receiver's unhandled_status or these workers' WhenUnhandled ask"
+                    ),
+                ))
+            }
+            other => other,
+        };
         let mut report = AttemptReport {
             worker: name,
             duration: attempt.started.elapsed(),
@@ -620,6 +649,29 @@ impl<S: InboxStore> Shared<S> {
             ),
         }
         None
+    }
+
+    /// Whether event row `id`, which no handler took, is retried rather than done;
+    /// `receiver_retries` is what its receiver asked.
+    fn retries_unhandled(&self, id: i64, receiver_retries: bool) -> bool {
+        match self.unhandled {
+            WhenUnhandled::AsReceiver => receiver_retries,
+            WhenUnhandled::Retry => true,
+            WhenUnhandled::Done => {
+                if receiver_retries {
+                    // Loud: the receiver told Monite `202`, so nothing retries it now.
+                    observe::store_trouble(
+                        "(inbox)",
+                        &format!(
+                            "event row {id}: no handler takes it, and these workers mark it done \
+                             (WhenUnhandled::Done) although its receiver answers unhandled \
+                             events with a non-2xx unhandled_status (a retry)"
+                        ),
+                    );
+                }
+                false
+            }
+        }
     }
 
     fn permits_for(&self, object_type: &ObjectType) -> Option<&Semaphore> {
@@ -832,6 +884,7 @@ impl<S> fmt::Debug for WorkersBuilder<S> {
             .field("lease", &self.lease)
             .field("retry", &self.retry)
             .field("max_lapses", &self.max_lapses)
+            .field("unhandled", &self.unhandled)
             .field("name", &self.name)
             .finish_non_exhaustive()
     }

@@ -138,6 +138,7 @@ impl InboxStore for PostgresInbox {
             .bind(event.action())
             .bind(&event.body()[..])
             .bind(serde_json::Value::Object(headers).to_string())
+            .bind(delivery.retry_unhandled)
             .fetch_optional(self.inner.store.pool())
             .await?;
         Ok(if row.is_some() {
@@ -169,6 +170,7 @@ impl InboxStore for PostgresInbox {
                     attempt: row.try_get(1)?,
                     tries: row.try_get(2)?,
                     body: Bytes::from(row.try_get::<Vec<u8>, _>(3)?),
+                    retry_unhandled: row.try_get(4)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
