@@ -915,3 +915,60 @@ async fn r4c_ensure_schema_adds_the_column_to_an_older_table() {
         "a default receiver's event is not retried when unhandled"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// R13 (T4-24, second bullet): an event the rescue buries after `max_lapses` lapses reaches
+// the `on_failure` hook, "the alert hook for a dead event".
+// ---------------------------------------------------------------------------------------
+/// What the hook heard: (event id, dead, attempt) per call.
+type Heard = Arc<Mutex<Vec<(Option<String>, bool, i32)>>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_an_event_buried_by_the_rescue_reaches_on_failure_as_dead() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let poison = format!("poison-{}", fresh_id());
+    assert_eq!(
+        deliver(&plain, &envelope(&poison, "e1")).await,
+        StatusCode::ACCEPTED
+    );
+    // Its worker died on it: claimed, then the lease ran out.
+    sqlx::query(
+        "UPDATE monite_webhook_inbox_events SET state = 'running', attempt = 1, \
+         locked_by = 'gone-0', locked_until = now() - interval '1 second'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let heard = Heard::default();
+    let hook = Arc::clone(&heard);
+    let workers = Workers::builder(inbox.clone(), Dispatcher::builder().build())
+        .concurrency(1)
+        .max_lapses(1)
+        .on_failure(move |failure| {
+            hook.lock().unwrap().push((
+                failure.event.and_then(|e| e.id()).map(str::to_owned),
+                failure.dead,
+                failure.attempt,
+            ));
+        })
+        .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'dead'",
+        1,
+    )
+    .await;
+    // The hook runs after the burial's statement returns: give it a moment.
+    for _ in 0..50 {
+        if !heard.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    workers.shutdown().await;
+    let heard = heard.lock().unwrap().clone();
+    eprintln!("R13 on_failure heard: {heard:?}");
+    assert_eq!(heard, vec![(Some(poison), true, 1)]);
+}

@@ -35,8 +35,8 @@ pub use self::postgres::{
 };
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
 pub use self::store::{
-    Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
-    InboxStore, MIN_DONE_RETENTION,
+    Accepted, AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, Delivery,
+    InboxSample, InboxStore, MIN_DONE_RETENTION,
 };
 pub use self::unhandled::WhenUnhandled;
 pub use self::worker::{

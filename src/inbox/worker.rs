@@ -18,7 +18,8 @@ use super::backlog::{OnBacklog, Sampler};
 use super::pace::Pace;
 use super::retry::RetrySchedule;
 use super::store::{
-    AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, InboxStore, MIN_DONE_RETENTION,
+    AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, InboxStore,
+    MIN_DONE_RETENTION,
 };
 use super::unhandled::WhenUnhandled;
 use crate::dispatch::attempt::InboxAttempt;
@@ -523,8 +524,40 @@ impl<S: InboxStore> Shared<S> {
             return;
         }
         let max_attempts = self.retry.max_attempts();
-        if let Err(e) = self.store.rescue(self.max_lapses, max_attempts).await {
-            observe::store_trouble("(inbox rescue)", &e.to_string());
+        match self
+            .store
+            .rescue_listing_dead(self.max_lapses, max_attempts)
+            .await
+        {
+            Ok(buried) => buried.into_iter().for_each(|dead| self.report_buried(dead)),
+            Err(e) => observe::store_trouble("(inbox rescue)", &e.to_string()),
+        }
+    }
+
+    /// Tells the failure hook of an event the rescue made `dead`.
+    fn report_buried(&self, buried: Buried) {
+        let Some(report) = &self.on_failure else {
+            return;
+        };
+        let event = Event::parse(buried.body).ok();
+        let error = Error::new(
+            ErrorKind::Handler,
+            format!(
+                "the lease lapsed without a completion ({} lapses in all): the worker running \
+                 it died or hung",
+                buried.lapses
+            ),
+        );
+        let failure = AttemptFailure {
+            event: event.as_ref(),
+            error: &error,
+            attempt: buried.attempt,
+            tries: buried.tries,
+            dead: true,
+        };
+        let hook = std::panic::AssertUnwindSafe(|| report(&failure));
+        if std::panic::catch_unwind(hook).is_err() {
+            observe::store_trouble("(inbox on_failure)", "the hook panicked");
         }
     }
 

@@ -18,8 +18,8 @@ pub use self::replay::{REPLAY_BATCH, ReplayFilter, ReplayProgress};
 use self::sql::Statements;
 use self::wake::Wake;
 use super::store::{
-    Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
-    InboxStore, MIN_DONE_RETENTION,
+    Accepted, AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, Delivery,
+    InboxSample, InboxStore, MIN_DONE_RETENTION,
 };
 use crate::error::{BoxError, Result};
 use crate::idempotency::{PostgresStore, store_millis};
@@ -118,6 +118,22 @@ impl PostgresInbox {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl PostgresInbox {
+    /// Frees the lapsed leases: a row for each, with the body of those it buried.
+    async fn rescued(
+        &self,
+        max_lapses: u32,
+        max_attempts: u32,
+    ) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+        sqlx::query(self.inner.sql.rescue.sql())
+            .bind(&**self.inner.store.namespace())
+            .bind(i32::try_from(max_lapses).unwrap_or(i32::MAX))
+            .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+            .fetch_all(self.inner.store.pool())
+            .await
+    }
 }
 
 impl InboxStore for PostgresInbox {
@@ -255,14 +271,29 @@ impl InboxStore for PostgresInbox {
     }
 
     async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
-        let freed = sqlx::query(self.inner.sql.rescue.sql())
-            .bind(&**self.inner.store.namespace())
-            .bind(i32::try_from(max_lapses).unwrap_or(i32::MAX))
-            .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
-            .execute(self.inner.store.pool())
-            .await?
-            .rows_affected();
-        Ok(freed)
+        let freed = self.rescued(max_lapses, max_attempts).await?.len();
+        Ok(u64::try_from(freed).unwrap_or(u64::MAX))
+    }
+
+    async fn rescue_listing_dead(
+        &self,
+        max_lapses: u32,
+        max_attempts: u32,
+    ) -> Result<Vec<Buried>, BoxError> {
+        let mut buried = Vec::new();
+        for row in self.rescued(max_lapses, max_attempts).await? {
+            // Only a buried row comes with its body.
+            if let Some(body) = row.try_get::<Option<Vec<u8>>, _>(4)? {
+                buried.push(Buried::new(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    Bytes::from(body),
+                ));
+            }
+        }
+        Ok(buried)
     }
 
     async fn prune(&self, retention: Duration, limit: u64) -> Result<u64, BoxError> {

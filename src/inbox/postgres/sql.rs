@@ -174,6 +174,7 @@ impl Statements {
             .into(),
             // A lapsed lease counts as a failed attempt of its own kind: after `$2` lapses
             // (a poison event that kills its worker) or `$3` attempts, the event is dead.
+            // Answers every row it freed, with the body of those it buried (for the hook).
             rescue: format!(
                 "WITH lapsed AS (\
                    UPDATE {events} SET lapses = lapses + 1, locked_until = NULL, run_at = now(), \
@@ -185,9 +186,12 @@ impl Statements {
                      SELECT id FROM {events} \
                      WHERE namespace = $1 AND state = 'running' AND locked_until <= now() \
                      LIMIT 1000 FOR UPDATE SKIP LOCKED) \
-                   RETURNING id, attempt, locked_by) \
-                 INSERT INTO {attempts} (event_row, attempt, worker, outcome, error) \
-                 SELECT id, attempt, locked_by, 'lapsed', 'the lease lapsed' FROM lapsed"
+                   RETURNING id, attempt, locked_by, attempt - attempt_base AS tries, lapses, \
+                     CASE WHEN state = 'dead' THEN body END AS body), \
+                 logged AS (\
+                   INSERT INTO {attempts} (event_row, attempt, worker, outcome, error) \
+                   SELECT id, attempt, locked_by, 'lapsed', 'the lease lapsed' FROM lapsed) \
+                 SELECT id, attempt, tries, lapses, body FROM lapsed"
             )
             .into(),
             // Each count on its partial index: done rows, most of the table, are never read.
