@@ -785,6 +785,15 @@ async fn r1b_a_panic_in_a_batch_ends_the_batch_not_the_worker() {
         runs_of(&runs, &good)
     );
     assert_eq!(runs_of(&runs, &good), 1);
+    // The good event had not started when the batch panicked: handed back, not lapsed.
+    assert_eq!(
+        scalar(
+            store.pool(),
+            "SELECT lapses::bigint FROM monite_webhook_inbox_events WHERE event_id LIKE 'good-%'"
+        )
+        .await,
+        0
+    );
 }
 
 // ---------------------------------------------------------------------------------------

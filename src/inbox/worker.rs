@@ -412,13 +412,18 @@ impl<S: InboxStore> Shared<S> {
             Arc::clone(&leases),
             self.lease,
         );
-        let mut unstarted: VecDeque<Claimed> = claimed.into();
+        let mut unstarted = Unstarted {
+            events: claimed.into(),
+            store: Arc::clone(&self.store),
+            name: Arc::clone(&name),
+            leases: Arc::clone(&leases),
+        };
         let mut stopped = pin!(self.stopped.notified());
         stopped.as_mut().enable();
         let mut handing_back = None;
-        while let Some(event) = unstarted.pop_front() {
+        while let Some(event) = unstarted.events.pop_front() {
             if self.stopping.load(Ordering::Acquire) {
-                unstarted.push_front(event);
+                unstarted.events.push_front(event);
                 break;
             }
             match self.still_held(&leases, &event).await {
@@ -429,7 +434,7 @@ impl<S: InboxStore> Shared<S> {
                     continue;
                 }
                 None => {
-                    unstarted.push_front(event);
+                    unstarted.events.push_front(event);
                     break;
                 }
             }
@@ -440,7 +445,7 @@ impl<S: InboxStore> Shared<S> {
                 if let Poll::Ready(outcome) = run.as_mut().poll(cx) {
                     return Poll::Ready(Some(outcome));
                 }
-                if !unstarted.is_empty() && stopped.as_mut().poll(cx).is_ready() {
+                if !unstarted.events.is_empty() && stopped.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(None);
                 }
                 Poll::Pending
@@ -451,13 +456,7 @@ impl<S: InboxStore> Shared<S> {
                 None => {
                     // Handed back now, not after this handler: a grace period may end in
                     // a kill, which would charge each of them a lapse.
-                    let tail = unstarted.drain(..).map(|c| (c.id, c.attempt)).collect();
-                    handing_back = Some(tokio::spawn(hand_back(
-                        Arc::clone(&self.store),
-                        Arc::clone(&name),
-                        Arc::clone(&leases),
-                        tail,
-                    )));
+                    handing_back = Some(tokio::spawn(unstarted.hand_back()));
                     run.await
                 }
             };
@@ -466,14 +465,7 @@ impl<S: InboxStore> Shared<S> {
                 None => forget(&leases, [id]),
             }
         }
-        let tail = unstarted.into_iter().map(|c| (c.id, c.attempt)).collect();
-        hand_back(
-            Arc::clone(&self.store),
-            Arc::clone(&name),
-            Arc::clone(&leases),
-            tail,
-        )
-        .await;
+        unstarted.hand_back().await;
         let handed_back = match handing_back {
             Some(task) => task.await,
             None => Ok(()),
@@ -776,6 +768,40 @@ async fn heartbeat<S: InboxStore>(store: Arc<S>, leases: Arc<Mutex<Leases>>, lea
             // Fewer than held: which lapsed is unknown, so each start asks for its own.
             Ok(extended) => lock(&leases).confirmed = (extended >= now.len()).then_some(sent),
             Err(e) => observe::store_trouble("(inbox heartbeat)", &e.to_string()),
+        }
+    }
+}
+
+/// A batch's events not started yet. Dropped with some left (the batch panicked), it
+/// hands them back, so that they are not charged a lapse they did not cause.
+struct Unstarted<S: InboxStore> {
+    events: VecDeque<Claimed>,
+    store: Arc<S>,
+    name: Arc<str>,
+    leases: Arc<Mutex<Leases>>,
+}
+
+impl<S: InboxStore> Unstarted<S> {
+    /// Hands back every event left, which leaves none.
+    fn hand_back(&mut self) -> impl Future<Output = ()> + Send + 'static {
+        let events = self.events.drain(..).map(|c| (c.id, c.attempt)).collect();
+        hand_back(
+            Arc::clone(&self.store),
+            Arc::clone(&self.name),
+            Arc::clone(&self.leases),
+            events,
+        )
+    }
+}
+
+impl<S: InboxStore> Drop for Unstarted<S> {
+    fn drop(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        // No panic here, as this may run while unwinding: without a runtime, they lapse.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            drop(runtime.spawn(self.hand_back()));
         }
     }
 }
