@@ -981,3 +981,94 @@ async fn r13_an_event_buried_by_the_rescue_reaches_on_failure_as_dead() {
     eprintln!("R13 on_failure heard: {heard:?}");
     assert_eq!(heard, vec![(Some(poison), true, 1)]);
 }
+
+// ---------------------------------------------------------------------------------------
+// R2b (T4-5, second half): a done mark that fails is written again while the worker still
+// holds the lease, instead of being dropped to let the lease lapse and the handler run
+// again.
+// ---------------------------------------------------------------------------------------
+#[derive(Clone)]
+struct MarkFailsTwice(PostgresInbox, Arc<AtomicUsize>);
+
+impl InboxStore for MarkFailsTwice {
+    async fn accept(&self, delivery: &Delivery<'_>) -> Result<Accepted, BoxError> {
+        self.0.accept(delivery).await
+    }
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>, BoxError> {
+        self.0.claim(request).await
+    }
+    async fn heartbeat(&self, held: &[(i64, i32)], lease: Duration) -> Result<usize, BoxError> {
+        self.0.heartbeat(held, lease).await
+    }
+    async fn complete(
+        &self,
+        id: i64,
+        attempt: i32,
+        r: &AttemptReport<'_>,
+    ) -> Result<bool, BoxError> {
+        self.0.complete(id, attempt, r).await
+    }
+    async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
+        if self.1.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Err("the connection to PostgreSQL was reset".into());
+        }
+        self.0.complete_batch(worker, done).await
+    }
+    async fn fail(
+        &self,
+        id: i64,
+        attempt: i32,
+        r: &AttemptReport<'_>,
+        next: AfterFailure,
+    ) -> Result<bool, BoxError> {
+        self.0.fail(id, attempt, r, next).await
+    }
+    async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, BoxError> {
+        self.0.release(worker, held).await
+    }
+    async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
+        self.0.rescue(max_lapses, max_attempts).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r2b_a_failed_done_mark_is_written_again_while_the_lease_is_held() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let id = format!("once-{}", fresh_id());
+    assert_eq!(
+        deliver(&plain, &envelope(&id, "e1")).await,
+        StatusCode::ACCEPTED
+    );
+    let runs = Runs::default();
+    let counted = Arc::clone(&runs);
+    let dispatcher = Dispatcher::builder()
+        .fallback(move |event: Event, _| {
+            count(&counted, event.id().unwrap_or_default());
+            async {}
+        })
+        .build();
+    let workers = Workers::builder(MarkFailsTwice(inbox.clone(), Arc::default()), dispatcher)
+        .concurrency(1)
+        .lease(Duration::from_secs(1))
+        .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
+        1,
+    )
+    .await;
+    workers.shutdown().await;
+    let lapses = scalar(
+        store.pool(),
+        "SELECT lapses::bigint FROM monite_webhook_inbox_events",
+    )
+    .await;
+    eprintln!("R2b runs: {}, lapses: {lapses}", runs_of(&runs, &id));
+    assert_eq!(
+        runs_of(&runs, &id),
+        1,
+        "a success ran again after its mark failed"
+    );
+}
