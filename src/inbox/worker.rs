@@ -376,13 +376,14 @@ impl<S: InboxStore> Shared<S> {
                 self.wake.notify_one();
             }
             // A task of its own, so that a panic outside the dispatcher's catch (a jitter,
-            // a metrics recorder, a store) ends the batch and not the worker; the batch's
-            // heartbeat stops as it unwinds, and its unsettled leases lapse and are rescued.
+            // a metrics recorder, a store) ends the batch and not the worker: as the batch
+            // unwinds its heartbeat stops and its unstarted events go back, and the lease
+            // of the event it was settling lapses and is rescued.
             let batch = Arc::clone(&self).run_batch(Arc::clone(&name), claimed, claiming);
             if let Err(e) = tokio::spawn(batch).await {
                 observe::store_trouble(
                     "(inbox worker)",
-                    &format!("a batch ended early, its unsettled events' leases will lapse: {e}"),
+                    &format!("a batch ended early, the lease of the event it ran will lapse: {e}"),
                 );
             }
         }
