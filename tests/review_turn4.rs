@@ -679,13 +679,14 @@ async fn r12_shutdown_keeps_unstarted_events_until_the_running_handler_ends() {
 }
 
 // ---------------------------------------------------------------------------------------
-// R1b: the class of R1: a panic anywhere in a worker outside the dispatcher (here the
-// store's `fail`, the first time) ends that batch only. Its heartbeat stops, its leases
-// lapse and are rescued, and the same worker goes on: with one worker, the rest of the
-// batch can only run if it survived.
+// R1b: the class of R1: a panic anywhere in a worker outside the dispatcher ends that
+// batch only. Here the store's first `rescue` panics (before any claim: the worker starts
+// again) and so does its first `fail` (mid-batch: the batch's heartbeat stops, the event it
+// settled lapses and is rescued, the one not started is handed back). With one worker,
+// the rest of the batch can only run if the worker survived both.
 // ---------------------------------------------------------------------------------------
 #[derive(Clone)]
-struct FailPanicsOnce(PostgresInbox, Arc<AtomicUsize>);
+struct FailPanicsOnce(PostgresInbox, Arc<AtomicUsize>, Arc<AtomicUsize>);
 
 impl InboxStore for FailPanicsOnce {
     async fn accept(&self, delivery: &Delivery<'_>) -> Result<Accepted, BoxError> {
@@ -725,6 +726,10 @@ impl InboxStore for FailPanicsOnce {
         self.0.release(worker, held).await
     }
     async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
+        assert!(
+            self.2.fetch_add(1, Ordering::SeqCst) > 0,
+            "a store bug on the first rescue"
+        );
         self.0.rescue(max_lapses, max_attempts).await
     }
 }
@@ -759,11 +764,14 @@ async fn r1b_a_panic_in_a_batch_ends_the_batch_not_the_worker() {
             }
         })
         .build();
-    let workers = Workers::builder(FailPanicsOnce(inbox.clone(), Arc::default()), dispatcher)
-        .concurrency(1)
-        .lease(Duration::from_secs(1))
-        .retry(RetrySchedule::new([Duration::from_secs(3600)], 5).with_jitter(|d| d))
-        .start();
+    let workers = Workers::builder(
+        FailPanicsOnce(inbox.clone(), Arc::default(), Arc::default()),
+        dispatcher,
+    )
+    .concurrency(1)
+    .lease(Duration::from_secs(1))
+    .retry(RetrySchedule::new([Duration::from_secs(3600)], 5).with_jitter(|d| d))
+    .start();
     // The bad event lapses once and is retried later; the good one runs after the rescue.
     wait_for(
         store.pool(),

@@ -257,7 +257,7 @@ impl<S: InboxStore> WorkersBuilder<S> {
         let tasks = (0..self.concurrency)
             .map(|n| {
                 let name: Arc<str> = format!("{}-{n}", self.name).into();
-                tokio::spawn(Arc::clone(&shared).run(name))
+                tokio::spawn(supervise(Arc::clone(&shared), name))
             })
             .collect();
         let watch = (self.concurrency > 0).then(|| {
@@ -335,6 +335,23 @@ impl<S: InboxStore> Stop for Shared<S> {
         self.stopping.store(true, Ordering::Release);
         self.wake.notify_waiters();
         self.stopped.notify_waiters();
+    }
+}
+
+/// Runs a worker, and again after a panic outside its batches (a store's claim, rescue
+/// or prune), one poll interval later, until it stops: the process keeps its workers.
+async fn supervise<S: InboxStore>(shared: Arc<Shared<S>>, name: Arc<str>) {
+    loop {
+        match tokio::spawn(Arc::clone(&shared).run(Arc::clone(&name))).await {
+            Err(e) if e.is_panic() && !shared.stopping.load(Ordering::Acquire) => {
+                observe::store_trouble(
+                    "(inbox worker)",
+                    &format!("a worker panicked, it starts again: {e}"),
+                );
+                tokio::time::sleep(shared.poll).await;
+            }
+            _ => return,
+        }
     }
 }
 
