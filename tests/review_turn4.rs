@@ -18,7 +18,7 @@ use std::time::Duration;
 use http::StatusCode;
 use monite_webhooks::inbox::{
     Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
-    InboxStore, PostgresInbox, RetrySchedule, Workers,
+    InboxStore, PostgresInbox, RetrySchedule, WhenUnhandled, Workers,
 };
 use monite_webhooks::{BoxError, Dispatcher, Event, Receiver, Verifier};
 use support::fixture::{self, deliver, fresh_id};
@@ -52,7 +52,6 @@ fn entityless(id: &str) -> String {
 // `WorkersHandle::shutdown` does not stop it.
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-1: fails until fixed"]
 async fn r1_a_panicking_jitter_leaves_the_batch_running_forever() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
@@ -98,7 +97,7 @@ async fn r1_a_panicking_jitter_leaves_the_batch_running_forever() {
     workers.shutdown().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rows: Vec<(String, String, i32, i32, bool)> = sqlx::query_as(
-        "SELECT event_id, state, attempt, lapses, locked_until > now() \
+        "SELECT event_id, state, attempt, lapses, coalesce(locked_until > now(), false) \
          FROM monite_webhook_inbox_events ORDER BY id",
     )
     .fetch_all(store.pool())
@@ -125,7 +124,6 @@ async fn r1_a_panicking_jitter_leaves_the_batch_running_forever() {
 // (not 10 ms): killed meanwhile, the process leaves it `running`, and it runs again.
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-5: fails until fixed"]
 async fn r2_a_quick_success_is_not_marked_done_while_the_next_handler_runs() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
@@ -295,7 +293,6 @@ async fn r3_entityless_events_wait_behind_a_batch_of_retrying_ones() {
 // answers 503 and Monite retries until a replica with the handler takes it.
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-2: fails until fixed"]
 async fn r4_inbox_mode_marks_unhandled_events_done_whatever_unhandled_status_says() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
@@ -439,7 +436,6 @@ impl InboxStore for HeartbeatLost {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-6: fails until fixed"]
 async fn r7_a_worker_that_lost_its_leases_still_starts_the_rest_of_its_batch() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
@@ -606,7 +602,6 @@ async fn r10_purging_dead_events_older_than_100_weeks_deletes_younger_ones() {
 // toward `max_lapses` (then `dead`) although those events never started.
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "T4-8: fails until fixed"]
 async fn r12_shutdown_keeps_unstarted_events_until_the_running_handler_ends() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
@@ -675,5 +670,408 @@ async fn r12_shutdown_keeps_unstarted_events_until_the_running_handler_ends() {
     assert_eq!(
         lapsed_unstarted, 0,
         "events that never started were charged a lapse"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// R1b: the class of R1: a panic anywhere in a worker outside the dispatcher ends that
+// batch only. Here the store's first `rescue` panics (before any claim: the worker starts
+// again) and so does its first `fail` (mid-batch: the batch's heartbeat stops, the event it
+// settled lapses and is rescued, the one not started is handed back). With one worker,
+// the rest of the batch can only run if the worker survived both.
+// ---------------------------------------------------------------------------------------
+#[derive(Clone)]
+struct FailPanicsOnce(PostgresInbox, Arc<AtomicUsize>, Arc<AtomicUsize>);
+
+impl InboxStore for FailPanicsOnce {
+    async fn accept(&self, delivery: &Delivery<'_>) -> Result<Accepted, BoxError> {
+        self.0.accept(delivery).await
+    }
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>, BoxError> {
+        self.0.claim(request).await
+    }
+    async fn heartbeat(&self, held: &[(i64, i32)], lease: Duration) -> Result<usize, BoxError> {
+        self.0.heartbeat(held, lease).await
+    }
+    async fn complete(
+        &self,
+        id: i64,
+        attempt: i32,
+        r: &AttemptReport<'_>,
+    ) -> Result<bool, BoxError> {
+        self.0.complete(id, attempt, r).await
+    }
+    async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
+        self.0.complete_batch(worker, done).await
+    }
+    async fn fail(
+        &self,
+        id: i64,
+        attempt: i32,
+        r: &AttemptReport<'_>,
+        next: AfterFailure,
+    ) -> Result<bool, BoxError> {
+        assert!(
+            self.1.fetch_add(1, Ordering::SeqCst) > 0,
+            "a store bug on the first failure"
+        );
+        self.0.fail(id, attempt, r, next).await
+    }
+    async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, BoxError> {
+        self.0.release(worker, held).await
+    }
+    async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
+        assert!(
+            self.2.fetch_add(1, Ordering::SeqCst) > 0,
+            "a store bug on the first rescue"
+        );
+        self.0.rescue(max_lapses, max_attempts).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r1b_a_panic_in_a_batch_ends_the_batch_not_the_worker() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let (bad, good) = (
+        format!("bad-{}", fresh_id()),
+        format!("good-{}", fresh_id()),
+    );
+    for id in [&bad, &good] {
+        assert_eq!(
+            deliver(&plain, &envelope(id, "e1")).await,
+            StatusCode::ACCEPTED
+        );
+    }
+    let runs = Runs::default();
+    let counted = Arc::clone(&runs);
+    let dispatcher = Dispatcher::builder()
+        .fallback(move |event: Event, _| {
+            let id = event.id().unwrap_or_default().to_owned();
+            count(&counted, &id);
+            async move {
+                if id.starts_with("bad-") {
+                    Err::<(), BoxError>("ledger unavailable".into())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .build();
+    let workers = Workers::builder(
+        FailPanicsOnce(inbox.clone(), Arc::default(), Arc::default()),
+        dispatcher,
+    )
+    .concurrency(1)
+    .lease(Duration::from_secs(1))
+    .retry(RetrySchedule::new([Duration::from_secs(3600)], 5).with_jitter(|d| d))
+    .start();
+    // The bad event lapses once and is retried later; the good one runs after the rescue.
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
+        1,
+    )
+    .await;
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events \
+         WHERE state = 'pending' AND lapses = 1 AND event_id LIKE 'bad-%'",
+        1,
+    )
+    .await;
+    workers.shutdown().await;
+    eprintln!(
+        "R1b runs: bad {} good {}",
+        runs_of(&runs, &bad),
+        runs_of(&runs, &good)
+    );
+    assert_eq!(runs_of(&runs, &good), 1);
+    // The good event had not started when the batch panicked: handed back, not lapsed.
+    assert_eq!(
+        scalar(
+            store.pool(),
+            "SELECT lapses::bigint FROM monite_webhook_inbox_events WHERE event_id LIKE 'good-%'"
+        )
+        .await,
+        0
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// R4b (T4-2): the rolling deploy end to end. A worker without the handler retries what a
+// `503` receiver accepted, and a worker with it then runs it; what a default (`200`)
+// receiver accepted is done, as without the inbox; `WhenUnhandled::Retry` retries it all
+// the same.
+// ---------------------------------------------------------------------------------------
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r4b_an_unhandled_event_waits_for_a_worker_with_its_handler() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let retrying = Receiver::builder(
+        Verifier::new(fixture::secret(fixture::CURRENT)),
+        Dispatcher::builder().build(),
+    )
+    .inbox(monite_webhooks::inbox::Inbox::new(inbox.clone()))
+    .unhandled_status(StatusCode::SERVICE_UNAVAILABLE)
+    .build();
+    let wanted = format!("wanted-{}", fresh_id());
+    assert_eq!(
+        deliver(&retrying, &envelope(&wanted, "e1")).await,
+        StatusCode::ACCEPTED
+    );
+    let quick_retry = || RetrySchedule::new([Duration::from_millis(500)], 25).with_jitter(|d| d);
+    let old = Workers::builder(inbox.clone(), Dispatcher::builder().build())
+        .concurrency(1)
+        .retry(quick_retry())
+        .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE attempt >= 2 AND state <> 'done'",
+        1,
+    )
+    .await;
+    old.shutdown().await;
+    let runs = Runs::default();
+    let counted = Arc::clone(&runs);
+    let new = Workers::builder(
+        inbox.clone(),
+        Dispatcher::builder()
+            .fallback(move |event: Event, _| {
+                count(&counted, event.id().unwrap_or_default());
+                async {}
+            })
+            .build(),
+    )
+    .concurrency(1)
+    .retry(quick_retry())
+    .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
+        1,
+    )
+    .await;
+    new.shutdown().await;
+    assert_eq!(runs_of(&runs, &wanted), 1);
+
+    // A default receiver acknowledges unhandled events: done, as without the inbox...
+    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let ignored = format!("ignored-{}", fresh_id());
+    assert_eq!(
+        deliver(&plain, &envelope(&ignored, "e2")).await,
+        StatusCode::ACCEPTED
+    );
+    let old = Workers::builder(inbox.clone(), Dispatcher::builder().build())
+        .concurrency(1)
+        .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
+        2,
+    )
+    .await;
+    old.shutdown().await;
+    // ...unless the workers are told to retry every unhandled event.
+    let another = format!("another-{}", fresh_id());
+    assert_eq!(
+        deliver(&plain, &envelope(&another, "e3")).await,
+        StatusCode::ACCEPTED
+    );
+    let strict = Workers::builder(inbox.clone(), Dispatcher::builder().build())
+        .concurrency(1)
+        .unhandled(WhenUnhandled::Retry)
+        .retry(quick_retry())
+        .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events \
+         WHERE event_id LIKE 'another-%' AND attempt >= 1 AND state = 'pending'",
+        1,
+    )
+    .await;
+    strict.shutdown().await;
+    let last_error: Option<String> = sqlx::query_scalar(
+        "SELECT last_error FROM monite_webhook_inbox_events WHERE event_id LIKE 'another-%'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    eprintln!("R4b the retried unhandled event's error: {last_error:?}");
+    assert!(last_error.is_some_and(|e| e.contains("no handler takes")));
+}
+
+// A table made before the `retry_unhandled` column gets it from `ensure_schema`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r4c_ensure_schema_adds_the_column_to_an_older_table() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    sqlx::query("ALTER TABLE monite_webhook_inbox_events DROP COLUMN retry_unhandled")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    inbox.ensure_schema().await.unwrap();
+    let plain = receiver(&inbox, Dispatcher::builder().build());
+    assert_eq!(
+        deliver(&plain, &envelope(&fresh_id(), "e1")).await,
+        StatusCode::ACCEPTED
+    );
+    let retried: bool =
+        sqlx::query_scalar("SELECT retry_unhandled FROM monite_webhook_inbox_events")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(
+        !retried,
+        "a default receiver's event is not retried when unhandled"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// R13 (T4-24, second bullet): an event the rescue buries after `max_lapses` lapses reaches
+// the `on_failure` hook, "the alert hook for a dead event".
+// ---------------------------------------------------------------------------------------
+/// What the hook heard: (event id, dead, attempt) per call.
+type Heard = Arc<Mutex<Vec<(Option<String>, bool, i32)>>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_an_event_buried_by_the_rescue_reaches_on_failure_as_dead() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let poison = format!("poison-{}", fresh_id());
+    assert_eq!(
+        deliver(&plain, &envelope(&poison, "e1")).await,
+        StatusCode::ACCEPTED
+    );
+    // Its worker died on it: claimed, then the lease ran out.
+    sqlx::query(
+        "UPDATE monite_webhook_inbox_events SET state = 'running', attempt = 1, \
+         locked_by = 'gone-0', locked_until = now() - interval '1 second'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let heard = Heard::default();
+    let hook = Arc::clone(&heard);
+    let workers = Workers::builder(inbox.clone(), Dispatcher::builder().build())
+        .concurrency(1)
+        .max_lapses(1)
+        .on_failure(move |failure| {
+            hook.lock().unwrap().push((
+                failure.event.and_then(|e| e.id()).map(str::to_owned),
+                failure.dead,
+                failure.attempt,
+            ));
+        })
+        .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'dead'",
+        1,
+    )
+    .await;
+    // The hook runs after the burial's statement returns: give it a moment.
+    for _ in 0..50 {
+        if !heard.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    workers.shutdown().await;
+    let heard = heard.lock().unwrap().clone();
+    eprintln!("R13 on_failure heard: {heard:?}");
+    assert_eq!(heard, vec![(Some(poison), true, 1)]);
+}
+
+// ---------------------------------------------------------------------------------------
+// R2b (T4-5, second half): a done mark that fails is written again while the worker still
+// holds the lease, instead of being dropped to let the lease lapse and the handler run
+// again.
+// ---------------------------------------------------------------------------------------
+#[derive(Clone)]
+struct MarkFailsTwice(PostgresInbox, Arc<AtomicUsize>);
+
+impl InboxStore for MarkFailsTwice {
+    async fn accept(&self, delivery: &Delivery<'_>) -> Result<Accepted, BoxError> {
+        self.0.accept(delivery).await
+    }
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>, BoxError> {
+        self.0.claim(request).await
+    }
+    async fn heartbeat(&self, held: &[(i64, i32)], lease: Duration) -> Result<usize, BoxError> {
+        self.0.heartbeat(held, lease).await
+    }
+    async fn complete(
+        &self,
+        id: i64,
+        attempt: i32,
+        r: &AttemptReport<'_>,
+    ) -> Result<bool, BoxError> {
+        self.0.complete(id, attempt, r).await
+    }
+    async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
+        if self.1.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Err("the connection to PostgreSQL was reset".into());
+        }
+        self.0.complete_batch(worker, done).await
+    }
+    async fn fail(
+        &self,
+        id: i64,
+        attempt: i32,
+        r: &AttemptReport<'_>,
+        next: AfterFailure,
+    ) -> Result<bool, BoxError> {
+        self.0.fail(id, attempt, r, next).await
+    }
+    async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, BoxError> {
+        self.0.release(worker, held).await
+    }
+    async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
+        self.0.rescue(max_lapses, max_attempts).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r2b_a_failed_done_mark_is_written_again_while_the_lease_is_held() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let id = format!("once-{}", fresh_id());
+    assert_eq!(
+        deliver(&plain, &envelope(&id, "e1")).await,
+        StatusCode::ACCEPTED
+    );
+    let runs = Runs::default();
+    let counted = Arc::clone(&runs);
+    let dispatcher = Dispatcher::builder()
+        .fallback(move |event: Event, _| {
+            count(&counted, event.id().unwrap_or_default());
+            async {}
+        })
+        .build();
+    let workers = Workers::builder(MarkFailsTwice(inbox.clone(), Arc::default()), dispatcher)
+        .concurrency(1)
+        .lease(Duration::from_secs(1))
+        .start();
+    wait_for(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
+        1,
+    )
+    .await;
+    workers.shutdown().await;
+    let lapses = scalar(
+        store.pool(),
+        "SELECT lapses::bigint FROM monite_webhook_inbox_events",
+    )
+    .await;
+    eprintln!("R2b runs: {}, lapses: {lapses}", runs_of(&runs, &id));
+    assert_eq!(
+        runs_of(&runs, &id),
+        1,
+        "a success ran again after its mark failed"
     );
 }

@@ -42,6 +42,8 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Clone)]
 pub struct Inbox {
     store: Arc<dyn ErasedInbox>,
+    // Set by the receiver from its `unhandled_status`, kept with each delivery.
+    retry_unhandled: bool,
 }
 
 trait ErasedInbox: Send + Sync {
@@ -65,7 +67,15 @@ impl Inbox {
     pub fn new(store: impl InboxStore) -> Self {
         Self {
             store: Arc::new(store),
+            retry_unhandled: false,
         }
+    }
+
+    /// The same inbox for a receiver whose `unhandled_status` is `status`: a non-`2xx`
+    /// one has the workers retry the events no handler takes.
+    pub(crate) fn for_unhandled_status(mut self, status: http::StatusCode) -> Self {
+        self.retry_unhandled = !status.is_success();
+        self
     }
 
     /// Writes one verified event and the kept headers; answers whether it was new.
@@ -90,6 +100,7 @@ impl Inbox {
             key: &key,
             event,
             headers: &kept,
+            retry_unhandled: self.retry_unhandled,
         };
         #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();

@@ -11,7 +11,9 @@ use super::worker::WorkersBuilder;
 
 impl<S: InboxStore> WorkersBuilder<S> {
     /// Calls `report` for every failed attempt, before the retry or the burial is written:
-    /// the alert hook for a first failure (`tries == 1`) and for a dead event (`dead`). A
+    /// the alert hook for a first failure (`tries == 1`) and for a dead event (`dead`). An
+    /// event whose lease lapsed once too often (its worker died or hung on it) is reported
+    /// `dead` too, after the rescue buried it, by the process whose workers rescued it. A
     /// panic in `report` is caught and ignored.
     pub fn on_failure(
         mut self,

@@ -9,7 +9,8 @@
 //!   [`on_failure`](WorkersBuilder::on_failure) and
 //!   [`on_backlog`](WorkersBuilder::on_backlog) hear; the backlog is sampled at a pace
 //!   (pace) also feeding the gauges of `metrics` (feature `metrics`);
-//! - [`RetrySchedule`] (retry): when a failed event is tried again;
+//! - [`RetrySchedule`] (retry): when a failed event is tried again, and [`WhenUnhandled`]
+//!   (unhandled): what happens to an event no handler takes;
 //! - [`InboxStore`] (store): the storage contract, and [`PostgresInbox`] (postgres) its
 //!   PostgreSQL tables.
 
@@ -24,6 +25,7 @@ mod postgres;
 mod retry;
 mod sizing;
 mod store;
+mod unhandled;
 mod worker;
 
 pub use self::accept::Inbox;
@@ -36,9 +38,10 @@ pub use self::postgres::{
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
 pub use self::sizing::WORKER_POOL_HEADROOM;
 pub use self::store::{
-    Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
-    InboxStore, MIN_DONE_RETENTION,
+    Accepted, AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, Delivery,
+    InboxSample, InboxStore, MIN_DONE_RETENTION,
 };
+pub use self::unhandled::WhenUnhandled;
 pub use self::worker::{
     DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, DEFAULT_MAX_LAPSES, MAX_POLL_INTERVAL,
     PRUNE_INTERVAL, Workers, WorkersBuilder, WorkersHandle,

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +38,9 @@ impl Jitter for RandomJitter {
         // 0..=1000 thousandths of the half-width around the delay.
         let thousandths = hasher.finish() % 1001;
         let quarter = delay / 4;
-        (delay - quarter) + (quarter * 2).mul_f64(thousandths as f64 / 1000.0)
+        // Saturating: `delay + quarter` overflows for delays near `Duration::MAX`.
+        let spread = (quarter.saturating_mul(2)).mul_f64(thousandths as f64 / 1000.0);
+        delay.saturating_sub(quarter).saturating_add(spread)
     }
 }
 
@@ -92,7 +95,8 @@ impl RetrySchedule {
         self.max_attempts
     }
 
-    /// What follows the failure of attempt number `attempt` (from 1).
+    /// What follows the failure of attempt number `attempt` (from 1). A jitter that panics
+    /// gives way to the scheduled delay, unjittered.
     #[must_use]
     pub fn after_failure(&self, attempt: i32) -> AfterFailure {
         let attempt = u32::try_from(attempt).unwrap_or(0).max(1);
@@ -106,7 +110,9 @@ impl RetrySchedule {
             .or(self.delays.last())
             .copied()
             .unwrap_or_default();
-        AfterFailure::RetryIn(self.jitter.jitter(delay))
+        // A panic here would unwind through the worker settling the event.
+        let jittered = catch_unwind(AssertUnwindSafe(|| self.jitter.jitter(delay)));
+        AfterFailure::RetryIn(jittered.unwrap_or(delay))
     }
 }
 
@@ -147,6 +153,33 @@ mod tests {
             AfterFailure::RetryIn(Duration::from_secs(7))
         );
         assert_eq!(schedule.after_failure(4), AfterFailure::Dead);
+    }
+
+    #[test]
+    fn random_jitter_saturates_near_the_largest_delay() {
+        for delay in [
+            Duration::MAX,
+            Duration::MAX / 4 * 3,
+            Duration::MAX - Duration::from_secs(1),
+        ] {
+            for _ in 0..100 {
+                let jittered = RandomJitter.jitter(delay);
+                assert!(
+                    jittered >= delay - delay / 4,
+                    "{delay:?} became {jittered:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_panicking_jitter_gives_way_to_the_scheduled_delay() {
+        let schedule = RetrySchedule::new([Duration::from_secs(1)], 3)
+            .with_jitter(|delay: Duration| delay - Duration::from_secs(10));
+        assert_eq!(
+            schedule.after_failure(1),
+            AfterFailure::RetryIn(Duration::from_secs(1))
+        );
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct Delivery<'a> {
     pub event: &'a Event,
     /// `(lower-case name, value)` of the headers kept: the signature among them.
     pub headers: &'a [(&'static str, String)],
+    /// The accepting receiver answers events no handler takes with a non-`2xx`
+    /// [`unhandled_status`](crate::ReceiverBuilder::unhandled_status): kept with the event
+    /// and given back in [`Claimed::retry_unhandled`].
+    pub retry_unhandled: bool,
 }
 
 /// What accepting a delivery did.
@@ -50,6 +54,41 @@ pub struct Claimed {
     pub tries: i32,
     /// The raw body, as received.
     pub body: Bytes,
+    /// As [`Delivery::retry_unhandled`]: the event's receiver would have had Monite retry
+    /// it if no handler took it, so the workers retry it by default
+    /// ([`WhenUnhandled::AsReceiver`](crate::inbox::WhenUnhandled::AsReceiver)).
+    pub retry_unhandled: bool,
+}
+
+/// An event [`InboxStore::rescue_listing_dead`] made `dead`: its lease lapsed once too
+/// often, or on its last attempt.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Buried {
+    /// The row's id in the store.
+    pub id: i64,
+    /// The attempt whose lease lapsed.
+    pub attempt: i32,
+    /// Attempts since the event was last retried or replayed by hand, that one included.
+    pub tries: i32,
+    /// Lapsed leases in all, that one included.
+    pub lapses: i32,
+    /// The raw body, as received.
+    pub body: Bytes,
+}
+
+impl Buried {
+    /// A buried event, for another store's [`InboxStore::rescue_listing_dead`].
+    #[must_use]
+    pub fn new(id: i64, attempt: i32, tries: i32, lapses: i32, body: Bytes) -> Self {
+        Self {
+            id,
+            attempt,
+            tries,
+            lapses,
+            body,
+        }
+    }
 }
 
 /// What a worker asks [`InboxStore::claim`] for.
@@ -221,6 +260,20 @@ pub trait InboxStore: Send + Sync + 'static {
         max_lapses: u32,
         max_attempts: u32,
     ) -> impl Future<Output = Result<u64, BoxError>> + Send;
+
+    /// As [`rescue`](Self::rescue), and answers the events it made `dead`, so that the
+    /// workers' [`on_failure`](crate::inbox::WorkersBuilder::on_failure) hook hears of
+    /// them. The default calls `rescue` and answers none.
+    fn rescue_listing_dead(
+        &self,
+        max_lapses: u32,
+        max_attempts: u32,
+    ) -> impl Future<Output = Result<Vec<Buried>, BoxError>> + Send {
+        async move {
+            self.rescue(max_lapses, max_attempts).await?;
+            Ok(Vec::new())
+        }
+    }
 
     /// Deletes at most `limit` done events received more than `retention` ago (the
     /// caller keeps it at least [`MIN_DONE_RETENTION`](crate::inbox::MIN_DONE_RETENTION)),

@@ -1,12 +1,16 @@
 //! Workers: tasks that claim events from an inbox, run the dispatcher's handlers, and
 //! settle each attempt; and the handle that stops them.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::alert::{AttemptFailure, OnFailure};
@@ -14,10 +18,13 @@ use super::backlog::{OnBacklog, Sampler};
 use super::pace::Pace;
 use super::retry::RetrySchedule;
 use super::store::{
-    AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, InboxStore, MIN_DONE_RETENTION,
+    AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, InboxStore,
+    MIN_DONE_RETENTION,
 };
-use crate::dispatch::Dispatcher;
+use super::unhandled::WhenUnhandled;
 use crate::dispatch::attempt::InboxAttempt;
+use crate::dispatch::{Dispatched, Dispatcher};
+use crate::error::{Error, ErrorKind};
 use crate::event::{Event, ObjectType};
 use crate::observe;
 
@@ -39,6 +46,8 @@ const PRUNE_AT_MOST: u64 = 10_000;
 /// How long a successful attempt may wait for its done mark, so that the done marks of a
 /// batch of quick handlers are written together.
 const MARK_DONE_WITHIN: Duration = Duration::from_millis(10);
+/// The first wait before a failed done mark is written again; it doubles each time.
+const MARK_DONE_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Runs the handlers of a [`Dispatcher`] over the events of an inbox: `concurrency` tasks
 /// in this process, beside any number in other processes or machines on the same tables.
@@ -86,6 +95,7 @@ pub struct WorkersBuilder<S> {
     in_entity_order: bool,
     poll_only: bool,
     retention: Option<Duration>,
+    unhandled: WhenUnhandled,
     pub(super) on_failure: Option<OnFailure>,
     pub(super) on_backlog: Option<(Duration, OnBacklog)>,
 }
@@ -110,6 +120,7 @@ impl Workers {
             in_entity_order: false,
             poll_only: false,
             retention: Some(MIN_DONE_RETENTION),
+            unhandled: WhenUnhandled::default(),
             on_failure: None,
             on_backlog: None,
         }
@@ -205,6 +216,13 @@ impl<S: InboxStore> WorkersBuilder<S> {
         self
     }
 
+    /// What happens to an event no handler takes (default [`WhenUnhandled::AsReceiver`]:
+    /// what the receiver that accepted it would have answered without the inbox).
+    pub fn unhandled(mut self, policy: WhenUnhandled) -> Self {
+        self.unhandled = policy;
+        self
+    }
+
     /// Starts the workers on the current Tokio runtime; warns (feature `tracing`) when the
     /// store's pool is smaller than the concurrency plus [`super::WORKER_POOL_HEADROOM`].
     ///
@@ -232,15 +250,17 @@ impl<S: InboxStore> WorkersBuilder<S> {
                 .collect(),
             in_entity_order: self.in_entity_order,
             retention: self.retention,
+            unhandled: self.unhandled,
             prune: Pace::every(PRUNE_INTERVAL),
             stopping: AtomicBool::new(false),
+            stopped: Notify::new(),
             wake: Arc::new(Notify::new()),
             rescue: Pace::every(self.poll),
         });
         let tasks = (0..self.concurrency)
             .map(|n| {
                 let name: Arc<str> = format!("{}-{n}", self.name).into();
-                tokio::spawn(Arc::clone(&shared).run(name))
+                tokio::spawn(supervise(Arc::clone(&shared), name))
             })
             .collect();
         let watch = (self.concurrency > 0).then(|| {
@@ -274,8 +294,8 @@ trait Stop: Send + Sync {
 }
 
 impl WorkersHandle {
-    /// Stops claiming, lets every worker finish the event it is running, hands back the
-    /// claimed events not started yet, and waits for the workers. A process killed
+    /// Stops claiming, hands back at once the claimed events not started yet while every
+    /// worker finishes the event it is running, and waits for the workers. A process killed
     /// instead leaves its leases to lapse: other workers rescue them.
     pub async fn shutdown(self) {
         if let Some(watch) = &self.watch {
@@ -304,8 +324,11 @@ struct Shared<S> {
     limits: Vec<(ObjectType, Arc<Semaphore>)>,
     in_entity_order: bool,
     retention: Option<Duration>,
+    unhandled: WhenUnhandled,
     prune: Pace,
     stopping: AtomicBool,
+    // Told once, by `stop`: a batch hands back its unstarted events while a handler runs.
+    stopped: Notify,
     wake: Arc<Notify>,
     rescue: Pace,
 }
@@ -314,6 +337,24 @@ impl<S: InboxStore> Stop for Shared<S> {
     fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
         self.wake.notify_waiters();
+        self.stopped.notify_waiters();
+    }
+}
+
+/// Runs a worker, and again after a panic outside its batches (a store's claim, rescue
+/// or prune), one poll interval later, until it stops: the process keeps its workers.
+async fn supervise<S: InboxStore>(shared: Arc<Shared<S>>, name: Arc<str>) {
+    loop {
+        match tokio::spawn(Arc::clone(&shared).run(Arc::clone(&name))).await {
+            Err(e) if e.is_panic() && !shared.stopping.load(Ordering::Acquire) => {
+                observe::store_trouble(
+                    "(inbox worker)",
+                    &format!("a worker panicked, it starts again: {e}"),
+                );
+                tokio::time::sleep(shared.poll).await;
+            }
+            _ => return,
+        }
     }
 }
 
@@ -337,6 +378,7 @@ impl<S: InboxStore> Shared<S> {
                 in_entity_order: self.in_entity_order,
                 ..ClaimRequest::new(&name, self.batch, self.lease)
             };
+            let claiming = Instant::now();
             let claimed = match self.store.claim(&request).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
@@ -353,7 +395,17 @@ impl<S: InboxStore> Shared<S> {
                 // More may be waiting: one more idle worker looks, and so on.
                 self.wake.notify_one();
             }
-            self.run_batch(&name, claimed).await;
+            // A task of its own, so that a panic outside the dispatcher's catch (a jitter,
+            // a metrics recorder, a store) ends the batch and not the worker: as the batch
+            // unwinds its heartbeat stops and its unstarted events go back, and the lease
+            // of the event it was settling lapses and is rescued.
+            let batch = Arc::clone(&self).run_batch(Arc::clone(&name), claimed, claiming);
+            if let Err(e) = tokio::spawn(batch).await {
+                observe::store_trouble(
+                    "(inbox worker)",
+                    &format!("a batch ended early, the lease of the event it ran will lapse: {e}"),
+                );
+            }
         }
     }
 
@@ -361,82 +413,122 @@ impl<S: InboxStore> Shared<S> {
         let _woken = tokio::time::timeout(self.poll, woken).await;
     }
 
-    /// Runs a batch's events one at a time under one heartbeat, marking the successes
-    /// done together; a stopping worker hands back those it has not started.
-    async fn run_batch(&self, name: &Arc<str>, claimed: Vec<Claimed>) {
-        let held = Arc::new(Mutex::new(
-            claimed
-                .iter()
-                .map(|c| (c.id, c.attempt))
-                .collect::<Vec<_>>(),
-        ));
-        let heartbeat = tokio::spawn(heartbeat(
+    /// Runs a batch's events one at a time under one heartbeat, starting each only while
+    /// its lease is known to be held; the successes' done marks are written by a task of
+    /// their own. A stopping worker hands back the events it has not started at once,
+    /// while the running handler goes on.
+    async fn run_batch(self: Arc<Self>, name: Arc<str>, claimed: Vec<Claimed>, claiming: Instant) {
+        let leases = Arc::new(Mutex::new(Leases {
+            held: claimed.iter().map(|c| (c.id, c.attempt)).collect(),
+            confirmed: Some(claiming),
+        }));
+        let _heartbeat = Heartbeat(tokio::spawn(heartbeat(
             Arc::clone(&self.store),
-            Arc::clone(&held),
+            Arc::clone(&leases),
             self.lease,
-        ));
-        let mut succeeded: Vec<Completed> = Vec::new();
-        let mut waiting_since = Instant::now();
-        let mut claimed = claimed.into_iter();
-        for event in claimed.by_ref() {
+        )));
+        let marks = DoneMarks::start(
+            Arc::clone(&self.store),
+            Arc::clone(&name),
+            Arc::clone(&leases),
+            self.lease,
+        );
+        let mut unstarted = Unstarted {
+            events: claimed.into(),
+            store: Arc::clone(&self.store),
+            name: Arc::clone(&name),
+            leases: Arc::clone(&leases),
+        };
+        let mut stopped = pin!(self.stopped.notified());
+        stopped.as_mut().enable();
+        let mut handing_back = None;
+        while let Some(event) = unstarted.events.pop_front() {
             if self.stopping.load(Ordering::Acquire) {
-                let unstarted: Vec<(i64, i32)> = std::iter::once(&event)
-                    .chain(claimed.as_slice())
-                    .map(|c| (c.id, c.attempt))
-                    .collect();
-                if let Err(e) = self.store.release(name, &unstarted).await {
-                    observe::store_trouble(
-                        "(inbox release)",
-                        &format!("cannot hand back unstarted events, their leases will lapse: {e}"),
-                    );
-                }
-                forget(&held, unstarted.iter().map(|(id, _)| *id));
+                unstarted.events.push_front(event);
                 break;
             }
-            let id = event.id;
-            match self.run_one(name, event).await {
-                Some(completed) => {
-                    if succeeded.is_empty() {
-                        waiting_since = Instant::now();
-                    }
-                    succeeded.push(completed);
+            match self.still_held(&leases, &event).await {
+                Some(true) => {}
+                Some(false) => {
+                    lapsed_before_start(event.id, event.attempt);
+                    forget(&leases, [event.id]);
+                    continue;
                 }
-                None => forget(&held, [id]),
+                None => {
+                    unstarted.events.push_front(event);
+                    break;
+                }
             }
-            if !succeeded.is_empty() && waiting_since.elapsed() >= MARK_DONE_WITHIN {
-                self.mark_done(name, &held, &mut succeeded).await;
+            let id = event.id;
+            let mut run = pin!(self.run_one(&name, event));
+            // While events wait behind this one, the stop signal is heard too.
+            let finished = std::future::poll_fn(|cx| {
+                if let Poll::Ready(outcome) = run.as_mut().poll(cx) {
+                    return Poll::Ready(Some(outcome));
+                }
+                if !unstarted.events.is_empty() && stopped.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                Poll::Pending
+            })
+            .await;
+            let outcome = match finished {
+                Some(outcome) => outcome,
+                None => {
+                    // Handed back now, not after this handler: a grace period may end in
+                    // a kill, which would charge each of them a lapse.
+                    handing_back = Some(tokio::spawn(unstarted.hand_back()));
+                    run.await
+                }
+            };
+            match outcome {
+                Some(completed) => marks.add(completed),
+                None => forget(&leases, [id]),
             }
         }
-        self.mark_done(name, &held, &mut succeeded).await;
-        heartbeat.abort();
+        unstarted.hand_back().await;
+        let handed_back = match handing_back {
+            Some(task) => task.await,
+            None => Ok(()),
+        };
+        if let Err(e) = handed_back {
+            observe::store_trouble("(inbox release)", &format!("the hand-back ended: {e}"));
+        }
+        marks.finish().await;
     }
 
-    /// Writes the done marks of `succeeded` in one statement.
-    async fn mark_done(
-        &self,
-        name: &str,
-        held: &Mutex<Vec<(i64, i32)>>,
-        succeeded: &mut Vec<Completed>,
-    ) {
-        if succeeded.is_empty() {
-            return;
+    /// Whether `event`'s lease is still this worker's, just before it starts: yes if every
+    /// lease of the batch was extended (by the claim or a heartbeat) less than half a lease
+    /// ago; otherwise a fenced extension of this one lease asks the store. `None`: the
+    /// store cannot tell, and the batch stops.
+    ///
+    /// Not a fenced statement before every event: that would be a third non-HOT update
+    /// of every row. A confirmation timed from before its statement was sent is as sound
+    /// while it is fresh; once the heartbeats fail or a lease was found missing, it is
+    /// not, and then each start asks.
+    async fn still_held(&self, leases: &Mutex<Leases>, event: &Claimed) -> Option<bool> {
+        let confirmed = lock(leases).confirmed;
+        if confirmed.is_some_and(|at| at.elapsed() < self.lease / 2) {
+            return Some(true);
         }
-        match self.store.complete_batch(name, succeeded).await {
-            Ok(marked) if marked.len() < succeeded.len() => {
-                for lapsed in succeeded.iter().filter(|c| !marked.contains(&c.id)) {
-                    superseded(lapsed.id, lapsed.attempt);
-                }
+        match self
+            .store
+            .heartbeat(&[(event.id, event.attempt)], self.lease)
+            .await
+        {
+            Ok(extended) => Some(extended == 1),
+            Err(e) => {
+                observe::store_trouble(
+                    "(inbox heartbeat)",
+                    &format!(
+                        "cannot confirm the lease of event row {} before starting it; the \
+                         batch's unstarted events go back: {e}",
+                        event.id
+                    ),
+                );
+                None
             }
-            Ok(_) => {}
-            Err(e) => observe::store_trouble(
-                "(inbox)",
-                &format!(
-                    "{} done marks failed, their leases will lapse and they will run again: {e}",
-                    succeeded.len()
-                ),
-            ),
         }
-        forget(held, succeeded.drain(..).map(|c| c.id));
     }
 
     /// Frees lapsed leases at most once per poll interval in this process.
@@ -445,8 +537,40 @@ impl<S: InboxStore> Shared<S> {
             return;
         }
         let max_attempts = self.retry.max_attempts();
-        if let Err(e) = self.store.rescue(self.max_lapses, max_attempts).await {
-            observe::store_trouble("(inbox rescue)", &e.to_string());
+        match self
+            .store
+            .rescue_listing_dead(self.max_lapses, max_attempts)
+            .await
+        {
+            Ok(buried) => buried.into_iter().for_each(|dead| self.report_buried(dead)),
+            Err(e) => observe::store_trouble("(inbox rescue)", &e.to_string()),
+        }
+    }
+
+    /// Tells the failure hook of an event the rescue made `dead`.
+    fn report_buried(&self, buried: Buried) {
+        let Some(report) = &self.on_failure else {
+            return;
+        };
+        let event = Event::parse(buried.body).ok();
+        let error = Error::new(
+            ErrorKind::Handler,
+            format!(
+                "the lease lapsed without a completion ({} lapses in all): the worker running \
+                 it died or hung",
+                buried.lapses
+            ),
+        );
+        let failure = AttemptFailure {
+            event: event.as_ref(),
+            error: &error,
+            attempt: buried.attempt,
+            tries: buried.tries,
+            dead: true,
+        };
+        let hook = std::panic::AssertUnwindSafe(|| report(&failure));
+        if std::panic::catch_unwind(hook).is_err() {
+            observe::store_trouble("(inbox on_failure)", "the hook panicked");
         }
     }
 
@@ -492,6 +616,22 @@ impl<S: InboxStore> Shared<S> {
                     .await
             }
             Err(error) => Err(error),
+        };
+        let result = match result {
+            // Failed like a handler, so that the retry schedule brings it to a worker that
+            // has a handler for it, as Monite's retries would without the inbox.
+            Ok(Dispatched::Unhandled(why))
+                if self.retries_unhandled(claimed.id, claimed.retry_unhandled) =>
+            {
+                Err(Error::new(
+                    ErrorKind::Handler,
+                    format!(
+                        "no handler takes the event here ({why:?}); it is retried, as its \
+                     receiver's unhandled_status or these workers' WhenUnhandled ask"
+                    ),
+                ))
+            }
+            other => other,
         };
         let mut report = AttemptReport {
             worker: name,
@@ -557,6 +697,29 @@ impl<S: InboxStore> Shared<S> {
         None
     }
 
+    /// Whether event row `id`, which no handler took, is retried rather than done;
+    /// `receiver_retries` is what its receiver asked.
+    fn retries_unhandled(&self, id: i64, receiver_retries: bool) -> bool {
+        match self.unhandled {
+            WhenUnhandled::AsReceiver => receiver_retries,
+            WhenUnhandled::Retry => true,
+            WhenUnhandled::Done => {
+                if receiver_retries {
+                    // Loud: the receiver told Monite `202`, so nothing retries it now.
+                    observe::store_trouble(
+                        "(inbox)",
+                        &format!(
+                            "event row {id}: no handler takes it, and these workers mark it done \
+                             (WhenUnhandled::Done) although its receiver answers unhandled \
+                             events with a non-2xx unhandled_status (a retry)"
+                        ),
+                    );
+                }
+                false
+            }
+        }
+    }
+
     fn permits_for(&self, object_type: &ObjectType) -> Option<&Semaphore> {
         self.limits
             .iter()
@@ -575,30 +738,222 @@ fn superseded(id: i64, attempt: i32) {
     );
 }
 
+fn lapsed_before_start(id: i64, attempt: i32) {
+    observe::store_trouble(
+        "(inbox)",
+        &format!(
+            "event row {id} attempt {attempt}: the lease lapsed before the event started; \
+             this worker does not start it"
+        ),
+    );
+}
+
+/// A batch's leases still to renew, and since when all of them are known to be held.
+struct Leases {
+    held: Vec<(i64, i32)>,
+    // When the last statement that extended every one of them was sent (the claim, or a
+    // heartbeat that extended them all): each is held for at least a lease from then.
+    confirmed: Option<Instant>,
+}
+
+fn lock(leases: &Mutex<Leases>) -> std::sync::MutexGuard<'_, Leases> {
+    leases.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Stops the heartbeat extending these events' leases.
-fn forget(held: &Mutex<Vec<(i64, i32)>>, settled: impl IntoIterator<Item = i64>) {
+fn forget(leases: &Mutex<Leases>, settled: impl IntoIterator<Item = i64>) {
     let settled: Vec<i64> = settled.into_iter().collect();
-    held.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .retain(|(id, _)| !settled.contains(id));
+    lock(leases).held.retain(|(id, _)| !settled.contains(id));
+}
+
+/// Owns a batch's heartbeat task and aborts it when dropped, unwinding included: a
+/// heartbeat outliving its batch would renew the leases forever.
+struct Heartbeat(JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Extends the leases of a batch's unfinished events every third of the lease.
-async fn heartbeat<S: InboxStore>(
-    store: Arc<S>,
-    held: Arc<Mutex<Vec<(i64, i32)>>>,
-    lease: Duration,
-) {
+async fn heartbeat<S: InboxStore>(store: Arc<S>, leases: Arc<Mutex<Leases>>, lease: Duration) {
     loop {
         tokio::time::sleep(lease / 3).await;
-        let now: Vec<(i64, i32)> = held.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let now: Vec<(i64, i32)> = lock(&leases).held.clone();
         if now.is_empty() {
             return;
         }
-        if let Err(e) = store.heartbeat(&now, lease).await {
-            observe::store_trouble("(inbox heartbeat)", &e.to_string());
+        let sent = Instant::now();
+        match store.heartbeat(&now, lease).await {
+            // Fewer than held: which lapsed is unknown, so each start asks for its own.
+            Ok(extended) => lock(&leases).confirmed = (extended >= now.len()).then_some(sent),
+            Err(e) => observe::store_trouble("(inbox heartbeat)", &e.to_string()),
         }
     }
+}
+
+/// A batch's events not started yet. Dropped with some left (the batch panicked), it
+/// hands them back, so that they are not charged a lapse they did not cause.
+struct Unstarted<S: InboxStore> {
+    events: VecDeque<Claimed>,
+    store: Arc<S>,
+    name: Arc<str>,
+    leases: Arc<Mutex<Leases>>,
+}
+
+impl<S: InboxStore> Unstarted<S> {
+    /// Hands back every event left, which leaves none.
+    fn hand_back(&mut self) -> impl Future<Output = ()> + Send + 'static {
+        let events = self.events.drain(..).map(|c| (c.id, c.attempt)).collect();
+        hand_back(
+            Arc::clone(&self.store),
+            Arc::clone(&self.name),
+            Arc::clone(&self.leases),
+            events,
+        )
+    }
+}
+
+impl<S: InboxStore> Drop for Unstarted<S> {
+    fn drop(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        // No panic here, as this may run while unwinding: without a runtime, they lapse.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            drop(runtime.spawn(self.hand_back()));
+        }
+    }
+}
+
+/// Hands back claimed events this worker will not start, not counted as attempts.
+async fn hand_back<S: InboxStore>(
+    store: Arc<S>,
+    name: Arc<str>,
+    leases: Arc<Mutex<Leases>>,
+    unstarted: Vec<(i64, i32)>,
+) {
+    if unstarted.is_empty() {
+        return;
+    }
+    if let Err(e) = store.release(&name, &unstarted).await {
+        observe::store_trouble(
+            "(inbox release)",
+            &format!("cannot hand back unstarted events, their leases will lapse: {e}"),
+        );
+    }
+    forget(&leases, unstarted.iter().map(|(id, _)| *id));
+}
+
+/// The done marks of a batch's successes, written by a task of their own: a success waits
+/// at most [`MARK_DONE_WITHIN`] for its mark whatever the next handler does, and a mark
+/// that fails is written again while the heartbeat keeps its lease.
+struct DoneMarks {
+    queue: mpsc::UnboundedSender<Completed>,
+    task: JoinHandle<()>,
+}
+
+impl DoneMarks {
+    fn start<S: InboxStore>(
+        store: Arc<S>,
+        name: Arc<str>,
+        leases: Arc<Mutex<Leases>>,
+        lease: Duration,
+    ) -> Self {
+        let (queue, succeeded) = mpsc::unbounded_channel();
+        let task = tokio::spawn(write_done_marks(store, name, leases, lease, succeeded));
+        Self { queue, task }
+    }
+
+    fn add(&self, completed: Completed) {
+        if self.queue.send(completed).is_err() {
+            // The task panicked: the lease lapses at the batch's end and the event runs again.
+            observe::store_trouble(
+                "(inbox)",
+                &format!(
+                    "event row {}: no done mark can be written, the lease will lapse",
+                    completed.id
+                ),
+            );
+        }
+    }
+
+    /// Waits for the marks still to write.
+    async fn finish(self) {
+        drop(self.queue);
+        if let Err(e) = self.task.await {
+            observe::store_trouble(
+                "(inbox)",
+                &format!("the done marks ended early, their leases will lapse: {e}"),
+            );
+        }
+    }
+}
+
+/// Writes the successes as they come, those within [`MARK_DONE_WITHIN`] of the first in
+/// one statement, until the batch closes the queue.
+async fn write_done_marks<S: InboxStore>(
+    store: Arc<S>,
+    name: Arc<str>,
+    leases: Arc<Mutex<Leases>>,
+    lease: Duration,
+    mut succeeded: mpsc::UnboundedReceiver<Completed>,
+) {
+    while let Some(first) = succeeded.recv().await {
+        let mut marks = vec![first];
+        let deadline = tokio::time::Instant::now() + MARK_DONE_WITHIN;
+        while let Ok(Some(next)) = tokio::time::timeout_at(deadline, succeeded.recv()).await {
+            marks.push(next);
+        }
+        mark_done(&*store, &name, &leases, lease, &marks).await;
+    }
+}
+
+/// Writes the done marks of `marks` in one statement, again with back-off while it fails,
+/// for up to a lease: their ids stay held meanwhile, so the heartbeat keeps their leases.
+async fn mark_done<S: InboxStore>(
+    store: &S,
+    name: &str,
+    leases: &Mutex<Leases>,
+    lease: Duration,
+    marks: &[Completed],
+) {
+    let first_try = Instant::now();
+    let mut backoff = MARK_DONE_BACKOFF;
+    loop {
+        match store.complete_batch(name, marks).await {
+            Ok(marked) => {
+                for lapsed in marks.iter().filter(|c| !marked.contains(&c.id)) {
+                    superseded(lapsed.id, lapsed.attempt);
+                }
+                break;
+            }
+            Err(e) if first_try.elapsed() + backoff < lease => {
+                observe::store_trouble(
+                    "(inbox)",
+                    &format!(
+                        "{} done marks failed, trying again in {backoff:?}: {e}",
+                        marks.len()
+                    ),
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(lease / 3);
+            }
+            Err(e) => {
+                observe::store_trouble(
+                    "(inbox)",
+                    &format!(
+                        "{} done marks failed for a lease, their leases will lapse and they \
+                         will run again: {e}",
+                        marks.len()
+                    ),
+                );
+                break;
+            }
+        }
+    }
+    forget(leases, marks.iter().map(|c| c.id));
 }
 
 impl<S> fmt::Debug for WorkersBuilder<S> {
@@ -609,6 +964,7 @@ impl<S> fmt::Debug for WorkersBuilder<S> {
             .field("lease", &self.lease)
             .field("retry", &self.retry)
             .field("max_lapses", &self.max_lapses)
+            .field("unhandled", &self.unhandled)
             .field("name", &self.name)
             .finish_non_exhaustive()
     }

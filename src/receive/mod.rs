@@ -290,6 +290,10 @@ impl ReceiverBuilder {
     /// not retry events you chose not to handle. A `4xx` or `5xx` here makes Monite retry
     /// them (for a week, then it disables the subscription): such an event's claim is
     /// released, not marked done, so a retry that reaches a replica with a handler runs it.
+    ///
+    /// With an [`inbox`](Self::inbox) the receiver answers `202` instead, and a non-`2xx`
+    /// status here is kept with each event: the workers then retry one that no handler
+    /// takes (see [`WhenUnhandled`](crate::inbox::WhenUnhandled)).
     pub fn unhandled_status(mut self, status: StatusCode) -> Self {
         self.inner.unhandled_status = status;
         self
@@ -383,7 +387,9 @@ impl ReceiverBuilder {
     /// Writes each verified delivery to `inbox` and answers (`202`, or `200` for an event
     /// already there; `503` if the write fails) instead of running handlers: run
     /// [`Workers`](crate::inbox::Workers) on the same store to handle them. The
-    /// idempotency settings and spawner then do not apply; the inbox deduplicates.
+    /// idempotency settings and spawner then do not apply; the inbox deduplicates. The
+    /// [`unhandled_status`](Self::unhandled_status) is kept with each event for the
+    /// workers, which mark done or retry an event no handler takes as it says.
     #[cfg(feature = "postgres")]
     pub fn inbox(mut self, inbox: crate::inbox::Inbox) -> Self {
         self.inner.inbox = Some(inbox);
@@ -393,8 +399,18 @@ impl ReceiverBuilder {
     /// Builds the receiver.
     #[must_use]
     pub fn build(self) -> Receiver {
+        let inner = self.inner;
+        // Here, not in `inbox`: the two setters may come in either order.
+        #[cfg(feature = "postgres")]
+        let inner = {
+            let status = inner.unhandled_status;
+            Inner {
+                inbox: inner.inbox.map(|inbox| inbox.for_unhandled_status(status)),
+                ..inner
+            }
+        };
         Receiver {
-            inner: Arc::new(self.inner),
+            inner: Arc::new(inner),
         }
     }
 }

@@ -19,8 +19,8 @@ pub use self::replay::{REPLAY_BATCH, ReplayCounts, ReplayFilter, ReplayProgress}
 use self::sql::Statements;
 use self::wake::Wake;
 use super::store::{
-    Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
-    InboxStore, MIN_DONE_RETENTION,
+    Accepted, AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, Delivery,
+    InboxSample, InboxStore, MIN_DONE_RETENTION,
 };
 use crate::error::{BoxError, Result};
 use crate::idempotency::{PostgresStore, store_millis};
@@ -173,6 +173,22 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+impl PostgresInbox {
+    /// Frees the lapsed leases: a row for each, with the body of those it buried.
+    async fn rescued(
+        &self,
+        max_lapses: u32,
+        max_attempts: u32,
+    ) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+        sqlx::query(self.inner.sql.rescue.sql())
+            .bind(&**self.inner.store.namespace())
+            .bind(i32::try_from(max_lapses).unwrap_or(i32::MAX))
+            .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+            .fetch_all(self.inner.store.pool())
+            .await
+    }
+}
+
 impl InboxStore for PostgresInbox {
     async fn accept(&self, delivery: &Delivery<'_>) -> Result<Accepted, BoxError> {
         let event = delivery.event;
@@ -192,6 +208,7 @@ impl InboxStore for PostgresInbox {
             .bind(text(event.action()))
             .bind(&event.body()[..])
             .bind(serde_json::Value::Object(headers).to_string())
+            .bind(delivery.retry_unhandled)
             .fetch_optional(&self.inner.accept_pool)
             .await?;
         Ok(if row.is_some() {
@@ -223,6 +240,7 @@ impl InboxStore for PostgresInbox {
                     attempt: row.try_get(1)?,
                     tries: row.try_get(2)?,
                     body: Bytes::from(row.try_get::<Vec<u8>, _>(3)?),
+                    retry_unhandled: row.try_get(4)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -307,14 +325,29 @@ impl InboxStore for PostgresInbox {
     }
 
     async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
-        let freed = sqlx::query(self.inner.sql.rescue.sql())
-            .bind(&**self.inner.store.namespace())
-            .bind(i32::try_from(max_lapses).unwrap_or(i32::MAX))
-            .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
-            .execute(self.inner.store.pool())
-            .await?
-            .rows_affected();
-        Ok(freed)
+        let freed = self.rescued(max_lapses, max_attempts).await?.len();
+        Ok(u64::try_from(freed).unwrap_or(u64::MAX))
+    }
+
+    async fn rescue_listing_dead(
+        &self,
+        max_lapses: u32,
+        max_attempts: u32,
+    ) -> Result<Vec<Buried>, BoxError> {
+        let mut buried = Vec::new();
+        for row in self.rescued(max_lapses, max_attempts).await? {
+            // Only a buried row comes with its body.
+            if let Some(body) = row.try_get::<Option<Vec<u8>>, _>(4)? {
+                buried.push(Buried::new(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    Bytes::from(body),
+                ));
+            }
+        }
+        Ok(buried)
     }
 
     async fn prune(&self, retention: Duration, limit: u64) -> Result<u64, BoxError> {

@@ -35,7 +35,7 @@ impl Statements {
             "UPDATE {events} e SET state = 'running', attempt = e.attempt + 1, \
                locked_until = now() + $3 * interval '1 millisecond', locked_by = $4 \
              FROM picked WHERE e.id = picked.id \
-             RETURNING e.id, e.attempt, e.attempt - e.attempt_base, e.body"
+             RETURNING e.id, e.attempt, e.attempt - e.attempt_base, e.body, e.retry_unhandled"
         );
         Self {
             schema: format!(
@@ -60,8 +60,10 @@ impl Statements {
                    locked_until timestamptz,\n    \
                    locked_by text,\n    \
                    last_error text,\n    \
-                   done_at timestamptz\n\
+                   done_at timestamptz,\n    \
+                   retry_unhandled boolean NOT NULL DEFAULT false\n\
                  ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);\n\
+                 ALTER TABLE {events} ADD COLUMN IF NOT EXISTS retry_unhandled boolean NOT NULL DEFAULT false;\n\
                  CREATE INDEX IF NOT EXISTS {bare}_inbox_events_ready ON {events} (namespace, priority DESC, run_at) WHERE state = 'pending';\n\
                  CREATE INDEX IF NOT EXISTS {bare}_inbox_events_leased ON {events} (namespace, locked_until) WHERE state = 'running';\n\
                  CREATE INDEX IF NOT EXISTS {bare}_inbox_events_dead ON {events} (namespace) WHERE state = 'dead';\n\
@@ -83,8 +85,8 @@ impl Statements {
             // hence the FROM.
             accept: format!(
                 "INSERT INTO {events} (dedup_key, namespace, event_id, subscription_id, entity_id, \
-                   object_type, event, body, headers) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb \
+                   object_type, event, body, headers, retry_unhandled) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10 \
                  FROM (SELECT set_config('synchronous_commit', 'on', true)) AS durable \
                  ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
             )
@@ -173,6 +175,7 @@ impl Statements {
             .into(),
             // A lapsed lease counts as a failed attempt of its own kind: after `$2` lapses
             // (a poison event that kills its worker) or `$3` attempts, the event is dead.
+            // Answers every row it freed, with the body of those it buried (for the hook).
             rescue: format!(
                 "WITH lapsed AS (\
                    UPDATE {events} SET lapses = lapses + 1, locked_until = NULL, run_at = now(), \
@@ -184,9 +187,12 @@ impl Statements {
                      SELECT id FROM {events} \
                      WHERE namespace = $1 AND state = 'running' AND locked_until <= now() \
                      LIMIT 1000 FOR UPDATE SKIP LOCKED) \
-                   RETURNING id, attempt, locked_by) \
-                 INSERT INTO {attempts} (event_row, attempt, worker, outcome, error) \
-                 SELECT id, attempt, locked_by, 'lapsed', 'the lease lapsed' FROM lapsed"
+                   RETURNING id, attempt, locked_by, attempt - attempt_base AS tries, lapses, \
+                     CASE WHEN state = 'dead' THEN body END AS body), \
+                 logged AS (\
+                   INSERT INTO {attempts} (event_row, attempt, worker, outcome, error) \
+                   SELECT id, attempt, locked_by, 'lapsed', 'the lease lapsed' FROM lapsed) \
+                 SELECT id, attempt, tries, lapses, body FROM lapsed"
             )
             .into(),
             // Each count on its partial index: done rows, most of the table, are never read.
