@@ -16,13 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
-use monite_webhooks::inbox::{
-    Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Delivery, InboxSample,
-    InboxStore, PostgresInbox, RetrySchedule, WhenUnhandled, Workers,
-};
+use monite_webhooks::inbox::{InboxStore, PostgresInbox, RetrySchedule, WhenUnhandled, Workers};
 use monite_webhooks::{BoxError, Dispatcher, Event, Receiver, Verifier};
 use support::fixture::{self, deliver, fresh_id};
-use support::inbox::{envelope, inbox_on, receiver, scalar, wait_for};
+use support::inbox::{Call, Faulty, envelope, inbox_on, receiver, scalar, wait_for};
 use support::pg::PgServer;
 
 type Runs = Arc<Mutex<HashMap<String, usize>>>;
@@ -391,48 +388,12 @@ async fn r6_a_nul_in_an_envelope_field_is_refused_by_the_inbox_forever() {
 // R7: a worker whose heartbeats fail goes on to START the events of its batch it no longer
 // holds: another process rescued and ran them, and they run a second time.
 // ---------------------------------------------------------------------------------------
-#[derive(Clone)]
-struct HeartbeatLost(PostgresInbox);
-
-impl InboxStore for HeartbeatLost {
-    async fn accept(&self, delivery: &Delivery<'_>) -> Result<Accepted, BoxError> {
-        self.0.accept(delivery).await
-    }
-    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>, BoxError> {
-        self.0.claim(request).await
-    }
-    async fn heartbeat(&self, _: &[(i64, i32)], _: Duration) -> Result<usize, BoxError> {
-        Err("the connection to PostgreSQL was lost".into())
-    }
-    async fn complete(
-        &self,
-        id: i64,
-        attempt: i32,
-        r: &AttemptReport<'_>,
-    ) -> Result<bool, BoxError> {
-        self.0.complete(id, attempt, r).await
-    }
-    async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
-        self.0.complete_batch(worker, done).await
-    }
-    async fn fail(
-        &self,
-        id: i64,
-        attempt: i32,
-        r: &AttemptReport<'_>,
-        next: AfterFailure,
-    ) -> Result<bool, BoxError> {
-        self.0.fail(id, attempt, r, next).await
-    }
-    async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, BoxError> {
-        self.0.release(worker, held).await
-    }
-    async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
-        self.0.rescue(max_lapses, max_attempts).await
-    }
-    async fn sample(&self) -> Result<Option<InboxSample>, BoxError> {
-        self.0.sample().await
-    }
+/// Every heartbeat fails, as on a connection lost.
+fn heartbeat_lost(inbox: &PostgresInbox) -> Faulty {
+    Faulty::new(inbox, |call| match call {
+        Call::Heartbeat => Err("the connection to PostgreSQL was lost".into()),
+        _ => Ok(()),
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,7 +428,7 @@ async fn r7_a_worker_that_lost_its_leases_still_starts_the_rest_of_its_batch() {
             })
             .build()
     };
-    let cut_off = Workers::builder(HeartbeatLost(inbox.clone()), dispatcher(&runs))
+    let cut_off = Workers::builder(heartbeat_lost(&inbox), dispatcher(&runs))
         .name("cut-off")
         .concurrency(1)
         .lease(Duration::from_secs(1))
@@ -680,53 +641,23 @@ async fn r12_shutdown_keeps_unstarted_events_until_the_running_handler_ends() {
 // settled lapses and is rescued, the one not started is handed back). With one worker,
 // the rest of the batch can only run if the worker survived both.
 // ---------------------------------------------------------------------------------------
-#[derive(Clone)]
-struct FailPanicsOnce(PostgresInbox, Arc<AtomicUsize>, Arc<AtomicUsize>);
-
-impl InboxStore for FailPanicsOnce {
-    async fn accept(&self, delivery: &Delivery<'_>) -> Result<Accepted, BoxError> {
-        self.0.accept(delivery).await
-    }
-    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>, BoxError> {
-        self.0.claim(request).await
-    }
-    async fn heartbeat(&self, held: &[(i64, i32)], lease: Duration) -> Result<usize, BoxError> {
-        self.0.heartbeat(held, lease).await
-    }
-    async fn complete(
-        &self,
-        id: i64,
-        attempt: i32,
-        r: &AttemptReport<'_>,
-    ) -> Result<bool, BoxError> {
-        self.0.complete(id, attempt, r).await
-    }
-    async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
-        self.0.complete_batch(worker, done).await
-    }
-    async fn fail(
-        &self,
-        id: i64,
-        attempt: i32,
-        r: &AttemptReport<'_>,
-        next: AfterFailure,
-    ) -> Result<bool, BoxError> {
-        assert!(
-            self.1.fetch_add(1, Ordering::SeqCst) > 0,
-            "a store bug on the first failure"
-        );
-        self.0.fail(id, attempt, r, next).await
-    }
-    async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, BoxError> {
-        self.0.release(worker, held).await
-    }
-    async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
-        assert!(
-            self.2.fetch_add(1, Ordering::SeqCst) > 0,
-            "a store bug on the first rescue"
-        );
-        self.0.rescue(max_lapses, max_attempts).await
-    }
+/// The first `fail` and the first rescue panic: a store bug.
+fn fail_panics_once(inbox: &PostgresInbox) -> Faulty {
+    let (fails, rescues) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    Faulty::new(inbox, move |call| {
+        match call {
+            Call::Fail => assert!(
+                fails.fetch_add(1, Ordering::SeqCst) > 0,
+                "a store bug on the first failure"
+            ),
+            Call::Rescue => assert!(
+                rescues.fetch_add(1, Ordering::SeqCst) > 0,
+                "a store bug on the first rescue"
+            ),
+            _ => {}
+        }
+        Ok(())
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -759,14 +690,11 @@ async fn r1b_a_panic_in_a_batch_ends_the_batch_not_the_worker() {
             }
         })
         .build();
-    let workers = Workers::builder(
-        FailPanicsOnce(inbox.clone(), Arc::default(), Arc::default()),
-        dispatcher,
-    )
-    .concurrency(1)
-    .lease(Duration::from_secs(1))
-    .retry(RetrySchedule::new([Duration::from_secs(3600)], 5).with_jitter(|d| d))
-    .start();
+    let workers = Workers::builder(fail_panics_once(&inbox), dispatcher)
+        .concurrency(1)
+        .lease(Duration::from_secs(1))
+        .retry(RetrySchedule::new([Duration::from_secs(3600)], 5).with_jitter(|d| d))
+        .start();
     // The bad event lapses once and is retried later; the good one runs after the rescue.
     wait_for(
         store.pool(),
@@ -990,48 +918,15 @@ async fn r13_an_event_buried_by_the_rescue_reaches_on_failure_as_dead() {
 // holds the lease, instead of being dropped to let the lease lapse and the handler run
 // again.
 // ---------------------------------------------------------------------------------------
-#[derive(Clone)]
-struct MarkFailsTwice(PostgresInbox, Arc<AtomicUsize>);
-
-impl InboxStore for MarkFailsTwice {
-    async fn accept(&self, delivery: &Delivery<'_>) -> Result<Accepted, BoxError> {
-        self.0.accept(delivery).await
-    }
-    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>, BoxError> {
-        self.0.claim(request).await
-    }
-    async fn heartbeat(&self, held: &[(i64, i32)], lease: Duration) -> Result<usize, BoxError> {
-        self.0.heartbeat(held, lease).await
-    }
-    async fn complete(
-        &self,
-        id: i64,
-        attempt: i32,
-        r: &AttemptReport<'_>,
-    ) -> Result<bool, BoxError> {
-        self.0.complete(id, attempt, r).await
-    }
-    async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
-        if self.1.fetch_add(1, Ordering::SeqCst) < 2 {
+/// The first two batched done marks fail, as on a connection reset.
+fn mark_fails_twice(inbox: &PostgresInbox) -> Faulty {
+    let marks = AtomicUsize::new(0);
+    Faulty::new(inbox, move |call| {
+        if call == Call::CompleteBatch && marks.fetch_add(1, Ordering::SeqCst) < 2 {
             return Err("the connection to PostgreSQL was reset".into());
         }
-        self.0.complete_batch(worker, done).await
-    }
-    async fn fail(
-        &self,
-        id: i64,
-        attempt: i32,
-        r: &AttemptReport<'_>,
-        next: AfterFailure,
-    ) -> Result<bool, BoxError> {
-        self.0.fail(id, attempt, r, next).await
-    }
-    async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, BoxError> {
-        self.0.release(worker, held).await
-    }
-    async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
-        self.0.rescue(max_lapses, max_attempts).await
-    }
+        Ok(())
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1052,7 +947,7 @@ async fn r2b_a_failed_done_mark_is_written_again_while_the_lease_is_held() {
             async {}
         })
         .build();
-    let workers = Workers::builder(MarkFailsTwice(inbox.clone(), Arc::default()), dispatcher)
+    let workers = Workers::builder(mark_fails_twice(&inbox), dispatcher)
         .concurrency(1)
         .lease(Duration::from_secs(1))
         .start();

@@ -7,10 +7,14 @@
     reason = "a test fails loudly where its setup is wrong"
 )]
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use monite_webhooks::inbox::{Inbox, PostgresInbox};
-use monite_webhooks::{Dispatcher, PostgresStore, Receiver, Verifier};
+use monite_webhooks::inbox::{
+    Accepted, AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, Delivery,
+    Inbox, InboxSample, InboxStore, PostgresInbox,
+};
+use monite_webhooks::{BoxError, Dispatcher, PostgresStore, Receiver, Verifier};
 use sqlx::PgPool;
 
 use super::fixture;
@@ -50,4 +54,105 @@ pub(crate) async fn wait_for(pool: &PgPool, sql: &'static str, want: i64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{sql} never reached {want}: {}", scalar(pool, sql).await);
+}
+
+/// A store call, as [`Faulty`] names it to its fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    Accept,
+    Claim,
+    Heartbeat,
+    Complete,
+    CompleteBatch,
+    Fail,
+    Release,
+    Rescue,
+    Prune,
+    Sample,
+}
+
+type Fault = dyn Fn(Call) -> Result<(), BoxError> + Send + Sync;
+
+/// A `PostgresInbox` that asks `fault` before each call: an `Err` is the call's answer
+/// (PostgreSQL is not asked), a panic is the call's panic, `Ok` lets the call through.
+#[derive(Clone)]
+pub(crate) struct Faulty {
+    inbox: PostgresInbox,
+    fault: Arc<Fault>,
+}
+
+impl Faulty {
+    pub(crate) fn new(
+        inbox: &PostgresInbox,
+        fault: impl Fn(Call) -> Result<(), BoxError> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            inbox: inbox.clone(),
+            fault: Arc::new(fault),
+        }
+    }
+}
+
+impl InboxStore for Faulty {
+    async fn accept(&self, delivery: &Delivery<'_>) -> Result<Accepted, BoxError> {
+        (self.fault)(Call::Accept)?;
+        self.inbox.accept(delivery).await
+    }
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>, BoxError> {
+        (self.fault)(Call::Claim)?;
+        self.inbox.claim(request).await
+    }
+    async fn heartbeat(&self, held: &[(i64, i32)], lease: Duration) -> Result<usize, BoxError> {
+        (self.fault)(Call::Heartbeat)?;
+        self.inbox.heartbeat(held, lease).await
+    }
+    async fn complete(
+        &self,
+        id: i64,
+        attempt: i32,
+        report: &AttemptReport<'_>,
+    ) -> Result<bool, BoxError> {
+        (self.fault)(Call::Complete)?;
+        self.inbox.complete(id, attempt, report).await
+    }
+    async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
+        (self.fault)(Call::CompleteBatch)?;
+        self.inbox.complete_batch(worker, done).await
+    }
+    async fn fail(
+        &self,
+        id: i64,
+        attempt: i32,
+        report: &AttemptReport<'_>,
+        next: AfterFailure,
+    ) -> Result<bool, BoxError> {
+        (self.fault)(Call::Fail)?;
+        self.inbox.fail(id, attempt, report, next).await
+    }
+    async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, BoxError> {
+        (self.fault)(Call::Release)?;
+        self.inbox.release(worker, held).await
+    }
+    async fn rescue(&self, max_lapses: u32, max_attempts: u32) -> Result<u64, BoxError> {
+        (self.fault)(Call::Rescue)?;
+        self.inbox.rescue(max_lapses, max_attempts).await
+    }
+    async fn rescue_listing_dead(
+        &self,
+        max_lapses: u32,
+        max_attempts: u32,
+    ) -> Result<Vec<Buried>, BoxError> {
+        (self.fault)(Call::Rescue)?;
+        self.inbox
+            .rescue_listing_dead(max_lapses, max_attempts)
+            .await
+    }
+    async fn prune(&self, retention: Duration, limit: u64) -> Result<u64, BoxError> {
+        (self.fault)(Call::Prune)?;
+        self.inbox.prune(retention, limit).await
+    }
+    async fn sample(&self) -> Result<Option<InboxSample>, BoxError> {
+        (self.fault)(Call::Sample)?;
+        self.inbox.sample().await
+    }
 }
