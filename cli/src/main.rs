@@ -6,22 +6,73 @@
 //! acknowledged, an API call that failed), 2 a usage or configuration error.
 
 mod api;
-mod args;
 mod catalog;
 mod commands;
 mod deliver;
 mod diagnose;
 mod failure;
 mod json_format;
+mod ops;
+mod options;
+mod output;
 mod secrets;
 mod time;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{Parser, Subcommand};
 
-use crate::args::{Cli, Command};
+use crate::commands::{
+    deliveries, inbox, listen, reconcile, replay, send, sign, simulate_retries, subscriptions,
+    verify, watch,
+};
 use crate::failure::Failure;
+use crate::options::GlobalArgs;
+
+/// Sign, verify, send, receive and replay Monite webhooks.
+///
+/// Secrets come from `--secret-file` (or `--secret`), else `MONITE_WEBHOOK_SECRETS`
+/// (`<subscription_id>=<whsec_...>,...`), `MONITE_WEBHOOK_SECRET` (comma-separated, current
+/// first) and the keyring file (`--keyring`, `MONITE_WEBHOOK_KEYRING`, or
+/// `monite-webhooks-keyring.json` here), which `subscriptions` writes. They are never
+/// printed. API credentials come from `MONITE_CLIENT_ID`, `MONITE_CLIENT_SECRET` and
+/// `MONITE_ENVIRONMENT` (`sandbox` by default, `eu`, `na`, or a base URL).
+#[derive(Debug, Parser)]
+#[command(name = "monite-webhooks", version, about, long_about)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the `Monite-Signature` value for a body.
+    Sign(sign::SignArgs),
+    /// Check a `Monite-Signature` value against a body, and explain a mismatch.
+    Verify(verify::VerifyArgs),
+    /// POST a realistic signed event of any documented type to a URL.
+    Send(send::SendArgs),
+    /// Receive deliveries locally: print each verified event, explain each rejection.
+    Listen(listen::ListenArgs),
+    /// Deliver one event on Monite's retry schedule, compressed, until it is acknowledged.
+    SimulateRetries(simulate_retries::SimulateRetriesArgs),
+    /// The delivery log (`GET /webhook_deliveries`) as a table.
+    Deliveries(deliveries::DeliveriesArgs),
+    /// Re-send events from `GET /events` to a URL, signed with the local secret, in order.
+    Replay(replay::ReplayArgs),
+    /// Webhook subscriptions: list, create, ensure, enable, disable, regenerate, delete.
+    Subscriptions(subscriptions::SubscriptionsArgs),
+    /// Sweep every entity's events and POST those in each window, signed, in order;
+    /// `reconcile status` prints the checkpoints.
+    Reconcile(reconcile::ReconcileArgs),
+    /// Print each disabled subscription, and re-enable it with `--reenable`.
+    Watch(watch::WatchArgs),
+    /// The durable inbox in PostgreSQL: status, list, show, retry, replay, purge.
+    Inbox(inbox::InboxArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,18 +93,18 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, Failure> {
-    let json = cli.json;
+    let output = cli.global.output();
     match cli.command {
-        Command::Sign(args) => commands::sign::run(&args, json),
-        Command::Verify(args) => commands::verify::run(&args, json),
-        Command::Send(args) => commands::send::run(args, json).await,
-        Command::Listen(args) => commands::listen::run(args, json).await,
-        Command::SimulateRetries(args) => commands::simulate_retries::run(args, json).await,
-        Command::Deliveries(args) => commands::deliveries::run(&args, json).await,
-        Command::Replay(args) => commands::replay::run(args, json).await,
-        Command::Subscriptions(args) => commands::subscriptions::run(args, json).await,
-        Command::Inbox(args) => commands::inbox::run(args, json).await,
-        Command::Reconcile(args) => commands::reconcile::run(args, json).await,
-        Command::Watch(args) => commands::watch::run(&args, json).await,
+        Command::Sign(args) => sign::run(&args, output),
+        Command::Verify(args) => verify::run(&args, output),
+        Command::Send(args) => send::run(args, output).await,
+        Command::Listen(args) => listen::run(args, output).await,
+        Command::SimulateRetries(args) => simulate_retries::run(args, output).await,
+        Command::Deliveries(args) => deliveries::run(&args, output).await,
+        Command::Replay(args) => replay::run(args, output).await,
+        Command::Subscriptions(args) => subscriptions::run(args, output).await,
+        Command::Inbox(args) => inbox::run(args, output).await,
+        Command::Reconcile(args) => reconcile::run(args, output).await,
+        Command::Watch(args) => watch::run(&args, output).await,
     }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use monite_webhooks::signature::KeyConvention;
 use monite_webhooks::{Keyring, Secret, Verifier};
 
-use crate::args::SecretArgs;
 use crate::failure::Failure;
+use crate::options::SecretArgs;
 
 /// `<subscription_id>=<whsec_...>,...`: one secret per subscription.
 pub(crate) const SECRETS_VAR: &str = "MONITE_WEBHOOK_SECRETS";

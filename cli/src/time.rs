@@ -2,8 +2,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::failure::Failure;
-
 /// Now, as a duration since the Unix epoch.
 pub(crate) fn now() -> Duration {
     SystemTime::now()
@@ -55,14 +53,14 @@ fn civil(unix: u64) -> (String, String) {
 
 /// A time given on the command line, as the RFC 3339 text Monite's filters take: RFC 3339
 /// (passed through), a date (`2024-05-01`, midnight UTC), Unix seconds, or an age before now
-/// (`90s`, `30m`, `2h`, `7d`, `2w`).
-pub(crate) fn parse_time(text: &str, flag: &str) -> Result<String, Failure> {
+/// (`90s`, `30m`, `2h`, `7d`, `2w`). clap's `value_parser` of `--since` and `--until`; the
+/// error is what clap prints after the flag and value.
+pub(crate) fn parse_time(text: &str) -> Result<String, String> {
     let text = text.trim();
     let bad = || {
-        Failure::usage(format!(
-            "{flag} {text:?} is not a time: give RFC 3339 (2024-05-01T00:00:00Z), a date, \
-             Unix seconds, or an age such as 30m, 2h or 7d"
-        ))
+        "not a time: give RFC 3339 (2024-05-01T00:00:00Z), a date, Unix seconds, or an age \
+         such as 30m, 2h or 7d"
+            .to_owned()
     };
     if text.is_empty() {
         return Err(bad());
@@ -88,6 +86,16 @@ pub(crate) fn parse_time(text: &str, flag: &str) -> Result<String, Failure> {
         }
         _ => Err(bad()),
     }
+}
+
+/// An interval such as `--every`'s: `90s`, `5m`, `1h`, `7d`. clap's `value_parser`.
+pub(crate) fn parse_interval(text: &str) -> Result<Duration, String> {
+    parse_age(text.trim()).ok_or_else(|| "not a duration such as 90s, 5m or 1h".to_owned())
+}
+
+/// An age such as `--older-than`'s: `30m`, `2h`, `7d`. clap's `value_parser`.
+pub(crate) fn parse_age_arg(text: &str) -> Result<Duration, String> {
+    parse_age(text.trim()).ok_or_else(|| "not an age such as 30m, 2h or 7d".to_owned())
 }
 
 /// `90s`, `30m`, `2h`, `7d`, `2w`.
@@ -141,22 +149,20 @@ mod tests {
     #[test]
     fn parses_the_accepted_forms() {
         assert_eq!(
-            parse_time("2024-05-01", "--since").ok().as_deref(),
+            parse_time("2024-05-01").ok().as_deref(),
             Some("2024-05-01T00:00:00Z")
         );
         assert_eq!(
-            parse_time("2024-05-01T10:00:00+02:00", "--since")
-                .ok()
-                .as_deref(),
+            parse_time("2024-05-01T10:00:00+02:00").ok().as_deref(),
             Some("2024-05-01T10:00:00+02:00")
         );
         assert_eq!(
-            parse_time("1714557600", "--since").ok().as_deref(),
+            parse_time("1714557600").ok().as_deref(),
             Some("2024-05-01T10:00:00Z")
         );
-        assert!(parse_time("2h", "--since").is_ok());
+        assert!(parse_time("2h").is_ok());
         for bad in ["", "yesterday", "2024-5-1", "12x"] {
-            assert!(parse_time(bad, "--since").is_err(), "{bad}");
+            assert!(parse_time(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_age("2h"), Some(Duration::from_secs(7200)));
     }

@@ -2,6 +2,8 @@
 //! each verified event, explains each rejection, and can forward deliveries, re-signed, to
 //! the application being developed.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -10,18 +12,51 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use clap::Args;
 use monite_webhooks::signature::{KeyConvention, SIGNATURE_HEADER};
 use monite_webhooks::{
     Dispatcher, ErrorKind, Event, EventType, ObjectType, Outcome, Receiver, Secret,
 };
 use serde_json::json;
 
-use crate::args::ListenArgs;
 use crate::catalog;
 use crate::deliver;
 use crate::diagnose::diagnose;
 use crate::failure::Failure;
+use crate::options::SecretArgs;
+use crate::output::Output;
 use crate::secrets::{self, NamedSecret};
+
+#[derive(Debug, Args)]
+pub(crate) struct ListenArgs {
+    /// Address to listen on; every path takes deliveries.
+    #[arg(long, value_name = "A", default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    #[command(flatten)]
+    secrets: SecretArgs,
+    /// Forward each verified delivery, raw body re-signed, to this URL, and answer with its
+    /// status.
+    #[arg(long, value_name = "URL")]
+    forward_to: Option<String>,
+    /// The secret `--forward-to` verifies with; the first listening secret by default.
+    /// Prefer `--forward-secret-file`: command lines are visible to other users.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        requires = "forward_to",
+        conflicts_with = "forward_secret_file"
+    )]
+    forward_secret: Option<String>,
+    /// A file whose first non-blank line is the `--forward-to` secret, `-` for stdin.
+    #[arg(long, value_name = "PATH", requires = "forward_to")]
+    forward_secret_file: Option<PathBuf>,
+    /// Print each event's body, indented, under its line.
+    #[arg(long)]
+    pretty: bool,
+    /// Timestamp tolerance in seconds, either way.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    tolerance: u64,
+}
 
 /// A line on stdout; a closed stdout (`listen | head`) must not stop the server.
 macro_rules! say {
@@ -71,7 +106,7 @@ struct Forward {
     http: reqwest::Client,
 }
 
-pub(crate) async fn run(args: ListenArgs, json: bool) -> Result<ExitCode, Failure> {
+pub(crate) async fn run(args: ListenArgs, output: Output) -> Result<ExitCode, Failure> {
     if args.forward_secret_file.as_deref() == Some(std::path::Path::new("-"))
         && args
             .secrets
@@ -114,7 +149,8 @@ pub(crate) async fn run(args: ListenArgs, json: bool) -> Result<ExitCode, Failur
         tolerance: args.tolerance,
         forward,
         pretty: args.pretty,
-        json,
+        // One JSON line per delivery as it comes, not one document: the stream is the result.
+        json: output.is_json(),
         next_diagnosis: Mutex::new(Some(Instant::now())),
     });
     let app = axum::Router::new()

@@ -35,11 +35,3 @@ pub(crate) fn read_body(path: &Path) -> Result<Vec<u8>, Failure> {
     }
     std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))
 }
-
-/// Prints `value` as one JSON document on stdout.
-pub(crate) fn print_json(value: &impl serde::Serialize) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
-    }
-}

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::{Args, Subcommand};
 use monite_webhooks::client::reconcile::{
     CheckpointStore, CycleReport, FileCheckpoints, MemoryCheckpoints, Reconciler,
 };
@@ -16,10 +17,64 @@ use monite_webhooks::jiff::Timestamp;
 use monite_webhooks::{Dispatcher, Event, Receiver, Unhandled, Verifier};
 use serde::Serialize;
 
-use crate::args::{ReconcileArgs, ReconcileStatus};
 use crate::deliver;
 use crate::failure::{self, Failure};
+use crate::options::SecretArgs;
+use crate::output::Output;
 use crate::secrets;
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct ReconcileArgs {
+    #[command(subcommand)]
+    status: Option<ReconcileStatus>,
+    /// Where to POST the events (required to sweep).
+    #[arg(long, value_name = "URL")]
+    to: Option<String>,
+    /// The checkpoint file, one line per entity.
+    #[arg(long, value_name = "FILE", default_value = "monite-reconcile.state")]
+    state: PathBuf,
+    /// One cycle, then exit (the default).
+    #[arg(long, conflicts_with = "every")]
+    once: bool,
+    /// A cycle every DURATION (`90s`, `5m`, `1h`), until interrupted.
+    #[arg(long, value_name = "DURATION", value_parser = crate::time::parse_interval)]
+    every: Option<Duration>,
+    /// Where an entity without a checkpoint starts: an age or a time within the last 8 days
+    /// (what the receiver remembers); 24 h ago by default.
+    #[arg(long, value_name = "T", value_parser = parse_timestamp)]
+    since: Option<Timestamp>,
+    /// The least lookback before each checkpoint; 15 minutes by default.
+    #[arg(long, value_name = "DURATION", value_parser = crate::time::parse_interval)]
+    lookback: Option<Duration>,
+    /// Requests per second to Monite, at most.
+    #[arg(long, value_name = "N", default_value_t = 6.0)]
+    max_rate: f64,
+    /// Only this entity (repeatable); every entity of `GET /entities` otherwise.
+    #[arg(long = "entity", value_name = "ID")]
+    entities: Vec<String>,
+    /// List what would be sent; send nothing, save no checkpoint.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    secrets: SecretArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReconcileStatus {
+    /// The checkpoints, their lag, and the last error per entity.
+    Status {
+        /// The checkpoint file.
+        #[arg(long, value_name = "FILE", default_value = "monite-reconcile.state")]
+        state: PathBuf,
+    },
+}
+
+/// `--since`: a time as `parse_time` takes it, then as the reconciler's timestamp.
+fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
+    let rfc3339 = crate::time::parse_time(text)?;
+    rfc3339.parse().map_err(|e| format!("{e}"))
+}
 
 /// One cycle, as printed.
 #[derive(Debug, Serialize)]
@@ -42,9 +97,9 @@ struct Standing {
     last_error: Option<String>,
 }
 
-pub(crate) async fn run(args: ReconcileArgs, json: bool) -> Result<ExitCode, Failure> {
+pub(crate) async fn run(args: ReconcileArgs, output: Output) -> Result<ExitCode, Failure> {
     if let Some(ReconcileStatus::Status { state }) = &args.status {
-        return status(state, json).await;
+        return status(state, output).await;
     }
     let to = args
         .to
@@ -53,11 +108,7 @@ pub(crate) async fn run(args: ReconcileArgs, json: bool) -> Result<ExitCode, Fai
     deliver::check_url(&to, "--to")?;
     let (secret, _) = secrets::signing(&args.secrets)?;
     let verifying = secret.clone();
-    let every = args
-        .every
-        .as_deref()
-        .map(|text| duration(text, "--every"))
-        .transpose()?;
+    let every = args.every;
     let client = crate::api::builder()?.max_rate(args.max_rate).build()?;
     let file = FileCheckpoints::open(&args.state)?;
     let http = deliver::http_client(Duration::from_secs(30))?;
@@ -68,7 +119,7 @@ pub(crate) async fn run(args: ReconcileArgs, json: bool) -> Result<ExitCode, Fai
             let id = event.id().unwrap_or_default().to_owned();
             if dry_run {
                 // With --json, stdout holds the cycle's document alone.
-                if json {
+                if output.is_json() {
                     eprintln!("would send {} {id}", event.action());
                 } else {
                     println!("would send {} {id}", event.action());
@@ -102,15 +153,11 @@ pub(crate) async fn run(args: ReconcileArgs, json: bool) -> Result<ExitCode, Fai
     // The target deduplicates with its own store; this one only spares a second POST
     // within a run.
     .allow_process_local_store();
-    if let Some(since) = &args.since {
-        let text = crate::time::parse_time(since, "--since")?;
-        let at: Timestamp = text
-            .parse()
-            .map_err(|e| Failure::usage(format!("--since {since:?}: {e}")))?;
-        builder = builder.since_time(at);
+    if let Some(since) = args.since {
+        builder = builder.since_time(since);
     }
-    if let Some(lookback) = &args.lookback {
-        builder = builder.lookback(duration(lookback, "--lookback")?);
+    if let Some(lookback) = args.lookback {
+        builder = builder.lookback(lookback);
     }
     if !args.entities.is_empty() {
         builder = builder.entities(args.entities.clone());
@@ -126,7 +173,7 @@ pub(crate) async fn run(args: ReconcileArgs, json: bool) -> Result<ExitCode, Fai
         if !dry_run {
             save_errors(&errors_path, &cycle)?;
         }
-        let ok = print(&cycle, dry_run, json);
+        let ok = print(&cycle, dry_run, output);
         let Some(every) = every else {
             return Ok(failure::outcome(ok));
         };
@@ -134,7 +181,7 @@ pub(crate) async fn run(args: ReconcileArgs, json: bool) -> Result<ExitCode, Fai
     }
 }
 
-fn print(cycle: &CycleReport, dry_run: bool, json: bool) -> bool {
+fn print(cycle: &CycleReport, dry_run: bool, output: Output) -> bool {
     let shown = Cycle {
         swept: cycle.swept,
         failed: cycle.failed.iter().cloned().collect(),
@@ -144,9 +191,7 @@ fn print(cycle: &CycleReport, dry_run: bool, json: bool) -> bool {
         deep: cycle.deep,
         dry_run,
     };
-    if json {
-        super::print_json(&shown);
-    } else {
+    output.print(&shown, |shown| {
         println!(
             "{} entities swept, {} events {}, {} already handled, {} unparsable, {} failed",
             shown.swept,
@@ -159,11 +204,11 @@ fn print(cycle: &CycleReport, dry_run: bool, json: bool) -> bool {
         for (entity, error) in &shown.failed {
             eprintln!("error: entity {entity}: {error}");
         }
-    }
+    });
     shown.failed.is_empty() && shown.unparsable == 0
 }
 
-async fn status(state: &Path, json: bool) -> Result<ExitCode, Failure> {
+async fn status(state: &Path, output: Output) -> Result<ExitCode, Failure> {
     let store = FileCheckpoints::open(state)?;
     let errors = load_errors(&errors_path(state));
     let now = Timestamp::now();
@@ -178,17 +223,15 @@ async fn status(state: &Path, json: bool) -> Result<ExitCode, Failure> {
             entity_id,
         })
         .collect();
-    if json {
-        super::print_json(&standings);
-    } else {
-        for s in &standings {
+    output.print(&standings, |standings| {
+        for s in standings {
             let error = s.last_error.as_deref().unwrap_or("-");
             println!(
                 "{} {} lag {}s {error}",
                 s.entity_id, s.checkpoint, s.lag_seconds
             );
         }
-    }
+    });
     Ok(failure::outcome(
         standings.iter().all(|s| s.last_error.is_none()),
     ))
@@ -217,13 +260,4 @@ fn save_errors(path: &Path, cycle: &CycleReport) -> Result<(), Failure> {
     let text = serde_json::to_vec_pretty(&errors).unwrap_or_default();
     std::fs::write(path, text)
         .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
-}
-
-/// `90s`, `5m`, `1h`, `7d`.
-pub(crate) fn duration(text: &str, flag: &str) -> Result<Duration, Failure> {
-    crate::time::parse_age(text.trim()).ok_or_else(|| {
-        Failure::usage(format!(
-            "{flag} {text:?} is not a duration such as 90s, 5m or 1h"
-        ))
-    })
 }

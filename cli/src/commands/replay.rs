@@ -9,16 +9,47 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use clap::Args;
 use futures_util::TryStreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use monite_webhooks::client::ListQuery;
 use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver, Unhandled, Verifier};
 use serde::Serialize;
 
-use crate::args::ReplayArgs;
 use crate::deliver;
 use crate::failure::{self, Failure};
+use crate::options::{EntityArgs, SecretArgs};
+use crate::output::Output;
 use crate::secrets;
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    #[command(flatten)]
+    entity: EntityArgs,
+    /// Events created since this time: RFC 3339, Unix seconds, or an age (`30m`, `2h`, `7d`).
+    #[arg(long, value_name = "T", required_unless_present = "resume_from", value_parser = crate::time::parse_time)]
+    since: Option<String>,
+    /// Events created until this time (same forms).
+    #[arg(long, value_name = "T", value_parser = crate::time::parse_time)]
+    until: Option<String>,
+    /// Only this object type.
+    #[arg(long, value_name = "O")]
+    object_type: Option<String>,
+    /// Where to POST them.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    #[command(flatten)]
+    secrets: SecretArgs,
+    /// Continue a stopped replay from the page it printed.
+    #[arg(long, value_name = "TOKEN")]
+    resume_from: Option<String>,
+    /// Only events whose delivery the delivery log shows as failed.
+    #[arg(long)]
+    failed_only: bool,
+    /// Events per page; a replay resumes at page boundaries.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=100))]
+    page_size: u8,
+}
 
 /// How far a replay got.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -63,13 +94,9 @@ impl Summary {
     }
 }
 
-pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failure> {
+pub(crate) async fn run(args: ReplayArgs, output: Output) -> Result<ExitCode, Failure> {
     deliver::check_url(&args.to, "--to")?;
     let (secret, _) = secrets::signing(&args.secrets)?;
-    let time =
-        |value: Option<&str>, flag| value.map(|t| crate::time::parse_time(t, flag)).transpose();
-    let since = time(args.since.as_deref(), "--since")?;
-    let until = time(args.until.as_deref(), "--until")?;
     let client = crate::api::client()?;
     let entity_id = args.entity.entity_id.clone();
 
@@ -150,11 +177,11 @@ pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failur
     if let Some(token) = &args.resume_from {
         recovery = recovery.resume_from(token.clone());
     } else {
-        if let Some(since) = since {
-            recovery = recovery.since(since);
+        if let Some(since) = &args.since {
+            recovery = recovery.since(since.clone());
         }
-        if let Some(until) = until {
-            recovery = recovery.until(until);
+        if let Some(until) = &args.until {
+            recovery = recovery.until(until.clone());
         }
         if let Some(object_type) = &args.object_type {
             recovery = recovery.object_type(&ObjectType::from(object_type.as_str()));
@@ -172,9 +199,7 @@ pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failur
     } else if summary.stopped.is_none() {
         summary.stopped = result.as_ref().err().map(ToString::to_string);
     }
-    if json {
-        super::print_json(&summary);
-    } else {
+    output.print(&summary, |summary| {
         let unparsable = if summary.unparsable == 0 {
             String::new()
         } else {
@@ -193,15 +218,13 @@ pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failur
                 ""
             }
         );
-    }
-    if !json {
-        for refused in &summary.unparsable_events {
-            eprintln!(
-                "error: event {} could not be parsed, so it was not replayed: {}",
-                refused.id.as_deref().unwrap_or("(no id)"),
-                refused.error
-            );
-        }
+    });
+    for refused in &summary.unparsable_events {
+        output.text_error_line(format_args!(
+            "error: event {} could not be parsed, so it was not replayed: {}",
+            refused.id.as_deref().unwrap_or("(no id)"),
+            refused.error
+        ));
     }
     if summary.completed {
         return Ok(failure::outcome(summary.unparsable == 0));
@@ -211,9 +234,7 @@ pub(crate) async fn run(args: ReplayArgs, json: bool) -> Result<ExitCode, Failur
         |token| format!("resume with --resume-from {token}"),
     );
     let why = summary.stopped.unwrap_or_default();
-    if !json {
-        eprintln!("error: replay stopped at {why}; {resume}");
-    }
+    output.text_error_line(format_args!("error: replay stopped at {why}; {resume}"));
     Ok(failure::outcome(false))
 }
 

@@ -1,16 +1,53 @@
 //! `send`: a realistic signed event, POSTed as Monite would.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Args;
 use futures_util::StreamExt as _;
 use serde::Serialize;
 
-use crate::args::SendArgs;
 use crate::catalog::{self, EnvelopeIds, Pair};
 use crate::deliver::{self, Answer};
 use crate::failure::{self, Failure};
+use crate::options::SecretArgs;
+use crate::output::Output;
 use crate::secrets;
+
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// The event, as `OBJECT_TYPE.EVENT` (`counterpart.created`,
+    /// `entity.onboarding_requirements.updated`); see `--list`.
+    #[arg(value_name = "OBJECT_TYPE.EVENT", required_unless_present_any = ["all", "list", "body_file"])]
+    event: Option<String>,
+    /// Send every documented event, one after the other.
+    #[arg(long, conflicts_with_all = ["event", "body_file"])]
+    all: bool,
+    /// Print the documented events and exit.
+    #[arg(long, conflicts_with_all = ["event", "all", "body_file"])]
+    list: bool,
+    /// Send this body instead of a generated envelope.
+    #[arg(long, value_name = "FILE")]
+    body_file: Option<PathBuf>,
+    /// Where to POST.
+    #[arg(long, value_name = "URL", required_unless_present = "list")]
+    to: Option<String>,
+    #[command(flatten)]
+    secrets: SecretArgs,
+    /// Deliver the same event this many times in all (same id, freshly signed each time).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
+    /// How many deliveries are in flight at once.
+    #[arg(long, value_name = "C", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: u32,
+    /// The envelope's `entity_id`; random by default.
+    #[arg(long, value_name = "ID")]
+    entity_id: Option<String>,
+    /// Also send events the catalog does not document.
+    #[arg(long)]
+    allow_undocumented: bool,
+}
 
 /// One delivery, as reported.
 #[derive(Debug, Serialize)]
@@ -23,9 +60,9 @@ struct Sent {
     answer: Answer,
 }
 
-pub(crate) async fn run(args: SendArgs, json: bool) -> Result<ExitCode, Failure> {
+pub(crate) async fn run(args: SendArgs, output: Output) -> Result<ExitCode, Failure> {
     if args.list {
-        return Ok(list(json));
+        return Ok(list(output));
     }
     let to = args.to.clone().unwrap_or_default();
     deliver::check_url(&to, "--to")?;
@@ -78,38 +115,37 @@ pub(crate) async fn run(args: SendArgs, json: bool) -> Result<ExitCode, Failure>
 
     let mut sent = Vec::new();
     while let Some(result) = results.next().await {
-        if !json {
-            let repeat = if args.repeat > 1 {
-                format!(" #{}", result.attempt)
-            } else {
-                String::new()
-            };
-            println!(
-                "{}{repeat} {} -> {} ({} ms)",
-                result.action,
-                result.id.as_deref().unwrap_or("-"),
-                result.answer.describe(),
-                result.answer.millis
-            );
-        }
+        let repeat = if args.repeat > 1 {
+            format!(" #{}", result.attempt)
+        } else {
+            String::new()
+        };
+        output.text_line(format_args!(
+            "{}{repeat} {} -> {} ({} ms)",
+            result.action,
+            result.id.as_deref().unwrap_or("-"),
+            result.answer.describe(),
+            result.answer.millis
+        ));
         sent.push(result);
     }
     let acknowledged = sent.iter().filter(|s| s.ok).count();
     let all_ok = acknowledged == sent.len();
-    if json {
-        super::print_json(&serde_json::json!({
-            "to": to,
-            "sent": sent.len(),
-            "acknowledged": acknowledged,
-            "deliveries": sent,
-        }));
-    } else if sent.len() > 1 {
-        println!(
-            "{} deliveries to {to}: {acknowledged} acknowledged (2xx), {} not",
-            sent.len(),
-            sent.len() - acknowledged
-        );
-    }
+    let report = serde_json::json!({
+        "to": to,
+        "sent": sent.len(),
+        "acknowledged": acknowledged,
+        "deliveries": sent,
+    });
+    output.print(&report, |_| {
+        if sent.len() > 1 {
+            println!(
+                "{} deliveries to {to}: {acknowledged} acknowledged (2xx), {} not",
+                sent.len(),
+                sent.len() - acknowledged
+            );
+        }
+    });
     Ok(failure::outcome(all_ok))
 }
 
@@ -120,18 +156,16 @@ fn event_id(body: &str) -> Option<String> {
         .and_then(|v| v["id"].as_str().map(str::to_owned))
 }
 
-fn list(json: bool) -> ExitCode {
+fn list(output: Output) -> ExitCode {
     let pairs = catalog::documented();
-    if json {
-        let actions: Vec<_> = pairs
-            .iter()
-            .map(|p| serde_json::json!({"action": p.action(), "object_type": p.object_type, "event": p.event}))
-            .collect();
-        super::print_json(&actions);
-    } else {
+    let actions: Vec<_> = pairs
+        .iter()
+        .map(|p| serde_json::json!({"action": p.action(), "object_type": p.object_type, "event": p.event}))
+        .collect();
+    output.print(&actions, |_| {
         for pair in &pairs {
             println!("{}", pair.action());
         }
-    }
+    });
     ExitCode::SUCCESS
 }

@@ -4,12 +4,14 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use serde::Serialize;
 
-use crate::args::SimulateRetriesArgs;
 use crate::catalog::{self, EnvelopeIds};
 use crate::deliver::{self, Answer};
 use crate::failure::{self, Failure};
+use crate::options::SecretArgs;
+use crate::output::Output;
 use crate::secrets;
 use crate::time::short_duration;
 
@@ -45,7 +47,26 @@ struct Attempt {
     answer: Answer,
 }
 
-pub(crate) async fn run(args: SimulateRetriesArgs, json: bool) -> Result<ExitCode, Failure> {
+#[derive(Debug, Args)]
+pub(crate) struct SimulateRetriesArgs {
+    /// Where to deliver.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// How many times faster than Monite's schedule (60: a minute takes a second).
+    #[arg(long, value_name = "N", default_value_t = 60.0)]
+    speedup: f64,
+    /// The event to deliver.
+    #[arg(
+        long,
+        value_name = "OBJECT_TYPE.EVENT",
+        default_value = "payable.created"
+    )]
+    event: String,
+    #[command(flatten)]
+    secrets: SecretArgs,
+}
+
+pub(crate) async fn run(args: SimulateRetriesArgs, output: Output) -> Result<ExitCode, Failure> {
     if !(args.speedup.is_finite() && args.speedup >= 1.0) {
         return Err(Failure::usage("--speedup must be a number, 1 or more"));
     }
@@ -61,15 +82,13 @@ pub(crate) async fn run(args: SimulateRetriesArgs, json: bool) -> Result<ExitCod
     );
     let http = deliver::http_client(Duration::from_secs(30))?;
     let schedule = schedule();
-    if !json {
-        println!(
-            "delivering {} to {} on Monite's schedule ({} attempts over a week), {}x faster",
-            pair.action(),
-            args.to,
-            schedule.len(),
-            args.speedup
-        );
-    }
+    output.text_line(format_args!(
+        "delivering {} to {} on Monite's schedule ({} attempts over a week), {}x faster",
+        pair.action(),
+        args.to,
+        schedule.len(),
+        args.speedup
+    ));
     let started = Instant::now();
     let mut attempts = Vec::new();
     for (i, offset) in schedule.iter().enumerate() {
@@ -84,15 +103,13 @@ pub(crate) async fn run(args: SimulateRetriesArgs, json: bool) -> Result<ExitCod
             ok: answer.ok(),
             answer,
         };
-        if !json {
-            println!(
-                "attempt {:>2} at +{:<9} (real +{:.2}s): {}",
-                attempt.attempt,
-                short_duration(*offset),
-                attempt.real_millis as f64 / 1000.0,
-                attempt.answer.describe()
-            );
-        }
+        output.text_line(format_args!(
+            "attempt {:>2} at +{:<9} (real +{:.2}s): {}",
+            attempt.attempt,
+            short_duration(*offset),
+            attempt.real_millis as f64 / 1000.0,
+            attempt.answer.describe()
+        ));
         let ok = attempt.ok;
         attempts.push(attempt);
         if ok {
@@ -113,18 +130,15 @@ pub(crate) async fn run(args: SimulateRetriesArgs, json: bool) -> Result<ExitCod
             attempts.len()
         )
     };
-    if json {
-        super::print_json(&serde_json::json!({
-            "action": pair.action(),
-            "to": args.to,
-            "speedup": args.speedup,
-            "delivered": delivered,
-            "attempts": attempts,
-            "summary": summary,
-        }));
-    } else {
-        println!("{summary}");
-    }
+    let report = serde_json::json!({
+        "action": pair.action(),
+        "to": args.to,
+        "speedup": args.speedup,
+        "delivered": delivered,
+        "attempts": attempts,
+        "summary": summary,
+    });
+    output.print(&report, |_| println!("{summary}"));
     Ok(failure::outcome(delivered))
 }
 

@@ -4,12 +4,27 @@
 //! (the default) it exits 1 while any subscription stays disabled.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
+use clap::Args;
 use monite_webhooks::client::reconcile::{WatchCheck, Watchdog};
 use serde::Serialize;
 
-use crate::args::WatchArgs;
 use crate::failure::{self, Failure};
+use crate::output::Output;
+
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// One check, then exit: 1 while a subscription stays disabled (the default).
+    #[arg(long, conflicts_with = "every")]
+    once: bool,
+    /// A check every DURATION (`60s`, `5m`), until interrupted.
+    #[arg(long, value_name = "DURATION", value_parser = crate::time::parse_interval)]
+    every: Option<Duration>,
+    /// Re-enable each disabled subscription at once.
+    #[arg(long)]
+    reenable: bool,
+}
 
 /// One disabled subscription, as printed.
 #[derive(Debug, Serialize)]
@@ -20,16 +35,12 @@ struct Disabled {
     error: Option<String>,
 }
 
-pub(crate) async fn run(args: &WatchArgs, json: bool) -> Result<ExitCode, Failure> {
-    let every = args
-        .every
-        .as_deref()
-        .map(|text| super::reconcile::duration(text, "--every"))
-        .transpose()?;
+pub(crate) async fn run(args: &WatchArgs, output: Output) -> Result<ExitCode, Failure> {
+    let every = args.every;
     let watchdog = Watchdog::new(crate::api::client()?).reenable(args.reenable);
     loop {
         let check = watchdog.check_once().await?;
-        print(&check, json);
+        print(&check, output);
         let Some(every) = every else {
             return Ok(failure::outcome(!check.any_still_disabled()));
         };
@@ -37,7 +48,7 @@ pub(crate) async fn run(args: &WatchArgs, json: bool) -> Result<ExitCode, Failur
     }
 }
 
-fn print(check: &WatchCheck, json: bool) {
+fn print(check: &WatchCheck, output: Output) {
     let rows: Vec<Disabled> = check
         .disabled
         .iter()
@@ -52,19 +63,17 @@ fn print(check: &WatchCheck, json: bool) {
                 .map(|(_, e)| e.clone()),
         })
         .collect();
-    if json {
-        super::print_json(&rows);
-        return;
-    }
-    for row in &rows {
-        let what = if row.reenabled {
-            "re-enabled; its events while disabled are lost"
-        } else {
-            "disabled"
-        };
-        println!("{} {} {what}", row.id, row.object_type);
-        if let Some(error) = &row.error {
-            eprintln!("error: cannot re-enable {}: {error}", row.id);
+    output.print(&rows, |rows| {
+        for row in rows {
+            let what = if row.reenabled {
+                "re-enabled; its events while disabled are lost"
+            } else {
+                "disabled"
+            };
+            println!("{} {} {what}", row.id, row.object_type);
+            if let Some(error) = &row.error {
+                eprintln!("error: cannot re-enable {}: {error}", row.id);
+            }
         }
-    }
+    });
 }
