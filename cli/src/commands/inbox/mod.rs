@@ -61,8 +61,8 @@ pub(crate) async fn run(args: InboxArgs, output: Output) -> Result<ExitCode, Fai
         InboxCommand::Retry(args) => retry::run(&inbox, &args, output).await,
         InboxCommand::Replay(args) => replay::run(&inbox, &args, output).await,
         InboxCommand::Purge(args) => purge::run(&inbox, &args, output).await,
-        InboxCommand::Pause => pause::pause(&inbox, namespace, output).await,
-        InboxCommand::Resume => pause::resume(&inbox, namespace, output).await,
+        InboxCommand::Pause => pause::run(&inbox, namespace, true, output).await,
+        InboxCommand::Resume => pause::run(&inbox, namespace, false, output).await,
     }
 }
 

@@ -7,26 +7,24 @@ use monite_webhooks::inbox::PostgresInbox;
 use crate::failure::Failure;
 use crate::output::Output;
 
-pub(crate) async fn pause(
+/// Pauses the namespace's workers, or resumes them when `pause` is false.
+pub(crate) async fn run(
     inbox: &PostgresInbox,
     namespace: &str,
+    pause: bool,
     output: Output,
 ) -> Result<ExitCode, Failure> {
-    inbox.pause().await?;
-    output.print(&serde_json::json!({ "paused": true }), |_| {
-        println!("paused: no worker of {namespace} claims until `inbox resume`");
-    });
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) async fn resume(
-    inbox: &PostgresInbox,
-    namespace: &str,
-    output: Output,
-) -> Result<ExitCode, Failure> {
-    inbox.resume().await?;
-    output.print(&serde_json::json!({ "paused": false }), |_| {
-        println!("resumed: workers of {namespace} claim again");
+    if pause {
+        inbox.pause().await?;
+    } else {
+        inbox.resume().await?;
+    }
+    output.print(&serde_json::json!({ "paused": pause }), |_| {
+        if pause {
+            println!("paused: no worker of {namespace} claims until `inbox resume`");
+        } else {
+            println!("resumed: workers of {namespace} claim again");
+        }
     });
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use monite_webhooks::client::{Client, WebhookSubscription};
+use monite_webhooks::client::Client;
 
 use crate::failure::Failure;
 use crate::output::Output;
@@ -15,31 +15,24 @@ pub(crate) struct SwitchArgs {
     id: String,
 }
 
-pub(crate) async fn enable(
+/// Enables the subscription, or disables it when `enable` is false.
+pub(crate) async fn run(
     client: &Client,
     args: &SwitchArgs,
+    enable: bool,
     output: Output,
 ) -> Result<ExitCode, Failure> {
-    let enabled = client.webhook_subscriptions().enable(&args.id).await?;
-    print(&enabled, "enabled", output);
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) async fn disable(
-    client: &Client,
-    args: &SwitchArgs,
-    output: Output,
-) -> Result<ExitCode, Failure> {
-    let disabled = client.webhook_subscriptions().disable(&args.id).await?;
-    print(&disabled, "disabled", output);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print(subscription: &WebhookSubscription, what: &str, output: Output) {
-    output.print(&super::to_json(subscription), |_| {
+    let subscriptions = client.webhook_subscriptions();
+    let (subscription, what) = if enable {
+        (subscriptions.enable(&args.id).await?, "enabled")
+    } else {
+        (subscriptions.disable(&args.id).await?, "disabled")
+    };
+    output.print(&super::to_json(&subscription), |_| {
         println!(
             "{what} {} ({} -> {})",
             subscription.id, subscription.object_type, subscription.url
         );
     });
+    Ok(ExitCode::SUCCESS)
 }

@@ -58,8 +58,8 @@ pub(crate) async fn run(args: SubscriptionsArgs, output: Output) -> Result<ExitC
         SubscriptionsCommand::List(args) => list::run(&client, &args, output).await,
         SubscriptionsCommand::Create(args) => create::run(&client, &args, output).await,
         SubscriptionsCommand::Ensure(args) => ensure::run(&client, &args, output).await,
-        SubscriptionsCommand::Enable(args) => enable::enable(&client, &args, output).await,
-        SubscriptionsCommand::Disable(args) => enable::disable(&client, &args, output).await,
+        SubscriptionsCommand::Enable(args) => enable::run(&client, &args, true, output).await,
+        SubscriptionsCommand::Disable(args) => enable::run(&client, &args, false, output).await,
         SubscriptionsCommand::Regenerate(args) => regenerate::run(&client, &args, output).await,
         SubscriptionsCommand::Delete(args) => delete::run(&client, &args, output).await,
     }
