@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::pace::Pace;
+use crate::postgres::Pace;
 use super::store::{InboxSample, InboxStore};
 use crate::observe;
 

@@ -15,14 +15,14 @@ use tokio::task::JoinHandle;
 
 use super::alert::{AttemptFailure, OnFailure};
 use super::backlog::{OnBacklog, Sampler};
-use super::pace::Pace;
+use crate::postgres::Pace;
 use super::retry::RetrySchedule;
 use super::store::{
     AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, InboxStore,
     MIN_DONE_RETENTION,
 };
 use super::unhandled::WhenUnhandled;
-use crate::dispatch::attempt::InboxAttempt;
+use super::attempt::InboxAttempt;
 use crate::dispatch::{Dispatched, Dispatcher};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, ObjectType};

@@ -63,7 +63,7 @@ pub use self::builder::ReconcilerBuilder;
 #[cfg(feature = "redis")]
 pub use self::checkpoint::RedisCheckpoints;
 #[cfg(feature = "postgres")]
-pub use self::checkpoint::{CHECKPOINTS_SCHEMA, PostgresCheckpoints};
+pub use self::checkpoint::PostgresCheckpoints;
 pub use self::checkpoint::{CheckpointStore, FileCheckpoints, MemoryCheckpoints, StoreFuture};
 pub use self::report::Report;
 pub use self::schedule::{HOT_EVERY, HOT_FOR};
