@@ -52,6 +52,9 @@ mod tests {
         pace.again();
         assert!(pace.due(), "after again");
         let always = Pace::every(Duration::ZERO);
-        assert!(always.due() && always.due(), "a zero interval is always due");
+        assert!(
+            always.due() && always.due(),
+            "a zero interval is always due"
+        );
     }
 }

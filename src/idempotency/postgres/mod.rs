@@ -40,28 +40,35 @@ const PRUNE_BATCH: i64 = 1000;
 /// with the default prefix, the migrations are:
 ///
 /// ```sql
-/// -- The claims and the transactional handlers' done marks, as releases before numbered
+/// -- The claims and the transactional handlers' done marks, as versions before numbered
 /// -- migrations created them: a database they made already holds both, and this changes
-/// -- nothing there.
+/// -- nothing there. Run again after migration 2, it finds the renamed table and leaves the
+/// -- old name, a view by then, alone.
 /// CREATE TABLE IF NOT EXISTS monite_webhook_claims (
 ///     key text PRIMARY KEY,
 ///     token text,
 ///     expires_at timestamptz NOT NULL
 /// );
 /// CREATE INDEX IF NOT EXISTS monite_webhook_claims_expires_at ON monite_webhook_claims (expires_at);
-/// CREATE TABLE IF NOT EXISTS monite_webhook_inbox (
-///     key text PRIMARY KEY,
-///     expires_at timestamptz NOT NULL
-/// );
-/// CREATE INDEX IF NOT EXISTS monite_webhook_inbox_expires_at ON monite_webhook_inbox (expires_at);
+/// DO $$
+/// BEGIN
+///     IF to_regclass('monite_webhook_handled') IS NULL THEN
+///         CREATE TABLE IF NOT EXISTS monite_webhook_inbox (
+///             key text PRIMARY KEY,
+///             expires_at timestamptz NOT NULL
+///         );
+///         CREATE INDEX IF NOT EXISTS monite_webhook_inbox_expires_at ON monite_webhook_inbox (expires_at);
+///     END IF;
+/// END
+/// $$;
 ///
 /// -- The done marks of transactional handlers were `<prefix>_inbox`; "inbox" now names only
 /// -- the inbox (`<prefix>_inbox_events`), so the table becomes `<prefix>_handled`.
 /// --
-/// -- Replicas of an older release may still be running: the old name stays as a view of the
+/// -- Replicas of an older version may still be running: the old name stays as a view of the
 /// -- new table, through which their INSERT ... ON CONFLICT, SELECT and DELETE reach the same
 /// -- rows and the same unique key, so a duplicate still waits on the other's uncommitted row.
-/// -- A later release drops the view. The index keeps its name until then.
+/// -- A later version drops the view; the index keeps its name until then.
 /// DO $$
 /// BEGIN
 ///     IF to_regclass('monite_webhook_handled') IS NULL THEN
@@ -80,8 +87,9 @@ const PRUNE_BATCH: i64 = 1000;
 ///
 /// `monite_webhook_handled` holds one row per event a transactional handler committed.
 /// Versions before numbered migrations named it `monite_webhook_inbox`; that name stays,
-/// for now, as a view of it, so that replicas of an older version keep working during a rolling
-/// upgrade (the guide's [exactly once](crate::guide::exactly_once) says what to do).
+/// for now, as a view of it, so that replicas of an older version keep working during a
+/// rolling upgrade (the guide's [exactly once](crate::guide::exactly_once) says what to
+/// do).
 ///
 /// Keys are stored as `<namespace>:<key>`. The namespace names your service, and is
 /// required: two services that share one database (or one schema) and subscribe to the

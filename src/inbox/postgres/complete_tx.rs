@@ -87,5 +87,9 @@ pub(crate) async fn mark_done_in(
         .fetch_one(&mut *tx)
         .await
         .unwrap_or(false);
-    Ok(if open { Marked::LeaseLost } else { Marked::Ended })
+    Ok(if open {
+        Marked::LeaseLost
+    } else {
+        Marked::Ended
+    })
 }

@@ -51,12 +51,16 @@ impl PostgresCheckpoints {
         let db = store.database().clone();
         let table = &db.tables().checkpoints;
         let sql = Statements {
-            load: format!("SELECT checkpoint_us FROM {table} WHERE namespace = $1 AND entity_id = $2"),
+            load: format!(
+                "SELECT checkpoint_us FROM {table} WHERE namespace = $1 AND entity_id = $2"
+            ),
             save: format!(
                 "INSERT INTO {table} AS c (namespace, entity_id, checkpoint_us) VALUES ($1, $2, $3) \
                  ON CONFLICT (namespace, entity_id) DO UPDATE SET checkpoint_us = GREATEST(c.checkpoint_us, EXCLUDED.checkpoint_us)"
             ),
-            all: format!("SELECT entity_id, checkpoint_us FROM {table} WHERE namespace = $1 ORDER BY entity_id"),
+            all: format!(
+                "SELECT entity_id, checkpoint_us FROM {table} WHERE namespace = $1 ORDER BY entity_id"
+            ),
             schema: CHECKPOINTS.sql(db.tables()),
         };
         Self {
