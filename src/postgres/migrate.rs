@@ -167,10 +167,12 @@ mod tests {
     use super::*;
 
     fn components() -> Vec<&'static Component> {
-        let mut all = vec![&IDEMPOTENCY, &INBOX];
-        #[cfg(feature = "client")]
-        all.push(&CHECKPOINTS);
-        all
+        vec![
+            &IDEMPOTENCY,
+            &INBOX,
+            #[cfg(feature = "client")]
+            &CHECKPOINTS,
+        ]
     }
 
     #[test]
