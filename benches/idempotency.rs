@@ -10,10 +10,6 @@
     reason = "a bench fails loudly where its setup is wrong"
 )]
 
-#[cfg(feature = "postgres")]
-#[path = "../tests/support/pg.rs"]
-mod pg;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -100,7 +96,7 @@ fn idempotency(c: &mut Criterion) {
 
     #[cfg(feature = "postgres")]
     {
-        let server = pg::PgServer::start();
+        let server = monite_webhooks_testkit::pg::PgServer::start();
         let store = runtime
             .block_on(monite_webhooks::PostgresStore::connect(
                 &server.url(),
