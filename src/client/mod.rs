@@ -44,6 +44,7 @@ mod deliveries;
 mod ensure;
 mod entities;
 mod events;
+pub mod fetch;
 mod models;
 mod pagination;
 mod rate;
@@ -69,6 +70,7 @@ pub use self::deliveries::Deliveries;
 pub use self::ensure::{EnsureReport, Ensured, SecretStatus, SubscriptionPlan};
 pub use self::entities::{Entities, Entity};
 pub use self::events::Events;
+pub use self::fetch::{Fetch, Resolution};
 pub use self::models::{
     ListQuery, NewSubscription, Order, SubscriptionStatus, SubscriptionUpdate,
     SubscriptionWithSecret, WebhookDelivery, WebhookSubscription,
@@ -178,6 +180,8 @@ struct Inner {
     timer: Arc<dyn Timer>,
     /// Monite's `Date` from the last answer that had one, and when it came.
     monite_clock: Mutex<Option<(jiff::Timestamp, Instant)>>,
+    /// Object fetches under way, shared by overlapping callers.
+    in_flight: fetch::InFlight,
 }
 
 impl Client {
@@ -363,6 +367,7 @@ impl ClientBuilder {
                 budget: Budget::new(self.max_rate),
                 timer: self.timer,
                 monite_clock: Mutex::new(None),
+                in_flight: fetch::InFlight::default(),
             }),
         })
     }

@@ -2,7 +2,13 @@
 //! clones send, so a process stays under its share of Monite's limit (30 requests/s by
 //! default) however many tasks use it; `Retry-After` holds every caller back, and a
 //! `RateLimit-Remaining` running low spreads what is left until the reset.
+//!
+//! Two lanes share the schedule. Every request takes the next free slot, in the order they
+//! ask, except that a request in the lane ahead (a fetch of the object a live event is
+//! about) takes the earliest slot still waiting in the other lane, whose holders each move
+//! one slot back: a fetch never waits behind a reconciliation sweep's queue.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -92,7 +98,14 @@ struct State {
     hold_until: Option<Instant>,
     /// The gap between requests while the quota runs low; at least `interval`.
     stretched: Option<(Duration, Instant)>,
+    /// Slots of the ordinary lane still waiting, earliest first: a ticket and its instant.
+    queued: VecDeque<(u64, Instant)>,
+    next_ticket: u64,
 }
+
+/// A slot held in the ordinary lane, which a request ahead may move back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Ticket(u64);
 
 impl Budget {
     /// `max_rate` requests per second (at least one per hour).
@@ -108,14 +121,64 @@ impl Budget {
                 next_free: None,
                 hold_until: None,
                 stretched: None,
+                queued: VecDeque::new(),
+                next_ticket: 0,
             }),
             rate_limited: AtomicU64::new(0),
         }
     }
 
     /// How long to wait before sending, having reserved a slot: call, then sleep that long.
+    #[cfg(test)]
     pub(super) fn reserve(&self, now: Instant) -> Duration {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.next_slot(&mut state, now) - now
+    }
+
+    /// Reserves a slot in the ordinary lane: sleep the wait, then ask [`Budget::recheck`]
+    /// whether a request ahead moved the slot back.
+    pub(super) fn reserve_queued(&self, now: Instant) -> (Ticket, Duration) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let at = self.next_slot(&mut state, now);
+        forget_due(&mut state.queued, now);
+        let ticket = state.next_ticket;
+        state.next_ticket = ticket.wrapping_add(1);
+        if at > now {
+            state.queued.push_back((ticket, at));
+        }
+        (Ticket(ticket), at - now)
+    }
+
+    /// How much longer `ticket` waits: zero once its slot has come.
+    pub(super) fn recheck(&self, ticket: Ticket, now: Instant) -> Duration {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(index) = state.queued.iter().position(|(t, _)| *t == ticket.0) else {
+            return Duration::ZERO;
+        };
+        let at = state.queued[index].1;
+        if at > now {
+            return at - now;
+        }
+        state.queued.remove(index);
+        Duration::ZERO
+    }
+
+    /// Reserves a slot in the lane ahead: the earliest one an ordinary request is still
+    /// waiting for, if any (that request and those after it move one slot back), else the
+    /// next free one. Returns how long to wait.
+    pub(super) fn reserve_ahead(&self, now: Instant) -> Duration {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut at = self.next_slot(&mut state, now);
+        forget_due(&mut state.queued, now);
+        // Each waiting slot passes to the next; the last waiter takes the new slot.
+        for (_, slot) in state.queued.iter_mut().rev() {
+            std::mem::swap(slot, &mut at);
+        }
+        at - now
+    }
+
+    /// Takes the next free slot (no request sooner than `hold_until`), one gap after it.
+    fn next_slot(&self, state: &mut State, now: Instant) -> Instant {
         let gap = match state.stretched {
             Some((gap, until)) if now < until => gap,
             _ => self.interval,
@@ -125,7 +188,7 @@ impl Budget {
             at = at.max(bound);
         }
         state.next_free = Some(at + gap);
-        at - now
+        at
     }
 
     /// Takes what an answer's headers say about the quota: a 429's `Retry-After` holds
@@ -178,6 +241,13 @@ impl fmt::Debug for Budget {
         f.debug_struct("Budget")
             .field("max_rate", &self.max_rate())
             .finish_non_exhaustive()
+    }
+}
+
+/// Slots whose time has come are being used (or were given up): none is moved back.
+fn forget_due(queued: &mut VecDeque<(u64, Instant)>, now: Instant) {
+    while queued.front().is_some_and(|(_, at)| *at <= now) {
+        queued.pop_front();
     }
 }
 
@@ -250,6 +320,30 @@ mod tests {
             budget.reserve(start + Duration::from_secs(10)),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn a_request_ahead_takes_the_earliest_waiting_slot() {
+        let budget = Budget::new(5.0);
+        let start = Instant::now();
+        let (first, wait) = budget.reserve_queued(start);
+        assert_eq!(wait, Duration::ZERO);
+        let (second, wait) = budget.reserve_queued(start);
+        assert_eq!(wait, Duration::from_millis(200));
+        let (third, _) = budget.reserve_queued(start);
+        // Ahead of the two still waiting: the second's slot; they move back one each.
+        assert_eq!(budget.reserve_ahead(start), Duration::from_millis(200));
+        assert_eq!(budget.recheck(first, start), Duration::ZERO);
+        let later = start + Duration::from_millis(200);
+        assert_eq!(budget.recheck(second, later), Duration::from_millis(200));
+        assert_eq!(budget.recheck(third, later), Duration::from_millis(400));
+        assert_eq!(
+            budget.recheck(second, start + Duration::from_millis(400)),
+            Duration::ZERO
+        );
+        // Nothing waiting: the next free slot, as any request.
+        let quiet = start + Duration::from_secs(10);
+        assert_eq!(budget.reserve_ahead(quiet), Duration::ZERO);
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub(super) struct Request<'a> {
     pub(super) query: Vec<(&'static str, String)>,
     pub(super) body: Option<Bytes>,
     pub(super) replay: Replay,
+    /// Whether it goes ahead of the ordinary lane of the rate budget (a fetch for a live
+    /// event, not a sweep's listing).
+    pub(super) ahead: bool,
 }
 
 impl<'a> Request<'a> {
@@ -53,7 +56,14 @@ impl<'a> Request<'a> {
             query: Vec::new(),
             body: None,
             replay,
+            ahead: false,
         }
+    }
+
+    /// Sent ahead of the ordinary lane of the rate budget.
+    pub(super) fn ahead(mut self) -> Self {
+        self.ahead = true;
+        self
     }
 
     /// A `POST` whose repetition changes nothing (enable, disable, a token).
@@ -136,10 +146,7 @@ impl Client {
         // Whether an earlier attempt may have done what the request asks.
         let mut may_have_acted = false;
         loop {
-            let wait = self.inner.budget.reserve(self.inner.timer.now());
-            if !wait.is_zero() {
-                self.inner.timer.sleep(wait).await;
-            }
+            self.take_slot(request.ahead).await;
             let failure = match self.build(request, token).send().await {
                 Err(error) if error.is_builder() => return Err(transport(request, error)),
                 Err(error) => Failure::Transport { error },
@@ -213,6 +220,25 @@ impl Client {
             };
             retries += 1;
             self.inner.timer.sleep(wait).await;
+        }
+    }
+
+    /// Waits for a slot of the rate budget, in the lane ahead or the ordinary one (where a
+    /// request ahead may move the slot back while it waits).
+    async fn take_slot(&self, ahead: bool) {
+        let budget = &self.inner.budget;
+        let timer = &self.inner.timer;
+        if ahead {
+            let wait = budget.reserve_ahead(timer.now());
+            if !wait.is_zero() {
+                timer.sleep(wait).await;
+            }
+            return;
+        }
+        let (ticket, mut wait) = budget.reserve_queued(timer.now());
+        while !wait.is_zero() {
+            timer.sleep(wait).await;
+            wait = budget.recheck(ticket, timer.now());
         }
     }
 
