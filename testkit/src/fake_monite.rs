@@ -11,6 +11,12 @@
 //! per second by default, `429` with `Retry-After` past it, `RateLimit-*` headers on every
 //! answer, `Date` too), serves `GET /entities` and per-entity events (added at any time, so
 //! an event can be committed late), and can let pagination tokens expire.
+//!
+//! It also serves objects (`GET` of any other path under `/v1`, such as
+//! `/v1/payables/{id}`): [`Fake::put_object`] stores one, [`Fake::change_object`] changes it,
+//! [`Fake::delete_object`] makes it answer 404, [`Fake::object_429_every`] answers 429 to
+//! every n-th object read, [`Fake::object_delay`] holds each answer back, and
+//! [`Fake::object_reads`] tells what each read sent.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -123,6 +129,34 @@ pub struct Fake {
     /// The n-th listing from now that follows a pagination token answers 500 (once);
     /// 0: none.
     pub fail_token_on_use: AtomicUsize,
+    /// Objects by path under `/v1`, each with the entity whose header reads it (`None`:
+    /// read without one).
+    objects: Mutex<HashMap<String, (Value, Option<String>)>>,
+    /// What each object read sent, in order.
+    object_reads: Mutex<Vec<ObjectRead>>,
+    /// Every n-th object read answers 429 (`Retry-After: 0`); 0: none.
+    object_429_every: AtomicUsize,
+    /// Object reads so far, answered or not.
+    object_read_count: AtomicUsize,
+    /// How long each object read is held before its answer.
+    pub object_delay: Mutex<Duration>,
+    /// `METHOD path` of every request, in order of arrival.
+    request_log: Mutex<Vec<String>>,
+}
+
+/// What one object read (`GET` of an object's path) sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRead {
+    /// The path, `/v1` included.
+    pub path: String,
+    /// `X-Monite-Entity-Id`, if sent.
+    pub entity_id: Option<String>,
+    /// `X-Monite-Version`, if sent.
+    pub version: Option<String>,
+    /// Whether it carried a bearer token.
+    pub bearer: bool,
+    /// The status answered.
+    pub status: u16,
 }
 
 impl Fake {
@@ -227,6 +261,42 @@ impl Fake {
         id
     }
 
+    /// Stores `object` at `path` (after `/v1`, such as `/payables/p1`), read with
+    /// `entity_id`'s header (`None`: read without one, as entities are).
+    pub fn put_object(&self, path: &str, entity_id: Option<&str>, object: Value) {
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(format!("/v1{path}"), (object, entity_id.map(str::to_owned)));
+    }
+
+    /// Changes the object at `path`.
+    pub fn change_object(&self, path: &str, change: impl FnOnce(&mut Value)) {
+        let mut objects = self.objects.lock().unwrap();
+        change(&mut objects.get_mut(&format!("/v1{path}")).unwrap().0);
+    }
+
+    /// Deletes the object at `path`: reads answer 404 from now on.
+    pub fn delete_object(&self, path: &str) {
+        self.objects.lock().unwrap().remove(&format!("/v1{path}"));
+    }
+
+    /// Every `n`-th object read from now on answers 429 with `Retry-After: 0`; 0 stops it.
+    pub fn object_429_every(&self, n: usize) {
+        self.object_read_count.store(0, Ordering::SeqCst);
+        self.object_429_every.store(n, Ordering::SeqCst);
+    }
+
+    /// What each object read sent, in order.
+    pub fn object_reads(&self) -> Vec<ObjectRead> {
+        self.object_reads.lock().unwrap().clone()
+    }
+
+    /// `METHOD path` of every request so far, in order of arrival.
+    pub fn request_log(&self) -> Vec<String> {
+        self.request_log.lock().unwrap().clone()
+    }
+
     /// The query of each `GET /webhook_deliveries` so far.
     pub fn delivery_queries(&self) -> Vec<HashMap<String, String>> {
         self.delivery_queries.lock().unwrap().clone()
@@ -305,6 +375,7 @@ pub async fn start_with(configure: impl FnOnce(&mut Fake)) -> (SocketAddr, Arc<F
         .route("/v1/events/{id}", get(get_event))
         .route("/v1/webhook_deliveries", get(list_deliveries))
         .route("/v1/entities", get(list_entities))
+        .route("/v1/{*path}", get(get_object))
         .route_layer(middleware::from_fn_with_state(fake.clone(), authenticate));
     let app = Router::new()
         .route("/v1/auth/token", post(token))
@@ -327,6 +398,10 @@ async fn faults_and_version(
     next: Next,
 ) -> Response {
     fake.requests.fetch_add(1, Ordering::SeqCst);
+    fake.request_log
+        .lock()
+        .unwrap()
+        .push(format!("{} {}", request.method(), request.uri().path()));
     let mut response = match throttle(&fake) {
         Err(refused) => *refused,
         Ok(remaining) => {
@@ -418,6 +493,51 @@ async fn answer(fake: &Arc<Fake>, request: Request, next: Next) -> Response {
         Some(Effect::ResetAfterHeaders) => reset_after_headers(response).await,
         _ => response,
     }
+}
+
+/// An object read: the object, 404 once deleted (or never stored), 400 without the entity
+/// header it needs, 429 on demand.
+async fn get_object(State(fake): State<Arc<Fake>>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let headers = request.headers();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut read = ObjectRead {
+        path: path.clone(),
+        entity_id: header("x-monite-entity-id"),
+        version: header("x-monite-version"),
+        bearer: header("authorization").is_some_and(|v| v.starts_with("Bearer ")),
+        status: 200,
+    };
+    drop(request);
+    let n = fake.object_read_count.fetch_add(1, Ordering::SeqCst) + 1;
+    let every = fake.object_429_every.load(Ordering::SeqCst);
+    let delay = *fake.object_delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let stored = fake.objects.lock().unwrap().get(&path).cloned();
+    let response = if every > 0 && n % every == 0 {
+        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+        response.headers_mut().insert("retry-after", 0.into());
+        response
+    } else {
+        match stored {
+            None => error(StatusCode::NOT_FOUND, "Object not found"),
+            Some((_, Some(entity))) if read.entity_id.as_deref() != Some(entity.as_str()) => error(
+                StatusCode::BAD_REQUEST,
+                "Missing or unknown x-monite-entity-id header",
+            ),
+            Some((object, _)) => axum::Json(object).into_response(),
+        }
+    };
+    read.status = response.status().as_u16();
+    fake.object_reads.lock().unwrap().push(read);
+    response
 }
 
 /// `response`'s status and headers and the first half of its body, then a reset.
