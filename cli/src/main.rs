@@ -23,8 +23,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    deliveries, inbox, listen, reconcile, replay, send, sign, simulate_retries, subscriptions,
-    verify, watch,
+    deliveries, fetch, inbox, listen, reconcile, replay, send, sign, simulate_retries,
+    subscriptions, verify, watch,
 };
 use crate::failure::Failure;
 use crate::options::GlobalArgs;
@@ -61,6 +61,9 @@ enum Command {
     SimulateRetries(simulate_retries::SimulateRetriesArgs),
     /// The delivery log (`GET /webhook_deliveries`) as a table.
     Deliveries(deliveries::DeliveriesArgs),
+    /// Fetch the object one event envelope is about (a file, or stdin) and print what was
+    /// found: the object, gone, a parent id needed, or no endpoint.
+    Fetch(fetch::FetchArgs),
     /// Re-send events from `GET /events` to a URL, signed with the local secret, in order.
     Replay(replay::ReplayArgs),
     /// Webhook subscriptions: list, create, ensure, enable, disable, regenerate, delete.
@@ -101,6 +104,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Listen(args) => listen::run(args, output).await,
         Command::SimulateRetries(args) => simulate_retries::run(args, output).await,
         Command::Deliveries(args) => deliveries::run(&args, output).await,
+        Command::Fetch(args) => fetch::run(args, output).await,
         Command::Replay(args) => replay::run(args, output).await,
         Command::Subscriptions(args) => subscriptions::run(args, output).await,
         Command::Inbox(args) => inbox::run(args, output).await,
