@@ -94,8 +94,9 @@ pub mod client;
 pub use crate::observe::metrics;
 pub mod testing;
 
-/// The guides: how to run exactly once, with many subscriptions, on each platform, and how
-/// to recover missed events. The same text reads on GitHub in `src/docs/`.
+/// The guides: how to run exactly once, with many subscriptions, on each platform, how to
+/// recover missed events, and how to fetch the object an event is about. The same text
+/// reads on GitHub in `src/docs/`.
 pub mod guide {
     #[doc = include_str!("docs/exactly_once.md")]
     pub mod exactly_once {}
@@ -105,6 +106,9 @@ pub mod guide {
     pub mod where_it_runs {}
     #[doc = include_str!("docs/missed_events.md")]
     pub mod missed_events {}
+    #[cfg(feature = "client")]
+    #[doc = include_str!("docs/fetch.md")]
+    pub mod fetch {}
     #[cfg(feature = "postgres")]
     #[doc = include_str!("docs/inbox.md")]
     pub mod inbox {}
