@@ -17,7 +17,6 @@
 mod accept;
 mod alert;
 mod backlog;
-mod hooks;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod pace;
