@@ -144,7 +144,7 @@ pub enum AfterFailure {
     Dead,
 }
 
-impl<'a> AttemptReport<'a> {
+impl<'a> AttemptRecord<'a> {
     /// A successful attempt by `worker` that ran for `duration`.
     #[must_use]
     pub fn new(worker: &'a str, duration: Duration) -> Self {
@@ -166,7 +166,7 @@ impl<'a> AttemptReport<'a> {
 /// How one attempt ended, for the attempts log.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct AttemptReport<'a> {
+pub struct AttemptRecord<'a> {
     /// The worker that ran it.
     pub worker: &'a str,
     /// How long the handler ran.
@@ -209,7 +209,7 @@ pub trait InboxStore: Send + Sync + 'static {
         &self,
         id: i64,
         attempt: i32,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
     ) -> impl Future<Output = Result<bool, BoxError>> + Send;
 
     /// Marks done, in one write, each event whose attempt still holds it, all run by
@@ -222,9 +222,9 @@ pub trait InboxStore: Send + Sync + 'static {
         async move {
             let mut marked = Vec::with_capacity(done.len());
             for completed in done {
-                let report = AttemptReport::new(worker, completed.duration);
+                let record = AttemptRecord::new(worker, completed.duration);
                 if self
-                    .complete(completed.id, completed.attempt, &report)
+                    .complete(completed.id, completed.attempt, &record)
                     .await?
                 {
                     marked.push(completed.id);
@@ -240,7 +240,7 @@ pub trait InboxStore: Send + Sync + 'static {
         &self,
         id: i64,
         attempt: i32,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
         next: AfterFailure,
     ) -> impl Future<Output = Result<bool, BoxError>> + Send;
 

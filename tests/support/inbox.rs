@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use monite_webhooks::inbox::{
-    Accepted, AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, Delivery,
+    Accepted, AfterFailure, AttemptRecord, Buried, ClaimRequest, Claimed, Completed, Delivery,
     Inbox, InboxSample, InboxStore, PostgresInbox,
 };
 use monite_webhooks::{BoxError, Dispatcher, PostgresStore, Receiver, Verifier};
@@ -110,10 +110,10 @@ impl InboxStore for Faulty {
         &self,
         id: i64,
         attempt: i32,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
     ) -> Result<bool, BoxError> {
         (self.fault)(Call::Complete)?;
-        self.inbox.complete(id, attempt, report).await
+        self.inbox.complete(id, attempt, record).await
     }
     async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
         (self.fault)(Call::CompleteBatch)?;
@@ -123,11 +123,11 @@ impl InboxStore for Faulty {
         &self,
         id: i64,
         attempt: i32,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
         next: AfterFailure,
     ) -> Result<bool, BoxError> {
         (self.fault)(Call::Fail)?;
-        self.inbox.fail(id, attempt, report, next).await
+        self.inbox.fail(id, attempt, record, next).await
     }
     async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, BoxError> {
         (self.fault)(Call::Release)?;

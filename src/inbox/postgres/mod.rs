@@ -19,7 +19,7 @@ pub use self::replay::{REPLAY_BATCH, ReplayCounts, ReplayFilter, ReplayProgress}
 use self::sql::Statements;
 use self::wake::Wake;
 use super::store::{
-    Accepted, AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, Delivery,
+    Accepted, AfterFailure, AttemptRecord, Buried, ClaimRequest, Claimed, Completed, Delivery,
     InboxSample, InboxStore, MIN_DONE_RETENTION,
 };
 use crate::error::{BoxError, Result};
@@ -263,14 +263,14 @@ impl InboxStore for PostgresInbox {
         &self,
         id: i64,
         attempt: i32,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
     ) -> Result<bool, BoxError> {
         let completed = Completed {
             id,
             attempt,
-            duration: report.duration,
+            duration: record.duration,
         };
-        let marked = self.complete_batch(report.worker, &[completed]).await?;
+        let marked = self.complete_batch(record.worker, &[completed]).await?;
         Ok(!marked.is_empty())
     }
 
@@ -292,7 +292,7 @@ impl InboxStore for PostgresInbox {
         &self,
         id: i64,
         attempt: i32,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
         next: AfterFailure,
     ) -> Result<bool, BoxError> {
         let (state, delay) = match next {
@@ -302,11 +302,11 @@ impl InboxStore for PostgresInbox {
         let failed = sqlx::query(self.inner.sql.fail.sql())
             .bind(id)
             .bind(attempt)
-            .bind(report.worker)
-            .bind(millis(report.duration))
+            .bind(record.worker)
+            .bind(millis(record.duration))
             .bind(state)
             .bind(store_millis(delay))
-            .bind(report.error.map(text))
+            .bind(record.error.map(text))
             .fetch_optional(self.inner.store.pool())
             .await?;
         Ok(failed.is_some())
