@@ -6,7 +6,8 @@
 //! - [`Workers`] (worker): tasks in any number of processes running the dispatcher's
 //!   handlers over the accepted events: the builder and the handle (worker), the claim
 //!   loop (worker/run), done marks and heartbeats (worker/completer), and rescue, prune
-//!   and the backlog sample (worker/maintenance), each at a pace (pace);
+//!   and the backlog sample (worker/maintenance), each at a pace; the attempt a worker
+//!   runs a dispatch as (attempt);
 //! - [`Report`] (report): what the workers' [`on_report`](WorkersBuilder::on_report)
 //!   hook hears, beside [`on_failure`](WorkersBuilder::on_failure); their metrics are
 //!   in [`crate::metrics`] (feature `metrics`);
@@ -16,8 +17,9 @@
 //!   PostgreSQL tables.
 
 mod accept;
-mod pace;
-mod postgres;
+// The attempt a worker runs a dispatch as, for transactional handlers.
+pub(crate) mod attempt;
+pub(crate) mod postgres;
 mod report;
 mod retry;
 mod sizing;
