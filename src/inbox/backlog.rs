@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::pace::Pace;
-use super::store::{InboxSample, InboxStore};
+use super::counts::InboxCounts;
+use super::store::InboxStore;
 use crate::observe;
 
 /// How often the workers of one process read the backlog, at most.
@@ -53,7 +54,7 @@ impl Sampler {
         }
     }
 
-    fn report(&self, sample: &InboxSample) {
+    fn report(&self, sample: &InboxCounts) {
         #[cfg(feature = "metrics")]
         super::metrics::sampled(sample);
         let Some((threshold, hook)) = &self.hook else {
@@ -63,7 +64,7 @@ impl Sampler {
             return;
         };
         let backlog = Backlog {
-            pending: sample.pending,
+            pending: i64::try_from(sample.pending).unwrap_or(i64::MAX),
             oldest,
         };
         let call = std::panic::AssertUnwindSafe(|| hook(&backlog));

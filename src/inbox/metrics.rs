@@ -25,7 +25,7 @@ use ::metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 
-use super::store::InboxSample;
+use super::counts::InboxCounts;
 use crate::event::Event;
 
 /// Gauge: events pending, first attempts and retries.
@@ -94,7 +94,7 @@ pub fn describe() {
     clippy::cast_precision_loss,
     reason = "a gauge is a float; counts stay far below 2^52"
 )]
-pub(super) fn sampled(sample: &InboxSample) {
+pub(super) fn sampled(sample: &InboxCounts) {
     gauge!(PENDING).set(sample.pending as f64);
     gauge!(RETRYING).set(sample.retrying as f64);
     gauge!(RUNNING).set(sample.running as f64);

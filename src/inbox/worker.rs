@@ -18,7 +18,7 @@ use super::backlog::{OnBacklog, Sampler};
 use super::pace::Pace;
 use super::retry::RetrySchedule;
 use super::store::{
-    AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, InboxStore,
+    AfterFailure, AttemptId, AttemptReport, Buried, ClaimRequest, Claimed, Completed, InboxStore,
     MIN_DONE_RETENTION,
 };
 use super::unhandled::WhenUnhandled;
@@ -419,7 +419,7 @@ impl<S: InboxStore> Shared<S> {
     /// while the running handler goes on.
     async fn run_batch(self: Arc<Self>, name: Arc<str>, claimed: Vec<Claimed>, claiming: Instant) {
         let leases = Arc::new(Mutex::new(Leases {
-            held: claimed.iter().map(|c| (c.id, c.attempt)).collect(),
+            held: claimed.iter().map(|c| c.attempt).collect(),
             confirmed: Some(claiming),
         }));
         let _heartbeat = Heartbeat(tokio::spawn(heartbeat(
@@ -450,8 +450,8 @@ impl<S: InboxStore> Shared<S> {
             match self.still_held(&leases, &event).await {
                 Some(true) => {}
                 Some(false) => {
-                    lapsed_before_start(event.id, event.attempt);
-                    forget(&leases, [event.id]);
+                    lapsed_before_start(event.attempt);
+                    forget(&leases, [event.attempt.row]);
                     continue;
                 }
                 None => {
@@ -459,7 +459,7 @@ impl<S: InboxStore> Shared<S> {
                     break;
                 }
             }
-            let id = event.id;
+            let id = event.attempt.row;
             let mut run = pin!(self.run_one(&name, event));
             // While events wait behind this one, the stop signal is heard too.
             let finished = std::future::poll_fn(|cx| {
@@ -513,7 +513,7 @@ impl<S: InboxStore> Shared<S> {
         }
         match self
             .store
-            .heartbeat(&[(event.id, event.attempt)], self.lease)
+            .heartbeat(&[event.attempt], self.lease)
             .await
         {
             Ok(extended) => Some(extended == 1),
@@ -523,7 +523,7 @@ impl<S: InboxStore> Shared<S> {
                     &format!(
                         "cannot confirm the lease of event row {} before starting it; the \
                          batch's unstarted events go back: {e}",
-                        event.id
+                        event.attempt.row
                     ),
                 );
                 None
@@ -564,7 +564,7 @@ impl<S: InboxStore> Shared<S> {
         let failure = AttemptFailure {
             event: event.as_ref(),
             error: &error,
-            attempt: buried.attempt,
+            attempt: buried.attempt.attempt,
             tries: buried.tries,
             dead: true,
         };
@@ -596,8 +596,8 @@ impl<S: InboxStore> Shared<S> {
     async fn run_one(&self, name: &Arc<str>, claimed: Claimed) -> Option<Completed> {
         let attempt = Arc::new(InboxAttempt::new(
             Arc::clone(&self.table),
-            claimed.id,
-            claimed.attempt,
+            claimed.attempt.row,
+            claimed.attempt.attempt,
             Arc::clone(name),
         ));
         let parsed = Event::parse(claimed.body);
@@ -621,7 +621,7 @@ impl<S: InboxStore> Shared<S> {
             // Failed like a handler, so that the retry schedule brings it to a worker that
             // has a handler for it, as Monite's retries would without the inbox.
             Ok(Dispatched::Unhandled(why))
-                if self.retries_unhandled(claimed.id, claimed.retry_unhandled) =>
+                if self.retries_unhandled(claimed.attempt.row, claimed.retry_unhandled) =>
             {
                 Err(Error::new(
                     ErrorKind::Handler,
@@ -646,7 +646,6 @@ impl<S: InboxStore> Shared<S> {
             Ok(_) if attempt.completed() => Ok(true),
             Ok(_) => {
                 return Some(Completed {
-                    id: claimed.id,
                     attempt: claimed.attempt,
                     duration: report.duration,
                 });
@@ -669,7 +668,7 @@ impl<S: InboxStore> Shared<S> {
                     let failure = AttemptFailure {
                         event: reported.as_ref(),
                         error: &error,
-                        attempt: claimed.attempt,
+                        attempt: claimed.attempt.attempt,
                         tries: claimed.tries,
                         dead: next == AfterFailure::Dead,
                     };
@@ -679,18 +678,18 @@ impl<S: InboxStore> Shared<S> {
                     }
                 }
                 self.store
-                    .fail(claimed.id, claimed.attempt, &report, next)
+                    .fail(claimed.attempt, &report, next)
                     .await
             }
         };
         match settled {
             Ok(true) => {}
-            Ok(false) => superseded(claimed.id, claimed.attempt),
+            Ok(false) => superseded(claimed.attempt),
             Err(e) => observe::store_trouble(
                 "(inbox)",
                 &format!(
-                    "event row {} attempt {}: settling failed, the lease will lapse: {e}",
-                    claimed.id, claimed.attempt
+                    "{}: settling failed, the lease will lapse: {e}",
+                    claimed.attempt
                 ),
             ),
         }
@@ -728,21 +727,21 @@ impl<S: InboxStore> Shared<S> {
     }
 }
 
-fn superseded(id: i64, attempt: i32) {
+fn superseded(attempt: AttemptId) {
     observe::store_trouble(
         "(inbox)",
         &format!(
-            "event row {id} attempt {attempt}: the lease lapsed and another attempt holds it; \
+            "{attempt}: the lease lapsed and another attempt holds it; \
              this attempt's result is ignored"
         ),
     );
 }
 
-fn lapsed_before_start(id: i64, attempt: i32) {
+fn lapsed_before_start(attempt: AttemptId) {
     observe::store_trouble(
         "(inbox)",
         &format!(
-            "event row {id} attempt {attempt}: the lease lapsed before the event started; \
+            "{attempt}: the lease lapsed before the event started; \
              this worker does not start it"
         ),
     );
@@ -750,7 +749,7 @@ fn lapsed_before_start(id: i64, attempt: i32) {
 
 /// A batch's leases still to renew, and since when all of them are known to be held.
 struct Leases {
-    held: Vec<(i64, i32)>,
+    held: Vec<AttemptId>,
     // When the last statement that extended every one of them was sent (the claim, or a
     // heartbeat that extended them all): each is held for at least a lease from then.
     confirmed: Option<Instant>,
@@ -763,7 +762,7 @@ fn lock(leases: &Mutex<Leases>) -> std::sync::MutexGuard<'_, Leases> {
 /// Stops the heartbeat extending these events' leases.
 fn forget(leases: &Mutex<Leases>, settled: impl IntoIterator<Item = i64>) {
     let settled: Vec<i64> = settled.into_iter().collect();
-    lock(leases).held.retain(|(id, _)| !settled.contains(id));
+    lock(leases).held.retain(|held| !settled.contains(&held.row));
 }
 
 /// Owns a batch's heartbeat task and aborts it when dropped, unwinding included: a
@@ -780,7 +779,7 @@ impl Drop for Heartbeat {
 async fn heartbeat<S: InboxStore>(store: Arc<S>, leases: Arc<Mutex<Leases>>, lease: Duration) {
     loop {
         tokio::time::sleep(lease / 3).await;
-        let now: Vec<(i64, i32)> = lock(&leases).held.clone();
+        let now: Vec<AttemptId> = lock(&leases).held.clone();
         if now.is_empty() {
             return;
         }
@@ -805,7 +804,7 @@ struct Unstarted<S: InboxStore> {
 impl<S: InboxStore> Unstarted<S> {
     /// Hands back every event left, which leaves none.
     fn hand_back(&mut self) -> impl Future<Output = ()> + Send + 'static {
-        let events = self.events.drain(..).map(|c| (c.id, c.attempt)).collect();
+        let events = self.events.drain(..).map(|c| c.attempt).collect();
         hand_back(
             Arc::clone(&self.store),
             Arc::clone(&self.name),
@@ -832,7 +831,7 @@ async fn hand_back<S: InboxStore>(
     store: Arc<S>,
     name: Arc<str>,
     leases: Arc<Mutex<Leases>>,
-    unstarted: Vec<(i64, i32)>,
+    unstarted: Vec<AttemptId>,
 ) {
     if unstarted.is_empty() {
         return;
@@ -843,7 +842,7 @@ async fn hand_back<S: InboxStore>(
             &format!("cannot hand back unstarted events, their leases will lapse: {e}"),
         );
     }
-    forget(&leases, unstarted.iter().map(|(id, _)| *id));
+    forget(&leases, unstarted.iter().map(|a| a.row));
 }
 
 /// The done marks of a batch's successes, written by a task of their own: a success waits
@@ -873,7 +872,7 @@ impl DoneMarks {
                 "(inbox)",
                 &format!(
                     "event row {}: no done mark can be written, the lease will lapse",
-                    completed.id
+                    completed.attempt.row
                 ),
             );
         }
@@ -924,8 +923,8 @@ async fn mark_done<S: InboxStore>(
     loop {
         match store.complete_batch(name, marks).await {
             Ok(marked) => {
-                for lapsed in marks.iter().filter(|c| !marked.contains(&c.id)) {
-                    superseded(lapsed.id, lapsed.attempt);
+                for lapsed in marks.iter().filter(|c| !marked.contains(&c.attempt.row)) {
+                    superseded(lapsed.attempt);
                 }
                 break;
             }
@@ -953,7 +952,7 @@ async fn mark_done<S: InboxStore>(
             }
         }
     }
-    forget(leases, marks.iter().map(|c| c.id));
+    forget(leases, marks.iter().map(|c| c.attempt.row));
 }
 
 impl<S> fmt::Debug for WorkersBuilder<S> {
