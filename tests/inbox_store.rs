@@ -177,7 +177,10 @@ async fn accepting_is_once_per_event<S: InboxStore + Clone>(store: &S, op: &impl
     let again = Inbox::new(store.clone()).accept(&event, no_headers).await;
     assert_eq!(again.unwrap(), Accepted::Duplicate);
     let status = op.status().await;
-    assert_eq!((status.pending, status.retrying, status.done), (1, 0, Some(0)));
+    assert_eq!(
+        (status.pending, status.retrying, status.done),
+        (1, 0, Some(0))
+    );
     assert!(status.oldest_pending.is_some());
     let listed = op.list(None).await;
     assert_eq!(listed.len(), 1);
@@ -201,7 +204,11 @@ async fn claims_take_the_oldest_under_a_lease_fenced_by_the_attempt<S: InboxStor
     assert_eq!(event_id(&slow[0]), first, "the oldest first");
     let held = slow[0].attempt;
     assert_eq!((held.attempt, slow[0].tries), (1, 1));
-    assert_eq!(claim(store, "other", 10).await.len(), 1, "the leased one is skipped");
+    assert_eq!(
+        claim(store, "other", 10).await.len(),
+        1,
+        "the leased one is skipped"
+    );
     assert_eq!(op.status().await.running, 2);
 
     // The slow worker's lease lapses; a rescue frees it and another worker takes it.
@@ -220,10 +227,20 @@ async fn claims_take_the_oldest_under_a_lease_fenced_by_the_attempt<S: InboxStor
         attempt: held,
         duration: Duration::ZERO,
     };
-    assert!(store.complete_batch("slow", &[late]).await.unwrap().is_empty());
+    assert!(
+        store
+            .complete_batch("slow", &[late])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.heartbeat(&[held], LEASE).await.unwrap(), 0);
     assert_eq!(store.release("slow", &[held]).await.unwrap(), 0);
-    assert_eq!(op.status().await.running, 2, "the late attempt changed nothing");
+    assert_eq!(
+        op.status().await.running,
+        2,
+        "the late attempt changed nothing"
+    );
 
     // The holding attempts settle; a done event stays the key of its duplicates.
     let done: Vec<Completed> = fast
@@ -261,7 +278,11 @@ async fn retries_wait_for_their_time_then_the_event_is_dead<S: InboxStore + Clon
         .await;
     assert!(failed.unwrap());
     let status = op.status().await;
-    assert_eq!((status.pending, status.retrying), (1, 1), "a retry is pending");
+    assert_eq!(
+        (status.pending, status.retrying),
+        (1, 1),
+        "a retry is pending"
+    );
     assert_eq!(status.first_attempts(), 0);
     assert!(claim(store, "w", 1).await.is_empty(), "not before its time");
     op.advance(HOUR + Duration::from_secs(1)).await;
@@ -276,7 +297,10 @@ async fn retries_wait_for_their_time_then_the_event_is_dead<S: InboxStore + Clon
         .await;
     assert!(failed.unwrap());
     op.advance(DAY).await;
-    assert!(claim(store, "w", 1).await.is_empty(), "dead is never claimed");
+    assert!(
+        claim(store, "w", 1).await.is_empty(),
+        "dead is never claimed"
+    );
     let dead = op.list(Some(InboxState::Dead)).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].attempt, 2);
@@ -288,7 +312,10 @@ async fn retries_wait_for_their_time_then_the_event_is_dead<S: InboxStore + Clon
     assert!(op.retry(dead[0].id).await);
     let again = claim(store, "w", 1).await.remove(0);
     assert_eq!((again.attempt.attempt, again.tries), (3, 1));
-    assert!(!op.retry(dead[0].id).await, "a running event is not retried");
+    assert!(
+        !op.retry(dead[0].id).await,
+        "a running event is not retried"
+    );
 }
 
 async fn a_lease_that_keeps_lapsing_buries_the_event<S: InboxStore + Clone>(
@@ -312,7 +339,13 @@ async fn a_lease_that_keeps_lapsing_buries_the_event<S: InboxStore + Clone>(
         }
     }
     let dead = op.list(Some(InboxState::Dead)).await;
-    assert!(dead[0].last_error.as_ref().unwrap().contains("lapsed 3 times"));
+    assert!(
+        dead[0]
+            .last_error
+            .as_ref()
+            .unwrap()
+            .contains("lapsed 3 times")
+    );
     assert!(claim(store, "next", 1).await.is_empty());
 
     // Out of attempts: a single lapse of the last one buries it too.
@@ -351,7 +384,11 @@ async fn pausing_and_skipped_object_types<S: InboxStore + Clone>(store: &S, op: 
     accept(store, "payable", None).await;
     let counterpart = accept(store, "counterpart", None).await;
     assert!(claim(store, "w", 10).await.is_empty(), "paused");
-    assert_eq!(op.status().await.pending, 2, "accepting goes on while paused");
+    assert_eq!(
+        op.status().await.pending,
+        2,
+        "accepting goes on while paused"
+    );
     op.pause(false).await;
     let mut request = ClaimRequest::new("w", 10, LEASE);
     request.skip_object_types = &["payable"];
@@ -379,11 +416,19 @@ async fn first_in_first_out_per_entity<S: InboxStore + Clone>(store: &S, op: &im
     let head = claimed.iter().find(|c| event_id(c) == a).unwrap();
     let retry = AfterFailure::RetryIn(HOUR);
     assert!(store.fail(head.attempt, &report("w"), retry).await.unwrap());
-    assert!(store.claim(&ordered).await.unwrap().is_empty(), "b waits for a");
+    assert!(
+        store.claim(&ordered).await.unwrap().is_empty(),
+        "b waits for a"
+    );
     op.advance(HOUR).await;
     let again = store.claim(&ordered).await.unwrap();
     assert_eq!(again.iter().map(event_id).collect::<Vec<_>>(), [a]);
-    assert!(store.complete(again[0].attempt, &report("w")).await.unwrap());
+    assert!(
+        store
+            .complete(again[0].attempt, &report("w"))
+            .await
+            .unwrap()
+    );
     let next = store.claim(&ordered).await.unwrap();
     assert_eq!(next.iter().map(event_id).collect::<Vec<_>>(), [b]);
 }
@@ -433,7 +478,14 @@ async fn postgres_inbox_behaviour() {
                 .unwrap();
             let inbox = monite_webhooks::inbox::PostgresInbox::new(&store);
             inbox.ensure_schema().await.unwrap();
-            (inbox.clone(), Pg { inbox, store, namespace })
+            (
+                inbox.clone(),
+                Pg {
+                    inbox,
+                    store,
+                    namespace,
+                },
+            )
         }
     })
     .await;
@@ -518,7 +570,13 @@ async fn workers_over_memory_handle_retry_and_bury() {
     assert_eq!(runs.load(Ordering::SeqCst), 3);
     assert_eq!(*heard.lock().unwrap(), [(1, false), (2, false), (3, true)]);
     let dead = inbox.list(Some(&InboxState::Dead), 10);
-    assert!(dead[0].last_error.as_ref().unwrap().contains("ledger unavailable"));
+    assert!(
+        dead[0]
+            .last_error
+            .as_ref()
+            .unwrap()
+            .contains("ledger unavailable")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -569,8 +627,14 @@ async fn shutting_down_finishes_the_running_event_and_hands_back_the_rest() {
     finish.add_permits(1);
     stopping.await.unwrap();
     let status = inbox.status();
-    assert_eq!((status.pending, status.running, status.done), (4, 0, Some(1)));
+    assert_eq!(
+        (status.pending, status.running, status.done),
+        (4, 0, Some(1))
+    );
     assert_eq!(status.retrying, 0, "handed back, not failed");
     let again = claim(&inbox, "next", 10).await;
-    assert!(again.iter().all(|c| c.tries == 1), "not counted as attempts");
+    assert!(
+        again.iter().all(|c| c.tries == 1),
+        "not counted as attempts"
+    );
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::pace::Pace;
 use super::counts::InboxCounts;
+use super::pace::Pace;
 use super::store::InboxStore;
 use crate::observe;
 

@@ -368,10 +368,17 @@ impl InboxStore for MemoryInbox {
             attempt,
             duration: report.duration,
         };
-        Ok(!self.complete_batch(report.worker, &[completed]).await?.is_empty())
+        Ok(!self
+            .complete_batch(report.worker, &[completed])
+            .await?
+            .is_empty())
     }
 
-    async fn complete_batch(&self, _worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
+    async fn complete_batch(
+        &self,
+        _worker: &str,
+        done: &[Completed],
+    ) -> Result<Vec<i64>, BoxError> {
         Ok(self.settle(done.iter().map(|c| c.attempt), |row, _| {
             row.state = InboxState::Done;
             row.locked_until = None;

@@ -40,8 +40,7 @@ pub use self::backlog::{Backlog, SAMPLE_INTERVAL};
 pub use self::counts::InboxCounts;
 pub use self::memory::MemoryInbox;
 pub use self::postgres::{
-    ACCEPT_CONNECTIONS, PostgresInbox, REQUEUE_BATCH, RequeueCounts, RequeueFilter,
-    RequeueProgress,
+    ACCEPT_CONNECTIONS, PostgresInbox, REQUEUE_BATCH, RequeueCounts, RequeueFilter, RequeueProgress,
 };
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
 pub use self::row::InboxEvent;

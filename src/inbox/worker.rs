@@ -511,11 +511,7 @@ impl<S: InboxStore> Shared<S> {
         if confirmed.is_some_and(|at| at.elapsed() < self.lease / 2) {
             return Some(true);
         }
-        match self
-            .store
-            .heartbeat(&[event.attempt], self.lease)
-            .await
-        {
+        match self.store.heartbeat(&[event.attempt], self.lease).await {
             Ok(extended) => Some(extended == 1),
             Err(e) => {
                 observe::store_trouble(
@@ -677,9 +673,7 @@ impl<S: InboxStore> Shared<S> {
                         observe::store_trouble("(inbox on_failure)", "the hook panicked");
                     }
                 }
-                self.store
-                    .fail(claimed.attempt, &report, next)
-                    .await
+                self.store.fail(claimed.attempt, &report, next).await
             }
         };
         match settled {
@@ -762,7 +756,9 @@ fn lock(leases: &Mutex<Leases>) -> std::sync::MutexGuard<'_, Leases> {
 /// Stops the heartbeat extending these events' leases.
 fn forget(leases: &Mutex<Leases>, settled: impl IntoIterator<Item = i64>) {
     let settled: Vec<i64> = settled.into_iter().collect();
-    lock(leases).held.retain(|held| !settled.contains(&held.row));
+    lock(leases)
+        .held
+        .retain(|held| !settled.contains(&held.row));
 }
 
 /// Owns a batch's heartbeat task and aborts it when dropped, unwinding included: a

@@ -32,8 +32,8 @@ pub(super) fn unavailable(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ 
 
 fn event_of(row: &sqlx::postgres::PgRow) -> std::result::Result<InboxEvent, sqlx::Error> {
     let micros: i64 = row.try_get(6)?;
-    let received_at = jiff::Timestamp::from_microsecond(micros)
-        .map_err(|e| sqlx::Error::Decode(e.into()))?;
+    let received_at =
+        jiff::Timestamp::from_microsecond(micros).map_err(|e| sqlx::Error::Decode(e.into()))?;
     Ok(InboxEvent::new(
         row.try_get(0)?,
         row.try_get(1)?,
