@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::event::Event;
 
-pub(super) type OnFailure = Arc<dyn Fn(&AttemptFailure<'_>) + Send + Sync>;
+pub(crate) type OnFailure = Arc<dyn Fn(&AttemptFailure<'_>) + Send + Sync>;
 
 /// A failed attempt, as the [`on_failure`](super::WorkersBuilder::on_failure) hook sees it.
 #[derive(Debug)]

@@ -20,7 +20,6 @@ mod accept;
 mod alert;
 mod backlog;
 mod counts;
-mod hooks;
 mod memory;
 #[cfg(feature = "metrics")]
 pub mod metrics;
