@@ -39,23 +39,23 @@ trait Operator {
 
 impl Operator for MemoryInbox {
     async fn advance(&self, by: Duration) {
-        MemoryInbox::advance(self, by);
+        Self::advance(self, by);
     }
     async fn pause(&self, paused: bool) {
         if paused {
-            MemoryInbox::pause(self);
+            Self::pause(self);
         } else {
-            MemoryInbox::resume(self);
+            Self::resume(self);
         }
     }
     async fn status(&self) -> InboxCounts {
-        MemoryInbox::status(self)
+        Self::status(self)
     }
     async fn list(&self, state: Option<InboxState>) -> Vec<InboxEvent> {
-        MemoryInbox::list(self, state.as_ref(), 100)
+        Self::list(self, state.as_ref(), 100)
     }
     async fn retry(&self, id: i64) -> bool {
-        MemoryInbox::retry(self, id)
+        Self::retry(self, id)
     }
 }
 

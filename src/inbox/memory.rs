@@ -34,15 +34,24 @@ const RESCUE_AT_MOST: usize = 1000;
 /// test can let leases lapse, retries come due and done events age without waiting.
 ///
 /// ```
-/// use monite_webhooks::inbox::{MemoryInbox, Workers};
-/// use monite_webhooks::Dispatcher;
+/// use std::time::Duration;
+/// use monite_webhooks::inbox::{Inbox, MemoryInbox, Workers};
+/// use monite_webhooks::{Dispatcher, Event, ObjectType};
 ///
-/// # async fn run() {
+/// # async fn run() -> Result<(), monite_webhooks::Error> {
 /// let inbox = MemoryInbox::new();
-/// let workers = Workers::builder(inbox.clone(), Dispatcher::builder().build()).start();
-/// assert_eq!(inbox.status().pending, 0);
+/// let body = r#"{"id":"e1","object_type":"payable","action":"payable.created","object":{"id":"p"}}"#;
+/// let no_headers: &[(&str, &str)] = &[];
+/// Inbox::new(inbox.clone()).accept(&Event::parse(body)?, no_headers).await?;
+/// let dispatcher = Dispatcher::builder().on_object(ObjectType::Payable, |_: Event| async {});
+/// let workers = Workers::builder(inbox.clone(), dispatcher).start();
+/// while inbox.status().done != Some(1) {
+///     tokio::time::sleep(Duration::from_millis(10)).await;
+/// }
 /// workers.shutdown().await;
-/// # }
+/// # Ok(()) }
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+/// # runtime.block_on(run()).unwrap();
 /// ```
 #[derive(Clone, Default)]
 pub struct MemoryInbox {
@@ -97,16 +106,17 @@ impl Row {
     }
 
     fn event(&self, id: i64) -> InboxEvent {
-        InboxEvent::new(
+        let mut event = InboxEvent::new(
             id,
-            self.event_id.clone(),
             &self.object_type,
             &self.action,
             self.state.clone(),
-            self.attempt,
             self.received_at,
-            self.last_error.clone(),
-        )
+        );
+        event.event_id.clone_from(&self.event_id);
+        event.attempt = self.attempt;
+        event.last_error.clone_from(&self.last_error);
+        event
     }
 }
 
@@ -175,6 +185,7 @@ impl MemoryInbox {
 
     /// Makes one event (any but a running one) pending again now, with a fresh set of
     /// attempts; answers whether there was such an event.
+    #[must_use = "false: no such event, or it is running"]
     pub fn retry(&self, id: i64) -> bool {
         let now = self.now();
         let mut rows = self.rows();

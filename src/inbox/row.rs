@@ -35,26 +35,24 @@ pub struct InboxEvent {
 }
 
 impl InboxEvent {
-    /// An event as a store read it; `action` is the envelope's, as accepted.
+    /// An event as a store read it, with no attempt, error or event id yet; `action` is
+    /// the envelope's, as accepted.
     pub(crate) fn new(
         id: i64,
-        event_id: Option<String>,
         object_type: &str,
         action: &str,
         state: InboxState,
-        attempt: i32,
         received_at: Timestamp,
-        last_error: Option<String>,
     ) -> Self {
         Self {
             id,
-            event_id,
+            event_id: None,
             object_type: ObjectType::from(object_type),
             event_type: crate::event::event_type_of(object_type, action),
             state,
-            attempt,
+            attempt: 0,
             received_at,
-            last_error,
+            last_error: None,
             action: action.into(),
         }
     }

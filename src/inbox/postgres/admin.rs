@@ -34,16 +34,17 @@ fn event_of(row: &sqlx::postgres::PgRow) -> std::result::Result<InboxEvent, sqlx
     let micros: i64 = row.try_get(6)?;
     let received_at =
         jiff::Timestamp::from_microsecond(micros).map_err(|e| sqlx::Error::Decode(e.into()))?;
-    Ok(InboxEvent::new(
+    let mut event = InboxEvent::new(
         row.try_get(0)?,
-        row.try_get(1)?,
         row.try_get(2)?,
         row.try_get(3)?,
         InboxState::from(row.try_get::<&str, _>(4)?),
-        row.try_get(5)?,
         received_at,
-        row.try_get(7)?,
-    ))
+    );
+    event.event_id = row.try_get(1)?;
+    event.attempt = row.try_get(5)?;
+    event.last_error = row.try_get(7)?;
+    Ok(event)
 }
 
 impl PostgresInbox {

@@ -70,11 +70,11 @@ pub(crate) async fn run(args: InboxArgs, output: Output) -> Result<ExitCode, Fai
 /// One event on one line, as `list` and `show` print it.
 fn print_row(event: &InboxEvent) {
     println!(
-        "{:>8}  {:<8} {:>3}  {}  {:<32} {}",
+        "{:>8}  {:<8} {:>3}  {:.3}  {:<32} {}",
         event.id,
         event.state.as_str(),
         event.attempt,
-        format!("{:.3}", event.received_at),
+        event.received_at,
         event.action(),
         event.event_id.as_deref().unwrap_or("-"),
     );
