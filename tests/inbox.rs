@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use http::StatusCode;
 use monite_webhooks::inbox::{
-    AfterFailure, AttemptId, AttemptReport, ClaimRequest, Completed, InboxStore, PostgresInbox,
-    RetrySchedule, Workers,
+    AfterFailure, AttemptId, AttemptRecord, ClaimRequest, Completed, InboxStore, PostgresInbox,
+    Report, RetrySchedule, Workers,
 };
-use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver};
+use monite_webhooks::{Dispatcher, ErrorKind, Event, ObjectType, Receiver};
 use support::fixture::{deliver, fresh_id};
 use support::inbox::{envelope, inbox_on, receiver, scalar, wait_for};
 use support::pg::PgServer;
@@ -137,7 +137,7 @@ async fn a_completion_after_a_rescue_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(second[0].attempt, AttemptId::new(held.row, 2));
-    let report = AttemptReport::new("slow", Duration::from_millis(5));
+    let report = AttemptRecord::new("slow", Duration::from_millis(5));
     assert!(!inbox.complete(held, &report).await.unwrap(), "fenced");
     assert!(
         !inbox.fail(held, &report, AfterFailure::Dead).await.unwrap(),
@@ -170,7 +170,7 @@ async fn a_completion_after_a_rescue_changes_nothing() {
         inbox
             .complete(
                 AttemptId::new(held.row, 2),
-                &AttemptReport::new("fast", Duration::ZERO)
+                &AttemptRecord::new("fast", Duration::ZERO)
             )
             .await
             .unwrap()
@@ -249,19 +249,28 @@ async fn a_poison_event_goes_dead_while_the_rest_flow() {
     }
     let alerts = Arc::new(std::sync::Mutex::new(Vec::new()));
     let alerted = Arc::clone(&alerts);
+    let handler_failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let failed = Arc::clone(&handler_failures);
     let workers = Workers::builder(inbox.clone(), dispatcher)
-        .on_failure(move |failure| {
-            let id = failure.event.and_then(Event::id).map(str::to_owned);
-            alerted
-                .lock()
-                .unwrap()
-                .push((id, failure.tries, failure.dead));
+        .on_report(move |report| {
+            let (event, tries, dead) = match report {
+                Report::AttemptFailed { event, tries, .. } => (event, *tries, false),
+                Report::Dead { event, tries, .. } => (event, *tries, true),
+                _ => return,
+            };
+            let id = event.as_ref().and_then(Event::id).map(str::to_owned);
+            alerted.lock().unwrap().push((id, tries, dead));
+        })
+        .on_failure(move |event, error| {
+            let id = event.id().map(str::to_owned);
+            failed.lock().unwrap().push((id, error.kind()));
         })
         .concurrency(3)
         .batch(8)
         .poll_interval(Duration::from_millis(20))
         .retry(RetrySchedule::new([Duration::ZERO], 3).with_jitter(|d| d))
-        .start();
+        .start()
+        .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE state IN ('done', 'dead')",
@@ -295,9 +304,14 @@ async fn a_poison_event_goes_dead_while_the_rest_flow() {
         [
             (poison.clone(), 1, false),
             (poison.clone(), 2, false),
-            (poison, 3, true)
+            (poison.clone(), 3, true)
         ],
         "the hook hears the first failure and the burial"
+    );
+    assert_eq!(
+        *handler_failures.lock().unwrap(),
+        vec![(poison, ErrorKind::HandlerPanicked); 3],
+        "on_failure hears each time the handler failed on the event"
     );
 }
 
@@ -316,7 +330,8 @@ async fn retries_follow_the_schedule_then_the_event_is_dead() {
         .concurrency(1)
         .poll_interval(Duration::from_millis(20))
         .retry(RetrySchedule::new([hour, 2 * hour], 3).with_jitter(|d| d))
-        .start();
+        .start()
+        .unwrap();
     let due = "SELECT extract(epoch FROM run_at - now())::bigint FROM monite_webhook_inbox_events";
     for (attempt, wait) in [(1, 3600), (2, 7200)] {
         let sql = if attempt == 1 {
@@ -362,7 +377,8 @@ async fn paused_workers_claim_nothing_while_accepting_goes_on() {
     let workers = Workers::builder(inbox.clone(), dispatcher)
         .concurrency(2)
         .poll_interval(Duration::from_millis(20))
-        .start();
+        .start()
+        .unwrap();
     let receiver = receiver_of(&inbox);
     for _ in 0..20 {
         assert_eq!(
@@ -442,7 +458,8 @@ async fn done_events_are_pruned_after_at_least_eight_days() {
     .unwrap();
     let workers = Workers::builder(inbox.clone(), Dispatcher::builder().build())
         .concurrency(1)
-        .start();
+        .start()
+        .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events",
@@ -484,7 +501,8 @@ async fn a_worker_never_marks_done_a_transaction_that_did_not_commit() {
     )
     .poll_interval(Duration::from_millis(20))
     .retry(RetrySchedule::new([Duration::ZERO], 3).with_jitter(|d| d))
-    .start();
+    .start()
+    .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
@@ -561,6 +579,7 @@ async fn workers_warn_when_the_pool_leaves_them_no_headroom() {
         Workers::builder(inbox.clone(), Dispatcher::builder().build())
             .concurrency(concurrency)
             .start()
+            .unwrap()
     };
     let fitting = started(4);
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

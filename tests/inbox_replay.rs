@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use monite_webhooks::inbox::{
-    Inbox, InboxState, PostgresInbox, REQUEUE_BATCH, RequeueFilter, RetrySchedule, Workers,
+    Inbox, InboxState, PostgresInbox, REQUEUE_BATCH, Report, RequeueFilter, RetrySchedule, Workers,
 };
 use monite_webhooks::jiff::Timestamp;
 use monite_webhooks::{Dispatcher, Event, EventType, ObjectType};
@@ -237,8 +237,16 @@ async fn replayed_events_wait_behind_live_ones_and_run_again_with_fresh_tries() 
             .batch(1)
             .poll_interval(Duration::from_millis(20))
             .retry(RetrySchedule::new([Duration::ZERO], 2).with_jitter(|d| d))
-            .on_failure(move |f| failed.lock().unwrap().push((f.attempt, f.tries, f.dead)))
+            .on_report(move |report| {
+                let heard = match report {
+                    Report::AttemptFailed { attempt, tries, .. } => (*attempt, *tries, false),
+                    Report::Dead { attempt, tries, .. } => (*attempt, *tries, true),
+                    _ => return,
+                };
+                failed.lock().unwrap().push(heard);
+            })
             .start()
+            .unwrap()
     };
     let first = workers(&inbox);
     wait_for(

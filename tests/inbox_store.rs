@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use monite_webhooks::inbox::{
-    Accepted, AfterFailure, AttemptReport, ClaimRequest, Claimed, Completed, Inbox, InboxCounts,
-    InboxEvent, InboxState, InboxStore, MemoryInbox, RetrySchedule, Workers,
+    Accepted, AfterFailure, AttemptRecord, ClaimRequest, Claimed, Completed, Inbox, InboxCounts,
+    InboxEvent, InboxState, InboxStore, MemoryInbox, Report, RetrySchedule, Workers,
 };
 use monite_webhooks::{Dispatcher, Event, EventType, ObjectType};
 use support::fixture::fresh_id;
@@ -141,8 +141,8 @@ fn event_id(claimed: &Claimed) -> String {
         .to_owned()
 }
 
-fn report(worker: &str) -> AttemptReport<'_> {
-    AttemptReport::new(worker, Duration::from_millis(3))
+fn report(worker: &str) -> AttemptRecord<'_> {
+    AttemptRecord::new(worker, Duration::from_millis(3))
 }
 
 /// The behaviour every inbox store shows; `fresh` gives an empty store and its operator.
@@ -521,6 +521,15 @@ fn failing_first(failures: usize, runs: &Arc<AtomicUsize>) -> Dispatcher {
 
 type Heard = Arc<Mutex<Vec<(i32, bool)>>>;
 
+/// A failure the workers report: its tries, and whether the event is now dead.
+fn failure_of(report: &Report) -> Option<(i32, bool)> {
+    match report {
+        Report::AttemptFailed { tries, .. } => Some((*tries, false)),
+        Report::Dead { tries, .. } => Some((*tries, true)),
+        _ => None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_over_memory_handle_retry_and_bury() {
     // Handled: every event once.
@@ -533,7 +542,8 @@ async fn workers_over_memory_handle_retry_and_bury() {
         .concurrency(3)
         .batch(4)
         .poll_interval(Duration::from_millis(10))
-        .start();
+        .start()
+        .unwrap();
     wait_until(&inbox, |c| c.done == Some(20)).await;
     workers.shutdown().await;
     assert_eq!(runs.load(Ordering::SeqCst), 20);
@@ -545,10 +555,11 @@ async fn workers_over_memory_handle_retry_and_bury() {
     let heard: Heard = Arc::default();
     let hook = Arc::clone(&heard);
     let workers = Workers::builder(inbox.clone(), failing_first(1, &runs))
-        .on_failure(move |failure| hook.lock().unwrap().push((failure.tries, failure.dead)))
+        .on_report(move |report| hook.lock().unwrap().extend(failure_of(report)))
         .poll_interval(Duration::from_millis(10))
         .retry(RetrySchedule::new([Duration::ZERO], 3).with_jitter(|d| d))
-        .start();
+        .start()
+        .unwrap();
     wait_until(&inbox, |c| c.done == Some(1)).await;
     workers.shutdown().await;
     assert_eq!(runs.load(Ordering::SeqCst), 2);
@@ -561,10 +572,11 @@ async fn workers_over_memory_handle_retry_and_bury() {
     let heard: Heard = Arc::default();
     let hook = Arc::clone(&heard);
     let workers = Workers::builder(inbox.clone(), failing_first(usize::MAX, &runs))
-        .on_failure(move |failure| hook.lock().unwrap().push((failure.tries, failure.dead)))
+        .on_report(move |report| hook.lock().unwrap().extend(failure_of(report)))
         .poll_interval(Duration::from_millis(10))
         .retry(RetrySchedule::new([Duration::ZERO], 3).with_jitter(|d| d))
-        .start();
+        .start()
+        .unwrap();
     wait_until(&inbox, |c| c.dead == 1).await;
     workers.shutdown().await;
     assert_eq!(runs.load(Ordering::SeqCst), 3);
@@ -589,7 +601,8 @@ async fn workers_over_memory_rescue_a_lapsed_lease() {
     let runs = Arc::new(AtomicUsize::new(0));
     let workers = Workers::builder(inbox.clone(), failing_first(0, &runs))
         .poll_interval(Duration::from_millis(10))
-        .start();
+        .start()
+        .unwrap();
     wait_until(&inbox, |c| c.done == Some(1)).await;
     workers.shutdown().await;
     assert_eq!(runs.load(Ordering::SeqCst), 1);
@@ -618,7 +631,8 @@ async fn shutting_down_finishes_the_running_event_and_hands_back_the_rest() {
         .concurrency(1)
         .batch(5)
         .poll_interval(Duration::from_millis(10))
-        .start();
+        .start()
+        .unwrap();
     started.acquire().await.unwrap().forget();
     let stopping = tokio::spawn(workers.shutdown());
     // The four unstarted go back at once, while the running handler goes on.

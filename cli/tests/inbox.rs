@@ -50,7 +50,8 @@ async fn filled(url: &str) -> PostgresInbox {
     let workers = Workers::builder(inbox.clone(), dispatcher)
         .poll_interval(Duration::from_millis(20))
         .retry(RetrySchedule::new([], 1))
-        .start();
+        .start()
+        .unwrap();
     for _ in 0..300 {
         let status = inbox.status().await.unwrap();
         if status.done == Some(3) && status.dead == 1 {
@@ -155,7 +156,8 @@ async fn inbox_status_list_show_retry_replay_and_purge() {
     )
     .poll_interval(Duration::from_millis(20))
     .retry(RetrySchedule::new([], 1))
-    .start();
+    .start()
+    .unwrap();
     for _ in 0..300 {
         if inbox.status().await.unwrap().dead == 1 {
             break;

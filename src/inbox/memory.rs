@@ -14,7 +14,7 @@ use super::counts::InboxCounts;
 use super::row::InboxEvent;
 use super::state::InboxState;
 use super::store::{
-    Accepted, AfterFailure, AttemptId, AttemptReport, Buried, ClaimRequest, Claimed, Completed,
+    Accepted, AfterFailure, AttemptId, AttemptRecord, Buried, ClaimRequest, Claimed, Completed,
     Delivery, InboxStore, MIN_DONE_RETENTION,
 };
 use crate::error::BoxError;
@@ -373,14 +373,14 @@ impl InboxStore for MemoryInbox {
     async fn complete(
         &self,
         attempt: AttemptId,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
     ) -> Result<bool, BoxError> {
         let completed = Completed {
             attempt,
-            duration: report.duration,
+            duration: record.duration,
         };
         Ok(!self
-            .complete_batch(report.worker, &[completed])
+            .complete_batch(record.worker, &[completed])
             .await?
             .is_empty())
     }
@@ -401,7 +401,7 @@ impl InboxStore for MemoryInbox {
     async fn fail(
         &self,
         attempt: AttemptId,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
         next: AfterFailure,
     ) -> Result<bool, BoxError> {
         let (state, delay) = match next {
@@ -413,7 +413,7 @@ impl InboxStore for MemoryInbox {
             row.run_at = plus(now, delay);
             row.locked_until = None;
             row.locked_by = None;
-            row.last_error = report.error.map(str::to_owned);
+            row.last_error = record.error.map(str::to_owned);
         });
         Ok(!failed.is_empty())
     }

@@ -164,7 +164,7 @@ pub enum AfterFailure {
     Dead,
 }
 
-impl<'a> AttemptReport<'a> {
+impl<'a> AttemptRecord<'a> {
     /// A successful attempt by `worker` that ran for `duration`.
     #[must_use]
     pub fn new(worker: &'a str, duration: Duration) -> Self {
@@ -186,7 +186,7 @@ impl<'a> AttemptReport<'a> {
 /// How one attempt ended, for the attempts log.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct AttemptReport<'a> {
+pub struct AttemptRecord<'a> {
     /// The worker that ran it.
     pub worker: &'a str,
     /// How long the handler ran.
@@ -228,7 +228,7 @@ pub trait InboxStore: Send + Sync + 'static {
     fn complete(
         &self,
         attempt: AttemptId,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
     ) -> impl Future<Output = Result<bool, BoxError>> + Send;
 
     /// Marks done, in one write, each event whose attempt still holds it, all run by
@@ -241,8 +241,8 @@ pub trait InboxStore: Send + Sync + 'static {
         async move {
             let mut marked = Vec::with_capacity(done.len());
             for completed in done {
-                let report = AttemptReport::new(worker, completed.duration);
-                if self.complete(completed.attempt, &report).await? {
+                let record = AttemptRecord::new(worker, completed.duration);
+                if self.complete(completed.attempt, &record).await? {
                     marked.push(completed.attempt.row);
                 }
             }
@@ -255,7 +255,7 @@ pub trait InboxStore: Send + Sync + 'static {
     fn fail(
         &self,
         attempt: AttemptId,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
         next: AfterFailure,
     ) -> impl Future<Output = Result<bool, BoxError>> + Send;
 

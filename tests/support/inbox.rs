@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use monite_webhooks::inbox::{
-    Accepted, AfterFailure, AttemptId, AttemptReport, Buried, ClaimRequest, Claimed, Completed,
+    Accepted, AfterFailure, AttemptId, AttemptRecord, Buried, ClaimRequest, Claimed, Completed,
     Delivery, Inbox, InboxCounts, InboxStore, PostgresInbox,
 };
 use monite_webhooks::{BoxError, Dispatcher, PostgresStore, Receiver, Verifier};
@@ -109,10 +109,10 @@ impl InboxStore for Faulty {
     async fn complete(
         &self,
         attempt: AttemptId,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
     ) -> Result<bool, BoxError> {
         (self.fault)(Call::Complete)?;
-        self.inbox.complete(attempt, report).await
+        self.inbox.complete(attempt, record).await
     }
     async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
         (self.fault)(Call::CompleteBatch)?;
@@ -121,11 +121,11 @@ impl InboxStore for Faulty {
     async fn fail(
         &self,
         attempt: AttemptId,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
         next: AfterFailure,
     ) -> Result<bool, BoxError> {
         (self.fault)(Call::Fail)?;
-        self.inbox.fail(attempt, report, next).await
+        self.inbox.fail(attempt, record, next).await
     }
     async fn release(&self, worker: &str, held: &[AttemptId]) -> Result<u64, BoxError> {
         (self.fault)(Call::Release)?;

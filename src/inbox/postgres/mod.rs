@@ -19,7 +19,7 @@ use self::sql::Statements;
 use self::wake::Wake;
 use super::counts::InboxCounts;
 use super::store::{
-    Accepted, AfterFailure, AttemptId, AttemptReport, Buried, ClaimRequest, Claimed, Completed,
+    Accepted, AfterFailure, AttemptId, AttemptRecord, Buried, ClaimRequest, Claimed, Completed,
     Delivery, InboxStore, MIN_DONE_RETENTION,
 };
 use crate::error::{BoxError, Result};
@@ -266,13 +266,13 @@ impl InboxStore for PostgresInbox {
     async fn complete(
         &self,
         attempt: AttemptId,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
     ) -> Result<bool, BoxError> {
         let completed = Completed {
             attempt,
-            duration: report.duration,
+            duration: record.duration,
         };
-        let marked = self.complete_batch(report.worker, &[completed]).await?;
+        let marked = self.complete_batch(record.worker, &[completed]).await?;
         Ok(!marked.is_empty())
     }
 
@@ -293,7 +293,7 @@ impl InboxStore for PostgresInbox {
     async fn fail(
         &self,
         attempt: AttemptId,
-        report: &AttemptReport<'_>,
+        record: &AttemptRecord<'_>,
         next: AfterFailure,
     ) -> Result<bool, BoxError> {
         let (state, delay) = match next {
@@ -303,11 +303,11 @@ impl InboxStore for PostgresInbox {
         let failed = sqlx::query(self.inner.sql.fail.sql())
             .bind(attempt.row)
             .bind(attempt.attempt)
-            .bind(report.worker)
-            .bind(millis(report.duration))
+            .bind(record.worker)
+            .bind(millis(record.duration))
             .bind(state)
             .bind(store_millis(delay))
-            .bind(report.error.map(text))
+            .bind(record.error.map(text))
             .fetch_optional(self.inner.store.pool())
             .await?;
         Ok(failed.is_some())

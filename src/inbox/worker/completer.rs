@@ -17,8 +17,8 @@ const MARK_DONE_WITHIN: Duration = Duration::from_millis(10);
 const MARK_DONE_BACKOFF: Duration = Duration::from_millis(50);
 
 pub(super) fn superseded(attempt: AttemptId) {
-    observe::store_trouble(
-        "(inbox)",
+    observe::inbox::trouble(
+        "settle",
         &format!(
             "{attempt}: the lease lapsed and another attempt holds it; \
              this attempt's result is ignored"
@@ -72,7 +72,7 @@ pub(super) async fn heartbeat<S: InboxStore>(
         match store.heartbeat(&now, lease).await {
             // Fewer than held: which lapsed is unknown, so each start asks for its own.
             Ok(extended) => lock(&leases).confirmed = (extended >= now.len()).then_some(sent),
-            Err(e) => observe::store_trouble("(inbox heartbeat)", &e.to_string()),
+            Err(e) => observe::inbox::trouble("heartbeat", &e.to_string()),
         }
     }
 }
@@ -100,8 +100,8 @@ impl DoneMarks {
     pub(super) fn add(&self, completed: Completed) {
         if self.queue.send(completed).is_err() {
             // The task panicked: the lease lapses at the batch's end and the event runs again.
-            observe::store_trouble(
-                "(inbox)",
+            observe::inbox::trouble(
+                "done mark",
                 &format!(
                     "event row {}: no done mark can be written, the lease will lapse",
                     completed.attempt.row
@@ -114,8 +114,8 @@ impl DoneMarks {
     pub(super) async fn finish(self) {
         drop(self.queue);
         if let Err(e) = self.task.await {
-            observe::store_trouble(
-                "(inbox)",
+            observe::inbox::trouble(
+                "done mark",
                 &format!("the done marks ended early, their leases will lapse: {e}"),
             );
         }
@@ -161,8 +161,8 @@ async fn mark_done<S: InboxStore>(
                 break;
             }
             Err(e) if first_try.elapsed() + backoff < lease => {
-                observe::store_trouble(
-                    "(inbox)",
+                observe::inbox::trouble(
+                    "done mark",
                     &format!(
                         "{} done marks failed, trying again in {backoff:?}: {e}",
                         marks.len()
@@ -172,8 +172,8 @@ async fn mark_done<S: InboxStore>(
                 backoff = (backoff * 2).min(lease / 3);
             }
             Err(e) => {
-                observe::store_trouble(
-                    "(inbox)",
+                observe::inbox::trouble(
+                    "done mark",
                     &format!(
                         "{} done marks failed for a lease, their leases will lapse and they \
                          will run again: {e}",

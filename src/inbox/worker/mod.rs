@@ -8,6 +8,7 @@ mod maintenance;
 mod run;
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,23 +16,26 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
+pub use self::maintenance::SAMPLE_INTERVAL;
 use self::maintenance::Sampler;
-use super::alert::{AttemptFailure, OnFailure};
-use super::backlog::{Backlog, OnBacklog};
+pub use self::run::BatchSummary;
 use super::pace::Pace;
+use super::postgres::PostgresInbox;
+use super::report::Report;
 use super::retry::RetrySchedule;
 use super::store::{InboxStore, MIN_DONE_RETENTION};
 use super::unhandled::WhenUnhandled;
 use crate::dispatch::Dispatcher;
-use crate::event::ObjectType;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{Event, ObjectType};
 use crate::observe;
 
 /// Workers per process by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Events one claim takes by default.
 pub const DEFAULT_BATCH: usize = 32;
-/// How long a claimed event stays a worker's without a heartbeat, by default.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// How long a claimed event's attempt stays a worker's without a heartbeat, by default.
+pub const DEFAULT_ATTEMPT_LEASE: Duration = Duration::from_secs(30);
 /// Lapsed leases after which an event is dead (a poison event), by default.
 pub const DEFAULT_MAX_LAPSES: u32 = 3;
 /// The longest wait between two looks at an idle inbox.
@@ -54,22 +58,29 @@ pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// A [transactional handler](crate::PostgresStore::transactional) of the inbox's store
 /// commits the done mark in its own transaction; no other handler runs inside one.
 ///
+/// Built idle by [`WorkersBuilder::build`]: [`start`](Self::start) runs the tasks until
+/// [`WorkersHandle::shutdown`], and [`run_once`](Self::run_once) runs one batch, for tests
+/// and cron. A clone shares the store, the dispatcher and the settings.
+///
 /// ```no_run
 /// use monite_webhooks::{Dispatcher, PostgresStore};
 /// use monite_webhooks::inbox::{PostgresInbox, Workers};
 ///
-/// # async fn run(store: PostgresStore, dispatcher: Dispatcher) {
-/// let workers = Workers::builder(PostgresInbox::new(&store), dispatcher)
+/// # async fn run(store: PostgresStore, dispatcher: Dispatcher) -> monite_webhooks::Result<()> {
+/// let running = Workers::builder(PostgresInbox::new(&store), dispatcher)
 ///     .concurrency(4)
-///     .start();
+///     .start()?;
 /// tokio::signal::ctrl_c().await.ok();
-/// workers.shutdown().await; // stops claiming; running handlers finish
+/// running.shutdown().await; // stops claiming; running handlers finish
+/// # Ok(())
 /// # }
 /// ```
-#[derive(Debug)]
-pub struct Workers;
+pub struct Workers<S = PostgresInbox> {
+    shared: Arc<Shared<S>>,
+}
 
-/// Configures and starts [`Workers`].
+/// Configures [`Workers`]: [`build`](Self::build) them idle, or [`start`](Self::start)
+/// them.
 #[must_use]
 pub struct WorkersBuilder<S> {
     store: S,
@@ -86,22 +97,19 @@ pub struct WorkersBuilder<S> {
     poll_only: bool,
     retention: Option<Duration>,
     unhandled: WhenUnhandled,
-    on_failure: Option<OnFailure>,
-    on_backlog: Option<(Duration, OnBacklog)>,
+    backlog_alert_after: Option<Duration>,
+    hooks: Hooks,
 }
 
-impl Workers {
+impl<S: InboxStore> Workers<S> {
     /// Workers over `store` running `dispatcher`'s handlers, with the defaults.
-    pub fn builder<S: InboxStore>(
-        store: S,
-        dispatcher: impl Into<Dispatcher>,
-    ) -> WorkersBuilder<S> {
+    pub fn builder(store: S, dispatcher: impl Into<Dispatcher>) -> WorkersBuilder<S> {
         WorkersBuilder {
             store,
             dispatcher: dispatcher.into(),
             concurrency: DEFAULT_CONCURRENCY,
             batch: DEFAULT_BATCH,
-            lease: DEFAULT_LEASE,
+            lease: DEFAULT_ATTEMPT_LEASE,
             poll: MAX_POLL_INTERVAL,
             retry: RetrySchedule::default(),
             max_lapses: DEFAULT_MAX_LAPSES,
@@ -111,9 +119,86 @@ impl Workers {
             poll_only: false,
             retention: Some(MIN_DONE_RETENTION),
             unhandled: WhenUnhandled::default(),
-            on_failure: None,
-            on_backlog: None,
+            backlog_alert_after: None,
+            hooks: Hooks::default(),
         }
+    }
+
+    /// Starts the workers' tasks on the current Tokio runtime, beside those of any other
+    /// start; warns (feature `tracing`) when the store's pool is smaller than the
+    /// concurrency plus [`WORKER_POOL_HEADROOM`](crate::inbox::WORKER_POOL_HEADROOM).
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub fn start(&self) -> WorkersHandle<S> {
+        let shared = &self.shared;
+        let connections = shared.store.worker_connections();
+        super::sizing::warn_if_pool_small(shared.concurrency, !shared.poll_only, connections);
+        let control = Arc::new(Control::default());
+        let tasks = (0..shared.concurrency)
+            .map(|n| {
+                let name: Arc<str> = format!("{}-{n}", shared.name).into();
+                tokio::spawn(run::supervise(
+                    Arc::clone(shared),
+                    Arc::clone(&control),
+                    name,
+                ))
+            })
+            .collect();
+        let watch = (shared.concurrency > 0).then(|| {
+            let store = Arc::clone(&shared.store);
+            let wake = Arc::clone(&control.wake);
+            let remote = !shared.poll_only;
+            tokio::spawn(async move {
+                store
+                    .watch(Arc::new(move || wake.notify_one()), remote)
+                    .await;
+            })
+        });
+        WorkersHandle {
+            service: self.clone(),
+            control,
+            tasks,
+            watch,
+        }
+    }
+
+    /// One turn of one worker, for tests and cron: the rescue, prune and backlog sample
+    /// that are due, then one claim, whose batch is run and settled (done marks written,
+    /// failures scheduled for a retry or dead) before it returns. The attempts log names
+    /// the worker after [`name`](WorkersBuilder::name) as it is. Run it again while
+    /// [`BatchSummary::claimed`] is the [`batch`](WorkersBuilder::batch) size: more may be
+    /// waiting.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`] when the claim fails, and
+    /// [`ErrorKind::HandlerPanicked`] when the batch ended early on a panic outside the
+    /// handlers (a jitter, a store): its unstarted events are handed back, and the lease of
+    /// the event it was settling lapses.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub async fn run_once(&self) -> Result<BatchSummary> {
+        let shared = &self.shared;
+        shared.maintain().await;
+        let name: Arc<str> = shared.name.as_str().into();
+        let (claimed, claiming) = shared.claim(&name).await.map_err(|e| {
+            Error::new(
+                ErrorKind::StoreUnavailable,
+                format!("the inbox claim failed: {e}"),
+            )
+        })?;
+        if claimed.is_empty() {
+            return Ok(BatchSummary::default());
+        }
+        let control = Arc::new(Control::default());
+        let batch = Arc::clone(shared).run_batch(control, name, claimed, claiming);
+        tokio::spawn(batch).await.map_err(|e| {
+            Error::new(
+                ErrorKind::HandlerPanicked,
+                format!("a batch of the inbox ended early: {e}"),
+            )
+        })
     }
 }
 
@@ -130,7 +215,7 @@ impl<S: InboxStore> WorkersBuilder<S> {
         self
     }
 
-    /// How long a claimed event stays a worker's (default [`DEFAULT_LEASE`], at least a
+    /// How long a claimed event stays a worker's (default [`DEFAULT_ATTEMPT_LEASE`], at least a
     /// second); a heartbeat every third of it extends it while the worker runs.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease.max(Duration::from_secs(1));
@@ -213,25 +298,83 @@ impl<S: InboxStore> WorkersBuilder<S> {
         self
     }
 
-    /// Starts the workers on the current Tokio runtime; warns (feature `tracing`) when the
-    /// store's pool is smaller than the concurrency plus [`super::WORKER_POOL_HEADROOM`].
+    /// Calls `hook` each time a handler fails or panics on an event, before the retry or
+    /// the burial is written: as [`ReceiverBuilder::on_failure`](crate::ReceiverBuilder::on_failure),
+    /// one place to send failed handlers to Sentry, a log or a counter. Not for a body
+    /// that is not an envelope, nor for an event no handler takes, nor for an event whose
+    /// lease lapsed: those are [`Report`]s, as is what follows each failure (a retry, or
+    /// the event gone dead). A panic in `hook` is caught and ignored.
+    pub fn on_failure(mut self, hook: impl Fn(&Event, &Error) + Send + Sync + 'static) -> Self {
+        self.hooks.on_failure = Some(Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook` with what an operator should know ([`Report`]): each failed attempt
+    /// and what follows it (a retry, or the event gone `dead`, also when the rescue buries
+    /// an event whose lease lapsed once too often), and a backlog older than
+    /// [`backlog_alert_after`](Self::backlog_alert_after). `hook` runs on a worker's task
+    /// (keep it quick: hand the alert to a channel); a panic in it is caught and ignored.
     ///
-    /// # Panics
-    /// Outside a Tokio runtime.
-    pub fn start(self) -> WorkersHandle {
-        let connections = self.store.worker_connections();
-        super::sizing::warn_if_pool_small(self.concurrency, !self.poll_only, connections);
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use monite_webhooks::{Dispatcher, PostgresStore};
+    /// use monite_webhooks::inbox::{PostgresInbox, Report, Workers};
+    ///
+    /// # fn run(store: PostgresStore, dispatcher: Dispatcher) -> monite_webhooks::Result<()> {
+    /// let running = Workers::builder(PostgresInbox::new(&store), dispatcher)
+    ///     .backlog_alert_after(Duration::from_secs(300))
+    ///     .on_report(|report| match report {
+    ///         Report::Dead { error, .. } => eprintln!("an event is dead: {error}"),
+    ///         Report::BacklogOld { pending, oldest, .. } => {
+    ///             eprintln!("{pending} events wait, the oldest for {oldest:?}");
+    ///         }
+    ///         _ => {}
+    ///     })
+    ///     .start()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_report(mut self, hook: impl Fn(&Report) + Send + Sync + 'static) -> Self {
+        self.hooks.on_report = Some(Arc::new(hook));
+        self
+    }
+
+    /// Reports [`Report::BacklogOld`] when the oldest pending event was received more than
+    /// `age` ago (default: never): the alert for a backlog the workers do not drain. The
+    /// workers read the backlog at most once per [`SAMPLE_INTERVAL`] in a process, so the
+    /// report comes at most that often.
+    pub fn backlog_alert_after(mut self, age: Duration) -> Self {
+        self.backlog_alert_after = Some(age);
+        self
+    }
+
+    /// The workers, idle: [`start`](Workers::start) them, or
+    /// [`run_once`](Workers::run_once).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Misconfigured`] when [`backlog_alert_after`](Self::backlog_alert_after)
+    /// is set with no [`on_report`](Self::on_report) hook to hear the alert.
+    pub fn build(self) -> Result<Workers<S>> {
+        if self.backlog_alert_after.is_some() && self.hooks.on_report.is_none() {
+            return Err(Error::new(
+                ErrorKind::Misconfigured,
+                "the workers' backlog_alert_after is set but no on_report hook hears it",
+            ));
+        }
         let table: Arc<str> = self.store.transactional_table().unwrap_or("").into();
-        let shared = Arc::new(Shared {
+        let shared = Shared {
             store: Arc::new(self.store),
             dispatcher: self.dispatcher,
+            concurrency: self.concurrency,
             batch: self.batch,
             lease: self.lease,
             poll: self.poll,
             retry: self.retry,
             max_lapses: self.max_lapses,
-            on_failure: self.on_failure,
-            sampler: Sampler::new(self.on_backlog),
+            name: self.name,
+            poll_only: self.poll_only,
+            hooks: self.hooks,
+            sampler: Sampler::new(self.backlog_alert_after),
             table,
             limits: self
                 .limits
@@ -242,89 +385,79 @@ impl<S: InboxStore> WorkersBuilder<S> {
             retention: self.retention,
             unhandled: self.unhandled,
             prune: Pace::every(PRUNE_INTERVAL),
-            stopping: AtomicBool::new(false),
-            stopped: Notify::new(),
-            wake: Arc::new(Notify::new()),
             rescue: Pace::every(self.poll),
-        });
-        let tasks = (0..self.concurrency)
-            .map(|n| {
-                let name: Arc<str> = format!("{}-{n}", self.name).into();
-                tokio::spawn(run::supervise(Arc::clone(&shared), name))
-            })
-            .collect();
-        let watch = (self.concurrency > 0).then(|| {
-            let store = Arc::clone(&shared.store);
-            let wake = Arc::clone(&shared.wake);
-            let remote = !self.poll_only;
-            tokio::spawn(async move {
-                store
-                    .watch(Arc::new(move || wake.notify_one()), remote)
-                    .await;
-            })
-        });
-        WorkersHandle {
-            shared,
-            tasks,
-            watch,
+        };
+        Ok(Workers {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Builds the workers and [starts](Workers::start) them: short for
+    /// `build()?.start()`.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build).
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub fn start(self) -> Result<WorkersHandle<S>> {
+        Ok(self.build()?.start())
+    }
+}
+
+type OnFailure = Arc<dyn Fn(&Event, &Error) + Send + Sync>;
+type OnReport = Arc<dyn Fn(&Report) + Send + Sync>;
+
+/// The hooks set on the builder; a panic in one is caught, and logged.
+#[derive(Clone, Default)]
+struct Hooks {
+    on_failure: Option<OnFailure>,
+    on_report: Option<OnReport>,
+}
+
+impl Hooks {
+    /// Whether any hook wants the events of failed attempts.
+    fn hear_events(&self) -> bool {
+        self.on_failure.is_some() || self.on_report.is_some()
+    }
+
+    /// Tells `on_failure` that a handler failed on `event`.
+    fn failed(&self, event: &Event, error: &Error) {
+        if let Some(hook) = &self.on_failure
+            && catch_unwind(AssertUnwindSafe(|| hook(event, error))).is_err()
+        {
+            observe::inbox::hook_panicked("on_failure");
         }
     }
 
-    /// Calls `report` for every failed attempt, before the retry or the burial is written:
-    /// the alert hook for a first failure (`tries == 1`) and for a dead event (`dead`). An
-    /// event whose lease lapsed once too often (its worker died or hung on it) is reported
-    /// `dead` too, after the rescue buried it, by the process whose workers rescued it. A
-    /// panic in `report` is caught and ignored.
-    pub fn on_failure(
-        mut self,
-        report: impl Fn(&AttemptFailure<'_>) + Send + Sync + 'static,
-    ) -> Self {
-        self.on_failure = Some(Arc::new(report));
-        self
-    }
-
-    /// Calls `report` when the oldest pending event was received more than `threshold`
-    /// ago: the alert hook for a backlog the workers do not drain. The workers read the
-    /// backlog at most once per [`SAMPLE_INTERVAL`](crate::inbox::SAMPLE_INTERVAL) in a process,
-    /// so `report` is called at most that often, on a worker's task (keep it quick: hand
-    /// the alert to a channel); a panic in it is caught and ignored.
-    ///
-    /// ```no_run
-    /// use std::time::Duration;
-    /// use monite_webhooks::{Dispatcher, PostgresStore};
-    /// use monite_webhooks::inbox::{PostgresInbox, Workers};
-    ///
-    /// # fn run(store: PostgresStore, dispatcher: Dispatcher) {
-    /// let workers = Workers::builder(PostgresInbox::new(&store), dispatcher)
-    ///     .on_backlog(Duration::from_secs(300), |backlog| {
-    ///         eprintln!("{} events wait, the oldest for {:?}", backlog.pending, backlog.oldest);
-    ///     })
-    ///     .start();
-    /// # }
-    /// ```
-    pub fn on_backlog(
-        mut self,
-        threshold: Duration,
-        report: impl Fn(&Backlog) + Send + Sync + 'static,
-    ) -> Self {
-        self.on_backlog = Some((threshold, Arc::new(report)));
-        self
+    /// Tells `on_report` what `report` makes, made only when there is a hook.
+    fn report(&self, report: impl FnOnce() -> Report) {
+        if let Some(hook) = &self.on_report {
+            let report = report();
+            if catch_unwind(AssertUnwindSafe(|| hook(&report))).is_err() {
+                observe::inbox::hook_panicked("on_report");
+            }
+        }
     }
 }
 
 /// Running [`Workers`]: stop them with [`shutdown`](Self::shutdown).
 #[must_use = "dropping the handle leaves the workers running"]
-pub struct WorkersHandle {
-    shared: Arc<dyn Stop>,
+pub struct WorkersHandle<S = PostgresInbox> {
+    service: Workers<S>,
+    control: Arc<Control>,
     tasks: Vec<JoinHandle<()>>,
     watch: Option<JoinHandle<()>>,
 }
 
-trait Stop: Send + Sync {
-    fn stop(&self);
-}
+impl<S: InboxStore> WorkersHandle<S> {
+    /// The workers, for what they offer while they run: [`run_once`](Workers::run_once),
+    /// another [`start`](Workers::start).
+    #[must_use]
+    pub fn service(&self) -> &Workers<S> {
+        &self.service
+    }
 
-impl WorkersHandle {
     /// Stops claiming, hands back at once the claimed events not started yet while every
     /// worker finishes the event it is running, and waits for the workers. A process killed
     /// instead leaves its leases to lapse: other workers rescue them.
@@ -332,24 +465,28 @@ impl WorkersHandle {
         if let Some(watch) = &self.watch {
             watch.abort();
         }
-        self.shared.stop();
+        self.control.stop();
         for task in self.tasks {
             if let Err(e) = task.await {
-                observe::store_trouble("(inbox worker)", &format!("a worker ended: {e}"));
+                observe::inbox::trouble("worker", &format!("a worker ended: {e}"));
             }
         }
     }
 }
 
+/// What the workers of one start share: the store, the dispatcher, the settings.
 struct Shared<S> {
     store: Arc<S>,
     dispatcher: Dispatcher,
+    concurrency: usize,
     batch: usize,
     lease: Duration,
     poll: Duration,
     retry: RetrySchedule,
     max_lapses: u32,
-    on_failure: Option<OnFailure>,
+    name: String,
+    poll_only: bool,
+    hooks: Hooks,
     sampler: Sampler,
     table: Arc<str>,
     limits: Vec<(ObjectType, Arc<Semaphore>)>,
@@ -357,18 +494,50 @@ struct Shared<S> {
     retention: Option<Duration>,
     unhandled: WhenUnhandled,
     prune: Pace,
+    rescue: Pace,
+}
+
+/// How the tasks of one start are stopped and woken.
+#[derive(Default)]
+struct Control {
     stopping: AtomicBool,
     // Told once, by `stop`: a batch hands back its unstarted events while a handler runs.
     stopped: Notify,
     wake: Arc<Notify>,
-    rescue: Pace,
 }
 
-impl<S: InboxStore> Stop for Shared<S> {
+impl Control {
     fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
         self.wake.notify_waiters();
         self.stopped.notify_waiters();
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+}
+
+impl<S> Clone for Workers<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S> fmt::Debug for Workers<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = &self.shared;
+        f.debug_struct("Workers")
+            .field("concurrency", &shared.concurrency)
+            .field("batch", &shared.batch)
+            .field("lease", &shared.lease)
+            .field("retry", &shared.retry)
+            .field("max_lapses", &shared.max_lapses)
+            .field("unhandled", &shared.unhandled)
+            .field("name", &shared.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -386,10 +555,11 @@ impl<S> fmt::Debug for WorkersBuilder<S> {
     }
 }
 
-impl fmt::Debug for WorkersHandle {
+impl<S> fmt::Debug for WorkersHandle<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkersHandle")
-            .field("workers", &self.tasks.len())
+            .field("service", &self.service)
+            .field("tasks", &self.tasks.len())
             .finish_non_exhaustive()
     }
 }

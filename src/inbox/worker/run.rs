@@ -3,35 +3,64 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::pin::pin;
-use std::sync::atomic::Ordering;
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
+use tokio::sync::futures::Notified;
 
-use super::Shared;
 use super::completer::{DoneMarks, Heartbeat, Leases, forget, heartbeat, lock, superseded};
+use super::{Control, Shared};
 use crate::dispatch::Dispatched;
 use crate::dispatch::attempt::InboxAttempt;
-use crate::error::{Error, ErrorKind};
+use crate::error::{BoxError, Error, ErrorKind};
 use crate::event::{Event, ObjectType};
-use crate::inbox::alert::AttemptFailure;
+use crate::inbox::report::Report;
 use crate::inbox::store::{
-    AfterFailure, AttemptId, AttemptReport, ClaimRequest, Claimed, Completed, InboxStore,
+    AfterFailure, AttemptId, AttemptRecord, ClaimRequest, Claimed, Completed, InboxStore,
 };
 use crate::inbox::unhandled::WhenUnhandled;
 use crate::observe;
 
+/// What one batch did: what [`Workers::run_once`](super::Workers::run_once) answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchSummary {
+    /// Events claimed.
+    pub claimed: usize,
+    /// Of those, events whose handlers succeeded, or that no handler took and are done.
+    pub succeeded: usize,
+    /// Events whose attempt failed: each is retried later, or dead.
+    pub failed: usize,
+    /// Events not started: handed back, or their lease lapsed before they could start.
+    pub not_started: usize,
+}
+
+/// How one event's run ended.
+enum Ran {
+    /// Succeeded, its done mark still to write.
+    Succeeded(Completed),
+    /// Succeeded and marked done already (by a transactional handler).
+    Done,
+    /// Failed, and settled: a retry or the burial written.
+    Failed,
+}
+
 /// Runs a worker, and again after a panic outside its batches (a store's claim, rescue
 /// or prune), one poll interval later, until it stops: the process keeps its workers.
-pub(super) async fn supervise<S: InboxStore>(shared: Arc<Shared<S>>, name: Arc<str>) {
+pub(super) async fn supervise<S: InboxStore>(
+    shared: Arc<Shared<S>>,
+    control: Arc<Control>,
+    name: Arc<str>,
+) {
     loop {
-        match tokio::spawn(Arc::clone(&shared).run(Arc::clone(&name))).await {
-            Err(e) if e.is_panic() && !shared.stopping.load(Ordering::Acquire) => {
-                observe::store_trouble(
-                    "(inbox worker)",
+        let run = Arc::clone(&shared).run(Arc::clone(&control), Arc::clone(&name));
+        match tokio::spawn(run).await {
+            Err(e) if e.is_panic() && !control.stopping() => {
+                observe::inbox::trouble(
+                    "worker",
                     &format!("a worker panicked, it starts again: {e}"),
                 );
                 tokio::time::sleep(shared.poll).await;
@@ -42,30 +71,16 @@ pub(super) async fn supervise<S: InboxStore>(shared: Arc<Shared<S>>, name: Arc<s
 }
 
 impl<S: InboxStore> Shared<S> {
-    async fn run(self: Arc<Self>, name: Arc<str>) {
-        while !self.stopping.load(Ordering::Acquire) {
-            self.rescue_if_due().await;
-            self.prune_if_due().await;
-            self.sampler.sample_if_due(&*self.store).await;
+    async fn run(self: Arc<Self>, control: Arc<Control>, name: Arc<str>) {
+        while !control.stopping() {
+            self.maintain().await;
             // Listening before the claim: a wake-up during it is not lost.
-            let mut woken = std::pin::pin!(self.wake.notified());
+            let mut woken = pin!(control.wake.notified());
             woken.as_mut().enable();
-            let saturated: Vec<&str> = self
-                .limits
-                .iter()
-                .filter(|(_, permits)| permits.available_permits() == 0)
-                .map(|(object_type, _)| object_type.as_str())
-                .collect();
-            let request = ClaimRequest {
-                skip_object_types: &saturated,
-                in_entity_order: self.in_entity_order,
-                ..ClaimRequest::new(&name, self.batch, self.lease)
-            };
-            let claiming = Instant::now();
-            let claimed = match self.store.claim(&request).await {
+            let (claimed, claiming) = match self.claim(&name).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
-                    observe::store_trouble("(inbox claim)", &e.to_string());
+                    observe::inbox::trouble("claim", &e.to_string());
                     self.idle(woken).await;
                     continue;
                 }
@@ -76,31 +91,68 @@ impl<S: InboxStore> Shared<S> {
             }
             if claimed.len() == self.batch {
                 // More may be waiting: one more idle worker looks, and so on.
-                self.wake.notify_one();
+                control.wake.notify_one();
             }
             // A task of its own, so that a panic outside the dispatcher's catch (a jitter,
             // a metrics recorder, a store) ends the batch and not the worker: as the batch
             // unwinds its heartbeat stops and its unstarted events go back, and the lease
             // of the event it was settling lapses and is rescued.
-            let batch = Arc::clone(&self).run_batch(Arc::clone(&name), claimed, claiming);
+            let batch = Arc::clone(&self).run_batch(
+                Arc::clone(&control),
+                Arc::clone(&name),
+                claimed,
+                claiming,
+            );
             if let Err(e) = tokio::spawn(batch).await {
-                observe::store_trouble(
-                    "(inbox worker)",
+                observe::inbox::trouble(
+                    "worker",
                     &format!("a batch ended early, the lease of the event it ran will lapse: {e}"),
                 );
             }
         }
     }
 
-    async fn idle(&self, woken: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) {
+    async fn idle(&self, woken: Pin<&mut Notified<'_>>) {
         let _woken = tokio::time::timeout(self.poll, woken).await;
+    }
+
+    /// Claims a batch for `name`, skipping the object types at their limit; answers it
+    /// with when the claim was sent, from which its leases are held.
+    pub(super) async fn claim(
+        &self,
+        name: &str,
+    ) -> std::result::Result<(Vec<Claimed>, Instant), BoxError> {
+        let saturated: Vec<&str> = self
+            .limits
+            .iter()
+            .filter(|(_, permits)| permits.available_permits() == 0)
+            .map(|(object_type, _)| object_type.as_str())
+            .collect();
+        let request = ClaimRequest {
+            skip_object_types: &saturated,
+            in_entity_order: self.in_entity_order,
+            ..ClaimRequest::new(name, self.batch, self.lease)
+        };
+        let claiming = Instant::now();
+        let claimed = self.store.claim(&request).await?;
+        Ok((claimed, claiming))
     }
 
     /// Runs a batch's events one at a time under one heartbeat, starting each only while
     /// its lease is known to be held; the successes' done marks are written by a task of
     /// their own. A stopping worker hands back the events it has not started at once,
     /// while the running handler goes on.
-    async fn run_batch(self: Arc<Self>, name: Arc<str>, claimed: Vec<Claimed>, claiming: Instant) {
+    pub(super) async fn run_batch(
+        self: Arc<Self>,
+        control: Arc<Control>,
+        name: Arc<str>,
+        claimed: Vec<Claimed>,
+        claiming: Instant,
+    ) -> BatchSummary {
+        let mut summary = BatchSummary {
+            claimed: claimed.len(),
+            ..BatchSummary::default()
+        };
         let leases = Arc::new(Mutex::new(Leases {
             held: claimed.iter().map(|c| c.attempt).collect(),
             confirmed: Some(claiming),
@@ -122,11 +174,11 @@ impl<S: InboxStore> Shared<S> {
             name: Arc::clone(&name),
             leases: Arc::clone(&leases),
         };
-        let mut stopped = pin!(self.stopped.notified());
+        let mut stopped = pin!(control.stopped.notified());
         stopped.as_mut().enable();
         let mut handing_back = None;
         while let Some(event) = unstarted.events.pop_front() {
-            if self.stopping.load(Ordering::Acquire) {
+            if control.stopping() {
                 unstarted.events.push_front(event);
                 break;
             }
@@ -135,6 +187,7 @@ impl<S: InboxStore> Shared<S> {
                 Some(false) => {
                     lapsed_before_start(event.attempt);
                     forget(&leases, [event.attempt.row]);
+                    summary.not_started += 1;
                     continue;
                 }
                 None => {
@@ -146,8 +199,8 @@ impl<S: InboxStore> Shared<S> {
             let mut run = pin!(self.run_one(&name, event));
             // While events wait behind this one, the stop signal is heard too.
             let finished = std::future::poll_fn(|cx| {
-                if let Poll::Ready(outcome) = run.as_mut().poll(cx) {
-                    return Poll::Ready(Some(outcome));
+                if let Poll::Ready(ran) = run.as_mut().poll(cx) {
+                    return Poll::Ready(Some(ran));
                 }
                 if !unstarted.events.is_empty() && stopped.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(None);
@@ -155,29 +208,42 @@ impl<S: InboxStore> Shared<S> {
                 Poll::Pending
             })
             .await;
-            let outcome = match finished {
-                Some(outcome) => outcome,
+            let ran = match finished {
+                Some(ran) => ran,
                 None => {
                     // Handed back now, not after this handler: a grace period may end in
                     // a kill, which would charge each of them a lapse.
+                    summary.not_started += unstarted.events.len();
                     handing_back = Some(tokio::spawn(unstarted.hand_back()));
                     run.await
                 }
             };
-            match outcome {
-                Some(completed) => marks.add(completed),
-                None => forget(&leases, [id]),
+            match ran {
+                Ran::Succeeded(completed) => {
+                    summary.succeeded += 1;
+                    marks.add(completed);
+                }
+                Ran::Done => {
+                    summary.succeeded += 1;
+                    forget(&leases, [id]);
+                }
+                Ran::Failed => {
+                    summary.failed += 1;
+                    forget(&leases, [id]);
+                }
             }
         }
+        summary.not_started += unstarted.events.len();
         unstarted.hand_back().await;
         let handed_back = match handing_back {
             Some(task) => task.await,
             None => Ok(()),
         };
         if let Err(e) = handed_back {
-            observe::store_trouble("(inbox release)", &format!("the hand-back ended: {e}"));
+            observe::inbox::trouble("release", &format!("the hand-back ended: {e}"));
         }
         marks.finish().await;
+        summary
     }
 
     /// Whether `event`'s lease is still this worker's, just before it starts: yes if every
@@ -197,8 +263,8 @@ impl<S: InboxStore> Shared<S> {
         match self.store.heartbeat(&[event.attempt], self.lease).await {
             Ok(extended) => Some(extended == 1),
             Err(e) => {
-                observe::store_trouble(
-                    "(inbox heartbeat)",
+                observe::inbox::trouble(
+                    "heartbeat",
                     &format!(
                         "cannot confirm the lease of event row {} before starting it; the \
                          batch's unstarted events go back: {e}",
@@ -210,18 +276,24 @@ impl<S: InboxStore> Shared<S> {
         }
     }
 
-    /// Runs one event's handlers and settles a failure; answers a success still to be
-    /// marked done (a transactional handler marks its own).
-    async fn run_one(&self, name: &Arc<str>, claimed: Claimed) -> Option<Completed> {
+    /// Runs one event's handlers, and settles a failure.
+    async fn run_one(&self, name: &Arc<str>, claimed: Claimed) -> Ran {
+        let Claimed {
+            attempt: id,
+            tries,
+            body,
+            retry_unhandled,
+            ..
+        } = claimed;
         let attempt = Arc::new(InboxAttempt::new(
             Arc::clone(&self.table),
-            claimed.attempt.row,
-            claimed.attempt.attempt,
+            id.row,
+            id.attempt,
             Arc::clone(name),
         ));
-        let parsed = Event::parse(claimed.body);
-        // Kept only for the failure hook and the metrics' labels: a clone shares its body.
-        let reported = (self.on_failure.is_some() || cfg!(feature = "metrics"))
+        let parsed = Event::parse(body);
+        // Kept only for the hooks and the metrics' labels: a clone shares its body.
+        let reported = (self.hooks.hear_events() || observe::inbox::RECORDS_METRICS)
             .then(|| parsed.as_ref().ok().cloned())
             .flatten();
         let result = match parsed {
@@ -230,87 +302,101 @@ impl<S: InboxStore> Shared<S> {
                     Some(permits) => permits.acquire().await.ok(),
                     None => None,
                 };
-                Arc::clone(&attempt)
+                let dispatched = Arc::clone(&attempt)
                     .scope(self.dispatcher.dispatch(event))
-                    .await
+                    .await;
+                if let (Err(error), Some(event)) = (&dispatched, &reported) {
+                    self.hooks.failed(event, error);
+                }
+                dispatched
             }
             Err(error) => Err(error),
         };
         let result = match result {
             // Failed like a handler, so that the retry schedule brings it to a worker that
             // has a handler for it, as Monite's retries would without the inbox.
-            Ok(Dispatched::Unhandled(why))
-                if self.retries_unhandled(claimed.attempt.row, claimed.retry_unhandled) =>
-            {
+            Ok(Dispatched::Unhandled(why)) if self.retries_unhandled(id.row, retry_unhandled) => {
                 Err(Error::new(
                     ErrorKind::Handler,
                     format!(
                         "no handler takes the event here ({why:?}); it is retried, as its \
-                     receiver's unhandled_status or these workers' WhenUnhandled ask"
+                         receiver's unhandled_status or these workers' WhenUnhandled ask"
                     ),
                 ))
             }
             other => other,
         };
-        let mut report = AttemptReport {
-            worker: name,
-            duration: attempt.started.elapsed(),
-            error: None,
-        };
-        #[cfg(feature = "metrics")]
-        if result.is_ok() {
-            crate::inbox::metrics::attempted(reported.as_ref(), None, report.duration);
-        }
-        let settled = match result {
-            Ok(_) if attempt.completed() => Ok(true),
+        let duration = attempt.started.elapsed();
+        match result {
             Ok(_) => {
-                return Some(Completed {
-                    attempt: claimed.attempt,
-                    duration: report.duration,
-                });
+                observe::inbox::attempted(reported.as_ref(), None, duration);
+                if attempt.completed() {
+                    return Ran::Done;
+                }
+                Ran::Succeeded(Completed {
+                    attempt: id,
+                    duration,
+                })
             }
             Err(error) => {
-                let message = error.to_string();
-                report.error = Some(&message);
-                let next = match error.kind() {
-                    // Bytes that are not an envelope never will be.
-                    crate::ErrorKind::NotAnEnvelope => AfterFailure::Dead,
-                    _ => self.retry.after_failure(claimed.tries),
+                let failed = Failed {
+                    attempt: id,
+                    tries,
+                    event: reported,
+                    error,
+                    duration,
                 };
-                #[cfg(feature = "metrics")]
-                crate::inbox::metrics::attempted(
-                    reported.as_ref(),
-                    Some(next == AfterFailure::Dead),
-                    report.duration,
-                );
-                if let Some(report) = &self.on_failure {
-                    let failure = AttemptFailure {
-                        event: reported.as_ref(),
-                        error: &error,
-                        attempt: claimed.attempt.attempt,
-                        tries: claimed.tries,
-                        dead: next == AfterFailure::Dead,
-                    };
-                    let hook = std::panic::AssertUnwindSafe(|| report(&failure));
-                    if std::panic::catch_unwind(hook).is_err() {
-                        observe::store_trouble("(inbox on_failure)", "the hook panicked");
-                    }
-                }
-                self.store.fail(claimed.attempt, &report, next).await
+                self.settle_failure(name, failed).await;
+                Ran::Failed
             }
+        }
+    }
+
+    /// Settles a failed attempt: a retry from the schedule or, after the last attempt (or
+    /// for bytes that are not an envelope), the burial; reported before it is written.
+    async fn settle_failure(&self, name: &str, failed: Failed) {
+        let Failed {
+            attempt: id,
+            tries,
+            event,
+            error,
+            duration,
+        } = failed;
+        let next = match error.kind() {
+            // Bytes that are not an envelope never will be.
+            ErrorKind::NotAnEnvelope => AfterFailure::Dead,
+            _ => self.retry.after_failure(tries),
         };
-        match settled {
+        observe::inbox::attempted(event.as_ref(), Some(next == AfterFailure::Dead), duration);
+        let message = error.to_string();
+        let retry_in = match &next {
+            AfterFailure::RetryIn(delay) => Some(*delay),
+            _ => None,
+        };
+        self.hooks.report(|| match retry_in {
+            Some(retry_in) => Report::AttemptFailed {
+                event,
+                error,
+                attempt: id.attempt,
+                tries,
+                retry_in,
+            },
+            None => Report::Dead {
+                event,
+                error,
+                attempt: id.attempt,
+                tries,
+            },
+        });
+        let record = AttemptRecord::new(name, duration).failed(&message);
+        match self.store.fail(id, &record, next).await {
             Ok(true) => {}
-            Ok(false) => superseded(claimed.attempt),
-            Err(e) => observe::store_trouble(
-                "(inbox)",
-                &format!(
-                    "{}: settling failed, the lease will lapse: {e}",
-                    claimed.attempt
-                ),
+            Ok(false) => superseded(id),
+            Err(e) => observe::inbox::trouble(
+                "settle",
+                &format!("{id}: settling failed, the lease will lapse: {e}"),
             ),
         }
-        None
     }
 
     /// Whether event row `id`, which no handler took, is retried rather than done;
@@ -322,8 +408,8 @@ impl<S: InboxStore> Shared<S> {
             WhenUnhandled::Done => {
                 if receiver_retries {
                     // Loud: the receiver told Monite `202`, so nothing retries it now.
-                    observe::store_trouble(
-                        "(inbox)",
+                    observe::inbox::trouble(
+                        "unhandled",
                         &format!(
                             "event row {id}: no handler takes it, and these workers mark it done \
                              (WhenUnhandled::Done) although its receiver answers unhandled \
@@ -344,9 +430,18 @@ impl<S: InboxStore> Shared<S> {
     }
 }
 
+/// A failed attempt, to settle.
+struct Failed {
+    attempt: AttemptId,
+    tries: i32,
+    event: Option<Event>,
+    error: Error,
+    duration: Duration,
+}
+
 fn lapsed_before_start(attempt: AttemptId) {
-    observe::store_trouble(
-        "(inbox)",
+    observe::inbox::trouble(
+        "start",
         &format!(
             "{attempt}: the lease lapsed before the event started; \
              this worker does not start it"
@@ -399,8 +494,8 @@ async fn hand_back<S: InboxStore>(
         return;
     }
     if let Err(e) = store.release(&name, &unstarted).await {
-        observe::store_trouble(
-            "(inbox release)",
+        observe::inbox::trouble(
+            "release",
             &format!("cannot hand back unstarted events, their leases will lapse: {e}"),
         );
     }
