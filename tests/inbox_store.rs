@@ -652,3 +652,36 @@ async fn shutting_down_finishes_the_running_event_and_hands_back_the_rest() {
         "not counted as attempts"
     );
 }
+
+/// One batch at a time (`Workers::run_once`, for tests and cron) over `MemoryInbox`, its
+/// clock moved instead of waited for: a failure waits for its retry's time, then succeeds.
+#[tokio::test]
+async fn run_once_over_memory_retries_when_the_schedule_says() {
+    let inbox = MemoryInbox::new();
+    for _ in 0..3 {
+        accept(&inbox, "payable", None).await;
+    }
+    let runs = Arc::new(AtomicUsize::new(0));
+    let workers = Workers::builder(inbox.clone(), failing_first(1, &runs))
+        .batch(10)
+        .retry(RetrySchedule::new([HOUR], 3).with_jitter(|d| d))
+        .build()
+        .unwrap();
+    let first = workers.run_once().await.unwrap();
+    assert_eq!((first.claimed, first.succeeded, first.failed), (3, 2, 1));
+    let status = inbox.status();
+    assert_eq!(
+        (status.done, status.pending, status.retrying),
+        (Some(2), 1, 1)
+    );
+    assert_eq!(
+        workers.run_once().await.unwrap().claimed,
+        0,
+        "not before its time"
+    );
+    inbox.advance(HOUR);
+    let retried = workers.run_once().await.unwrap();
+    assert_eq!((retried.claimed, retried.succeeded), (1, 1));
+    assert_eq!(inbox.status().done, Some(3));
+    assert_eq!(runs.load(Ordering::SeqCst), 4);
+}
