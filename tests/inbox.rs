@@ -361,6 +361,64 @@ async fn retries_follow_the_schedule_then_the_event_is_dead() {
     workers.shutdown().await;
 }
 
+/// `run_once` claims one batch, runs it and settles it before it returns (done marks
+/// written, the failure scheduled for a retry); the next call takes the rest, and an empty
+/// inbox answers an empty summary. A backlog threshold nobody hears is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_claims_runs_and_settles_one_batch() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let receiver = receiver_of(&inbox);
+    deliver(&receiver, &envelope(&format!("bad-{}", fresh_id()), "e")).await;
+    for _ in 0..2 {
+        deliver(&receiver, &envelope(&fresh_id(), "e")).await;
+    }
+    let dispatcher = || {
+        Dispatcher::builder()
+            .on_object(ObjectType::Payable, |event: Event| {
+                let bad = event.id().unwrap_or_default().starts_with("bad-");
+                async move {
+                    if bad {
+                        return Err(std::io::Error::other("ledger unavailable"));
+                    }
+                    Ok(())
+                }
+            })
+            .build()
+    };
+    let unheard = Workers::builder(inbox.clone(), dispatcher())
+        .backlog_alert_after(Duration::from_secs(60))
+        .build()
+        .unwrap_err();
+    assert_eq!(unheard.kind(), ErrorKind::Misconfigured, "{unheard}");
+    let workers = Workers::builder(inbox.clone(), dispatcher())
+        .batch(2)
+        .retry(RetrySchedule::new([Duration::from_secs(3600)], 3))
+        .build()
+        .unwrap();
+    let first = workers.run_once().await.unwrap();
+    let second = workers.run_once().await.unwrap();
+    let third = workers.run_once().await.unwrap();
+    assert_eq!((first.claimed, second.claimed, third.claimed), (2, 1, 0));
+    assert_eq!(
+        first.succeeded + second.succeeded,
+        2,
+        "{first:?} {second:?}"
+    );
+    assert_eq!(first.failed + second.failed, 1, "{first:?} {second:?}");
+    assert_eq!(first.not_started + second.not_started, 0);
+    let pool = store.pool();
+    let done = "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'";
+    assert_eq!(scalar(pool, done).await, 2, "the done marks are written");
+    let retrying = "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'pending' \
+                    AND attempt = 1 AND last_error LIKE '%ledger unavailable%'";
+    assert_eq!(
+        scalar(pool, retrying).await,
+        1,
+        "the failure waits for its retry"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_workers_claim_nothing_while_accepting_goes_on() {
     let server = PgServer::start();
