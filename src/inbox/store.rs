@@ -196,12 +196,15 @@ pub struct AttemptRecord<'a> {
 }
 
 /// Where an inbox keeps events: implemented by
-/// [`PostgresInbox`](crate::inbox::PostgresInbox); another engine implements these
-/// calls with the same fencing.
+/// [`PostgresInbox`](crate::inbox::PostgresInbox) and, for tests,
+/// [`MemoryInbox`](crate::inbox::MemoryInbox); another engine implements these calls with
+/// the same fencing (the behaviour table of `tests/inbox_store.rs` holds both stores to
+/// it).
 ///
-/// Every call after [`claim`](Self::claim) names the row and the attempt it claimed, and
-/// acts only while that attempt still holds the row (`state = 'running'`, same attempt):
-/// a worker whose lease lapsed and whose event another worker took over changes nothing.
+/// Every call after [`claim`](Self::claim) names an [`AttemptId`], and acts only while
+/// that attempt still holds the row (state [`Running`](crate::inbox::InboxState::Running),
+/// same attempt): a worker whose lease lapsed and whose event another worker took over
+/// changes nothing.
 pub trait InboxStore: Send + Sync + 'static {
     /// Writes a delivery durably, or finds its key there already.
     fn accept(
