@@ -44,7 +44,7 @@ const RESCUE_AT_MOST: usize = 1000;
 /// let no_headers: &[(&str, &str)] = &[];
 /// Inbox::new(inbox.clone()).accept(&Event::parse(body)?, no_headers).await?;
 /// let dispatcher = Dispatcher::builder().on_object(ObjectType::Payable, |_: Event| async {});
-/// let workers = Workers::builder(inbox.clone(), dispatcher).start();
+/// let workers = Workers::builder(inbox.clone(), dispatcher).start()?;
 /// while inbox.status().done != Some(1) {
 ///     tokio::time::sleep(Duration::from_millis(10)).await;
 /// }
