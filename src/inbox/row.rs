@@ -80,3 +80,26 @@ impl serde::Serialize for InboxEvent {
         event.end()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_keeps_the_columns_as_strings() {
+        let at: Timestamp = "2024-03-04T20:06:48Z".parse().unwrap();
+        let mut event = InboxEvent::new(7, "payable", "payable.created", InboxState::Dead, at);
+        event.attempt = 3;
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["object_type"], "payable");
+        assert_eq!(json["event"], "payable.created");
+        assert_eq!(json["event_type"], "created");
+        assert_eq!(json["state"], "dead");
+        assert_eq!(json["received_at"], "2024-03-04T20:06:48.000Z");
+        assert_eq!(
+            (json["id"].as_i64(), json["attempt"].as_i64()),
+            (Some(7), Some(3))
+        );
+        assert_eq!(event.event_type, EventType::Created);
+    }
+}
