@@ -116,6 +116,9 @@ mod error;
 mod headers;
 mod observe;
 mod outcome;
+// The service's own PostgreSQL, as every store on it uses it.
+#[cfg(feature = "postgres")]
+mod postgres;
 
 #[cfg(fuzzing)]
 #[doc(hidden)]

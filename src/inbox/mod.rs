@@ -18,10 +18,11 @@
 //!   PostgreSQL tables, and [`MemoryInbox`] a store in memory, for tests.
 
 mod accept;
+// The attempt a worker runs a dispatch as, for transactional handlers.
+pub(crate) mod attempt;
 mod counts;
 mod memory;
-mod pace;
-mod postgres;
+pub(crate) mod postgres;
 mod report;
 mod retry;
 mod row;

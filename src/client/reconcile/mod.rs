@@ -60,10 +60,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::receive::Receiver;
 
 pub use self::builder::ReconcilerBuilder;
+#[cfg(feature = "postgres")]
+pub use self::checkpoint::PostgresCheckpoints;
 #[cfg(feature = "redis")]
 pub use self::checkpoint::RedisCheckpoints;
-#[cfg(feature = "postgres")]
-pub use self::checkpoint::{CHECKPOINTS_SCHEMA, PostgresCheckpoints};
 pub use self::checkpoint::{CheckpointStore, FileCheckpoints, MemoryCheckpoints, StoreFuture};
 pub use self::report::Report;
 pub use self::schedule::{HOT_EVERY, HOT_FOR};

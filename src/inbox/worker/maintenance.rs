@@ -7,10 +7,10 @@ use super::Shared;
 use crate::error::{Error, ErrorKind};
 use crate::event::Event;
 use crate::inbox::counts::InboxCounts;
-use crate::inbox::pace::Pace;
 use crate::inbox::report::Report;
 use crate::inbox::store::{Buried, InboxStore};
 use crate::observe;
+use crate::postgres::Pace;
 
 /// How often the workers of one process read the backlog, at most.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);

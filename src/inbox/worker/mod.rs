@@ -19,7 +19,6 @@ use tokio::task::JoinHandle;
 pub use self::maintenance::SAMPLE_INTERVAL;
 use self::maintenance::Sampler;
 pub use self::run::BatchSummary;
-use super::pace::Pace;
 use super::postgres::PostgresInbox;
 use super::report::Report;
 use super::retry::RetrySchedule;
@@ -29,6 +28,7 @@ use crate::dispatch::Dispatcher;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Event, ObjectType};
 use crate::observe;
+use crate::postgres::Pace;
 
 /// Workers per process by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;

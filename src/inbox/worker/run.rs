@@ -14,9 +14,9 @@ use tokio::sync::futures::Notified;
 use super::completer::{DoneMarks, Heartbeat, Leases, forget, heartbeat, lock, superseded};
 use super::{Control, Shared};
 use crate::dispatch::Dispatched;
-use crate::dispatch::attempt::InboxAttempt;
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::event::{Event, ObjectType};
+use crate::inbox::attempt::InboxAttempt;
 use crate::inbox::report::Report;
 use crate::inbox::store::{
     AfterFailure, AttemptId, AttemptRecord, ClaimRequest, Claimed, Completed, InboxStore,
