@@ -302,16 +302,14 @@ impl<S: InboxStore> Shared<S> {
                     Some(permits) => permits.acquire().await.ok(),
                     None => None,
                 };
-                let dispatched = Arc::clone(&attempt)
+                Arc::clone(&attempt)
                     .scope(self.dispatcher.dispatch(event))
-                    .await;
-                if let (Err(error), Some(event)) = (&dispatched, &reported) {
-                    self.hooks.failed(event, error);
-                }
-                dispatched
+                    .await
             }
             Err(error) => Err(error),
         };
+        // Before an unhandled event is failed below: that is no handler's failure.
+        let handler_failed = result.is_err();
         let result = match result {
             // Failed like a handler, so that the retry schedule brings it to a worker that
             // has a handler for it, as Monite's retries would without the inbox.
@@ -344,6 +342,7 @@ impl<S: InboxStore> Shared<S> {
                     tries,
                     event: reported,
                     error,
+                    handler_failed,
                     duration,
                 };
                 self.settle_failure(name, failed).await;
@@ -360,8 +359,12 @@ impl<S: InboxStore> Shared<S> {
             tries,
             event,
             error,
+            handler_failed,
             duration,
         } = failed;
+        if let (true, Some(event)) = (handler_failed, &event) {
+            self.hooks.failed(event, &error);
+        }
         let next = match error.kind() {
             // Bytes that are not an envelope never will be.
             ErrorKind::NotAnEnvelope => AfterFailure::Dead,
@@ -434,8 +437,11 @@ impl<S: InboxStore> Shared<S> {
 struct Failed {
     attempt: AttemptId,
     tries: i32,
+    // Kept when a hook or the metrics want it; `None` too for a body not an envelope.
     event: Option<Event>,
     error: Error,
+    // A handler failed or panicked (not: no handler took the event, or no envelope).
+    handler_failed: bool,
     duration: Duration,
 }
 
