@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 use monite_webhooks::inbox::{
-    AfterFailure, AttemptRecord, ClaimRequest, Completed, InboxStore, PostgresInbox, Report,
-    RetrySchedule, Workers,
+    AfterFailure, AttemptId, AttemptRecord, ClaimRequest, Completed, InboxStore, PostgresInbox,
+    Report, RetrySchedule, Workers,
 };
 use monite_webhooks::{Dispatcher, ErrorKind, Event, ObjectType, Receiver};
 use support::fixture::{deliver, fresh_id};
@@ -116,8 +116,8 @@ async fn a_completion_after_a_rescue_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
-    let (id, attempt) = (first[0].id, first[0].attempt);
-    assert_eq!(attempt, 1);
+    let held = first[0].attempt;
+    assert_eq!(held.attempt, 1);
     assert!(
         inbox
             .claim(&ClaimRequest::new("other", 10, lease))
@@ -136,22 +136,15 @@ async fn a_completion_after_a_rescue_changes_nothing() {
         .claim(&ClaimRequest::new("fast", 10, lease))
         .await
         .unwrap();
-    assert_eq!((second[0].id, second[0].attempt), (id, 2));
+    assert_eq!(second[0].attempt, AttemptId::new(held.row, 2));
     let report = AttemptRecord::new("slow", Duration::from_millis(5));
+    assert!(!inbox.complete(held, &report).await.unwrap(), "fenced");
     assert!(
-        !inbox.complete(id, attempt, &report).await.unwrap(),
-        "fenced"
-    );
-    assert!(
-        !inbox
-            .fail(id, attempt, &report, AfterFailure::Dead)
-            .await
-            .unwrap(),
+        !inbox.fail(held, &report, AfterFailure::Dead).await.unwrap(),
         "fenced"
     );
     let late = Completed {
-        id,
-        attempt,
+        attempt: held,
         duration: Duration::from_millis(5),
     };
     assert!(
@@ -162,7 +155,7 @@ async fn a_completion_after_a_rescue_changes_nothing() {
             .is_empty(),
         "fenced in a batch too"
     );
-    assert_eq!(inbox.heartbeat(&[(id, attempt)], lease).await.unwrap(), 0);
+    assert_eq!(inbox.heartbeat(&[held], lease).await.unwrap(), 0);
     let state: (String, i32) =
         sqlx::query_as("SELECT state, attempt FROM monite_webhook_inbox_events")
             .fetch_one(store.pool())
@@ -175,7 +168,10 @@ async fn a_completion_after_a_rescue_changes_nothing() {
     );
     assert!(
         inbox
-            .complete(id, 2, &AttemptRecord::new("fast", Duration::ZERO))
+            .complete(
+                AttemptId::new(held.row, 2),
+                &AttemptRecord::new("fast", Duration::ZERO)
+            )
             .await
             .unwrap()
     );
@@ -498,7 +494,7 @@ async fn done_events_are_pruned_after_at_least_eight_days() {
     .unwrap();
     // A retention under 8 days is raised to 8: the 7-day-old row keeps its dedup key.
     assert_eq!(inbox.prune_done(Duration::from_secs(60)).await.unwrap(), 1);
-    assert_eq!(inbox.status().await.unwrap().done, 2);
+    assert_eq!(inbox.status().await.unwrap().done, Some(2));
     assert_eq!(
         deliver(&receiver, &old).await,
         StatusCode::ACCEPTED,

@@ -141,13 +141,17 @@ fn the_gauges_count_each_state_and_the_oldest_pending_age() {
         // Another namespace's rows are not this inbox's.
         rows(pool, "other", "pending", 7, 9000, 0).await;
         rows(pool, "other", "dead", 7, 9000, 1).await;
-        let workers = Workers::builder(inbox, Dispatcher::builder().build())
+        let workers = Workers::builder(inbox.clone(), Dispatcher::builder().build())
             .concurrency(1)
             .start()
             .unwrap();
         let sampled = first_sample(&snapshotter).await;
         workers.shutdown().await;
         assert_eq!(gauge(&sampled, m::INBOX_PENDING), Some(5.0));
+        // One meaning of pending: what `inbox status` counts is what the gauge shows.
+        let counts = inbox.status().await.unwrap();
+        assert_eq!((counts.pending, counts.retrying), (5, 2));
+        assert_eq!((counts.running, counts.dead, counts.done), (1, 4, Some(5)));
         assert_eq!(gauge(&sampled, m::INBOX_RETRYING), Some(2.0));
         assert_eq!(gauge(&sampled, m::INBOX_RUNNING), Some(1.0));
         assert_eq!(gauge(&sampled, m::INBOX_DEAD), Some(4.0));
@@ -245,11 +249,9 @@ fn backlogs_reported(
             .poll_interval(Duration::from_millis(20))
             .backlog_alert_after(Duration::from_secs(60))
             .on_report(move |report| {
-                if let Report::BacklogOld {
-                    pending, oldest, ..
-                } = report
-                {
-                    hook.lock().unwrap().push((*pending, *oldest));
+                if let Report::BacklogOld { counts, oldest, .. } = report {
+                    let pending = i64::try_from(counts.pending).unwrap();
+                    hook.lock().unwrap().push((pending, *oldest));
                 }
             })
             .start()

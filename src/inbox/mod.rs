@@ -13,31 +13,40 @@
 //!   in [`crate::metrics`] (feature `metrics`);
 //! - [`RetrySchedule`] (retry): when a failed event is tried again, and [`WhenUnhandled`]
 //!   (unhandled): what happens to an event no handler takes;
-//! - [`InboxStore`] (store): the storage contract, and [`PostgresInbox`] (postgres) its
-//!   PostgreSQL tables.
+//! - [`InboxState`], [`InboxEvent`] and [`InboxCounts`]: an event's state, an event as an
+//!   operator sees it, and how many are in each state;
+//! - [`InboxStore`] (store): the storage contract, [`PostgresInbox`] (postgres) its
+//!   PostgreSQL tables, and [`MemoryInbox`] a store in memory, for tests.
 
 mod accept;
 // The attempt a worker runs a dispatch as, for transactional handlers.
 pub(crate) mod attempt;
+mod counts;
+mod memory;
 pub(crate) mod postgres;
 mod report;
 mod retry;
+mod row;
 mod sizing;
+mod state;
 mod store;
 mod unhandled;
 mod worker;
 
 pub use self::accept::Inbox;
+pub use self::counts::InboxCounts;
+pub use self::memory::MemoryInbox;
 pub use self::postgres::{
-    ACCEPT_CONNECTIONS, InboxEvent, InboxStatus, PostgresInbox, REPLAY_BATCH, ReplayCounts,
-    ReplayFilter, ReplayProgress,
+    ACCEPT_CONNECTIONS, PostgresInbox, REQUEUE_BATCH, RequeueCounts, RequeueFilter, RequeueProgress,
 };
 pub use self::report::Report;
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
+pub use self::row::InboxEvent;
 pub use self::sizing::WORKER_POOL_HEADROOM;
+pub use self::state::InboxState;
 pub use self::store::{
-    Accepted, AfterFailure, AttemptRecord, Buried, ClaimRequest, Claimed, Completed, Delivery,
-    InboxSample, InboxStore, MIN_DONE_RETENTION,
+    Accepted, AfterFailure, AttemptId, AttemptRecord, Buried, ClaimRequest, Claimed, Completed,
+    Delivery, InboxStore, MIN_DONE_RETENTION,
 };
 pub use self::unhandled::WhenUnhandled;
 pub use self::worker::{

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::counts::InboxCounts;
 use crate::error::Error;
 use crate::event::Event;
 
@@ -42,8 +43,8 @@ pub enum Report {
     /// [`backlog_alert_after`](super::WorkersBuilder::backlog_alert_after): a backlog the
     /// workers do not drain.
     BacklogOld {
-        /// Events pending, first attempts and retries.
-        pending: i64,
+        /// The counts the workers read: `pending` is first attempts and retries.
+        counts: InboxCounts,
         /// How long ago the oldest of them was received.
         oldest: Duration,
     },

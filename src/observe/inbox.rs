@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::event::Event;
-use crate::inbox::InboxSample;
+use crate::inbox::InboxCounts;
 
 /// Whether the inbox's metrics are recorded (feature `metrics`): what the workers sample
 /// the backlog for, and keep an event's labels for.
@@ -42,7 +42,7 @@ pub(crate) fn pool_small(concurrency: usize, connections: u32, needed: u32) {
 }
 
 /// A backlog sample: the gauges.
-pub(crate) fn sampled(sample: &InboxSample) {
+pub(crate) fn sampled(sample: &InboxCounts) {
     #[cfg(feature = "metrics")]
     super::metrics::inbox::sampled(sample);
     #[cfg(not(feature = "metrics"))]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::inbox::store::{Completed, InboxStore};
+use crate::inbox::store::{AttemptId, Completed, InboxStore};
 use crate::observe;
 
 /// How long a successful attempt may wait for its done mark, so that the done marks of a
@@ -16,11 +16,11 @@ const MARK_DONE_WITHIN: Duration = Duration::from_millis(10);
 /// The first wait before a failed done mark is written again; it doubles each time.
 const MARK_DONE_BACKOFF: Duration = Duration::from_millis(50);
 
-pub(super) fn superseded(id: i64, attempt: i32) {
+pub(super) fn superseded(attempt: AttemptId) {
     observe::inbox::trouble(
         "settle",
         &format!(
-            "event row {id} attempt {attempt}: the lease lapsed and another attempt holds it; \
+            "{attempt}: the lease lapsed and another attempt holds it; \
              this attempt's result is ignored"
         ),
     );
@@ -28,7 +28,7 @@ pub(super) fn superseded(id: i64, attempt: i32) {
 
 /// A batch's leases still to renew, and since when all of them are known to be held.
 pub(super) struct Leases {
-    pub(super) held: Vec<(i64, i32)>,
+    pub(super) held: Vec<AttemptId>,
     // When the last statement that extended every one of them was sent (the claim, or a
     // heartbeat that extended them all): each is held for at least a lease from then.
     pub(super) confirmed: Option<Instant>,
@@ -41,7 +41,9 @@ pub(super) fn lock(leases: &Mutex<Leases>) -> std::sync::MutexGuard<'_, Leases> 
 /// Stops the heartbeat extending these events' leases.
 pub(super) fn forget(leases: &Mutex<Leases>, settled: impl IntoIterator<Item = i64>) {
     let settled: Vec<i64> = settled.into_iter().collect();
-    lock(leases).held.retain(|(id, _)| !settled.contains(id));
+    lock(leases)
+        .held
+        .retain(|held| !settled.contains(&held.row));
 }
 
 /// Owns a batch's heartbeat task and aborts it when dropped, unwinding included: a
@@ -62,7 +64,7 @@ pub(super) async fn heartbeat<S: InboxStore>(
 ) {
     loop {
         tokio::time::sleep(lease / 3).await;
-        let now: Vec<(i64, i32)> = lock(&leases).held.clone();
+        let now: Vec<AttemptId> = lock(&leases).held.clone();
         if now.is_empty() {
             return;
         }
@@ -102,7 +104,7 @@ impl DoneMarks {
                 "done mark",
                 &format!(
                     "event row {}: no done mark can be written, the lease will lapse",
-                    completed.id
+                    completed.attempt.row
                 ),
             );
         }
@@ -153,8 +155,8 @@ async fn mark_done<S: InboxStore>(
     loop {
         match store.complete_batch(name, marks).await {
             Ok(marked) => {
-                for lapsed in marks.iter().filter(|c| !marked.contains(&c.id)) {
-                    superseded(lapsed.id, lapsed.attempt);
+                for lapsed in marks.iter().filter(|c| !marked.contains(&c.attempt.row)) {
+                    superseded(lapsed.attempt);
                 }
                 break;
             }
@@ -182,5 +184,5 @@ async fn mark_done<S: InboxStore>(
             }
         }
     }
-    forget(leases, marks.iter().map(|c| c.id));
+    forget(leases, marks.iter().map(|c| c.attempt.row));
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 use super::Shared;
 use crate::error::{Error, ErrorKind};
 use crate::event::Event;
+use crate::inbox::counts::InboxCounts;
 use crate::inbox::report::Report;
-use crate::inbox::store::{Buried, InboxSample, InboxStore};
+use crate::inbox::store::{Buried, InboxStore};
 use crate::observe;
 use crate::postgres::Pace;
 
@@ -54,7 +55,7 @@ impl<S: InboxStore> Shared<S> {
                     buried.lapses
                 ),
             ),
-            attempt: buried.attempt,
+            attempt: buried.attempt.attempt,
             tries: buried.tries,
         });
     }
@@ -89,7 +90,7 @@ impl<S: InboxStore> Shared<S> {
         }
     }
 
-    fn sampled(&self, sample: &InboxSample) {
+    fn sampled(&self, sample: &InboxCounts) {
         observe::inbox::sampled(sample);
         let Some(threshold) = self.sampler.alert_after else {
             return;
@@ -98,7 +99,7 @@ impl<S: InboxStore> Shared<S> {
             return;
         };
         self.hooks.report(|| Report::BacklogOld {
-            pending: sample.pending,
+            counts: *sample,
             oldest,
         });
     }

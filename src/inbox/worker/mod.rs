@@ -325,8 +325,8 @@ impl<S: InboxStore> WorkersBuilder<S> {
     ///     .backlog_alert_after(Duration::from_secs(300))
     ///     .on_report(|report| match report {
     ///         Report::Dead { error, .. } => eprintln!("an event is dead: {error}"),
-    ///         Report::BacklogOld { pending, oldest, .. } => {
-    ///             eprintln!("{pending} events wait, the oldest for {oldest:?}");
+    ///         Report::BacklogOld { counts, oldest, .. } => {
+    ///             eprintln!("{} events wait, the oldest for {oldest:?}", counts.pending);
     ///         }
     ///         _ => {}
     ///     })

@@ -19,7 +19,7 @@ use crate::event::{Event, ObjectType};
 use crate::inbox::attempt::InboxAttempt;
 use crate::inbox::report::Report;
 use crate::inbox::store::{
-    AfterFailure, AttemptRecord, ClaimRequest, Claimed, Completed, InboxStore,
+    AfterFailure, AttemptId, AttemptRecord, ClaimRequest, Claimed, Completed, InboxStore,
 };
 use crate::inbox::unhandled::WhenUnhandled;
 use crate::observe;
@@ -154,7 +154,7 @@ impl<S: InboxStore> Shared<S> {
             ..BatchSummary::default()
         };
         let leases = Arc::new(Mutex::new(Leases {
-            held: claimed.iter().map(|c| (c.id, c.attempt)).collect(),
+            held: claimed.iter().map(|c| c.attempt).collect(),
             confirmed: Some(claiming),
         }));
         let _heartbeat = Heartbeat(tokio::spawn(heartbeat(
@@ -185,8 +185,8 @@ impl<S: InboxStore> Shared<S> {
             match self.still_held(&leases, &event).await {
                 Some(true) => {}
                 Some(false) => {
-                    lapsed_before_start(event.id, event.attempt);
-                    forget(&leases, [event.id]);
+                    lapsed_before_start(event.attempt);
+                    forget(&leases, [event.attempt.row]);
                     summary.not_started += 1;
                     continue;
                 }
@@ -195,7 +195,7 @@ impl<S: InboxStore> Shared<S> {
                     break;
                 }
             }
-            let id = event.id;
+            let id = event.attempt.row;
             let mut run = pin!(self.run_one(&name, event));
             // While events wait behind this one, the stop signal is heard too.
             let finished = std::future::poll_fn(|cx| {
@@ -260,11 +260,7 @@ impl<S: InboxStore> Shared<S> {
         if confirmed.is_some_and(|at| at.elapsed() < self.lease / 2) {
             return Some(true);
         }
-        match self
-            .store
-            .heartbeat(&[(event.id, event.attempt)], self.lease)
-            .await
-        {
+        match self.store.heartbeat(&[event.attempt], self.lease).await {
             Ok(extended) => Some(extended == 1),
             Err(e) => {
                 observe::inbox::trouble(
@@ -272,7 +268,7 @@ impl<S: InboxStore> Shared<S> {
                     &format!(
                         "cannot confirm the lease of event row {} before starting it; the \
                          batch's unstarted events go back: {e}",
-                        event.id
+                        event.attempt.row
                     ),
                 );
                 None
@@ -283,8 +279,7 @@ impl<S: InboxStore> Shared<S> {
     /// Runs one event's handlers, and settles a failure.
     async fn run_one(&self, name: &Arc<str>, claimed: Claimed) -> Ran {
         let Claimed {
-            id,
-            attempt: number,
+            attempt: id,
             tries,
             body,
             retry_unhandled,
@@ -292,8 +287,8 @@ impl<S: InboxStore> Shared<S> {
         } = claimed;
         let attempt = Arc::new(InboxAttempt::new(
             Arc::clone(&self.table),
-            id,
-            number,
+            id.row,
+            id.attempt,
             Arc::clone(name),
         ));
         let parsed = Event::parse(body);
@@ -318,7 +313,7 @@ impl<S: InboxStore> Shared<S> {
         let result = match result {
             // Failed like a handler, so that the retry schedule brings it to a worker that
             // has a handler for it, as Monite's retries would without the inbox.
-            Ok(Dispatched::Unhandled(why)) if self.retries_unhandled(id, retry_unhandled) => {
+            Ok(Dispatched::Unhandled(why)) if self.retries_unhandled(id.row, retry_unhandled) => {
                 Err(Error::new(
                     ErrorKind::Handler,
                     format!(
@@ -337,15 +332,13 @@ impl<S: InboxStore> Shared<S> {
                     return Ran::Done;
                 }
                 Ran::Succeeded(Completed {
-                    id,
-                    attempt: number,
+                    attempt: id,
                     duration,
                 })
             }
             Err(error) => {
                 let failed = Failed {
-                    id,
-                    attempt: number,
+                    attempt: id,
                     tries,
                     event: reported,
                     error,
@@ -362,8 +355,7 @@ impl<S: InboxStore> Shared<S> {
     /// for bytes that are not an envelope), the burial; reported before it is written.
     async fn settle_failure(&self, name: &str, failed: Failed) {
         let Failed {
-            id,
-            attempt,
+            attempt: id,
             tries,
             event,
             error,
@@ -388,26 +380,24 @@ impl<S: InboxStore> Shared<S> {
             Some(retry_in) => Report::AttemptFailed {
                 event,
                 error,
-                attempt,
+                attempt: id.attempt,
                 tries,
                 retry_in,
             },
             None => Report::Dead {
                 event,
                 error,
-                attempt,
+                attempt: id.attempt,
                 tries,
             },
         });
         let record = AttemptRecord::new(name, duration).failed(&message);
-        match self.store.fail(id, attempt, &record, next).await {
+        match self.store.fail(id, &record, next).await {
             Ok(true) => {}
-            Ok(false) => superseded(id, attempt),
+            Ok(false) => superseded(id),
             Err(e) => observe::inbox::trouble(
                 "settle",
-                &format!(
-                    "event row {id} attempt {attempt}: settling failed, the lease will lapse: {e}"
-                ),
+                &format!("{id}: settling failed, the lease will lapse: {e}"),
             ),
         }
     }
@@ -445,8 +435,7 @@ impl<S: InboxStore> Shared<S> {
 
 /// A failed attempt, to settle.
 struct Failed {
-    id: i64,
-    attempt: i32,
+    attempt: AttemptId,
     tries: i32,
     // Kept when a hook or the metrics want it; `None` too for a body not an envelope.
     event: Option<Event>,
@@ -456,11 +445,11 @@ struct Failed {
     duration: Duration,
 }
 
-fn lapsed_before_start(id: i64, attempt: i32) {
+fn lapsed_before_start(attempt: AttemptId) {
     observe::inbox::trouble(
         "start",
         &format!(
-            "event row {id} attempt {attempt}: the lease lapsed before the event started; \
+            "{attempt}: the lease lapsed before the event started; \
              this worker does not start it"
         ),
     );
@@ -478,7 +467,7 @@ struct Unstarted<S: InboxStore> {
 impl<S: InboxStore> Unstarted<S> {
     /// Hands back every event left, which leaves none.
     fn hand_back(&mut self) -> impl Future<Output = ()> + Send + 'static {
-        let events = self.events.drain(..).map(|c| (c.id, c.attempt)).collect();
+        let events = self.events.drain(..).map(|c| c.attempt).collect();
         hand_back(
             Arc::clone(&self.store),
             Arc::clone(&self.name),
@@ -505,7 +494,7 @@ async fn hand_back<S: InboxStore>(
     store: Arc<S>,
     name: Arc<str>,
     leases: Arc<Mutex<Leases>>,
-    unstarted: Vec<(i64, i32)>,
+    unstarted: Vec<AttemptId>,
 ) {
     if unstarted.is_empty() {
         return;
@@ -516,5 +505,5 @@ async fn hand_back<S: InboxStore>(
             &format!("cannot hand back unstarted events, their leases will lapse: {e}"),
         );
     }
-    forget(&leases, unstarted.iter().map(|(id, _)| *id));
+    forget(&leases, unstarted.iter().map(|a| a.row));
 }

@@ -10,7 +10,7 @@ use ::metrics::{
 };
 
 use crate::event::Event;
-use crate::inbox::InboxSample;
+use crate::inbox::InboxCounts;
 
 /// Gauge: inbox events pending, first attempts and retries.
 pub const INBOX_PENDING: &str = "monite_webhooks_inbox_pending";
@@ -90,7 +90,7 @@ pub(super) fn describe() {
     clippy::cast_precision_loss,
     reason = "a gauge is a float; counts stay far below 2^52"
 )]
-pub(crate) fn sampled(sample: &InboxSample) {
+pub(crate) fn sampled(sample: &InboxCounts) {
     gauge!(INBOX_PENDING).set(sample.pending as f64);
     gauge!(INBOX_RETRYING).set(sample.retrying as f64);
     gauge!(INBOX_RUNNING).set(sample.running as f64);
