@@ -139,6 +139,14 @@ pub enum ErrorKind {
     /// A checkpoint is never ahead of what was handled, so after fixing the store the next
     /// sweep starts where the last saved one left off.
     Checkpoints,
+    /// A handler said the event can never be handled: it failed with
+    /// [`dispatch::Unresolvable`](crate::dispatch::Unresolvable), such as a handler
+    /// registered with `on_fetched` whose object is gone although the event is not a
+    /// delete, or needs a parent id nobody supplied. Retrying cannot change it, so the
+    /// receiver reports it through `on_failure` and answers `200` (the event is done),
+    /// and the inbox workers report it and make the event `dead` at once (kept for a
+    /// requeue once the cause is fixed), instead of a week of retries.
+    Unresolvable,
 }
 
 impl ErrorKind {
@@ -158,6 +166,7 @@ impl ErrorKind {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InFlight => StatusCode::CONFLICT,
+            Self::Unresolvable => StatusCode::OK,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Api | Self::Transport => StatusCode::BAD_GATEWAY,
             Self::InvalidSecret
@@ -198,6 +207,7 @@ impl ErrorKind {
             Self::StoreUnavailable => "store_unavailable",
             Self::Api => "api_error",
             Self::Transport => "transport_error",
+            Self::Unresolvable => "unresolvable",
         }
     }
 
@@ -223,6 +233,7 @@ impl ErrorKind {
             Self::InFlight => "event is being handled; retry later",
             Self::StoreUnavailable => "temporarily unavailable; retry later",
             Self::Api | Self::Transport => "an upstream call failed; retry later",
+            Self::Unresolvable => "acknowledged; the event cannot be handled",
             Self::InvalidSecret
             | Self::KeyringFile
             | Self::Checkpoints

@@ -88,6 +88,44 @@ where
     }
 }
 
+/// A handler's error saying the event can never be handled, so that retrying it is
+/// pointless: the receiver reports it through `on_failure` and acknowledges the event
+/// (`200`), the inbox workers report it and make the event `dead` at once
+/// ([`ErrorKind::Unresolvable`](crate::ErrorKind::Unresolvable)). Return it boxed, as any
+/// handler error:
+///
+/// ```
+/// use monite_webhooks::dispatch::Unresolvable;
+/// use monite_webhooks::{Event, HandlerResult};
+///
+/// async fn on_paid(event: Event) -> HandlerResult {
+///     let Some(id) = event.object_id() else {
+///         return Err(Unresolvable::new("a payable.paid event without an object id").into());
+///     };
+///     println!("{id}");
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Unresolvable {
+    why: String,
+}
+
+impl Unresolvable {
+    /// Why the event cannot be handled.
+    pub fn new(why: impl Into<String>) -> Self {
+        Self { why: why.into() }
+    }
+}
+
+impl std::fmt::Display for Unresolvable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+impl std::error::Error for Unresolvable {}
+
 /// Why no handler took an event; given to the fallback, and reported by the dispatcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -14,7 +14,9 @@ use self::running::{Failure, Running};
 use crate::error::Result;
 use crate::event::{Event, EventType, ObjectType};
 
-pub use self::handler::{Fallback, Handler, HandlerResult, IntoHandlerResult, Unhandled};
+pub use self::handler::{
+    Fallback, Handler, HandlerResult, IntoHandlerResult, Unhandled, Unresolvable,
+};
 
 /// Routes each event to one handler: the one for its `(ObjectType, EventType)`, else the
 /// one for its `ObjectType`, else the fallback.

@@ -21,6 +21,11 @@ pub(super) enum Failure {
 impl Failure {
     pub(super) fn into_error(self, (object_type, event_type): &(ObjectType, EventType)) -> Error {
         match self {
+            Self::Returned(source) if source.is::<super::handler::Unresolvable>() => Error::new(
+                ErrorKind::Unresolvable,
+                format!("the handler for {object_type}.{event_type} cannot handle it: {source}"),
+            )
+            .with_source(source),
             Self::Returned(source) => Error::new(
                 ErrorKind::Handler,
                 format!("the handler for {object_type}.{event_type} failed: {source}"),

@@ -54,11 +54,11 @@ impl Receiver {
             }
         };
         let Some(idempotency) = &self.inner.idempotency else {
-            return run(event).await.map(Outcome::from);
+            return acknowledge_unresolvable(run(event).await);
         };
         let Some(key) = idempotency.key(&event) else {
             // An id-less 2022 envelope with no deduplication window: at least once.
-            return run(event).await.map(Outcome::from);
+            return acknowledge_unresolvable(run(event).await);
         };
         let token = self
             .inner
@@ -101,7 +101,7 @@ impl Receiver {
                 ));
             }
         }
-        let result = run(event).await.map(Outcome::from);
+        let result = acknowledge_unresolvable(run(event).await);
         let handled = match &result {
             Ok(Outcome::Unhandled(_)) => self.inner.unhandled_status.is_success(),
             Ok(_) => true,
@@ -115,6 +115,15 @@ impl Receiver {
             held.release().await;
         }
         result
+    }
+}
+
+/// An event a handler called unresolvable, already reported through `on_failure`, is done:
+/// retrying it would fail the same way for a week.
+fn acknowledge_unresolvable(result: Result<crate::dispatch::Dispatched>) -> Result<Outcome> {
+    match result {
+        Err(error) if error.kind() == ErrorKind::Unresolvable => Ok(Outcome::Handled),
+        other => other.map(Outcome::from),
     }
 }
 

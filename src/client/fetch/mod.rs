@@ -37,6 +37,7 @@
 //! the token once.
 
 mod coalesce;
+mod handler;
 mod table;
 
 use std::future::{Future, IntoFuture};
@@ -52,6 +53,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Event, EventType};
 
 pub(super) use self::coalesce::InFlight;
+pub use self::handler::{Fetched, FetchedHandler};
 pub use self::table::{Endpoint, EntityHeader, endpoint};
 
 /// What fetching an event's object found.

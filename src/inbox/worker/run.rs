@@ -368,6 +368,8 @@ impl<S: InboxStore> Shared<S> {
         let next = match error.kind() {
             // Bytes that are not an envelope never will be.
             ErrorKind::NotAnEnvelope => AfterFailure::Dead,
+            // A handler said retrying cannot help (an object gone, a parent id missing).
+            ErrorKind::Unresolvable => AfterFailure::Dead,
             _ => self.retry.after_failure(tries),
         };
         observe::inbox::attempted(event.as_ref(), Some(next == AfterFailure::Dead), duration);
