@@ -14,7 +14,7 @@
 //!         let _ = (object, newer_than_event);
 //!     }
 //!     Resolution::Gone { .. } => { /* deleted since: expected for a delete event */ }
-//!     Resolution::NeedsParent { parent } => { /* supply it: `.parent(id)` */ let _ = parent; }
+//!     Resolution::NeedsParent { parent, .. } => { /* supply it: `.parent(id)` */ let _ = parent; }
 //!     _ => { /* no endpoint: nothing to fetch */ }
 //! }
 //! # Ok(()) }
