@@ -29,14 +29,20 @@ fn event(action: &str, object_type: &str, object: serde_json::Value) -> Event {
             "id": "f8130c42-6c0f-4b9d-81db-38c08712b8bc",
             "action": action,
             "object_type": object_type,
-            "object": object,
+
             "entity_id": ENTITY_ID,
             "webhook_subscription_id": "f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba",
             "description": action,
             "api_version": "2024-05-25",
             "created_at": CREATED_AT,
         })
-        .to_string(),
+        .as_object()
+        .cloned()
+        .map(|mut envelope| {
+            envelope.insert("object".to_owned(), object);
+            serde_json::Value::Object(envelope).to_string()
+        })
+        .unwrap(),
     )
     .unwrap()
 }

@@ -25,12 +25,13 @@ use support::fake_monite::{self, ENTITY_ID};
 const SECRET: &str = "whsec_fetched_handlers";
 
 fn body(id: &str, action: &str, object_type: &str, object: serde_json::Value) -> String {
-    json!({
-        "id": id, "action": action, "object_type": object_type, "object": object,
+    let mut envelope = json!({
+        "id": id, "action": action, "object_type": object_type,
         "entity_id": ENTITY_ID, "webhook_subscription_id": "f3c64af7-4a2f-4ed2-8160-d66b6a8ac4ba",
         "api_version": "2024-05-25", "created_at": "2024-03-04T20:06:48+00:00",
-    })
-    .to_string()
+    });
+    envelope["object"] = object;
+    envelope.to_string()
 }
 
 /// What the handlers saw, and what the failure hook heard.

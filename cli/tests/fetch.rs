@@ -24,11 +24,12 @@ fn env(addr: std::net::SocketAddr) -> Vec<(&'static str, String)> {
 }
 
 fn envelope(name: &str, action: &str, object_type: &str, object: serde_json::Value) -> String {
-    let body = json!({
+    let mut body = json!({
         "id": "f8130c42-6c0f-4b9d-81db-38c08712b8bc", "action": action,
-        "object_type": object_type, "object": object, "entity_id": ENTITY_ID,
+        "object_type": object_type,  "entity_id": ENTITY_ID,
         "api_version": "2024-05-25", "created_at": "2024-03-04T20:06:48+00:00",
     });
+    body["object"] = object;
     body_file(name, body.to_string().as_bytes())
         .to_string_lossy()
         .into_owned()
