@@ -78,6 +78,12 @@ pub mod idempotency;
 pub mod inbox;
 // The pipeline: the stages above composed, request in, response out.
 pub mod receive;
+// Or: events swept from `GET /events` through the receiver, and subscriptions watched
+// (behind `client`, Monite's API being how both reach Monite).
+#[cfg(feature = "client")]
+pub mod reconcile;
+#[cfg(feature = "client")]
+pub mod watchdog;
 
 // The adapters, each behind its feature.
 #[cfg(feature = "actix-web")]
@@ -116,6 +122,8 @@ mod error;
 mod headers;
 mod observe;
 mod outcome;
+#[cfg(feature = "client")]
+mod stop;
 
 #[cfg(fuzzing)]
 #[doc(hidden)]

@@ -47,7 +47,6 @@ mod events;
 mod models;
 mod pagination;
 mod rate;
-pub mod reconcile;
 mod recover;
 mod request;
 mod send;

@@ -7,6 +7,10 @@
 mod log;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "client")]
+pub(crate) mod reconcile;
+#[cfg(feature = "client")]
+pub(crate) mod watchdog;
 
 use std::future::Future;
 

@@ -9,7 +9,7 @@ use super::{CheckpointStore, StoreFuture};
 /// Checkpoints in a map; lost when the process ends.
 ///
 /// ```
-/// use monite_webhooks::client::reconcile::{CheckpointStore, MemoryCheckpoints};
+/// use monite_webhooks::reconcile::{CheckpointStore, MemoryCheckpoints};
 ///
 /// # async fn run() -> Result<(), monite_webhooks::Error> {
 /// let store = MemoryCheckpoints::default();

@@ -32,7 +32,7 @@ const HEADER: &str = "# monite-webhooks checkpoints v1";
 /// which write one entity per save, as do replicas that share checkpoints.
 ///
 /// ```
-/// use monite_webhooks::client::reconcile::{CheckpointStore, FileCheckpoints};
+/// use monite_webhooks::reconcile::{CheckpointStore, FileCheckpoints};
 ///
 /// # async fn run() -> Result<(), monite_webhooks::Error> {
 /// let path = std::env::temp_dir().join(format!("doc-checkpoints-{}", std::process::id()));

@@ -17,7 +17,7 @@ const RAISE: &str = "local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1])) 
 /// Checkpoints in the hash `monite-webhooks:checkpoints:<namespace>`.
 ///
 /// ```no_run
-/// use monite_webhooks::client::reconcile::{CheckpointStore, RedisCheckpoints};
+/// use monite_webhooks::reconcile::{CheckpointStore, RedisCheckpoints};
 /// # async fn run(connection: redis::aio::ConnectionManager) -> Result<(), monite_webhooks::Error> {
 /// let checkpoints = RedisCheckpoints::new(connection, "billing");
 /// let all = checkpoints.all().await?;

@@ -23,28 +23,36 @@
 //! What it cannot do: bring back events Monite never recorded (while a subscription was
 //! disabled), or events whose `created_at` is `null` (no time filter matches them).
 //!
+//! One cycle by hand or from cron, with [`Reconciler::run_once`]; or one every
+//! [`every`](ReconcilerBuilder::every) in the background, with [`Reconciler::start`], until
+//! [`ReconcilerHandle::shutdown`] (which lets the entity being swept finish and saves the
+//! checkpoints reached).
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use monite_webhooks::client::{Client, Environment};
-//! use monite_webhooks::client::reconcile::{FileCheckpoints, Reconciler};
+//! use monite_webhooks::reconcile::{FileCheckpoints, Reconciler};
 //! # async fn run(receiver: monite_webhooks::Receiver) -> Result<(), monite_webhooks::Error> {
 //! let client = Client::builder(Environment::Eu).credentials("id", "secret").build()?;
 //! let reconciler = Reconciler::builder(client, receiver, FileCheckpoints::open("checkpoints")?)
+//!     .every(Duration::from_secs(5 * 60))
 //!     .on_report(|report| eprintln!("{report}"))
 //!     .build()?;
-//! let cycle = reconciler.sweep_once().await?;
+//! let cycle = reconciler.run_once().await?;
 //! println!("{} entities swept, {} events recovered", cycle.swept, cycle.handled);
+//!
+//! let running = reconciler.start();
+//! // ... until the process is asked to stop:
+//! running.shutdown().await;
 //! # Ok(()) }
 //! ```
 
 mod builder;
 mod checkpoint;
-#[cfg(feature = "metrics")]
-pub mod metrics;
+mod handle;
 mod report;
 mod schedule;
 mod sweep;
-mod watchdog;
 mod window;
 
 use std::collections::{HashMap, HashSet};
@@ -54,10 +62,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt as _;
 
-use self::window::signed;
-use super::{Client, ListQuery};
+use crate::client::{Client, Entity, ListQuery};
 use crate::error::{Error, ErrorKind, Result};
+use crate::observe;
 use crate::receive::Receiver;
+use crate::stop::Stop;
+
+pub(crate) use self::window::signed;
 
 pub use self::builder::ReconcilerBuilder;
 #[cfg(feature = "redis")]
@@ -65,10 +76,10 @@ pub use self::checkpoint::RedisCheckpoints;
 #[cfg(feature = "postgres")]
 pub use self::checkpoint::{CHECKPOINTS_SCHEMA, PostgresCheckpoints};
 pub use self::checkpoint::{CheckpointStore, FileCheckpoints, MemoryCheckpoints, StoreFuture};
+pub use self::handle::ReconcilerHandle;
 pub use self::report::Report;
 pub use self::schedule::{HOT_EVERY, HOT_FOR};
 pub use self::sweep::SweepOutcome;
-pub use self::watchdog::{WATCH_EVERY, WatchCheck, Watchdog};
 pub use self::window::Window;
 
 /// The least lookback: late commits up to this old are still found.
@@ -112,6 +123,8 @@ struct Settings {
     cold_per_cycle: Option<usize>,
     page_size: u8,
     deep_every: Duration,
+    /// How often [`Reconciler::start`] starts a cycle.
+    every: Duration,
     on_report: Option<OnReport>,
 }
 
@@ -139,7 +152,7 @@ struct State {
 /// What one cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct CycleReport {
+pub struct CycleSummary {
     /// Entities whose window was swept to its end (checkpoint saved).
     pub swept: usize,
     /// Entities whose sweep failed, with why; their checkpoints stayed.
@@ -201,15 +214,33 @@ impl Reconciler {
             .collect())
     }
 
-    /// One cycle: lists the entities, sweeps those due, saves each checkpoint reached.
+    /// One cycle, for tests, a run by hand or cron: lists the entities, sweeps those due,
+    /// saves each checkpoint reached.
     ///
     /// # Errors
     /// Only what stops the whole cycle: the entities cannot be listed, Monite's time is
-    /// unknown. An entity whose sweep fails is in [`CycleReport::failed`] (and reported
+    /// unknown. An entity whose sweep fails is in [`CycleSummary::failed`] (and reported
     /// as [`Report::SweepStale`]); the others go on.
-    pub async fn sweep_once(&self) -> Result<CycleReport> {
-        #[cfg(feature = "metrics")]
-        let cycle_started = Instant::now();
+    pub async fn run_once(&self) -> Result<CycleSummary> {
+        self.cycle(None).await
+    }
+
+    /// Starts a cycle every [`every`](ReconcilerBuilder::every) (or at once when one took
+    /// longer) in a task on the current tokio runtime, until
+    /// [`ReconcilerHandle::shutdown`]. A cycle that fails as a whole is reported as
+    /// [`Report::SweepStale`] (entity `*`) and the next one goes on. Dropping the handle
+    /// leaves the task running.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(&self) -> ReconcilerHandle {
+        ReconcilerHandle::start(self.clone())
+    }
+
+    /// One cycle; with `stop`, each entity is swept only while it is not raised, and the
+    /// checkpoints reached are flushed all the same.
+    async fn cycle(&self, stop: Option<&Stop>) -> Result<CycleSummary> {
+        let clock = observe::reconcile::cycle_started();
         let entities = self.entities().await?;
         let now = self.monite_now().await?;
         let (deep, picked) = {
@@ -235,16 +266,21 @@ impl Reconciler {
             }
             (deep, self.pick(&entities, &mut state, now, deep))
         };
-        let mut cycle = CycleReport {
+        let mut cycle = CycleSummary {
             deep,
-            ..CycleReport::default()
+            ..CycleSummary::default()
         };
         let mut last_flush = self.inner.client.timer_now();
+        let mut stopped = false;
         for entity_id in &picked {
+            // Between entities only: the one being swept finishes, its checkpoint saved.
+            if stop.is_some_and(Stop::is_raised) {
+                stopped = true;
+                break;
+            }
             let owed = self.state().deep_owed.contains(entity_id);
             let swept = self.sweep_entity(entity_id, owed).await;
-            #[cfg(feature = "metrics")]
-            metrics::sweep(
+            observe::reconcile::swept(
                 swept.is_ok(),
                 swept.as_ref().map_or(0, |o| o.handled + o.duplicates),
             );
@@ -277,11 +313,7 @@ impl Reconciler {
             }
         }
         self.flush_or_report(&mut cycle).await;
-        #[cfg(feature = "metrics")]
-        metrics::cycle(
-            cycle_started.elapsed().as_secs_f64(),
-            cycle.failed.is_empty(),
-        );
+        observe::reconcile::cycle_ended(clock, cycle.failed.is_empty() && !stopped);
         let throttled = self.inner.client.rate_limited_count();
         let new = throttled - std::mem::replace(&mut self.state().rate_limited_seen, throttled);
         if new > 0 {
@@ -301,7 +333,7 @@ impl Reconciler {
 
     /// A failed flush: reported, and counted in the cycle as a failure of every entity
     /// (`*`), since no checkpoint it moved is safe yet.
-    async fn flush_or_report(&self, cycle: &mut CycleReport) {
+    async fn flush_or_report(&self, cycle: &mut CycleSummary) {
         if let Err(e) = self.flush_checkpoints().await {
             let error = e.to_string();
             self.report(&Report::SweepStale {
@@ -347,24 +379,27 @@ impl Reconciler {
         picked
     }
 
-    /// Cycles forever, starting one every `every` (or at once when one took longer).
-    /// A cycle that fails as a whole is reported as [`Report::SweepStale`] (entity `*`).
-    pub async fn run(&self, every: Duration) -> std::convert::Infallible {
+    /// Cycles every `every` until `stop` is raised: what [`start`](Self::start)
+    /// spawns.
+    async fn run_until(self, stop: Stop) {
         loop {
             let started = Instant::now();
-            if let Err(e) = self.sweep_once().await {
+            if let Err(e) = self.cycle(Some(&stop)).await {
                 self.report(&Report::SweepStale {
                     entity_id: "*".to_owned(),
                     error: e.to_string(),
                 });
             }
-            tokio::time::sleep(every.saturating_sub(started.elapsed())).await;
+            let pause = self.inner.settings.every.saturating_sub(started.elapsed());
+            if stop.is_raised() || !stop.pause(pause).await {
+                return;
+            }
         }
     }
 
     /// Sweeps one entity's window and saves its checkpoint when every event was handled.
     /// A store that defers its writes ([`FileCheckpoints`]) keeps the save pending until
-    /// [`flush_checkpoints`](Self::flush_checkpoints), which [`sweep_once`](Self::sweep_once)
+    /// [`flush_checkpoints`](Self::flush_checkpoints), which [`run_once`](Self::run_once)
     /// calls for you.
     ///
     /// # Errors
@@ -433,10 +468,7 @@ impl Reconciler {
     }
 
     fn report(&self, report: &Report) {
-        #[cfg(feature = "tracing")]
-        tracing::warn!(target: "monite_webhooks::reconcile", "{report}");
-        #[cfg(feature = "metrics")]
-        metrics::report(report);
+        observe::reconcile::report(report);
         if let Some(on_report) = &self.inner.settings.on_report {
             on_report(report);
         }
@@ -455,7 +487,7 @@ impl Reconciler {
             .await?;
         Ok(all
             .into_iter()
-            .filter(super::Entity::is_live)
+            .filter(Entity::is_live)
             .map(|e| e.id)
             .collect())
     }
@@ -484,6 +516,7 @@ impl fmt::Debug for Reconciler {
             .field("lookback", &self.inner.settings.lookback)
             .field("settle", &self.inner.settings.settle)
             .field("retention", &self.inner.retention)
+            .field("every", &self.inner.settings.every)
             .finish_non_exhaustive()
     }
 }

@@ -1,13 +1,10 @@
-//! What the reconciler and the watchdog tell their callback (and the logs): subscriptions
-//! disabled and re-enabled, failing deliveries, events a sweep had to recover, sweeps that
-//! failed, Monite throttling, and windows older than the store remembers.
+//! What the watchdog tells its callback (and the logs): subscriptions disabled and
+//! re-enabled, failing deliveries, and checks that could not be made.
 
 use std::fmt;
 
-use super::window::Window;
-
 /// Something an operator should know, passed to
-/// [`ReconcilerBuilder::on_report`](super::ReconcilerBuilder::on_report).
+/// [`WatchdogBuilder::on_report`](super::WatchdogBuilder::on_report).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Report {
@@ -41,15 +38,6 @@ pub enum Report {
         /// How many failed.
         count: usize,
     },
-    /// A sweep handled events no delivery had: webhooks were missed.
-    EventsRecovered {
-        /// The entity.
-        entity_id: String,
-        /// How many handlers ran now.
-        count: usize,
-        /// The window swept.
-        window: Window,
-    },
     /// Monite's delivery log shows failed deliveries not reported before.
     DeliveryLogFailures {
         /// The entity whose log it is.
@@ -61,27 +49,19 @@ pub enum Report {
         /// The most attempts Monite made for one of them: about 28 in its week.
         most_attempts: u32,
     },
-    /// An entity's sweep failed; its checkpoint stays where it was.
-    SweepStale {
+    /// An entity's delivery log could not be scanned; it is scanned from the same point
+    /// next time.
+    DeliveryLogUnreadable {
         /// The entity.
         entity_id: String,
         /// Why.
         error: String,
     },
-    /// Monite answered 429 this many times more since the last report.
-    RateLimited {
-        /// 429 answers since the last report.
-        count: u64,
-    },
-    /// A window reaches back past the idempotency store's retention: an event handled
-    /// longer ago than that may run again.
-    GapBeyondRetention {
-        /// The entity.
-        entity_id: String,
-        /// The window's start.
-        from: jiff::Timestamp,
-        /// The oldest time the store still remembers.
-        horizon: jiff::Timestamp,
+    /// A check failed as a whole (the subscriptions could not be listed); the next one
+    /// goes on.
+    CheckFailed {
+        /// Why.
+        error: String,
     },
 }
 
@@ -122,16 +102,6 @@ impl fmt::Display for Report {
                     "subscription {subscription_id}: {count} delivery(ies) failed since the last check"
                 )
             }
-            Self::EventsRecovered {
-                entity_id,
-                count,
-                window,
-            } => {
-                write!(
-                    f,
-                    "entity {entity_id}: {count} missed event(s) recovered in {window}"
-                )
-            }
             Self::DeliveryLogFailures {
                 entity_id,
                 url,
@@ -141,21 +111,10 @@ impl fmt::Display for Report {
                 f,
                 "entity {entity_id}: {count} failed delivery(ies) to {url} in Monite's log (up to {most_attempts} attempts)"
             ),
-            Self::SweepStale { entity_id, error } => {
-                write!(
-                    f,
-                    "entity {entity_id}: sweep failed, checkpoint held: {error}"
-                )
+            Self::DeliveryLogUnreadable { entity_id, error } => {
+                write!(f, "entity {entity_id}: {error}")
             }
-            Self::RateLimited { count } => write!(f, "Monite answered 429 {count} time(s)"),
-            Self::GapBeyondRetention {
-                entity_id,
-                from,
-                horizon,
-            } => write!(
-                f,
-                "entity {entity_id}: window from {from} reaches past the store's retention ({horizon})"
-            ),
+            Self::CheckFailed { error } => write!(f, "the subscription check failed: {error}"),
         }
     }
 }

@@ -47,7 +47,7 @@ pub(super) fn window(
 }
 
 /// `duration` for jiff's arithmetic, saturating.
-pub(super) fn signed(duration: Duration) -> jiff::SignedDuration {
+pub(crate) fn signed(duration: Duration) -> jiff::SignedDuration {
     jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::MAX)
 }
 

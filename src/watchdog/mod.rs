@@ -5,6 +5,14 @@
 //! lost. The receiver's own failed deliveries, recorded through
 //! [`Watchdog::record_failure`], are reported at the next check, long before Monite's
 //! week runs out.
+//!
+//! One check by hand or from cron, with [`Watchdog::run_once`]; or one every
+//! [`every`](WatchdogBuilder::every) in the background, with [`Watchdog::start`], until
+//! [`WatchdogHandle::shutdown`].
+
+mod builder;
+mod handle;
+mod report;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,13 +21,18 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt as _;
 
-use super::window::signed;
-use super::{DEEP_DEPTH, OnReport, Reconciler, Report};
 use crate::client::{Client, ListQuery, SubscriptionStatus, WebhookDelivery, WebhookSubscription};
 use crate::error::Result;
+use crate::observe;
+use crate::reconcile::{DEEP_DEPTH, Reconciler, signed};
+use crate::stop::Stop;
 
-/// How often [`Watchdog::run`] checks, unless told otherwise: a disabled subscription is
-/// reported within this long.
+pub use self::builder::WatchdogBuilder;
+pub use self::handle::WatchdogHandle;
+pub use self::report::Report;
+
+/// How often a started watchdog checks, unless told otherwise
+/// ([`WatchdogBuilder::every`]): a disabled subscription is reported within this long.
 pub const WATCH_EVERY: Duration = Duration::from_secs(60);
 
 /// How far before an entity's last scan of the delivery log the next one lists: a
@@ -30,23 +43,36 @@ const LOG_MARGIN: Duration = DEEP_DEPTH;
 /// Watches the webhook subscriptions; cloning shares its state.
 ///
 /// ```no_run
-/// use monite_webhooks::client::reconcile::Watchdog;
+/// use monite_webhooks::watchdog::Watchdog;
 /// # async fn run(client: monite_webhooks::client::Client) -> Result<(), monite_webhooks::Error> {
-/// let watchdog = Watchdog::new(client).reenable(true).on_report(|r| eprintln!("{r}"));
-/// let check = watchdog.check_once().await?;
+/// let watchdog = Watchdog::builder(client)
+///     .reenable(true)
+///     .on_report(|r| eprintln!("{r}"))
+///     .build()?;
+/// let check = watchdog.run_once().await?;
 /// for subscription in &check.disabled {
 ///     eprintln!("{} ({}) was disabled", subscription.id, subscription.object_type);
 /// }
+///
+/// let running = watchdog.start();
+/// // ... until the process is asked to stop:
+/// running.shutdown().await;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-#[must_use]
 pub struct Watchdog {
+    inner: Arc<Inner>,
+}
+
+type OnReport = Arc<dyn Fn(&Report) + Send + Sync>;
+
+struct Inner {
     client: Client,
     reenable: bool,
     on_report: Option<OnReport>,
     reconciler: Option<Reconciler>,
-    state: Arc<Mutex<State>>,
+    every: Duration,
+    state: Mutex<State>,
 }
 
 #[derive(Default)]
@@ -81,7 +107,7 @@ pub struct WatchCheck {
     /// Those that could not be re-enabled, with why.
     pub failed: Vec<(String, String)>,
     /// Entities whose delivery log could not be scanned, with why (also reported as
-    /// [`Report::SweepStale`]); they are scanned from the same point next time.
+    /// [`Report::DeliveryLogUnreadable`]); they are scanned from the same point next time.
     pub delivery_log_failed: Vec<(String, String)>,
 }
 
@@ -94,54 +120,10 @@ impl WatchCheck {
 }
 
 impl Watchdog {
-    /// A watchdog that reports and does not re-enable.
-    pub fn new(client: Client) -> Self {
-        Self {
-            client,
-            reenable: false,
-            on_report: None,
-            reconciler: None,
-            state: Arc::default(),
-        }
-    }
-
-    /// Re-enables each disabled subscription as soon as it is seen.
-    pub fn reenable(mut self, reenable: bool) -> Self {
-        self.reenable = reenable;
-        self
-    }
-
-    /// Calls `report` for each [`Report`].
-    pub fn on_report(mut self, report: impl Fn(&Report) + Send + Sync + 'static) -> Self {
-        self.on_report = Some(Arc::new(report));
-        self
-    }
-
-    /// Asks `reconciler` for a deep sweep after a re-enable or once the receiver's
-    /// failures clear: the events Monite did record during the outage are swept at once.
-    pub fn deep_sweep_with(mut self, reconciler: Reconciler) -> Self {
-        self.reconciler = Some(reconciler);
-        self
-    }
-
-    /// Also scans the delivery log (`GET /webhook_deliveries`) of these entities,
-    /// `per_check` of them per check in turn, for deliveries Monite marks unsuccessful
-    /// ([`Report::DeliveryLogFailures`], each delivery once). This costs one listing per
-    /// entity scanned, of the deliveries created from 8 days (Monite's week of retries and
-    /// a day) before that entity's last scan; the receiver's own failures
-    /// ([`record_failure`](Self::record_failure)) cost nothing and come first. A scan that
-    /// fails is in [`WatchCheck::delivery_log_failed`] and does not stop the check.
-    pub fn delivery_log(
-        self,
-        entities: impl IntoIterator<Item = impl Into<String>>,
-        per_check: usize,
-    ) -> Self {
-        {
-            let mut state = self.lock();
-            state.log_entities = entities.into_iter().map(Into::into).collect();
-            state.log_per_check = per_check.max(1);
-        }
-        self
+    /// Starts configuring a watchdog over `client`'s subscriptions: by default it reports
+    /// and does not re-enable.
+    pub fn builder(client: Client) -> WatchdogBuilder {
+        WatchdogBuilder::new(client)
     }
 
     /// Records a delivery the receiver failed (a non-2xx answer) for `subscription_id`:
@@ -154,30 +136,27 @@ impl Watchdog {
             .or_default() += 1;
     }
 
-    /// One check: lists the subscriptions, reports (and re-enables, if asked) the disabled
-    /// ones, and reports the receiver's failures since the last check.
+    /// One check, for tests, a run by hand or cron: lists the subscriptions, reports (and
+    /// re-enables, if asked) the disabled ones, and reports the receiver's failures since
+    /// the last check.
     ///
     /// # Errors
     /// The listing failing; a failed re-enable is in [`WatchCheck::failed`] instead.
-    pub async fn check_once(&self) -> Result<WatchCheck> {
-        let all: Vec<WebhookSubscription> = self
+    pub async fn run_once(&self) -> Result<WatchCheck> {
+        let inner = &*self.inner;
+        let all: Vec<WebhookSubscription> = inner
             .client
             .webhook_subscriptions()
             .list(ListQuery::new())
             .try_collect()
             .await?;
-        let now = self
-            .client
-            .monite_now()
-            .unwrap_or_else(jiff::Timestamp::now);
+        let now = inner.client.monite_now().unwrap_or_else(jiff::Timestamp::now);
         let mut check = WatchCheck::default();
         // Per object type, whether every subscription of it is enabled after this check:
         // one gauge per type, set once, so a disabled one is never hidden by another.
-        #[cfg(feature = "metrics")]
         let mut enabled_by_type: HashMap<String, bool> = HashMap::new();
         for subscription in all {
             if subscription.status != SubscriptionStatus::Disabled {
-                #[cfg(feature = "metrics")]
                 enabled_by_type
                     .entry(subscription.object_type.as_str().to_owned())
                     .or_insert(true);
@@ -192,15 +171,15 @@ impl Watchdog {
                 object_type: subscription.object_type.as_str().to_owned(),
                 last_seen_enabled: since,
             });
-            if self.reenable {
-                match self
+            if inner.reenable {
+                match inner
                     .client
                     .webhook_subscriptions()
                     .enable(&subscription.id)
                     .await
                 {
                     Ok(_) => {
-                        let at = self.client.monite_now().unwrap_or(now);
+                        let at = inner.client.monite_now().unwrap_or(now);
                         self.lock().last_enabled.insert(subscription.id.clone(), at);
                         self.report(&Report::SubscriptionReenabled {
                             subscription_id: subscription.id.clone(),
@@ -213,18 +192,13 @@ impl Watchdog {
                     Err(e) => check.failed.push((subscription.id.clone(), e.to_string())),
                 }
             }
-            #[cfg(feature = "metrics")]
-            {
-                let reenabled = check.reenabled.last() == Some(&subscription.id);
-                let all_enabled = enabled_by_type
-                    .entry(subscription.object_type.as_str().to_owned())
-                    .or_insert(true);
-                *all_enabled &= reenabled;
-            }
+            let reenabled = check.reenabled.last() == Some(&subscription.id);
+            let all_enabled = enabled_by_type
+                .entry(subscription.object_type.as_str().to_owned())
+                .or_insert(true);
+            *all_enabled &= reenabled;
             check.disabled.push(subscription);
         }
-        #[cfg(feature = "metrics")]
-        super::metrics::subscriptions_enabled(&enabled_by_type);
         let (failures, cleared) = {
             let mut state = self.lock();
             let failures = std::mem::take(&mut state.failures);
@@ -232,8 +206,7 @@ impl Watchdog {
             state.was_failing = !failures.is_empty();
             (failures, cleared)
         };
-        #[cfg(feature = "metrics")]
-        super::metrics::unsuccessful(failures.values().sum());
+        observe::watchdog::checked(&enabled_by_type, failures.values().sum());
         for (subscription_id, count) in failures {
             self.report(&Report::DeliveriesFailing {
                 subscription_id,
@@ -242,7 +215,7 @@ impl Watchdog {
         }
         // Before the scan, which may fail: the outage's deep sweep must not wait on it.
         if (cleared || !check.reenabled.is_empty())
-            && let Some(reconciler) = &self.reconciler
+            && let Some(reconciler) = &inner.reconciler
         {
             reconciler.request_deep_sweep();
         }
@@ -250,17 +223,28 @@ impl Watchdog {
         Ok(check)
     }
 
-    /// Checks every `every` (see [`WATCH_EVERY`]) forever; a failed check is reported
-    /// as [`Report::SweepStale`] with entity `*` and the next one goes on.
-    pub async fn run(&self, every: Duration) -> std::convert::Infallible {
+    /// Checks every [`every`](WatchdogBuilder::every) in a task on the current tokio
+    /// runtime, until [`WatchdogHandle::shutdown`]. A check that fails is reported as
+    /// [`Report::CheckFailed`] and the next one goes on. Dropping the handle leaves the
+    /// task running.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(&self) -> WatchdogHandle {
+        WatchdogHandle::start(self.clone())
+    }
+
+    /// Checks every `every` until `stop` is raised: what [`start`](Self::start) spawns.
+    async fn run_until(self, stop: Stop) {
         loop {
-            if let Err(e) = self.check_once().await {
-                self.report(&Report::SweepStale {
-                    entity_id: "*".to_owned(),
+            if let Err(e) = self.run_once().await {
+                self.report(&Report::CheckFailed {
                     error: e.to_string(),
                 });
             }
-            tokio::time::sleep(every).await;
+            if stop.is_raised() || !stop.pause(self.inner.every).await {
+                return;
+            }
         }
     }
 
@@ -284,7 +268,7 @@ impl Watchdog {
         for entity_id in due {
             if let Err(e) = self.scan_entity_log(&entity_id).await {
                 let error = format!("the delivery log could not be scanned: {e}");
-                self.report(&Report::SweepStale {
+                self.report(&Report::DeliveryLogUnreadable {
                     entity_id: entity_id.clone(),
                     error: error.clone(),
                 });
@@ -296,8 +280,8 @@ impl Watchdog {
 
     /// One entity's delivery log, from [`LOG_MARGIN`] before its last scan.
     async fn scan_entity_log(&self, entity_id: &str) -> Result<()> {
-        let started = self
-            .client
+        let client = &self.inner.client;
+        let started = client
             .monite_now()
             .unwrap_or_else(jiff::Timestamp::now);
         let mark = self
@@ -307,14 +291,13 @@ impl Watchdog {
             .copied()
             .unwrap_or(started);
         let from = mark.checked_sub(signed(LOG_MARGIN)).unwrap_or(mark);
-        let failed: Vec<WebhookDelivery> = self
-            .client
+        let failed: Vec<WebhookDelivery> = client
             .webhook_deliveries(entity_id.to_owned())
             .list(ListQuery::new().created_at_or_after(from))
             .try_filter(|d| std::future::ready(d.was_successful == Some(false)))
             .try_collect()
             .await?;
-        let seen_at = self.client.monite_now().unwrap_or(started);
+        let seen_at = client.monite_now().unwrap_or(started);
         let mut by_url: HashMap<String, (usize, u32)> = HashMap::new();
         {
             let mut state = self.lock();
@@ -342,15 +325,12 @@ impl Watchdog {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn report(&self, report: &Report) {
-        #[cfg(feature = "tracing")]
-        tracing::warn!(target: "monite_webhooks::watchdog", "{report}");
-        #[cfg(feature = "metrics")]
-        super::metrics::report(report);
-        if let Some(on_report) = &self.on_report {
+        observe::watchdog::report(report);
+        if let Some(on_report) = &self.inner.on_report {
             on_report(report);
         }
     }
@@ -359,7 +339,8 @@ impl Watchdog {
 impl fmt::Debug for Watchdog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watchdog")
-            .field("reenable", &self.reenable)
+            .field("reenable", &self.inner.reenable)
+            .field("every", &self.inner.every)
             .finish_non_exhaustive()
     }
 }

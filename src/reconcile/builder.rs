@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{
     CheckpointStore, DEEP_EVERY, DEFAULT_FIRST_WINDOW, DEFAULT_LOOKBACK, DEFAULT_SETTLE, First,
-    Inner, Reconciler, Report, Settings, State,
+    HOT_EVERY, Inner, Reconciler, ReconcilerHandle, Report, Settings, State,
 };
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
@@ -42,6 +42,7 @@ impl ReconcilerBuilder {
                 cold_per_cycle: None,
                 page_size: 100,
                 deep_every: DEEP_EVERY,
+                every: HOT_EVERY,
                 on_report: None,
             },
             allow_process_local_store: false,
@@ -105,6 +106,14 @@ impl ReconcilerBuilder {
         self
     }
 
+    /// How often [`Reconciler::start`] starts a cycle (at once when one took longer);
+    /// defaults to [`HOT_EVERY`], five minutes, the pace the default
+    /// [`cold_per_cycle`](Self::cold_per_cycle) is planned for.
+    pub fn every(mut self, every: Duration) -> Self {
+        self.settings.every = every;
+        self
+    }
+
     /// Accepts a receiver whose idempotency store forgets on restart (the default
     /// [`MemoryStore`](crate::MemoryStore)), for handlers that are idempotent by
     /// themselves or a target that deduplicates (the CLI's `reconcile` POSTs to a
@@ -135,8 +144,14 @@ impl ReconcilerBuilder {
     /// or when the lookback, or the first window of an entity without a checkpoint
     /// ([`since`](Self::since), [`since_time`](Self::since_time)), reaches further back
     /// than the store's retention (events handled longer ago than it remembers would run
-    /// again).
+    /// again); or when [`every`](Self::every) is zero.
     pub fn build(self) -> Result<Reconciler> {
+        if self.settings.every.is_zero() {
+            return Err(Error::new(
+                ErrorKind::Misconfigured,
+                "the reconciler's pace (every) is zero: cycles would follow each other at once",
+            ));
+        }
         let retention = self.receiver.idempotency_retention().ok_or_else(|| {
             Error::new(
                 ErrorKind::Misconfigured,
@@ -203,11 +218,26 @@ impl ReconcilerBuilder {
     }
 }
 
+impl ReconcilerBuilder {
+    /// Builds the reconciler and [starts](Reconciler::start) it: short for
+    /// `build()?.start()`.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build).
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(self) -> Result<ReconcilerHandle> {
+        Ok(self.build()?.start())
+    }
+}
+
 impl fmt::Debug for ReconcilerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReconcilerBuilder")
             .field("lookback", &self.settings.lookback)
             .field("settle", &self.settings.settle)
+            .field("every", &self.settings.every)
             .finish_non_exhaustive()
     }
 }

@@ -27,7 +27,7 @@ const ALL: &str = "SELECT entity_id, checkpoint_us FROM monite_webhooks_checkpoi
 ///
 /// ```no_run
 /// use monite_webhooks::PostgresStore;
-/// use monite_webhooks::client::reconcile::{CheckpointStore, PostgresCheckpoints};
+/// use monite_webhooks::reconcile::{CheckpointStore, PostgresCheckpoints};
 /// # async fn run(pool: sqlx::PgPool) -> Result<(), monite_webhooks::Error> {
 /// let checkpoints = PostgresCheckpoints::new(&PostgresStore::new(pool, "billing")?);
 /// checkpoints.ensure_schema().await?;

@@ -1,24 +1,13 @@
-//! The reconciler's and the watchdog's metrics, through the `metrics` facade (feature
-//! `metrics`). No metric has an entity id as a label (thousands of series); per-entity
-//! detail is in [`Reconciler::status`](super::Reconciler::status) and the reports.
-//!
-//! | metric | kind | labels | what it says |
-//! |---|---|---|---|
-//! | [`SWEEPS`] | counter | `result` (`ok`, `error`) | entity sweeps |
-//! | [`LAST_SUCCESS`] | gauge, Unix seconds | | the end of the last cycle in which every entity's sweep succeeded |
-//! | [`CYCLE_DURATION`] | histogram, seconds | | each cycle |
-//! | [`EVENTS_SEEN`] | counter | | events a sweep dispatched |
-//! | [`EVENTS_RECOVERED`] | counter | | events a sweep handled that no delivery had: missed webhooks |
-//! | [`GAPS_BEYOND_RETENTION`] | counter | | windows reaching past the store's retention |
-//! | [`SUBSCRIPTION_ENABLED`] | gauge, 0 or 1 | `object_type` (at most 42) | 0 while any subscription of that object type is disabled after the last check, else 1 |
-//! | [`SUBSCRIPTIONS_REENABLED`] | counter | | re-enables by the watchdog |
-//! | [`DELIVERIES_UNSUCCESSFUL`] | gauge | | the receiver's failed deliveries between the last two checks |
-//! | [`DELIVERY_LOG_FAILURES`] | counter | | failed deliveries in Monite's log, each counted once |
-//! | [`RATE_LIMITED`] | counter | | `429` answers from Monite |
+//! The reconciler's and the watchdog's series (features `metrics` and `client`). No series
+//! has an entity id as a label (thousands of series); per-entity detail is in
+//! [`Reconciler::status`](crate::reconcile::Reconciler::status) and the reports.
 
-use ::metrics::{counter, gauge, histogram};
+use std::collections::HashMap;
 
-use super::Report;
+use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+
+use crate::reconcile::Report;
+use crate::watchdog::Report as WatchdogReport;
 
 /// Counter: entity sweeps, by `result`.
 pub const SWEEPS: &str = "monite_webhooks_reconcile_sweeps_total";
@@ -44,36 +33,86 @@ pub const DELIVERY_LOG_FAILURES: &str = "monite_webhooks_delivery_log_failures_t
 /// Counter: `429` answers from Monite.
 pub const RATE_LIMITED: &str = "monite_webhooks_api_rate_limited_total";
 
-/// Counts what a report says.
-pub(super) fn report(report: &Report) {
+/// Gives the reconciler's and the watchdog's series their help text and unit.
+pub(super) fn describe() {
+    describe_counter!(SWEEPS, Unit::Count, "Entity sweeps of the reconciler, by result");
+    describe_gauge!(
+        LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time the last reconciler cycle in which every sweep succeeded ended"
+    );
+    describe_histogram!(CYCLE_DURATION, Unit::Seconds, "Time a reconciler cycle took");
+    describe_counter!(EVENTS_SEEN, Unit::Count, "Events a sweep dispatched");
+    describe_counter!(
+        EVENTS_RECOVERED,
+        Unit::Count,
+        "Events a sweep handled that no webhook delivery had"
+    );
+    describe_counter!(
+        GAPS_BEYOND_RETENTION,
+        Unit::Count,
+        "Sweep windows reaching past the idempotency store's retention"
+    );
+    describe_gauge!(
+        SUBSCRIPTION_ENABLED,
+        "1 while every webhook subscription of the object type is enabled, 0 otherwise"
+    );
+    describe_counter!(
+        SUBSCRIPTIONS_REENABLED,
+        Unit::Count,
+        "Webhook subscriptions the watchdog re-enabled"
+    );
+    describe_gauge!(
+        DELIVERIES_UNSUCCESSFUL,
+        Unit::Count,
+        "Deliveries the receiver failed between the watchdog's last two checks"
+    );
+    describe_counter!(
+        DELIVERY_LOG_FAILURES,
+        Unit::Count,
+        "Failed deliveries found in Monite's delivery log, each counted once"
+    );
+    describe_counter!(RATE_LIMITED, Unit::Count, "429 answers from Monite's API");
+}
+
+/// Counts what a reconciler's report says.
+pub(crate) fn reconcile_report(report: &Report) {
     match report {
         Report::EventsRecovered { count, .. } => {
             counter!(EVENTS_RECOVERED).increment(*count as u64);
         }
-        Report::SweepStale { .. } => {}
         Report::RateLimited { count } => counter!(RATE_LIMITED).increment(*count),
         Report::GapBeyondRetention { .. } => counter!(GAPS_BEYOND_RETENTION).increment(1),
-        // The gauge is set once per check from every subscription, not per report.
-        Report::SubscriptionDisabled { .. } => {}
-        Report::SubscriptionReenabled { .. } => {
+        Report::SweepStale { .. } => {}
+    }
+}
+
+/// Counts what a watchdog's report says.
+pub(crate) fn watchdog_report(report: &WatchdogReport) {
+    match report {
+        WatchdogReport::SubscriptionReenabled { .. } => {
             counter!(SUBSCRIPTIONS_REENABLED).increment(1);
         }
-        Report::DeliveriesFailing { .. } => {}
-        Report::DeliveryLogFailures { count, .. } => {
+        WatchdogReport::DeliveryLogFailures { count, .. } => {
             counter!(DELIVERY_LOG_FAILURES).increment(*count as u64);
         }
+        // The gauge is set once per check from every subscription, not per report.
+        WatchdogReport::SubscriptionDisabled { .. }
+        | WatchdogReport::DeliveriesFailing { .. }
+        | WatchdogReport::DeliveryLogUnreadable { .. }
+        | WatchdogReport::CheckFailed { .. } => {}
     }
 }
 
 /// One entity's sweep.
-pub(super) fn sweep(ok: bool, events: usize) {
+pub(crate) fn sweep(ok: bool, events: usize) {
     let result = if ok { "ok" } else { "error" };
     counter!(SWEEPS, "result" => result).increment(1);
     counter!(EVENTS_SEEN).increment(events as u64);
 }
 
 /// One cycle, and whether every entity's sweep succeeded.
-pub(super) fn cycle(seconds: f64, all_ok: bool) {
+pub(crate) fn cycle(seconds: f64, all_ok: bool) {
     histogram!(CYCLE_DURATION).record(seconds);
     if all_ok {
         let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
@@ -82,7 +121,7 @@ pub(super) fn cycle(seconds: f64, all_ok: bool) {
 }
 
 /// What a check found, per object type: whether every subscription of it is enabled.
-pub(super) fn subscriptions_enabled(by_object_type: &std::collections::HashMap<String, bool>) {
+pub(crate) fn subscriptions_enabled(by_object_type: &HashMap<String, bool>) {
     for (object_type, all_enabled) in by_object_type {
         let value = if *all_enabled { 1.0 } else { 0.0 };
         gauge!(SUBSCRIPTION_ENABLED, "object_type" => object_type.clone()).set(value);
@@ -90,6 +129,6 @@ pub(super) fn subscriptions_enabled(by_object_type: &std::collections::HashMap<S
 }
 
 /// The receiver's failures between the last two checks.
-pub(super) fn unsuccessful(count: usize) {
+pub(crate) fn unsuccessful(count: usize) {
     gauge!(DELIVERIES_UNSUCCESSFUL).set(count as f64);
 }
