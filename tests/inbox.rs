@@ -30,13 +30,14 @@ async fn accepting_writes_once_answers_duplicates_200_and_runs_no_handler() {
     let (store, inbox) = inbox_on(&server, "billing").await;
     let ran = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&ran);
-    let dispatcher = Dispatcher::builder()
+    // An inbox receiver takes no handlers: these run only in workers, none started here.
+    let _handlers = Dispatcher::builder()
         .on_object(ObjectType::Payable, move |_: Event| {
             counted.fetch_add(1, Ordering::SeqCst);
             async {}
         })
         .build();
-    let receiver = receiver(&inbox, dispatcher);
+    let receiver = receiver(&inbox);
     let id = fresh_id();
     let body = envelope(&id, "entity-1");
     assert_eq!(deliver(&receiver, &body).await, StatusCode::ACCEPTED);
@@ -76,7 +77,7 @@ async fn accepting_writes_once_answers_duplicates_200_and_runs_no_handler() {
 }
 
 fn receiver_of(inbox: &PostgresInbox) -> Receiver {
-    receiver(inbox, Dispatcher::builder().build())
+    receiver(inbox)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

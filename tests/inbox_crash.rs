@@ -17,8 +17,8 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use monite_webhooks::inbox::{Inbox, PostgresInbox, RetrySchedule, Workers};
-use monite_webhooks::{Dispatcher, Event, ObjectType, PostgresStore};
+use monite_webhooks::inbox::{PostgresInbox, RetrySchedule, Workers};
+use monite_webhooks::{Dispatcher, Event, ObjectType, PostgresStore, Receiver, Secret, Verifier};
 use sqlx::PgPool;
 use support::pg::PgServer;
 
@@ -113,15 +113,15 @@ async fn accept_events(server: &PgServer, count: usize) -> PgPool {
         .execute(store.pool())
         .await
         .unwrap();
-    let accept = Inbox::new(inbox);
+    let accept =
+        Receiver::inbox_builder(Verifier::new(Secret::new("whsec_crash").unwrap()), inbox).build();
     let tasks: Vec<_> = (0..8)
         .map(|lane| {
             let accept = accept.clone();
             tokio::spawn(async move {
                 for n in (lane..count).step_by(8) {
                     let event = Event::parse(envelope(n)).unwrap();
-                    let no_headers: &[(&str, &str)] = &[];
-                    accept.accept(&event, no_headers).await.unwrap();
+                    accept.receive_event(event).await.unwrap();
                 }
             })
         })

@@ -160,7 +160,7 @@ fn a_known_run_is_counted_by_event_type_without_ids() {
     recorded(|snapshotter| async move {
         let server = PgServer::start();
         let (store, inbox) = inbox_on(&server, "billing").await;
-        let receiver = receiver(&inbox, Dispatcher::builder().build());
+        let receiver = receiver(&inbox);
         let first = envelope(&fresh_id(), "entity-good");
         assert_eq!(deliver(&receiver, &first).await, StatusCode::ACCEPTED);
         assert_eq!(deliver(&receiver, &first).await, StatusCode::OK);

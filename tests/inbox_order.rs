@@ -45,7 +45,7 @@ struct Runs {
 async fn in_entity_order_1000_events_of_10_entities_run_first_in_first_out() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let accepting = receiver(&inbox, Dispatcher::builder().build());
+    let accepting = receiver(&inbox);
     let run = fresh_id();
     for n in 0..1000 {
         let body = envelope(&format!("{run}-{n}"), &format!("entity-{}", n % 10));
@@ -152,7 +152,7 @@ async fn in_entity_order_1000_events_of_10_entities_run_first_in_first_out() {
 async fn a_limited_object_type_runs_one_at_a_time_while_others_flow() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let accepting = receiver(&inbox, Dispatcher::builder().build());
+    let accepting = receiver(&inbox);
     for _ in 0..6 {
         deliver(&accepting, &envelope_of("payable", &fresh_id())).await;
     }
@@ -227,7 +227,7 @@ async fn another_process_s_acceptance_wakes_idle_workers_before_their_poll() {
         .start();
     // Accepted through another pool, as by another process: only NOTIFY can tell them.
     let (_, elsewhere) = inbox_on(&server, "billing").await;
-    let accepting = receiver(&elsewhere, Dispatcher::builder().build());
+    let accepting = receiver(&elsewhere);
     tokio::time::sleep(Duration::from_millis(1500)).await; // listening, and idle
     let mut latencies = Vec::new();
     for _ in 0..10 {
@@ -276,7 +276,7 @@ async fn poll_only_workers_still_find_another_process_s_events() {
         .poll_interval(Duration::from_millis(100))
         .start();
     let (_, elsewhere) = inbox_on(&server, "billing").await;
-    let accepting = receiver(&elsewhere, Dispatcher::builder().build());
+    let accepting = receiver(&elsewhere);
     for _ in 0..5 {
         deliver(&accepting, &envelope(&fresh_id(), "e")).await;
     }
@@ -299,7 +299,7 @@ async fn poll_only_workers_still_find_another_process_s_events() {
 async fn a_stopping_worker_hands_back_the_events_it_did_not_start() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let accepting = receiver(&inbox, Dispatcher::builder().build());
+    let accepting = receiver(&inbox);
     for _ in 0..10 {
         deliver(&accepting, &envelope(&fresh_id(), "e")).await;
     }

@@ -13,15 +13,11 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use monite_webhooks::inbox::{
-    Inbox, PostgresInbox, REPLAY_BATCH, ReplayFilter, RetrySchedule, Workers,
-};
-use monite_webhooks::{Dispatcher, Event, ObjectType};
+use monite_webhooks::inbox::{PostgresInbox, REPLAY_BATCH, ReplayFilter, RetrySchedule, Workers};
+use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver, Secret, Verifier};
 use sqlx::PgPool;
 use support::inbox::{inbox_on, wait_for};
 use support::pg::PgServer;
-
-const NO_HEADERS: &[(&str, &str)] = &[];
 
 fn envelope(id: &str, action: &str) -> String {
     let object_type = action.split('.').next().unwrap();
@@ -32,10 +28,14 @@ fn envelope(id: &str, action: &str) -> String {
 
 async fn accept(inbox: &PostgresInbox, id: &str, action: &str) {
     let event = Event::parse(envelope(id, action)).unwrap();
-    Inbox::new(inbox.clone())
-        .accept(&event, NO_HEADERS)
-        .await
-        .unwrap();
+    Receiver::inbox_builder(
+        Verifier::new(Secret::new("whsec_replay").unwrap()),
+        inbox.clone(),
+    )
+    .build()
+    .receive_event(event)
+    .await
+    .unwrap();
 }
 
 /// One row of the grid: its event id, event, state and age in hours.

@@ -88,7 +88,7 @@ async fn dead_tuples_stay_bounded_with_an_overlapping_repeatable_read_reader() {
         .into_iter()
         .map(|delay| tokio::spawn(reader(server.url(), delay, Arc::clone(&stop))))
         .collect();
-    let receiver = Arc::new(receiver(&inbox, Dispatcher::builder().build()));
+    let receiver = Arc::new(receiver(&inbox));
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|_| tokio::spawn(produce(Arc::clone(&receiver), start)))
         .collect();

@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
-use monite_webhooks::client::reconcile::{
-    CheckpointStore, FileCheckpoints, MemoryCheckpoints, Reconciler, ReconcilerBuilder, Report,
-};
 use monite_webhooks::client::{Client, Environment};
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
+use monite_webhooks::reconcile::{
+    CheckpointStore, FileCheckpoints, MemoryCheckpoints, Reconciler, ReconcilerBuilder, Report,
+};
 use monite_webhooks::{ErrorKind, Event};
 use support::client::{counting_receiver, fault};
 use support::fake_monite::{self, CLIENT_ID, CLIENT_SECRET, Fake};
@@ -81,11 +81,16 @@ async fn the_reconciler_is_shareable_and_its_futures_can_be_spawned() {
     .build()
     .unwrap();
     shareable(&reconciler);
-    sendable(&reconciler.sweep_once());
-    sendable(&reconciler.run(Duration::from_secs(300)));
-    let watchdog = monite_webhooks::client::reconcile::Watchdog::new(client(addr, 25.0));
+    sendable(&reconciler.run_once());
+    let watchdog = monite_webhooks::watchdog::Watchdog::builder(client(addr, 25.0))
+        .build()
+        .unwrap();
     shareable(&watchdog);
-    sendable(&watchdog.run(Duration::from_secs(60)));
+    sendable(&watchdog.run_once());
+    // `start` spawns the loops themselves; their handles move between tasks.
+    fn handle<T: Send + Sync + 'static>() {}
+    handle::<monite_webhooks::reconcile::ReconcilerHandle>();
+    handle::<monite_webhooks::watchdog::WatchdogHandle>();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +110,7 @@ async fn a_thousand_entities_swept_once_each_within_the_budget() {
     .allow_process_local_store()
     .build()
     .unwrap();
-    let cycle = reconciler.sweep_once().await.unwrap();
+    let cycle = reconciler.run_once().await.unwrap();
     assert_eq!(cycle.swept, 1_000, "{:?}", cycle.failed);
     assert_eq!(cycle.handled, entities.len().div_ceil(7));
     let now = Timestamp::now();
@@ -128,17 +133,17 @@ impl CheckpointStore for SharedStore {
     fn load<'a>(
         &'a self,
         entity_id: &'a str,
-    ) -> monite_webhooks::client::reconcile::StoreFuture<'a, Option<Timestamp>> {
+    ) -> monite_webhooks::reconcile::StoreFuture<'a, Option<Timestamp>> {
         self.0.load(entity_id)
     }
     fn save<'a>(
         &'a self,
         entity_id: &'a str,
         at: Timestamp,
-    ) -> monite_webhooks::client::reconcile::StoreFuture<'a, ()> {
+    ) -> monite_webhooks::reconcile::StoreFuture<'a, ()> {
         self.0.save(entity_id, at)
     }
-    fn all(&self) -> monite_webhooks::client::reconcile::StoreFuture<'_, Vec<(String, Timestamp)>> {
+    fn all(&self) -> monite_webhooks::reconcile::StoreFuture<'_, Vec<(String, Timestamp)>> {
         self.0.all()
     }
 }
@@ -173,14 +178,14 @@ async fn ties_across_pages_a_late_commit_and_nulls() {
     let runs = Runs::default();
     let store = Arc::new(MemoryCheckpoints::default());
     let reconciler = reconciler(addr, &runs, &store, None);
-    let first = reconciler.sweep_once().await.unwrap();
+    let first = reconciler.run_once().await.unwrap();
     assert_eq!(first.handled, 250);
     let checkpoint = checkpoint_of(&*store, &entity).await.unwrap();
     // Committed after the sweep, with a created_at the lookback less a second before the
     // checkpoint: the next window still reaches it.
     let late = checkpoint - SignedDuration::from_secs(15 * 60 - 1);
     let late_id = fake.commit_event(&entity, Some(&late.to_string()));
-    let second = reconciler.sweep_once().await.unwrap();
+    let second = reconciler.run_once().await.unwrap();
     assert_eq!(second.handled, 1, "the late commit was missed");
     assert_eq!(second.duplicates, 250, "the window overlaps the last one");
     assert_eq!(runs.lock().unwrap().get(&late_id), Some(&1));
@@ -257,7 +262,7 @@ async fn a_failure_holds_back_its_own_entity_only() {
     .allow_process_local_store()
     .build()
     .unwrap();
-    let first = reconciler.sweep_once().await.unwrap();
+    let first = reconciler.run_once().await.unwrap();
     assert_eq!(first.failed.len(), 1);
     assert_eq!(first.failed[0].0, entities[0]);
     assert_eq!(
@@ -283,7 +288,7 @@ async fn a_failure_holds_back_its_own_entity_only() {
     assert_eq!(second.unwrap_err().kind(), ErrorKind::Api);
     // Next time, the failed event is handled (its first run failed, so it ran twice by
     // design: a failed handler is retried) and every other event once.
-    let third = reconciler.sweep_once().await.unwrap();
+    let third = reconciler.run_once().await.unwrap();
     assert!(third.failed.is_empty(), "{:?}", third.failed);
     assert_eq!(runs.lock().unwrap().remove(&failing), Some(2));
     let status = reconciler.status().await.unwrap();
@@ -314,7 +319,7 @@ async fn an_event_delivered_and_swept_runs_once() {
             .allow_process_local_store()
             .build()
             .unwrap();
-    let cycle = reconciler.sweep_once().await.unwrap();
+    let cycle = reconciler.run_once().await.unwrap();
     assert_eq!((cycle.handled, cycle.duplicates), (0, 1));
     assert_eq!(runs.lock().unwrap().get(&id), Some(&1));
 }
@@ -396,4 +401,130 @@ async fn file_checkpoints_survive_and_stay_small() {
         ErrorKind::Checkpoints
     );
     std::fs::remove_file(&path).unwrap();
+}
+
+/// Checkpoints kept pending until `flush`, as `FileCheckpoints` keeps them: `written` is
+/// what would survive the process. Counts the loads, one per entity a cycle sweeps.
+#[derive(Default)]
+struct Deferred {
+    pending: Mutex<Vec<(String, Timestamp)>>,
+    written: Arc<MemoryCheckpoints>,
+    loads: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CheckpointStore for Deferred {
+    fn load<'a>(
+        &'a self,
+        entity_id: &'a str,
+    ) -> monite_webhooks::reconcile::StoreFuture<'a, Option<Timestamp>> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.written.load(entity_id)
+    }
+    fn save<'a>(
+        &'a self,
+        entity_id: &'a str,
+        at: Timestamp,
+    ) -> monite_webhooks::reconcile::StoreFuture<'a, ()> {
+        self.pending
+            .lock()
+            .unwrap()
+            .push((entity_id.to_owned(), at));
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn all(&self) -> monite_webhooks::reconcile::StoreFuture<'_, Vec<(String, Timestamp)>> {
+        self.written.all()
+    }
+    fn flush(&self) -> monite_webhooks::reconcile::StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+            for (entity_id, at) in pending {
+                self.written.save(&entity_id, at).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_the_entity_in_progress_finish_saves_checkpoints_and_stops() {
+    let (addr, fake) = fake_monite::start().await;
+    let entities = fake.add_entities(5);
+    for entity in &entities {
+        fake.commit_event(entity, Some(&ago(600)));
+    }
+    // Each event's handler takes 300 ms: the shutdown comes in the middle of the cycle.
+    let handled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = handled.clone();
+    let receiver = monite_webhooks::Receiver::new(
+        monite_webhooks::Verifier::new(monite_webhooks::Secret::new("whsec_recovery").unwrap()),
+        monite_webhooks::Dispatcher::builder()
+            .fallback(move |_: Event, _| {
+                let counted = counted.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .build(),
+    );
+    let store = Deferred::default();
+    let written = store.written.clone();
+    let loads = store.loads.clone();
+    let running = Reconciler::builder(client(addr, 25.0), receiver, store)
+        .every(Duration::from_millis(50))
+        .allow_process_local_store()
+        .start()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while loads.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        1,
+        "the first entity's sweep began"
+    );
+    running.shutdown().await;
+
+    // The entity in progress finished, the next were not started.
+    let handled_at_shutdown = handled.load(Ordering::SeqCst);
+    assert!(
+        (1..entities.len()).contains(&handled_at_shutdown),
+        "{handled_at_shutdown} of {} events handled",
+        entities.len()
+    );
+    // Every entity whose sweep finished has its checkpoint written, and only those.
+    let saved = written.all().await.unwrap();
+    assert_eq!(saved.len(), handled_at_shutdown, "{saved:?}");
+    let now = Timestamp::now();
+    assert!(
+        saved
+            .iter()
+            .all(|(_, at)| *at <= now - SignedDuration::from_secs(29))
+    );
+    // No cycle runs afterwards.
+    let loads_at_shutdown = loads.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        loads_at_shutdown,
+        "a sweep after shutdown"
+    );
+    assert_eq!(handled.load(Ordering::SeqCst), handled_at_shutdown);
+}
+
+#[tokio::test]
+async fn a_zero_pace_is_refused() {
+    let (addr, _fake) = fake_monite::start().await;
+    let runs = Runs::default();
+    let refused = Reconciler::builder(
+        client(addr, 25.0),
+        counting_receiver(&runs, None),
+        MemoryCheckpoints::default(),
+    )
+    .allow_process_local_store()
+    .every(Duration::ZERO)
+    .build()
+    .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Misconfigured);
 }

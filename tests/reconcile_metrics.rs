@@ -10,8 +10,10 @@
 mod support;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use monite_webhooks::client::reconcile::{MemoryCheckpoints, Reconciler, Watchdog, metrics as m};
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
+use monite_webhooks::metrics as m;
+use monite_webhooks::reconcile::{MemoryCheckpoints, Reconciler};
+use monite_webhooks::watchdog::Watchdog;
 use support::client::{client, counting_receiver};
 use support::fake_monite;
 
@@ -40,10 +42,12 @@ fn a_sweep_and_a_reenable_are_counted_without_entity_labels() {
             .allow_process_local_store()
             .build()
             .unwrap();
-            reconciler.sweep_once().await.unwrap();
-            Watchdog::new(client(addr))
+            reconciler.run_once().await.unwrap();
+            Watchdog::builder(client(addr))
                 .reenable(true)
-                .check_once()
+                .build()
+                .unwrap()
+                .run_once()
                 .await
                 .unwrap();
         });

@@ -10,8 +10,8 @@
 
 mod support;
 
-use monite_webhooks::client::reconcile::{CheckpointStore, PostgresCheckpoints, Reconciler};
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
+use monite_webhooks::reconcile::{CheckpointStore, PostgresCheckpoints, Reconciler};
 use monite_webhooks::{Idempotency, PostgresStore};
 use support::client::{client, counting_receiver_over};
 use support::fake_monite;
@@ -56,7 +56,7 @@ async fn checkpoints_persist_in_postgres_and_never_move_back() {
     let reconciler = Reconciler::builder(client(addr), receiver, again)
         .build()
         .unwrap();
-    assert_eq!(reconciler.sweep_once().await.unwrap().handled, 1);
+    assert_eq!(reconciler.run_once().await.unwrap().handled, 1);
     let third =
         PostgresCheckpoints::new(&PostgresStore::connect(&server.url(), "test").await.unwrap());
     let checkpoint = third.load(&entity).await.unwrap().unwrap();
@@ -70,7 +70,7 @@ async fn checkpoints_persist_in_postgres_and_never_move_back() {
     let restarted = Reconciler::builder(client(addr), receiver, third)
         .build()
         .unwrap();
-    let cycle = restarted.sweep_once().await.unwrap();
+    let cycle = restarted.run_once().await.unwrap();
     assert_eq!((cycle.handled, cycle.duplicates), (0, 1));
     let ran: Vec<usize> = runs.lock().unwrap().values().copied().collect();
     assert_eq!(ran, [1], "an event ran again after the restart");

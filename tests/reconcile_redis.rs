@@ -8,8 +8,8 @@
 
 mod support;
 
-use monite_webhooks::client::reconcile::{CheckpointStore, RedisCheckpoints};
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
+use monite_webhooks::reconcile::{CheckpointStore, RedisCheckpoints};
 use support::redis::RedisServer;
 
 async fn connection(server: &RedisServer) -> redis::aio::ConnectionManager {

@@ -15,9 +15,9 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use monite_webhooks::client::reconcile::{MemoryCheckpoints, Reconciler};
 use monite_webhooks::client::{Client, DEFAULT_MAX_RATE, Environment};
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
+use monite_webhooks::reconcile::{MemoryCheckpoints, Reconciler};
 use support::client::counting_receiver;
 use support::fake_monite::{self, CLIENT_ID, CLIENT_SECRET};
 
@@ -49,7 +49,7 @@ async fn sweep_time_at_scale() {
     .build()
     .unwrap();
     let started = Instant::now();
-    let cycle = reconciler.sweep_once().await.unwrap();
+    let cycle = reconciler.run_once().await.unwrap();
     let took = started.elapsed();
     let requests = fake.requests.load(Ordering::SeqCst);
     println!(

@@ -52,7 +52,7 @@ fn entityless(id: &str) -> String {
 async fn r1_a_panicking_jitter_leaves_the_batch_running_forever() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let plain = receiver(&inbox);
     let (bad, good) = (
         format!("bad-{}", fresh_id()),
         format!("good-{}", fresh_id()),
@@ -124,7 +124,7 @@ async fn r1_a_panicking_jitter_leaves_the_batch_running_forever() {
 async fn r2_a_quick_success_is_not_marked_done_while_the_next_handler_runs() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let plain = receiver(&inbox);
     let (quick, slow) = (
         format!("quick-{}", fresh_id()),
         format!("slow-{}", fresh_id()),
@@ -224,7 +224,7 @@ async fn r2_a_quick_success_is_not_marked_done_while_the_next_handler_runs() {
 async fn r3_entityless_events_wait_behind_a_batch_of_retrying_ones() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let plain = receiver(&inbox);
     let batch = 4;
     for _ in 0..batch {
         let id = format!("bad-{}", fresh_id());
@@ -299,12 +299,11 @@ async fn r4_inbox_mode_marks_unhandled_events_done_whatever_unhandled_status_say
     )
     .unhandled_status(StatusCode::SERVICE_UNAVAILABLE)
     .build();
-    let queued = Receiver::builder(
+    let queued = Receiver::inbox_builder(
         Verifier::new(fixture::secret(fixture::CURRENT)),
-        Dispatcher::builder().build(),
+        inbox.clone(),
     )
     .unhandled_status(StatusCode::SERVICE_UNAVAILABLE)
-    .inbox(monite_webhooks::inbox::Inbox::new(inbox.clone()))
     .build();
     let body = envelope(&fresh_id(), "e1");
     let direct_status = deliver(&direct, &body).await;
@@ -338,11 +337,10 @@ async fn r5_an_inbox_503_never_reaches_on_failure() {
     let (_store, inbox) = inbox_on(&server, "billing").await;
     let heard = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&heard);
-    let receiver = Receiver::builder(
+    let receiver = Receiver::inbox_builder(
         Verifier::new(fixture::secret(fixture::CURRENT)),
-        Dispatcher::builder().build(),
+        inbox.clone(),
     )
-    .inbox(monite_webhooks::inbox::Inbox::new(inbox.clone()))
     .on_failure(move |_, _| {
         counted.fetch_add(1, Ordering::SeqCst);
     })
@@ -369,7 +367,7 @@ async fn r5_an_inbox_503_never_reaches_on_failure() {
 async fn r6_a_nul_in_an_envelope_field_is_refused_by_the_inbox_forever() {
     let server = PgServer::start();
     let (_store, inbox) = inbox_on(&server, "billing").await;
-    let receiver = receiver(&inbox, Dispatcher::builder().build());
+    let receiver = receiver(&inbox);
     let body = envelope(&fresh_id(), r"entity\u0000one");
     let statuses = [
         deliver(&receiver, &body).await,
@@ -400,7 +398,7 @@ fn heartbeat_lost(inbox: &PostgresInbox) -> Faulty {
 async fn r7_a_worker_that_lost_its_leases_still_starts_the_rest_of_its_batch() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let plain = receiver(&inbox);
     let (slow, next) = (
         format!("slow-{}", fresh_id()),
         format!("next-{}", fresh_id()),
@@ -491,7 +489,7 @@ async fn r8_a_key_value_connection_string_is_printed_with_its_password() {
 async fn r9_slow_transactional_handlers_starve_the_accepting_insert() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let plain = receiver(&inbox);
     // A backlog of ten default batches (32 each), so that all ten workers are busy.
     for _ in 0..330 {
         assert_eq!(
@@ -533,7 +531,7 @@ async fn r9_slow_transactional_handlers_starve_the_accepting_insert() {
 async fn r10_purging_dead_events_older_than_100_weeks_deletes_younger_ones() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let plain = receiver(&inbox);
     assert_eq!(
         deliver(&plain, &envelope(&fresh_id(), "e1")).await,
         StatusCode::ACCEPTED
@@ -566,7 +564,7 @@ async fn r10_purging_dead_events_older_than_100_weeks_deletes_younger_ones() {
 async fn r12_shutdown_keeps_unstarted_events_until_the_running_handler_ends() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let plain = receiver(&inbox);
     assert_eq!(
         deliver(&plain, &envelope(&format!("slow-{}", fresh_id()), "e1")).await,
         StatusCode::ACCEPTED
@@ -664,7 +662,7 @@ fn fail_panics_once(inbox: &PostgresInbox) -> Faulty {
 async fn r1b_a_panic_in_a_batch_ends_the_batch_not_the_worker() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let plain = receiver(&inbox);
     let (bad, good) = (
         format!("bad-{}", fresh_id()),
         format!("good-{}", fresh_id()),
@@ -737,11 +735,10 @@ async fn r1b_a_panic_in_a_batch_ends_the_batch_not_the_worker() {
 async fn r4b_an_unhandled_event_waits_for_a_worker_with_its_handler() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let retrying = Receiver::builder(
+    let retrying = Receiver::inbox_builder(
         Verifier::new(fixture::secret(fixture::CURRENT)),
-        Dispatcher::builder().build(),
+        inbox.clone(),
     )
-    .inbox(monite_webhooks::inbox::Inbox::new(inbox.clone()))
     .unhandled_status(StatusCode::SERVICE_UNAVAILABLE)
     .build();
     let wanted = format!("wanted-{}", fresh_id());
@@ -785,7 +782,7 @@ async fn r4b_an_unhandled_event_waits_for_a_worker_with_its_handler() {
     assert_eq!(runs_of(&runs, &wanted), 1);
 
     // A default receiver acknowledges unhandled events: done, as without the inbox...
-    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let plain = receiver(&inbox);
     let ignored = format!("ignored-{}", fresh_id());
     assert_eq!(
         deliver(&plain, &envelope(&ignored, "e2")).await,
@@ -840,7 +837,7 @@ async fn r4c_ensure_schema_adds_the_column_to_an_older_table() {
         .await
         .unwrap();
     inbox.ensure_schema().await.unwrap();
-    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let plain = receiver(&inbox);
     assert_eq!(
         deliver(&plain, &envelope(&fresh_id(), "e1")).await,
         StatusCode::ACCEPTED
@@ -867,7 +864,7 @@ type Heard = Arc<Mutex<Vec<(Option<String>, bool, i32)>>>;
 async fn r13_an_event_buried_by_the_rescue_reaches_on_failure_as_dead() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let plain = receiver(&inbox);
     let poison = format!("poison-{}", fresh_id());
     assert_eq!(
         deliver(&plain, &envelope(&poison, "e1")).await,
@@ -933,7 +930,7 @@ fn mark_fails_twice(inbox: &PostgresInbox) -> Faulty {
 async fn r2b_a_failed_done_mark_is_written_again_while_the_lease_is_held() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
-    let plain = receiver(&inbox, Dispatcher::builder().build());
+    let plain = receiver(&inbox);
     let id = format!("once-{}", fresh_id());
     assert_eq!(
         deliver(&plain, &envelope(&id, "e1")).await,

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use monite_webhooks::client::Timer;
-use monite_webhooks::client::reconcile::{
-    CheckpointStore, FileCheckpoints, Watchdog, metrics as m,
-};
 use monite_webhooks::jiff::Timestamp;
+use monite_webhooks::metrics as m;
+use monite_webhooks::reconcile::{CheckpointStore, FileCheckpoints};
+use monite_webhooks::watchdog::Watchdog;
 use support::client::client;
 use support::fake_monite;
 
@@ -111,7 +111,8 @@ fn c2_the_enabled_gauge_reads_1_while_a_subscription_of_its_type_is_disabled() {
             let (addr, fake) = fake_monite::start().await;
             fake.seed("payable", "https://old.example.com/hook", "disabled");
             fake.seed("payable", "https://new.example.com/hook", "enabled");
-            let check = Watchdog::new(client(addr)).check_once().await.unwrap();
+            let watchdog = Watchdog::builder(client(addr)).build().unwrap();
+            let check = watchdog.run_once().await.unwrap();
             check.disabled.len()
         })
     });
@@ -147,9 +148,9 @@ fn c2_the_enabled_gauge_reads_1_while_a_subscription_of_its_type_is_disabled() {
 // ---------------------------------------------------------------------------------------
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c3_one_failing_entity_makes_every_cycle_a_deep_sweep() {
-    use monite_webhooks::client::reconcile::{DEEP_EVERY, MemoryCheckpoints, Reconciler};
     use monite_webhooks::client::{Client, Environment};
     use monite_webhooks::jiff::SignedDuration;
+    use monite_webhooks::reconcile::{DEEP_EVERY, MemoryCheckpoints, Reconciler};
     use monite_webhooks::{BoxError, Dispatcher, Event, Receiver, Secret, Verifier};
     // Requests go as fast as the jumping timer lets them: no rate limit on the fake.
     let (addr, fake) = fake_monite::start_with(|f| *f.rate_limit.get_mut().unwrap() = None).await;
@@ -184,11 +185,11 @@ async fn c3_one_failing_entity_makes_every_cycle_a_deep_sweep() {
         .build()
         .unwrap();
     let mut cycles = Vec::new();
-    let cycle = reconciler.sweep_once().await.unwrap();
+    let cycle = reconciler.run_once().await.unwrap();
     cycles.push((cycle.deep, cycle.swept + cycle.failed.len()));
     timer.sleep(DEEP_EVERY + Duration::from_secs(1)).await;
     for _ in 0..4 {
-        let cycle = reconciler.sweep_once().await.unwrap();
+        let cycle = reconciler.run_once().await.unwrap();
         cycles.push((cycle.deep, cycle.swept + cycle.failed.len()));
     }
     eprintln!("C3 (deep, entities swept) per cycle: {cycles:?}");
@@ -205,7 +206,7 @@ async fn c3_one_failing_entity_makes_every_cycle_a_deep_sweep() {
     }
     // A day later the next deep sweep comes, though that entity never stopped failing.
     timer.sleep(DEEP_EVERY).await;
-    assert!(reconciler.sweep_once().await.unwrap().deep);
+    assert!(reconciler.run_once().await.unwrap().deep);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -220,9 +221,9 @@ async fn c3_one_failing_entity_makes_every_cycle_a_deep_sweep() {
 async fn c4_a_memory_store_reconciler_reruns_the_lookback_after_a_restart() {
     use std::collections::HashMap;
 
-    use monite_webhooks::client::reconcile::{MemoryCheckpoints, Reconciler};
     use monite_webhooks::idempotency::{Claim, ClaimToken};
     use monite_webhooks::jiff::SignedDuration;
+    use monite_webhooks::reconcile::{MemoryCheckpoints, Reconciler};
     use monite_webhooks::{BoxError, ErrorKind, Idempotency, IdempotencyStore, MemoryStore};
     use support::client::{counting_receiver, counting_receiver_over};
 
@@ -282,7 +283,7 @@ async fn c4_a_memory_store_reconciler_reruns_the_lookback_after_a_restart() {
         )
         .build()
         .unwrap();
-        let cycle = reconciler.sweep_once().await.unwrap();
+        let cycle = reconciler.run_once().await.unwrap();
         eprintln!("C4 process {process}: handled {}", cycle.handled);
     }
     let _ = std::fs::remove_file(&path);
@@ -408,8 +409,8 @@ async fn c6_an_unbounded_in_flight_wait_panics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c7_a_sweep_does_not_pass_an_event_the_receiver_released() {
     use http::StatusCode;
-    use monite_webhooks::client::reconcile::{MemoryCheckpoints, Reconciler};
     use monite_webhooks::jiff::SignedDuration;
+    use monite_webhooks::reconcile::{MemoryCheckpoints, Reconciler};
     use monite_webhooks::{Dispatcher, ErrorKind, Receiver, Secret, Verifier};
 
     let (addr, fake) = fake_monite::start().await;
@@ -429,7 +430,7 @@ async fn c7_a_sweep_does_not_pass_an_event_the_receiver_released() {
     .allow_process_local_store()
     .build()
     .unwrap();
-    let cycle = reconciler.sweep_once().await.unwrap();
+    let cycle = reconciler.run_once().await.unwrap();
     eprintln!("C7 cycle: {cycle:?}");
     assert_eq!(cycle.swept, 0, "the sweep went past a released event");
     assert!(cycle.failed[0].1.contains(&event), "{:?}", cycle.failed);

@@ -14,8 +14,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use http::StatusCode;
-use monite_webhooks::client::reconcile::{MemoryCheckpoints, Reconciler, Report, Watchdog};
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
+use monite_webhooks::reconcile::{MemoryCheckpoints, Reconciler};
+use monite_webhooks::watchdog::{Report, Watchdog};
 use support::client::{client, counting_receiver, fault};
 use support::fake_monite;
 
@@ -36,8 +37,11 @@ async fn a_disabled_subscription_is_reported_and_left_without_reenable() {
     let id = fake.seed("payable", "https://example.com/hook", "disabled");
     fake.seed("receivable", "https://example.com/hook", "enabled");
     let (reports, record) = recorder();
-    let watchdog = Watchdog::new(client(addr)).on_report(record);
-    let check = watchdog.check_once().await.unwrap();
+    let watchdog = Watchdog::builder(client(addr))
+        .on_report(record)
+        .build()
+        .unwrap();
+    let check = watchdog.run_once().await.unwrap();
     assert_eq!(check.disabled.len(), 1);
     assert_eq!(check.disabled[0].id, id);
     assert!(check.any_still_disabled());
@@ -64,18 +68,20 @@ async fn reenabling_reports_the_lost_interval_and_asks_for_a_deep_sweep() {
     .build()
     .unwrap();
     assert!(
-        !reconciler.sweep_once().await.unwrap().deep,
+        !reconciler.run_once().await.unwrap().deep,
         "the first deep sweep comes a day after start"
     );
-    assert!(!reconciler.sweep_once().await.unwrap().deep);
+    assert!(!reconciler.run_once().await.unwrap().deep);
     let (reports, record) = recorder();
-    let watchdog = Watchdog::new(client(addr))
+    let watchdog = Watchdog::builder(client(addr))
         .reenable(true)
         .on_report(record)
-        .deep_sweep_with(reconciler.clone());
-    assert!(watchdog.check_once().await.unwrap().disabled.is_empty());
+        .deep_sweep_with(reconciler.clone())
+        .build()
+        .unwrap();
+    assert!(watchdog.run_once().await.unwrap().disabled.is_empty());
     fake.set_status(&id, "disabled");
-    let check = watchdog.check_once().await.unwrap();
+    let check = watchdog.run_once().await.unwrap();
     assert_eq!(check.reenabled, std::slice::from_ref(&id));
     assert!(!check.any_still_disabled());
     assert_eq!(fake.subscriptions()[0]["status"], "enabled");
@@ -92,7 +98,7 @@ async fn reenabling_reports_the_lost_interval_and_asks_for_a_deep_sweep() {
     };
     assert!(from <= lost_until);
     assert!(
-        reconciler.sweep_once().await.unwrap().deep,
+        reconciler.run_once().await.unwrap().deep,
         "no deep sweep after the outage"
     );
 }
@@ -101,10 +107,13 @@ async fn reenabling_reports_the_lost_interval_and_asks_for_a_deep_sweep() {
 async fn the_receivers_failures_are_reported_at_the_next_check() {
     let (addr, _fake) = fake_monite::start().await;
     let (reports, record) = recorder();
-    let watchdog = Watchdog::new(client(addr)).on_report(record);
+    let watchdog = Watchdog::builder(client(addr))
+        .on_report(record)
+        .build()
+        .unwrap();
     watchdog.record_failure("sub-1");
     watchdog.record_failure("sub-1");
-    watchdog.check_once().await.unwrap();
+    watchdog.run_once().await.unwrap();
     assert_eq!(
         reports.lock().unwrap()[..],
         [Report::DeliveriesFailing {
@@ -112,7 +121,7 @@ async fn the_receivers_failures_are_reported_at_the_next_check() {
             count: 2
         }]
     );
-    watchdog.check_once().await.unwrap();
+    watchdog.run_once().await.unwrap();
     assert_eq!(reports.lock().unwrap().len(), 1, "reported once");
 }
 
@@ -120,10 +129,12 @@ async fn the_receivers_failures_are_reported_at_the_next_check() {
 async fn failed_deliveries_in_monites_log_are_reported_once() {
     let (addr, _fake) = fake_monite::start().await;
     let (reports, record) = recorder();
-    let watchdog = Watchdog::new(client(addr))
+    let watchdog = Watchdog::builder(client(addr))
         .on_report(record)
-        .delivery_log([fake_monite::ENTITY_ID], 1);
-    watchdog.check_once().await.unwrap();
+        .delivery_log([fake_monite::ENTITY_ID], 1)
+        .build()
+        .unwrap();
+    watchdog.run_once().await.unwrap();
     let found: usize = reports
         .lock()
         .unwrap()
@@ -140,9 +151,9 @@ async fn failed_deliveries_in_monites_log_are_reported_once() {
         .sum();
     // The fixture's log has two failed deliveries.
     assert_eq!(found, 2);
-    watchdog.check_once().await.unwrap();
+    watchdog.run_once().await.unwrap();
     let after = reports.lock().unwrap().len();
-    watchdog.check_once().await.unwrap();
+    watchdog.run_once().await.unwrap();
     assert_eq!(reports.lock().unwrap().len(), after, "reported again");
 }
 
@@ -166,10 +177,12 @@ async fn the_delivery_log_is_listed_from_a_margin_before_the_last_scan() {
     let month_ago = Timestamp::now() - SignedDuration::from_hours(30 * 24);
     fake.add_delivery(&month_ago.to_string(), false);
     let (reports, record) = recorder();
-    let watchdog = Watchdog::new(client(addr))
+    let watchdog = Watchdog::builder(client(addr))
         .on_report(record)
-        .delivery_log([fake_monite::ENTITY_ID], 1);
-    watchdog.check_once().await.unwrap();
+        .delivery_log([fake_monite::ENTITY_ID], 1)
+        .build()
+        .unwrap();
+    watchdog.run_once().await.unwrap();
     // The fixture's two failures (an hour old), not the month-old one.
     assert_eq!(log_failures(&reports), 2);
     let from = |query: &std::collections::HashMap<String, String>| -> Timestamp {
@@ -189,9 +202,9 @@ async fn the_delivery_log_is_listed_from_a_margin_before_the_last_scan() {
     );
     // A new failure is reported, once; the earlier ones are not again.
     fake.add_delivery(&Timestamp::now().to_string(), false);
-    watchdog.check_once().await.unwrap();
+    watchdog.run_once().await.unwrap();
     assert_eq!(log_failures(&reports), 3);
-    watchdog.check_once().await.unwrap();
+    watchdog.run_once().await.unwrap();
     assert_eq!(log_failures(&reports), 3);
     let queries = fake.delivery_queries();
     assert_eq!(queries.len(), 3);
@@ -212,14 +225,16 @@ async fn a_failed_delivery_log_scan_keeps_the_deep_sweep_of_a_reenable() {
     .allow_process_local_store()
     .build()
     .unwrap();
-    assert!(!reconciler.sweep_once().await.unwrap().deep);
+    assert!(!reconciler.run_once().await.unwrap().deep);
     let (reports, record) = recorder();
-    let watchdog = Watchdog::new(client(addr))
+    let watchdog = Watchdog::builder(client(addr))
         .reenable(true)
         .on_report(record)
         .deep_sweep_with(reconciler.clone())
-        .delivery_log([fake_monite::ENTITY_ID], 1);
-    watchdog.check_once().await.unwrap();
+        .delivery_log([fake_monite::ENTITY_ID], 1)
+        .build()
+        .unwrap();
+    watchdog.run_once().await.unwrap();
     fake.set_status(&id, "disabled");
     // The delivery log fails past the client's retries at the check that re-enables.
     for _ in 0..4 {
@@ -229,19 +244,53 @@ async fn a_failed_delivery_log_scan_keeps_the_deep_sweep_of_a_reenable() {
             None,
         ));
     }
-    let check = watchdog.check_once().await.unwrap();
+    let check = watchdog.run_once().await.unwrap();
     assert_eq!(check.reenabled, std::slice::from_ref(&id));
     assert_eq!(check.delivery_log_failed.len(), 1, "{check:?}");
     assert_eq!(check.delivery_log_failed[0].0, fake_monite::ENTITY_ID);
     assert!(reports.lock().unwrap().iter().any(|r| matches!(
         r,
-        Report::SweepStale { entity_id, .. } if entity_id == fake_monite::ENTITY_ID
+        Report::DeliveryLogUnreadable { entity_id, .. } if entity_id == fake_monite::ENTITY_ID
     )));
     assert!(
-        reconciler.sweep_once().await.unwrap().deep,
+        reconciler.run_once().await.unwrap().deep,
         "the re-enable's deep sweep was dropped"
     );
     // The next scan reads the log from where the failed one would have.
-    watchdog.check_once().await.unwrap();
+    watchdog.run_once().await.unwrap();
     assert_eq!(log_failures(&reports), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_watchdog_checks_at_its_pace_and_stops_at_shutdown() {
+    let (addr, fake) = fake_monite::start().await;
+    fake.seed("payable", "https://example.com/hook", "disabled");
+    let (reports, record) = recorder();
+    // One report per check: the subscription stays disabled.
+    let running = Watchdog::builder(client(addr))
+        .every(std::time::Duration::from_millis(50))
+        .on_report(record)
+        .start()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while reports.lock().unwrap().len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        reports.lock().unwrap().len() >= 2,
+        "checks repeat at the pace"
+    );
+    running.service().record_failure("sub-1");
+    running.shutdown().await;
+    let checks = reports.lock().unwrap().len();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        reports.lock().unwrap().len(),
+        checks,
+        "a check after shutdown"
+    );
+    assert!(reports.lock().unwrap().iter().all(|r| matches!(
+        r,
+        Report::SubscriptionDisabled { .. } | Report::DeliveriesFailing { .. }
+    )));
 }

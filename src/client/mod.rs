@@ -65,7 +65,7 @@ use self::rate::Budget;
 use self::request::Redacted;
 
 pub use self::deliveries::Deliveries;
-pub use self::ensure::{EnsureReport, Ensured, SecretStatus, SubscriptionPlan};
+pub use self::ensure::{EnsureSummary, Ensured, SecretStatus, SubscriptionPlan};
 pub use self::entities::{Entities, Entity};
 pub use self::events::Events;
 pub use self::models::{

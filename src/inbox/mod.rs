@@ -1,8 +1,9 @@
 //! The inbox: acknowledge a delivery once it is durably written, and handle it later, at
 //! the workers' own pace, with retries, leases and a dead state.
 //!
-//! - [`Inbox`] (accept): what a receiver writes verified deliveries to, given with
-//!   [`ReceiverBuilder::inbox`](crate::ReceiverBuilder::inbox);
+//! - accepting: what a receiver built with
+//!   [`Receiver::inbox_builder`](crate::Receiver::inbox_builder) writes verified
+//!   deliveries to (accept);
 //! - [`Workers`] (worker): tasks in any number of processes running the dispatcher's
 //!   handlers over the accepted events;
 //! - [`AttemptFailure`] (alert) and [`Backlog`] (backlog): what the alert hooks (hooks)
@@ -28,7 +29,7 @@ mod store;
 mod unhandled;
 mod worker;
 
-pub use self::accept::Inbox;
+pub(crate) use self::accept::Inbox;
 pub use self::alert::AttemptFailure;
 pub use self::backlog::{Backlog, SAMPLE_INTERVAL};
 pub use self::postgres::{

@@ -150,7 +150,10 @@ impl Watchdog {
             .list(ListQuery::new())
             .try_collect()
             .await?;
-        let now = inner.client.monite_now().unwrap_or_else(jiff::Timestamp::now);
+        let now = inner
+            .client
+            .monite_now()
+            .unwrap_or_else(jiff::Timestamp::now);
         let mut check = WatchCheck::default();
         // Per object type, whether every subscription of it is enabled after this check:
         // one gauge per type, set once, so a disabled one is never hidden by another.
@@ -281,9 +284,7 @@ impl Watchdog {
     /// One entity's delivery log, from [`LOG_MARGIN`] before its last scan.
     async fn scan_entity_log(&self, entity_id: &str) -> Result<()> {
         let client = &self.inner.client;
-        let started = client
-            .monite_now()
-            .unwrap_or_else(jiff::Timestamp::now);
+        let started = client.monite_now().unwrap_or_else(jiff::Timestamp::now);
         let mark = self
             .lock()
             .log_marks

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use ::metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 
 use crate::reconcile::Report;
 use crate::watchdog::Report as WatchdogReport;
@@ -35,13 +37,21 @@ pub const RATE_LIMITED: &str = "monite_webhooks_api_rate_limited_total";
 
 /// Gives the reconciler's and the watchdog's series their help text and unit.
 pub(super) fn describe() {
-    describe_counter!(SWEEPS, Unit::Count, "Entity sweeps of the reconciler, by result");
+    describe_counter!(
+        SWEEPS,
+        Unit::Count,
+        "Entity sweeps of the reconciler, by result"
+    );
     describe_gauge!(
         LAST_SUCCESS,
         Unit::Seconds,
         "Unix time the last reconciler cycle in which every sweep succeeded ended"
     );
-    describe_histogram!(CYCLE_DURATION, Unit::Seconds, "Time a reconciler cycle took");
+    describe_histogram!(
+        CYCLE_DURATION,
+        Unit::Seconds,
+        "Time a reconciler cycle took"
+    );
     describe_counter!(EVENTS_SEEN, Unit::Count, "Events a sweep dispatched");
     describe_counter!(
         EVENTS_RECOVERED,

@@ -103,14 +103,14 @@ impl Ensured {
 /// `Display` prints one line per planned object type, for a log or a terminal.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct EnsureReport {
+pub struct EnsureSummary {
     /// One entry per planned object type, in the plan's order.
     pub subscriptions: Vec<Ensured>,
     /// Subscriptions for the plan's URL whose object type is not in the plan: left alone.
     pub unplanned: Vec<WebhookSubscription>,
 }
 
-impl EnsureReport {
+impl EnsureSummary {
     /// Whether every planned subscription is ready (see [`Ensured::is_ready`]).
     #[must_use]
     pub fn is_complete(&self) -> bool {
@@ -150,7 +150,7 @@ impl EnsureReport {
     }
 }
 
-impl fmt::Display for EnsureReport {
+impl fmt::Display for EnsureSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for entry in &self.subscriptions {
             write!(f, "{}", entry.object_type)?;
