@@ -2,7 +2,8 @@
 //! reconciler and the watchdog in the background: against the fake Monite, an event no
 //! webhook delivered is swept and printed as a handled event, and a disabled subscription
 //! is re-enabled. The reconciler needs a store that outlives the process: here
-//! `DATABASE_URL` (without it or `REDIS_URL`, only the watchdog runs).
+//! `DATABASE_URL` (without it or `REDIS_URL`, only the watchdog runs). On SIGTERM both
+//! servers stop the reconciler and the watchdog with the server, and exit 0 promptly.
 
 #![allow(
     clippy::unwrap_used,
@@ -154,4 +155,94 @@ async fn in_inbox_mode_a_swept_event_is_accepted_and_handled_by_a_worker() {
         "accepted, then handled once"
     );
     assert_eq!(saved, 1, "the checkpoint is in PostgreSQL");
+}
+
+/// On SIGTERM a server running the reconciler and the watchdog stops them as it stops
+/// serving: it exits promptly with status 0, and says so on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_servers_stop_the_reconciler_and_the_watchdog_on_sigterm() {
+    for name in ["axum_server", "actix_server"] {
+        let (addr, fake) = fake_monite::start().await;
+        let entity = fake.add_entities(1).remove(0);
+        let server = support::pg::PgServer::start();
+        let listen = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut child = Command::new(example(name))
+            .env("MONITE_WEBHOOK_ADDR", listen.to_string())
+            .env("MONITE_WEBHOOK_SECRET", "whsec_example_background_test")
+            .env("MONITE_CLIENT_ID", CLIENT_ID)
+            .env("MONITE_CLIENT_SECRET", CLIENT_SECRET)
+            .env("MONITE_ENVIRONMENT", format!("http://{addr}/v1"))
+            .env("DATABASE_URL", server.url())
+            .env("RUST_LOG", "info")
+            .env("RUST_LOG_FORMAT", "text")
+            .env_remove("MONITE_WEBHOOK_INBOX")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = tokio::task::spawn_blocking(move || {
+            BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+        });
+        // Running: the first cycle saved the entity's checkpoint.
+        let pool = sqlx::PgPool::connect(&server.url()).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let saved: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM monite_webhooks_checkpoints WHERE entity_id = $1",
+            )
+            .bind(&entity)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(0);
+            if saved == 1 {
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{name} exited before its first cycle"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{name}: no cycle within a minute"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "{name}: kill -TERM failed");
+        let stopped_at = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if stopped_at.elapsed() > Duration::from_secs(30) {
+                child.kill().unwrap();
+                panic!("{name} still runs 30 s after SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let log = log.await.unwrap();
+        assert!(status.success(), "{name}: {status}; {log:#?}");
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(10),
+            "{name} took {:?} to stop",
+            stopped_at.elapsed()
+        );
+        assert!(
+            log.iter()
+                .any(|line| line
+                    .contains("background stopped: reconciler and subscription watchdog")),
+            "{name}: {log:#?}"
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! The reconciler's and the watchdog's metrics, read back through metrics-util's
 //! debugging recorder: a known sweep and a re-enable give known counts, and no metric
-//! carries an entity id.
+//! carries an entity id; the crate's one `metrics::describe()` describes their series.
 
 #![allow(
     clippy::unwrap_used,
@@ -89,6 +89,44 @@ fn a_sweep_and_a_reenable_are_counted_without_entity_labels() {
                 .labels()
                 .all(|l| l.key() != "entity_id" && !l.value().starts_with("e0000000")),
             "an entity id as a label: {key:?}"
+        );
+    }
+}
+
+#[test]
+fn the_one_describe_gives_the_reconcilers_and_the_watchdogs_series_their_help() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        m::describe();
+        runtime.block_on(async {
+            let (addr, fake) = fake_monite::start().await;
+            fake.add_entities(1);
+            fake.seed("payable", "https://example.com/hook", "disabled");
+            let runs = std::sync::Arc::default();
+            let reconciler = Reconciler::builder(
+                client(addr),
+                counting_receiver(&runs, None),
+                MemoryCheckpoints::default(),
+            )
+            .allow_process_local_store()
+            .build()
+            .unwrap();
+            reconciler.run_once().await.unwrap();
+            let watchdog = Watchdog::builder(client(addr)).build().unwrap();
+            watchdog.run_once().await.unwrap();
+        });
+    });
+    let text = handle.render();
+    for name in [m::SWEEPS, m::CYCLE_DURATION, m::SUBSCRIPTION_ENABLED] {
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with(&format!("# HELP {name} "))),
+            "{name} has no help text in:\n{text}"
         );
     }
 }

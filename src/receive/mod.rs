@@ -370,7 +370,7 @@ impl ReceiverBuilder {
     /// so that Monite will retry it: a handler failed or panicked (`500`), or the
     /// idempotency store or the inbox could not be reached (`503`, no handler ran; see
     /// [`Error::kind`]). One place to send failed deliveries to Sentry, a log, a counter or
-    /// the reconciler's `Watchdog::record_failure`, instead of wrapping every handler. Not
+    /// the watchdog's `Watchdog::record_failure`, instead of wrapping every handler. Not
     /// for `409` (another delivery of the event is being handled) nor for an event no
     /// handler took. A panic in `report` itself is caught and ignored.
     ///
