@@ -22,6 +22,7 @@ pub(crate) fn swept(ok: bool, events: usize) {
 }
 
 /// When a cycle started, for its duration: nothing without `metrics`.
+#[derive(Clone, Copy)]
 pub(crate) struct CycleClock(#[cfg(feature = "metrics")] std::time::Instant);
 
 /// A cycle starts.
