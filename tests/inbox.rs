@@ -18,7 +18,7 @@ use monite_webhooks::inbox::{
     AfterFailure, AttemptReport, ClaimRequest, Completed, InboxStore, PostgresInbox, RetrySchedule,
     Workers,
 };
-use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver};
+use monite_webhooks::{Dispatcher, ErrorKind, Event, ObjectType, Outcome, Receiver};
 use support::fixture::{deliver, fresh_id};
 use support::inbox::{envelope, inbox_on, receiver, scalar, wait_for};
 use support::pg::PgServer;
@@ -78,6 +78,32 @@ async fn accepting_writes_once_answers_duplicates_200_and_runs_no_handler() {
 
 fn receiver_of(inbox: &PostgresInbox) -> Receiver {
     receiver(inbox)
+}
+
+/// An inbox receiver has no handlers: `dispatch` is refused, and `receive_event` (what the
+/// reconciler and recovery use) writes the event to the inbox, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_receiver_refuses_dispatch_and_accepts_with_receive_event() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let receiver = receiver(&inbox);
+    let event = Event::parse(envelope(&fresh_id(), "entity-1")).unwrap();
+    let refused = receiver.dispatch(event.clone()).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Misconfigured);
+    assert_eq!(
+        receiver.receive_event(event.clone()).await.unwrap(),
+        Outcome::Accepted
+    );
+    assert_eq!(
+        receiver.receive_event(event).await.unwrap(),
+        Outcome::Duplicate
+    );
+    let rows = scalar(
+        store.pool(),
+        "SELECT count(*) FROM monite_webhook_inbox_events",
+    )
+    .await;
+    assert_eq!(rows, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
