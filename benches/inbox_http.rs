@@ -31,9 +31,6 @@
     reason = "a load script: it fails loudly and prints its figures"
 )]
 
-#[path = "../tests/support/pg.rs"]
-mod pg;
-#[path = "support/inbox.rs"]
 mod support;
 
 use std::net::SocketAddr;
@@ -51,6 +48,7 @@ use hyper_util::rt::TokioIo;
 use monite_webhooks::inbox::{PostgresInbox, Workers};
 use monite_webhooks::testing::signed_request;
 use monite_webhooks::{Dispatcher, Event, ObjectType, PostgresStore, Receiver, Secret, Verifier};
+use monite_webhooks_testkit::pg::PgServer;
 use sqlx::PgPool;
 use support::{SECRET, envelope, event_number, noop_dispatcher, percentile, wait_done};
 use tokio::runtime::Runtime;
@@ -501,7 +499,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let pg = pg::PgServer::start_durable();
+    let pg = PgServer::start_durable();
     let url = pg.url();
     println!(
         "PostgreSQL on loopback: {}; {} CPUs; server: axum on a 2-thread Tokio runtime, \

@@ -14,9 +14,6 @@
     reason = "a load script: it fails loudly and prints its figures"
 )]
 
-#[path = "../tests/support/pg.rs"]
-mod pg;
-#[path = "support/inbox.rs"]
 mod support;
 
 use std::sync::Arc;
@@ -25,6 +22,7 @@ use std::time::{Duration, Instant};
 use monite_webhooks::inbox::{PostgresInbox, Workers};
 use monite_webhooks::testing::signed_request;
 use monite_webhooks::{PostgresStore, Receiver, Secret, Verifier};
+use monite_webhooks_testkit::pg::PgServer;
 use sqlx::PgPool;
 use support::{SECRET, envelope, noop_dispatcher, percentile, wait_done};
 
@@ -73,7 +71,7 @@ async fn deliver(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let server = pg::PgServer::start_durable();
+    let server = PgServer::start_durable();
     let url = server.url();
     let count: usize = std::env::var("INBOX_LOAD_EVENTS")
         .ok()

@@ -122,6 +122,9 @@ mod error;
 mod headers;
 mod observe;
 mod outcome;
+// The service's own PostgreSQL, as every store on it uses it.
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "client")]
 mod stop;
 

@@ -1,4 +1,4 @@
-//! The API client against a local fake of Monite's API (tests/support/fake_monite):
+//! The API client against a local fake of Monite's API (testkit/src/fake_monite.rs):
 //! subscriptions, events and deliveries, tokens, retries and typed errors, pagination, and
 //! the client and the fake against Monite's OpenAPI document.
 

@@ -1,5 +1,5 @@
 //! Setting up one endpoint's subscriptions with their secrets in a keyring, against a local
-//! fake of Monite's API (tests/support/fake_monite): `ensure` over many pages, failures in
+//! fake of Monite's API (testkit/src/fake_monite.rs): `ensure` over many pages, failures in
 //! the middle of a run, and rotation.
 
 #![allow(

@@ -1,5 +1,5 @@
 //! Recovering missed events through a receiver, against a local fake of Monite's API
-//! (tests/support/fake_monite): each event handled once, resuming from the last completed
+//! (testkit/src/fake_monite.rs): each event handled once, resuming from the last completed
 //! page, events held in flight, and events that do not parse.
 
 #![allow(

@@ -381,8 +381,10 @@ fn both_example_servers_stop_on_sigterm_in_every_mode() {
             ("--workers-only", &["--workers-only"][..]),
         ] {
             let what = format!("{name} ({mode})");
+            // With the record of the migrations, so that the next start makes them again.
             sql("DROP TABLE IF EXISTS monite_webhook_inbox_attempts, \
-                 monite_webhook_inbox_events, monite_webhook_inbox_events_paused, handled_events");
+                 monite_webhook_inbox_events, monite_webhook_inbox_events_paused, handled_events, \
+                 monite_webhook_migrations");
             let env = [
                 secret.clone(),
                 ("MONITE_WEBHOOK_ADDR", free_addr()),

@@ -643,9 +643,9 @@ mod postgres {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn expired_rows_are_swept_without_a_cron_job() {
+    async fn expired_rows_are_pruned_without_a_cron_job() {
         let server = PgServer::start();
-        let store = store(&server).await.with_sweep_interval(Duration::ZERO);
+        let store = store(&server).await.with_prune_interval(Duration::ZERO);
         let world = World::default();
         let receiver = world
             .receiver(Idempotency::new(store.clone()).with_retention(Duration::from_millis(200)));
@@ -668,7 +668,7 @@ mod postgres {
         };
         assert_eq!(rows(format!("test:evt:{old}")).await, 1);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        // Any claim may start the sweep; it runs in the background.
+        // Any claim may start the prune; it runs in the background.
         let new = fresh_id();
         assert_eq!(
             deliver(&receiver, &body(&new, "tag.created")).await,
@@ -713,12 +713,12 @@ mod postgres {
         }
     }
 
-    /// F15: `with_sweep_interval(Duration::MAX)` leaves expired rows to the user's own
-    /// `sweep`: no claim sweeps them, not even the first.
+    /// F15: `with_prune_interval(Duration::MAX)` leaves expired rows to the user's own
+    /// `prune`: no claim prunes them, not even the first.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_endless_sweep_interval_never_sweeps_by_itself() {
+    async fn an_endless_prune_interval_never_prunes_by_itself() {
         let server = PgServer::start();
-        let store = store(&server).await.with_sweep_interval(Duration::MAX);
+        let store = store(&server).await.with_prune_interval(Duration::MAX);
         let world = World::default();
         let receiver = world
             .receiver(Idempotency::new(store.clone()).with_retention(Duration::from_millis(1)));
@@ -734,8 +734,8 @@ mod postgres {
             .fetch_one(store.pool())
             .await
             .unwrap();
-        assert_eq!(rows, 2, "a sweep ran by itself");
-        assert_eq!(store.sweep().await.unwrap(), 2);
+        assert_eq!(rows, 2, "a prune ran by itself");
+        assert_eq!(store.prune().await.unwrap(), 2);
     }
 
     #[tokio::test]

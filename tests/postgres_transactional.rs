@@ -344,10 +344,10 @@ async fn without_a_front_store_concurrent_duplicates_still_write_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn old_inbox_rows_are_swept() {
+async fn old_handled_rows_are_pruned() {
     let server = PgServer::start();
     let service = Service::start(&server).await;
-    let store = service.store.clone().with_sweep_interval(Duration::ZERO);
+    let store = service.store.clone().with_prune_interval(Duration::ZERO);
     let handler = store
         .transactional(|_: Event, _| Box::pin(async { Ok(()) }))
         .with_retention(Duration::from_millis(100));
@@ -360,7 +360,7 @@ async fn old_inbox_rows_are_swept() {
     .without_idempotency()
     .build();
     let inbox_rows = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM monite_webhook_inbox")
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM monite_webhook_handled")
             .fetch_one(service.pool())
             .await
             .unwrap()
@@ -452,7 +452,7 @@ async fn a_transaction_that_did_not_commit_is_never_acknowledged() {
                 .unwrap();
         assert_eq!(committed, [2], "{action}: what committed");
         let inbox: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM monite_webhook_inbox WHERE key = $1")
+            sqlx::query_scalar("SELECT count(*) FROM monite_webhook_handled WHERE key = $1")
                 .bind(format!("test:evt:{id}"))
                 .fetch_one(store.pool())
                 .await

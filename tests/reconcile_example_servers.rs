@@ -69,7 +69,7 @@ async fn both_servers_sweep_a_missed_event_and_reenable_a_subscription() {
         let pool = sqlx::PgPool::connect(&server.url()).await.unwrap();
         let checkpoints = || async {
             sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM monite_webhooks_checkpoints WHERE entity_id = $1",
+                "SELECT count(*) FROM monite_webhook_checkpoints WHERE entity_id = $1",
             )
             .bind(&entity)
             .fetch_one(&pool)
@@ -122,7 +122,7 @@ async fn in_inbox_mode_a_swept_event_is_accepted_and_handled_by_a_worker() {
     let mut saved = 0;
     for _ in 0..200 {
         saved = sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM monite_webhooks_checkpoints WHERE entity_id = $1",
+            "SELECT count(*) FROM monite_webhook_checkpoints WHERE entity_id = $1",
         )
         .bind(&entity)
         .fetch_one(&pool)
@@ -196,7 +196,7 @@ async fn both_servers_stop_the_reconciler_and_the_watchdog_on_sigterm() {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let saved: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM monite_webhooks_checkpoints WHERE entity_id = $1",
+                "SELECT count(*) FROM monite_webhook_checkpoints WHERE entity_id = $1",
             )
             .bind(&entity)
             .fetch_one(&pool)

@@ -7,10 +7,9 @@
 )]
 
 mod common;
-#[path = "../../tests/support/fake_monite/mod.rs"]
-mod fake_monite;
 
 use common::{SECRET, run};
+use monite_webhooks_testkit::fake_monite;
 
 /// The environment that points the binary at the fake.
 fn env(addr: std::net::SocketAddr) -> Vec<(&'static str, String)> {

@@ -8,8 +8,6 @@
 )]
 
 mod common;
-#[path = "../../tests/support/pg.rs"]
-mod pg;
 
 use std::time::Duration;
 
@@ -18,6 +16,7 @@ use monite_webhooks::inbox::{
     ClaimRequest, InboxStore as _, PostgresInbox, RetrySchedule, Workers,
 };
 use monite_webhooks::{Dispatcher, Event, ObjectType, PostgresStore, Receiver, Secret, Verifier};
+use monite_webhooks_testkit::pg;
 
 fn envelope(n: usize, object_type: &str) -> String {
     format!(

@@ -9,14 +9,13 @@
 )]
 
 mod common;
-#[path = "../../tests/support/fake_monite/mod.rs"]
-mod fake_monite;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{SECRET, run};
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
+use monite_webhooks_testkit::fake_monite;
 
 fn env(addr: std::net::SocketAddr) -> Vec<(&'static str, String)> {
     vec![

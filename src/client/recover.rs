@@ -70,9 +70,9 @@ pub struct Recovery<'a> {
 }
 
 /// How long a [`Recovery`] waits, by default, for events held in flight by another
-/// delivery: [`DEFAULT_LEASE`](crate::idempotency::DEFAULT_LEASE), so that a claim left by
+/// delivery: [`DEFAULT_CLAIM_LEASE`](crate::idempotency::DEFAULT_CLAIM_LEASE), so that a claim left by
 /// a delivery that died under the default lease runs out within the run.
-pub const DEFAULT_IN_FLIGHT_WAIT: Duration = crate::idempotency::DEFAULT_LEASE;
+pub const DEFAULT_IN_FLIGHT_WAIT: Duration = crate::idempotency::DEFAULT_CLAIM_LEASE;
 
 /// The first pause before an event held in flight is dispatched again; it doubles each
 /// time, up to [`MAX_IN_FLIGHT_BACKOFF`].

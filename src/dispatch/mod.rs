@@ -1,9 +1,6 @@
 //! Who handles it? The [`Dispatcher`] routes a parsed event to the async [`Handler`]
 //! registered for it, else to the [`Fallback`].
 
-// The inbox attempt a worker runs a dispatch as.
-#[cfg(feature = "postgres")]
-pub(crate) mod attempt;
 mod handler;
 mod running;
 

@@ -24,21 +24,19 @@ use crate::observe;
 pub use self::key::KeyScope;
 pub use self::memory::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 #[cfg(feature = "postgres")]
-pub(crate) use self::postgres::sql as postgres_sql;
-#[cfg(feature = "postgres")]
 pub use self::postgres::transactional::{Transactional, TxFuture};
 #[cfg(feature = "postgres")]
-pub use self::postgres::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresStore};
+pub use self::postgres::{DEFAULT_PRUNE_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresStore};
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
 #[cfg(feature = "postgres")]
 pub(crate) use self::remote::store_millis;
 pub use self::store::{Claim, ClaimToken, IdempotencyStore};
 
-/// How long a delivery may hold its claim before another may take the event over: five
-/// minutes. Longer than any handler should run; shorter than Monite's first retry gap
-/// would make a crashed instance's event wait for a retry, never lose it.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
+/// How long a delivery may hold its claim on an event before another may take the event
+/// over: five minutes. Longer than any handler should run; shorter than Monite's first
+/// retry gap would make a crashed instance's event wait for a retry, never lose it.
+pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(5 * 60);
 
 /// How long a handled event is remembered: eight days, Monite's week of retries plus margin.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(8 * 24 * 60 * 60);
@@ -77,14 +75,14 @@ impl Idempotency {
     pub fn new(store: impl IdempotencyStore) -> Self {
         Self {
             store: Arc::new(store),
-            lease: DEFAULT_LEASE,
+            lease: DEFAULT_CLAIM_LEASE,
             retention: DEFAULT_RETENTION,
             scope: KeyScope::default(),
             legacy_window: None,
         }
     }
 
-    /// How long a delivery holds its claim. Defaults to [`DEFAULT_LEASE`] (5 minutes); make
+    /// How long a delivery holds its claim. Defaults to [`DEFAULT_CLAIM_LEASE`] (5 minutes); make
     /// it longer than your slowest handler, or a retry may run the event a second time.
     /// At most [`MAX_STORE_DURATION`].
     #[must_use]

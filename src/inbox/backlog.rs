@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::pace::Pace;
 use super::store::{InboxSample, InboxStore};
 use crate::observe;
+use crate::postgres::Pace;
 
 /// How often the workers of one process read the backlog, at most.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);

@@ -9,7 +9,7 @@
 //! - [`AttemptFailure`] (alert) and [`Backlog`] (backlog): what the alert hooks (hooks)
 //!   [`on_failure`](WorkersBuilder::on_failure) and
 //!   [`on_backlog`](WorkersBuilder::on_backlog) hear; the backlog is sampled at a pace
-//!   (pace) also feeding the gauges of `metrics` (feature `metrics`);
+//!   also feeding the gauges of `metrics` (feature `metrics`);
 //! - [`RetrySchedule`] (retry): when a failed event is tried again, and [`WhenUnhandled`]
 //!   (unhandled): what happens to an event no handler takes;
 //! - [`InboxStore`] (store): the storage contract, and [`PostgresInbox`] (postgres) its
@@ -17,12 +17,13 @@
 
 mod accept;
 mod alert;
+// The attempt a worker runs a dispatch as, for transactional handlers.
+pub(crate) mod attempt;
 mod backlog;
 mod hooks;
 #[cfg(feature = "metrics")]
 pub mod metrics;
-mod pace;
-mod postgres;
+pub(crate) mod postgres;
 mod retry;
 mod sizing;
 mod store;

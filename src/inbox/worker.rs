@@ -14,19 +14,19 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::alert::{AttemptFailure, OnFailure};
+use super::attempt::InboxAttempt;
 use super::backlog::{OnBacklog, Sampler};
-use super::pace::Pace;
 use super::retry::RetrySchedule;
 use super::store::{
     AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, InboxStore,
     MIN_DONE_RETENTION,
 };
 use super::unhandled::WhenUnhandled;
-use crate::dispatch::attempt::InboxAttempt;
 use crate::dispatch::{Dispatched, Dispatcher};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, ObjectType};
 use crate::observe;
+use crate::postgres::Pace;
 
 /// Workers per process by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;

@@ -71,10 +71,10 @@ use crate::stop::Stop;
 pub(crate) use self::window::signed;
 
 pub use self::builder::ReconcilerBuilder;
+#[cfg(feature = "postgres")]
+pub use self::checkpoint::PostgresCheckpoints;
 #[cfg(feature = "redis")]
 pub use self::checkpoint::RedisCheckpoints;
-#[cfg(feature = "postgres")]
-pub use self::checkpoint::{CHECKPOINTS_SCHEMA, PostgresCheckpoints};
 pub use self::checkpoint::{CheckpointStore, FileCheckpoints, MemoryCheckpoints, StoreFuture};
 pub use self::handle::ReconcilerHandle;
 pub use self::report::Report;

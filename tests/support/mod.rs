@@ -1,12 +1,15 @@
 //! What the integration tests share, one module per job. A test binary declares
 //! `mod support;` and uses what it needs; each module allows its own dead code, since no
-//! binary uses all of it.
+//! binary uses all of it. The servers come from the workspace's test kit (`testkit/`,
+//! shared with the CLI's tests and the benches); the helpers over the library's types are
+//! here.
 //!
 //! - [`fixture`]: the receiver the adapter tests serve, its table of cases, a raw HTTP/1.1
 //!   client, hostile requests, and delivering to a receiver directly.
-//! - [`pg`], [`redis`]: a real PostgreSQL cluster and a real `redis-server` of the test's own.
+//! - [`pg`], [`redis`]: a real PostgreSQL cluster and a real `redis-server` of the test's
+//!   own, from the kit.
 //! - [`inbox`]: an inbox on that PostgreSQL, a receiver writing to it, an envelope.
-//! - [`fake_monite`]: a local stand-in for Monite's API; `cli/tests/api.rs` uses it too.
+//! - [`fake_monite`]: a local stand-in for Monite's API, from the kit.
 //! - [`client`]: the client tests' shared set-up over the fake.
 //! - [`examples`]: the example servers' binaries, built once with every backend.
 //! - [`openapi`]: Monite's OpenAPI document, and a checker and instance maker for its schemas.
@@ -19,7 +22,8 @@ pub(crate) mod fixture;
 pub(crate) mod examples;
 
 #[cfg(feature = "postgres")]
-pub(crate) mod pg;
+#[allow(unused_imports, reason = "each test uses what it needs")]
+pub(crate) use monite_webhooks_testkit::pg;
 
 #[cfg(feature = "postgres")]
 pub(crate) mod inbox;
@@ -28,10 +32,12 @@ pub(crate) mod inbox;
 pub(crate) mod swallowing;
 
 #[cfg(feature = "redis")]
-pub(crate) mod redis;
+#[allow(unused_imports, reason = "each test uses what it needs")]
+pub(crate) use monite_webhooks_testkit::redis;
 
 #[cfg(feature = "client")]
-pub(crate) mod fake_monite;
+#[allow(unused_imports, reason = "each test uses what it needs")]
+pub(crate) use monite_webhooks_testkit::fake_monite;
 
 #[cfg(feature = "client")]
 pub(crate) mod client;

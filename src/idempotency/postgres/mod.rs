@@ -1,54 +1,82 @@
 //! `PostgresStore`: idempotency in the service's own PostgreSQL, and the table transactional
-//! handlers record done events in.
+//! handlers record handled events in.
 
 pub(crate) mod sql;
 pub(super) mod transactional;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use self::sql::Statements;
-use super::remote::{checked_namespace, connect_error, store_millis};
+use super::remote::{checked_namespace, connect_error};
 use super::{Claim, ClaimToken, IdempotencyStore, MAX_STORE_DURATION};
-use crate::error::{BoxError, Error, ErrorKind, Result};
+use crate::error::{BoxError, ErrorKind, Result};
+use crate::postgres::{Database, IDEMPOTENCY, Pace, span_millis};
 
-/// The table names' default prefix: `monite_webhook_claims` and `monite_webhook_inbox`.
+/// The table names' default prefix: `monite_webhook_claims` and `monite_webhook_handled`.
 pub const DEFAULT_TABLE_PREFIX: &str = "monite_webhook";
 
 /// How often, at most, a store deletes expired rows: once a minute.
-pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long a pooled connection may take to come before a delivery is answered `503`: short,
 /// because Monite is waiting, and it will retry. Only for pools [`PostgresStore::connect`]
 /// builds; yours keeps its own settings.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Rows one sweep statement deletes; a sweep repeats it until less than this is left.
-const SWEEP_BATCH: i64 = 1000;
+/// Rows one prune statement deletes; a prune repeats it until less than this is left.
+const PRUNE_BATCH: i64 = 1000;
 
-/// An idempotency store in PostgreSQL, and the inbox that [transactional
-/// handlers](Self::transactional) record done events in.
+/// An idempotency store in PostgreSQL, and the table that [transactional
+/// handlers](Self::transactional) record handled events in.
 ///
-/// Two tables, created by [`ensure_schema`](Self::ensure_schema) (or by your migrations,
-/// with [`schema_sql`](Self::schema_sql)); with the default prefix:
+/// Two tables, `<prefix>_claims` and `<prefix>_handled`, made by
+/// [`ensure_schema`](Self::ensure_schema) with numbered migrations that it records in
+/// `<prefix>_migrations` (or by your migrations, with [`schema_sql`](Self::schema_sql));
+/// with the default prefix, the migrations are:
 ///
 /// ```sql
+/// -- The claims and the transactional handlers' done marks, as versions before numbered
+/// -- migrations created them: a database they made already holds both, and this changes
+/// -- nothing there. Run again after migration 2, it finds the renamed table and leaves the
+/// -- old name, a view by then, alone.
 /// CREATE TABLE IF NOT EXISTS monite_webhook_claims (
 ///     key text PRIMARY KEY,
 ///     token text,
 ///     expires_at timestamptz NOT NULL
 /// );
 /// CREATE INDEX IF NOT EXISTS monite_webhook_claims_expires_at ON monite_webhook_claims (expires_at);
-/// CREATE TABLE IF NOT EXISTS monite_webhook_inbox (
-///     key text PRIMARY KEY,
-///     expires_at timestamptz NOT NULL
-/// );
-/// CREATE INDEX IF NOT EXISTS monite_webhook_inbox_expires_at ON monite_webhook_inbox (expires_at);
+/// DO $$
+/// BEGIN
+///     IF to_regclass('monite_webhook_handled') IS NULL THEN
+///         CREATE TABLE IF NOT EXISTS monite_webhook_inbox (
+///             key text PRIMARY KEY,
+///             expires_at timestamptz NOT NULL
+///         );
+///         CREATE INDEX IF NOT EXISTS monite_webhook_inbox_expires_at ON monite_webhook_inbox (expires_at);
+///     END IF;
+/// END
+/// $$;
+///
+/// -- The done marks of transactional handlers were `<prefix>_inbox`; "inbox" now names only
+/// -- the inbox (`<prefix>_inbox_events`), so the table becomes `<prefix>_handled`.
+/// --
+/// -- Replicas of an older version may still be running: the old name stays as a view of the
+/// -- new table, through which their INSERT ... ON CONFLICT, SELECT and DELETE reach the same
+/// -- rows and the same unique key, so a duplicate still waits on the other's uncommitted row.
+/// -- A later version drops the view; the index keeps its name until then.
+/// DO $$
+/// BEGIN
+///     IF to_regclass('monite_webhook_handled') IS NULL THEN
+///         ALTER TABLE monite_webhook_inbox RENAME TO monite_webhook_handled;
+///     END IF;
+/// END
+/// $$;
+/// CREATE OR REPLACE VIEW monite_webhook_inbox AS SELECT key, expires_at FROM monite_webhook_handled;
 /// ```
 ///
 /// `monite_webhook_claims` is the [`IdempotencyStore`]: a claim is a row holding this
@@ -57,19 +85,23 @@ const SWEEP_BATCH: i64 = 1000;
 /// the row only when it has expired); completing and releasing act only while the row holds
 /// this delivery's token. Time is the database's clock, so replicas agree on it.
 ///
-/// `monite_webhook_inbox` holds one row per event a transactional handler committed.
+/// `monite_webhook_handled` holds one row per event a transactional handler committed.
+/// Versions before numbered migrations named it `monite_webhook_inbox`; that name stays,
+/// for now, as a view of it, so that replicas of an older version keep working during a
+/// rolling upgrade (the guide's [exactly once](crate::guide::exactly_once) says what to
+/// do).
 ///
 /// Keys are stored as `<namespace>:<key>`. The namespace names your service, and is
 /// required: two services that share one database (or one schema) and subscribe to the
 /// same object type receive the same events, with the same ids, and without a namespace of
-/// its own each would take the other's done marks and inbox rows for its own and skip its
-/// handlers. Replicas of one service share a namespace.
+/// its own each would take the other's done marks and handled rows for its own and skip
+/// its handlers. Replicas of one service share a namespace.
 ///
-/// **Retention without a cron job**: at most once per [sweep
-/// interval](Self::with_sweep_interval) (a minute by default), a claim or a transactional
+/// **Retention without a cron job**: at most once per [prune
+/// interval](Self::with_prune_interval) (a minute by default), a claim or a transactional
 /// handler spawns a task that deletes expired rows from both tables, a thousand at a time,
 /// skipping rows another transaction holds. Expired rows are ignored before they are
-/// deleted, so the sweep only bounds the tables' size.
+/// deleted, so pruning only bounds the tables' size.
 ///
 /// When PostgreSQL cannot be reached, deliveries are answered `503` and no handler runs.
 /// Cloning shares the pool.
@@ -94,15 +126,11 @@ pub struct PostgresStore {
 }
 
 struct Inner {
-    pool: PgPool,
-    prefix: String,
-    // Every key is stored as `<namespace>:<key>`.
-    namespace: Arc<str>,
+    database: Database,
     sql: Statements,
-    sweep_interval: Duration,
-    // Milliseconds since `epoch` at the last sweep, plus one; 0 means never.
-    last_sweep: AtomicU64,
-    epoch: Instant,
+    schema: String,
+    prune_interval: Duration,
+    prune: Pace,
 }
 
 impl PostgresStore {
@@ -116,12 +144,8 @@ impl PostgresStore {
     /// [`ErrorKind::Misconfigured`] for a namespace that is empty or not 1 to 64 ASCII
     /// letters, digits, `_`, `-` or `.`.
     pub fn new(pool: PgPool, namespace: &str) -> Result<Self> {
-        Ok(Self::build(
-            pool,
-            checked_namespace(namespace)?,
-            DEFAULT_TABLE_PREFIX.to_owned(),
-            DEFAULT_SWEEP_INTERVAL,
-        ))
+        let database = Database::new(pool, checked_namespace(namespace)?, DEFAULT_TABLE_PREFIX)?;
+        Ok(Self::build(database, DEFAULT_PRUNE_INTERVAL))
     }
 
     /// Connects a pool of up to 10 connections to the PostgreSQL at `url`
@@ -140,150 +164,91 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(|e| connect_error("PostgreSQL", url, e))?;
-        Ok(Self::build(
-            pool,
-            namespace,
-            DEFAULT_TABLE_PREFIX.to_owned(),
-            DEFAULT_SWEEP_INTERVAL,
-        ))
+        let database = Database::new(pool, namespace, DEFAULT_TABLE_PREFIX)?;
+        Ok(Self::build(database, DEFAULT_PRUNE_INTERVAL))
     }
 
-    fn build(pool: PgPool, namespace: Arc<str>, prefix: String, sweep_interval: Duration) -> Self {
+    fn build(database: Database, prune_interval: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
-                pool,
-                sql: Statements::new(&prefix),
-                namespace,
-                prefix,
-                sweep_interval,
-                last_sweep: AtomicU64::new(0),
-                epoch: Instant::now(),
+                sql: Statements::new(database.tables()),
+                schema: IDEMPOTENCY.sql(database.tables()),
+                database,
+                prune_interval,
+                prune: Pace::every(prune_interval),
             }),
         }
     }
 
-    /// `key` as stored: in this store's namespace. PostgreSQL's `text` refuses U+0000,
-    /// which a JSON event id may hold (`\u0000`): such a key is stored as `nul:` and the
-    /// hex SHA-256 of the key, a form no other key takes (they begin `evt:`, `sub:` or
-    /// `body:`), so the event is still deduplicated, and by its exact id.
+    /// `key` as stored, in this store's namespace.
     pub(crate) fn stored_key(&self, key: &str) -> String {
-        if key.contains('\0') {
-            use sha2::Digest as _;
-            let mut stored = [&*self.inner.namespace, ":nul:"].concat();
-            crate::signature::hex::encode_into(&sha2::Sha256::digest(key), &mut stored);
-            return stored;
-        }
-        [&self.inner.namespace, ":", key].concat()
+        self.inner.database.stored_key(key)
     }
 
-    /// Names the tables `<prefix>_claims` and `<prefix>_inbox` instead of
-    /// `monite_webhook_…`; `prefix` may name a schema too (`billing.monite`).
+    /// Names the tables `<prefix>_claims`, `<prefix>_handled` (and the inbox's and the
+    /// checkpoints' on this store, `<prefix>_inbox_events`, `<prefix>_checkpoints` …)
+    /// instead of `monite_webhook_…`; `prefix` may name a schema too (`billing.monite`).
     ///
     /// # Errors
     /// [`ErrorKind::Misconfigured`] unless `prefix` is one or two identifiers of ASCII
     /// letters, digits and `_` (not starting with a digit) joined by a dot.
     pub fn with_table_prefix(self, prefix: &str) -> Result<Self> {
-        let valid = |part: &str| {
-            part.bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-                && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        };
-        let parts: Vec<&str> = prefix.split('.').collect();
-        if parts.len() > 2 || !parts.iter().all(|part| valid(part)) || prefix.len() > 40 {
-            return Err(Error::new(
-                ErrorKind::Misconfigured,
-                format!("{prefix:?} is not a table prefix"),
-            ));
-        }
         Ok(Self::build(
-            self.inner.pool.clone(),
-            self.inner.namespace.clone(),
-            prefix.to_owned(),
-            self.inner.sweep_interval,
+            self.inner.database.with_prefix(prefix)?,
+            self.inner.prune_interval,
         ))
     }
 
-    /// Deletes expired rows at most this often (default [`DEFAULT_SWEEP_INTERVAL`]). An
-    /// interval over [`MAX_STORE_DURATION`] (such as `Duration::MAX`) never sweeps by
-    /// itself: the rows are left to your own calls of [`sweep`](Self::sweep).
+    /// Deletes expired rows at most this often (default [`DEFAULT_PRUNE_INTERVAL`]). An
+    /// interval over [`MAX_STORE_DURATION`] (such as `Duration::MAX`) never prunes by
+    /// itself: the rows are left to your own calls of [`prune`](Self::prune).
     #[must_use]
-    pub fn with_sweep_interval(self, interval: Duration) -> Self {
-        Self::build(
-            self.inner.pool.clone(),
-            self.inner.namespace.clone(),
-            self.inner.prefix.clone(),
-            interval,
-        )
+    pub fn with_prune_interval(self, interval: Duration) -> Self {
+        Self::build(self.inner.database.clone(), interval)
     }
 
     /// The pool this store runs on.
     #[must_use]
     pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
+        self.inner.database.pool()
     }
 
-    /// The SQL that creates the two tables and their indexes, for your migrations.
-    /// Idempotent (`IF NOT EXISTS`).
+    /// The SQL of the migrations that make the two tables and their indexes, in order, for
+    /// your migrations. Idempotent: each may run again.
     #[must_use]
     pub fn schema_sql(&self) -> &str {
-        &self.inner.sql.schema
+        &self.inner.schema
     }
 
-    /// Creates the tables and indexes if they do not exist. Safe to run from every replica
-    /// at start-up: an advisory lock keeps two from creating them at once.
+    /// Makes the tables and indexes, or brings them up to date: applies the migrations
+    /// this database lacks and records them in `<prefix>_migrations`. Safe to run from
+    /// every replica at start-up: an advisory lock keeps two from migrating at once.
     ///
     /// # Errors
     /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
     pub async fn ensure_schema(&self) -> Result<()> {
-        let tables = format!(
-            "the tables {}_claims and {}_inbox",
-            self.inner.prefix, self.inner.prefix
-        );
-        self.create_schema(&self.inner.prefix, &self.inner.sql.schema, &tables)
+        self.inner
+            .database
+            .migrate(&IDEMPOTENCY, ErrorKind::StoreUnavailable)
             .await
     }
 
-    /// Runs `schema` (idempotent DDL) in one transaction under an advisory lock on
-    /// `lock`: concurrent `CREATE … IF NOT EXISTS` from several replicas can still
-    /// collide in the catalog. `tables` names what it creates, for the error.
-    pub(crate) async fn create_schema(&self, lock: &str, schema: &str, tables: &str) -> Result<()> {
-        let create = async {
-            let mut tx = self.inner.pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(lock)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(schema.to_owned()))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
-        };
-        create.await.map_err(|e: sqlx::Error| {
-            Error::new(
-                ErrorKind::StoreUnavailable,
-                format!("cannot create {tables}: {e}"),
-            )
-            .with_source(e)
-        })
-    }
-
-    /// Deletes expired claims, done marks and inbox rows now, and answers how many. The
+    /// Deletes expired claims, done marks and handled rows now, and answers how many. The
     /// store also does this by itself; see the type's documentation.
     ///
     /// # Errors
     /// The database's error, if a statement fails.
-    pub async fn sweep(&self) -> Result<u64, BoxError> {
+    pub async fn prune(&self) -> Result<u64, BoxError> {
         let mut deleted = 0;
-        for statement in [&self.inner.sql.sweep_claims, &self.inner.sql.sweep_inbox] {
+        for statement in [&self.inner.sql.prune_claims, &self.inner.sql.prune_handled] {
             loop {
                 let batch = sqlx::query(statement.sql())
-                    .bind(SWEEP_BATCH)
-                    .execute(&self.inner.pool)
+                    .bind(PRUNE_BATCH)
+                    .execute(self.pool())
                     .await?
                     .rows_affected();
                 deleted += batch;
-                if batch < SWEEP_BATCH.unsigned_abs() {
+                if batch < PRUNE_BATCH.unsigned_abs() {
                     break;
                 }
             }
@@ -291,65 +256,37 @@ impl PostgresStore {
         Ok(deleted)
     }
 
-    /// Spawns a sweep if none ran within the interval. Called on the delivery path, so it
+    /// Spawns a prune if none ran within the interval. Called on the delivery path, so it
     /// only reads a clock and, once per interval, spawns.
-    pub(crate) fn sweep_if_due(&self) {
+    pub(crate) fn prune_if_due(&self) {
         let inner = &self.inner;
-        let now = u64::try_from(inner.epoch.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
-        let last = inner.last_sweep.load(Ordering::Relaxed);
-        if inner.sweep_interval > MAX_STORE_DURATION {
-            return; // left to the user's own `sweep`
-        }
-        let interval = u64::try_from(inner.sweep_interval.as_millis()).unwrap_or(u64::MAX);
-        let due = last == 0 || now.saturating_sub(last) >= interval;
-        if !due
-            || inner
-                .last_sweep
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
+        if inner.prune_interval > MAX_STORE_DURATION || !inner.prune.due() {
+            return; // over the longest duration: left to the user's own `prune`
         }
         // No runtime (a store used from a blocking context): skip; the next claim retries.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            inner.last_sweep.store(last, Ordering::Relaxed);
+            inner.prune.again();
             return;
         };
         let store = self.clone();
         runtime.spawn(async move {
-            if let Err(e) = store.sweep().await {
-                crate::observe::store_trouble("(sweep)", &format!("deleting expired rows: {e}"));
+            if let Err(e) = store.prune().await {
+                crate::observe::store_trouble("(prune)", &format!("deleting expired rows: {e}"));
             }
         });
     }
 
-    pub(crate) fn inbox_claim_sql(&self) -> sqlx::AssertSqlSafe<Arc<str>> {
-        self.inner.sql.inbox_claim.sql()
+    pub(crate) fn handled_claim_sql(&self) -> sqlx::AssertSqlSafe<Arc<str>> {
+        self.inner.sql.handled_claim.sql()
     }
 
-    /// The worker inbox's table and fenced done mark, for a transactional handler a worker
-    /// runs.
-    pub(crate) fn inbox_done_sql(&self) -> (&str, sqlx::AssertSqlSafe<Arc<str>>) {
-        (
-            &self.inner.sql.inbox_events,
-            self.inner.sql.inbox_done.sql(),
-        )
+    pub(crate) fn handled_check_sql(&self) -> sqlx::AssertSqlSafe<Arc<str>> {
+        self.inner.sql.handled_check.sql()
     }
 
-    /// The namespace keys are stored in.
-    pub(crate) fn namespace(&self) -> &Arc<str> {
-        &self.inner.namespace
-    }
-
-    /// The table prefix.
-    pub(crate) fn prefix(&self) -> &str {
-        &self.inner.prefix
-    }
-
-    pub(crate) fn inbox_check_sql(&self) -> sqlx::AssertSqlSafe<Arc<str>> {
-        self.inner.sql.inbox_check.sql()
+    /// The pool, namespace and tables the inbox and the checkpoints on this store share.
+    pub(crate) fn database(&self) -> &Database {
+        &self.inner.database
     }
 }
 
@@ -365,12 +302,12 @@ impl IdempotencyStore for PostgresStore {
         token: &ClaimToken,
         lease: Duration,
     ) -> Result<Claim, BoxError> {
-        self.sweep_if_due();
+        self.prune_if_due();
         let found: i32 = sqlx::query_scalar(self.inner.sql.claim.sql())
             .bind(self.stored_key(key))
             .bind(token.to_string())
-            .bind(store_millis(lease))
-            .fetch_one(&self.inner.pool)
+            .bind(span_millis(lease))
+            .fetch_one(self.pool())
             .await?;
         Ok(match found {
             1 => Claim::Acquired,
@@ -388,8 +325,8 @@ impl IdempotencyStore for PostgresStore {
         let done = sqlx::query(self.inner.sql.complete.sql())
             .bind(self.stored_key(key))
             .bind(token.to_string())
-            .bind(store_millis(retention))
-            .fetch_optional(&self.inner.pool)
+            .bind(span_millis(retention))
+            .fetch_optional(self.pool())
             .await?;
         Ok(done.is_some())
     }
@@ -398,7 +335,7 @@ impl IdempotencyStore for PostgresStore {
         sqlx::query(self.inner.sql.release.sql())
             .bind(self.stored_key(key))
             .bind(token.to_string())
-            .execute(&self.inner.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
@@ -422,10 +359,10 @@ impl fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field(
                 "tables",
-                &format_args!("{}_{{claims,inbox}}", self.inner.prefix),
+                &format_args!("{}_{{claims,handled}}", self.inner.database.tables().prefix),
             )
-            .field("namespace", &self.inner.namespace)
-            .field("sweep_interval", &self.inner.sweep_interval)
+            .field("namespace", self.inner.database.namespace())
+            .field("prune_interval", &self.inner.prune_interval)
             .finish_non_exhaustive()
     }
 }
@@ -450,6 +387,7 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(documented, Statements::new(DEFAULT_TABLE_PREFIX).schema);
+        let tables = crate::postgres::Tables::new(DEFAULT_TABLE_PREFIX).unwrap();
+        assert_eq!(documented, IDEMPOTENCY.sql(&tables));
     }
 }

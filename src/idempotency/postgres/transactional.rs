@@ -6,15 +6,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::PgConnection;
 
-use super::{PostgresStore, sql};
+use super::PostgresStore;
 use crate::dispatch::Handler;
-use crate::dispatch::attempt::InboxAttempt;
 use crate::error::BoxError;
 use crate::event::Event;
-use crate::idempotency::remote::store_millis;
 use crate::idempotency::{DEFAULT_RETENTION, KeyScope, MAX_STORE_DURATION};
+use crate::inbox::attempt::InboxAttempt;
+use crate::inbox::postgres::{Marked, begin_attempt, current_attempt, mark_done_in};
+use crate::postgres::span_millis;
 
 /// What a transactional handler returns: its work, boxed, borrowing the transaction (the
 /// shape of sqlx's own `Connection::transaction`).
@@ -58,23 +59,26 @@ pub type TxFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send
 /// handler. For each delivery it
 ///
 /// 1. begins a transaction on the store's pool;
-/// 2. inserts the event's key into the inbox table. The row is uncommitted, so a
+/// 2. inserts the event's key into the handled table. The row is uncommitted, so a
 ///    concurrent delivery of the same event waits on it, then finds it done (this one
 ///    committed) or takes it (this one rolled back). If the event is already done, it
 ///    rolls back and answers `Ok` without running your handler: the receiver says `200`;
 /// 3. runs your handler with the transaction;
-/// 4. checks, in one round trip, that the transaction is still alive and holds the inbox
+/// 4. checks, in one round trip, that the transaction is still alive and holds the handled
 ///    row (a swallowed error aborts it silently; see [`TxFuture`]), then commits. An error,
-///    a panic, an aborted transaction or a dropped delivery rolls back (the inbox row with
-///    it), and the receiver answers `500` so that Monite retries.
+///    a panic, an aborted transaction or a dropped delivery rolls back (the handled row
+///    with it), and the receiver answers `500` so that Monite retries.
 ///
 /// The receiver's own idempotency store still runs in front: it answers duplicates and
-/// in-flight deliveries without opening a transaction. The inbox has the last word: a
-/// process that commits and dies before the front store marks the event done leaves a
-/// claim that expires, and the next delivery finds the inbox row and answers `200` without
-/// running the handler. Keys follow the receiver's: set the same [`KeyScope`] on both.
-/// Id-less 2022 envelopes name no event, so the inbox records none of them: each delivery
-/// runs, its writes still all-or-nothing.
+/// in-flight deliveries without opening a transaction. The handled table has the last
+/// word: a process that commits and dies before the front store marks the event done
+/// leaves a claim that expires, and the next delivery finds the handled row and answers
+/// `200` without running the handler. Keys follow the receiver's: set the same
+/// [`KeyScope`] on both. Id-less 2022 envelopes name no event, so the table records none
+/// of them: each delivery runs, its writes still all-or-nothing.
+///
+/// Run by a worker of an inbox on the same store ([`PostgresInbox`](crate::inbox::PostgresInbox)),
+/// it commits the inbox event's done mark instead, fenced on the worker's attempt.
 ///
 /// ```no_run
 /// use monite_webhooks::{Dispatcher, Event, EventType, Idempotency, ObjectType, PostgresStore};
@@ -140,7 +144,7 @@ impl<H> Transactional<H> {
         self
     }
 
-    /// How long the inbox remembers a handled event. Defaults to [`DEFAULT_RETENTION`]
+    /// How long the handled table remembers a handled event. Defaults to [`DEFAULT_RETENTION`]
     /// (8 days, Monite's week of retries plus margin); at most [`MAX_STORE_DURATION`].
     #[must_use]
     pub fn with_retention(mut self, retention: Duration) -> Self {
@@ -154,11 +158,10 @@ where
     H: for<'a> Fn(Event, &'a mut PgConnection) -> TxFuture<'a> + Send + Sync + 'static,
 {
     async fn call(&self, event: Event) -> Result<(), BoxError> {
-        let (inbox_table, inbox_done) = self.store.inbox_done_sql();
-        if let Some(attempt) = InboxAttempt::current().filter(|a| *a.table == *inbox_table) {
-            return self.call_in_inbox(event, &attempt, inbox_done).await;
+        if let Some(attempt) = current_attempt(self.store.database().tables()) {
+            return self.call_in_inbox(event, &attempt).await;
         }
-        self.store.sweep_if_due();
+        self.store.prune_if_due();
         let mut tx = self.store.pool().begin().await?;
         // An id-less 2022 envelope names no event to record: its writes still commit
         // together, but each delivery runs, as the receiver runs it.
@@ -168,9 +171,9 @@ where
             .key(&event, false)
             .map(|key| self.store.stored_key(&key));
         if let Some(key) = &key {
-            let fresh = sqlx::query(self.store.inbox_claim_sql())
+            let fresh = sqlx::query(self.store.handled_claim_sql())
                 .bind(key)
-                .bind(store_millis(self.retention))
+                .bind(span_millis(self.retention))
                 .fetch_optional(&mut *tx)
                 .await?
                 .is_some();
@@ -184,9 +187,9 @@ where
         // PostgreSQL answers the COMMIT of an aborted transaction (a statement failed and
         // the handler swallowed the error) with ROLLBACK and no error, and sqlx reports
         // success: ask first. In an aborted transaction any statement fails (SQLSTATE
-        // 25P02); the inbox row is gone too if the handler ended the transaction itself.
+        // 25P02); the handled row is gone too if the handler ended the transaction itself.
         let alive = match &key {
-            Some(key) => sqlx::query(self.store.inbox_check_sql())
+            Some(key) => sqlx::query(self.store.handled_check_sql())
                 .bind(key)
                 .fetch_optional(&mut *tx)
                 .await
@@ -210,44 +213,16 @@ impl<H> Transactional<H>
 where
     H: for<'a> Fn(Event, &'a mut PgConnection) -> TxFuture<'a> + Send + Sync + 'static,
 {
-    /// Run by an inbox worker: the fenced done mark of this attempt replaces the done-mark
+    /// Run by an inbox worker: the fenced done mark of this attempt replaces the handled
     /// row, and commits with the handler's writes. A lapsed lease (another worker took the
     /// event over) matches no row, and everything rolls back.
-    async fn call_in_inbox(
-        &self,
-        event: Event,
-        attempt: &InboxAttempt,
-        inbox_done: sqlx::AssertSqlSafe<std::sync::Arc<str>>,
-    ) -> Result<(), BoxError> {
-        let begin = sql::begin_attempt(attempt.id, attempt.attempt);
-        let mut tx = self.store.pool().begin_with(AssertSqlSafe(begin)).await?;
+    async fn call_in_inbox(&self, event: Event, attempt: &InboxAttempt) -> Result<(), BoxError> {
+        let mut tx = begin_attempt(self.store.pool(), attempt).await?;
         (self.handler)(event, &mut tx).await?;
-        let duration = i64::try_from(attempt.started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let marked = sqlx::query(inbox_done)
-            .bind(attempt.id)
-            .bind(attempt.attempt)
-            .bind(&*attempt.worker)
-            .bind(duration)
-            .fetch_optional(&mut *tx)
-            .await;
-        match marked {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                // No row: the lease lapsed, or the statement ran outside the handler's
-                // transaction, which the handler ended itself.
-                let open: bool =
-                    sqlx::query_scalar("SELECT coalesce(current_setting($1, true), '') <> ''")
-                        .bind(sql::ATTEMPT_SETTING)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .unwrap_or(false);
-                return Err(if open {
-                    NotCommitted::LeaseLost
-                } else {
-                    NotCommitted::Ended
-                }
-                .into());
-            }
+        match mark_done_in(&mut tx, self.store.database().tables(), attempt).await {
+            Ok(Marked::Done) => {}
+            Ok(Marked::LeaseLost) => return Err(NotCommitted::LeaseLost.into()),
+            Ok(Marked::Ended) => return Err(NotCommitted::Ended.into()),
             Err(e) => return Err(Box::new(NotCommitted::Aborted(e))),
         }
         tx.commit().await?;

@@ -164,8 +164,8 @@ impl PostgresInbox {
     /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
     pub async fn pause(&self) -> Result<()> {
         let sql = format!(
-            "INSERT INTO {}_paused (namespace) VALUES ($1) ON CONFLICT DO NOTHING",
-            self.events_table()
+            "INSERT INTO {} (namespace) VALUES ($1) ON CONFLICT DO NOTHING",
+            self.store().tables().paused
         );
         self.paused_statement(sql).await
     }
@@ -176,8 +176,8 @@ impl PostgresInbox {
     /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
     pub async fn resume(&self) -> Result<()> {
         let sql = format!(
-            "DELETE FROM {}_paused WHERE namespace = $1",
-            self.events_table()
+            "DELETE FROM {} WHERE namespace = $1",
+            self.store().tables().paused
         );
         self.paused_statement(sql).await
     }

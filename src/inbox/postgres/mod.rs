@@ -1,9 +1,9 @@
 //! `PostgresInbox`: the inbox's tables in the service's own PostgreSQL.
 
 mod admin;
+mod complete_tx;
 mod replay;
 mod sql;
-
 mod wake;
 
 use std::fmt;
@@ -15,6 +15,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row as _};
 
 pub use self::admin::{InboxEvent, InboxStatus};
+pub(crate) use self::complete_tx::{Marked, begin_attempt, current_attempt, mark_done_in};
 pub use self::replay::{REPLAY_BATCH, ReplayCounts, ReplayFilter, ReplayProgress};
 use self::sql::Statements;
 use self::wake::Wake;
@@ -22,14 +23,16 @@ use super::store::{
     Accepted, AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, Delivery,
     InboxSample, InboxStore, MIN_DONE_RETENTION,
 };
-use crate::error::{BoxError, Result};
-use crate::idempotency::{PostgresStore, store_millis};
+use crate::error::{BoxError, ErrorKind, Result};
+use crate::idempotency::PostgresStore;
+use crate::postgres::{Database, INBOX, duration_millis, span_millis};
 
 /// The inbox in PostgreSQL, on the pool, namespace and table prefix of a
 /// [`PostgresStore`].
 ///
-/// Two tables, created by [`ensure_schema`](Self::ensure_schema) (or by your migrations,
-/// with [`schema_sql`](Self::schema_sql)): `<prefix>_inbox_events`, one row per accepted
+/// Two tables, made by [`ensure_schema`](Self::ensure_schema) with numbered migrations
+/// that it records in `<prefix>_migrations` (or by your migrations, with
+/// [`schema_sql`](Self::schema_sql)): `<prefix>_inbox_events`, one row per accepted
 /// event (its raw body and kept headers, its state `pending`, `running`, `done` or `dead`,
 /// its attempt count, lease and last error), and `<prefix>_inbox_attempts`, one row per
 /// attempt (worker, outcome, error, duration). A claim and a completion are two updates
@@ -62,10 +65,11 @@ pub struct PostgresInbox {
 }
 
 struct Inner {
-    store: PostgresStore,
+    store: Database,
     /// The accepting `INSERT`'s own connections: never waiting behind the workers.
     accept_pool: PgPool,
     sql: Statements,
+    schema: String,
     wake: Wake,
 }
 
@@ -94,7 +98,7 @@ impl PostgresInbox {
             .acquire_timeout(ACCEPT_ACQUIRE_TIMEOUT)
             .idle_timeout(Some(ACCEPT_IDLE_TIMEOUT))
             .connect_lazy_with((*store.pool().connect_options()).clone());
-        Self::with_pools(store, accept_pool)
+        Self::with_pools(store.database(), accept_pool)
     }
 
     /// Accepts deliveries on `pool` instead of the pool [`new`](Self::new) opens: one of
@@ -106,54 +110,53 @@ impl PostgresInbox {
         Self::with_pools(&self.inner.store, pool)
     }
 
-    fn with_pools(store: &PostgresStore, accept_pool: PgPool) -> Self {
-        let sql = Statements::new(store.prefix());
+    fn with_pools(store: &Database, accept_pool: PgPool) -> Self {
+        let tables = store.tables();
         Self {
             inner: Arc::new(Inner {
                 wake: Wake::new(
                     accept_pool.clone(),
                     store.pool().clone(),
-                    &sql.events,
+                    &tables.events,
                     store.namespace(),
                 ),
                 accept_pool,
-                sql,
+                sql: Statements::new(tables),
+                schema: INBOX.sql(tables),
                 store: store.clone(),
             }),
         }
     }
 
-    /// The SQL that creates the tables and indexes, for your migrations; idempotent.
+    /// The SQL of the migrations that make the tables and indexes, in order, for your
+    /// migrations. Idempotent: each may run again.
     #[must_use]
     pub fn schema_sql(&self) -> &str {
-        &self.inner.sql.schema
+        &self.inner.schema
     }
 
-    /// Creates the tables and indexes if they do not exist; safe from every replica.
+    /// Makes the tables and indexes, or brings them up to date: applies the migrations
+    /// this database lacks and records them in `<prefix>_migrations`; safe from every
+    /// replica at once (an advisory lock).
     ///
     /// # Errors
-    /// [`ErrorKind::StoreUnavailable`](crate::ErrorKind::StoreUnavailable) if PostgreSQL
-    /// refuses or cannot be reached.
+    /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
     pub async fn ensure_schema(&self) -> Result<()> {
-        let events = &self.inner.sql.events;
         self.inner
             .store
-            .create_schema(
-                events,
-                &self.inner.sql.schema,
-                &format!("the table {events}"),
-            )
+            .migrate(&INBOX, ErrorKind::StoreUnavailable)
             .await
     }
 
-    pub(crate) fn store(&self) -> &PostgresStore {
+    /// The PostgreSQL the inbox is stored in: pool, namespace, tables.
+    pub(crate) fn store(&self) -> &Database {
         &self.inner.store
     }
 
     /// The events table's name.
     #[must_use]
     pub fn events_table(&self) -> &str {
-        &self.inner.sql.events
+        &self.inner.store.tables().events
     }
 }
 
@@ -167,10 +170,6 @@ fn text(value: &str) -> std::borrow::Cow<'_, str> {
     } else {
         value.into()
     }
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl PostgresInbox {
@@ -228,7 +227,7 @@ impl InboxStore for PostgresInbox {
         let rows = sqlx::query(claim.sql())
             .bind(&**self.inner.store.namespace())
             .bind(i64::try_from(request.batch).unwrap_or(i64::MAX))
-            .bind(store_millis(request.lease))
+            .bind(span_millis(request.lease))
             .bind(request.worker)
             .bind(request.skip_object_types)
             .fetch_all(self.inner.store.pool())
@@ -252,7 +251,7 @@ impl InboxStore for PostgresInbox {
         let extended = sqlx::query(self.inner.sql.heartbeat.sql())
             .bind(ids)
             .bind(attempts)
-            .bind(store_millis(lease))
+            .bind(span_millis(lease))
             .execute(self.inner.store.pool())
             .await?
             .rows_affected();
@@ -277,7 +276,7 @@ impl InboxStore for PostgresInbox {
     async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
         let ids: Vec<i64> = done.iter().map(|c| c.id).collect();
         let attempts: Vec<i32> = done.iter().map(|c| c.attempt).collect();
-        let durations: Vec<i64> = done.iter().map(|c| millis(c.duration)).collect();
+        let durations: Vec<i64> = done.iter().map(|c| duration_millis(c.duration)).collect();
         let marked = sqlx::query_scalar(self.inner.sql.complete_batch.sql())
             .bind(ids)
             .bind(attempts)
@@ -303,9 +302,9 @@ impl InboxStore for PostgresInbox {
             .bind(id)
             .bind(attempt)
             .bind(report.worker)
-            .bind(millis(report.duration))
+            .bind(duration_millis(report.duration))
             .bind(state)
-            .bind(store_millis(delay))
+            .bind(span_millis(delay))
             .bind(report.error.map(text))
             .fetch_optional(self.inner.store.pool())
             .await?;
@@ -371,7 +370,7 @@ impl InboxStore for PostgresInbox {
     }
 
     fn transactional_table(&self) -> Option<&str> {
-        Some(&self.inner.sql.events)
+        Some(self.events_table())
     }
 
     fn worker_connections(&self) -> Option<u32> {
@@ -386,8 +385,8 @@ impl InboxStore for PostgresInbox {
 impl fmt::Debug for PostgresInbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresInbox")
-            .field("events", &self.inner.sql.events)
-            .field("store", &self.inner.store)
+            .field("events", &self.events_table())
+            .field("namespace", self.inner.store.namespace())
             .field(
                 "accept_connections",
                 &self.inner.accept_pool.options().get_max_connections(),

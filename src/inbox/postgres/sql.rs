@@ -1,11 +1,9 @@
 //! The inbox's SQL, with the table names filled in once.
 
-use crate::idempotency::postgres_sql::Statement;
+use crate::postgres::{Statement, Tables};
 
 /// Every statement of the inbox, for one table prefix.
 pub(super) struct Statements {
-    pub(super) events: String,
-    pub(super) schema: String,
     pub(super) accept: Statement,
     pub(super) claim: Statement,
     pub(super) claim_in_entity_order: Statement,
@@ -18,14 +16,12 @@ pub(super) struct Statements {
 }
 
 impl Statements {
-    pub(super) fn new(prefix: &str) -> Self {
-        let events = format!("{prefix}_inbox_events");
-        let attempts = format!("{prefix}_inbox_attempts");
-        let bare = prefix.rsplit('.').next().unwrap_or(prefix);
+    pub(super) fn new(tables: &Tables) -> Self {
+        let (events, attempts, paused) = (&tables.events, &tables.attempts, &tables.paused);
         // What both claims take: pending, due, of a type not at its limit, not paused.
         let claimable = format!(
             "state = 'pending' AND run_at <= now() AND object_type <> ALL($5::text[]) \
-             AND NOT EXISTS (SELECT 1 FROM {events}_paused p WHERE p.namespace = $1)"
+             AND NOT EXISTS (SELECT 1 FROM {paused} p WHERE p.namespace = $1)"
         );
         // The attempts still holding their rows, named by `$1` (ids) and `$2` (attempts).
         let held = "FROM unnest($1::bigint[], $2::integer[]) AS held(id, attempt) \
@@ -38,48 +34,6 @@ impl Statements {
              RETURNING e.id, e.attempt, e.attempt - e.attempt_base, e.body, e.retry_unhandled"
         );
         Self {
-            schema: format!(
-                "CREATE TABLE IF NOT EXISTS {events} (\n    \
-                   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    \
-                   dedup_key text NOT NULL UNIQUE,\n    \
-                   namespace text NOT NULL,\n    \
-                   event_id text,\n    \
-                   subscription_id text,\n    \
-                   entity_id text,\n    \
-                   object_type text NOT NULL,\n    \
-                   event text NOT NULL,\n    \
-                   body bytea NOT NULL,\n    \
-                   headers jsonb NOT NULL,\n    \
-                   received_at timestamptz NOT NULL DEFAULT now(),\n    \
-                   state text NOT NULL DEFAULT 'pending',\n    \
-                   priority smallint NOT NULL DEFAULT 0,\n    \
-                   attempt integer NOT NULL DEFAULT 0,\n    \
-                   attempt_base integer NOT NULL DEFAULT 0,\n    \
-                   lapses integer NOT NULL DEFAULT 0,\n    \
-                   run_at timestamptz NOT NULL DEFAULT now(),\n    \
-                   locked_until timestamptz,\n    \
-                   locked_by text,\n    \
-                   last_error text,\n    \
-                   done_at timestamptz,\n    \
-                   retry_unhandled boolean NOT NULL DEFAULT false\n\
-                 ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);\n\
-                 ALTER TABLE {events} ADD COLUMN IF NOT EXISTS retry_unhandled boolean NOT NULL DEFAULT false;\n\
-                 CREATE INDEX IF NOT EXISTS {bare}_inbox_events_ready ON {events} (namespace, priority DESC, run_at) WHERE state = 'pending';\n\
-                 CREATE INDEX IF NOT EXISTS {bare}_inbox_events_leased ON {events} (namespace, locked_until) WHERE state = 'running';\n\
-                 CREATE INDEX IF NOT EXISTS {bare}_inbox_events_dead ON {events} (namespace) WHERE state = 'dead';\n\
-                 CREATE INDEX IF NOT EXISTS {bare}_inbox_events_entity ON {events} (namespace, entity_id, id) WHERE state IN ('pending', 'running');\n\
-                 CREATE TABLE IF NOT EXISTS {attempts} (\n    \
-                   event_row bigint NOT NULL REFERENCES {events} (id) ON DELETE CASCADE,\n    \
-                   attempt integer NOT NULL,\n    \
-                   worker text,\n    \
-                   outcome text NOT NULL,\n    \
-                   error text,\n    \
-                   duration_ms bigint,\n    \
-                   finished_at timestamptz NOT NULL DEFAULT now()\n\
-                 );\n\
-                 CREATE INDEX IF NOT EXISTS {bare}_inbox_attempts_event_row ON {attempts} (event_row);\n\
-                 CREATE TABLE IF NOT EXISTS {events}_paused (namespace text PRIMARY KEY);\n"
-            ),
             // `synchronous_commit` set for this statement's own transaction: acknowledged
             // means on disk, whatever the server's default. The unused CTE would not run,
             // hence the FROM.
@@ -209,7 +163,6 @@ impl Statements {
                        WHERE namespace = $1 AND state = 'dead') d"
             )
             .into(),
-            events,
         }
     }
 }

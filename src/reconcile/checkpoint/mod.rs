@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 pub use self::file::FileCheckpoints;
 pub use self::memory::MemoryCheckpoints;
 #[cfg(feature = "postgres")]
-pub use self::postgres::{CHECKPOINTS_SCHEMA, PostgresCheckpoints};
+pub use self::postgres::PostgresCheckpoints;
 #[cfg(feature = "redis")]
 pub use self::redis::RedisCheckpoints;
 

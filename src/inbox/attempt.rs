@@ -1,5 +1,6 @@
 //! The inbox attempt a dispatch runs as, when an inbox worker runs it: what a
-//! transactional handler needs to commit the event's done mark with its own writes.
+//! transactional handler needs to commit the event's done mark with its own writes
+//! (`postgres::complete_tx`).
 
 use std::future::Future;
 use std::sync::Arc;

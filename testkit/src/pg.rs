@@ -4,8 +4,6 @@
 //! As root (CI), every PostgreSQL program runs as the `postgres` user through `su`, since
 //! PostgreSQL refuses to run as root. `scripts/test.sh` installs the `postgresql` package.
 
-#![allow(dead_code, reason = "each test uses what it needs")]
-
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
@@ -13,7 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A PostgreSQL server of our own, stopped and deleted when dropped.
-pub(crate) struct PgServer {
+#[derive(Debug)]
+pub struct PgServer {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
@@ -30,19 +29,22 @@ impl PgServer {
     ///
     /// # Panics
     /// If PostgreSQL is not installed or does not start; the message says what to do.
-    pub(crate) fn start() -> Self {
+    #[must_use]
+    pub fn start() -> Self {
         Self::start_with(false, &[])
     }
 
     /// As [`start`](Self::start), with `fsync` and `full_page_writes` on, as in
     /// production: for benches whose figures must hold there.
-    pub(crate) fn start_durable() -> Self {
+    #[must_use]
+    pub fn start_durable() -> Self {
         Self::start_with(true, &[])
     }
 
     /// As [`start`](Self::start), with these server settings (`("autovacuum_naptime",
     /// "1s")`) on top of the usual ones: for tests that watch the server's own upkeep.
-    pub(crate) fn start_with_settings(settings: &[(&str, &str)]) -> Self {
+    #[must_use]
+    pub fn start_with_settings(settings: &[(&str, &str)]) -> Self {
         Self::start_with(false, settings)
     }
 
@@ -97,13 +99,14 @@ impl PgServer {
     }
 
     /// `postgres://postgres@127.0.0.1:<port>/postgres`.
-    pub(crate) fn url(&self) -> String {
+    #[must_use]
+    pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
     /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`); committed
     /// transactions survive, as they would a crash.
-    pub(crate) fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if self.running {
             self.running = false;
             let data = self.data_dir();
@@ -112,7 +115,7 @@ impl PgServer {
     }
 
     /// Starts the server (again) on the same port and data.
-    pub(crate) fn start_again(&mut self) {
+    pub fn start_again(&mut self) {
         let data = self.data_dir();
         let log = self.dir.join("server.log").display().to_string();
         // fsync off: the tests kill processes, not machines, and the OS keeps what was

@@ -1,20 +1,21 @@
 //! A real `redis-server` for tests: on a free loopback port, with no persistence, stopped
 //! when dropped. `scripts/test.sh` installs the `redis-server` package.
 
-#![allow(dead_code, reason = "each test uses what it needs")]
-
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A real `redis-server` on a free loopback port, stopped when dropped.
-pub(crate) struct RedisServer {
+#[derive(Debug)]
+pub struct RedisServer {
     child: Option<Child>,
     port: u16,
 }
 
 impl RedisServer {
-    pub(crate) fn start() -> Self {
+    /// Starts `redis-server` and waits until it listens.
+    #[must_use]
+    pub fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -25,18 +26,22 @@ impl RedisServer {
         server
     }
 
-    pub(crate) fn url(&self) -> String {
+    /// `redis://127.0.0.1:<port>/`.
+    #[must_use]
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    pub(crate) fn stop(&mut self) {
+    /// Kills the server; its data is gone (no persistence).
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    pub(crate) fn restart(&mut self) {
+    /// Starts the server (again) on the same port, empty, and waits until it listens.
+    pub fn restart(&mut self) {
         self.stop();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -70,7 +75,11 @@ impl Drop for RedisServer {
 impl RedisServer {
     /// Runs one command through `redis-cli` on its own connection, as an operator would:
     /// `CLIENT PAUSE`, `SCRIPT FLUSH`, `CONFIG SET`. Its reply, trimmed.
-    pub(crate) fn cli(&self, args: &[&str]) -> String {
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "run for its effect as often as for its reply"
+    )]
+    pub fn cli(&self, args: &[&str]) -> String {
         let output = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(args)

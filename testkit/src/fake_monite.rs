@@ -12,8 +12,6 @@
 //! answer, `Date` too), serves `GET /entities` and per-entity events (added at any time, so
 //! an event can be committed late), and can let pagination tokens expire.
 
-#![allow(dead_code, reason = "each test uses what it needs")]
-
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,22 +26,30 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-pub(crate) const CLIENT_ID: &str = "8a7f5c1e-0d2b-4b6a-9c3e-1f2a3b4c5d6e";
-pub(crate) const CLIENT_SECRET: &str = "partner-client-secret";
-pub(crate) const ENTITY_ID: &str = "c381e88f-7019-4f06-9fbb-3bab8d88348a";
+/// The partner's client id the fake issues tokens to.
+pub const CLIENT_ID: &str = "8a7f5c1e-0d2b-4b6a-9c3e-1f2a3b4c5d6e";
+/// The partner's client secret, with [`CLIENT_ID`].
+pub const CLIENT_SECRET: &str = "partner-client-secret";
+/// The entity whose events and deliveries the fake serves from its fixtures.
+pub const ENTITY_ID: &str = "c381e88f-7019-4f06-9fbb-3bab8d88348a";
 
 /// What to do to the next request whose path starts with `path_prefix`.
-#[derive(Clone)]
-pub(crate) struct Fault {
-    pub(crate) path_prefix: &'static str,
-    pub(crate) effect: Effect,
+#[derive(Clone, Debug)]
+pub struct Fault {
+    /// The start of the paths it applies to (`/v1/webhook_subscriptions`).
+    pub path_prefix: &'static str,
+    /// What the fake does instead of answering as usual.
+    pub effect: Effect,
 }
 
-#[derive(Clone)]
-pub(crate) enum Effect {
+/// What an injected fault does to a request.
+#[derive(Clone, Debug)]
+pub enum Effect {
     /// Answer this status (an error body) without carrying the request out.
     Refuse {
+        /// The status answered.
         status: StatusCode,
+        /// A `Retry-After` header, in seconds.
         retry_after: Option<u64>,
     },
     /// Carry the request out, then answer this status instead (a gateway timing out).
@@ -58,29 +64,36 @@ pub(crate) enum Effect {
 /// What a pagination token stands for: the filtered items, the offset, the page size.
 type PageCursor = (Vec<Value>, usize, usize);
 
-#[derive(Default)]
-pub(crate) struct Fake {
-    pub(crate) token_lifetime_secs: Mutex<u64>,
-    pub(crate) token_requests: AtomicUsize,
+/// The fake's state: what it serves, the faults due, and what it has seen. Tests change it
+/// through [`start_with`] before it serves, and through its methods and public fields after.
+#[derive(Debug, Default)]
+pub struct Fake {
+    /// How long a token issued from now on lasts, in seconds (a day unless changed).
+    pub token_lifetime_secs: Mutex<u64>,
+    /// `POST /auth/token` requests so far.
+    pub token_requests: AtomicUsize,
     /// `Some(None)`: answer tokens without `expires_in`; `Some(Some(v))`: with `v`.
-    pub(crate) expires_in: Mutex<Option<Option<Value>>>,
+    pub expires_in: Mutex<Option<Option<Value>>>,
     /// Issuing a token revokes every earlier one.
-    pub(crate) revoke_on_issue: AtomicBool,
+    pub revoke_on_issue: AtomicBool,
     /// How many more listings with a `pagination_token` answer an empty page that gives the
     /// same token back.
-    pub(crate) echo_page_tokens: AtomicUsize,
+    pub echo_page_tokens: AtomicUsize,
     /// How many more listings answer an empty page with a new `next_pagination_token`
     /// each time (a listing that never ends, token after token).
-    pub(crate) empty_pages_with_new_tokens: AtomicUsize,
+    pub empty_pages_with_new_tokens: AtomicUsize,
     /// Secrets regenerated so far (`POST .../regenerate_secret` carried out).
-    pub(crate) regenerations: AtomicUsize,
+    pub regenerations: AtomicUsize,
     tokens: Mutex<HashMap<String, Instant>>,
-    pub(crate) faults: Mutex<VecDeque<Fault>>,
-    pub(crate) requests: AtomicUsize,
+    /// Faults due, in order: each applies to the next request under its path.
+    pub faults: Mutex<VecDeque<Fault>>,
+    /// Requests so far, throttled or not.
+    pub requests: AtomicUsize,
     subscriptions: Mutex<Vec<Value>>,
     next_id: AtomicUsize,
     pages: Mutex<HashMap<String, PageCursor>>,
-    pub(crate) events: Vec<Value>,
+    /// The events of [`ENTITY_ID`]: `tests/data/monite-api/events.json` unless changed.
+    pub events: Vec<Value>,
     /// The delivery log, each with a `created_at` that filters it (as Monite's does) and is
     /// not served (its schema has no such field).
     deliveries: Mutex<Vec<Value>>,
@@ -90,48 +103,49 @@ pub(crate) struct Fake {
     /// `WebhookObjectType` enum.
     object_types: Vec<Value>,
     /// At most this many items per page, whatever `limit` asks (Monite's own cap is 100).
-    pub(crate) page_size_cap: Mutex<Option<usize>>,
+    pub page_size_cap: Mutex<Option<usize>>,
     /// Creates (`POST` to the collection) seen so far, and the faults due on given ones.
     creates: AtomicUsize,
     create_faults: Mutex<HashMap<usize, Effect>>,
     /// Requests allowed in any second; `None`: no limit.
-    pub(crate) rate_limit: Mutex<Option<usize>>,
+    pub rate_limit: Mutex<Option<usize>>,
     /// When each request arrived, throttled or not.
     arrivals: Mutex<Vec<Instant>>,
     /// Requests answered 429 by the rate limit.
-    pub(crate) throttled: AtomicUsize,
+    pub throttled: AtomicUsize,
     /// Entities of `GET /entities`; events of any of them are in `entity_events`.
-    pub(crate) entities: Mutex<Vec<Value>>,
+    pub entities: Mutex<Vec<Value>>,
     /// Events of the entities above, each with its `entity_id`.
-    pub(crate) entity_events: Mutex<Vec<Value>>,
+    pub entity_events: Mutex<Vec<Value>>,
     /// The n-th listing from now that follows a pagination token finds it expired (400);
     /// 0: none.
-    pub(crate) expire_token_on_use: AtomicUsize,
+    pub expire_token_on_use: AtomicUsize,
     /// The n-th listing from now that follows a pagination token answers 500 (once);
     /// 0: none.
-    pub(crate) fail_token_on_use: AtomicUsize,
+    pub fail_token_on_use: AtomicUsize,
 }
 
 impl Fake {
     /// Every token issued so far stops working, as if revoked.
-    pub(crate) fn revoke_tokens(&self) {
+    pub fn revoke_tokens(&self) {
         self.tokens.lock().unwrap().clear();
     }
 
-    pub(crate) fn inject(&self, fault: Fault) {
+    /// Queues `fault` behind those already due.
+    pub fn inject(&self, fault: Fault) {
         self.faults.lock().unwrap().push_back(fault);
     }
 
     /// `effect` on the `nth` create from now (1 is the next one), whatever other faults
     /// are queued.
-    pub(crate) fn inject_on_create(&self, nth: usize, effect: Effect) {
+    pub fn inject_on_create(&self, nth: usize, effect: Effect) {
         let at = self.creates.load(Ordering::SeqCst) + nth - 1;
         self.create_faults.lock().unwrap().insert(at, effect);
     }
 
     /// A subscription that exists without this test having seen its secret (made by
     /// another tool, or its secret lost); returns its id.
-    pub(crate) fn seed(&self, object_type: &str, url: &str, status: &str) -> String {
+    pub fn seed(&self, object_type: &str, url: &str, status: &str) -> String {
         let n = self.next_id.fetch_add(1, Ordering::SeqCst);
         let id = format!("5eed0000-4a2f-4ed2-8160-{n:012}");
         self.subscriptions.lock().unwrap().push(json!({
@@ -141,18 +155,19 @@ impl Fake {
     }
 
     /// Sets a subscription's status, as Monite does after a week of failed deliveries.
-    pub(crate) fn set_status(&self, id: &str, status: &str) {
+    pub fn set_status(&self, id: &str, status: &str) {
         let mut all = self.subscriptions.lock().unwrap();
         let subscription = find_mut(&mut all, id).unwrap();
         subscription["status"] = json!(status);
     }
 
-    pub(crate) fn events(&self) -> &[Value] {
+    /// The events of [`ENTITY_ID`].
+    pub fn events(&self) -> &[Value] {
         &self.events
     }
 
     /// The most requests that arrived within any one second.
-    pub(crate) fn max_requests_in_a_second(&self) -> usize {
+    pub fn max_requests_in_a_second(&self) -> usize {
         let arrivals = self.arrivals.lock().unwrap();
         let mut start = 0;
         let mut most = 0;
@@ -166,7 +181,7 @@ impl Fake {
     }
 
     /// Adds `n` entities (`e0000000-...`), returning their ids.
-    pub(crate) fn add_entities(&self, n: usize) -> Vec<String> {
+    pub fn add_entities(&self, n: usize) -> Vec<String> {
         let mut entities = self.entities.lock().unwrap();
         let first = entities.len();
         let ids: Vec<String> = (first..first + n)
@@ -181,7 +196,7 @@ impl Fake {
 
     /// Commits an event of `entity_id` created at `created_at` (RFC 3339, or `None` for
     /// `null`); it is visible from now on, whatever its time. Returns its id.
-    pub(crate) fn commit_event(&self, entity_id: &str, created_at: Option<&str>) -> String {
+    pub fn commit_event(&self, entity_id: &str, created_at: Option<&str>) -> String {
         let n = self.next_id.fetch_add(1, Ordering::SeqCst);
         let id = format!("ee000000-0000-4000-8000-{n:012}");
         self.entity_events.lock().unwrap().push(json!({
@@ -194,12 +209,12 @@ impl Fake {
     }
 
     /// The subscriptions that exist now, under both paths.
-    pub(crate) fn subscriptions(&self) -> Vec<Value> {
+    pub fn subscriptions(&self) -> Vec<Value> {
         self.subscriptions.lock().unwrap().clone()
     }
 
     /// Adds a delivery to the log, created at `created_at` (RFC 3339); returns its id.
-    pub(crate) fn add_delivery(&self, created_at: &str, was_successful: bool) -> String {
+    pub fn add_delivery(&self, created_at: &str, was_successful: bool) -> String {
         let n = self.next_id.fetch_add(1, Ordering::SeqCst);
         let id = format!("dd000000-0000-4000-8000-{n:012}");
         self.deliveries.lock().unwrap().push(json!({
@@ -213,7 +228,7 @@ impl Fake {
     }
 
     /// The query of each `GET /webhook_deliveries` so far.
-    pub(crate) fn delivery_queries(&self) -> Vec<HashMap<String, String>> {
+    pub fn delivery_queries(&self) -> Vec<HashMap<String, String>> {
         self.delivery_queries.lock().unwrap().clone()
     }
 }
@@ -222,10 +237,12 @@ fn fixture(name: &str) -> Value {
     fixture_at(&format!("monite-api/{name}"))
 }
 
-/// The JSON file `tests/data/<path>`.
-pub(crate) fn fixture_at(path: &str) -> Value {
-    let text = std::fs::read_to_string(format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR")))
-        .unwrap();
+/// The JSON file `tests/data/<path>` of the library's checkout, where Monite's documented
+/// answers are kept: the library's tests read them too.
+#[must_use]
+pub fn fixture_at(path: &str) -> Value {
+    let file = format!("{}/../tests/data/{path}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
     serde_json::from_str(&text).unwrap()
 }
 
@@ -234,12 +251,12 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// Starts the fake on a free loopback port.
-pub(crate) async fn start() -> (SocketAddr, Arc<Fake>) {
+pub async fn start() -> (SocketAddr, Arc<Fake>) {
     start_with(|_| {}).await
 }
 
 /// Starts the fake with its data changed by `configure`.
-pub(crate) async fn start_with(configure: impl FnOnce(&mut Fake)) -> (SocketAddr, Arc<Fake>) {
+pub async fn start_with(configure: impl FnOnce(&mut Fake)) -> (SocketAddr, Arc<Fake>) {
     let mut fake = Fake {
         token_lifetime_secs: Mutex::new(86_400),
         events: fixture("events.json")["data"].as_array().unwrap().clone(),
@@ -251,8 +268,7 @@ pub(crate) async fn start_with(configure: impl FnOnce(&mut Fake)) -> (SocketAddr
                 .iter()
                 .map(|d| {
                     let mut d = d.clone();
-                    let at = monite_webhooks::jiff::Timestamp::now()
-                        - monite_webhooks::jiff::SignedDuration::from_hours(1);
+                    let at = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
                     d["created_at"] = json!(at.to_string());
                     d
                 })
@@ -324,8 +340,8 @@ async fn faults_and_version(
             response
         }
     };
-    let date = monite_webhooks::jiff::fmt::rfc2822::DateTimePrinter::new()
-        .timestamp_to_rfc9110_string(&monite_webhooks::jiff::Timestamp::now())
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&jiff::Timestamp::now())
         .unwrap();
     response.headers_mut().insert("date", date.parse().unwrap());
     response
@@ -746,7 +762,7 @@ async fn list_events(
     paginate(&fake, items, &query)
 }
 
-fn time(text: &str) -> Option<monite_webhooks::jiff::Timestamp> {
+fn time(text: &str) -> Option<jiff::Timestamp> {
     text.parse().ok()
 }
 
@@ -779,7 +795,8 @@ async fn list_deliveries(
 }
 
 /// Headers a test can use to speak to the fake without the client.
-pub(crate) fn raw_headers(token: Option<&str>, version: bool, entity: bool) -> HeaderMap {
+#[must_use]
+pub fn raw_headers(token: Option<&str>, version: bool, entity: bool) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Some(token) = token {
         headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
