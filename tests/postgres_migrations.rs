@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::StatusCode;
-use monite_webhooks::reconcile::{CheckpointStore, PostgresCheckpoints};
 use monite_webhooks::idempotency::{Claim, ClaimToken};
 use monite_webhooks::inbox::PostgresInbox;
+use monite_webhooks::reconcile::{CheckpointStore, PostgresCheckpoints};
 use monite_webhooks::{Dispatcher, Event, IdempotencyStore, ObjectType, PostgresStore, Receiver};
 use sqlx::{Connection as _, PgPool};
 use support::fixture::{self, deliver};
