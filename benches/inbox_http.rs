@@ -315,6 +315,7 @@ fn live(server: &Runtime, client: &Runtime, url: &str, secs: f64) {
             .concurrency(4)
             .batch(32)
             .start()
+            .unwrap()
     };
     let (samples, elapsed) = client.block_on(open_loop(addr, "live", RATE, secs));
     report(
@@ -378,7 +379,8 @@ fn child(url: &str) {
             .concurrency(4)
             .batch(batch)
             .name(name)
-            .start();
+            .start()
+            .unwrap();
         std::future::pending::<()>().await;
     });
 }

@@ -120,7 +120,8 @@ async fn main() {
             .concurrency(workers)
             .batch(batch)
             .poll_interval(Duration::from_millis(10))
-            .start();
+            .start()
+            .unwrap();
         wait_done(&pool, namespace, count as i64).await;
         let drained = count as f64 / started.elapsed().as_secs_f64();
         handle.shutdown().await;
@@ -141,7 +142,8 @@ async fn main() {
         .concurrency(4)
         .batch(32)
         .poll_interval(Duration::from_millis(10))
-        .start();
+        .start()
+        .unwrap();
     let (latencies, rate) = deliver(&receiver, "live", count, 16).await;
     wait_done(&pool, "live", count as i64).await;
     handle.shutdown().await;

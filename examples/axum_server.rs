@@ -63,9 +63,8 @@ async fn main() -> Result<(), monite_webhooks::BoxError> {
 #[cfg(feature = "metrics")]
 fn prometheus() -> Result<axum::routing::MethodRouter, Box<dyn std::error::Error + Send + Sync>> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    // Every series of the crate: the receiver's, and the inbox's with `postgres`.
     monite_webhooks::metrics::describe();
-    #[cfg(feature = "postgres")]
-    monite_webhooks::inbox::metrics::describe();
     Ok(axum::routing::get(move || {
         let handle = handle.clone();
         async move {

@@ -53,7 +53,7 @@
 //! | `postgres` | `PostgresStore`: idempotency in your PostgreSQL (sqlx 0.9), and `PostgresStore::transactional` handlers whose writes commit with the event's done mark; `inbox`: acknowledge once written, handle with workers |
 //! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
 //! | `tower` | [`Receiver`] is a `tower::Service` for any `http_body::Body` (hyper, AWS Lambda, axum's `route_service`, any tower stack); `tower::VerifyLayer` verifies in front of your own service |
-//! | `metrics` | `metrics`: deliveries by outcome and status, rejections by reason, handler duration, idempotency store latency and failures, the reconciler's and the watchdog's series (with `client`), and the inbox's backlog gauges and attempt counters (`inbox::metrics`), through the `metrics` facade |
+//! | `metrics` | `metrics`: deliveries by outcome and status, rejections by reason, handler duration, idempotency store latency and failures, the reconciler's and the watchdog's series (with `client`), and the inbox's backlog gauges and attempt counters (with `postgres`), through the `metrics` facade |
 //!
 //! # Security
 //!
@@ -179,6 +179,8 @@ mod tests {
         assert_shared::<inbox::Inbox>();
         #[cfg(feature = "postgres")]
         assert_shared::<inbox::RetrySchedule>();
+        #[cfg(feature = "postgres")]
+        assert_shared::<inbox::Workers>();
         #[cfg(feature = "client")]
         assert_shared::<client::Client>();
         #[cfg(feature = "client")]

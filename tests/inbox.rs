@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 use monite_webhooks::inbox::{
-    AfterFailure, AttemptReport, ClaimRequest, Completed, InboxStore, PostgresInbox, RetrySchedule,
-    Workers,
+    AfterFailure, AttemptId, AttemptRecord, ClaimRequest, Completed, InboxStore, PostgresInbox,
+    Report, RetrySchedule, Workers,
 };
 use monite_webhooks::{Dispatcher, ErrorKind, Event, ObjectType, Outcome, Receiver};
 use support::fixture::{deliver, fresh_id};
@@ -143,8 +143,8 @@ async fn a_completion_after_a_rescue_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
-    let (id, attempt) = (first[0].id, first[0].attempt);
-    assert_eq!(attempt, 1);
+    let held = first[0].attempt;
+    assert_eq!(held.attempt, 1);
     assert!(
         inbox
             .claim(&ClaimRequest::new("other", 10, lease))
@@ -163,22 +163,15 @@ async fn a_completion_after_a_rescue_changes_nothing() {
         .claim(&ClaimRequest::new("fast", 10, lease))
         .await
         .unwrap();
-    assert_eq!((second[0].id, second[0].attempt), (id, 2));
-    let report = AttemptReport::new("slow", Duration::from_millis(5));
+    assert_eq!(second[0].attempt, AttemptId::new(held.row, 2));
+    let report = AttemptRecord::new("slow", Duration::from_millis(5));
+    assert!(!inbox.complete(held, &report).await.unwrap(), "fenced");
     assert!(
-        !inbox.complete(id, attempt, &report).await.unwrap(),
-        "fenced"
-    );
-    assert!(
-        !inbox
-            .fail(id, attempt, &report, AfterFailure::Dead)
-            .await
-            .unwrap(),
+        !inbox.fail(held, &report, AfterFailure::Dead).await.unwrap(),
         "fenced"
     );
     let late = Completed {
-        id,
-        attempt,
+        attempt: held,
         duration: Duration::from_millis(5),
     };
     assert!(
@@ -189,7 +182,7 @@ async fn a_completion_after_a_rescue_changes_nothing() {
             .is_empty(),
         "fenced in a batch too"
     );
-    assert_eq!(inbox.heartbeat(&[(id, attempt)], lease).await.unwrap(), 0);
+    assert_eq!(inbox.heartbeat(&[held], lease).await.unwrap(), 0);
     let state: (String, i32) =
         sqlx::query_as("SELECT state, attempt FROM monite_webhook_inbox_events")
             .fetch_one(store.pool())
@@ -202,7 +195,10 @@ async fn a_completion_after_a_rescue_changes_nothing() {
     );
     assert!(
         inbox
-            .complete(id, 2, &AttemptReport::new("fast", Duration::ZERO))
+            .complete(
+                AttemptId::new(held.row, 2),
+                &AttemptRecord::new("fast", Duration::ZERO)
+            )
             .await
             .unwrap()
     );
@@ -280,19 +276,28 @@ async fn a_poison_event_goes_dead_while_the_rest_flow() {
     }
     let alerts = Arc::new(std::sync::Mutex::new(Vec::new()));
     let alerted = Arc::clone(&alerts);
+    let handler_failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let failed = Arc::clone(&handler_failures);
     let workers = Workers::builder(inbox.clone(), dispatcher)
-        .on_failure(move |failure| {
-            let id = failure.event.and_then(Event::id).map(str::to_owned);
-            alerted
-                .lock()
-                .unwrap()
-                .push((id, failure.tries, failure.dead));
+        .on_report(move |report| {
+            let (event, tries, dead) = match report {
+                Report::AttemptFailed { event, tries, .. } => (event, *tries, false),
+                Report::Dead { event, tries, .. } => (event, *tries, true),
+                _ => return,
+            };
+            let id = event.as_ref().and_then(Event::id).map(str::to_owned);
+            alerted.lock().unwrap().push((id, tries, dead));
+        })
+        .on_failure(move |event, error| {
+            let id = event.id().map(str::to_owned);
+            failed.lock().unwrap().push((id, error.kind()));
         })
         .concurrency(3)
         .batch(8)
         .poll_interval(Duration::from_millis(20))
         .retry(RetrySchedule::new([Duration::ZERO], 3).with_jitter(|d| d))
-        .start();
+        .start()
+        .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE state IN ('done', 'dead')",
@@ -326,9 +331,14 @@ async fn a_poison_event_goes_dead_while_the_rest_flow() {
         [
             (poison.clone(), 1, false),
             (poison.clone(), 2, false),
-            (poison, 3, true)
+            (poison.clone(), 3, true)
         ],
         "the hook hears the first failure and the burial"
+    );
+    assert_eq!(
+        *handler_failures.lock().unwrap(),
+        vec![(poison, ErrorKind::HandlerPanicked); 3],
+        "on_failure hears each time the handler failed on the event"
     );
 }
 
@@ -347,7 +357,8 @@ async fn retries_follow_the_schedule_then_the_event_is_dead() {
         .concurrency(1)
         .poll_interval(Duration::from_millis(20))
         .retry(RetrySchedule::new([hour, 2 * hour], 3).with_jitter(|d| d))
-        .start();
+        .start()
+        .unwrap();
     let due = "SELECT extract(epoch FROM run_at - now())::bigint FROM monite_webhook_inbox_events";
     for (attempt, wait) in [(1, 3600), (2, 7200)] {
         let sql = if attempt == 1 {
@@ -377,6 +388,64 @@ async fn retries_follow_the_schedule_then_the_event_is_dead() {
     workers.shutdown().await;
 }
 
+/// `run_once` claims one batch, runs it and settles it before it returns (done marks
+/// written, the failure scheduled for a retry); the next call takes the rest, and an empty
+/// inbox answers an empty summary. A backlog threshold nobody hears is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_claims_runs_and_settles_one_batch() {
+    let server = PgServer::start();
+    let (store, inbox) = inbox_on(&server, "billing").await;
+    let receiver = receiver_of(&inbox);
+    deliver(&receiver, &envelope(&format!("bad-{}", fresh_id()), "e")).await;
+    for _ in 0..2 {
+        deliver(&receiver, &envelope(&fresh_id(), "e")).await;
+    }
+    let dispatcher = || {
+        Dispatcher::builder()
+            .on_object(ObjectType::Payable, |event: Event| {
+                let bad = event.id().unwrap_or_default().starts_with("bad-");
+                async move {
+                    if bad {
+                        return Err(std::io::Error::other("ledger unavailable"));
+                    }
+                    Ok(())
+                }
+            })
+            .build()
+    };
+    let unheard = Workers::builder(inbox.clone(), dispatcher())
+        .backlog_alert_after(Duration::from_secs(60))
+        .build()
+        .unwrap_err();
+    assert_eq!(unheard.kind(), ErrorKind::Misconfigured, "{unheard}");
+    let workers = Workers::builder(inbox.clone(), dispatcher())
+        .batch(2)
+        .retry(RetrySchedule::new([Duration::from_secs(3600)], 3))
+        .build()
+        .unwrap();
+    let first = workers.run_once().await.unwrap();
+    let second = workers.run_once().await.unwrap();
+    let third = workers.run_once().await.unwrap();
+    assert_eq!((first.claimed, second.claimed, third.claimed), (2, 1, 0));
+    assert_eq!(
+        first.succeeded + second.succeeded,
+        2,
+        "{first:?} {second:?}"
+    );
+    assert_eq!(first.failed + second.failed, 1, "{first:?} {second:?}");
+    assert_eq!(first.not_started + second.not_started, 0);
+    let pool = store.pool();
+    let done = "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'";
+    assert_eq!(scalar(pool, done).await, 2, "the done marks are written");
+    let retrying = "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'pending' \
+                    AND attempt = 1 AND last_error LIKE '%ledger unavailable%'";
+    assert_eq!(
+        scalar(pool, retrying).await,
+        1,
+        "the failure waits for its retry"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_workers_claim_nothing_while_accepting_goes_on() {
     let server = PgServer::start();
@@ -393,7 +462,8 @@ async fn paused_workers_claim_nothing_while_accepting_goes_on() {
     let workers = Workers::builder(inbox.clone(), dispatcher)
         .concurrency(2)
         .poll_interval(Duration::from_millis(20))
-        .start();
+        .start()
+        .unwrap();
     let receiver = receiver_of(&inbox);
     for _ in 0..20 {
         assert_eq!(
@@ -451,7 +521,7 @@ async fn done_events_are_pruned_after_at_least_eight_days() {
     .unwrap();
     // A retention under 8 days is raised to 8: the 7-day-old row keeps its dedup key.
     assert_eq!(inbox.prune_done(Duration::from_secs(60)).await.unwrap(), 1);
-    assert_eq!(inbox.status().await.unwrap().done, 2);
+    assert_eq!(inbox.status().await.unwrap().done, Some(2));
     assert_eq!(
         deliver(&receiver, &old).await,
         StatusCode::ACCEPTED,
@@ -473,7 +543,8 @@ async fn done_events_are_pruned_after_at_least_eight_days() {
     .unwrap();
     let workers = Workers::builder(inbox.clone(), Dispatcher::builder().build())
         .concurrency(1)
-        .start();
+        .start()
+        .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events",
@@ -515,7 +586,8 @@ async fn a_worker_never_marks_done_a_transaction_that_did_not_commit() {
     )
     .poll_interval(Duration::from_millis(20))
     .retry(RetrySchedule::new([Duration::ZERO], 3).with_jitter(|d| d))
-    .start();
+    .start()
+    .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
@@ -592,6 +664,7 @@ async fn workers_warn_when_the_pool_leaves_them_no_headroom() {
         Workers::builder(inbox.clone(), Dispatcher::builder().build())
             .concurrency(concurrency)
             .start()
+            .unwrap()
     };
     let fitting = started(4);
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

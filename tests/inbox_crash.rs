@@ -82,7 +82,8 @@ fn child_workers() {
             .max_lapses(1000)
             .retry(RetrySchedule::new([Duration::ZERO], 1000))
             .name(name)
-            .start();
+            .start()
+            .unwrap();
         std::future::pending::<()>().await;
     });
 }

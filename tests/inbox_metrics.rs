@@ -21,7 +21,8 @@ use http::StatusCode;
 use metrics::{SharedString, Unit};
 use metrics_util::CompositeKey;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use monite_webhooks::inbox::{Backlog, RetrySchedule, Workers, metrics as m};
+use monite_webhooks::inbox::{Report, RetrySchedule, Workers};
+use monite_webhooks::metrics as m;
 use monite_webhooks::{Dispatcher, Event, HandlerResult, ObjectType};
 use sqlx::PgPool;
 use support::fixture::{deliver, fresh_id};
@@ -86,7 +87,7 @@ fn histogram_len(snapshot: &Snapshot, name: &str, labels: &[(&str, &str)]) -> us
 async fn first_sample(snapshotter: &Snapshotter) -> Snapshot {
     for _ in 0..600 {
         let snapshot = snapshotter.snapshot().into_vec();
-        if gauge(&snapshot, m::PENDING).is_some() {
+        if gauge(&snapshot, m::INBOX_PENDING).is_some() {
             return snapshot;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -140,16 +141,21 @@ fn the_gauges_count_each_state_and_the_oldest_pending_age() {
         // Another namespace's rows are not this inbox's.
         rows(pool, "other", "pending", 7, 9000, 0).await;
         rows(pool, "other", "dead", 7, 9000, 1).await;
-        let workers = Workers::builder(inbox, Dispatcher::builder().build())
+        let workers = Workers::builder(inbox.clone(), Dispatcher::builder().build())
             .concurrency(1)
-            .start();
+            .start()
+            .unwrap();
         let sampled = first_sample(&snapshotter).await;
         workers.shutdown().await;
-        assert_eq!(gauge(&sampled, m::PENDING), Some(5.0));
-        assert_eq!(gauge(&sampled, m::RETRYING), Some(2.0));
-        assert_eq!(gauge(&sampled, m::RUNNING), Some(1.0));
-        assert_eq!(gauge(&sampled, m::DEAD), Some(4.0));
-        let age = gauge(&sampled, m::OLDEST_PENDING_AGE).unwrap();
+        assert_eq!(gauge(&sampled, m::INBOX_PENDING), Some(5.0));
+        // One meaning of pending: what `inbox status` counts is what the gauge shows.
+        let counts = inbox.status().await.unwrap();
+        assert_eq!((counts.pending, counts.retrying), (5, 2));
+        assert_eq!((counts.running, counts.dead, counts.done), (1, 4, Some(5)));
+        assert_eq!(gauge(&sampled, m::INBOX_RETRYING), Some(2.0));
+        assert_eq!(gauge(&sampled, m::INBOX_RUNNING), Some(1.0));
+        assert_eq!(gauge(&sampled, m::INBOX_DEAD), Some(4.0));
+        let age = gauge(&sampled, m::INBOX_OLDEST_PENDING_AGE).unwrap();
         // Received 600 s before the sample, which came within the minute `first_sample` waits.
         assert!((600.0..660.0).contains(&age), "oldest pending age {age}");
     });
@@ -183,7 +189,8 @@ fn a_known_run_is_counted_by_event_type_without_ids() {
             .concurrency(1)
             .poll_interval(Duration::from_millis(20))
             .retry(RetrySchedule::new([Duration::ZERO], 2).with_jitter(|d| d))
-            .start();
+            .start()
+            .unwrap();
         wait_for(
             store.pool(),
             "SELECT count(*) FROM monite_webhook_inbox_events WHERE state IN ('done', 'dead')",
@@ -192,21 +199,24 @@ fn a_known_run_is_counted_by_event_type_without_ids() {
         .await;
         workers.shutdown().await;
         let s = &snapshotter.snapshot().into_vec();
-        assert_eq!(counter(s, m::ACCEPTED, &[]), 3);
-        assert_eq!(counter(s, m::DUPLICATES, &[]), 1);
-        assert_eq!(histogram_len(s, m::ACCEPT_DURATION, &[("result", "ok")]), 4);
+        assert_eq!(counter(s, m::INBOX_ACCEPTED, &[]), 3);
+        assert_eq!(counter(s, m::INBOX_DUPLICATES, &[]), 1);
+        assert_eq!(
+            histogram_len(s, m::INBOX_ACCEPT_DURATION, &[("result", "ok")]),
+            4
+        );
         let payable = [("object_type", "payable"), ("event", "payable.created")];
-        assert_eq!(counter(s, m::ATTEMPTS, &payable), 4);
+        assert_eq!(counter(s, m::INBOX_ATTEMPTS, &payable), 4);
         let retry = [payable[0], payable[1], ("after", "retry")];
         let dead = [payable[0], payable[1], ("after", "dead")];
-        assert_eq!(counter(s, m::FAILURES, &retry), 1);
-        assert_eq!(counter(s, m::FAILURES, &dead), 1);
+        assert_eq!(counter(s, m::INBOX_FAILURES, &retry), 1);
+        assert_eq!(counter(s, m::INBOX_FAILURES, &dead), 1);
         assert_eq!(
-            histogram_len(s, m::HANDLER_DURATION, &[("outcome", "ok")]),
+            histogram_len(s, m::INBOX_HANDLER_DURATION, &[("outcome", "ok")]),
             2
         );
         assert_eq!(
-            histogram_len(s, m::HANDLER_DURATION, &[("outcome", "error")]),
+            histogram_len(s, m::INBOX_HANDLER_DURATION, &[("outcome", "error")]),
             2
         );
         for (key, _, _, _) in s {
@@ -221,8 +231,13 @@ fn a_known_run_is_counted_by_event_type_without_ids() {
     });
 }
 
-/// The backlogs the hook reported for `namespace`'s rows, once the workers sampled them.
-fn backlogs_reported(namespace: &'static str, age_secs: i32, concurrency: usize) -> Vec<Backlog> {
+/// The backlogs the hook reported for `namespace`'s rows, once the workers sampled them:
+/// (pending, oldest) each.
+fn backlogs_reported(
+    namespace: &'static str,
+    age_secs: i32,
+    concurrency: usize,
+) -> Vec<(i64, Duration)> {
     let heard = Arc::new(Mutex::new(Vec::new()));
     let hook = Arc::clone(&heard);
     recorded(|snapshotter| async move {
@@ -232,10 +247,15 @@ fn backlogs_reported(namespace: &'static str, age_secs: i32, concurrency: usize)
         let workers = Workers::builder(inbox, Dispatcher::builder().build())
             .concurrency(concurrency)
             .poll_interval(Duration::from_millis(20))
-            .on_backlog(Duration::from_secs(60), move |backlog| {
-                hook.lock().unwrap().push(*backlog);
+            .backlog_alert_after(Duration::from_secs(60))
+            .on_report(move |report| {
+                if let Report::BacklogOld { counts, oldest, .. } = report {
+                    let pending = i64::try_from(counts.pending).unwrap();
+                    hook.lock().unwrap().push((pending, *oldest));
+                }
             })
-            .start();
+            .start()
+            .unwrap();
         first_sample(&snapshotter).await;
         // Every worker loops many times in this second; the sample is due once in five.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -248,8 +268,27 @@ fn backlogs_reported(namespace: &'static str, age_secs: i32, concurrency: usize)
 fn the_backlog_hook_fires_once_for_an_old_pending_event_and_not_for_a_fresh_one() {
     let old = backlogs_reported("old", 600, 4);
     assert_eq!(old.len(), 1, "one report per sampling period: {old:?}");
-    assert_eq!(old[0].pending, 2);
-    assert!(old[0].oldest >= Duration::from_secs(600), "{old:?}");
+    assert_eq!(old[0].0, 2);
+    assert!(old[0].1 >= Duration::from_secs(600), "{old:?}");
     let fresh = backlogs_reported("fresh", 5, 4);
     assert!(fresh.is_empty(), "a backlog of 5 s reported: {fresh:?}");
+}
+
+/// `metrics::describe()`, the crate's one, describes the inbox's series too.
+#[test]
+fn the_one_describe_gives_the_inbox_series_their_help() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        m::describe();
+        metrics::gauge!(m::INBOX_PENDING).set(1.0);
+        metrics::counter!(m::INBOX_ATTEMPTS).increment(1);
+    });
+    let text = handle.render();
+    for line in [
+        "# HELP monite_webhooks_inbox_pending Inbox events pending, first attempts and retries",
+        "# HELP monite_webhooks_inbox_attempts_total Inbox attempts, by event type",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
 }

@@ -111,6 +111,7 @@ async fn in_entity_order_1000_events_of_10_entities_run_first_in_first_out() {
             .poll_interval(Duration::from_millis(20))
             .retry(RetrySchedule::new([Duration::from_millis(50)], 5).with_jitter(|d| d))
             .start()
+            .unwrap()
     };
     let first = start(inbox.clone(), "a");
     let second = start(other, "b");
@@ -189,7 +190,8 @@ async fn a_limited_object_type_runs_one_at_a_time_while_others_flow() {
         .concurrency(4)
         .batch(4)
         .poll_interval(Duration::from_millis(20))
-        .start();
+        .start()
+        .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
@@ -224,7 +226,8 @@ async fn another_process_s_acceptance_wakes_idle_workers_before_their_poll() {
     let workers = Workers::builder(inbox, dispatcher)
         .concurrency(2)
         .poll_interval(Duration::from_secs(1))
-        .start();
+        .start()
+        .unwrap();
     // Accepted through another pool, as by another process: only NOTIFY can tell them.
     let (_, elsewhere) = inbox_on(&server, "billing").await;
     let accepting = receiver(&elsewhere);
@@ -274,7 +277,8 @@ async fn poll_only_workers_still_find_another_process_s_events() {
     let workers = Workers::builder(inbox, Dispatcher::builder().build())
         .poll_only(true)
         .poll_interval(Duration::from_millis(100))
-        .start();
+        .start()
+        .unwrap();
     let (_, elsewhere) = inbox_on(&server, "billing").await;
     let accepting = receiver(&elsewhere);
     for _ in 0..5 {
@@ -314,7 +318,8 @@ async fn a_stopping_worker_hands_back_the_events_it_did_not_start() {
     let workers = Workers::builder(inbox.clone(), dispatcher)
         .concurrency(1)
         .batch(10)
-        .start();
+        .start()
+        .unwrap();
     while started.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -1,5 +1,6 @@
-//! Replaying inbox events by filter against a real PostgreSQL: a dry run counts exactly
-//! what the replay then requeues, each filter field narrows, running events are never
+//! Requeuing inbox events by filter (`PostgresInbox::requeue`, the command line's
+//! `inbox requeue`, once `inbox replay`) against a real PostgreSQL: a dry run counts exactly
+//! what the requeue then takes, each filter field narrows, running events are never
 //! replayed, replayed events wait behind live ones, and a replayed event is handled again
 //! with a fresh count of tries.
 
@@ -13,8 +14,11 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use monite_webhooks::inbox::{PostgresInbox, REPLAY_BATCH, ReplayFilter, RetrySchedule, Workers};
-use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver, Secret, Verifier};
+use monite_webhooks::inbox::{
+    InboxState, PostgresInbox, REQUEUE_BATCH, Report, RequeueFilter, RetrySchedule, Workers,
+};
+use monite_webhooks::jiff::Timestamp;
+use monite_webhooks::{Dispatcher, Event, EventType, ObjectType, Receiver, Secret, Verifier};
 use sqlx::PgPool;
 use support::inbox::{inbox_on, wait_for};
 use support::pg::PgServer;
@@ -123,7 +127,7 @@ async fn requeued(pool: &PgPool) -> Vec<String> {
     ids
 }
 
-async fn utc_hours_ago(pool: &PgPool, hours: i32) -> String {
+async fn utc_hours_ago(pool: &PgPool, hours: i32) -> Timestamp {
     sqlx::query_scalar(
         "SELECT to_char((now() - $1 * interval '1 hour') AT TIME ZONE 'UTC', \
            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
@@ -131,6 +135,7 @@ async fn utc_hours_ago(pool: &PgPool, hours: i32) -> String {
     .bind(hours)
     .fetch_one(pool)
     .await
+    .map(|utc: String| utc.parse().unwrap())
     .unwrap()
 }
 
@@ -147,33 +152,33 @@ async fn a_dry_run_counts_what_the_replay_requeues_and_each_filter_narrows() {
     let two_hours_ago = utc_hours_ago(&pool, 2).await;
 
     type Want = fn(&Row) -> bool;
-    let mut cases: Vec<(&str, ReplayFilter, Want)> = Vec::new();
-    let mut filter = ReplayFilter::default();
+    let mut cases: Vec<(&str, RequeueFilter, Want)> = Vec::new();
+    let mut filter = RequeueFilter::default();
     cases.push(("everything", filter.clone(), |_| true));
-    filter.object_type = Some("counterpart".into());
+    filter.object_type = Some(ObjectType::Counterpart);
     cases.push(("object type", filter.clone(), |r| {
         r.action.starts_with("counterpart.")
     }));
-    filter = ReplayFilter::default();
-    filter.event = Some("payable.updated".into());
+    filter = RequeueFilter::default();
+    filter.event = Some(EventType::Updated);
     cases.push(("event", filter.clone(), |r| r.action == "payable.updated"));
-    filter = ReplayFilter::default();
-    filter.state = Some("dead".into());
+    filter = RequeueFilter::default();
+    filter.state = Some(InboxState::Dead);
     cases.push(("state", filter.clone(), |r| r.state == "dead"));
-    filter.state = Some("running".into());
+    filter.state = Some(InboxState::Running);
     cases.push(("state running", filter.clone(), |_| false));
-    filter = ReplayFilter::default();
-    filter.since = Some(two_days_ago.clone());
+    filter = RequeueFilter::default();
+    filter.since = Some(two_days_ago);
     cases.push(("since", filter.clone(), |r| r.hours < 48));
-    filter = ReplayFilter::default();
-    filter.until = Some(two_days_ago.clone());
+    filter = RequeueFilter::default();
+    filter.until = Some(two_days_ago);
     cases.push(("until", filter.clone(), |r| r.hours > 48));
-    filter.since = Some(two_days_ago.clone());
-    filter.until = Some(two_hours_ago.clone());
+    filter.since = Some(two_days_ago);
+    filter.until = Some(two_hours_ago);
     cases.push(("since and until", filter.clone(), |r| r.hours == 24));
     filter.until = None;
-    filter.object_type = Some("payable".into());
-    filter.state = Some("done".into());
+    filter.object_type = Some(ObjectType::Payable);
+    filter.state = Some(InboxState::Done);
     cases.push(("all at once", filter.clone(), |r| {
         r.hours < 48 && r.action.starts_with("payable.") && r.state == "done"
     }));
@@ -187,9 +192,9 @@ async fn a_dry_run_counts_what_the_replay_requeues_and_each_filter_narrows() {
             .map(|r| r.id.clone())
             .collect();
         expected.sort();
-        let counted = inbox.replay(&filter, true).await.unwrap();
+        let counted = inbox.requeue(&filter, true).await.unwrap();
         assert_eq!(requeued(&pool).await, Vec::<String>::new(), "{name}: dry");
-        let replayed = inbox.replay(&filter, false).await.unwrap();
+        let replayed = inbox.requeue(&filter, false).await.unwrap();
         assert_eq!(counted, replayed, "{name}: the dry run counts the replay");
         assert_eq!(
             usize::try_from(replayed).unwrap(),
@@ -234,8 +239,16 @@ async fn replayed_events_wait_behind_live_ones_and_run_again_with_fresh_tries() 
             .batch(1)
             .poll_interval(Duration::from_millis(20))
             .retry(RetrySchedule::new([Duration::ZERO], 2).with_jitter(|d| d))
-            .on_failure(move |f| failed.lock().unwrap().push((f.attempt, f.tries, f.dead)))
+            .on_report(move |report| {
+                let heard = match report {
+                    Report::AttemptFailed { attempt, tries, .. } => (*attempt, *tries, false),
+                    Report::Dead { attempt, tries, .. } => (*attempt, *tries, true),
+                    _ => return,
+                };
+                failed.lock().unwrap().push(heard);
+            })
             .start()
+            .unwrap()
     };
     let first = workers(&inbox);
     wait_for(
@@ -251,9 +264,9 @@ async fn replayed_events_wait_behind_live_ones_and_run_again_with_fresh_tries() 
         "flaky is out of tries"
     );
 
-    let mut filter = ReplayFilter::default();
-    filter.object_type = Some("payable".into());
-    assert_eq!(inbox.replay(&filter, false).await.unwrap(), 3);
+    let mut filter = RequeueFilter::default();
+    filter.object_type = Some(ObjectType::Payable);
+    assert_eq!(inbox.requeue(&filter, false).await.unwrap(), 3);
     for id in ["live-1", "live-2", "live-3", "live-4"] {
         accept(&inbox, id, "payable.created").await;
     }
@@ -313,13 +326,13 @@ async fn a_bulk_replay_goes_in_batches_by_row_id_and_reports_each() {
     .execute(&pool)
     .await
     .unwrap();
-    let filter = ReplayFilter::default();
-    assert_eq!(inbox.replay(&filter, true).await.unwrap(), 2500);
+    let filter = RequeueFilter::default();
+    assert_eq!(inbox.requeue(&filter, true).await.unwrap(), 2500);
     // After the first batch, a matching event arrives: it is live, not part of the replay.
     let mut reports = Vec::new();
     let runtime = tokio::runtime::Handle::current();
     let replayed = inbox
-        .replay_with_progress(&filter, |progress| {
+        .requeue_with_progress(&filter, |progress| {
             if reports.is_empty() {
                 tokio::task::block_in_place(|| {
                     runtime.block_on(
@@ -339,28 +352,28 @@ async fn a_bulk_replay_goes_in_batches_by_row_id_and_reports_each() {
         .await
         .unwrap();
     assert_eq!(replayed, 2500);
-    let batches: Vec<(u64, u64)> = reports.iter().map(|p| (p.batch, p.replayed)).collect();
+    let batches: Vec<(u64, u64)> = reports.iter().map(|p| (p.batch, p.requeued)).collect();
     assert_eq!(
         batches,
         [(1000, 1000), (1000, 2000), (500, 2500)],
-        "batches of REPLAY_BATCH"
+        "batches of REQUEUE_BATCH"
     );
-    assert_eq!(REPLAY_BATCH, 1000);
+    assert_eq!(REQUEUE_BATCH, 1000);
     // Each batch ends on the highest row id it took: every 26th id is running.
     let through: Vec<i64> = reports.iter().map(|p| p.through_id).collect();
     assert_eq!(through, [1039, 2079, 2599]);
     let status = inbox.status().await.unwrap();
     assert_eq!(
         (status.pending, status.running, status.done),
-        (2500, 100, 1),
+        (2500, 100, Some(1)),
         "the late event was left alone"
     );
     // A filter that matches nothing reports no batch.
-    let mut none = ReplayFilter::default();
-    none.object_type = Some("counterpart".into());
+    let mut none = RequeueFilter::default();
+    none.object_type = Some(ObjectType::Counterpart);
     let mut calls = 0;
     let replayed = inbox
-        .replay_with_progress(&none, |_| calls += 1)
+        .requeue_with_progress(&none, |_| calls += 1)
         .await
         .unwrap();
     assert_eq!((replayed, calls), (0, 0));

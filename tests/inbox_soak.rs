@@ -80,7 +80,8 @@ async fn dead_tuples_stay_bounded_with_an_overlapping_repeatable_read_reader() {
     let workers = Workers::builder(inbox.clone(), dispatcher)
         .concurrency(4)
         .poll_interval(Duration::from_millis(50))
-        .start();
+        .start()
+        .unwrap();
 
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));

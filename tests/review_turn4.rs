@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
-use monite_webhooks::inbox::{InboxStore, PostgresInbox, RetrySchedule, WhenUnhandled, Workers};
+use monite_webhooks::inbox::{
+    InboxStore, PostgresInbox, Report, RetrySchedule, WhenUnhandled, Workers,
+};
 use monite_webhooks::{BoxError, Dispatcher, Event, Receiver, Verifier};
 use support::fixture::{self, deliver, fresh_id};
 use support::inbox::{Call, Faulty, envelope, inbox_on, receiver, scalar, wait_for};
@@ -88,7 +90,8 @@ async fn r1_a_panicking_jitter_leaves_the_batch_running_forever() {
         .concurrency(1)
         .lease(Duration::from_secs(1))
         .retry(schedule)
-        .start();
+        .start()
+        .unwrap();
     // Six leases later, then shut down, then three more seconds.
     tokio::time::sleep(Duration::from_secs(6)).await;
     workers.shutdown().await;
@@ -172,7 +175,8 @@ async fn r2_a_quick_success_is_not_marked_done_while_the_next_handler_runs() {
             let handle = Workers::builder(PostgresInbox::new(&store), first)
                 .concurrency(1)
                 .lease(Duration::from_secs(1))
-                .start();
+                .start()
+                .unwrap();
             std::mem::forget(handle); // killed, not shut down
         });
         crash_rx.recv().unwrap();
@@ -195,7 +199,8 @@ async fn r2_a_quick_success_is_not_marked_done_while_the_next_handler_runs() {
     let workers = Workers::builder(inbox.clone(), dispatcher())
         .concurrency(1)
         .lease(Duration::from_secs(1))
-        .start();
+        .start()
+        .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
@@ -258,7 +263,8 @@ async fn r3_entityless_events_wait_behind_a_batch_of_retrying_ones() {
         .batch(batch)
         .in_entity_order(true)
         .retry(RetrySchedule::new([Duration::from_secs(3600)], 5).with_jitter(|d| d))
-        .start();
+        .start()
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     workers.shutdown().await;
     let good_state: (String, i32) = sqlx::query_as(
@@ -311,7 +317,8 @@ async fn r4_inbox_mode_marks_unhandled_events_done_whatever_unhandled_status_say
     // Workers of an older release, without the handler (a rolling deploy).
     let workers = Workers::builder(inbox.clone(), Dispatcher::builder().build())
         .concurrency(1)
-        .start();
+        .start()
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     workers.shutdown().await;
     let state: String = sqlx::query_scalar("SELECT state FROM monite_webhook_inbox_events")
@@ -430,7 +437,8 @@ async fn r7_a_worker_that_lost_its_leases_still_starts_the_rest_of_its_batch() {
         .name("cut-off")
         .concurrency(1)
         .lease(Duration::from_secs(1))
-        .start();
+        .start()
+        .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'running'",
@@ -441,7 +449,8 @@ async fn r7_a_worker_that_lost_its_leases_still_starts_the_rest_of_its_batch() {
         .name("healthy")
         .concurrency(1)
         .lease(Duration::from_secs(1))
-        .start();
+        .start()
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(8)).await;
     cut_off.shutdown().await;
     healthy.shutdown().await;
@@ -508,7 +517,8 @@ async fn r9_slow_transactional_handlers_starve_the_accepting_insert() {
         .build();
     let workers = Workers::builder(inbox.clone(), dispatcher)
         .concurrency(10)
-        .start();
+        .start()
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut answers = Vec::new();
     for _ in 0..3 {
@@ -597,7 +607,8 @@ async fn r12_shutdown_keeps_unstarted_events_until_the_running_handler_ends() {
             let handle = Workers::builder(PostgresInbox::new(&store), dispatcher)
                 .concurrency(1)
                 .lease(Duration::from_secs(1))
-                .start();
+                .start()
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(500)).await;
             // SIGTERM: the graceful shutdown starts...
             tokio::spawn(handle.shutdown());
@@ -692,7 +703,8 @@ async fn r1b_a_panic_in_a_batch_ends_the_batch_not_the_worker() {
         .concurrency(1)
         .lease(Duration::from_secs(1))
         .retry(RetrySchedule::new([Duration::from_secs(3600)], 5).with_jitter(|d| d))
-        .start();
+        .start()
+        .unwrap();
     // The bad event lapses once and is retried later; the good one runs after the rescue.
     wait_for(
         store.pool(),
@@ -750,7 +762,8 @@ async fn r4b_an_unhandled_event_waits_for_a_worker_with_its_handler() {
     let old = Workers::builder(inbox.clone(), Dispatcher::builder().build())
         .concurrency(1)
         .retry(quick_retry())
-        .start();
+        .start()
+        .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE attempt >= 2 AND state <> 'done'",
@@ -771,7 +784,8 @@ async fn r4b_an_unhandled_event_waits_for_a_worker_with_its_handler() {
     )
     .concurrency(1)
     .retry(quick_retry())
-    .start();
+    .start()
+    .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
@@ -790,7 +804,8 @@ async fn r4b_an_unhandled_event_waits_for_a_worker_with_its_handler() {
     );
     let old = Workers::builder(inbox.clone(), Dispatcher::builder().build())
         .concurrency(1)
-        .start();
+        .start()
+        .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",
@@ -808,7 +823,8 @@ async fn r4b_an_unhandled_event_waits_for_a_worker_with_its_handler() {
         .concurrency(1)
         .unhandled(WhenUnhandled::Retry)
         .retry(quick_retry())
-        .start();
+        .start()
+        .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events \
@@ -859,13 +875,13 @@ async fn r4c_ensure_schema_adds_the_column_to_an_older_table() {
 
 // ---------------------------------------------------------------------------------------
 // R13 (T4-24, second bullet): an event the rescue buries after `max_lapses` lapses reaches
-// the `on_failure` hook, "the alert hook for a dead event".
+// the alert hook as dead (`on_report`, `Report::Dead`; `on_failure` until issue 28).
 // ---------------------------------------------------------------------------------------
 /// What the hook heard: (event id, dead, attempt) per call.
 type Heard = Arc<Mutex<Vec<(Option<String>, bool, i32)>>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r13_an_event_buried_by_the_rescue_reaches_on_failure_as_dead() {
+async fn r13_an_event_buried_by_the_rescue_is_reported_dead() {
     let server = PgServer::start();
     let (store, inbox) = inbox_on(&server, "billing").await;
     let plain = receiver(&inbox);
@@ -887,14 +903,20 @@ async fn r13_an_event_buried_by_the_rescue_reaches_on_failure_as_dead() {
     let workers = Workers::builder(inbox.clone(), Dispatcher::builder().build())
         .concurrency(1)
         .max_lapses(1)
-        .on_failure(move |failure| {
+        .on_report(move |report| {
+            let heard = match report {
+                Report::AttemptFailed { event, attempt, .. } => (event, false, *attempt),
+                Report::Dead { event, attempt, .. } => (event, true, *attempt),
+                _ => return,
+            };
             hook.lock().unwrap().push((
-                failure.event.and_then(|e| e.id()).map(str::to_owned),
-                failure.dead,
-                failure.attempt,
+                heard.0.as_ref().and_then(|e| e.id()).map(str::to_owned),
+                heard.1,
+                heard.2,
             ));
         })
-        .start();
+        .start()
+        .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'dead'",
@@ -910,7 +932,7 @@ async fn r13_an_event_buried_by_the_rescue_reaches_on_failure_as_dead() {
     }
     workers.shutdown().await;
     let heard = heard.lock().unwrap().clone();
-    eprintln!("R13 on_failure heard: {heard:?}");
+    eprintln!("R13 on_report heard: {heard:?}");
     assert_eq!(heard, vec![(Some(poison), true, 1)]);
 }
 
@@ -951,7 +973,8 @@ async fn r2b_a_failed_done_mark_is_written_again_while_the_lease_is_held() {
     let workers = Workers::builder(mark_fails_twice(&inbox), dispatcher)
         .concurrency(1)
         .lease(Duration::from_secs(1))
-        .start();
+        .start()
+        .unwrap();
     wait_for(
         store.pool(),
         "SELECT count(*) FROM monite_webhook_inbox_events WHERE state = 'done'",

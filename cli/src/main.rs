@@ -70,7 +70,7 @@ enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Print each disabled subscription, and re-enable it with `--reenable`.
     Watch(watch::WatchArgs),
-    /// The durable inbox in PostgreSQL: status, list, show, retry, replay, purge.
+    /// The durable inbox in PostgreSQL: status, list, show, retry, requeue, purge.
     Inbox(inbox::InboxArgs),
 }
 

@@ -88,6 +88,13 @@ pub(crate) fn parse_time(text: &str) -> Result<String, String> {
     }
 }
 
+/// As [`parse_time`], as a timestamp: what the inbox's filters take. clap's `value_parser`.
+pub(crate) fn parse_timestamp(text: &str) -> Result<monite_webhooks::jiff::Timestamp, String> {
+    let time = parse_time(text)?;
+    time.parse()
+        .map_err(|_| format!("not a time: {time} has no UTC offset (add Z or +00:00)"))
+}
+
 /// An interval such as `--every`'s: `90s`, `5m`, `1h`, `7d`. clap's `value_parser`.
 pub(crate) fn parse_interval(text: &str) -> Result<Duration, String> {
     parse_age(text.trim()).ok_or_else(|| "not a duration such as 90s, 5m or 1h".to_owned())

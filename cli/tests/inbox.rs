@@ -52,10 +52,11 @@ async fn filled(url: &str) -> PostgresInbox {
     let workers = Workers::builder(inbox.clone(), dispatcher)
         .poll_interval(Duration::from_millis(20))
         .retry(RetrySchedule::new([], 1))
-        .start();
+        .start()
+        .unwrap();
     for _ in 0..300 {
         let status = inbox.status().await.unwrap();
-        if status.done == 3 && status.dead == 1 {
+        if status.done == Some(3) && status.dead == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -78,6 +79,8 @@ async fn inbox_status_list_show_retry_replay_and_purge() {
     assert_eq!(status.code, 0, "{status:?}");
     assert_eq!(status.json()["done"], 3);
     assert_eq!(status.json()["dead"], 1);
+    assert_eq!(status.json()["pending"], 0);
+    assert_eq!(status.json()["pending_with_retries"], 0);
 
     let dead = run(&["--json", "inbox", "list", "--state", "dead"], &env).await;
     let dead = dead.json();
@@ -115,14 +118,14 @@ async fn inbox_status_list_show_retry_replay_and_purge() {
     assert_eq!(dry.json()["matching"], 3);
     assert_eq!(
         inbox.status().await.unwrap().done,
-        3,
+        Some(3),
         "a dry run changes nothing"
     );
     let replayed = run(
         &[
             "--json",
             "inbox",
-            "replay",
+            "requeue",
             "--event",
             "payable.created",
             "--since",
@@ -134,13 +137,14 @@ async fn inbox_status_list_show_retry_replay_and_purge() {
     )
     .await;
     assert_eq!(replayed.json()["replayed"], 3);
+    assert_eq!(replayed.json()["requeued"], 3);
     assert!(
-        replayed.stderr.contains("replayed 3 of 3"),
+        replayed.stderr.contains("requeued 3 of 3"),
         "progress on stderr: {}",
         replayed.stderr
     );
     let status = inbox.status().await.unwrap();
-    assert_eq!((status.done, status.pending), (0, 4));
+    assert_eq!((status.done, status.pending), (Some(0), 4));
 
     // Bury the counterpart again, then purge it.
     let workers = Workers::builder(
@@ -154,7 +158,8 @@ async fn inbox_status_list_show_retry_replay_and_purge() {
     )
     .poll_interval(Duration::from_millis(20))
     .retry(RetrySchedule::new([], 1))
-    .start();
+    .start()
+    .unwrap();
     for _ in 0..300 {
         if inbox.status().await.unwrap().dead == 1 {
             break;
@@ -208,7 +213,7 @@ async fn replay_without_a_state_takes_dead_events_only() {
     let status = inbox.status().await.unwrap();
     assert_eq!(
         (status.done, status.pending),
-        (3, 1),
+        (Some(3), 1),
         "no done event requeued"
     );
 

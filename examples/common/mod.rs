@@ -138,11 +138,14 @@ async fn inbox_service(
         workers_only,
         "inbox: PostgreSQL (DATABASE_URL)"
     );
-    let workers = (count > 0).then(|| {
-        Workers::builder(inbox.clone(), transactional_dispatcher(&store))
+    let workers = if count > 0 {
+        let workers = Workers::builder(inbox.clone(), transactional_dispatcher(&store))
             .concurrency(count)
-            .start()
-    });
+            .start()?;
+        Some(workers)
+    } else {
+        None
+    };
     let builder = Receiver::inbox_builder(verifier_from_env()?, inbox);
     // Swept events are accepted into the inbox like deliveries, deduplicated there; a
     // delivery the inbox could not write (503) reaches the watchdog through `on_failure`,

@@ -73,7 +73,7 @@ pub(super) fn not_an_envelope(e: SyntaxError) -> Error {
 /// The event name inside `action`, as protocol section 3 says: strip `object_type.`, else
 /// the longest known object type followed by `.`, else the whole action is the name.
 /// Object types and event names both contain dots, so never split on the first one.
-pub(super) fn event_type_of(object_type: &str, action: &str) -> EventType {
+pub(crate) fn event_type_of(object_type: &str, action: &str) -> EventType {
     let after = |prefix: &str| {
         action
             .strip_prefix(prefix)

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use self::envelope::{Field, Found, Text, event_type_of, not_an_envelope};
+use self::envelope::{Field, Found, Text, not_an_envelope};
+// The inbox reads an event's type back from its stored object type and action.
+pub(crate) use self::envelope::event_type_of;
 use self::json_scan::SyntaxError;
 use crate::error::{Error, ErrorKind, Result};
 

@@ -5,46 +5,58 @@
 //!   [`Receiver::inbox_builder`](crate::Receiver::inbox_builder) writes verified
 //!   deliveries to (accept);
 //! - [`Workers`] (worker): tasks in any number of processes running the dispatcher's
-//!   handlers over the accepted events;
-//! - [`AttemptFailure`] (alert) and [`Backlog`] (backlog): what the alert hooks (hooks)
-//!   [`on_failure`](WorkersBuilder::on_failure) and
-//!   [`on_backlog`](WorkersBuilder::on_backlog) hear; the backlog is sampled at a pace
-//!   also feeding the gauges of `metrics` (feature `metrics`);
+//!   handlers over the accepted events: the builder and the handle (worker), the claim
+//!   loop (worker/run), done marks and heartbeats (worker/completer), and rescue, prune
+//!   and the backlog sample (worker/maintenance), each at a pace; the attempt a worker
+//!   runs a dispatch as (attempt);
+//! - [`Report`] (report): what the workers' [`on_report`](WorkersBuilder::on_report)
+//!   hook hears, beside [`on_failure`](WorkersBuilder::on_failure); their metrics are
+//!   in [`crate::metrics`] (feature `metrics`);
 //! - [`RetrySchedule`] (retry): when a failed event is tried again, and [`WhenUnhandled`]
 //!   (unhandled): what happens to an event no handler takes;
-//! - [`InboxStore`] (store): the storage contract, and [`PostgresInbox`] (postgres) its
-//!   PostgreSQL tables.
+//! - [`InboxState`], [`InboxEvent`] and [`InboxCounts`]: an event's state, an event as an
+//!   operator sees it, and how many are in each state;
+//! - [`InboxStore`] (store): the storage contract, [`PostgresInbox`] (postgres) its
+//!   PostgreSQL tables, and [`MemoryInbox`] a store in memory, for tests.
 
 mod accept;
-mod alert;
 // The attempt a worker runs a dispatch as, for transactional handlers.
 pub(crate) mod attempt;
-mod backlog;
-mod hooks;
-#[cfg(feature = "metrics")]
-pub mod metrics;
+mod counts;
+mod memory;
 pub(crate) mod postgres;
+mod report;
 mod retry;
+mod row;
 mod sizing;
+mod state;
 mod store;
 mod unhandled;
 mod worker;
 
 pub(crate) use self::accept::Inbox;
-pub use self::alert::AttemptFailure;
-pub use self::backlog::{Backlog, SAMPLE_INTERVAL};
+pub use self::counts::InboxCounts;
+pub use self::memory::MemoryInbox;
 pub use self::postgres::{
-    ACCEPT_CONNECTIONS, InboxEvent, InboxStatus, PostgresInbox, REPLAY_BATCH, ReplayCounts,
-    ReplayFilter, ReplayProgress,
+    ACCEPT_CONNECTIONS, PostgresInbox, REQUEUE_BATCH, RequeueCounts, RequeueFilter, RequeueProgress,
 };
+pub use self::report::Report;
 pub use self::retry::{DEFAULT_MAX_ATTEMPTS, Jitter, RandomJitter, RetrySchedule};
+pub use self::row::InboxEvent;
 pub use self::sizing::WORKER_POOL_HEADROOM;
+pub use self::state::InboxState;
 pub use self::store::{
-    Accepted, AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, Delivery,
-    InboxSample, InboxStore, MIN_DONE_RETENTION,
+    Accepted, AfterFailure, AttemptId, AttemptRecord, Buried, ClaimRequest, Claimed, Completed,
+    Delivery, InboxStore, MIN_DONE_RETENTION,
 };
 pub use self::unhandled::WhenUnhandled;
 pub use self::worker::{
-    DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, DEFAULT_MAX_LAPSES, MAX_POLL_INTERVAL,
-    PRUNE_INTERVAL, Workers, WorkersBuilder, WorkersHandle,
+    BatchSummary, DEFAULT_ATTEMPT_LEASE, DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_MAX_LAPSES,
+    MAX_POLL_INTERVAL, PRUNE_INTERVAL, SAMPLE_INTERVAL, Workers, WorkersBuilder, WorkersHandle,
 };
+
+// The path accept.rs counts its writes through, until it calls `observe::inbox` itself.
+#[cfg(feature = "metrics")]
+mod metrics {
+    pub(super) use crate::observe::inbox::accepted;
+}

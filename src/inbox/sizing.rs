@@ -19,15 +19,6 @@ pub(super) fn warn_if_pool_small(concurrency: usize, listening: bool, connection
         .unwrap_or(u32::MAX)
         .saturating_add(WORKER_POOL_HEADROOM - u32::from(!listening));
     if concurrency > 0 && connections < needed {
-        #[cfg(feature = "tracing")]
-        tracing::warn!(
-            target: "monite_webhooks",
-            concurrency,
-            connections,
-            needed,
-            "inbox workers: the pool has {connections} connections for {concurrency} \
-             workers; slow transactional handlers can starve heartbeats (leases lapse) \
-             and claims: give the workers a pool of at least {needed} (see the inbox guide)"
-        );
+        crate::observe::inbox::pool_small(concurrency, connections, needed);
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::counts::InboxCounts;
 use crate::error::BoxError;
 use crate::event::Event;
 
@@ -41,14 +42,38 @@ pub enum Accepted {
     Duplicate,
 }
 
+/// One attempt at one event: the row's id in the store, and the attempt's number, from 1.
+///
+/// What fences every call after a claim: only the attempt that holds the row can extend,
+/// complete, fail or release it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttemptId {
+    /// The event's row id in the store.
+    pub row: i64,
+    /// The attempt's number, from 1.
+    pub attempt: i32,
+}
+
+impl AttemptId {
+    /// Attempt `attempt` at row `row`.
+    #[must_use]
+    pub fn new(row: i64, attempt: i32) -> Self {
+        Self { row, attempt }
+    }
+}
+
+impl std::fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "event row {} attempt {}", self.row, self.attempt)
+    }
+}
+
 /// One attempt at one event, claimed by a worker under a lease.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Claimed {
-    /// The row's id in the store.
-    pub id: i64,
-    /// This attempt's number, from 1: only this attempt can complete or fail the event.
-    pub attempt: i32,
+    /// The row and this attempt: only this attempt can complete or fail the event.
+    pub attempt: AttemptId,
     /// Attempts since the event was last retried or replayed by hand, this one included:
     /// what the retry schedule counts.
     pub tries: i32,
@@ -65,10 +90,8 @@ pub struct Claimed {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Buried {
-    /// The row's id in the store.
-    pub id: i64,
-    /// The attempt whose lease lapsed.
-    pub attempt: i32,
+    /// The row, and the attempt whose lease lapsed.
+    pub attempt: AttemptId,
     /// Attempts since the event was last retried or replayed by hand, that one included.
     pub tries: i32,
     /// Lapsed leases in all, that one included.
@@ -80,9 +103,8 @@ pub struct Buried {
 impl Buried {
     /// A buried event, for another store's [`InboxStore::rescue_listing_dead`].
     #[must_use]
-    pub fn new(id: i64, attempt: i32, tries: i32, lapses: i32, body: Bytes) -> Self {
+    pub fn new(attempt: AttemptId, tries: i32, lapses: i32, body: Bytes) -> Self {
         Self {
-            id,
             attempt,
             tries,
             lapses,
@@ -126,10 +148,8 @@ impl<'a> ClaimRequest<'a> {
 /// [`InboxStore::complete_batch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Completed {
-    /// The row's id.
-    pub id: i64,
-    /// The attempt that ran.
-    pub attempt: i32,
+    /// The row, and the attempt that ran.
+    pub attempt: AttemptId,
     /// How long the handler ran.
     pub duration: Duration,
 }
@@ -144,7 +164,7 @@ pub enum AfterFailure {
     Dead,
 }
 
-impl<'a> AttemptReport<'a> {
+impl<'a> AttemptRecord<'a> {
     /// A successful attempt by `worker` that ran for `duration`.
     #[must_use]
     pub fn new(worker: &'a str, duration: Duration) -> Self {
@@ -166,7 +186,7 @@ impl<'a> AttemptReport<'a> {
 /// How one attempt ended, for the attempts log.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct AttemptReport<'a> {
+pub struct AttemptRecord<'a> {
     /// The worker that ran it.
     pub worker: &'a str,
     /// How long the handler ran.
@@ -176,12 +196,15 @@ pub struct AttemptReport<'a> {
 }
 
 /// Where an inbox keeps events: implemented by
-/// [`PostgresInbox`](crate::inbox::PostgresInbox); another engine implements these
-/// calls with the same fencing.
+/// [`PostgresInbox`](crate::inbox::PostgresInbox) and, for tests,
+/// [`MemoryInbox`](crate::inbox::MemoryInbox); another engine implements these calls with
+/// the same fencing (the behaviour table of `tests/inbox_store.rs` holds both stores to
+/// it).
 ///
-/// Every call after [`claim`](Self::claim) names the row and the attempt it claimed, and
-/// acts only while that attempt still holds the row (`state = 'running'`, same attempt):
-/// a worker whose lease lapsed and whose event another worker took over changes nothing.
+/// Every call after [`claim`](Self::claim) names an [`AttemptId`], and acts only while
+/// that attempt still holds the row (state [`Running`](crate::inbox::InboxState::Running),
+/// same attempt): a worker whose lease lapsed and whose event another worker took over
+/// changes nothing.
 pub trait InboxStore: Send + Sync + 'static {
     /// Writes a delivery durably, or finds its key there already.
     fn accept(
@@ -200,20 +223,19 @@ pub trait InboxStore: Send + Sync + 'static {
     /// Extends the leases of the attempts still held; answers how many were.
     fn heartbeat(
         &self,
-        held: &[(i64, i32)],
+        held: &[AttemptId],
         lease: Duration,
     ) -> impl Future<Output = Result<usize, BoxError>> + Send;
 
     /// Marks the event done, if `attempt` still holds it; answers whether it did.
     fn complete(
         &self,
-        id: i64,
-        attempt: i32,
-        report: &AttemptReport<'_>,
+        attempt: AttemptId,
+        record: &AttemptRecord<'_>,
     ) -> impl Future<Output = Result<bool, BoxError>> + Send;
 
     /// Marks done, in one write, each event whose attempt still holds it, all run by
-    /// `worker`; answers the ids it marked. The default marks them one by one.
+    /// `worker`; answers the row ids it marked. The default marks them one by one.
     fn complete_batch(
         &self,
         worker: &str,
@@ -222,12 +244,9 @@ pub trait InboxStore: Send + Sync + 'static {
         async move {
             let mut marked = Vec::with_capacity(done.len());
             for completed in done {
-                let report = AttemptReport::new(worker, completed.duration);
-                if self
-                    .complete(completed.id, completed.attempt, &report)
-                    .await?
-                {
-                    marked.push(completed.id);
+                let record = AttemptRecord::new(worker, completed.duration);
+                if self.complete(completed.attempt, &record).await? {
+                    marked.push(completed.attempt.row);
                 }
             }
             Ok(marked)
@@ -238,9 +257,8 @@ pub trait InboxStore: Send + Sync + 'static {
     /// still holds it; answers whether it did.
     fn fail(
         &self,
-        id: i64,
-        attempt: i32,
-        report: &AttemptReport<'_>,
+        attempt: AttemptId,
+        record: &AttemptRecord<'_>,
         next: AfterFailure,
     ) -> impl Future<Output = Result<bool, BoxError>> + Send;
 
@@ -249,7 +267,7 @@ pub trait InboxStore: Send + Sync + 'static {
     fn release(
         &self,
         worker: &str,
-        held: &[(i64, i32)],
+        held: &[AttemptId],
     ) -> impl Future<Output = Result<u64, BoxError>> + Send;
 
     /// Frees events whose lease lapsed (their worker died or hung), counting the lapse;
@@ -287,9 +305,9 @@ pub trait InboxStore: Send + Sync + 'static {
         async { Ok(0) }
     }
 
-    /// The backlog now, in one cheap read, for the workers' gauges and backlog hook;
-    /// `None` (the default) if the store cannot tell.
-    fn sample(&self) -> impl Future<Output = Result<Option<InboxSample>, BoxError>> + Send {
+    /// The backlog now, in one cheap read, for the workers' gauges and backlog hook (done
+    /// events may be left uncounted); `None` (the default) if the store cannot tell.
+    fn sample(&self) -> impl Future<Output = Result<Option<InboxCounts>, BoxError>> + Send {
         async { Ok(None) }
     }
 
@@ -319,41 +337,5 @@ pub trait InboxStore: Send + Sync + 'static {
     ) -> impl Future<Output = ()> + Send {
         let _ = (wake, remote);
         async {}
-    }
-}
-
-/// The events not done yet, as [`InboxStore::sample`] reads them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct InboxSample {
-    /// Waiting for a worker: first attempts and retries.
-    pub pending: i64,
-    /// Of those, waiting for a retry after a failed attempt.
-    pub retrying: i64,
-    /// Held by a worker now.
-    pub running: i64,
-    /// Out of attempts, or poison.
-    pub dead: i64,
-    /// How long ago the oldest pending event was received; `None` with none pending.
-    pub oldest_pending: Option<Duration>,
-}
-
-impl InboxSample {
-    /// A sample of these counts, for another store's [`InboxStore::sample`].
-    #[must_use]
-    pub fn new(
-        pending: i64,
-        retrying: i64,
-        running: i64,
-        dead: i64,
-        oldest_pending: Option<Duration>,
-    ) -> Self {
-        Self {
-            pending,
-            retrying,
-            running,
-            dead,
-            oldest_pending,
-        }
     }
 }

@@ -46,6 +46,28 @@
 | [`RATE_LIMITED`] | counter | | `429` answers from Monite |"
 )]
 //!
+//! With `postgres` too, the inbox's series: gauges its workers sample every
+//! [`SAMPLE_INTERVAL`](crate::inbox::SAMPLE_INTERVAL) (with no worker running, they are
+//! not updated), counters and histograms where things happen. No label carries an event
+//! or entity id; `object_type` and `event` are bounded by Monite's catalog.
+#![cfg_attr(feature = "postgres", doc = "")]
+#![cfg_attr(
+    feature = "postgres",
+    doc = "| metric | kind | labels | what it measures |
+|---|---|---|---|
+| [`INBOX_PENDING`] | gauge | | events waiting for a worker, first attempts and retries |
+| [`INBOX_RETRYING`] | gauge | | of those, waiting for a retry |
+| [`INBOX_RUNNING`] | gauge | | events a worker holds |
+| [`INBOX_DEAD`] | gauge | | events out of attempts, or poison |
+| [`INBOX_OLDEST_PENDING_AGE`] | gauge, seconds | | since the oldest pending event was received (0 with none) |
+| [`INBOX_ACCEPTED`] | counter | | deliveries written |
+| [`INBOX_DUPLICATES`] | counter | | deliveries already there |
+| [`INBOX_ACCEPT_DURATION`] | histogram, seconds | `result` | each write (`ok`, `error`) |
+| [`INBOX_ATTEMPTS`] | counter | `object_type`, `event` | each attempt a worker ran |
+| [`INBOX_FAILURES`] | counter | `object_type`, `event`, `after` | each failed attempt, `after` = `retry` or `dead` |
+| [`INBOX_HANDLER_DURATION`] | histogram, seconds | `outcome` | each attempt's handlers (`ok`, `error`) |"
+)]
+//!
 //! Durations are read from [`std::time::Instant`], which `wasm32-unknown-unknown` does not
 //! have: leave this feature off there.
 
@@ -63,6 +85,14 @@ pub use self::reconcile::{
     CYCLE_DURATION, DELIVERIES_UNSUCCESSFUL, DELIVERY_LOG_FAILURES, EVENTS_RECOVERED, EVENTS_SEEN,
     GAPS_BEYOND_RETENTION, LAST_SUCCESS, RATE_LIMITED, SUBSCRIPTION_ENABLED,
     SUBSCRIPTIONS_REENABLED, SWEEPS,
+};
+#[cfg(feature = "postgres")]
+pub(super) mod inbox;
+#[cfg(feature = "postgres")]
+pub use self::inbox::{
+    INBOX_ACCEPT_DURATION, INBOX_ACCEPTED, INBOX_ATTEMPTS, INBOX_DEAD, INBOX_DUPLICATES,
+    INBOX_FAILURES, INBOX_HANDLER_DURATION, INBOX_OLDEST_PENDING_AGE, INBOX_PENDING,
+    INBOX_RETRYING, INBOX_RUNNING,
 };
 
 /// Counter: answers to deliveries, by `outcome` and `status`.
@@ -108,6 +138,8 @@ pub fn describe() {
     );
     #[cfg(feature = "client")]
     reconcile::describe();
+    #[cfg(feature = "postgres")]
+    inbox::describe();
 }
 
 /// The `outcome` label of a delivery's answer.

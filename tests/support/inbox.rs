@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use monite_webhooks::inbox::{
-    Accepted, AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, Delivery,
-    InboxSample, InboxStore, PostgresInbox,
+    Accepted, AfterFailure, AttemptId, AttemptRecord, Buried, ClaimRequest, Claimed, Completed,
+    Delivery, InboxCounts, InboxStore, PostgresInbox,
 };
 use monite_webhooks::{BoxError, PostgresStore, Receiver, Verifier};
 use sqlx::PgPool;
@@ -104,18 +104,17 @@ impl InboxStore for Faulty {
         (self.fault)(Call::Claim)?;
         self.inbox.claim(request).await
     }
-    async fn heartbeat(&self, held: &[(i64, i32)], lease: Duration) -> Result<usize, BoxError> {
+    async fn heartbeat(&self, held: &[AttemptId], lease: Duration) -> Result<usize, BoxError> {
         (self.fault)(Call::Heartbeat)?;
         self.inbox.heartbeat(held, lease).await
     }
     async fn complete(
         &self,
-        id: i64,
-        attempt: i32,
-        report: &AttemptReport<'_>,
+        attempt: AttemptId,
+        record: &AttemptRecord<'_>,
     ) -> Result<bool, BoxError> {
         (self.fault)(Call::Complete)?;
-        self.inbox.complete(id, attempt, report).await
+        self.inbox.complete(attempt, record).await
     }
     async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
         (self.fault)(Call::CompleteBatch)?;
@@ -123,15 +122,14 @@ impl InboxStore for Faulty {
     }
     async fn fail(
         &self,
-        id: i64,
-        attempt: i32,
-        report: &AttemptReport<'_>,
+        attempt: AttemptId,
+        record: &AttemptRecord<'_>,
         next: AfterFailure,
     ) -> Result<bool, BoxError> {
         (self.fault)(Call::Fail)?;
-        self.inbox.fail(id, attempt, report, next).await
+        self.inbox.fail(attempt, record, next).await
     }
-    async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, BoxError> {
+    async fn release(&self, worker: &str, held: &[AttemptId]) -> Result<u64, BoxError> {
         (self.fault)(Call::Release)?;
         self.inbox.release(worker, held).await
     }
@@ -153,7 +151,7 @@ impl InboxStore for Faulty {
         (self.fault)(Call::Prune)?;
         self.inbox.prune(retention, limit).await
     }
-    async fn sample(&self) -> Result<Option<InboxSample>, BoxError> {
+    async fn sample(&self) -> Result<Option<InboxCounts>, BoxError> {
         (self.fault)(Call::Sample)?;
         self.inbox.sample().await
     }

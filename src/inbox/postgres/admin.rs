@@ -1,14 +1,16 @@
 //! What an operator does with the inbox: its status, its events, pausing, pruning the
-//! done and purging the dead (retrying and replaying are in `replay`). The command line's
+//! done and purging the dead (retrying and requeuing are in `requeue`). The command line's
 //! `inbox` runs these.
 
 use std::time::Duration;
 
-use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row as _};
 
 use super::PostgresInbox;
 use crate::error::{Error, ErrorKind, Result};
+use crate::inbox::counts::InboxCounts;
+use crate::inbox::row::InboxEvent;
+use crate::inbox::state::InboxState;
 use crate::inbox::store::MIN_DONE_RETENTION;
 
 /// Ages past this are older than any row: PostgreSQL's timestamps begin in 4713 BC, so
@@ -21,79 +23,44 @@ fn age_millis(age: Duration) -> Option<i64> {
     (age <= OLDEST_AGE).then(|| i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// How many events are in each state, and how long the oldest pending one has waited.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct InboxStatus {
-    /// Waiting for a worker, first attempt.
-    pub pending: i64,
-    /// Waiting for a retry after a failed attempt.
-    pub retrying: i64,
-    /// Held by a worker now.
-    pub running: i64,
-    /// Handled.
-    pub done: i64,
-    /// Out of attempts, or poison: see `last_error`.
-    pub dead: i64,
-    /// Seconds since the oldest pending (or retrying) event was received.
-    pub oldest_pending_seconds: Option<i64>,
-}
-
-/// One event of the inbox, as an operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct InboxEvent {
-    /// The row's id: what `retry` and `show` take.
-    pub id: i64,
-    /// Monite's event id.
-    pub event_id: Option<String>,
-    /// The object type, such as `payable`.
-    pub object_type: String,
-    /// The event, such as `payable.created`.
-    pub event: String,
-    /// `pending`, `running`, `done` or `dead`.
-    pub state: String,
-    /// Attempts so far.
-    pub attempt: i32,
-    /// When it was accepted, RFC 3339.
-    pub received_at: String,
-    /// The last attempt's error.
-    pub last_error: Option<String>,
-}
-
 const EVENT_COLUMNS: &str = "id, event_id, object_type, event, state, attempt, \
-     to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), last_error";
+     (extract(epoch FROM received_at) * 1000000)::bigint, last_error";
 
 pub(super) fn unavailable(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
     move |e| Error::new(ErrorKind::StoreUnavailable, format!("cannot {what}: {e}")).with_source(e)
 }
 
 fn event_of(row: &sqlx::postgres::PgRow) -> std::result::Result<InboxEvent, sqlx::Error> {
-    Ok(InboxEvent {
-        id: row.try_get(0)?,
-        event_id: row.try_get(1)?,
-        object_type: row.try_get(2)?,
-        event: row.try_get(3)?,
-        state: row.try_get(4)?,
-        attempt: row.try_get(5)?,
-        received_at: row.try_get(6)?,
-        last_error: row.try_get(7)?,
-    })
+    let micros: i64 = row.try_get(6)?;
+    let received_at =
+        jiff::Timestamp::from_microsecond(micros).map_err(|e| sqlx::Error::Decode(e.into()))?;
+    let mut event = InboxEvent::new(
+        row.try_get(0)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        InboxState::from(row.try_get::<&str, _>(4)?),
+        received_at,
+    );
+    event.event_id = row.try_get(1)?;
+    event.attempt = row.try_get(5)?;
+    event.last_error = row.try_get(7)?;
+    Ok(event)
 }
 
 impl PostgresInbox {
-    /// Counts by state, and the age of the oldest pending event.
+    /// Counts by state, done events included, and the age of the oldest pending event.
     ///
     /// # Errors
     /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
-    pub async fn status(&self) -> Result<InboxStatus> {
+    pub async fn status(&self) -> Result<InboxCounts> {
         let sql = format!(
-            "SELECT count(*) FILTER (WHERE state = 'pending' AND attempt = attempt_base), \
+            "SELECT count(*) FILTER (WHERE state = 'pending'), \
                count(*) FILTER (WHERE state = 'pending' AND attempt > attempt_base), \
                count(*) FILTER (WHERE state = 'running'), \
                count(*) FILTER (WHERE state = 'done'), \
                count(*) FILTER (WHERE state = 'dead'), \
-               extract(epoch FROM now() - min(received_at) FILTER (WHERE state = 'pending'))::bigint \
+               (extract(epoch FROM now() - min(received_at) FILTER (WHERE state = 'pending')) \
+                 * 1000)::bigint \
              FROM {} WHERE namespace = $1",
             self.events_table()
         );
@@ -102,22 +69,18 @@ impl PostgresInbox {
             .fetch_one(self.store().pool())
             .await
             .map_err(unavailable("read the inbox's status"))?;
-        let get = |i| row.try_get::<i64, _>(i).unwrap_or(0);
-        Ok(InboxStatus {
-            pending: get(0),
-            retrying: get(1),
-            running: get(2),
-            done: get(3),
-            dead: get(4),
-            oldest_pending_seconds: row.try_get(5).unwrap_or(None),
-        })
+        let get = |i| row.try_get::<i64, _>(i).unwrap_or(0).unsigned_abs();
+        let oldest: Option<i64> = row.try_get(5).unwrap_or(None);
+        Ok(InboxCounts::new(get(0), get(1), get(2), get(4))
+            .with_done(get(3))
+            .with_oldest_pending(oldest.map(|ms| Duration::from_millis(ms.unsigned_abs()))))
     }
 
     /// Up to `limit` events, newest first, in `state` if given.
     ///
     /// # Errors
     /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
-    pub async fn list(&self, state: Option<&str>, limit: i64) -> Result<Vec<InboxEvent>> {
+    pub async fn list(&self, state: Option<&InboxState>, limit: i64) -> Result<Vec<InboxEvent>> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM {} WHERE namespace = $1 \
              AND ($2::text IS NULL OR state = $2) ORDER BY id DESC LIMIT $3",
@@ -125,7 +88,7 @@ impl PostgresInbox {
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(&**self.store().namespace())
-            .bind(state)
+            .bind(state.map(InboxState::as_str))
             .bind(limit)
             .fetch_all(self.store().pool())
             .await
@@ -232,19 +195,22 @@ impl PostgresInbox {
         let sql = format!(
             "DELETE FROM {events} WHERE id IN (SELECT id FROM {events} WHERE namespace = $1 \
                AND state = '{state}' AND received_at < now() - $2 * interval '1 millisecond' \
-               LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+               LIMIT $3 FOR UPDATE SKIP LOCKED)",
             events = self.events_table()
         );
         let mut deleted = 0;
         while deleted < limit {
+            // The last batch only what is left of `limit`: never more than asked.
+            let most = (limit - deleted).min(1000);
             let batch = sqlx::query(AssertSqlSafe(sql.clone()))
                 .bind(&**self.store().namespace())
                 .bind(age)
+                .bind(i64::try_from(most).unwrap_or(1000))
                 .execute(self.store().pool())
                 .await?
                 .rows_affected();
             deleted += batch;
-            if batch < 1000 {
+            if batch < most {
                 break;
             }
         }

@@ -2,7 +2,7 @@
 
 mod admin;
 mod complete_tx;
-mod replay;
+mod requeue;
 mod sql;
 mod wake;
 
@@ -14,14 +14,14 @@ use bytes::Bytes;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row as _};
 
-pub use self::admin::{InboxEvent, InboxStatus};
 pub(crate) use self::complete_tx::{Marked, begin_attempt, current_attempt, mark_done_in};
-pub use self::replay::{REPLAY_BATCH, ReplayCounts, ReplayFilter, ReplayProgress};
+pub use self::requeue::{REQUEUE_BATCH, RequeueCounts, RequeueFilter, RequeueProgress};
 use self::sql::Statements;
 use self::wake::Wake;
+use super::counts::InboxCounts;
 use super::store::{
-    Accepted, AfterFailure, AttemptReport, Buried, ClaimRequest, Claimed, Completed, Delivery,
-    InboxSample, InboxStore, MIN_DONE_RETENTION,
+    Accepted, AfterFailure, AttemptId, AttemptRecord, Buried, ClaimRequest, Claimed, Completed,
+    Delivery, InboxStore, MIN_DONE_RETENTION,
 };
 use crate::error::{BoxError, ErrorKind, Result};
 use crate::idempotency::PostgresStore;
@@ -172,6 +172,11 @@ fn text(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The row ids and the attempt numbers of `held`, as two arrays to bind.
+fn unzip(held: &[AttemptId]) -> (Vec<i64>, Vec<i32>) {
+    held.iter().map(|a| (a.row, a.attempt)).unzip()
+}
+
 impl PostgresInbox {
     /// Frees the lapsed leases: a row for each, with the body of those it buried.
     async fn rescued(
@@ -235,8 +240,7 @@ impl InboxStore for PostgresInbox {
         rows.into_iter()
             .map(|row| {
                 Ok(Claimed {
-                    id: row.try_get(0)?,
-                    attempt: row.try_get(1)?,
+                    attempt: AttemptId::new(row.try_get(0)?, row.try_get(1)?),
                     tries: row.try_get(2)?,
                     body: Bytes::from(row.try_get::<Vec<u8>, _>(3)?),
                     retry_unhandled: row.try_get(4)?,
@@ -246,8 +250,8 @@ impl InboxStore for PostgresInbox {
             .map_err(Into::into)
     }
 
-    async fn heartbeat(&self, held: &[(i64, i32)], lease: Duration) -> Result<usize, BoxError> {
-        let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
+    async fn heartbeat(&self, held: &[AttemptId], lease: Duration) -> Result<usize, BoxError> {
+        let (ids, attempts) = unzip(held);
         let extended = sqlx::query(self.inner.sql.heartbeat.sql())
             .bind(ids)
             .bind(attempts)
@@ -260,22 +264,20 @@ impl InboxStore for PostgresInbox {
 
     async fn complete(
         &self,
-        id: i64,
-        attempt: i32,
-        report: &AttemptReport<'_>,
+        attempt: AttemptId,
+        record: &AttemptRecord<'_>,
     ) -> Result<bool, BoxError> {
         let completed = Completed {
-            id,
             attempt,
-            duration: report.duration,
+            duration: record.duration,
         };
-        let marked = self.complete_batch(report.worker, &[completed]).await?;
+        let marked = self.complete_batch(record.worker, &[completed]).await?;
         Ok(!marked.is_empty())
     }
 
     async fn complete_batch(&self, worker: &str, done: &[Completed]) -> Result<Vec<i64>, BoxError> {
-        let ids: Vec<i64> = done.iter().map(|c| c.id).collect();
-        let attempts: Vec<i32> = done.iter().map(|c| c.attempt).collect();
+        let ids: Vec<i64> = done.iter().map(|c| c.attempt.row).collect();
+        let attempts: Vec<i32> = done.iter().map(|c| c.attempt.attempt).collect();
         let durations: Vec<i64> = done.iter().map(|c| duration_millis(c.duration)).collect();
         let marked = sqlx::query_scalar(self.inner.sql.complete_batch.sql())
             .bind(ids)
@@ -289,9 +291,8 @@ impl InboxStore for PostgresInbox {
 
     async fn fail(
         &self,
-        id: i64,
-        attempt: i32,
-        report: &AttemptReport<'_>,
+        attempt: AttemptId,
+        record: &AttemptRecord<'_>,
         next: AfterFailure,
     ) -> Result<bool, BoxError> {
         let (state, delay) = match next {
@@ -299,20 +300,20 @@ impl InboxStore for PostgresInbox {
             AfterFailure::Dead => ("dead", Duration::ZERO),
         };
         let failed = sqlx::query(self.inner.sql.fail.sql())
-            .bind(id)
-            .bind(attempt)
-            .bind(report.worker)
-            .bind(duration_millis(report.duration))
+            .bind(attempt.row)
+            .bind(attempt.attempt)
+            .bind(record.worker)
+            .bind(duration_millis(record.duration))
             .bind(state)
             .bind(span_millis(delay))
-            .bind(report.error.map(text))
+            .bind(record.error.map(text))
             .fetch_optional(self.inner.store.pool())
             .await?;
         Ok(failed.is_some())
     }
 
-    async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, BoxError> {
-        let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
+    async fn release(&self, worker: &str, held: &[AttemptId]) -> Result<u64, BoxError> {
+        let (ids, attempts) = unzip(held);
         let released = sqlx::query(self.inner.sql.release.sql())
             .bind(ids)
             .bind(attempts)
@@ -338,8 +339,7 @@ impl InboxStore for PostgresInbox {
             // Only a buried row comes with its body.
             if let Some(body) = row.try_get::<Option<Vec<u8>>, _>(4)? {
                 buried.push(Buried::new(
-                    row.try_get(0)?,
-                    row.try_get(1)?,
+                    AttemptId::new(row.try_get(0)?, row.try_get(1)?),
                     row.try_get(2)?,
                     row.try_get(3)?,
                     Bytes::from(body),
@@ -354,19 +354,18 @@ impl InboxStore for PostgresInbox {
         Ok(self.delete_old_at_most("done", retention, limit).await?)
     }
 
-    async fn sample(&self) -> Result<Option<InboxSample>, BoxError> {
+    async fn sample(&self) -> Result<Option<InboxCounts>, BoxError> {
         let row = sqlx::query(self.inner.sql.sample.sql())
             .bind(&**self.inner.store.namespace())
             .fetch_one(self.inner.store.pool())
             .await?;
+        let count = |i| row.try_get::<i64, _>(i).map(i64::unsigned_abs);
         let oldest: Option<i64> = row.try_get(4)?;
-        Ok(Some(InboxSample::new(
-            row.try_get(0)?,
-            row.try_get(1)?,
-            row.try_get(2)?,
-            row.try_get(3)?,
-            oldest.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
-        )))
+        Ok(Some(
+            InboxCounts::new(count(0)?, count(1)?, count(2)?, count(3)?).with_oldest_pending(
+                oldest.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+            ),
+        ))
     }
 
     fn transactional_table(&self) -> Option<&str> {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use monite_webhooks::inbox::PostgresInbox;
+use monite_webhooks::inbox::{InboxState, PostgresInbox};
 
 use crate::failure::Failure;
 use crate::output::Output;
@@ -23,7 +23,8 @@ pub(crate) async fn run(
     args: &ListArgs,
     output: Output,
 ) -> Result<ExitCode, Failure> {
-    let events = inbox.list(args.state.as_deref(), args.limit).await?;
+    let state = args.state.as_deref().map(InboxState::from);
+    let events = inbox.list(state.as_ref(), args.limit).await?;
     output.print(&events, |events| events.iter().for_each(super::print_row));
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 mod list;
 mod pause;
 mod purge;
-mod replay;
+mod requeue;
 mod retry;
 mod show;
 mod status;
@@ -39,8 +39,9 @@ enum InboxCommand {
     Retry(retry::RetryArgs),
     /// Make every matching event pending again, below live events: dead ones unless
     /// `--state` says otherwise. Prints the matching events by state first; only counts
-    /// with `--dry-run`.
-    Replay(replay::ReplayArgs),
+    /// with `--dry-run`. Also `replay`, its older name.
+    #[command(visible_alias = "replay")]
+    Requeue(requeue::RequeueArgs),
     /// Delete dead events received before an age.
     Purge(purge::PurgeArgs),
     /// Stop every worker of the namespace, in every process, from claiming; accepting
@@ -59,7 +60,7 @@ pub(crate) async fn run(args: InboxArgs, output: Output) -> Result<ExitCode, Fai
         InboxCommand::List(args) => list::run(&inbox, &args, output).await,
         InboxCommand::Show(args) => show::run(&inbox, &args, output).await,
         InboxCommand::Retry(args) => retry::run(&inbox, &args, output).await,
-        InboxCommand::Replay(args) => replay::run(&inbox, &args, output).await,
+        InboxCommand::Requeue(args) => requeue::run(&inbox, &args, output).await,
         InboxCommand::Purge(args) => purge::run(&inbox, &args, output).await,
         InboxCommand::Pause => pause::run(&inbox, namespace, true, output).await,
         InboxCommand::Resume => pause::run(&inbox, namespace, false, output).await,
@@ -69,12 +70,12 @@ pub(crate) async fn run(args: InboxArgs, output: Output) -> Result<ExitCode, Fai
 /// One event on one line, as `list` and `show` print it.
 fn print_row(event: &InboxEvent) {
     println!(
-        "{:>8}  {:<8} {:>3}  {}  {:<32} {}",
+        "{:>8}  {:<8} {:>3}  {:.3}  {:<32} {}",
         event.id,
-        event.state,
+        event.state.as_str(),
         event.attempt,
         event.received_at,
-        event.event,
+        event.action(),
         event.event_id.as_deref().unwrap_or("-"),
     );
 }
