@@ -16,7 +16,7 @@ fn the_rules_name_only_metrics_the_crate_records() {
     let recorded: String = [
         "src/observe/metrics.rs",
         "src/observe/metrics/reconcile.rs",
-        "src/inbox/metrics.rs",
+        "src/observe/metrics/inbox.rs",
     ]
     .iter()
     .map(|source| {
