@@ -85,11 +85,9 @@ impl Inbox {
             headers: &kept,
             retry_unhandled: self.retry_unhandled,
         };
-        #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();
         let result = self.store.accept(&delivery).await;
-        #[cfg(feature = "metrics")]
-        super::metrics::accepted(
+        crate::observe::inbox::accepted(
             result
                 .as_ref()
                 .ok()

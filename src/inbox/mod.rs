@@ -54,9 +54,3 @@ pub use self::worker::{
     BatchSummary, DEFAULT_ATTEMPT_LEASE, DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_MAX_LAPSES,
     MAX_POLL_INTERVAL, PRUNE_INTERVAL, SAMPLE_INTERVAL, Workers, WorkersBuilder, WorkersHandle,
 };
-
-// The path accept.rs counts its writes through, until it calls `observe::inbox` itself.
-#[cfg(feature = "metrics")]
-mod metrics {
-    pub(super) use crate::observe::inbox::accepted;
-}
