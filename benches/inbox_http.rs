@@ -45,7 +45,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use monite_webhooks::inbox::{Inbox, PostgresInbox, Workers};
+use monite_webhooks::inbox::{PostgresInbox, Workers};
 use monite_webhooks::testing::signed_request;
 use monite_webhooks::{Dispatcher, Event, ObjectType, PostgresStore, Receiver, Secret, Verifier};
 use monite_webhooks_testkit::pg::PgServer;
@@ -285,9 +285,7 @@ fn inbox(runtime: &Runtime, url: &str, namespace: &str) -> (PostgresInbox, PgPoo
 }
 
 fn inbox_receiver(inbox: &PostgresInbox) -> Receiver {
-    Receiver::builder(verifier(), Dispatcher::builder())
-        .inbox(Inbox::new(inbox.clone()))
-        .build()
+    Receiver::inbox_builder(verifier(), inbox.clone()).build()
 }
 
 /// Acceptance to handling at 1,000/s offered, 4 workers (batch 32) in the server's process.
@@ -405,7 +403,7 @@ fn drain_by_processes(server: &Runtime, url: &str, batch: usize) {
     let namespace = format!("procs{batch}");
     let (inbox, pool) = inbox(server, url, &namespace);
     server.block_on(async {
-        let accept = Inbox::new(inbox);
+        let accept = Receiver::inbox_builder(verifier(), inbox).build();
         let lanes: Vec<_> = (0..16)
             .map(|lane| {
                 let accept = accept.clone();
@@ -413,8 +411,7 @@ fn drain_by_processes(server: &Runtime, url: &str, batch: usize) {
                 tokio::spawn(async move {
                     for n in (lane..DRAIN_EVENTS).step_by(16) {
                         let event = Event::parse(envelope(&namespace, n)).unwrap();
-                        let no_headers: &[(&str, &str)] = &[];
-                        accept.accept(&event, no_headers).await.unwrap();
+                        accept.receive_event(event).await.unwrap();
                     }
                 })
             })

@@ -19,9 +19,9 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monite_webhooks::inbox::{Inbox, PostgresInbox, Workers};
+use monite_webhooks::inbox::{PostgresInbox, Workers};
 use monite_webhooks::testing::signed_request;
-use monite_webhooks::{Dispatcher, PostgresStore, Receiver, Secret, Verifier};
+use monite_webhooks::{PostgresStore, Receiver, Secret, Verifier};
 use monite_webhooks_testkit::pg::PgServer;
 use sqlx::PgPool;
 use support::{SECRET, envelope, noop_dispatcher, percentile, wait_done};
@@ -104,9 +104,7 @@ async fn main() {
         let store = PostgresStore::connect(&url, namespace).await.unwrap();
         let inbox = PostgresInbox::new(&store);
         inbox.ensure_schema().await.unwrap();
-        let receiver = Receiver::builder(verifier(), Dispatcher::builder())
-            .inbox(Inbox::new(inbox.clone()))
-            .build();
+        let receiver = Receiver::inbox_builder(verifier(), inbox.clone()).build();
         let wal_before = wal_lsn(&pool).await;
         let (latencies, rate) = deliver(&receiver, namespace, count, 16).await;
         let wal_accepted = wal_lsn(&pool).await;
@@ -139,11 +137,7 @@ async fn main() {
     // Acceptance to done while accepting at the same time: 4 workers, batch 32.
     let store = PostgresStore::connect(&url, "live").await.unwrap();
     let inbox = PostgresInbox::new(&store);
-    let receiver = Arc::new(
-        Receiver::builder(verifier(), Dispatcher::builder())
-            .inbox(Inbox::new(inbox.clone()))
-            .build(),
-    );
+    let receiver = Arc::new(Receiver::inbox_builder(verifier(), inbox.clone()).build());
     let handle = Workers::builder(inbox, noop_dispatcher())
         .concurrency(4)
         .batch(32)

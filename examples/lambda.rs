@@ -14,7 +14,7 @@
 //! Each handled event is printed as one JSON line (to CloudWatch Logs). The idempotency
 //! store is in memory, so it only covers retries that reach the same warm instance: give
 //! the receiver a shared store (`RedisStore`, or your own over DynamoDB) in production.
-//! tests/lambda.rs runs this program against a local Lambda Runtime API.
+//! tests/adapters/lambda.rs runs this program against a local Lambda Runtime API.
 
 #![allow(
     clippy::print_stdout,

@@ -28,6 +28,8 @@ check index.html metrics
 check index.html jiff
 check inbox/index.html postgres
 check client/index.html client
+check reconcile/index.html client
+check watchdog/index.html client
 check idempotency/struct.RedisStore.html redis
 check idempotency/struct.PostgresStore.html postgres
 check event/struct.Event.html jiff

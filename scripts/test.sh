@@ -18,7 +18,7 @@ install redis-server redis-server "the Redis store tests run against a real serv
 # loopback port). Debian keeps initdb off PATH; pg_ctlcluster comes with the package.
 install pg_ctlcluster postgresql "the PostgreSQL store tests run against a real server"
 install valgrind valgrind "the core must run under valgrind"
-# alerts/ is checked by `promtool check rules` when it can be installed; tests/reconcile_alerts.rs
+# alerts/ is checked by `promtool check rules` when it can be installed; tests/receive/alerts.rs
 # skips that check with a message otherwise.
 install promtool prometheus "the alert rules are checked with promtool" ||
     echo "promtool could not be installed: the alert rules check is skipped" >&2

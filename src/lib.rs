@@ -48,12 +48,12 @@
 //! |---|---|
 //! | `axum` | `axum::route` mounts the receiver in a `Router`; `axum::VerifiedEvent` extracts a verified event |
 //! | `actix-web` | `actix::resource` mounts it in an `App` or `Scope`; `actix::VerifiedEvent` likewise |
-//! | `client` | `client::Client`: subscriptions and their secrets, `GET /events` recovery through the receiver, the delivery log |
+//! | `client` | `client::Client`: subscriptions and their secrets, `GET /events` recovery through the receiver, the delivery log; `reconcile::Reconciler`, which sweeps every entity's events continuously, and `watchdog::Watchdog`, which watches the subscriptions |
 //! | `redis` | `RedisStore`: idempotency shared by every replica through Redis |
 //! | `postgres` | `PostgresStore`: idempotency in your PostgreSQL (sqlx 0.9), and `PostgresStore::transactional` handlers whose writes commit with the event's done mark; `inbox`: acknowledge once written, handle with workers |
 //! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
 //! | `tower` | [`Receiver`] is a `tower::Service` for any `http_body::Body` (hyper, AWS Lambda, axum's `route_service`, any tower stack); `tower::VerifyLayer` verifies in front of your own service |
-//! | `metrics` | `metrics`: deliveries by outcome and status, rejections by reason, handler duration, idempotency store latency and failures, and the inbox's backlog gauges and attempt counters (with `postgres`), through the `metrics` facade |
+//! | `metrics` | `metrics`: deliveries by outcome and status, rejections by reason, handler duration, idempotency store latency and failures, the reconciler's and the watchdog's series (with `client`), and the inbox's backlog gauges and attempt counters (with `postgres`), through the `metrics` facade |
 //!
 //! # Security
 //!
@@ -78,6 +78,12 @@ pub mod idempotency;
 pub mod inbox;
 // The pipeline: the stages above composed, request in, response out.
 pub mod receive;
+// Or: events swept from `GET /events` through the receiver, and subscriptions watched
+// (behind `client`, Monite's API being how both reach Monite).
+#[cfg(feature = "client")]
+pub mod reconcile;
+#[cfg(feature = "client")]
+pub mod watchdog;
 
 // The adapters, each behind its feature.
 #[cfg(feature = "actix-web")]
@@ -123,6 +129,8 @@ mod outcome;
 // The service's own PostgreSQL, as every store on it uses it.
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "client")]
+mod stop;
 
 #[cfg(fuzzing)]
 #[doc(hidden)]
@@ -179,6 +187,10 @@ mod tests {
         assert_shared::<inbox::Workers>();
         #[cfg(feature = "client")]
         assert_shared::<client::Client>();
+        #[cfg(feature = "client")]
+        assert_shared::<reconcile::Reconciler>();
+        #[cfg(feature = "client")]
+        assert_shared::<watchdog::Watchdog>();
         #[cfg(feature = "tower")]
         assert_shared::<tower::VerifyLayer>();
         assert_shared::<receive::SystemClock>();

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use common::run;
 use monite_webhooks::inbox::{
-    ClaimRequest, Inbox, InboxStore as _, PostgresInbox, RetrySchedule, Workers,
+    ClaimRequest, InboxStore as _, PostgresInbox, RetrySchedule, Workers,
 };
-use monite_webhooks::{Dispatcher, Event, ObjectType, PostgresStore};
+use monite_webhooks::{Dispatcher, Event, ObjectType, PostgresStore, Receiver, Secret, Verifier};
 use monite_webhooks_testkit::pg;
 
 fn envelope(n: usize, object_type: &str) -> String {
@@ -29,8 +29,11 @@ async fn filled(url: &str) -> PostgresInbox {
     let store = PostgresStore::connect(url, "cli").await.unwrap();
     let inbox = PostgresInbox::new(&store);
     inbox.ensure_schema().await.unwrap();
-    let accept = Inbox::new(inbox.clone());
-    let no_headers: &[(&str, &str)] = &[];
+    let accept = Receiver::inbox_builder(
+        Verifier::new(Secret::new("whsec_cli_inbox").unwrap()),
+        inbox.clone(),
+    )
+    .build();
     for (n, object_type) in [
         (1, "payable"),
         (2, "payable"),
@@ -38,7 +41,7 @@ async fn filled(url: &str) -> PostgresInbox {
         (4, "counterpart"),
     ] {
         let event = Event::parse(envelope(n, object_type)).unwrap();
-        accept.accept(&event, no_headers).await.unwrap();
+        accept.receive_event(event).await.unwrap();
     }
     let dispatcher = Dispatcher::builder()
         .on_object(ObjectType::Payable, |_: Event| async {})

@@ -3,7 +3,8 @@
 //! watchdog run in the background, their reports in the logs. Checkpoints go to
 //! PostgreSQL when `DATABASE_URL` is set, to Redis when `REDIS_URL` is. Without either the
 //! idempotency store is in memory, so only the watchdog runs: a reconciler over it would
-//! run the last lookback's events again after every restart.
+//! run the last lookback's events again after every restart. Both stop with the server
+//! ([`Background::shutdown`]): the entity being swept finishes and its checkpoint is saved.
 
 use monite_webhooks::{BoxError, Receiver, ReceiverBuilder};
 
@@ -13,18 +14,58 @@ pub(crate) fn wanted() -> bool {
     set("MONITE_CLIENT_ID") && set("MONITE_CLIENT_SECRET")
 }
 
+/// The reconciler and the watchdog, when they run.
+#[derive(Default)]
+pub(crate) struct Background {
+    #[cfg(feature = "client")]
+    reconciler: Option<monite_webhooks::reconcile::ReconcilerHandle>,
+    #[cfg(feature = "client")]
+    watchdog: Option<monite_webhooks::watchdog::WatchdogHandle>,
+}
+
+impl Background {
+    /// Stops the reconciler (the entity being swept finishes, the checkpoints reached are
+    /// saved) and the watchdog (the check in progress finishes), both at once.
+    pub(crate) async fn shutdown(self) {
+        #[cfg(feature = "client")]
+        {
+            let stopped = match (&self.reconciler, &self.watchdog) {
+                (None, None) => return,
+                (Some(_), _) => "reconciler and subscription watchdog",
+                (None, Some(_)) => "subscription watchdog",
+            };
+            let reconciler = async {
+                if let Some(reconciler) = self.reconciler {
+                    reconciler.shutdown().await;
+                }
+            };
+            let watchdog = async {
+                if let Some(watchdog) = self.watchdog {
+                    watchdog.shutdown().await;
+                }
+            };
+            tokio::join!(reconciler, watchdog);
+            tracing::info!("background stopped: {stopped}");
+        }
+    }
+}
+
 #[cfg(feature = "client")]
 mod running {
+    use std::sync::{Arc, OnceLock};
     use std::time::Duration;
 
-    use monite_webhooks::client::reconcile::{Reconciler, WATCH_EVERY, Watchdog};
     use monite_webhooks::client::{Client, Environment};
-    use monite_webhooks::{BoxError, Receiver};
+    use monite_webhooks::reconcile::Reconciler;
+    use monite_webhooks::watchdog::{WATCH_EVERY, Watchdog};
+    use monite_webhooks::{BoxError, Receiver, ReceiverBuilder};
+
+    use super::Background;
 
     /// How often the reconciler starts a cycle.
     const CYCLE_EVERY: Duration = Duration::from_secs(5 * 60);
 
-    pub(crate) fn client() -> Result<Client, BoxError> {
+    fn client() -> Result<Client, BoxError> {
         let var = |name: &str| std::env::var(name).unwrap_or_default().trim().to_owned();
         let environment: Environment = var("MONITE_ENVIRONMENT").parse()?;
         Ok(Client::builder(environment)
@@ -32,39 +73,70 @@ mod running {
             .build()?)
     }
 
-    pub(crate) fn watchdog(client: Client) -> Watchdog {
-        Watchdog::new(client)
-            .reenable(true)
-            .on_report(|report| tracing::warn!("{report}"))
-    }
-
-    pub(crate) async fn start(
-        receiver: Receiver,
-        client: Client,
-        watchdog: Watchdog,
-    ) -> Result<(), BoxError> {
+    /// The receiver, and with `run` the reconciler and the watchdog started over it.
+    pub(crate) async fn build(
+        builder: ReceiverBuilder,
+        run: bool,
+    ) -> Result<(Receiver, Background), BoxError> {
+        if !run {
+            return Ok((builder.build(), Background::default()));
+        }
+        let client = client()?;
+        // The watchdog needs the reconciler (for deep sweeps), which needs the receiver:
+        // the receiver's failures go to the watchdog once it is built, before any request.
+        let watchdog: Arc<OnceLock<Watchdog>> = Arc::default();
+        let recording = Arc::clone(&watchdog);
+        let receiver = builder
+            .on_failure(move |event, _| {
+                if let (Some(watchdog), Some(id)) =
+                    (recording.get(), event.webhook_subscription_id())
+                {
+                    watchdog.record_failure(id);
+                }
+            })
+            .build();
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let builder = match (var("DATABASE_URL"), var("REDIS_URL")) {
-            (Some(url), _) => postgres(receiver, client.clone(), url.trim()).await?,
-            (None, Some(url)) => redis(receiver, client.clone(), url.trim()).await?,
+        let reconciler = match (var("DATABASE_URL"), var("REDIS_URL")) {
+            (Some(url), _) => Some(postgres(receiver.clone(), client.clone(), url.trim()).await?),
+            (None, Some(url)) => Some(redis(receiver.clone(), client.clone(), url.trim()).await?),
             (None, None) => {
                 // Never the in-memory store with the reconciler (see the module's doc).
                 tracing::warn!(
                     "reconciler not started: set DATABASE_URL or REDIS_URL, so that what was \
                      handled is remembered across restarts; the subscription watchdog runs"
                 );
-                tokio::spawn(async move { watchdog.run(WATCH_EVERY).await });
-                return Ok(());
+                None
             }
         };
-        let reconciler = builder
-            .on_report(|report| tracing::warn!("{report}"))
-            .build()?;
-        let watchdog = watchdog.deep_sweep_with(reconciler.clone());
-        tokio::spawn(async move { reconciler.run(CYCLE_EVERY).await });
-        tokio::spawn(async move { watchdog.run(WATCH_EVERY).await });
-        tracing::info!("reconciler (every 5 min) and subscription watchdog (every minute) started");
-        Ok(())
+        let reconciler = reconciler
+            .map(|builder| {
+                builder
+                    .every(CYCLE_EVERY)
+                    .on_report(|report| tracing::warn!("{report}"))
+                    .build()
+            })
+            .transpose()?;
+        let mut checks = Watchdog::builder(client)
+            .reenable(true)
+            .every(WATCH_EVERY)
+            .on_report(|report| tracing::warn!("{report}"));
+        if let Some(reconciler) = &reconciler {
+            checks = checks.deep_sweep_with(reconciler.clone());
+        }
+        let checks = checks.build()?;
+        let _ = watchdog.set(checks.clone());
+        let background = Background {
+            reconciler: reconciler.as_ref().map(Reconciler::start),
+            watchdog: Some(checks.start()),
+        };
+        if reconciler.is_some() {
+            tracing::info!(
+                "reconciler (every 5 min) and subscription watchdog (every minute) started"
+            );
+        } else {
+            tracing::info!("subscription watchdog (every minute) started");
+        }
+        Ok((receiver, background))
     }
 
     #[cfg(feature = "postgres")]
@@ -72,8 +144,8 @@ mod running {
         receiver: Receiver,
         client: Client,
         url: &str,
-    ) -> Result<monite_webhooks::client::reconcile::ReconcilerBuilder, BoxError> {
-        use monite_webhooks::client::reconcile::PostgresCheckpoints;
+    ) -> Result<monite_webhooks::reconcile::ReconcilerBuilder, BoxError> {
+        use monite_webhooks::reconcile::PostgresCheckpoints;
         tracing::info!("reconciler checkpoints: PostgreSQL (DATABASE_URL)");
         let namespace = std::env::var("MONITE_WEBHOOK_NAMESPACE")
             .unwrap_or_else(|_| super::super::EXAMPLE_NAMESPACE.to_owned());
@@ -88,8 +160,8 @@ mod running {
         receiver: Receiver,
         client: Client,
         url: &str,
-    ) -> Result<monite_webhooks::client::reconcile::ReconcilerBuilder, BoxError> {
-        use monite_webhooks::client::reconcile::RedisCheckpoints;
+    ) -> Result<monite_webhooks::reconcile::ReconcilerBuilder, BoxError> {
+        use monite_webhooks::reconcile::RedisCheckpoints;
         tracing::info!("reconciler checkpoints: Redis (REDIS_URL)");
         let connection = redis::aio::ConnectionManager::new(redis::Client::open(url)?).await?;
         let namespace = std::env::var("MONITE_WEBHOOK_NAMESPACE")
@@ -103,7 +175,7 @@ mod running {
         _: Receiver,
         _: Client,
         _: &str,
-    ) -> Result<monite_webhooks::client::reconcile::ReconcilerBuilder, BoxError> {
+    ) -> Result<monite_webhooks::reconcile::ReconcilerBuilder, BoxError> {
         Err("REDIS_URL is set, but this build has no Redis: add `--features redis`".into())
     }
 
@@ -112,7 +184,7 @@ mod running {
         _: Receiver,
         _: Client,
         _: &str,
-    ) -> Result<monite_webhooks::client::reconcile::ReconcilerBuilder, BoxError> {
+    ) -> Result<monite_webhooks::reconcile::ReconcilerBuilder, BoxError> {
         Err(
             "DATABASE_URL is set, but this build has no PostgreSQL: add `--features postgres`"
                 .into(),
@@ -120,68 +192,24 @@ mod running {
     }
 }
 
-/// The watchdog to record the receiver's failures into, when the background tasks run.
-#[cfg(feature = "client")]
-pub(crate) type Watchdog = monite_webhooks::client::reconcile::Watchdog;
-/// Without `client` there is no watchdog.
-#[cfg(not(feature = "client"))]
-pub(crate) type Watchdog = std::convert::Infallible;
-
-/// The watchdog, if the environment asks for the background tasks.
-fn watchdog() -> Result<Option<Watchdog>, BoxError> {
+/// Builds the receiver. When the environment asks for the background tasks and `run` is
+/// set, the reconciler and the watchdog start over it, and the receiver's own failures
+/// reach the watchdog (reported within a minute).
+pub(crate) async fn build_receiver(
+    builder: ReceiverBuilder,
+    run: bool,
+) -> Result<(Receiver, Background), BoxError> {
     if !wanted() {
-        return Ok(None);
+        return Ok((builder.build(), Background::default()));
     }
     #[cfg(feature = "client")]
-    return Ok(Some(running::watchdog(running::client()?)));
-    #[cfg(not(feature = "client"))]
-    Err("MONITE_CLIENT_ID is set, but this build has no API client: add `--features client`".into())
-}
-
-/// Records a failed delivery of `subscription_id` with the watchdog.
-fn record_failure(watchdog: &Watchdog, subscription_id: &str) {
-    #[cfg(feature = "client")]
-    watchdog.record_failure(subscription_id);
-    #[cfg(not(feature = "client"))]
-    let _ = (watchdog, subscription_id);
-}
-
-/// Starts the reconciler and the watchdog over `receiver`.
-async fn start(receiver: &Receiver, watchdog: Option<Watchdog>) -> Result<(), BoxError> {
-    let Some(watchdog) = watchdog else {
-        return Ok(());
-    };
-    #[cfg(feature = "client")]
-    return running::start(receiver.clone(), running::client()?, watchdog).await;
+    return running::build(builder, run).await;
     #[cfg(not(feature = "client"))]
     {
-        let _ = receiver;
-        match watchdog {}
+        let _ = (builder, run);
+        Err(
+            "MONITE_CLIENT_ID is set, but this build has no API client: add `--features client`"
+                .into(),
+        )
     }
-}
-
-/// Builds the receiver. When the environment asks for the background tasks, the
-/// receiver's own failures reach the watchdog (reported within a minute) and, with
-/// `run`, the reconciler and the watchdog start over it.
-pub(crate) async fn build_receiver(
-    mut builder: ReceiverBuilder,
-    run: bool,
-) -> Result<Receiver, BoxError> {
-    let watchdog = watchdog()?;
-    #[allow(
-        clippy::clone_on_copy,
-        reason = "without `client` the watchdog is `Infallible`"
-    )]
-    if let Some(watchdog) = watchdog.clone() {
-        builder = builder.on_failure(move |event, _| {
-            if let Some(id) = event.webhook_subscription_id() {
-                record_failure(&watchdog, id);
-            }
-        });
-    }
-    let receiver = builder.build();
-    if run {
-        start(&receiver, watchdog).await?;
-    }
-    Ok(receiver)
 }

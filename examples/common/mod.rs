@@ -44,15 +44,24 @@ pub(crate) struct Service {
     pub(crate) workers_only: bool,
     #[cfg(feature = "postgres")]
     workers: Option<monite_webhooks::inbox::WorkersHandle>,
+    /// The reconciler and the watchdog, when the environment asks for them.
+    background: background::Background,
 }
 
 impl Service {
-    /// Stops the workers, letting running handlers finish.
+    /// Stops the workers, letting running handlers finish, and the reconciler and the
+    /// watchdog, letting the entity being swept and the check in progress finish.
     pub(crate) async fn shutdown(self) {
+        let background = self.background.shutdown();
         #[cfg(feature = "postgres")]
-        if let Some(workers) = self.workers {
-            workers.shutdown().await;
-        }
+        let workers = async {
+            if let Some(workers) = self.workers {
+                workers.shutdown().await;
+            }
+        };
+        #[cfg(not(feature = "postgres"))]
+        let workers = async {};
+        tokio::join!(background, workers);
     }
 }
 
@@ -77,12 +86,16 @@ pub(crate) async fn service_from_env() -> Result<Service, BoxError> {
         (None, _) if workers_only => {
             Err("--workers-only needs MONITE_WEBHOOK_INBOX=postgres".into())
         }
-        (None, _) => Ok(Service {
-            receiver: receiver_from_env(namespace).await?,
-            workers_only,
-            #[cfg(feature = "postgres")]
-            workers: None,
-        }),
+        (None, _) => {
+            let (receiver, background) = receiver_from_env(namespace).await?;
+            Ok(Service {
+                receiver,
+                workers_only,
+                #[cfg(feature = "postgres")]
+                workers: None,
+                background,
+            })
+        }
         (Some("postgres"), Some(url)) => inbox_service(&url, namespace, workers_only).await,
         (Some("postgres"), None) => Err("MONITE_WEBHOOK_INBOX=postgres needs DATABASE_URL".into()),
         (Some(other), _) => {
@@ -97,7 +110,7 @@ async fn inbox_service(
     namespace: &str,
     workers_only: bool,
 ) -> Result<Service, BoxError> {
-    use monite_webhooks::inbox::{Inbox, PostgresInbox, Workers};
+    use monite_webhooks::inbox::{PostgresInbox, Workers};
     let count: usize = match var("MONITE_WEBHOOK_WORKERS") {
         Some(n) => n
             .parse()
@@ -133,16 +146,16 @@ async fn inbox_service(
     } else {
         None
     };
-    let builder =
-        Receiver::builder(verifier_from_env()?, Dispatcher::builder()).inbox(Inbox::new(inbox));
+    let builder = Receiver::inbox_builder(verifier_from_env()?, inbox);
     // Swept events are accepted into the inbox like deliveries, deduplicated there; a
     // delivery the inbox could not write (503) reaches the watchdog through `on_failure`,
     // and a handler's failure in the workers does not (they retry it themselves).
-    let receiver = background::build_receiver(builder, !workers_only).await?;
+    let (receiver, background) = background::build_receiver(builder, !workers_only).await?;
     Ok(Service {
         receiver,
         workers_only,
         workers,
+        background,
     })
 }
 
@@ -155,7 +168,9 @@ async fn inbox_service(_: &str, _: &str, _: bool) -> Result<Service, BoxError> {
 /// through Redis when `REDIS_URL` is, in memory otherwise. With `MONITE_CLIENT_ID` and
 /// `MONITE_CLIENT_SECRET` set (and `--features client`), the reconciler and the watchdog
 /// run in the background.
-async fn receiver_from_env(namespace: &str) -> Result<Receiver, BoxError> {
+async fn receiver_from_env(
+    namespace: &str,
+) -> Result<(Receiver, background::Background), BoxError> {
     let verifier = verifier_from_env()?;
     let (idempotency, dispatcher) = if let Some(url) = var("DATABASE_URL") {
         postgres(&url, namespace).await?
@@ -169,8 +184,7 @@ async fn receiver_from_env(namespace: &str) -> Result<Receiver, BoxError> {
         (Idempotency::new(MemoryStore::new()), dispatcher())
     };
     let builder = Receiver::builder(verifier, dispatcher).idempotency(idempotency);
-    let receiver = background::build_receiver(builder, true).await?;
-    Ok(receiver)
+    background::build_receiver(builder, true).await
 }
 
 /// With PostgreSQL, the handler is transactional.

@@ -48,7 +48,6 @@ pub mod fetch;
 mod models;
 mod pagination;
 mod rate;
-pub mod reconcile;
 mod recover;
 mod request;
 mod send;
@@ -67,7 +66,7 @@ use self::rate::Budget;
 use self::request::Redacted;
 
 pub use self::deliveries::Deliveries;
-pub use self::ensure::{EnsureReport, Ensured, SecretStatus, SubscriptionPlan};
+pub use self::ensure::{EnsureSummary, Ensured, SecretStatus, SubscriptionPlan};
 pub use self::entities::{Entities, Entity};
 pub use self::events::Events;
 pub use self::fetch::{Fetch, Resolution};

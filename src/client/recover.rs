@@ -298,7 +298,7 @@ impl<'a> Recovery<'a> {
                     }
                 };
                 progress.events += 1;
-                match self.receiver.dispatch(event).await {
+                match self.receiver.receive_event(event).await {
                     Ok(outcome) => self.count(&mut progress, &outcome, &raw)?,
                     Err(e) if e.kind() == ErrorKind::InFlight => {
                         progress.in_flight += 1;
@@ -354,7 +354,7 @@ impl Recovery<'_> {
                     Ok(event) => event,
                     Err(e) => return Err(stopped(e, progress)),
                 };
-                match self.receiver.dispatch(event).await {
+                match self.receiver.receive_event(event).await {
                     Ok(outcome) => self.count(progress, &outcome, &raw)?,
                     Err(e) if e.kind() == ErrorKind::InFlight => still.push(raw),
                     Err(e) => return Err(stopped(e, progress)),

@@ -8,7 +8,7 @@
 //! callers decode the few strings they keep) and numbers are not converted (`1e400` and
 //! 400-digit integers pass). Two differences from serde_json are deliberate: nesting past
 //! `MAX_DEPTH` is refused wherever it is, and the caller checks that the whole input is
-//! UTF-8. `tests/envelope_differential.rs` checks `Event::parse` against a serde_json model
+//! UTF-8. `tests/receive/envelope_differential.rs` checks `Event::parse` against a serde_json model
 //! of these rules.
 
 /// Nesting deeper than this (the outermost array or object is level 1) is refused, so that

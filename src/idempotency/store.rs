@@ -166,7 +166,7 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// every replica shares), so that an event handled before a restart is a duplicate
     /// after it. `false` by default: a store must say so itself.
     ///
-    /// The reconciler (`client::reconcile::Reconciler`) sweeps again, after every
+    /// The reconciler (`reconcile::Reconciler`) sweeps again, after every
     /// restart, the lookback before each saved checkpoint: over a store that forgets on
     /// restart those events would run a second time, so it refuses such a store unless
     /// told otherwise.

@@ -16,31 +16,14 @@ const KEPT_HEADERS: [&str; 3] = [SIGNATURE_HEADER, "content-type", "user-agent"]
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// What a receiver writes verified deliveries to instead of running handlers: give it to
-/// [`ReceiverBuilder::inbox`](crate::ReceiverBuilder::inbox), and run
-/// [`Workers`](super::Workers) on the same store.
+/// What an inbox receiver ([`Receiver::inbox_builder`](crate::Receiver::inbox_builder))
+/// writes verified deliveries to instead of running handlers: its store, erased.
 ///
 /// The receiver then answers `202` once the delivery is written (`200` for one already
 /// there, a duplicate) and `503` when the write fails; no handler runs before the answer.
 /// Cloning shares the store.
-///
-/// ```no_run
-/// use monite_webhooks::{Dispatcher, PostgresStore, Receiver, Secret, Verifier};
-/// use monite_webhooks::inbox::{Inbox, PostgresInbox};
-///
-/// # async fn build(pool: sqlx::PgPool) -> Result<Receiver, monite_webhooks::Error> {
-/// let inbox = PostgresInbox::new(&PostgresStore::new(pool, "billing")?);
-/// inbox.ensure_schema().await?;
-/// let receiver = Receiver::builder(
-///     Verifier::new(Secret::new("whsec_from_your_environment")?),
-///     Dispatcher::builder().build(),
-/// )
-/// .inbox(Inbox::new(inbox))
-/// .build();
-/// # Ok(receiver) }
-/// ```
 #[derive(Clone)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     store: Arc<dyn ErasedInbox>,
     // Set by the receiver from its `unhandled_status`, kept with each delivery.
     retry_unhandled: bool,
@@ -64,7 +47,7 @@ impl<S: InboxStore> ErasedInbox for S {
 
 impl Inbox {
     /// Accepts deliveries into `store`.
-    pub fn new(store: impl InboxStore) -> Self {
+    pub(crate) fn new(store: impl InboxStore) -> Self {
         Self {
             store: Arc::new(store),
             retry_unhandled: false,
@@ -82,7 +65,7 @@ impl Inbox {
     ///
     /// # Errors
     /// [`ErrorKind::StoreUnavailable`] if the write failed: answer `503`, Monite retries.
-    pub async fn accept<H: HeaderLookup + ?Sized>(
+    pub(crate) async fn accept<H: HeaderLookup + ?Sized>(
         &self,
         event: &Event,
         headers: &H,
@@ -102,11 +85,9 @@ impl Inbox {
             headers: &kept,
             retry_unhandled: self.retry_unhandled,
         };
-        #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();
         let result = self.store.accept(&delivery).await;
-        #[cfg(feature = "metrics")]
-        super::metrics::accepted(
+        crate::observe::inbox::accepted(
             result
                 .as_ref()
                 .ok()

@@ -35,14 +35,15 @@ const RESCUE_AT_MOST: usize = 1000;
 ///
 /// ```
 /// use std::time::Duration;
-/// use monite_webhooks::inbox::{Inbox, MemoryInbox, Workers};
-/// use monite_webhooks::{Dispatcher, Event, ObjectType};
+/// use monite_webhooks::inbox::{MemoryInbox, Workers};
+/// use monite_webhooks::{Dispatcher, Event, ObjectType, Receiver, Secret, Verifier};
 ///
 /// # async fn run() -> Result<(), monite_webhooks::Error> {
 /// let inbox = MemoryInbox::new();
 /// let body = r#"{"id":"e1","object_type":"payable","action":"payable.created","object":{"id":"p"}}"#;
-/// let no_headers: &[(&str, &str)] = &[];
-/// Inbox::new(inbox.clone()).accept(&Event::parse(body)?, no_headers).await?;
+/// let verifier = Verifier::new(Secret::new("whsec_from_your_environment")?);
+/// let receiver = Receiver::inbox_builder(verifier, inbox.clone()).build();
+/// receiver.receive_event(Event::parse(body)?).await?;
 /// let dispatcher = Dispatcher::builder().on_object(ObjectType::Payable, |_: Event| async {});
 /// let workers = Workers::builder(inbox.clone(), dispatcher).start()?;
 /// while inbox.status().done != Some(1) {

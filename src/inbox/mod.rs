@@ -1,8 +1,9 @@
 //! The inbox: acknowledge a delivery once it is durably written, and handle it later, at
 //! the workers' own pace, with retries, leases and a dead state.
 //!
-//! - [`Inbox`] (accept): what a receiver writes verified deliveries to, given with
-//!   [`ReceiverBuilder::inbox`](crate::ReceiverBuilder::inbox);
+//! - accepting: what a receiver built with
+//!   [`Receiver::inbox_builder`](crate::Receiver::inbox_builder) writes verified
+//!   deliveries to (accept);
 //! - [`Workers`] (worker): tasks in any number of processes running the dispatcher's
 //!   handlers over the accepted events: the builder and the handle (worker), the claim
 //!   loop (worker/run), done marks and heartbeats (worker/completer), and rescue, prune
@@ -33,7 +34,7 @@ mod store;
 mod unhandled;
 mod worker;
 
-pub use self::accept::Inbox;
+pub(crate) use self::accept::Inbox;
 pub use self::counts::InboxCounts;
 pub use self::memory::MemoryInbox;
 pub use self::postgres::{
@@ -53,9 +54,3 @@ pub use self::worker::{
     BatchSummary, DEFAULT_ATTEMPT_LEASE, DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_MAX_LAPSES,
     MAX_POLL_INTERVAL, PRUNE_INTERVAL, SAMPLE_INTERVAL, Workers, WorkersBuilder, WorkersHandle,
 };
-
-// The path accept.rs counts its writes through, until it calls `observe::inbox` itself.
-#[cfg(feature = "metrics")]
-mod metrics {
-    pub(super) use crate::observe::inbox::accepted;
-}

@@ -51,13 +51,6 @@ pub(crate) fn sampled(sample: &InboxCounts) {
 
 /// One accepting write that took `took`: `duplicate` is whether the inbox had the delivery
 /// already, `None` if the write failed.
-#[cfg_attr(
-    not(feature = "metrics"),
-    allow(
-        dead_code,
-        reason = "inbox/accept.rs calls it with `metrics` only, for now"
-    )
-)]
 pub(crate) fn accepted(duplicate: Option<bool>, took: Duration) {
     #[cfg(feature = "metrics")]
     super::metrics::inbox::accepted(duplicate, took);

@@ -25,6 +25,27 @@
 //! `tower::VerifyLayer` included; those three leave the answer to
 //! your code, so their deliveries are not in [`DELIVERIES`].
 //!
+//! With `client` too, the reconciler's and the watchdog's series; none has an entity id
+//! as a label (thousands of series): per-entity detail is in
+//! [`Reconciler::status`](crate::reconcile::Reconciler::status) and the reports.
+#![cfg_attr(feature = "client", doc = "")]
+#![cfg_attr(
+    feature = "client",
+    doc = "| metric | kind | labels | what it says |
+|---|---|---|---|
+| [`SWEEPS`] | counter | `result` (`ok`, `error`) | entity sweeps |
+| [`LAST_SUCCESS`] | gauge, Unix seconds | | the end of the last cycle in which every entity's sweep succeeded |
+| [`CYCLE_DURATION`] | histogram, seconds | | each cycle |
+| [`EVENTS_SEEN`] | counter | | events a sweep dispatched |
+| [`EVENTS_RECOVERED`] | counter | | events a sweep handled that no delivery had: missed webhooks |
+| [`GAPS_BEYOND_RETENTION`] | counter | | windows reaching past the store's retention |
+| [`SUBSCRIPTION_ENABLED`] | gauge, 0 or 1 | `object_type` (at most 42) | 0 while any subscription of that object type is disabled after the last check, else 1 |
+| [`SUBSCRIPTIONS_REENABLED`] | counter | | re-enables by the watchdog |
+| [`DELIVERIES_UNSUCCESSFUL`] | gauge | | the receiver's failed deliveries between the last two checks |
+| [`DELIVERY_LOG_FAILURES`] | counter | | failed deliveries in Monite's log, each counted once |
+| [`RATE_LIMITED`] | counter | | `429` answers from Monite |"
+)]
+//!
 //! With `postgres` too, the inbox's series: gauges its workers sample every
 //! [`SAMPLE_INTERVAL`](crate::inbox::SAMPLE_INTERVAL) (with no worker running, they are
 //! not updated), counters and histograms where things happen. No label carries an event
@@ -57,6 +78,14 @@ use http::StatusCode;
 use crate::error::{BoxError, Error, Result};
 use crate::outcome::Outcome;
 
+#[cfg(feature = "client")]
+pub(super) mod reconcile;
+#[cfg(feature = "client")]
+pub use self::reconcile::{
+    CYCLE_DURATION, DELIVERIES_UNSUCCESSFUL, DELIVERY_LOG_FAILURES, EVENTS_RECOVERED, EVENTS_SEEN,
+    GAPS_BEYOND_RETENTION, LAST_SUCCESS, RATE_LIMITED, SUBSCRIPTION_ENABLED,
+    SUBSCRIPTIONS_REENABLED, SWEEPS,
+};
 #[cfg(feature = "postgres")]
 pub(super) mod inbox;
 #[cfg(feature = "postgres")]
@@ -107,6 +136,8 @@ pub fn describe() {
         Unit::Count,
         "Idempotency store calls that failed, by operation"
     );
+    #[cfg(feature = "client")]
+    reconcile::describe();
     #[cfg(feature = "postgres")]
     inbox::describe();
 }

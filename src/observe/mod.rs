@@ -9,6 +9,10 @@ pub(crate) mod inbox;
 mod log;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "client")]
+pub(crate) mod reconcile;
+#[cfg(feature = "client")]
+pub(crate) mod watchdog;
 
 use std::future::Future;
 

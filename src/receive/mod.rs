@@ -135,7 +135,7 @@ impl Receiver {
         Self::builder(verifier, dispatcher).build()
     }
 
-    /// A receiver to configure.
+    /// A receiver to configure, running `dispatcher`'s handlers for each verified delivery.
     pub fn builder(verifier: Verifier, dispatcher: impl Into<Dispatcher>) -> ReceiverBuilder {
         ReceiverBuilder {
             inner: Inner {
@@ -153,13 +153,43 @@ impl Receiver {
         }
     }
 
+    /// A receiver to configure that writes each verified delivery to `store` and answers
+    /// (`202`, or `200` for an event already there; `503` if the write fails) instead of
+    /// running handlers: run [`Workers`](crate::inbox::Workers) on the same store to handle
+    /// them. The inbox deduplicates, so the idempotency settings and the spawner do not
+    /// apply. The [`unhandled_status`](ReceiverBuilder::unhandled_status) is kept with each
+    /// event for the workers, which mark done or retry an event no handler takes as it
+    /// says.
+    ///
+    /// ```no_run
+    /// use monite_webhooks::inbox::PostgresInbox;
+    /// use monite_webhooks::{PostgresStore, Receiver, Secret, Verifier};
+    ///
+    /// # async fn build(pool: sqlx::PgPool) -> Result<Receiver, monite_webhooks::Error> {
+    /// let inbox = PostgresInbox::new(&PostgresStore::new(pool, "billing")?);
+    /// inbox.ensure_schema().await?;
+    /// let verifier = Verifier::new(Secret::new("whsec_from_your_environment")?);
+    /// let receiver = Receiver::inbox_builder(verifier, inbox).build();
+    /// # Ok(receiver) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub fn inbox_builder(
+        verifier: Verifier,
+        store: impl crate::inbox::InboxStore,
+    ) -> ReceiverBuilder {
+        let mut builder = Self::builder(verifier, Dispatcher::builder());
+        builder.inner.idempotency = None;
+        builder.inner.inbox = Some(crate::inbox::Inbox::new(store));
+        builder
+    }
+
     /// The verifier, for its body limit and secrets.
     #[must_use]
     pub fn verifier(&self) -> &Verifier {
         &self.inner.verifier
     }
 
-    /// The dispatcher.
+    /// The dispatcher; an [inbox](Self::inbox_builder) receiver's has no handler.
     #[must_use]
     pub fn dispatcher(&self) -> &Dispatcher {
         &self.inner.dispatcher
@@ -203,23 +233,45 @@ impl Receiver {
         }
     }
 
-    /// Dispatches a verified event, once: with an idempotency store (the default), a
-    /// delivery of an event already handled runs no handler, and one that is being handled
-    /// elsewhere right now is refused with `409`.
+    /// Runs the handlers for a verified event, once: with an idempotency store (the
+    /// default), a delivery of an event already handled runs no handler, and one that is
+    /// being handled elsewhere right now is refused with `409`.
     ///
     /// # Errors
     /// [`ErrorKind::Handler`] or
     /// [`ErrorKind::HandlerPanicked`];
     /// [`ErrorKind::InFlight`] or
-    /// [`ErrorKind::StoreUnavailable`] with a store.
+    /// [`ErrorKind::StoreUnavailable`] with a store;
+    /// [`ErrorKind::Misconfigured`] for an [inbox](Self::inbox_builder) receiver, which
+    /// has no handlers (give it the event with [`receive_event`](Self::receive_event)).
     pub async fn dispatch(&self, event: Event) -> Result<Outcome> {
+        #[cfg(feature = "postgres")]
+        if self.inner.inbox.is_some() {
+            return Err(Error::new(
+                ErrorKind::Misconfigured,
+                "this receiver writes events to its inbox and has no handlers to dispatch to: \
+                 give it events with Receiver::receive_event",
+            ));
+        }
+        let span = observe::delivery_span(&event);
+        observe::in_delivery(span, self.dispatch_once(event)).await
+    }
+
+    /// Takes a verified event as it takes a delivery once verified: runs the handlers
+    /// ([`dispatch`](Self::dispatch)), or, for an [inbox](Self::inbox_builder) receiver,
+    /// writes the event to the inbox (no headers are kept with it). What the recovery of
+    /// missed events and the reconciler feed each event through.
+    ///
+    /// # Errors
+    /// As [`dispatch`](Self::dispatch); for an inbox receiver,
+    /// [`ErrorKind::StoreUnavailable`] if the write failed.
+    pub async fn receive_event(&self, event: Event) -> Result<Outcome> {
         #[cfg(feature = "postgres")]
         if let Some(inbox) = &self.inner.inbox {
             let no_headers: &[(&str, &str)] = &[];
             return self.accept_into(inbox, &event, no_headers).await;
         }
-        let span = observe::delivery_span(&event);
-        observe::in_delivery(span, self.dispatch_once(event)).await
+        self.dispatch(event).await
     }
 
     async fn dispatch_once(&self, event: Event) -> Result<Outcome> {
@@ -246,10 +298,12 @@ impl Receiver {
         }
     }
 
-    /// Verifies, parses and dispatches one delivery.
+    /// Verifies, parses and dispatches one delivery (or, for an
+    /// [inbox](Self::inbox_builder) receiver, writes it to the inbox with its signature,
+    /// content type and user agent).
     ///
     /// # Errors
-    /// As [`verify_event`](Self::verify_event) and [`dispatch`](Self::dispatch).
+    /// As [`verify_event`](Self::verify_event) and [`receive_event`](Self::receive_event).
     pub async fn receive<H: HeaderLookup + ?Sized>(
         &self,
         headers: &H,
@@ -291,7 +345,7 @@ impl ReceiverBuilder {
     /// them (for a week, then it disables the subscription): such an event's claim is
     /// released, not marked done, so a retry that reaches a replica with a handler runs it.
     ///
-    /// With an [`inbox`](Self::inbox) the receiver answers `202` instead, and a non-`2xx`
+    /// An [inbox](Receiver::inbox_builder) receiver answers `202` instead, and a non-`2xx`
     /// status here is kept with each event: the workers then retry one that no handler
     /// takes (see [`WhenUnhandled`](crate::inbox::WhenUnhandled)).
     pub fn unhandled_status(mut self, status: StatusCode) -> Self {
@@ -316,7 +370,7 @@ impl ReceiverBuilder {
     /// so that Monite will retry it: a handler failed or panicked (`500`), or the
     /// idempotency store or the inbox could not be reached (`503`, no handler ran; see
     /// [`Error::kind`]). One place to send failed deliveries to Sentry, a log, a counter or
-    /// the reconciler's `Watchdog::record_failure`, instead of wrapping every handler. Not
+    /// the watchdog's `Watchdog::record_failure`, instead of wrapping every handler. Not
     /// for `409` (another delivery of the event is being handled) nor for an event no
     /// handler took. A panic in `report` itself is caught and ignored.
     ///
@@ -384,23 +438,11 @@ impl ReceiverBuilder {
         self
     }
 
-    /// Writes each verified delivery to `inbox` and answers (`202`, or `200` for an event
-    /// already there; `503` if the write fails) instead of running handlers: run
-    /// [`Workers`](crate::inbox::Workers) on the same store to handle them. The
-    /// idempotency settings and spawner then do not apply; the inbox deduplicates. The
-    /// [`unhandled_status`](Self::unhandled_status) is kept with each event for the
-    /// workers, which mark done or retry an event no handler takes as it says.
-    #[cfg(feature = "postgres")]
-    pub fn inbox(mut self, inbox: crate::inbox::Inbox) -> Self {
-        self.inner.inbox = Some(inbox);
-        self
-    }
-
     /// Builds the receiver.
     #[must_use]
     pub fn build(self) -> Receiver {
         let inner = self.inner;
-        // Here, not in `inbox`: the two setters may come in either order.
+        // Here, not in `inbox_builder`: `unhandled_status` is set after it.
         #[cfg(feature = "postgres")]
         let inner = {
             let status = inner.unhandled_status;

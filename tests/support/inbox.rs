@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use monite_webhooks::inbox::{
     Accepted, AfterFailure, AttemptId, AttemptRecord, Buried, ClaimRequest, Claimed, Completed,
-    Delivery, Inbox, InboxCounts, InboxStore, PostgresInbox,
+    Delivery, InboxCounts, InboxStore, PostgresInbox,
 };
-use monite_webhooks::{BoxError, Dispatcher, PostgresStore, Receiver, Verifier};
+use monite_webhooks::{BoxError, PostgresStore, Receiver, Verifier};
 use sqlx::PgPool;
 
 use super::fixture;
@@ -35,10 +35,12 @@ pub(crate) async fn inbox_on(server: &PgServer, namespace: &str) -> (PostgresSto
     (store, inbox)
 }
 
-pub(crate) fn receiver(inbox: &PostgresInbox, dispatcher: Dispatcher) -> Receiver {
-    Receiver::builder(Verifier::new(fixture::secret(fixture::CURRENT)), dispatcher)
-        .inbox(Inbox::new(inbox.clone()))
-        .build()
+pub(crate) fn receiver(inbox: &PostgresInbox) -> Receiver {
+    Receiver::inbox_builder(
+        Verifier::new(fixture::secret(fixture::CURRENT)),
+        inbox.clone(),
+    )
+    .build()
 }
 
 pub(crate) async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {

@@ -1,8 +1,8 @@
-//! What the integration tests share, one module per job. A test binary declares
-//! `mod support;` and uses what it needs; each module allows its own dead code, since no
-//! binary uses all of it. The servers come from the workspace's test kit (`testkit/`,
-//! shared with the CLI's tests and the benches); the helpers over the library's types are
-//! here.
+//! What the integration tests share, one module per job. The root file of each test
+//! binary (`tests/<area>.rs`) declares `mod support;` and uses what it needs; each module
+//! allows its own dead code, since no binary uses all of it. The servers come from the
+//! workspace's test kit (`testkit/`, shared with the CLI's tests and the benches); the
+//! helpers over the library's types are here.
 //!
 //! - [`fixture`]: the receiver the adapter tests serve, its table of cases, a raw HTTP/1.1
 //!   client, hostile requests, and delivering to a receiver directly.
@@ -12,6 +12,7 @@
 //! - [`fake_monite`]: a local stand-in for Monite's API, from the kit.
 //! - [`client`]: the client tests' shared set-up over the fake.
 //! - [`examples`]: the example servers' binaries, built once with every backend.
+//! - [`process`]: the name of a test, for running it again as a child process.
 //! - [`openapi`]: Monite's OpenAPI document, and a checker and instance maker for its schemas.
 //!
 //! A module whose tests all need a feature is compiled only with that feature, so a build
@@ -44,3 +45,5 @@ pub(crate) mod client;
 
 #[cfg(feature = "client")]
 pub(crate) mod openapi;
+
+pub(crate) mod process;

@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use monite_webhooks::client::reconcile::{
-    CheckpointStore, CycleReport, FileCheckpoints, MemoryCheckpoints, Reconciler,
-};
 use monite_webhooks::jiff::Timestamp;
+use monite_webhooks::reconcile::{
+    CheckpointStore, CycleSummary, FileCheckpoints, MemoryCheckpoints, Reconciler,
+};
 use monite_webhooks::{Dispatcher, Event, Receiver, Unhandled, Verifier};
 use serde::Serialize;
 
@@ -169,7 +169,7 @@ pub(crate) async fn run(args: ReconcileArgs, output: Output) -> Result<ExitCode,
     let reconciler = builder.build()?;
     let errors_path = errors_path(&args.state);
     loop {
-        let cycle = reconciler.sweep_once().await?;
+        let cycle = reconciler.run_once().await?;
         if !dry_run {
             save_errors(&errors_path, &cycle)?;
         }
@@ -181,7 +181,7 @@ pub(crate) async fn run(args: ReconcileArgs, output: Output) -> Result<ExitCode,
     }
 }
 
-fn print(cycle: &CycleReport, dry_run: bool, output: Output) -> bool {
+fn print(cycle: &CycleSummary, dry_run: bool, output: Output) -> bool {
     let shown = Cycle {
         swept: cycle.swept,
         failed: cycle.failed.iter().cloned().collect(),
@@ -251,7 +251,7 @@ fn load_errors(path: &Path) -> BTreeMap<String, String> {
 }
 
 /// The last cycle's errors, by entity.
-fn save_errors(path: &Path, cycle: &CycleReport) -> Result<(), Failure> {
+fn save_errors(path: &Path, cycle: &CycleSummary) -> Result<(), Failure> {
     let errors: BTreeMap<&str, &str> = cycle
         .failed
         .iter()

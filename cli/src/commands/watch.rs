@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use monite_webhooks::client::reconcile::{WatchCheck, Watchdog};
+use monite_webhooks::watchdog::{WatchCheck, Watchdog};
 use serde::Serialize;
 
 use crate::failure::{self, Failure};
@@ -37,9 +37,11 @@ struct Disabled {
 
 pub(crate) async fn run(args: &WatchArgs, output: Output) -> Result<ExitCode, Failure> {
     let every = args.every;
-    let watchdog = Watchdog::new(crate::api::client()?).reenable(args.reenable);
+    let watchdog = Watchdog::builder(crate::api::client()?)
+        .reenable(args.reenable)
+        .build()?;
     loop {
-        let check = watchdog.check_once().await?;
+        let check = watchdog.run_once().await?;
         print(&check, output);
         let Some(every) = every else {
             return Ok(failure::outcome(!check.any_still_disabled()));

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt as _;
 use monite_webhooks::client::{
-    Client, EnsureReport, ListQuery, SubscriptionPlan, WebhookSubscription,
+    Client, EnsureSummary, ListQuery, SubscriptionPlan, WebhookSubscription,
 };
 use monite_webhooks::{Keyring, ObjectType};
 
@@ -26,7 +26,7 @@ pub(crate) struct EnsureOptions<'a> {
 /// What `ensure` did, and the keyring it left (saved to `keyring_path`).
 #[derive(Debug)]
 pub(crate) struct Ensured {
-    pub(crate) report: EnsureReport,
+    pub(crate) report: EnsureSummary,
     pub(crate) keyring: Keyring,
     pub(crate) keyring_path: PathBuf,
 }

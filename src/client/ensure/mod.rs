@@ -1,8 +1,8 @@
 //! Setting up one endpoint's subscriptions in one call, and rotating their secrets: the
 //! secrets Monite returns go straight into a [`Keyring`].
 
-mod report;
 mod run;
+mod summary;
 
 use futures_util::TryStreamExt as _;
 
@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::event::{EventType, ObjectType, SUBSCRIBABLE};
 use crate::signature::Keyring;
 
-pub use self::report::{EnsureReport, Ensured, SecretStatus};
+pub use self::summary::{EnsureSummary, Ensured, SecretStatus};
 
 /// The subscriptions one endpoint should have: one per object type, all sent to one URL.
 /// [`Subscriptions::ensure`] makes Monite's subscriptions match it.
@@ -123,7 +123,7 @@ impl Subscriptions<'_> {
         &self,
         plan: &SubscriptionPlan,
         keyring: &mut Keyring,
-    ) -> Result<EnsureReport> {
+    ) -> Result<EnsureSummary> {
         self.ensure_with(plan, keyring, |_| Ok(())).await
     }
 
@@ -190,7 +190,7 @@ impl Subscriptions<'_> {
         plan: &SubscriptionPlan,
         keyring: &mut Keyring,
         mut save: impl FnMut(&Keyring) -> Result<()> + Send,
-    ) -> Result<EnsureReport> {
+    ) -> Result<EnsureSummary> {
         let existing = self
             .for_url(&plan.url, ListQuery::new().limit(100))
             .await
@@ -219,7 +219,7 @@ impl Subscriptions<'_> {
                 .map_err(|e| stopped(e, object_type, run.issued))?;
             entries.push(entry);
         }
-        Ok(EnsureReport {
+        Ok(EnsureSummary {
             subscriptions: entries,
             unplanned,
         })

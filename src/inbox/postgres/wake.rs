@@ -83,7 +83,7 @@ impl Wake {
                     .execute(&pool)
                     .await;
                 if let Err(e) = sent {
-                    observe::store_trouble("(inbox wake-up)", &format!("NOTIFY failed: {e}"));
+                    observe::inbox::trouble("wake-up", &format!("NOTIFY failed: {e}"));
                 }
                 tokio::time::sleep(PING_COOLDOWN).await;
             }
@@ -115,8 +115,8 @@ impl Wake {
                             // Reconnected: notifications sent meanwhile were lost.
                             Ok(None) => wake(),
                             Err(e) => {
-                                observe::store_trouble(
-                                    "(inbox wake-up)",
+                                observe::inbox::trouble(
+                                    "wake-up",
                                     &format!("LISTEN failed, polling only until it is back: {e}"),
                                 );
                                 break;
@@ -124,8 +124,8 @@ impl Wake {
                         }
                     }
                 }
-                Err(e) => observe::store_trouble(
-                    "(inbox wake-up)",
+                Err(e) => observe::inbox::trouble(
+                    "wake-up",
                     &format!("cannot LISTEN, polling only until it can: {e}"),
                 ),
             }
