@@ -1,6 +1,6 @@
 //! Where each object type is read: its `GET` path in Monite's OpenAPI document (API
 //! 2024-05-25), whether the request names the entity, the parent its path needs, and what
-//! its answer says about time and deletion. `tests/client_fetch_table.rs` checks every row
+//! its answer says about time and deletion. `tests/client/fetch_table.rs` checks every row
 //! against a copy of the document.
 
 use crate::event::ObjectType;
