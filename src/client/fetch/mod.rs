@@ -260,7 +260,7 @@ impl<'a> IntoFuture for Fetch<'a> {
 }
 
 impl Client {
-    /// Fetches the object `event` is about; see the [module documentation](self::fetch).
+    /// Fetches the object `event` is about; see the [module documentation](crate::client::fetch).
     ///
     /// ```no_run
     /// # async fn run(client: monite_webhooks::client::Client, event: monite_webhooks::Event)
