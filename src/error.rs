@@ -140,7 +140,7 @@ pub enum ErrorKind {
     /// sweep starts where the last saved one left off.
     Checkpoints,
     /// A handler said the event can never be handled: it failed with
-    /// [`dispatch::Unresolvable`](crate::dispatch::Unresolvable), such as a handler
+    /// `dispatch::Unresolvable`, such as a handler
     /// registered with `on_fetched` whose object is gone although the event is not a
     /// delete, or needs a parent id nobody supplied. Retrying cannot change it, so the
     /// receiver reports it through `on_failure` and answers `200` (the event is done),

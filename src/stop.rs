@@ -34,3 +34,38 @@ impl Stop {
             .is_err()
     }
 }
+
+/// What both handles hold: the service, its stop signal, and the task running its loop.
+pub(crate) struct Running<S> {
+    pub(crate) service: S,
+    stop: Stop,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<S: Clone> Running<S> {
+    /// Spawns `run(service, stop)` on the current tokio runtime.
+    pub(crate) fn spawn<F>(service: S, run: impl FnOnce(S, Stop) -> F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let stop = Stop::new();
+        let task = tokio::spawn(run(service.clone(), stop.clone()));
+        Self {
+            service,
+            stop,
+            task,
+        }
+    }
+}
+
+impl<S> Running<S> {
+    /// Raises the stop and waits for the loop to end; the task's panic, if it had one.
+    pub(crate) async fn stop(self) -> Result<(), tokio::task::JoinError> {
+        self.stop.raise();
+        self.task.await
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stop.is_raised()
+    }
+}

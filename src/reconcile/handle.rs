@@ -2,29 +2,21 @@
 
 use std::fmt;
 
-use tokio::task::JoinHandle;
-
 use super::Reconciler;
 use crate::observe;
-use crate::stop::Stop;
+use crate::stop::Running;
 
 /// A [`Reconciler`] running in a task of its own, from [`Reconciler::start`] or
 /// [`ReconcilerBuilder::start`](super::ReconcilerBuilder::start).
 #[must_use = "dropping the handle leaves the reconciler running with no way to stop it"]
 pub struct ReconcilerHandle {
-    service: Reconciler,
-    stop: Stop,
-    task: JoinHandle<()>,
+    running: Running<Reconciler>,
 }
 
 impl ReconcilerHandle {
     pub(super) fn start(service: Reconciler) -> Self {
-        let stop = Stop::new();
-        let task = tokio::spawn(service.clone().run_until(stop.clone()));
         Self {
-            service,
-            stop,
-            task,
+            running: Running::spawn(service, Reconciler::run_until),
         }
     }
 
@@ -33,7 +25,7 @@ impl ReconcilerHandle {
     /// [`status`](Reconciler::status).
     #[must_use]
     pub fn service(&self) -> &Reconciler {
-        &self.service
+        &self.running.service
     }
 
     /// Starts no more sweeps, lets the entity being swept finish, flushes the checkpoints
@@ -41,8 +33,7 @@ impl ReconcilerHandle {
     /// has ended. Entities the interrupted cycle did not reach keep their checkpoints: the
     /// next start sweeps them from there.
     pub async fn shutdown(self) {
-        self.stop.raise();
-        if let Err(e) = self.task.await {
+        if let Err(e) = self.running.stop().await {
             observe::reconcile::task_ended(&e.to_string());
         }
     }
@@ -51,8 +42,8 @@ impl ReconcilerHandle {
 impl fmt::Debug for ReconcilerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReconcilerHandle")
-            .field("service", &self.service)
-            .field("stopping", &self.stop.is_raised())
+            .field("service", &self.running.service)
+            .field("stopping", &self.running.is_stopping())
             .finish_non_exhaustive()
     }
 }
