@@ -84,6 +84,9 @@ pub mod receive;
 pub mod reconcile;
 #[cfg(feature = "client")]
 pub mod watchdog;
+// Many replicas: one rate budget, and one of them doing what only one should.
+#[cfg(all(feature = "client", any(feature = "postgres", feature = "redis")))]
+pub mod fleet;
 
 // The adapters, each behind its feature.
 #[cfg(feature = "actix-web")]

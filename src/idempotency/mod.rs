@@ -27,6 +27,8 @@ pub use self::memory::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 pub use self::postgres::transactional::{Transactional, TxFuture};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{DEFAULT_PRUNE_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresStore};
+#[cfg(all(feature = "redis", feature = "client"))]
+pub(crate) use self::redis::RedisKeys;
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
 #[cfg(feature = "postgres")]

@@ -153,6 +153,16 @@ impl RedisStore {
         self
     }
 
+    /// The connection and where this store's keys live, for the fleet's keys beside them.
+    #[cfg(feature = "client")]
+    pub(crate) fn keys(&self) -> RedisKeys {
+        RedisKeys {
+            connection: self.connection.clone(),
+            prefix: self.prefix.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+
     /// Runs one of the scripts on `key` with this delivery's token (and a time to live).
     async fn run(
         &self,
@@ -169,6 +179,29 @@ impl RedisStore {
         Ok(invocation
             .invoke_async(&mut self.connection.clone())
             .await?)
+    }
+}
+
+/// A connection, and the prefix and namespace keys are made under: what the fleet's budget
+/// and leases share with the store they were made from.
+#[cfg(feature = "client")]
+#[derive(Clone)]
+#[allow(dead_code, reason = "TEMPORARY until the budget and the leases read it")]
+pub(crate) struct RedisKeys {
+    pub(crate) connection: ConnectionManager,
+    prefix: Arc<str>,
+    namespace: Arc<str>,
+}
+
+#[cfg(feature = "client")]
+#[allow(
+    dead_code,
+    reason = "TEMPORARY until the budget and the leases read it"
+)]
+impl RedisKeys {
+    /// `name` as stored: `<prefix><namespace>:<name>`.
+    pub(crate) fn key(&self, name: &str) -> String {
+        format!("{}{}:{name}", self.prefix, self.namespace)
     }
 }
 

@@ -82,6 +82,13 @@ pub(crate) static CHECKPOINTS: Component = Component {
     ],
 };
 
+/// `<prefix>_fleet_budget` and `<prefix>_fleet_leases`, which replicas share.
+#[cfg(feature = "client")]
+pub(crate) static FLEET: Component = Component {
+    name: "fleet",
+    migrations: &[],
+};
+
 impl Component {
     /// Every migration, in order, for these tables: what `schema_sql` gives an owner who
     /// runs their own migrations.
@@ -172,6 +179,8 @@ mod tests {
             &INBOX,
             #[cfg(feature = "client")]
             &CHECKPOINTS,
+            #[cfg(feature = "client")]
+            &FLEET,
         ]
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, PgPool};
 
 #[cfg(feature = "client")]
-pub(crate) use self::migrate::CHECKPOINTS;
+pub(crate) use self::migrate::{CHECKPOINTS, FLEET};
 pub(crate) use self::migrate::{IDEMPOTENCY, INBOX};
 pub(crate) use self::pace::Pace;
 pub(crate) use self::tables::Tables;

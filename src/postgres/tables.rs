@@ -20,6 +20,10 @@ pub(crate) struct Tables {
     pub(crate) paused: String,
     /// The reconciler's checkpoints.
     pub(crate) checkpoints: String,
+    /// The fleet's shared rate budget, one row per budget.
+    pub(crate) budget: String,
+    /// The fleet's leases: which replica does the work only one should do, until when.
+    pub(crate) leases: String,
     /// Which migrations ran, per component.
     pub(crate) migrations: String,
     /// `handled` before migration 2 of the idempotency tables renamed it: a view now.
@@ -57,6 +61,8 @@ impl Tables {
             attempts: name("inbox_attempts"),
             paused: name("inbox_events_paused"),
             checkpoints: name("checkpoints"),
+            budget: name("fleet_budget"),
+            leases: name("fleet_leases"),
             migrations: name("migrations"),
             handled_before: name("inbox"),
             bare: prefix.rsplit('.').next().unwrap_or(prefix).to_owned(),
@@ -76,6 +82,8 @@ impl Tables {
             ("{attempts}", &self.attempts),
             ("{paused}", &self.paused),
             ("{checkpoints}", &self.checkpoints),
+            ("{budget}", &self.budget),
+            ("{leases}", &self.leases),
             ("{bare}", &self.bare),
         ];
         names
