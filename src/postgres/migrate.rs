@@ -86,7 +86,18 @@ pub(crate) static CHECKPOINTS: Component = Component {
 #[cfg(feature = "client")]
 pub(crate) static FLEET: Component = Component {
     name: "fleet",
-    migrations: &[],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "budget",
+            sql: include_str!("migrations/fleet/001_budget.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "leases",
+            sql: include_str!("migrations/fleet/002_leases.sql"),
+        },
+    ],
 };
 
 impl Component {

@@ -1,0 +1,11 @@
+-- The fleet's rate budget: one row per budget, read and written in one statement on the
+-- database's clock, so no replica's clock is trusted.
+CREATE TABLE IF NOT EXISTS {budget} (
+    namespace text NOT NULL,
+    name text NOT NULL,
+    -- When the next request may go (the theoretical arrival time of a cell-rate schedule).
+    next_at timestamptz NOT NULL,
+    -- No request goes before this: a 429's Retry-After, for every replica.
+    hold_until timestamptz NOT NULL DEFAULT '-infinity',
+    PRIMARY KEY (namespace, name)
+);
