@@ -6,8 +6,17 @@
 //! request they send to Monite, and on which of them does the work only one should do (the
 //! reconciler's sweep, the watchdog's checks). Without a fleet a process behaves as alone.
 
+mod leader;
+mod lease;
+mod tally;
+
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) use self::leader::{Leading, hold};
+pub use self::lease::{Lease, Term};
+pub(crate) use self::tally::Tally;
 
 #[cfg(feature = "postgres")]
 use crate::PostgresStore;
@@ -34,14 +43,16 @@ use crate::postgres::{Database, FLEET};
 pub struct Fleet {
     pub(crate) backend: Backend,
     replica: Arc<str>,
+    lease_ttl: Duration,
 }
+
+/// How long a lease lasts from each renewal unless told otherwise
+/// ([`Fleet::with_lease_ttl`]): a replica killed while it leads is replaced within this
+/// long. The holder renews every third of it.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 
 /// Where the fleet's shared state lives.
 #[derive(Clone)]
-#[allow(
-    dead_code,
-    reason = "TEMPORARY until the budget and the leases read it"
-)]
 pub(crate) enum Backend {
     /// The tables of a [`PostgresStore`]'s prefix, rows in its namespace.
     #[cfg(feature = "postgres")]
@@ -70,7 +81,24 @@ impl Fleet {
         Self {
             backend,
             replica: default_replica().into(),
+            lease_ttl: DEFAULT_LEASE_TTL,
         }
+    }
+
+    /// How long each lease lasts from its acquisition or last renewal; defaults to
+    /// [`DEFAULT_LEASE_TTL`], and at least a second. A leader renews every third of it and
+    /// stops leading before it runs out if it cannot: a shorter one replaces a killed
+    /// leader sooner, for a write to the store every third of it.
+    #[must_use]
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How long each lease lasts; see [`with_lease_ttl`](Self::with_lease_ttl).
+    #[must_use]
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl
     }
 
     /// Names this replica in logs, reports and the shared store (by default the host name,
@@ -114,6 +142,7 @@ impl fmt::Debug for Fleet {
         f.debug_struct("Fleet")
             .field("store", &store)
             .field("replica", &self.replica)
+            .field("lease_ttl", &self.lease_ttl)
             .finish()
     }
 }

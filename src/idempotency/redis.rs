@@ -186,7 +186,6 @@ impl RedisStore {
 /// and leases share with the store they were made from.
 #[cfg(feature = "client")]
 #[derive(Clone)]
-#[allow(dead_code, reason = "TEMPORARY until the budget and the leases read it")]
 pub(crate) struct RedisKeys {
     pub(crate) connection: ConnectionManager,
     prefix: Arc<str>,
@@ -194,11 +193,17 @@ pub(crate) struct RedisKeys {
 }
 
 #[cfg(feature = "client")]
-#[allow(
-    dead_code,
-    reason = "TEMPORARY until the budget and the leases read it"
-)]
 impl RedisKeys {
+    /// Keys under `prefix` and `namespace` on `connection`: what `RedisCheckpoints` shares
+    /// with a fleet made from it.
+    pub(crate) fn new(connection: ConnectionManager, prefix: &str, namespace: &str) -> Self {
+        Self {
+            connection,
+            prefix: prefix.into(),
+            namespace: namespace.into(),
+        }
+    }
+
     /// `name` as stored: `<prefix><namespace>:<name>`.
     pub(crate) fn key(&self, name: &str) -> String {
         format!("{}{}:{name}", self.prefix, self.namespace)

@@ -67,6 +67,18 @@
 | [`INBOX_FAILURES`] | counter | `object_type`, `event`, `after` | each failed attempt, `after` = `retry` or `dead` |
 | [`INBOX_HANDLER_DURATION`] | histogram, seconds | `outcome` | each attempt's handlers (`ok`, `error`) |"
 )]
+#![cfg_attr(
+    all(feature = "client", any(feature = "postgres", feature = "redis")),
+    doc = "\nWith `client` and `postgres` or `redis`, the fleet's leases (see \
+           [`fleet`](crate::fleet)): which replica leads the reconciler and the watchdog.\n"
+)]
+#![cfg_attr(
+    all(feature = "client", any(feature = "postgres", feature = "redis")),
+    doc = "| metric | kind | labels | what it says |
+|---|---|---|---|
+| [`LEASE_HELD`] | gauge, 0 or 1 | `lease` (`reconciler`, `watchdog`) | whether this replica leads; summed over the fleet, 1 at most |
+| [`LEASE_ACQUIRED`] | counter | `lease`, `how` (`free`, `taken_over`) | terms this replica began; `taken_over`: a leader stopped renewing (killed, hung, cut off) |"
+)]
 //!
 //! Durations are read from [`std::time::Instant`], which `wasm32-unknown-unknown` does not
 //! have: leave this feature off there.
@@ -88,6 +100,10 @@ pub use self::reconcile::{
 };
 #[cfg(feature = "postgres")]
 pub(super) mod inbox;
+#[cfg(all(feature = "client", any(feature = "postgres", feature = "redis")))]
+pub(super) mod lease;
+#[cfg(all(feature = "client", any(feature = "postgres", feature = "redis")))]
+pub use self::lease::{LEASE_ACQUIRED, LEASE_HELD};
 #[cfg(feature = "postgres")]
 pub use self::inbox::{
     INBOX_ACCEPT_DURATION, INBOX_ACCEPTED, INBOX_ATTEMPTS, INBOX_DEAD, INBOX_DUPLICATES,
@@ -140,6 +156,8 @@ pub fn describe() {
     reconcile::describe();
     #[cfg(feature = "postgres")]
     inbox::describe();
+    #[cfg(all(feature = "client", any(feature = "postgres", feature = "redis")))]
+    lease::describe();
 }
 
 /// The `outcome` label of a delivery's answer.

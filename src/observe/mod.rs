@@ -5,6 +5,8 @@
 
 #[cfg(feature = "postgres")]
 pub(crate) mod inbox;
+#[cfg(all(feature = "client", any(feature = "postgres", feature = "redis")))]
+pub(crate) mod lease;
 #[cfg(feature = "tracing")]
 mod log;
 #[cfg(feature = "metrics")]

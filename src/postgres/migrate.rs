@@ -82,7 +82,8 @@ pub(crate) static CHECKPOINTS: Component = Component {
     ],
 };
 
-/// `<prefix>_fleet_budget` and `<prefix>_fleet_leases`, which replicas share.
+/// `<prefix>_fleet_budget`, `<prefix>_fleet_leases` and `<prefix>_fleet_tallies`, which
+/// replicas share.
 #[cfg(feature = "client")]
 pub(crate) static FLEET: Component = Component {
     name: "fleet",
@@ -96,6 +97,11 @@ pub(crate) static FLEET: Component = Component {
             version: 2,
             name: "leases",
             sql: include_str!("migrations/fleet/002_leases.sql"),
+        },
+        Migration {
+            version: 3,
+            name: "tallies",
+            sql: include_str!("migrations/fleet/003_tallies.sql"),
         },
     ],
 };

@@ -24,6 +24,8 @@ pub(crate) struct Tables {
     pub(crate) budget: String,
     /// The fleet's leases: which replica does the work only one should do, until when.
     pub(crate) leases: String,
+    /// Counts any replica adds and a lease's holder takes.
+    pub(crate) tallies: String,
     /// Which migrations ran, per component.
     pub(crate) migrations: String,
     /// `handled` before migration 2 of the idempotency tables renamed it: a view now.
@@ -63,6 +65,7 @@ impl Tables {
             checkpoints: name("checkpoints"),
             budget: name("fleet_budget"),
             leases: name("fleet_leases"),
+            tallies: name("fleet_tallies"),
             migrations: name("migrations"),
             handled_before: name("inbox"),
             bare: prefix.rsplit('.').next().unwrap_or(prefix).to_owned(),
@@ -84,6 +87,7 @@ impl Tables {
             ("{checkpoints}", &self.checkpoints),
             ("{budget}", &self.budget),
             ("{leases}", &self.leases),
+            ("{tallies}", &self.tallies),
             ("{bare}", &self.bare),
         ];
         names
