@@ -77,10 +77,22 @@ impl Fleet {
         Self::new(Backend::Redis(store.keys()))
     }
 
+    /// The fleet on a database a store of this crate already uses.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn on_database(db: Database) -> Self {
+        Self::new(Backend::Postgres(db))
+    }
+
+    /// The fleet under keys a store of this crate already uses.
+    #[cfg(feature = "redis")]
+    pub(crate) fn on_redis(keys: crate::idempotency::RedisKeys) -> Self {
+        Self::new(Backend::Redis(keys))
+    }
+
     fn new(backend: Backend) -> Self {
         Self {
             backend,
-            replica: default_replica().into(),
+            replica: this_process().clone(),
             lease_ttl: DEFAULT_LEASE_TTL,
         }
     }
@@ -145,6 +157,12 @@ impl fmt::Debug for Fleet {
             .field("lease_ttl", &self.lease_ttl)
             .finish()
     }
+}
+
+/// This process's name, the same for every fleet it makes.
+fn this_process() -> &'static Arc<str> {
+    static NAME: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| default_replica().into())
 }
 
 /// `<host>-<pid>-<suffix>`: unique per process start, readable in logs.

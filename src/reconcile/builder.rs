@@ -22,6 +22,8 @@ pub struct ReconcilerBuilder {
     checkpoints: Box<dyn CheckpointStore>,
     settings: Settings,
     allow_process_local_store: bool,
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 impl ReconcilerBuilder {
@@ -31,6 +33,8 @@ impl ReconcilerBuilder {
         checkpoints: Box<dyn CheckpointStore>,
     ) -> Self {
         Self {
+            #[cfg(any(feature = "postgres", feature = "redis"))]
+            fleet: checkpoints.fleet(),
             client,
             receiver,
             checkpoints,
@@ -128,6 +132,18 @@ impl ReconcilerBuilder {
         self
     }
 
+    /// Leads by turns with the other replicas of `fleet`: one of them at a time sweeps,
+    /// each entity once per cycle, and a replica taking over resumes the cycle where the
+    /// last leader stopped (see [`fleet`](crate::fleet)). By default, the fleet of the
+    /// checkpoint store when it is shared ([`PostgresCheckpoints`](super::PostgresCheckpoints),
+    /// [`RedisCheckpoints`](super::RedisCheckpoints)); with another store, alone. Give it
+    /// to name this replica or set the lease's time to live.
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
     /// Calls `report` for everything an operator should know (see [`Report`]).
     pub fn on_report(mut self, report: impl Fn(&Report) + Send + Sync + 'static) -> Self {
         self.settings.on_report = Some(Arc::new(report));
@@ -213,6 +229,8 @@ impl ReconcilerBuilder {
                 settings: self.settings,
                 retention,
                 state: Mutex::new(State::default()),
+                #[cfg(any(feature = "postgres", feature = "redis"))]
+                fleet: self.fleet.map(super::fleet::Shared::new),
             }),
         })
     }

@@ -49,6 +49,8 @@
 
 mod builder;
 mod checkpoint;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod fleet;
 mod handle;
 mod report;
 mod schedule;
@@ -69,6 +71,8 @@ use crate::receive::Receiver;
 use crate::stop::Stop;
 
 pub(crate) use self::window::signed;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+use self::fleet::Lead;
 
 pub use self::builder::ReconcilerBuilder;
 #[cfg(feature = "postgres")]
@@ -111,6 +115,42 @@ struct Inner {
     settings: Settings,
     retention: Duration,
     state: Mutex<State>,
+    /// The replicas this one leads by turns with; `None`: alone.
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    fleet: Option<fleet::Shared>,
+}
+
+/// Without a shared store there is no leader: a cycle is never led.
+#[cfg(not(any(feature = "postgres", feature = "redis")))]
+enum Lead {}
+
+#[cfg(not(any(feature = "postgres", feature = "redis")))]
+impl Lead {
+    fn unfinished(&self) -> Option<Resume> {
+        match *self {}
+    }
+    fn holds(&self) -> bool {
+        match *self {}
+    }
+    #[allow(clippy::unused_async, reason = "the led form's signature")]
+    async fn begin(&self, _: jiff::Timestamp, _: bool, _: usize) -> bool {
+        match *self {}
+    }
+    #[allow(clippy::unused_async, reason = "the led form's signature")]
+    async fn done_with(&self, _: &str) -> bool {
+        match *self {}
+    }
+    #[allow(clippy::unused_async, reason = "the led form's signature")]
+    async fn end(&self) -> bool {
+        match *self {}
+    }
+}
+
+/// A cycle a former leader left unfinished: resumed after `last`, entities in id order.
+struct Resume {
+    deep: bool,
+    cursor: usize,
+    last: Option<String>,
 }
 
 /// What the builder sets.
@@ -166,6 +206,9 @@ pub struct CycleSummary {
     /// Whether this cycle started a deep sweep of every entity (entities whose deep sweep
     /// failed before are swept deep in later cycles too, without setting this).
     pub deep: bool,
+    /// With a fleet, [`run_once`](Reconciler::run_once) swept nothing: this replica (named
+    /// here) held the lease.
+    pub led_elsewhere: Option<String>,
 }
 
 /// One entity's standing, for `reconcile status`.
@@ -221,8 +264,17 @@ impl Reconciler {
     /// Only what stops the whole cycle: the entities cannot be listed, Monite's time is
     /// unknown. An entity whose sweep fails is in [`CycleSummary::failed`] (and reported
     /// as [`Report::SweepStale`]); the others go on.
+    ///
+    /// With a [fleet](ReconcilerBuilder::fleet), it leads for the cycle: it resumes the
+    /// cycle a former leader left unfinished, or starts one, then gives the lease up; while
+    /// another replica leads it sweeps nothing and names it in
+    /// [`CycleSummary::led_elsewhere`].
     pub async fn run_once(&self) -> Result<CycleSummary> {
-        self.cycle(None).await
+        #[cfg(any(feature = "postgres", feature = "redis"))]
+        if let Some(shared) = &self.inner.fleet {
+            return self.run_once_in_fleet(shared).await;
+        }
+        self.cycle(None, None).await
     }
 
     /// Starts a cycle every [`every`](ReconcilerBuilder::every) (or at once when one took
@@ -239,12 +291,31 @@ impl Reconciler {
 
     /// One cycle; with `stop`, each entity is swept only while it is not raised, and the
     /// checkpoints reached are flushed all the same.
-    async fn cycle(&self, stop: Option<&Stop>) -> Result<CycleSummary> {
+    ///
+    /// Led (`lead`), the entities are swept in the order of their ids and the progress
+    /// written after each, so that a replica taking over resumes after the last done; a
+    /// cycle left unfinished is resumed, not started again.
+    async fn cycle(&self, stop: Option<&Stop>, lead: Option<&Lead>) -> Result<CycleSummary> {
         let clock = observe::reconcile::cycle_started();
         let entities = self.entities().await?;
         let now = self.monite_now().await?;
-        let (deep, picked) = {
+        let resume = lead.and_then(Lead::unfinished);
+        let mut began_at_cursor = 0;
+        let (deep, mut picked) = {
             let mut state = self.state();
+            if let Some(resume) = &resume {
+                // The former leader's cycle: its depth and its turn of the cold entities.
+                state.cursor = resume.cursor;
+                if resume.deep {
+                    state.last_deep = Some(self.inner.client.timer_now());
+                    let listed: HashSet<&String> = entities.iter().collect();
+                    state.deep_owed.retain(|id| listed.contains(id));
+                    state.deep_owed.extend(entities.iter().cloned());
+                }
+                let picked = self.pick(&entities, &mut state, now, resume.deep);
+                (resume.deep, picked)
+            } else {
+            began_at_cursor = state.cursor;
             // The first deep sweep comes a day after start (or on request): a run started
             // by hand or by cron keeps to its own first window.
             // On the client's timer, as the rate budget: a simulated day passes as fast.
@@ -265,16 +336,30 @@ impl Reconciler {
                 state.deep_owed.extend(entities.iter().cloned());
             }
             (deep, self.pick(&entities, &mut state, now, deep))
+            }
         };
         let mut cycle = CycleSummary {
             deep,
             ..CycleSummary::default()
         };
+        if let Some(lead) = lead {
+            picked.sort();
+            picked.dedup();
+            match resume.as_ref().and_then(|r| r.last.as_ref()) {
+                Some(last) => picked.retain(|id| id > last),
+                None if resume.is_none() => {
+                    if !lead.begin(now, deep, began_at_cursor).await {
+                        return Ok(cycle);
+                    }
+                }
+                None => {}
+            }
+        }
         let mut last_flush = self.inner.client.timer_now();
         let mut stopped = false;
         for entity_id in &picked {
             // Between entities only: the one being swept finishes, its checkpoint saved.
-            if stop.is_some_and(Stop::is_raised) {
+            if stop.is_some_and(Stop::is_raised) || lead.is_some_and(|l| !l.holds()) {
                 stopped = true;
                 break;
             }
@@ -311,8 +396,21 @@ impl Reconciler {
                 self.flush_or_report(&mut cycle).await;
                 last_flush = tick;
             }
+            // The shared stores write each checkpoint in `save`: once it is written, the
+            // entity is done for whoever leads next.
+            if let Some(lead) = lead
+                && !lead.done_with(entity_id).await
+            {
+                stopped = true;
+                break;
+            }
         }
         self.flush_or_report(&mut cycle).await;
+        if let Some(lead) = lead
+            && !stopped
+        {
+            lead.end().await;
+        }
         observe::reconcile::cycle_ended(clock, cycle.failed.is_empty() && !stopped);
         let throttled = self.inner.client.rate_limited_count();
         let new = throttled - std::mem::replace(&mut self.state().rate_limited_seen, throttled);
@@ -382,9 +480,13 @@ impl Reconciler {
     /// Cycles every `every` until `stop` is raised: what [`start`](Self::start)
     /// spawns.
     async fn run_until(self, stop: Stop) {
+        #[cfg(any(feature = "postgres", feature = "redis"))]
+        if let Some(shared) = &self.inner.fleet {
+            return self.run_in_fleet(shared, &stop).await;
+        }
         loop {
             let started = Instant::now();
-            if let Err(e) = self.cycle(Some(&stop)).await {
+            if let Err(e) = self.cycle(Some(&stop), None).await {
                 self.report(&Report::SweepStale {
                     entity_id: "*".to_owned(),
                     error: e.to_string(),

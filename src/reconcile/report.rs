@@ -42,6 +42,25 @@ pub enum Report {
         /// The oldest time the store still remembers.
         horizon: jiff::Timestamp,
     },
+    /// This replica leads the fleet's reconcilers (see
+    /// [`ReconcilerBuilder::fleet`](super::ReconcilerBuilder::fleet)).
+    LeadershipGained {
+        /// This replica.
+        replica: String,
+        /// The lease's generation: raised by every change of leader.
+        generation: i64,
+        /// The leader replaced because its lease ran out (killed, hung, cut off), if one
+        /// was: its unfinished cycle is resumed.
+        taken_over_from: Option<String>,
+    },
+    /// This replica no longer leads: it stopped, or it could not renew its lease in time,
+    /// or another replica took the lease.
+    LeadershipLost {
+        /// This replica.
+        replica: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Report {
@@ -72,6 +91,25 @@ impl fmt::Display for Report {
                 f,
                 "entity {entity_id}: window from {from} reaches past the store's retention ({horizon})"
             ),
+            Self::LeadershipGained {
+                replica,
+                generation,
+                taken_over_from: None,
+            } => write!(
+                f,
+                "replica {replica} leads the reconciler (lease generation {generation})"
+            ),
+            Self::LeadershipGained {
+                replica,
+                generation,
+                taken_over_from: Some(from),
+            } => write!(
+                f,
+                "replica {replica} leads the reconciler (lease generation {generation}), taking over from {from} whose lease ran out"
+            ),
+            Self::LeadershipLost { replica, reason } => {
+                write!(f, "replica {replica} no longer leads the reconciler: {reason}")
+            }
         }
     }
 }

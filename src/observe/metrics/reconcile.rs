@@ -93,7 +93,9 @@ pub(crate) fn reconcile_report(report: &Report) {
         }
         Report::RateLimited { count } => counter!(RATE_LIMITED).increment(*count),
         Report::GapBeyondRetention { .. } => counter!(GAPS_BEYOND_RETENTION).increment(1),
-        Report::SweepStale { .. } => {}
+        Report::SweepStale { .. }
+        | Report::LeadershipGained { .. }
+        | Report::LeadershipLost { .. } => {}
     }
 }
 

@@ -47,6 +47,14 @@ pub trait CheckpointStore: Send + Sync + 'static {
     fn flush(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
     }
+    /// The fleet of replicas that share this store, if it is shared: the reconciler then
+    /// leads by turns with the others ([`ReconcilerBuilder::fleet`](super::ReconcilerBuilder::fleet)).
+    /// [`PostgresCheckpoints`] and [`RedisCheckpoints`] answer theirs; the default, `None`,
+    /// is a store of one process.
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    fn fleet(&self) -> Option<crate::fleet::Fleet> {
+        None
+    }
 }
 
 /// A stored checkpoint (Unix microseconds) as a time, whichever store kept it.

@@ -11,7 +11,7 @@ use super::timestamp;
 use super::{CheckpointStore, StoreFuture};
 use crate::error::{Error, ErrorKind, Result};
 use crate::idempotency::PostgresStore;
-use crate::postgres::{CHECKPOINTS, Database};
+use crate::postgres::{CHECKPOINTS, Database, FLEET};
 
 /// The statements, for one table prefix. `GREATEST` on save: a checkpoint never moves
 /// back, whichever replica saves last.
@@ -61,7 +61,7 @@ impl PostgresCheckpoints {
             all: format!(
                 "SELECT entity_id, checkpoint_us FROM {table} WHERE namespace = $1 ORDER BY entity_id"
             ),
-            schema: CHECKPOINTS.sql(db.tables()),
+            schema: [CHECKPOINTS.sql(db.tables()), FLEET.sql(db.tables())].join("\n"),
         };
         Self {
             db,
@@ -69,16 +69,21 @@ impl PostgresCheckpoints {
         }
     }
 
-    /// Makes the table, or brings it up to date: applies the migrations this database
-    /// lacks and records them in `<prefix>_migrations`; safe from every replica at once.
+    /// Makes the table and the fleet's (the leases replicas sharing these checkpoints
+    /// lead by, see [`fleet`](crate::fleet)), or brings them up to date: applies the
+    /// migrations this database lacks and records them in `<prefix>_migrations`, under the
+    /// advisory lock every schema of this crate is made under; safe from every replica at
+    /// once.
     ///
     /// # Errors
     /// [`ErrorKind::Checkpoints`] if PostgreSQL refuses or cannot be reached.
     pub async fn ensure_schema(&self) -> Result<()> {
-        self.db.migrate(&CHECKPOINTS, ErrorKind::Checkpoints).await
+        self.db.migrate(&CHECKPOINTS, ErrorKind::Checkpoints).await?;
+        self.db.migrate(&FLEET, ErrorKind::Checkpoints).await
     }
 
-    /// The SQL of the migrations that make the table, in order, for your migrations.
+    /// The SQL of the migrations that make the table and the fleet's, in order, for your
+    /// migrations.
     /// Idempotent: each may run again.
     #[must_use]
     pub fn schema_sql(&self) -> &str {
@@ -97,6 +102,11 @@ impl CheckpointStore for PostgresCheckpoints {
                 .map_err(failed)?;
             micros.map(timestamp).transpose()
         })
+    }
+
+    /// The fleet on the same pool, namespace and table prefix.
+    fn fleet(&self) -> Option<crate::fleet::Fleet> {
+        Some(crate::fleet::Fleet::on_database(self.db.clone()))
     }
 
     fn save<'a>(&'a self, entity_id: &'a str, at: jiff::Timestamp) -> StoreFuture<'a, ()> {

@@ -27,6 +27,7 @@ const RAISE: &str = "local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1])) 
 pub struct RedisCheckpoints {
     connection: ConnectionManager,
     key: String,
+    namespace: String,
 }
 
 impl RedisCheckpoints {
@@ -34,8 +35,9 @@ impl RedisCheckpoints {
     #[must_use]
     pub fn new(connection: ConnectionManager, namespace: &str) -> Self {
         Self {
-            connection,
             key: format!("monite-webhooks:checkpoints:{namespace}"),
+            namespace: namespace.to_owned(),
+            connection,
         }
     }
 }
@@ -49,6 +51,18 @@ impl std::fmt::Debug for RedisCheckpoints {
 }
 
 impl CheckpointStore for RedisCheckpoints {
+    /// The fleet on the same connection, under the key prefix `monite-webhooks:` and this
+    /// namespace.
+    fn fleet(&self) -> Option<crate::fleet::Fleet> {
+        Some(crate::fleet::Fleet::on_redis(
+            crate::idempotency::RedisKeys::new(
+                self.connection.clone(),
+                "monite-webhooks:",
+                &self.namespace,
+            ),
+        ))
+    }
+
     fn load<'a>(&'a self, entity_id: &'a str) -> StoreFuture<'a, Option<jiff::Timestamp>> {
         Box::pin(async move {
             let micros: Option<i64> = redis::cmd("HGET")
