@@ -5,8 +5,14 @@ use crate::reconcile::Report;
 
 /// What the reconciler tells the operator: a warning, and its counters.
 pub(crate) fn report(report: &Report) {
+    // Which replica leads is news, not trouble.
     #[cfg(feature = "tracing")]
-    tracing::warn!(target: "monite_webhooks::reconcile", "{report}");
+    match report {
+        Report::LeadershipGained { .. } | Report::LeadershipLost { .. } => {
+            tracing::info!(target: "monite_webhooks::reconcile", "{report}");
+        }
+        _ => tracing::warn!(target: "monite_webhooks::reconcile", "{report}"),
+    }
     #[cfg(feature = "metrics")]
     super::metrics::reconcile::reconcile_report(report);
     #[cfg(not(any(feature = "tracing", feature = "metrics")))]

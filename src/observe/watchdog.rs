@@ -7,8 +7,14 @@ use crate::watchdog::Report;
 
 /// What the watchdog tells the operator: a warning, and its counters.
 pub(crate) fn report(report: &Report) {
+    // Which replica leads is news, not trouble.
     #[cfg(feature = "tracing")]
-    tracing::warn!(target: "monite_webhooks::watchdog", "{report}");
+    match report {
+        Report::LeadershipGained { .. } | Report::LeadershipLost { .. } => {
+            tracing::info!(target: "monite_webhooks::watchdog", "{report}");
+        }
+        _ => tracing::warn!(target: "monite_webhooks::watchdog", "{report}"),
+    }
     #[cfg(feature = "metrics")]
     super::metrics::reconcile::watchdog_report(report);
     #[cfg(not(any(feature = "tracing", feature = "metrics")))]

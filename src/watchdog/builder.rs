@@ -19,6 +19,8 @@ pub struct WatchdogBuilder {
     every: Duration,
     log_entities: Vec<String>,
     log_per_check: usize,
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 impl WatchdogBuilder {
@@ -31,6 +33,8 @@ impl WatchdogBuilder {
             every: WATCH_EVERY,
             log_entities: Vec::new(),
             log_per_check: 0,
+            #[cfg(any(feature = "postgres", feature = "redis"))]
+            fleet: None,
         }
     }
 
@@ -70,6 +74,17 @@ impl WatchdogBuilder {
         self
     }
 
+    /// Checks by turns with the other replicas of `fleet`: one of them at a time lists the
+    /// subscriptions, re-enables and reports, so each incident is acted on and reported
+    /// once whatever the number of replicas; the receiver's failures recorded on any of
+    /// them ([`Watchdog::record_failure`]) reach it through the shared store. Without it,
+    /// every watchdog checks on its own.
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
     /// How often [`Watchdog::start`] checks; defaults to [`WATCH_EVERY`], a minute.
     pub fn every(mut self, every: Duration) -> Self {
         self.every = every;
@@ -99,6 +114,8 @@ impl WatchdogBuilder {
                     log_per_check: self.log_per_check,
                     ..State::default()
                 }),
+                #[cfg(any(feature = "postgres", feature = "redis"))]
+                fleet: self.fleet.map(super::fleet::Shared::new),
             }),
         })
     }

@@ -11,6 +11,8 @@
 //! [`WatchdogHandle::shutdown`].
 
 mod builder;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod fleet;
 mod handle;
 mod report;
 
@@ -73,6 +75,9 @@ struct Inner {
     reconciler: Option<Reconciler>,
     every: Duration,
     state: Mutex<State>,
+    /// The replicas this one checks by turns with; `None`: alone.
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    fleet: Option<fleet::Shared>,
 }
 
 #[derive(Default)]
@@ -106,6 +111,9 @@ pub struct WatchCheck {
     pub reenabled: Vec<String>,
     /// Those that could not be re-enabled, with why.
     pub failed: Vec<(String, String)>,
+    /// With a fleet, [`run_once`](Watchdog::run_once) checked nothing: this replica (named
+    /// here) held the lease; the receiver's failures recorded here were passed on to it.
+    pub led_elsewhere: Option<String>,
     /// Entities whose delivery log could not be scanned, with why (also reported as
     /// [`Report::DeliveryLogUnreadable`]); they are scanned from the same point next time.
     pub delivery_log_failed: Vec<(String, String)>,
@@ -128,21 +136,54 @@ impl Watchdog {
 
     /// Records a delivery the receiver failed (a non-2xx answer) for `subscription_id`:
     /// call it from [`ReceiverBuilder::on_failure`](crate::ReceiverBuilder::on_failure).
+    /// With a fleet, it reaches whichever replica leads through the shared store, within
+    /// a check's time (or a third of the lease, if shorter).
     pub fn record_failure(&self, subscription_id: &str) {
+        self.add_failures([(subscription_id.to_owned(), 1)]);
+    }
+
+    fn add_failures(&self, failures: impl IntoIterator<Item = (String, usize)>) {
         let mut state = self.lock();
-        *state
-            .failures
-            .entry(subscription_id.to_owned())
-            .or_default() += 1;
+        for (subscription_id, count) in failures {
+            *state.failures.entry(subscription_id).or_default() += count;
+        }
+    }
+
+    fn take_failures(&self) -> HashMap<String, usize> {
+        std::mem::take(&mut self.lock().failures)
     }
 
     /// One check, for tests, a run by hand or cron: lists the subscriptions, reports (and
     /// re-enables, if asked) the disabled ones, and reports the receiver's failures since
     /// the last check.
     ///
+    /// With a [fleet](WatchdogBuilder::fleet), it checks only if no other replica leads
+    /// (then gives the lease up), with the failures every replica recorded; otherwise it
+    /// passes this replica's failures on and names the leader in
+    /// [`WatchCheck::led_elsewhere`].
+    ///
     /// # Errors
     /// The listing failing; a failed re-enable is in [`WatchCheck::failed`] instead.
     pub async fn run_once(&self) -> Result<WatchCheck> {
+        #[cfg(any(feature = "postgres", feature = "redis"))]
+        if let Some(shared) = &self.inner.fleet {
+            return self.run_once_in_fleet(shared).await;
+        }
+        let failures = self.take_failures();
+        self.check(failures).await
+    }
+
+    /// One check, with the receiver's failures since the last; they are kept for the next
+    /// check if this one fails.
+    async fn check(&self, failures: HashMap<String, usize>) -> Result<WatchCheck> {
+        let checked = self.check_with(failures.clone()).await;
+        if checked.is_err() {
+            self.add_failures(failures);
+        }
+        checked
+    }
+
+    async fn check_with(&self, failures: HashMap<String, usize>) -> Result<WatchCheck> {
         let inner = &*self.inner;
         let all: Vec<WebhookSubscription> = inner
             .client
@@ -204,7 +245,6 @@ impl Watchdog {
         }
         let (failures, cleared) = {
             let mut state = self.lock();
-            let failures = std::mem::take(&mut state.failures);
             let cleared = state.was_failing && failures.is_empty();
             state.was_failing = !failures.is_empty();
             (failures, cleared)
@@ -239,6 +279,10 @@ impl Watchdog {
 
     /// Checks every `every` until `stop` is raised: what [`start`](Self::start) spawns.
     async fn run_until(self, stop: Stop) {
+        #[cfg(any(feature = "postgres", feature = "redis"))]
+        if let Some(shared) = &self.inner.fleet {
+            return self.run_in_fleet(shared, &stop).await;
+        }
         loop {
             if let Err(e) = self.run_once().await {
                 self.report(&Report::CheckFailed {

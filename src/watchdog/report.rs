@@ -63,6 +63,23 @@ pub enum Report {
         /// Why.
         error: String,
     },
+    /// This replica leads the fleet's watchdogs (see
+    /// [`WatchdogBuilder::fleet`](super::WatchdogBuilder::fleet)).
+    LeadershipGained {
+        /// This replica.
+        replica: String,
+        /// The lease's generation: raised by every change of leader.
+        generation: i64,
+        /// The leader replaced because its lease ran out, if one was.
+        taken_over_from: Option<String>,
+    },
+    /// This replica no longer leads the watchdogs.
+    LeadershipLost {
+        /// This replica.
+        replica: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Report {
@@ -115,6 +132,26 @@ impl fmt::Display for Report {
                 write!(f, "entity {entity_id}: {error}")
             }
             Self::CheckFailed { error } => write!(f, "the subscription check failed: {error}"),
+            Self::LeadershipGained {
+                replica,
+                generation,
+                taken_over_from: None,
+            } => write!(
+                f,
+                "replica {replica} leads the subscription watchdog (lease generation {generation})"
+            ),
+            Self::LeadershipGained {
+                replica,
+                generation,
+                taken_over_from: Some(from),
+            } => write!(
+                f,
+                "replica {replica} leads the subscription watchdog (lease generation {generation}), taking over from {from} whose lease ran out"
+            ),
+            Self::LeadershipLost { replica, reason } => write!(
+                f,
+                "replica {replica} no longer leads the subscription watchdog: {reason}"
+            ),
         }
     }
 }

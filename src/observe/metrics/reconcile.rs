@@ -112,7 +112,9 @@ pub(crate) fn watchdog_report(report: &WatchdogReport) {
         WatchdogReport::SubscriptionDisabled { .. }
         | WatchdogReport::DeliveriesFailing { .. }
         | WatchdogReport::DeliveryLogUnreadable { .. }
-        | WatchdogReport::CheckFailed { .. } => {}
+        | WatchdogReport::CheckFailed { .. }
+        | WatchdogReport::LeadershipGained { .. }
+        | WatchdogReport::LeadershipLost { .. } => {}
     }
 }
 
