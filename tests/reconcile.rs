@@ -16,6 +16,8 @@ mod support;
 mod reconcile {
     #[cfg(feature = "metrics")]
     mod metrics;
+    #[cfg(all(feature = "postgres", feature = "redis"))]
+    mod lease;
     #[cfg(feature = "postgres")]
     mod postgres_checkpoints;
     mod rate_budget;

@@ -142,6 +142,8 @@ pub struct Fake {
     pub object_delay: Mutex<Duration>,
     /// `METHOD path` of every request, in order of arrival.
     request_log: Mutex<Vec<String>>,
+    /// The entity of each `GET /events` that started a listing (no pagination token).
+    events_listings: Mutex<Vec<String>>,
 }
 
 /// What one object read (`GET` of an object's path) sent.
@@ -295,6 +297,13 @@ impl Fake {
     /// `METHOD path` of every request so far, in order of arrival.
     pub fn request_log(&self) -> Vec<String> {
         self.request_log.lock().unwrap().clone()
+    }
+
+    /// The entity of each `GET /events` that started a listing (its first page, with no
+    /// pagination token) and was answered, in order of arrival: a sweep of an entity's
+    /// window lists it once.
+    pub fn events_listings(&self) -> Vec<String> {
+        self.events_listings.lock().unwrap().clone()
     }
 
     /// The query of each `GET /webhook_deliveries` so far.
@@ -867,6 +876,12 @@ async fn list_events(
     let entity = headers
         .get("x-monite-entity-id")
         .and_then(|v| v.to_str().ok());
+    if !query.contains_key("pagination_token") {
+        fake.events_listings
+            .lock()
+            .unwrap()
+            .push(entity.unwrap_or_default().to_owned());
+    }
     let items = if entity == Some(ENTITY_ID) {
         filtered(&fake.events, &query)
     } else {
