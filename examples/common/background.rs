@@ -56,21 +56,56 @@ mod running {
     use std::time::Duration;
 
     use monite_webhooks::client::{Client, Environment};
-    use monite_webhooks::reconcile::Reconciler;
+    use monite_webhooks::reconcile::{Reconciler, ReconcilerBuilder};
     use monite_webhooks::watchdog::{WATCH_EVERY, Watchdog};
     use monite_webhooks::{BoxError, Receiver, ReceiverBuilder};
 
     use super::Background;
+    use super::super::config::{duration_var, rate_var};
 
-    /// How often the reconciler starts a cycle.
+    /// How often the reconciler starts a cycle, unless `MONITE_RECONCILE_EVERY` says.
     const CYCLE_EVERY: Duration = Duration::from_secs(5 * 60);
+    /// Requests per second to Monite for the whole fleet, unless `MONITE_MAX_RATE` says:
+    /// a fifth of Monite's default limit, the rest left to the application.
+    const MAX_RATE: f64 = 6.0;
 
-    fn client() -> Result<Client, BoxError> {
+    /// What the environment sets: `MONITE_RECONCILE_EVERY` (default `5m`),
+    /// `MONITE_WATCH_EVERY` (default `1m`), `MONITE_MAX_RATE` (default 6) and
+    /// `MONITE_FLEET_LEASE` (the leases' time to live, default `30s`).
+    struct Settings {
+        reconcile_every: Duration,
+        watch_every: Duration,
+        max_rate: f64,
+        lease: Option<Duration>,
+    }
+
+    impl Settings {
+        fn from_env() -> Result<Self, BoxError> {
+            Ok(Self {
+                reconcile_every: duration_var("MONITE_RECONCILE_EVERY")?.unwrap_or(CYCLE_EVERY),
+                watch_every: duration_var("MONITE_WATCH_EVERY")?.unwrap_or(WATCH_EVERY),
+                max_rate: rate_var("MONITE_MAX_RATE")?.unwrap_or(MAX_RATE),
+                lease: duration_var("MONITE_FLEET_LEASE")?,
+            })
+        }
+    }
+
+    fn client(settings: &Settings) -> Result<Client, BoxError> {
         let var = |name: &str| std::env::var(name).unwrap_or_default().trim().to_owned();
         let environment: Environment = var("MONITE_ENVIRONMENT").parse()?;
         Ok(Client::builder(environment)
             .credentials(var("MONITE_CLIENT_ID"), var("MONITE_CLIENT_SECRET"))
+            .max_rate(settings.max_rate)
             .build()?)
+    }
+
+    /// A report in the logs: which replica leads at `info`, trouble at `warn`.
+    fn log(report: &dyn std::fmt::Display, leadership: bool) {
+        if leadership {
+            tracing::info!("{report}");
+        } else {
+            tracing::warn!("{report}");
+        }
     }
 
     /// The receiver, and with `run` the reconciler and the watchdog started over it.
@@ -81,7 +116,8 @@ mod running {
         if !run {
             return Ok((builder.build(), Background::default()));
         }
-        let client = client()?;
+        let settings = Settings::from_env()?;
+        let client = client(&settings)?;
         // The watchdog needs the reconciler (for deep sweeps), which needs the receiver:
         // the receiver's failures go to the watchdog once it is built, before any request.
         let watchdog: Arc<OnceLock<Watchdog>> = Arc::default();
@@ -96,7 +132,7 @@ mod running {
             })
             .build();
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let reconciler = match (var("DATABASE_URL"), var("REDIS_URL")) {
+        let shared = match (var("DATABASE_URL"), var("REDIS_URL")) {
             (Some(url), _) => Some(postgres(receiver.clone(), client.clone(), url.trim()).await?),
             (None, Some(url)) => Some(redis(receiver.clone(), client.clone(), url.trim()).await?),
             (None, None) => {
@@ -108,21 +144,48 @@ mod running {
                 None
             }
         };
-        let reconciler = reconciler
-            .map(|builder| {
-                builder
-                    .every(CYCLE_EVERY)
-                    .on_report(|report| tracing::warn!("{report}"))
-                    .build()
-            })
-            .transpose()?;
         let mut checks = Watchdog::builder(client)
             .reenable(true)
-            .every(WATCH_EVERY)
-            .on_report(|report| tracing::warn!("{report}"));
-        if let Some(reconciler) = &reconciler {
-            checks = checks.deep_sweep_with(reconciler.clone());
-        }
+            .every(settings.watch_every)
+            .on_report(|report| {
+                use monite_webhooks::watchdog::Report;
+                let leadership = matches!(
+                    report,
+                    Report::LeadershipGained { .. } | Report::LeadershipLost { .. }
+                );
+                log(report, leadership);
+            });
+        let reconciler = match shared {
+            Some((reconciler, fleet)) => {
+                let fleet = match settings.lease {
+                    Some(ttl) => fleet.with_lease_ttl(ttl),
+                    None => fleet,
+                };
+                tracing::info!(
+                    replica = fleet.replica(),
+                    lease = ?fleet.lease_ttl(),
+                    max_rate = settings.max_rate,
+                    "one fleet with every replica on this store: one leads the reconciler, \
+                     one the subscription watchdog"
+                );
+                checks = checks.fleet(fleet.clone());
+                let reconciler = reconciler
+                    .fleet(fleet)
+                    .every(settings.reconcile_every)
+                    .on_report(|report| {
+                        use monite_webhooks::reconcile::Report;
+                        let leadership = matches!(
+                            report,
+                            Report::LeadershipGained { .. } | Report::LeadershipLost { .. }
+                        );
+                        log(report, leadership);
+                    })
+                    .build()?;
+                checks = checks.deep_sweep_with(reconciler.clone());
+                Some(reconciler)
+            }
+            None => None,
+        };
         let checks = checks.build()?;
         let _ = watchdog.set(checks.clone());
         let background = Background {
@@ -131,60 +194,61 @@ mod running {
         };
         if reconciler.is_some() {
             tracing::info!(
-                "reconciler (every 5 min) and subscription watchdog (every minute) started"
+                reconcile_every = ?settings.reconcile_every,
+                watch_every = ?settings.watch_every,
+                "reconciler and subscription watchdog started"
             );
         } else {
-            tracing::info!("subscription watchdog (every minute) started");
+            tracing::info!(
+                watch_every = ?settings.watch_every,
+                "subscription watchdog started"
+            );
         }
         Ok((receiver, background))
     }
 
+    /// The reconciler and the fleet every replica on this store shares.
+    type Shared = (ReconcilerBuilder, monite_webhooks::fleet::Fleet);
+
+    fn namespace() -> String {
+        std::env::var("MONITE_WEBHOOK_NAMESPACE")
+            .map(|n| n.trim().to_owned())
+            .ok()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| super::super::EXAMPLE_NAMESPACE.to_owned())
+    }
+
     #[cfg(feature = "postgres")]
-    async fn postgres(
-        receiver: Receiver,
-        client: Client,
-        url: &str,
-    ) -> Result<monite_webhooks::reconcile::ReconcilerBuilder, BoxError> {
+    async fn postgres(receiver: Receiver, client: Client, url: &str) -> Result<Shared, BoxError> {
         use monite_webhooks::reconcile::PostgresCheckpoints;
-        tracing::info!("reconciler checkpoints: PostgreSQL (DATABASE_URL)");
-        let namespace = std::env::var("MONITE_WEBHOOK_NAMESPACE")
-            .unwrap_or_else(|_| super::super::EXAMPLE_NAMESPACE.to_owned());
-        let store = monite_webhooks::PostgresStore::connect(url, namespace.trim()).await?;
+        tracing::info!("reconciler checkpoints and fleet: PostgreSQL (DATABASE_URL)");
+        let store = monite_webhooks::PostgresStore::connect(url, &namespace()).await?;
         let checkpoints = PostgresCheckpoints::new(&store);
+        // The checkpoints' tables and the fleet's, under the advisory lock.
         checkpoints.ensure_schema().await?;
-        Ok(Reconciler::builder(client, receiver, checkpoints))
+        let fleet = monite_webhooks::fleet::Fleet::postgres(&store);
+        Ok((Reconciler::builder(client, receiver, checkpoints), fleet))
     }
 
     #[cfg(feature = "redis")]
-    async fn redis(
-        receiver: Receiver,
-        client: Client,
-        url: &str,
-    ) -> Result<monite_webhooks::reconcile::ReconcilerBuilder, BoxError> {
+    async fn redis(receiver: Receiver, client: Client, url: &str) -> Result<Shared, BoxError> {
         use monite_webhooks::reconcile::RedisCheckpoints;
-        tracing::info!("reconciler checkpoints: Redis (REDIS_URL)");
+        tracing::info!("reconciler checkpoints and fleet: Redis (REDIS_URL)");
         let connection = redis::aio::ConnectionManager::new(redis::Client::open(url)?).await?;
-        let namespace = std::env::var("MONITE_WEBHOOK_NAMESPACE")
-            .unwrap_or_else(|_| super::super::EXAMPLE_NAMESPACE.to_owned());
-        let checkpoints = RedisCheckpoints::new(connection, namespace.trim());
-        Ok(Reconciler::builder(client, receiver, checkpoints))
+        let namespace = namespace();
+        let checkpoints = RedisCheckpoints::new(connection, &namespace);
+        let store = monite_webhooks::RedisStore::connect(url, &namespace).await?;
+        let fleet = monite_webhooks::fleet::Fleet::redis(&store);
+        Ok((Reconciler::builder(client, receiver, checkpoints), fleet))
     }
 
     #[cfg(not(feature = "redis"))]
-    async fn redis(
-        _: Receiver,
-        _: Client,
-        _: &str,
-    ) -> Result<monite_webhooks::reconcile::ReconcilerBuilder, BoxError> {
+    async fn redis(_: Receiver, _: Client, _: &str) -> Result<Shared, BoxError> {
         Err("REDIS_URL is set, but this build has no Redis: add `--features redis`".into())
     }
 
     #[cfg(not(feature = "postgres"))]
-    async fn postgres(
-        _: Receiver,
-        _: Client,
-        _: &str,
-    ) -> Result<monite_webhooks::reconcile::ReconcilerBuilder, BoxError> {
+    async fn postgres(_: Receiver, _: Client, _: &str) -> Result<Shared, BoxError> {
         Err(
             "DATABASE_URL is set, but this build has no PostgreSQL: add `--features postgres`"
                 .into(),

@@ -75,3 +75,52 @@ pub(crate) fn listen_addr() -> Result<SocketAddr, std::net::AddrParseError> {
         .unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
         .parse()
 }
+
+/// A duration from the environment: `300ms`, `2s`, `5m`, `1h`, or seconds alone (`90`).
+///
+/// # Errors
+/// Set to anything else, or to zero.
+#[allow(dead_code, reason = "only the servers with background tasks read it")]
+pub(crate) fn duration_var(name: &str) -> Result<Option<std::time::Duration>, BoxError> {
+    let Some(text) = std::env::var(name).ok().map(|v| v.trim().to_owned()) else {
+        return Ok(None);
+    };
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let millis = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 && millis > 0 => Ok(Some(std::time::Duration::from_millis(
+            n.saturating_mul(millis),
+        ))),
+        _ => Err(format!("{name}={text:?}: not a duration such as 500ms, 30s, 5m or 1h").into()),
+    }
+}
+
+/// A rate from the environment, in requests per second: a positive number.
+///
+/// # Errors
+/// Set to anything else.
+#[allow(dead_code, reason = "only the servers with background tasks read it")]
+pub(crate) fn rate_var(name: &str) -> Result<Option<f64>, BoxError> {
+    let Some(text) = std::env::var(name).ok().map(|v| v.trim().to_owned()) else {
+        return Ok(None);
+    };
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(Some(rate)),
+        _ => Err(format!("{name}={text:?}: not a positive number of requests per second").into()),
+    }
+}

@@ -205,12 +205,14 @@ async fn postgres_store(
 ) -> Result<monite_webhooks::PostgresStore, BoxError> {
     let store = monite_webhooks::PostgresStore::connect(url, namespace).await?;
     store.ensure_schema().await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS handled_events (event_id text NOT NULL, object_type text, \
-         event text, handled_at timestamptz NOT NULL DEFAULT now())",
-    )
-    .execute(store.pool())
-    .await?;
+    // Under the lock the crate's own tables are made under: replicas started together
+    // would otherwise race on `IF NOT EXISTS`, and all but one fail.
+    store
+        .ensure_own_schema(
+            "CREATE TABLE IF NOT EXISTS handled_events (event_id text NOT NULL, object_type text, \
+             event text, handled_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
     Ok(store)
 }
 

@@ -31,7 +31,7 @@ pub use self::postgres::{DEFAULT_PRUNE_INTERVAL, DEFAULT_TABLE_PREFIX, PostgresS
 pub(crate) use self::redis::RedisKeys;
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", all(feature = "redis", feature = "client")))]
 pub(crate) use self::remote::store_millis;
 pub use self::store::{Claim, ClaimToken, IdempotencyStore};
 

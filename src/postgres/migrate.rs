@@ -119,6 +119,47 @@ impl Component {
 }
 
 impl Database {
+    /// Takes the advisory lock every schema on this prefix is made under, until `tx` ends:
+    /// the keys releases before numbered migrations locked on (the store's prefix, the
+    /// inbox's events table), always in this order, so that an older replica creating its
+    /// tables meanwhile waits as well.
+    async fn schema_lock(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ) -> std::result::Result<(), sqlx::Error> {
+        let tables = self.tables();
+        for key in [&tables.prefix, &tables.events] {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` (statements of the owner's own schema) in one transaction under the
+    /// schema lock.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses or cannot be reached.
+    pub(crate) async fn run_under_schema_lock(&self, sql: &str) -> Result<()> {
+        let run = async {
+            let mut tx = self.pool().begin().await?;
+            self.schema_lock(&mut tx).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        };
+        run.await.map_err(|e: sqlx::Error| {
+            Error::new(
+                ErrorKind::StoreUnavailable,
+                format!("cannot create the owner's schema: {e}"),
+            )
+            .with_source(e)
+        })
+    }
+
     /// Applies `component`'s migrations this database lacks, in one transaction, and
     /// records them. Safe from every replica at once: the advisory lock makes the others
     /// wait, and then find the migrations recorded.
@@ -129,15 +170,7 @@ impl Database {
         let tables = self.tables();
         let run = async {
             let mut tx = self.pool().begin().await?;
-            // The keys releases before numbered migrations locked on (the store's prefix,
-            // the inbox's events table), always in this order: an older replica creating
-            // its tables meanwhile waits as well.
-            for key in [&tables.prefix, &tables.events] {
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            self.schema_lock(&mut tx).await?;
             let record = &tables.migrations;
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "CREATE TABLE IF NOT EXISTS {record} (\n    \

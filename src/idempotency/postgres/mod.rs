@@ -233,6 +233,27 @@ impl PostgresStore {
             .await
     }
 
+    /// Runs `sql`, statements that make your own tables (`CREATE TABLE IF NOT EXISTS ...`),
+    /// in one transaction under the advisory lock this crate's own migrations take:
+    /// replicas started at the same instant make them once, and none fails with
+    /// `duplicate key value violates unique constraint "pg_type_typname_nsp_index"`, as
+    /// `IF NOT EXISTS` run by two at once does.
+    ///
+    /// ```no_run
+    /// # async fn run(store: monite_webhooks::PostgresStore) -> Result<(), monite_webhooks::Error> {
+    /// store.ensure_schema().await?;
+    /// store
+    ///     .ensure_own_schema("CREATE TABLE IF NOT EXISTS handled_events (event_id text NOT NULL)")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`] if PostgreSQL refuses `sql` or cannot be reached.
+    pub async fn ensure_own_schema(&self, sql: &str) -> Result<()> {
+        self.inner.database.run_under_schema_lock(sql).await
+    }
+
     /// Deletes expired claims, done marks and handled rows now, and answers how many. The
     /// store also does this by itself; see the type's documentation.
     ///
