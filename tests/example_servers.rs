@@ -14,6 +14,8 @@ mod support;
 
 // An inline module takes its files from the folder of its name: `tests/example_servers/`.
 mod example_servers {
+    #[cfg(all(feature = "client", feature = "redis"))]
+    mod fleet;
     #[cfg(feature = "client")]
     mod reconcile;
     #[cfg(all(feature = "tracing", feature = "redis"))]
