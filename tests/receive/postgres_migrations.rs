@@ -91,9 +91,12 @@ const OLD_HANDLED_CLAIM: &str = "INSERT INTO monite_webhook_inbox AS i (key, exp
      RETURNING 1";
 
 /// Every migration there is, as `<prefix>_migrations` records them.
-const ALL_MIGRATIONS: [(&str, i32, &str); 7] = [
+const ALL_MIGRATIONS: [(&str, i32, &str); 10] = [
     ("checkpoints", 1, "checkpoints"),
     ("checkpoints", 2, "copy_shared_table"),
+    ("fleet", 1, "budget"),
+    ("fleet", 2, "leases"),
+    ("fleet", 3, "tallies"),
     ("idempotency", 1, "claims"),
     ("idempotency", 2, "handled"),
     ("inbox", 1, "events"),
@@ -158,7 +161,7 @@ async fn a_fresh_database_records_every_migration_once() {
         expected()
     );
     let applied = "SELECT count(*) FROM monite_webhook_migrations WHERE applied_at <= now()";
-    assert_eq!(count(&pool, applied).await, 7);
+    assert_eq!(count(&pool, applied).await, 10);
     let first: Vec<String> = sqlx::query_scalar(
         "SELECT applied_at::text FROM monite_webhook_migrations ORDER BY component, version",
     )
@@ -184,6 +187,8 @@ async fn a_fresh_database_records_every_migration_once() {
         ("monite_webhook_inbox_attempts", "r"),
         ("monite_webhook_inbox_events_paused", "r"),
         ("monite_webhook_checkpoints", "r"),
+        ("monite_webhook_fleet_leases", "r"),
+        ("monite_webhook_fleet_tallies", "r"),
     ] {
         assert_eq!(relkind(&pool, name).await.as_deref(), Some(kind), "{name}");
     }
@@ -475,4 +480,38 @@ async fn replicas_starting_at_once_migrate_once() {
             Some("r")
         );
     }
+}
+
+/// The owner's own tables, made by replicas starting at the same instant: under the
+/// advisory lock, every replica comes up (`IF NOT EXISTS` alone, run by two at once, fails
+/// one of them on `pg_type_typname_nsp_index`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn own_schemas_made_by_replicas_at_once_all_succeed() {
+    let server = PgServer::start();
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let url = server.url();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let store = PostgresStore::connect(&url, "test").await.unwrap();
+                barrier.wait().await;
+                store
+                    .ensure_own_schema(
+                        "CREATE TABLE IF NOT EXISTS handled_events (event_id text NOT NULL); \
+                         CREATE INDEX IF NOT EXISTS handled_events_id ON handled_events (event_id)",
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for start in starts {
+        start.await.unwrap().unwrap();
+    }
+    let pool = PgPool::connect(&server.url()).await.unwrap();
+    assert_eq!(relkind(&pool, "handled_events").await.as_deref(), Some("r"));
+    // A statement PostgreSQL refuses is an error, not a panic, and says why.
+    let store = PostgresStore::connect(&server.url(), "test").await.unwrap();
+    let refused = store.ensure_own_schema("CREATE TABLE (").await.unwrap_err();
+    assert_eq!(refused.kind(), monite_webhooks::ErrorKind::StoreUnavailable);
 }
