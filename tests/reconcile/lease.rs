@@ -222,3 +222,77 @@ async fn reconciler(
         }
     }
 }
+
+/// Two watchdogs, one per replica: one leads and acts once on a disabled subscription;
+/// a failure the receiver recorded on the other reaches the leader's report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_watchdogs_act_once_and_the_followers_failures_reach_the_leader() {
+    use monite_webhooks::watchdog::{Report, Watchdog};
+    let (_pg, _redis, stores) = stores();
+    for store in &stores {
+        let (addr, fake) = fake_monite::start().await;
+        let subscription = fake.seed("payable", "https://example.com/hook", "disabled");
+        let fleets = replicas(store, 2, Duration::from_secs(30)).await;
+        let reports: Arc<Mutex<Vec<Report>>> = Arc::default();
+        let seen = reports.clone();
+        let leader = Watchdog::builder(client(addr))
+            .reenable(true)
+            .every(Duration::from_millis(200))
+            .fleet(fleets[0].clone())
+            .on_report(move |r| seen.lock().unwrap().push(r.clone()))
+            .start()
+            .unwrap();
+        let seen = reports.clone();
+        let follower = Watchdog::builder(client(addr))
+            .reenable(true)
+            .every(Duration::from_millis(200))
+            .fleet(fleets[1].clone())
+            .on_report(move |r| seen.lock().unwrap().push(r.clone()))
+            .build()
+            .unwrap();
+        let count = |reports: &[Report], what: fn(&Report) -> bool| {
+            reports.iter().filter(|r| what(r)).count()
+        };
+        for _ in 0..200 {
+            if fake.subscriptions()[0]["status"] == "enabled" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The follower checks by hand: the leader holds the lease, so it only passes its
+        // failure on.
+        follower.record_failure(&subscription);
+        let check = follower.run_once().await.unwrap();
+        assert_eq!(check.led_elsewhere.as_deref(), Some("replica-0"));
+        assert!(check.disabled.is_empty());
+        for _ in 0..200 {
+            let failing = count(&reports.lock().unwrap(), |r| {
+                matches!(r, Report::DeliveriesFailing { count: 1, .. })
+            });
+            if failing > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        leader.shutdown().await;
+        let reports = reports.lock().unwrap().clone();
+        let enables = fake
+            .request_log()
+            .iter()
+            .filter(|r| r.ends_with("/enable"))
+            .count();
+        assert_eq!(enables, 1, "{reports:#?}");
+        assert_eq!(
+            count(&reports, |r| matches!(r, Report::SubscriptionReenabled { .. })),
+            1
+        );
+        assert_eq!(
+            count(&reports, |r| matches!(
+                r,
+                Report::DeliveriesFailing { count: 1, .. }
+            )),
+            1,
+            "{reports:#?}"
+        );
+    }
+}
