@@ -4,7 +4,17 @@
 //!
 //! A [`Fleet`] is that store, seen as the place replicas agree: on one rate budget for every
 //! request they send to Monite, and on which of them does the work only one should do (the
-//! reconciler's sweep, the watchdog's checks). Without a fleet a process behaves as alone.
+//! reconciler's sweep, the watchdog's checks), through a [`Lease`]. Without a fleet a
+//! process behaves as alone.
+//!
+//! Why a leader with a lease, and not a lease per entity: the sweep is bound by the rate
+//! budget the fleet shares, not by any replica's CPU, so splitting it across replicas buys
+//! no speed, and one leader lists the entities once per cycle instead of once per replica.
+//! The leader renews its lease every third of its time to live, on the store's clock; one
+//! that cannot stops leading before the lease runs out; the lease's generation fences a
+//! stale leader; and the state it writes (the reconciler's cycle, the watchdog's memory)
+//! lets the next leader take the work over where it stood. The guide's
+//! [Many replicas](crate::guide::missed_events#many-replicas) says how it behaves.
 
 mod leader;
 mod lease;

@@ -306,3 +306,62 @@ async fn a_killed_leader_is_taken_over_on_redis() {
     let server = support::redis::RedisServer::start();
     a_killed_leader_is_taken_over(("REDIS_URL", server.url())).await;
 }
+
+/// The sweep of 1,000 entities by `FLEET_REPLICAS` replicas (default 3) on
+/// `FLEET_STORE` (`postgres`, the default, or `redis`) at `MONITE_MAX_RATE` (default 6)
+/// requests per second: ignored by default, run by `scripts/fleet-sweep.sh`. It measures
+/// real time, from the replicas' start to the last entity's listing, and prints the
+/// figures; it asserts only that each entity was listed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a load script: minutes of real time"]
+#[allow(clippy::print_stdout, reason = "a load script prints its figures")]
+async fn fleet_sweep_time() {
+    let replicas: usize = std::env::var("FLEET_REPLICAS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+    let rate = std::env::var("MONITE_MAX_RATE").unwrap_or_else(|_| "6".to_owned());
+    let redis = std::env::var("FLEET_STORE").is_ok_and(|s| s == "redis");
+    let (_pg, _redis, store) = if redis {
+        let server = support::redis::RedisServer::start();
+        let url = server.url();
+        (None, Some(server), ("REDIS_URL", url))
+    } else {
+        let server = support::pg::PgServer::start();
+        let url = server.url();
+        (Some(server), None, ("DATABASE_URL", url))
+    };
+    let (addr, fake) = fake_monite::start().await;
+    let entities = fake.add_entities(ENTITIES);
+    let at = (Timestamp::now() - SignedDuration::from_secs(3_600)).to_string();
+    for entity in entities.iter().step_by(10) {
+        fake.commit_event(entity, Some(&at));
+    }
+    example("axum_server");
+    let started = Instant::now();
+    let env = [("MONITE_RECONCILE_EVERY", "1h"), ("MONITE_MAX_RATE", rate.as_str())];
+    let mut running: Vec<Replica> = (0..replicas)
+        .map(|_| Replica::spawn((store.0, store.1.clone()), addr, &env))
+        .collect();
+    wait_for(Duration::from_secs(3_600), "every entity swept", || {
+        listings(&fake).len() == ENTITIES
+    })
+    .await;
+    let took = started.elapsed();
+    let listed = listings(&fake);
+    let requests = fake.request_log().len();
+    let busiest = fake.max_requests_in_a_second();
+    for replica in &mut running {
+        replica.child.kill().unwrap();
+        replica.child.wait().unwrap();
+    }
+    println!(
+        "{replicas} replica(s) on {}, {rate} requests/s: {ENTITIES} entities swept in {:.1} s; \
+         {requests} requests to Monite, at most {busiest} in any second; \
+         each entity's events listed {} time(s)",
+        store.0,
+        took.as_secs_f64(),
+        listed.values().max().unwrap()
+    );
+    assert!(listed.values().all(|n| *n == 1));
+}
