@@ -96,10 +96,9 @@ impl Leading {
             }
             let term = self.term();
             let sent = Instant::now();
-            match timed(&self.lease, self.lease.renew(&term)).await {
-                Ok(Ok(renewed)) => self.answered(renewed, sent),
-                // The next attempt is a third later; the deadline stops the work first.
-                Ok(Err(_)) | Err(_) => {}
+            // A failed attempt: the next is a third later; the deadline stops the work first.
+            if let Ok(Ok(renewed)) = timed(&self.lease, self.lease.renew(&term)).await {
+                self.answered(renewed, sent);
             }
             if !self.holds() {
                 break;

@@ -345,13 +345,12 @@ impl Reconciler {
         if let Some(lead) = lead {
             picked.sort();
             picked.dedup();
-            match resume.as_ref().and_then(|r| r.last.as_ref()) {
-                Some(last) => picked.retain(|id| id > last),
-                None if resume.is_none() => {
-                    if !lead.begin(now, deep, began_at_cursor).await {
-                        return Ok(cycle);
-                    }
-                }
+            match resume.as_ref().map(|r| r.last.as_ref()) {
+                // Resumed: after the last entity done, if any was.
+                Some(Some(last)) => picked.retain(|id| id > last),
+                Some(None) => {}
+                // A new cycle, written before its first entity.
+                None if !lead.begin(now, deep, began_at_cursor).await => return Ok(cycle),
                 None => {}
             }
         }

@@ -100,7 +100,7 @@ impl Replica {
 }
 
 /// Three replicas spawned at the same instant; each listens, none exits.
-fn start_three(store: (&str, String), fake: SocketAddr, env: &[(&str, &str)]) -> Vec<Replica> {
+fn start_three(store: &(&str, String), fake: SocketAddr, env: &[(&str, &str)]) -> Vec<Replica> {
     let replicas: Vec<Replica> = (0..3)
         .map(|_| Replica::spawn((store.0, store.1.clone()), fake, env))
         .collect();
@@ -156,7 +156,7 @@ async fn fake_with_work() -> (SocketAddr, Arc<Fake>, Vec<String>, String) {
 async fn one_cycle_one_leader(store: (&str, String)) -> (Vec<Replica>, Vec<String>) {
     let (addr, fake, missed, subscription) = fake_with_work().await;
     let replicas = start_three(
-        store,
+        &store,
         addr,
         &[
             ("MONITE_RECONCILE_EVERY", "1h"),
@@ -250,7 +250,7 @@ async fn three_replicas_on_redis_sweep_each_entity_once_and_act_once() {
 async fn a_killed_leader_is_taken_over(store: (&str, String)) {
     let (addr, fake, _, _) = fake_with_work().await;
     let mut replicas = start_three(
-        store,
+        &store,
         addr,
         &[
             ("MONITE_RECONCILE_EVERY", "1h"),
