@@ -20,6 +20,8 @@ mod leader;
 mod lease;
 mod tally;
 
+mod budget;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +38,8 @@ use crate::RedisStore;
 use crate::error::ErrorKind;
 #[cfg(feature = "postgres")]
 use crate::postgres::{Database, FLEET};
+
+pub(crate) use self::budget::{Lane, SharedBudget};
 
 /// The store replicas share, and this replica's name in it; cloning shares them.
 ///
