@@ -55,9 +55,13 @@ mod running {
     use std::sync::{Arc, OnceLock};
     use std::time::Duration;
 
-    use monite_webhooks::client::{Client, Environment};
-    use monite_webhooks::reconcile::{Reconciler, ReconcilerBuilder};
-    use monite_webhooks::watchdog::{WATCH_EVERY, Watchdog};
+    use monite_webhooks::client::{Client, ClientBuilder, Environment};
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    use monite_webhooks::fleet::Fleet;
+    use monite_webhooks::reconcile::Reconciler;
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    use monite_webhooks::reconcile::ReconcilerBuilder;
+    use monite_webhooks::watchdog::{WATCH_EVERY, Watchdog, WatchdogBuilder};
     use monite_webhooks::{BoxError, Receiver, ReceiverBuilder};
 
     use super::Background;
@@ -90,13 +94,17 @@ mod running {
         }
     }
 
-    fn client(settings: &Settings) -> Result<Client, BoxError> {
+    /// The client; with a fleet, its rate is the whole fleet's, shared through the store.
+    fn client(settings: &Settings, shared: Option<&Shared>) -> Result<Client, BoxError> {
         let var = |name: &str| std::env::var(name).unwrap_or_default().trim().to_owned();
         let environment: Environment = var("MONITE_ENVIRONMENT").parse()?;
-        Ok(Client::builder(environment)
+        let mut client = Client::builder(environment)
             .credentials(var("MONITE_CLIENT_ID"), var("MONITE_CLIENT_SECRET"))
-            .max_rate(settings.max_rate)
-            .build()?)
+            .max_rate(settings.max_rate);
+        if let Some(shared) = shared {
+            client = shared.budget(client);
+        }
+        Ok(client.build()?)
     }
 
     /// A report in the logs: which replica leads at `info`, trouble at `warn`.
@@ -117,7 +125,14 @@ mod running {
             return Ok((builder.build(), Background::default()));
         }
         let settings = Settings::from_env()?;
-        let client = client(&settings)?;
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let shared = match (var("DATABASE_URL"), var("REDIS_URL")) {
+            (Some(url), _) => Some(postgres(url.trim()).await?),
+            (None, Some(url)) => Some(redis(url.trim()).await?),
+            (None, None) => None,
+        };
+        let shared = shared.map(|shared| shared.lease(settings.lease));
+        let client = client(&settings, shared.as_ref())?;
         // The watchdog needs the reconciler (for deep sweeps), which needs the receiver:
         // the receiver's failures go to the watchdog once it is built, before any request.
         let watchdog: Arc<OnceLock<Watchdog>> = Arc::default();
@@ -131,20 +146,14 @@ mod running {
                 }
             })
             .build();
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let shared = match (var("DATABASE_URL"), var("REDIS_URL")) {
-            (Some(url), _) => Some(postgres(receiver.clone(), client.clone(), url.trim()).await?),
-            (None, Some(url)) => Some(redis(receiver.clone(), client.clone(), url.trim()).await?),
-            (None, None) => {
-                // Never the in-memory store with the reconciler (see the module's doc).
-                tracing::warn!(
-                    "reconciler not started: set DATABASE_URL or REDIS_URL, so that what was \
-                     handled is remembered across restarts; the subscription watchdog runs"
-                );
-                None
-            }
-        };
-        let mut checks = Watchdog::builder(client)
+        if shared.is_none() {
+            // Never the in-memory store with the reconciler (see the module's doc).
+            tracing::warn!(
+                "reconciler not started: set DATABASE_URL or REDIS_URL, so that what was \
+                 handled is remembered across restarts; the subscription watchdog runs"
+            );
+        }
+        let mut checks = Watchdog::builder(client.clone())
             .reenable(true)
             .every(settings.watch_every)
             .on_report(|report| {
@@ -156,32 +165,10 @@ mod running {
                 log(report, leadership);
             });
         let reconciler = match shared {
-            Some((reconciler, fleet)) => {
-                let fleet = match settings.lease {
-                    Some(ttl) => fleet.with_lease_ttl(ttl),
-                    None => fleet,
-                };
-                tracing::info!(
-                    replica = fleet.replica(),
-                    lease = ?fleet.lease_ttl(),
-                    max_rate = settings.max_rate,
-                    "one fleet with every replica on this store: one leads the reconciler, \
-                     one the subscription watchdog"
-                );
-                checks = checks.fleet(fleet.clone());
-                let reconciler = reconciler
-                    .fleet(fleet)
-                    .every(settings.reconcile_every)
-                    .on_report(|report| {
-                        use monite_webhooks::reconcile::Report;
-                        let leadership = matches!(
-                            report,
-                            Report::LeadershipGained { .. } | Report::LeadershipLost { .. }
-                        );
-                        log(report, leadership);
-                    })
-                    .build()?;
-                checks = checks.deep_sweep_with(reconciler.clone());
+            Some(shared) => {
+                let (with_fleet, reconciler) =
+                    shared.lead_by_turns(client, receiver.clone(), checks, &settings)?;
+                checks = with_fleet;
                 Some(reconciler)
             }
             None => None,
@@ -207,9 +194,89 @@ mod running {
         Ok((receiver, background))
     }
 
-    /// The reconciler and the fleet every replica on this store shares.
-    type Shared = (ReconcilerBuilder, monite_webhooks::fleet::Fleet);
+    /// The reconciler on this store's checkpoints, once the client is built, and the fleet
+    /// every replica on this store shares.
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    struct Shared {
+        reconciler: Box<dyn FnOnce(Client, Receiver) -> ReconcilerBuilder + Send>,
+        fleet: Fleet,
+    }
 
+    /// A build without a shared store has no fleet.
+    #[cfg(not(any(feature = "postgres", feature = "redis")))]
+    enum Shared {}
+
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    impl Shared {
+        /// With `MONITE_FLEET_LEASE`, the leases' time to live.
+        fn lease(self, ttl: Option<Duration>) -> Self {
+            match ttl {
+                Some(ttl) => Self {
+                    fleet: self.fleet.with_lease_ttl(ttl),
+                    ..self
+                },
+                None => self,
+            }
+        }
+
+        /// The client's rate shared by the fleet.
+        fn budget(&self, client: ClientBuilder) -> ClientBuilder {
+            client.fleet(&self.fleet)
+        }
+
+        /// The reconciler and the watchdog, each led by one replica of the fleet at a time.
+        fn lead_by_turns(
+            self,
+            client: Client,
+            receiver: Receiver,
+            checks: WatchdogBuilder,
+            settings: &Settings,
+        ) -> Result<(WatchdogBuilder, Reconciler), BoxError> {
+            let fleet = self.fleet;
+            tracing::info!(
+                replica = fleet.replica(),
+                lease = ?fleet.lease_ttl(),
+                max_rate = settings.max_rate,
+                "one fleet with every replica on this store: one rate budget, one replica at \
+                 a time sweeping, one checking the subscriptions"
+            );
+            let reconciler = (self.reconciler)(client, receiver)
+                .fleet(fleet.clone())
+                .every(settings.reconcile_every)
+                .on_report(|report| {
+                    use monite_webhooks::reconcile::Report;
+                    let leadership = matches!(
+                        report,
+                        Report::LeadershipGained { .. } | Report::LeadershipLost { .. }
+                    );
+                    log(report, leadership);
+                })
+                .build()?;
+            let checks = checks.fleet(fleet).deep_sweep_with(reconciler.clone());
+            Ok((checks, reconciler))
+        }
+    }
+
+    #[cfg(not(any(feature = "postgres", feature = "redis")))]
+    impl Shared {
+        fn lease(self, _: Option<Duration>) -> Self {
+            match self {}
+        }
+        fn budget(&self, _: ClientBuilder) -> ClientBuilder {
+            match *self {}
+        }
+        fn lead_by_turns(
+            self,
+            _: Client,
+            _: Receiver,
+            _: WatchdogBuilder,
+            _: &Settings,
+        ) -> Result<(WatchdogBuilder, Reconciler), BoxError> {
+            match self {}
+        }
+    }
+
+    #[cfg(any(feature = "postgres", feature = "redis"))]
     fn namespace() -> String {
         std::env::var("MONITE_WEBHOOK_NAMESPACE")
             .map(|n| n.trim().to_owned())
@@ -219,36 +286,44 @@ mod running {
     }
 
     #[cfg(feature = "postgres")]
-    async fn postgres(receiver: Receiver, client: Client, url: &str) -> Result<Shared, BoxError> {
+    async fn postgres(url: &str) -> Result<Shared, BoxError> {
         use monite_webhooks::reconcile::PostgresCheckpoints;
         tracing::info!("reconciler checkpoints and fleet: PostgreSQL (DATABASE_URL)");
         let store = monite_webhooks::PostgresStore::connect(url, &namespace()).await?;
         let checkpoints = PostgresCheckpoints::new(&store);
         // The checkpoints' tables and the fleet's, under the advisory lock.
         checkpoints.ensure_schema().await?;
-        let fleet = monite_webhooks::fleet::Fleet::postgres(&store);
-        Ok((Reconciler::builder(client, receiver, checkpoints), fleet))
+        let fleet = Fleet::postgres(&store);
+        let reconciler = move |client, receiver| Reconciler::builder(client, receiver, checkpoints);
+        Ok(Shared {
+            reconciler: Box::new(reconciler),
+            fleet,
+        })
     }
 
     #[cfg(feature = "redis")]
-    async fn redis(receiver: Receiver, client: Client, url: &str) -> Result<Shared, BoxError> {
+    async fn redis(url: &str) -> Result<Shared, BoxError> {
         use monite_webhooks::reconcile::RedisCheckpoints;
         tracing::info!("reconciler checkpoints and fleet: Redis (REDIS_URL)");
         let connection = redis::aio::ConnectionManager::new(redis::Client::open(url)?).await?;
         let namespace = namespace();
         let checkpoints = RedisCheckpoints::new(connection, &namespace);
         let store = monite_webhooks::RedisStore::connect(url, &namespace).await?;
-        let fleet = monite_webhooks::fleet::Fleet::redis(&store);
-        Ok((Reconciler::builder(client, receiver, checkpoints), fleet))
+        let fleet = Fleet::redis(&store);
+        let reconciler = move |client, receiver| Reconciler::builder(client, receiver, checkpoints);
+        Ok(Shared {
+            reconciler: Box::new(reconciler),
+            fleet,
+        })
     }
 
     #[cfg(not(feature = "redis"))]
-    async fn redis(_: Receiver, _: Client, _: &str) -> Result<Shared, BoxError> {
+    async fn redis(_: &str) -> Result<Shared, BoxError> {
         Err("REDIS_URL is set, but this build has no Redis: add `--features redis`".into())
     }
 
     #[cfg(not(feature = "postgres"))]
-    async fn postgres(_: Receiver, _: Client, _: &str) -> Result<Shared, BoxError> {
+    async fn postgres(_: &str) -> Result<Shared, BoxError> {
         Err(
             "DATABASE_URL is set, but this build has no PostgreSQL: add `--features postgres`"
                 .into(),

@@ -16,11 +16,10 @@
 //! lets the next leader take the work over where it stood. The guide's
 //! [Many replicas](crate::guide::missed_events#many-replicas) says how it behaves.
 
+mod budget;
 mod leader;
 mod lease;
 mod tally;
-
-mod budget;
 
 use std::fmt;
 use std::sync::Arc;
