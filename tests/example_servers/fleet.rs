@@ -4,7 +4,8 @@
 //! events are listed once in the cycle, not three times; every missed event is handled
 //! once; a disabled subscription is re-enabled once and reported once. Then a leader is
 //! SIGKILLed in the middle of a sweep: another replica takes the lease over once it runs
-//! out, and finishes the cycle where it stopped.
+//! out, and finishes the cycle where it stopped, the replicas' requests together within the
+//! fleet's budget plus one in any second.
 
 #![allow(
     clippy::unwrap_used,
@@ -246,7 +247,8 @@ async fn three_replicas_on_redis_sweep_each_entity_once_and_act_once() {
 
 /// The leader is SIGKILLed a third of the way through its sweep: another replica takes the
 /// lease over once it runs out and resumes after the last entity done, so the sweep ends
-/// with every entity listed once (the one in flight at the kill, at most, twice).
+/// with every entity listed once (the one in flight at the kill, at most, twice). In any
+/// second, the requests of all the replicas together stay within the budget plus one.
 async fn a_killed_leader_is_taken_over(store: (&str, String)) {
     let (addr, fake, _, _) = fake_with_work().await;
     let mut replicas = start_three(
@@ -254,6 +256,7 @@ async fn a_killed_leader_is_taken_over(store: (&str, String)) {
         addr,
         &[
             ("MONITE_RECONCILE_EVERY", "1h"),
+            ("MONITE_WATCH_EVERY", "1s"),
             ("MONITE_MAX_RATE", "60"),
         ],
     );
@@ -292,6 +295,9 @@ async fn a_killed_leader_is_taken_over(store: (&str, String)) {
         killed_at.elapsed() < Duration::from_secs(120),
         "the sweep did not resume"
     );
+    // The three together, the sweeps and the watchdog's checks, within the fleet's budget.
+    let busiest = fake.max_requests_in_a_second();
+    assert!(busiest <= 61, "{busiest} requests in one second, for a budget of 60");
     stop(replicas);
 }
 
