@@ -14,10 +14,10 @@ mod support;
 
 // An inline module takes its files from the folder of its name: `tests/reconcile/`.
 mod reconcile {
-    #[cfg(feature = "metrics")]
-    mod metrics;
     #[cfg(all(feature = "postgres", feature = "redis"))]
     mod lease;
+    #[cfg(feature = "metrics")]
+    mod metrics;
     #[cfg(feature = "postgres")]
     mod postgres_checkpoints;
     mod rate_budget;

@@ -64,8 +64,8 @@ mod running {
     use monite_webhooks::watchdog::{WATCH_EVERY, Watchdog, WatchdogBuilder};
     use monite_webhooks::{BoxError, Receiver, ReceiverBuilder};
 
-    use super::Background;
     use super::super::config::{duration_var, rate_var};
+    use super::Background;
 
     /// How often the reconciler starts a cycle, unless `MONITE_RECONCILE_EVERY` says.
     const CYCLE_EVERY: Duration = Duration::from_secs(5 * 60);

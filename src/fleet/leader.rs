@@ -162,10 +162,12 @@ fn deadline(sent: Instant, ttl: Duration) -> Instant {
 /// A store call given a third of the time to live: a hung store must not hold the
 /// holder past its deadline.
 async fn timed<T>(lease: &Lease, call: impl Future<Output = T>) -> Result<T> {
-    tokio::time::timeout(lease.ttl() / 3, call).await.map_err(|_| {
-        crate::Error::new(
-            crate::ErrorKind::StoreUnavailable,
-            "the fleet's store did not answer within a third of the lease",
-        )
-    })
+    tokio::time::timeout(lease.ttl() / 3, call)
+        .await
+        .map_err(|_| {
+            crate::Error::new(
+                crate::ErrorKind::StoreUnavailable,
+                "the fleet's store did not answer within a third of the lease",
+            )
+        })
 }

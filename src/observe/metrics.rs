@@ -110,14 +110,14 @@ pub use self::reconcile::{
 pub(super) mod inbox;
 #[cfg(all(feature = "client", any(feature = "postgres", feature = "redis")))]
 pub(super) mod lease;
-#[cfg(all(feature = "client", any(feature = "postgres", feature = "redis")))]
-pub use self::lease::{LEASE_ACQUIRED, LEASE_HELD};
 #[cfg(feature = "postgres")]
 pub use self::inbox::{
     INBOX_ACCEPT_DURATION, INBOX_ACCEPTED, INBOX_ATTEMPTS, INBOX_DEAD, INBOX_DUPLICATES,
     INBOX_FAILURES, INBOX_HANDLER_DURATION, INBOX_OLDEST_PENDING_AGE, INBOX_PENDING,
     INBOX_RETRYING, INBOX_RUNNING,
 };
+#[cfg(all(feature = "client", any(feature = "postgres", feature = "redis")))]
+pub use self::lease::{LEASE_ACQUIRED, LEASE_HELD};
 
 /// Counter: answers to deliveries, by `outcome` and `status`.
 pub const DELIVERIES: &str = "monite_webhooks_deliveries_total";

@@ -70,9 +70,9 @@ use crate::observe;
 use crate::receive::Receiver;
 use crate::stop::Stop;
 
-pub(crate) use self::window::signed;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 use self::fleet::Lead;
+pub(crate) use self::window::signed;
 
 pub use self::builder::ReconcilerBuilder;
 #[cfg(feature = "postgres")]
@@ -315,27 +315,28 @@ impl Reconciler {
                 let picked = self.pick(&entities, &mut state, now, resume.deep);
                 (resume.deep, picked)
             } else {
-            began_at_cursor = state.cursor;
-            // The first deep sweep comes a day after start (or on request): a run started
-            // by hand or by cron keeps to its own first window.
-            // On the client's timer, as the rate budget: a simulated day passes as fast.
-            let started = self.inner.client.timer_now();
-            let since = *state.last_deep.get_or_insert(started);
-            let due = started.saturating_duration_since(since) >= self.inner.settings.deep_every;
-            let deep = state.deep_requested || due;
-            state.deep_requested = false;
-            let listed: HashSet<&String> = entities.iter().collect();
-            // An entity no longer listed (deleted) owes nothing.
-            state.deep_owed.retain(|id| listed.contains(id));
-            if deep {
-                // Counted from the start, whatever the cycle's outcome: one failing entity
-                // must not make every later cycle deep. Every entity owes its deep window
-                // until its own deep sweep succeeds, so a cycle dropped half-way leaves the
-                // rest owed.
-                state.last_deep = Some(started);
-                state.deep_owed.extend(entities.iter().cloned());
-            }
-            (deep, self.pick(&entities, &mut state, now, deep))
+                began_at_cursor = state.cursor;
+                // The first deep sweep comes a day after start (or on request): a run started
+                // by hand or by cron keeps to its own first window.
+                // On the client's timer, as the rate budget: a simulated day passes as fast.
+                let started = self.inner.client.timer_now();
+                let since = *state.last_deep.get_or_insert(started);
+                let due =
+                    started.saturating_duration_since(since) >= self.inner.settings.deep_every;
+                let deep = state.deep_requested || due;
+                state.deep_requested = false;
+                let listed: HashSet<&String> = entities.iter().collect();
+                // An entity no longer listed (deleted) owes nothing.
+                state.deep_owed.retain(|id| listed.contains(id));
+                if deep {
+                    // Counted from the start, whatever the cycle's outcome: one failing entity
+                    // must not make every later cycle deep. Every entity owes its deep window
+                    // until its own deep sweep succeeds, so a cycle dropped half-way leaves the
+                    // rest owed.
+                    state.last_deep = Some(started);
+                    state.deep_owed.extend(entities.iter().cloned());
+                }
+                (deep, self.pick(&entities, &mut state, now, deep))
             }
         };
         let mut cycle = CycleSummary {

@@ -108,7 +108,10 @@ impl fmt::Display for Report {
                 "replica {replica} leads the reconciler (lease generation {generation}), taking over from {from} whose lease ran out"
             ),
             Self::LeadershipLost { replica, reason } => {
-                write!(f, "replica {replica} no longer leads the reconciler: {reason}")
+                write!(
+                    f,
+                    "replica {replica} no longer leads the reconciler: {reason}"
+                )
             }
         }
     }

@@ -110,7 +110,10 @@ fn start_three(store: &(&str, String), fake: SocketAddr, env: &[(&str, &str)]) -
     for replica in &mut replicas {
         while TcpStream::connect(&replica.addr).is_err() {
             if let Some(status) = replica.child.try_wait().unwrap() {
-                panic!("a replica started with the others died: {status}; {:#?}", replica.log());
+                panic!(
+                    "a replica started with the others died: {status}; {:#?}",
+                    replica.log()
+                );
             }
             assert!(Instant::now() < deadline, "a replica did not come up");
             std::thread::sleep(Duration::from_millis(20));
@@ -169,9 +172,11 @@ async fn one_cycle_one_leader(store: (&str, String)) -> (Vec<Replica>, Vec<Strin
         listings(&fake).len() == ENTITIES
     })
     .await;
-    wait_for(Duration::from_secs(30), "the subscription re-enabled", || {
-        fake.subscriptions()[0]["status"] == "enabled"
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "the subscription re-enabled",
+        || fake.subscriptions()[0]["status"] == "enabled",
+    )
     .await;
     // Two more checks of the watchdog, and time for a second sweep if any were to start.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -190,7 +195,11 @@ async fn one_cycle_one_leader(store: (&str, String)) -> (Vec<Replica>, Vec<Strin
     let count = |what: &str| replicas.iter().map(|r| r.says(what)).sum::<usize>();
     assert_eq!(count("re-enabled;"), 1, "reported once");
     assert_eq!(count("leads the reconciler (lease"), 1, "one leader");
-    assert_eq!(count("leads the subscription watchdog (lease"), 1, "one watchdog");
+    assert_eq!(
+        count("leads the subscription watchdog (lease"),
+        1,
+        "one watchdog"
+    );
     (replicas, missed)
 }
 
@@ -282,22 +291,33 @@ async fn a_killed_leader_is_taken_over(store: (&str, String)) {
     let took_over = replicas
         .iter()
         .filter(|r| {
-            r.log()
-                .iter()
-                .any(|l| l.contains("leads the reconciler (lease") && l.contains("taking over from"))
+            r.log().iter().any(|l| {
+                l.contains("leads the reconciler (lease") && l.contains("taking over from")
+            })
         })
         .count();
-    assert_eq!(took_over, 1, "{:#?}", replicas.iter().map(Replica::log).collect::<Vec<_>>());
+    assert_eq!(
+        took_over,
+        1,
+        "{:#?}",
+        replicas.iter().map(Replica::log).collect::<Vec<_>>()
+    );
     let listed = listings(&fake);
     let twice: Vec<_> = listed.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.len() <= 1, "listed again after the takeover: {twice:?}");
+    assert!(
+        twice.len() <= 1,
+        "listed again after the takeover: {twice:?}"
+    );
     assert!(
         killed_at.elapsed() < Duration::from_secs(120),
         "the sweep did not resume"
     );
     // The three together, the sweeps and the watchdog's checks, within the fleet's budget.
     let busiest = fake.max_requests_in_a_second();
-    assert!(busiest <= 61, "{busiest} requests in one second, for a budget of 60");
+    assert!(
+        busiest <= 61,
+        "{busiest} requests in one second, for a budget of 60"
+    );
     stop(replicas);
 }
 
@@ -345,7 +365,10 @@ async fn fleet_sweep_time() {
     }
     example("axum_server");
     let started = Instant::now();
-    let env = [("MONITE_RECONCILE_EVERY", "1h"), ("MONITE_MAX_RATE", rate.as_str())];
+    let env = [
+        ("MONITE_RECONCILE_EVERY", "1h"),
+        ("MONITE_MAX_RATE", rate.as_str()),
+    ];
     let mut running: Vec<Replica> = (0..replicas)
         .map(|_| Replica::spawn((store.0, store.1.clone()), addr, &env))
         .collect();

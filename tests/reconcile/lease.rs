@@ -38,7 +38,9 @@ async fn replicas(store: &Store, count: usize, ttl: Duration) -> Vec<Fleet> {
                 Fleet::redis(&store)
             }
         };
-        let fleet = fleet.with_replica(format!("replica-{i}")).with_lease_ttl(ttl);
+        let fleet = fleet
+            .with_replica(format!("replica-{i}"))
+            .with_lease_ttl(ttl);
         fleet.ensure_schema().await.unwrap();
         fleets.push(fleet);
     }
@@ -154,7 +156,8 @@ async fn three_reconcilers_list_each_entity_once_per_cycle() {
                 .on_report(move |report| seen.lock().unwrap().push(report.to_string()));
             let reconciler = match store {
                 Store::Postgres(url) => {
-                    let fleet = Fleet::postgres(&PostgresStore::connect(url, "fleet").await.unwrap());
+                    let fleet =
+                        Fleet::postgres(&PostgresStore::connect(url, "fleet").await.unwrap());
                     reconciler.fleet(fleet.with_replica(format!("replica-{i}")))
                 }
                 Store::Redis(url) => {
@@ -218,7 +221,11 @@ async fn reconciler(
                     .await
                     .unwrap();
             let receiver = counting_receiver_over(runs, Idempotency::new(store));
-            Reconciler::builder(client(addr), receiver, RedisCheckpoints::new(connection, "fleet"))
+            Reconciler::builder(
+                client(addr),
+                receiver,
+                RedisCheckpoints::new(connection, "fleet"),
+            )
         }
     }
 }
@@ -283,7 +290,10 @@ async fn two_watchdogs_act_once_and_the_followers_failures_reach_the_leader() {
             .count();
         assert_eq!(enables, 1, "{reports:#?}");
         assert_eq!(
-            count(&reports, |r| matches!(r, Report::SubscriptionReenabled { .. })),
+            count(&reports, |r| matches!(
+                r,
+                Report::SubscriptionReenabled { .. }
+            )),
             1
         );
         assert_eq!(
@@ -293,6 +303,87 @@ async fn two_watchdogs_act_once_and_the_followers_failures_reach_the_leader() {
             )),
             1,
             "{reports:#?}"
+        );
+    }
+}
+
+/// The lease's series: a term begun on a free lease, then one taken over from a holder
+/// that stopped renewing; held while a pass runs, not after it gave the lease up; and
+/// described by the crate's one `describe()`.
+#[cfg(feature = "metrics")]
+#[test]
+fn leases_held_and_taken_over_are_counted() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use monite_webhooks::metrics as m;
+    let pg = PgServer::start();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = Store::Postgres(pg.url());
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let (addr, fake) = fake_monite::start().await;
+            fake.add_entities(2);
+            let fleets = replicas(&store, 2, Duration::from_secs(1)).await;
+            let runs = Arc::default();
+            let first = reconciler(&store, addr, &runs)
+                .await
+                .fleet(fleets[0].clone())
+                .build()
+                .unwrap();
+            assert_eq!(first.run_once().await.unwrap().led_elsewhere, None);
+            // A holder that never renews nor releases: the next pass takes it over.
+            let stale = fleets[1].lease("reconciler").acquire().await.unwrap();
+            assert!(stale.is_some());
+            tokio::time::sleep(Duration::from_millis(1_200)).await;
+            assert_eq!(first.run_once().await.unwrap().led_elsewhere, None);
+        });
+    });
+    let snapshot = snapshotter.snapshot().into_vec();
+    let value = |name: &str, how: Option<&str>| {
+        snapshot
+            .iter()
+            .find(|(key, _, _, _)| {
+                let key = key.key();
+                key.name() == name
+                    && key
+                        .labels()
+                        .any(|l| l.key() == "lease" && l.value() == "reconciler")
+                    && how.is_none_or(|how| {
+                        key.labels().any(|l| l.key() == "how" && l.value() == how)
+                    })
+            })
+            .map(|entry| &entry.3)
+    };
+    assert_eq!(
+        value(m::LEASE_ACQUIRED, Some("free")),
+        Some(&DebugValue::Counter(1))
+    );
+    assert_eq!(
+        value(m::LEASE_ACQUIRED, Some("taken_over")),
+        Some(&DebugValue::Counter(1))
+    );
+    let held = value(m::LEASE_HELD, None);
+    assert!(
+        matches!(held, Some(DebugValue::Gauge(g)) if g.into_inner() == 0.0),
+        "{held:?}"
+    );
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        m::describe();
+        metrics::gauge!(m::LEASE_HELD).set(1.0);
+        metrics::counter!(m::LEASE_ACQUIRED).increment(1);
+    });
+    let text = handle.render();
+    for name in [m::LEASE_HELD, m::LEASE_ACQUIRED] {
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with(&format!("# HELP {name} "))),
+            "{name} has no help text in:\n{text}"
         );
     }
 }

@@ -78,7 +78,9 @@ impl PostgresCheckpoints {
     /// # Errors
     /// [`ErrorKind::Checkpoints`] if PostgreSQL refuses or cannot be reached.
     pub async fn ensure_schema(&self) -> Result<()> {
-        self.db.migrate(&CHECKPOINTS, ErrorKind::Checkpoints).await?;
+        self.db
+            .migrate(&CHECKPOINTS, ErrorKind::Checkpoints)
+            .await?;
         self.db.migrate(&FLEET, ErrorKind::Checkpoints).await
     }
 
