@@ -407,3 +407,94 @@ mod redis {
         super::a_failing_store_fails_requests_and_sends_none(shared()).await;
     }
 }
+
+/// The budget's series, read back through metrics-util's debugging recorder: draws by lane
+/// and result, waits by lane, the hold a `429` set, and each round trip to the store.
+#[cfg(all(feature = "metrics", feature = "redis"))]
+#[test]
+fn the_budgets_use_waits_and_holds_are_counted() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use monite_webhooks::metrics as m;
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut shared = Shared::Redis(support::redis::RedisServer::start());
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let (addr, fake) = fake_monite::start().await;
+            fake.put_object(
+                "/payables/p1",
+                Some(ENTITY_ID),
+                json!({"id": "p1", "status": "paid"}),
+            );
+            let fleet = shared.fleet("counted").await;
+            let client = replica(addr, 50.0, &fleet, ReplicaTimer::skewed(0));
+            // A token and a listing; a 429 (held 1 s) and its retry; a fetch.
+            list(&client, 1).await;
+            fake.inject(fault(
+                "/v1/webhook_subscriptions",
+                http::StatusCode::TOO_MANY_REQUESTS,
+                Some(1),
+            ));
+            list(&client, 1).await;
+            client.fetch(&payable_event()).await.unwrap();
+            // One draw the store cannot give.
+            shared.stop();
+            let listing = client.webhook_subscriptions().list(Default::default());
+            listing.try_collect::<Vec<_>>().await.unwrap_err();
+        });
+    });
+    let snapshot = snapshotter.snapshot().into_vec();
+    let find = |name: &str, labels: &[(&str, &str)]| {
+        snapshot
+            .iter()
+            .filter(|(key, _, _, _)| {
+                let key = key.key();
+                key.name() == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
+            })
+            .map(|entry| &entry.3)
+            .collect::<Vec<_>>()
+    };
+    let counter = |name: &str, labels: &[(&str, &str)]| match find(name, labels).as_slice() {
+        [DebugValue::Counter(n)] => *n,
+        other => panic!("{name} {labels:?}: {other:?}"),
+    };
+    let samples = |name: &str, labels: &[(&str, &str)]| -> Vec<f64> {
+        match find(name, labels).as_slice() {
+            [DebugValue::Histogram(values)] => values.iter().map(|v| v.into_inner()).collect(),
+            other => panic!("{name} {labels:?}: {other:?}"),
+        }
+    };
+    let background = [("lane", "background"), ("result", "ok")];
+    assert_eq!(counter(m::BUDGET_DRAWS, &background), 4);
+    assert_eq!(
+        counter(m::BUDGET_DRAWS, &[("lane", "live"), ("result", "ok")]),
+        1
+    );
+    let failed = [("lane", "background"), ("result", "error")];
+    assert_eq!(counter(m::BUDGET_DRAWS, &failed), 1);
+    assert_eq!(counter(m::BUDGET_HOLDS, &[("reason", "rate_limited")]), 1);
+    // Every slot's wait, by lane; the retry slept out its `Retry-After` before asking, so
+    // no wait of the budget reaches the hold's second.
+    let waits = samples(m::BUDGET_WAIT, &[("lane", "background")]);
+    assert_eq!(waits.len(), 4);
+    assert!(waits.iter().all(|w| *w < 1.0), "{waits:?}");
+    assert_eq!(samples(m::BUDGET_WAIT, &[("lane", "live")]).len(), 1);
+    let reserves = samples(
+        m::BUDGET_STORE_DURATION,
+        &[("op", "reserve"), ("result", "ok")],
+    );
+    assert_eq!(reserves.len(), 5);
+    let holds = samples(
+        m::BUDGET_STORE_DURATION,
+        &[("op", "hold"), ("result", "ok")],
+    );
+    assert_eq!(holds.len(), 1);
+}
