@@ -45,7 +45,9 @@
 //!   cycle, a handler's fetch with Monite's redelivery, the watchdog at its next check). A
 //!   hold the store cannot be told of still holds the replica that saw it.
 //!
-//! Give every replica the same `max_rate`. The waits are real time on the store's clock,
+//! One budget per namespace: replicas of one service share it; give every replica the same
+//! `max_rate`. Two services of one partner on one store each have their own, so give each
+//! its share of Monite's limit. The waits are real time on the store's clock,
 //! slept on the client's [`Timer`](crate::client::Timer): a timer that does not really
 //! sleep (a simulation's) has no business with a fleet.
 

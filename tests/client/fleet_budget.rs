@@ -327,7 +327,12 @@ async fn a_failing_store_fails_requests_and_sends_none(mut shared: Shared) {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::StoreUnavailable, "{error}");
-    assert!(error.to_string().contains("rate budget"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("the fleet's rate budget cannot be read"),
+        "{error}"
+    );
     assert_eq!(requests(&fake), sent, "a request went out without its slot");
     shared.start_again();
     // The store's client reconnects on its own; PostgreSQL's schema survived, Redis starts

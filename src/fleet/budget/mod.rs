@@ -227,11 +227,15 @@ async fn within_timeout<T>(op: &'static str, call: impl Future<Output = Result<T
     result
 }
 
-/// The error of a store call that failed.
-fn unavailable(what: &str, source: impl Into<crate::error::BoxError> + fmt::Display) -> Error {
+/// The error of a store call that failed, `hint` saying what to do if there is a fix.
+fn unavailable(
+    hint: Option<&str>,
+    source: impl Into<crate::error::BoxError> + fmt::Display,
+) -> Error {
+    let hint = hint.map(|h| format!(" ({h})")).unwrap_or_default();
     Error::new(
         ErrorKind::StoreUnavailable,
-        format!("cannot {what} the fleet's rate budget: {source}"),
+        format!("the fleet's rate budget cannot be read{hint}: {source}"),
     )
     .with_source(source)
 }
