@@ -30,6 +30,7 @@ check inbox/index.html postgres
 check client/index.html client
 check reconcile/index.html client
 check watchdog/index.html client
+check fleet/index.html client
 check idempotency/struct.RedisStore.html redis
 check idempotency/struct.PostgresStore.html postgres
 check event/struct.Event.html jiff

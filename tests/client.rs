@@ -19,5 +19,7 @@ mod client {
     mod fetch;
     mod fetch_handlers;
     mod fetch_table;
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    mod fleet_budget;
     mod recovery;
 }

@@ -319,7 +319,9 @@ impl ClientBuilder {
 
     /// At most this many requests per second, shared by the client and its clones (every
     /// call, token requests and retries included); defaults to [`DEFAULT_MAX_RATE`], a
-    /// fifth of Monite's default limit. Requests wait their turn; none is refused.
+    /// fifth of Monite's default limit. Requests wait their turn; none is refused. With a
+    /// fleet (`fleet`, features `postgres` or `redis`), the rate of every replica
+    /// together.
     pub fn max_rate(mut self, requests_per_second: f64) -> Self {
         self.max_rate = requests_per_second;
         self

@@ -7,6 +7,9 @@
 //! ask, except that a request in the lane ahead (a fetch of the object a live event is
 //! about) takes the earliest slot still waiting in the other lane, whose holders each move
 //! one slot back: a fetch never waits behind a reconciliation sweep's queue.
+//!
+//! With a [fleet](crate::fleet#the-rate-budget) (features `postgres` or `redis`), each
+//! request takes its turn here first, then a slot of the fleet's schedule, in the same lane.
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -7,6 +7,53 @@
 //! reconciler's sweep, the watchdog's checks), through a [`Lease`]. Without a fleet a
 //! process behaves as alone.
 //!
+//! # The rate budget
+//!
+//! A client given a fleet ([`ClientBuilder::fleet`](crate::client::ClientBuilder::fleet))
+//! draws every request it sends (sweeps, the watchdog's checks, fetches, tokens, retries)
+//! from one budget shared by every replica on the store: its
+//! [`max_rate`](crate::client::ClientBuilder::max_rate) is the rate of the whole fleet.
+//!
+//! - **One schedule, one round trip.** The budget is a cell-rate schedule (GCRA): the
+//!   instant the next request may go, and an instant before which none goes. Each request
+//!   reserves the next slot and learns how long to wait for it in one round trip: on
+//!   PostgreSQL one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` on a row of
+//!   `<prefix>_fleet_budget`, on Redis one Lua script on the hash
+//!   `<prefix><namespace>:fleet:budget:monite-api`. Slots are `1 / max_rate` apart
+//!   whichever replica takes them: in any second, at most `max_rate` requests, plus the one
+//!   on its boundary.
+//! - **The store's clock.** The time is `clock_timestamp()` on PostgreSQL and `TIME` on
+//!   Redis; a replica only ever sleeps a duration the store computed, so replicas whose
+//!   clocks disagree share one schedule.
+//! - **`Retry-After` holds every replica.** A `429` seen by any replica (or a
+//!   `RateLimit-Remaining` of 0) raises the shared hold (`GREATEST`: a longer one stays),
+//!   and every reservation after it waits for its end.
+//! - **No share to lose.** The schedule keeps no per-replica state: a replica that dies,
+//!   even by `SIGKILL`, leaves behind only the few slots it had booked, which pass within
+//!   the headroom below. Nothing to release, nothing to expire.
+//! - **Live fetches first.** A fetch of the object a live event is about always reserves
+//!   its slot. A background request (a sweep's listing, the watchdog's check, a token)
+//!   takes one only while the schedule is booked at most two slots ahead; otherwise the
+//!   store says when it will be back at that bound, and the request asks again then. So a
+//!   fetch waits behind at most two background slots of any replica, and in each process
+//!   the client's own lanes still come first (a fetch ahead of the process's queue; one
+//!   background request at a time asking the store).
+//! - **If the store fails.** A request whose slot the store cannot give (it refuses, or
+//!   does not answer within 5 s) is not sent: it fails with
+//!   [`StoreUnavailable`](crate::ErrorKind::StoreUnavailable). Falling back to
+//!   a budget of each replica's own would let the fleet send `max_rate` per replica just
+//!   when nothing can coordinate them; every caller already retries later (a sweep next
+//!   cycle, a handler's fetch with Monite's redelivery, the watchdog at its next check). A
+//!   hold the store cannot be told of still holds the replica that saw it.
+//!
+//! One budget per namespace: replicas of one service share it; give every replica the same
+//! `max_rate`. Two services of one partner on one store each have their own, so give each
+//! its share of Monite's limit. The waits are real time on the store's clock,
+//! slept on the client's [`Timer`](crate::client::Timer): a timer that does not really
+//! sleep (a simulation's) has no business with a fleet.
+//!
+//! # The leases
+//!
 //! Why a leader with a lease, and not a lease per entity: the sweep is bound by the rate
 //! budget the fleet shares, not by any replica's CPU, so splitting it across replicas buys
 //! no speed, and one leader lists the entities once per cycle instead of once per replica.

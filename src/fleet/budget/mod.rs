@@ -125,32 +125,31 @@ impl SharedBudget {
     /// [`ErrorKind::StoreUnavailable`] if the store fails or does not answer in time: the
     /// request is not sent, since a budget that cannot be read cannot be kept.
     pub(crate) async fn take(&self, lane: Lane, sleep: Sleep<'_>) -> Result<Duration> {
+        // One background request of this process asks at a time, the others queue here in
+        // order; dropped while waiting (the request given up), the guard frees the gate.
+        let turn = match lane {
+            Lane::Background => Some(self.gate.lock().await),
+            Lane::Live => None,
+        };
         let mut waited = Duration::ZERO;
-        let wait = match lane {
-            Lane::Live => match self.ask(Lane::Live).await? {
-                Answer::Slot { wait, .. } => wait,
-                // A live request always reserves; keep the loop's shape if a store says
-                // otherwise.
-                Answer::Later(wait) => wait,
-            },
-            Lane::Background => {
-                // Dropped while waiting (the request given up), the guard frees the gate.
-                let _turn = self.gate.lock().await;
-                loop {
-                    match self.ask(Lane::Background).await? {
-                        Answer::Slot { wait, .. } => break wait,
-                        Answer::Later(wait) => {
-                            waited += wait;
-                            sleep(wait).await;
-                        }
+        loop {
+            match self.ask(lane).await? {
+                Answer::Slot { wait, .. } => {
+                    // The slot is ours: the next request of this process may book its own.
+                    drop(turn);
+                    if !wait.is_zero() {
+                        sleep(wait).await;
                     }
+                    return Ok(waited + wait);
+                }
+                // Never zero, so that a store's rounding cannot make a busy loop.
+                Answer::Later(wait) => {
+                    let wait = wait.max(Duration::from_millis(1));
+                    waited += wait;
+                    sleep(wait).await;
                 }
             }
-        };
-        if !wait.is_zero() {
-            sleep(wait).await;
         }
-        Ok(waited + wait)
     }
 
     /// One reservation in `lane`: one round trip.
@@ -228,11 +227,15 @@ async fn within_timeout<T>(op: &'static str, call: impl Future<Output = Result<T
     result
 }
 
-/// The error of a store call that failed.
-fn unavailable(what: &str, source: impl Into<crate::error::BoxError> + fmt::Display) -> Error {
+/// The error of a store call that failed, `hint` saying what to do if there is a fix.
+fn unavailable(
+    hint: Option<&str>,
+    source: impl Into<crate::error::BoxError> + fmt::Display,
+) -> Error {
+    let hint = hint.map(|h| format!(" ({h})")).unwrap_or_default();
     Error::new(
         ErrorKind::StoreUnavailable,
-        format!("cannot {what} the fleet's rate budget: {source}"),
+        format!("the fleet's rate budget cannot be read{hint}: {source}"),
     )
     .with_source(source)
 }

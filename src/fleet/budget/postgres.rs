@@ -69,7 +69,7 @@ impl Statements {
                 .bind(headroom_us)
                 .fetch_one(self.db.pool())
                 .await
-                .map_err(|e| unavailable("reserve a slot of", e))?;
+                .map_err(|e| unavailable(missing_table(&e), e))?;
         Ok(match (wait, slot_at) {
             (Some(wait), Some(slot_us)) => Answer::Slot {
                 wait: micros(wait),
@@ -88,7 +88,13 @@ impl Statements {
             .bind(wait_us)
             .execute(self.db.pool())
             .await
-            .map_err(|e| unavailable("hold back", e))?;
+            .map_err(|e| unavailable(missing_table(&e), e))?;
         Ok(())
     }
+}
+
+/// What to do when the table is missing (`42P01`, undefined table).
+fn missing_table(e: &sqlx::Error) -> Option<&'static str> {
+    let code = e.as_database_error().and_then(|d| d.code())?;
+    (code == "42P01").then_some("no table: run Fleet::ensure_schema at start-up")
 }

@@ -75,7 +75,7 @@ impl Scripts {
             .arg(headroom_us.unwrap_or(-1))
             .invoke_async(&mut self.keys.connection.clone())
             .await
-            .map_err(|e| unavailable("reserve a slot of", e))?;
+            .map_err(|e| unavailable(None, e))?;
         Ok(match answer.as_slice() {
             [1, wait, slot_us] => Answer::Slot {
                 wait: micros(*wait),
@@ -83,10 +83,7 @@ impl Scripts {
             },
             [_, later, ..] => Answer::Later(micros(*later)),
             _ => {
-                return Err(unavailable(
-                    "reserve a slot of",
-                    format!("the script answered {answer:?}"),
-                ));
+                return Err(unavailable(None, format!("the script answered {answer:?}")));
             }
         })
     }
@@ -99,7 +96,7 @@ impl Scripts {
             .arg(wait_us)
             .invoke_async(&mut self.keys.connection.clone())
             .await
-            .map_err(|e| unavailable("hold back", e))?;
+            .map_err(|e| unavailable(None, e))?;
         Ok(())
     }
 }

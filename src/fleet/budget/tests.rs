@@ -131,6 +131,50 @@ mod postgres {
         live_requests_go_ahead_of_background_ones(&fleets(&server, "lanes").await).await;
         a_hold_from_one_replica_holds_every_replica(&fleets(&server, "hold").await).await;
     }
+
+    /// Before `ensure_schema`, a draw fails saying what to run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_missing_table_says_to_run_ensure_schema() {
+        let server = PgServer::start();
+        let store = PostgresStore::connect(&server.url(), "bare").await.unwrap();
+        let budget = SharedBudget::new(&Fleet::postgres(&store), 10.0);
+        let error = budget.ask(Lane::Live).await.unwrap_err();
+        assert_eq!(error.kind(), crate::ErrorKind::StoreUnavailable);
+        assert!(
+            error.to_string().contains("Fleet::ensure_schema"),
+            "{error}"
+        );
+    }
+
+    /// A server that accepts and never answers: the draw fails after `STORE_TIMEOUT`
+    /// rather than holding the request (and every request behind it) for the pool's 30 s.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_that_never_answers_fails_the_draw() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "postgres://postgres@{}/postgres",
+            silent.local_addr().unwrap()
+        );
+        let accepting = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_secs(60))
+            .connect_lazy(&url)
+            .unwrap();
+        let store = PostgresStore::new(pool, "silent").unwrap();
+        let budget = SharedBudget::new(&Fleet::postgres(&store), 10.0);
+        let error = budget.ask(Lane::Background).await.unwrap_err();
+        assert_eq!(error.kind(), crate::ErrorKind::StoreUnavailable);
+        assert!(
+            error.to_string().contains("did not answer within 5 s"),
+            "{error}"
+        );
+        accepting.abort();
+    }
 }
 
 #[cfg(feature = "redis")]
