@@ -20,6 +20,11 @@
 //! every [`CHECKPOINT_FLUSH_EVERY`] within one: a crash loses only the checkpoints saved
 //! since, which makes the next sweeps look further back, never skip.
 //!
+//! Replicas that share PostgreSQL or Redis sweep by turns (`ReconcilerBuilder::fleet`,
+//! by default with `PostgresCheckpoints` and `RedisCheckpoints`): one leads under a
+//! lease and sweeps each entity once per cycle, and a replica that takes over resumes the
+//! cycle where the last leader stopped. Without a shared store a process sweeps alone.
+//!
 //! What it cannot do: bring back events Monite never recorded (while a subscription was
 //! disabled), or events whose `created_at` is `null` (no time filter matches them).
 //!
@@ -265,7 +270,7 @@ impl Reconciler {
     /// unknown. An entity whose sweep fails is in [`CycleSummary::failed`] (and reported
     /// as [`Report::SweepStale`]); the others go on.
     ///
-    /// With a [fleet](ReconcilerBuilder::fleet), it leads for the cycle: it resumes the
+    /// With a fleet (`ReconcilerBuilder::fleet`), it leads for the cycle: it resumes the
     /// cycle a former leader left unfinished, or starts one, then gives the lease up; while
     /// another replica leads it sweeps nothing and names it in
     /// [`CycleSummary::led_elsewhere`].

@@ -43,11 +43,11 @@ pub enum Report {
         horizon: jiff::Timestamp,
     },
     /// This replica leads the fleet's reconcilers (see
-    /// [`ReconcilerBuilder::fleet`](super::ReconcilerBuilder::fleet)).
+    /// `ReconcilerBuilder::fleet`).
     LeadershipGained {
         /// This replica.
         replica: String,
-        /// The lease's generation: raised by every change of leader.
+        /// The lease's generation: raised by every acquisition, a fencing token.
         generation: i64,
         /// The leader replaced because its lease ran out (killed, hung, cut off), if one
         /// was: its unfinished cycle is resumed.

@@ -6,6 +6,10 @@
 //! [`Watchdog::record_failure`], are reported at the next check, long before Monite's
 //! week runs out.
 //!
+//! Replicas that share PostgreSQL or Redis check by turns (`WatchdogBuilder::fleet`):
+//! one leads under a lease, so each incident is acted on and reported once, and the
+//! failures recorded on any replica reach it.
+//!
 //! One check by hand or from cron, with [`Watchdog::run_once`]; or one every
 //! [`every`](WatchdogBuilder::every) in the background, with [`Watchdog::start`], until
 //! [`WatchdogHandle::shutdown`].
@@ -157,7 +161,7 @@ impl Watchdog {
     /// re-enables, if asked) the disabled ones, and reports the receiver's failures since
     /// the last check.
     ///
-    /// With a [fleet](WatchdogBuilder::fleet), it checks only if no other replica leads
+    /// With a fleet (`WatchdogBuilder::fleet`), it checks only if no other replica leads
     /// (then gives the lease up), with the failures every replica recorded; otherwise it
     /// passes this replica's failures on and names the leader in
     /// [`WatchCheck::led_elsewhere`].

@@ -64,11 +64,11 @@ pub enum Report {
         error: String,
     },
     /// This replica leads the fleet's watchdogs (see
-    /// [`WatchdogBuilder::fleet`](super::WatchdogBuilder::fleet)).
+    /// `WatchdogBuilder::fleet`).
     LeadershipGained {
         /// This replica.
         replica: String,
-        /// The lease's generation: raised by every change of leader.
+        /// The lease's generation: raised by every acquisition, a fencing token.
         generation: i64,
         /// The leader replaced because its lease ran out, if one was.
         taken_over_from: Option<String>,
