@@ -166,6 +166,8 @@ async fn one_cycle_one_leader(store: (&str, String)) -> (Vec<Replica>, Vec<Strin
             ("MONITE_RECONCILE_EVERY", "1h"),
             ("MONITE_WATCH_EVERY", "1s"),
             ("MONITE_MAX_RATE", "500"),
+            // No takeover is wanted here: a lease a stalled machine cannot lose.
+            ("MONITE_FLEET_LEASE", "15s"),
         ],
     );
     wait_for(Duration::from_secs(120), "every entity swept", || {
