@@ -130,17 +130,22 @@ impl Lead {
 
     /// How long before the next cycle is due, by Monite's clock.
     fn due_in(&self, now: Option<jiff::Timestamp>, every: Duration) -> Duration {
-        let progress = self.progress();
-        let (Some(started), Some(now)) = (progress.started, now) else {
-            return Duration::ZERO;
-        };
-        if !progress.done {
-            return Duration::ZERO;
-        }
-        let since = now.as_microsecond().saturating_sub(started);
-        let since = Duration::from_micros(u64::try_from(since).unwrap_or(0));
-        every.saturating_sub(since)
+        due_in(&self.progress(), now, every)
     }
+}
+
+/// How long before the cycle after `progress` is due: at once when none ran, one is
+/// unfinished, or Monite's time is unknown; otherwise `every` after the last one started.
+fn due_in(progress: &Progress, now: Option<jiff::Timestamp>, every: Duration) -> Duration {
+    let (Some(started), Some(now)) = (progress.started, now) else {
+        return Duration::ZERO;
+    };
+    if !progress.done {
+        return Duration::ZERO;
+    }
+    let since = now.as_microsecond().saturating_sub(started);
+    let since = Duration::from_micros(u64::try_from(since).unwrap_or(0));
+    every.saturating_sub(since)
 }
 
 impl Reconciler {
@@ -249,5 +254,48 @@ impl Reconciler {
         {
             self.state().deep_requested = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> jiff::Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_cycle_is_due_a_pace_after_the_last_started_by_monites_clock() {
+        let every = Duration::from_secs(300);
+        let now = Some(at("2026-12-06T10:02:00Z"));
+        let mut progress = Progress::default();
+        assert_eq!(due_in(&progress, now, every), Duration::ZERO, "none ran");
+        progress.started = Some(at("2026-12-06T10:00:00Z").as_microsecond());
+        assert_eq!(due_in(&progress, now, every), Duration::ZERO, "unfinished");
+        progress.done = true;
+        assert_eq!(due_in(&progress, now, every), Duration::from_secs(180));
+        assert_eq!(
+            due_in(&progress, None, every),
+            Duration::ZERO,
+            "time unknown"
+        );
+        let late = Some(at("2026-12-06T10:06:00Z"));
+        assert_eq!(due_in(&progress, late, every), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_progress_reads_back_as_written() {
+        let progress = Progress {
+            started: Some(1_765_000_000_000_000),
+            deep: true,
+            cursor: 41,
+            last: Some("e0000000-0000-4000-8000-000000000041".to_owned()),
+            done: false,
+        };
+        let text = serde_json::to_string(&progress).unwrap();
+        assert_eq!(serde_json::from_str::<Progress>(&text).unwrap(), progress);
+        // Text another version wrote that this one cannot read starts a new cycle.
+        assert!(serde_json::from_str::<Progress>("{\"started\": \"soon\"}").is_err());
     }
 }
