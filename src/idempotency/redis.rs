@@ -186,7 +186,10 @@ impl RedisStore {
 /// and leases share with the store they were made from.
 #[cfg(feature = "client")]
 #[derive(Clone)]
-#[allow(dead_code, reason = "TEMPORARY until the budget and the leases read it")]
+#[allow(
+    dead_code,
+    reason = "TEMPORARY until the budget and the leases read it"
+)]
 pub(crate) struct RedisKeys {
     pub(crate) connection: ConnectionManager,
     prefix: Arc<str>,
