@@ -9,7 +9,7 @@
 mod common;
 
 use common::{SECRET, run};
-use monite_webhooks_testkit::fake_monite;
+use crate::common::fake_monite;
 
 /// The environment that points the binary at the fake.
 fn env(addr: std::net::SocketAddr) -> Vec<(&'static str, String)> {
@@ -625,7 +625,7 @@ async fn ensure_finds_a_lost_create_and_reports_what_it_leaves_alone() {
     assert_eq!(entries[1]["duplicates"], serde_json::json!([duplicate]));
     assert_eq!(entries[1]["secret_status"], "not_held");
     assert_eq!(
-        fake.regenerations.load(std::sync::atomic::Ordering::SeqCst),
+        fake.regenerations(),
         0
     );
 
@@ -714,7 +714,7 @@ async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
     // By default: nothing regenerated, both reported not held, exit 1 with a hint.
     let out = run_env(&ensure, &env).await;
     assert_eq!(out.code, 1, "{out:?}");
-    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 0, "{out:?}");
+    assert_eq!(fake.regenerations(), 0, "{out:?}");
     assert!(out.stdout.contains("secret NOT held"), "{out:?}");
     assert!(out.stderr.contains("2 secret(s) not held"), "{out:?}");
     assert!(out.stderr.contains("--regenerate-missing"), "{out:?}");
@@ -735,7 +735,7 @@ async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
         out.stderr.contains(&payable) && out.stderr.contains(&counterpart),
         "{out:?}"
     );
-    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.regenerations(), 0);
 
     // A keyring file that holds secrets, but none of this URL's subscriptions: refused too.
     let other = Keyring::new().with_subscription(
@@ -750,7 +750,7 @@ async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
             .contains("holds no secret of the 2 subscription(s)"),
         "{out:?}"
     );
-    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.regenerations(), 0);
 
     // The right file, holding the payable secret: the count is printed, then one secret
     // (the counterpart's) is regenerated.
@@ -768,7 +768,7 @@ async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
         )),
         "{out:?}"
     );
-    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.regenerations(), 1);
     assert!(Keyring::load(&path).unwrap().contains(&counterpart));
 
     // --no-regenerate is still accepted (and is the default); with --regenerate-missing it
@@ -780,7 +780,7 @@ async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
     no_regenerate.push("--regenerate-missing");
     let out = run_env(&no_regenerate, &env).await;
     assert_eq!(out.code, 2, "{out:?}");
-    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.regenerations(), 1);
 }
 
 /// A directory for `TMPDIR` of the binary, so a fallback file is found (and not left in

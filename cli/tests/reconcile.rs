@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{SECRET, run};
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
-use monite_webhooks_testkit::fake_monite;
+use crate::common::fake_monite;
 
 fn env(addr: std::net::SocketAddr) -> Vec<(&'static str, String)> {
     vec![
