@@ -1,14 +1,12 @@
-//! `GET /entities` and `GET /entities/{id}`: the entities events have named, and those
-//! added on purpose.
+//! `GET /entities`: the entities events have named, and those added on purpose. (`GET
+//! /entities/{id}` is an object read, in `objects`.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Query, State};
+use axum::response::Response;
 
-use super::error;
 use super::pagination::paginate;
 use crate::testing::emulator::state::{Shared, lock};
 
@@ -18,12 +16,4 @@ pub(super) async fn list(
 ) -> Response {
     let all = lock(&shared.state).entities.clone();
     paginate(&shared, all, &query)
-}
-
-pub(super) async fn get(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let state = lock(&shared.state);
-    match state.entities.iter().find(|e| e["id"] == id.as_str()) {
-        Some(entity) => axum::Json(entity.clone()).into_response(),
-        None => error(StatusCode::NOT_FOUND, "Entity not found"),
-    }
 }

@@ -65,7 +65,6 @@ pub(super) fn router(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/v1/events/{id}", get(events::get))
         .route("/v1/webhook_deliveries", get(deliveries::list))
         .route("/v1/entities", get(entities::list))
-        .route("/v1/entities/{id}", get(entities::get))
         .route("/v1/{*path}", get(objects::get))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),

@@ -46,13 +46,19 @@ pub(super) async fn get(State(shared): State<Arc<Shared>>, request: Request) -> 
         response.headers_mut().insert("retry-after", 0.into());
         response
     } else {
-        match state.objects.get(&path) {
+        // An entity listed and not stored as an object answers as listed.
+        let listed = path
+            .strip_prefix("/v1/entities/")
+            .filter(|id| !id.contains('/'))
+            .and_then(|id| state.entities.iter().find(|e| e["id"] == id))
+            .map(|entity| (entity.clone(), None));
+        match state.objects.get(&path).cloned().or(listed) {
             None => error(StatusCode::NOT_FOUND, "Object not found"),
             Some((_, Some(entity))) if read.entity_id.as_deref() != Some(entity.as_str()) => error(
                 StatusCode::BAD_REQUEST,
                 "Missing or unknown x-monite-entity-id header",
             ),
-            Some((object, _)) => axum::Json(object.clone()).into_response(),
+            Some((object, _)) => axum::Json(object).into_response(),
         }
     };
     read.status = response.status().as_u16();
