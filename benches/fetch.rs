@@ -23,7 +23,7 @@ use monite_webhooks::client::{Client, Environment};
 #[path = "../tests/support/fake_monite.rs"]
 mod fake_monite;
 
-use fake_monite::{ CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Fake};
+use fake_monite::{CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Fake};
 use serde_json::json;
 
 fn event(id: &str) -> Event {

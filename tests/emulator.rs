@@ -15,5 +15,6 @@ mod emulator {
     mod api;
     mod control;
     mod deliveries;
+    mod http;
     mod receiver;
 }

@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::{SECRET, run};
 use crate::common::fake_monite;
+use common::{SECRET, run};
 
 /// The environment that points the binary at the fake.
 fn env(addr: std::net::SocketAddr) -> Vec<(&'static str, String)> {
@@ -624,10 +624,7 @@ async fn ensure_finds_a_lost_create_and_reports_what_it_leaves_alone() {
     assert_eq!(entries[1]["id"], counterpart.as_str());
     assert_eq!(entries[1]["duplicates"], serde_json::json!([duplicate]));
     assert_eq!(entries[1]["secret_status"], "not_held");
-    assert_eq!(
-        fake.regenerations(),
-        0
-    );
+    assert_eq!(fake.regenerations(), 0);
 
     // The refused object type: no subscription, the run went on past it.
     assert_eq!(entries[2]["action"], "refused");

@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::{body_file, run};
 use crate::common::fake_monite::{self, ENTITY_ID};
+use common::{body_file, run};
 use serde_json::json;
 
 fn env(addr: std::net::SocketAddr) -> Vec<(&'static str, String)> {

@@ -163,29 +163,17 @@ async fn tokens_are_cached_refreshed_before_expiry_and_renewed_on_401() {
     for _ in 0..3 {
         list_all(&subscriptions).await;
     }
-    assert_eq!(
-        fake.token_requests(),
-        1,
-        "the token is cached"
-    );
+    assert_eq!(fake.token_requests(), 1, "the token is cached");
 
     // A 2 s token is refreshed halfway through its life.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     list_all(&subscriptions).await;
-    assert_eq!(
-        fake.token_requests(),
-        2,
-        "refreshed before expiry"
-    );
+    assert_eq!(fake.token_requests(), 2, "refreshed before expiry");
 
     // Revoked early: the 401 gets one fresh token and the request goes through.
     fake.revoke_tokens();
     list_all(&subscriptions).await;
-    assert_eq!(
-        fake.token_requests(),
-        3,
-        "renewed on 401"
-    );
+    assert_eq!(fake.token_requests(), 3, "renewed on 401");
 
     // A token of the user's own is not renewed: the 401 is the answer.
     let with_token = Client::builder(Environment::Custom(format!("http://{addr}/v1")))
@@ -244,11 +232,7 @@ async fn rate_limits_and_server_errors_are_retried_then_reported() {
     let before = fake.requests();
     let error = subscriptions.get("x").await.unwrap_err();
     assert_eq!(error.api_status(), Some(StatusCode::BAD_GATEWAY));
-    assert_eq!(
-        fake.requests() - before,
-        4,
-        "one try and three retries"
-    );
+    assert_eq!(fake.requests() - before, 4, "one try and three retries");
 
     // A 4xx is not retried.
     let before = fake.requests();

@@ -10,6 +10,7 @@ use monite_webhooks::client::{Client, Environment, ListQuery};
 use monite_webhooks::testing::Emulator;
 use serde_json::{Value, json};
 
+use super::http::{JsonBody as _, json_of};
 use crate::support::fake_monite::fixture_at;
 use crate::support::openapi::{answer_schema, violations};
 
@@ -31,17 +32,18 @@ struct Raw {
 
 impl Raw {
     async fn new(emulator: &Emulator) -> Self {
-        let http = reqwest::Client::new();
+        let http = super::http::client();
         let base = emulator.base_url();
         let answer = http
             .post(format!("{base}/auth/token"))
-            .json(&json!({"grant_type": "client_credentials",
+            .header("x-monite-version", "2024-05-25")
+            .json_body(&json!({"grant_type": "client_credentials",
                 "client_id": emulator.client_id(), "client_secret": emulator.client_secret()}))
             .send()
             .await
             .unwrap();
         assert_eq!(answer.status(), 200);
-        let token: Value = answer.json().await.unwrap();
+        let token: Value = json_of(answer).await;
         let mut raw = Self {
             http,
             base,
@@ -74,15 +76,18 @@ impl Raw {
         .header("x-monite-version", "2024-05-25")
         .header("x-monite-entity-id", ENTITY);
         if let Some(body) = body {
-            request = request.json(&body);
+            request = request.json_body(&body);
         }
         let answer = request.send().await.unwrap();
         assert_eq!(answer.status(), status, "{method} {path}");
-        assert!(answer.headers().contains_key("date"), "{method} {path}: no Date");
+        assert!(
+            answer.headers().contains_key("date"),
+            "{method} {path}: no Date"
+        );
         if status == 204 {
             return Value::Null;
         }
-        let value: Value = answer.json().await.unwrap();
+        let value: Value = json_of(answer).await;
         self.check(method, template, status, &value);
         value
     }
@@ -96,7 +101,10 @@ impl Raw {
         let schema = answer_schema(&document, method, template, status)
             .unwrap_or_else(|| panic!("{method} {template} {status}: no schema"));
         let found = violations(&document, &schema, value, "$");
-        assert!(found.is_empty(), "{method} {template} {status}: {found:#?}\n{value:#}");
+        assert!(
+            found.is_empty(),
+            "{method} {template} {status}: {found:#?}\n{value:#}"
+        );
         self.checked.push(format!("{method} {template} {status}"));
     }
 }
@@ -111,21 +119,51 @@ async fn every_answer_matches_monites_schemas() {
     let url = url.as_str();
 
     let created = raw
-        .call("post", subs, subs, Some(json!({"object_type": "payable", "url": url})), 201)
+        .call(
+            "post",
+            subs,
+            subs,
+            Some(json!({"object_type": "payable", "url": url})),
+            201,
+        )
         .await;
     assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
     let id = created["id"].as_str().unwrap().to_owned();
     let path = format!("{subs}/{id}");
     raw.call("get", subs, subs, None, 200).await;
-    raw.call("get", &format!("{subs}?object_type=payable&limit=1&sort=created_at&order=desc"), subs, None, 200)
-        .await;
+    raw.call(
+        "get",
+        &format!("{subs}?object_type=payable&limit=1&sort=created_at&order=desc"),
+        subs,
+        None,
+        200,
+    )
+    .await;
     raw.call("get", &path, one, None, 200).await;
-    raw.call("patch", &path, one, Some(json!({"event_types": ["payable.paid"]})), 200)
-        .await;
-    raw.call("post", &format!("{path}/disable"), &format!("{one}/disable"), None, 200)
-        .await;
-    raw.call("post", &format!("{path}/enable"), &format!("{one}/enable"), None, 200)
-        .await;
+    raw.call(
+        "patch",
+        &path,
+        one,
+        Some(json!({"event_types": ["payable.paid"]})),
+        200,
+    )
+    .await;
+    raw.call(
+        "post",
+        &format!("{path}/disable"),
+        &format!("{one}/disable"),
+        None,
+        200,
+    )
+    .await;
+    raw.call(
+        "post",
+        &format!("{path}/enable"),
+        &format!("{one}/enable"),
+        None,
+        200,
+    )
+    .await;
     let regenerated = raw
         .call(
             "post",
@@ -136,31 +174,93 @@ async fn every_answer_matches_monites_schemas() {
         )
         .await;
     assert_ne!(regenerated["secret"], created["secret"]);
-    raw.call("post", subs, subs, Some(json!({"object_type": "payable", "url": "http://plain"})), 422)
+    raw.call(
+        "post",
+        subs,
+        subs,
+        Some(json!({"object_type": "payable", "url": "http://plain"})),
+        422,
+    )
+    .await;
+    raw.call(
+        "post",
+        subs,
+        subs,
+        Some(json!({"object_type": "no_such_type", "url": url})),
+        422,
+    )
+    .await;
+    raw.call("get", &format!("{subs}/nope"), one, None, 404)
         .await;
-    raw.call("post", subs, subs, Some(json!({"object_type": "no_such_type", "url": url})), 422)
-        .await;
-    raw.call("get", &format!("{subs}/nope"), one, None, 404).await;
 
     emulator
-        .trigger("payable.paid", ENTITY, Some(json!({"id": "0b000000-0000-4000-8000-000000000001"})))
+        .trigger(
+            "payable.paid",
+            ENTITY,
+            Some(json!({"id": "0b000000-0000-4000-8000-000000000001"})),
+        )
         .unwrap();
     emulator.deliver_due().await;
-    let events = raw.call("get", "/events?limit=10&sort=created_at&order=asc", "/events", None, 200).await;
+    let events = raw
+        .call(
+            "get",
+            "/events?limit=10&sort=created_at&order=asc",
+            "/events",
+            None,
+            200,
+        )
+        .await;
     let event_id = events["data"][0]["id"].as_str().unwrap().to_owned();
-    raw.call("get", &format!("/events/{event_id}"), "/events/{event_id}", None, 200)
+    raw.call(
+        "get",
+        &format!("/events/{event_id}"),
+        "/events/{event_id}",
+        None,
+        200,
+    )
+    .await;
+    raw.call(
+        "get",
+        "/events/ee000000-0000-4000-8000-ffffffffffff",
+        "/events/{event_id}",
+        None,
+        404,
+    )
+    .await;
+    raw.call(
+        "get",
+        "/events?created_at__gte=yesterday",
+        "/events",
+        None,
+        422,
+    )
+    .await;
+    let log = raw
+        .call(
+            "get",
+            "/webhook_deliveries",
+            "/webhook_deliveries",
+            None,
+            200,
+        )
         .await;
-    raw.call("get", "/events/ee000000-0000-4000-8000-ffffffffffff", "/events/{event_id}", None, 404)
-        .await;
-    raw.call("get", "/events?created_at__gte=yesterday", "/events", None, 422).await;
-    let log = raw.call("get", "/webhook_deliveries", "/webhook_deliveries", None, 200).await;
     assert_eq!(log["data"].as_array().unwrap().len(), 1);
     raw.call("get", "/entities", "/entities", None, 200).await;
-    raw.call("get", &format!("/entities/{ENTITY}"), "/entities/{entity_id}", None, 200)
-        .await;
+    raw.call(
+        "get",
+        &format!("/entities/{ENTITY}"),
+        "/entities/{entity_id}",
+        None,
+        200,
+    )
+    .await;
     raw.call("delete", &path, one, None, 204).await;
 
-    let checked: HashSet<&str> = raw.checked.iter().map(|c| c.rsplit_once(' ').unwrap().0).collect();
+    let checked: HashSet<&str> = raw
+        .checked
+        .iter()
+        .map(|c| c.rsplit_once(' ').unwrap().0)
+        .collect();
     assert_eq!(checked.len(), 13, "{checked:?}");
 }
 
@@ -196,7 +296,10 @@ async fn pagination_returns_250_events_of_one_timestamp_once_each() {
         .try_collect()
         .await
         .unwrap();
-    let stamps: HashSet<_> = events.iter().map(|e| e.created_at().unwrap().to_owned()).collect();
+    let stamps: HashSet<_> = events
+        .iter()
+        .map(|e| e.created_at().unwrap().to_owned())
+        .collect();
     assert_eq!(stamps.len(), 1, "{stamps:?}");
     let listed: HashSet<String> = events.iter().map(|e| e.id().unwrap().to_owned()).collect();
     assert_eq!(events.len(), 250);
@@ -205,13 +308,23 @@ async fn pagination_returns_250_events_of_one_timestamp_once_each() {
 
 #[tokio::test]
 async fn beyond_the_rate_limit_a_429_with_retry_after_and_ratelimit_headers() {
-    let emulator = Emulator::builder().rate_limit(Some(5)).start().await.unwrap();
-    let http = reqwest::Client::new();
+    let emulator = Emulator::builder()
+        .rate_limit(Some(5))
+        .start()
+        .await
+        .unwrap();
+    let http = super::http::client();
     let url = format!("{}/auth/token", emulator.base_url());
     let body = json!({"grant_type": "client_credentials", "client_id": "a", "client_secret": "b"});
     let mut statuses = Vec::new();
     for _ in 0..8 {
-        let answer = http.post(&url).json(&body).send().await.unwrap();
+        let answer = http
+            .post(&url)
+            .header("x-monite-version", "2024-05-25")
+            .json_body(&body)
+            .send()
+            .await
+            .unwrap();
         assert!(answer.headers().contains_key("date"));
         assert!(answer.headers().contains_key("ratelimit-limit"));
         if answer.status() == 429 {
@@ -221,8 +334,16 @@ async fn beyond_the_rate_limit_a_429_with_retry_after_and_ratelimit_headers() {
         statuses.push(answer.status().as_u16());
     }
     // Eight requests well within a second (the limit is checked on the wall clock).
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
     assert_eq!(emulator.throttled(), 3);
 }
 
@@ -247,11 +368,19 @@ async fn an_objects_get_answers_its_last_state_and_404_after_its_delete_event() 
     };
 
     emulator
-        .trigger("counterpart.created", ENTITY, Some(json!({"id": id, "name": "first"})))
+        .trigger(
+            "counterpart.created",
+            ENTITY,
+            Some(json!({"id": id, "name": "first"})),
+        )
         .unwrap();
     assert_eq!(read().await.found().unwrap()["name"], "first");
     emulator
-        .trigger("counterpart.updated", ENTITY, Some(json!({"id": id, "name": "second"})))
+        .trigger(
+            "counterpart.updated",
+            ENTITY,
+            Some(json!({"id": id, "name": "second"})),
+        )
         .unwrap();
     assert_eq!(read().await.found().unwrap()["name"], "second");
     emulator
@@ -263,6 +392,10 @@ async fn an_objects_get_answers_its_last_state_and_404_after_its_delete_event() 
         reads.iter().map(|r| r.status).collect::<Vec<_>>(),
         [200, 200, 404]
     );
-    assert!(reads.iter().all(|r| r.path == format!("/v1/counterparts/{id}")
-        && r.entity_id.as_deref() == Some(ENTITY)));
+    assert!(
+        reads
+            .iter()
+            .all(|r| r.path == format!("/v1/counterparts/{id}")
+                && r.entity_id.as_deref() == Some(ENTITY))
+    );
 }

@@ -2,6 +2,8 @@
 //! never a panic, and the emulator serving on afterwards.
 
 use monite_webhooks::testing::Emulator;
+
+use super::http::json_of;
 use serde_json::{Value, json};
 
 async fn post(http: &reqwest::Client, url: &str, body: &[u8]) -> (u16, Value) {
@@ -13,14 +15,14 @@ async fn post(http: &reqwest::Client, url: &str, body: &[u8]) -> (u16, Value) {
         .await
         .unwrap();
     let status = answer.status().as_u16();
-    (status, answer.json().await.unwrap_or(Value::Null))
+    (status, json_of(answer).await)
 }
 
 #[tokio::test]
 async fn hostile_input_to_the_control_endpoints_is_a_400_never_a_panic() {
     let emulator = Emulator::builder().start().await.unwrap();
     let root = emulator.base_url().trim_end_matches("/v1").to_owned();
-    let http = reqwest::Client::new();
+    let http = super::http::client();
     let long = "a".repeat(100_000);
     let common: Vec<Vec<u8>> = vec![
         b"".to_vec(),
@@ -60,7 +62,11 @@ async fn hostile_input_to_the_control_endpoints_is_a_400_never_a_panic() {
     ];
     let entities: Vec<Value> = vec![json!({"id": 5}), json!({"id": ""}), json!({"id": "a b"})];
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
-    for path in ["/_emulator/events", "/_emulator/clock", "/_emulator/entities"] {
+    for path in [
+        "/_emulator/events",
+        "/_emulator/clock",
+        "/_emulator/entities",
+    ] {
         for body in &common {
             if path == "/_emulator/entities" && body.is_empty() {
                 continue; // an empty body asks for a new entity
@@ -68,15 +74,30 @@ async fn hostile_input_to_the_control_endpoints_is_a_400_never_a_panic() {
             cases.push((path, body.clone()));
         }
     }
-    cases.extend(events.iter().map(|b| ("/_emulator/events", b.to_string().into_bytes())));
-    cases.extend(clocks.iter().map(|b| ("/_emulator/clock", b.to_string().into_bytes())));
-    cases.extend(entities.iter().map(|b| ("/_emulator/entities", b.to_string().into_bytes())));
+    cases.extend(
+        events
+            .iter()
+            .map(|b| ("/_emulator/events", b.to_string().into_bytes())),
+    );
+    cases.extend(
+        clocks
+            .iter()
+            .map(|b| ("/_emulator/clock", b.to_string().into_bytes())),
+    );
+    cases.extend(
+        entities
+            .iter()
+            .map(|b| ("/_emulator/entities", b.to_string().into_bytes())),
+    );
 
     for (path, body) in &cases {
         let (status, answer) = post(&http, &format!("{root}{path}"), body).await;
         let shown = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
         assert_eq!(status, 400, "{path} {shown}: {answer}");
-        assert!(answer["error"]["message"].is_string(), "{path} {shown}: {answer}");
+        assert!(
+            answer["error"]["message"].is_string(),
+            "{path} {shown}: {answer}"
+        );
     }
 
     // Still serving: a valid event with no subscription is answered, not recorded.
@@ -86,14 +107,19 @@ async fn hostile_input_to_the_control_endpoints_is_a_400_never_a_panic() {
         br#"{"action": "payable.paid"}"#,
     )
     .await;
-    assert_eq!((status, &answer["recorded"]), (200, &json!(false)), "{answer}");
+    assert_eq!(
+        (status, &answer["recorded"]),
+        (200, &json!(false)),
+        "{answer}"
+    );
     let ledger: Value = http
         .get(format!("{root}/_emulator/ledger"))
         .send()
         .await
         .unwrap()
-        .json()
+        .bytes()
         .await
+        .map(|b| serde_json::from_slice(&b).unwrap())
         .unwrap();
     assert_eq!(ledger["events"].as_array().unwrap().len(), 1);
     assert_eq!(ledger["events"][0]["recorded"], false);
@@ -103,7 +129,7 @@ async fn hostile_input_to_the_control_endpoints_is_a_400_never_a_panic() {
 async fn the_control_endpoints_record_events_move_the_clock_and_tell_the_ledger() {
     let emulator = Emulator::builder().start().await.unwrap();
     let root = emulator.base_url().trim_end_matches("/v1").to_owned();
-    let http = reqwest::Client::new();
+    let http = super::http::client();
     let down = super::receiver::nobody().await;
     let subscription = emulator.add_subscription("payable", &down, true);
 
@@ -115,15 +141,42 @@ async fn the_control_endpoints_record_events_move_the_clock_and_tell_the_ledger(
     .await;
     assert_eq!(status, 201, "{event}");
     assert_eq!(
-        (&event["action"], &event["entity_id"], &event["object"], &event["object_type"]),
-        (&json!("payable.paid"), &json!("e1"), &json!({"id": "p1"}), &json!("payable"))
+        (
+            &event["action"],
+            &event["entity_id"],
+            &event["object"],
+            &event["object_type"]
+        ),
+        (
+            &json!("payable.paid"),
+            &json!("e1"),
+            &json!({"id": "p1"}),
+            &json!("payable")
+        )
     );
     let before = emulator.now();
-    let (status, now) = post(&http, &format!("{root}/_emulator/clock"), br#"{"advance_seconds": 3600}"#).await;
+    let (status, now) = post(
+        &http,
+        &format!("{root}/_emulator/clock"),
+        br#"{"advance_seconds": 3600}"#,
+    )
+    .await;
     assert_eq!(status, 200, "{now}");
-    let moved = now["now"].as_str().unwrap().parse::<monite_webhooks::jiff::Timestamp>().unwrap();
-    assert!(moved.duration_since(before).as_secs() >= 3600, "{before} {moved}");
-    let (status, entity) = post(&http, &format!("{root}/_emulator/entities"), br#"{"id": "e2"}"#).await;
+    let moved = now["now"]
+        .as_str()
+        .unwrap()
+        .parse::<monite_webhooks::jiff::Timestamp>()
+        .unwrap();
+    assert!(
+        moved.duration_since(before).as_secs() >= 3600,
+        "{before} {moved}"
+    );
+    let (status, entity) = post(
+        &http,
+        &format!("{root}/_emulator/entities"),
+        br#"{"id": "e2"}"#,
+    )
+    .await;
     assert_eq!((status, &entity["id"]), (201, &json!("e2")));
 
     let ledger: Value = http
@@ -131,8 +184,9 @@ async fn the_control_endpoints_record_events_move_the_clock_and_tell_the_ledger(
         .send()
         .await
         .unwrap()
-        .json()
+        .bytes()
         .await
+        .map(|b| serde_json::from_slice(&b).unwrap())
         .unwrap();
     assert_eq!(ledger["events"][0]["id"], event["id"]);
     assert_eq!(ledger["events"][0]["recorded"], true);
@@ -145,5 +199,8 @@ async fn the_control_endpoints_record_events_move_the_clock_and_tell_the_ledger(
         .map(|a| a["offset_seconds"].as_i64().unwrap())
         .collect();
     assert_eq!(offsets, [0, 120, 420, 1020, 1920]);
-    assert_eq!(ledger["subscriptions"][0], json!({"id": subscription, "object_type": "payable", "status": "enabled"}));
+    assert_eq!(
+        ledger["subscriptions"][0],
+        json!({"id": subscription, "object_type": "payable", "status": "enabled"})
+    );
 }

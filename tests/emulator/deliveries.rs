@@ -60,10 +60,19 @@ async fn a_failing_receiver_is_retried_at_monites_offsets_then_disabled_after_a_
     emulator.advance(Duration::from_secs(120)).await;
 
     let ledger = emulator.ledger();
-    let offsets: Vec<i64> = ledger.events[0].attempts.iter().map(|a| a.offset_seconds).collect();
+    let offsets: Vec<i64> = ledger.events[0]
+        .attempts
+        .iter()
+        .map(|a| a.offset_seconds)
+        .collect();
     assert_eq!(offsets, documented_offsets());
     assert_eq!(offsets.len(), 28);
-    assert!(ledger.events[0].attempts.iter().all(|a| a.status == Some(503)));
+    assert!(
+        ledger.events[0]
+            .attempts
+            .iter()
+            .all(|a| a.status == Some(503))
+    );
     assert!(!ledger.events[0].acknowledged);
     assert_eq!(ledger.subscriptions[0].status, "disabled");
     let status = client
@@ -77,8 +86,15 @@ async fn a_failing_receiver_is_retried_at_monites_offsets_then_disabled_after_a_
     // Every attempt reached the receiver, signed with the subscription's secret.
     let received = receiver.received();
     assert_eq!(received.len(), 28);
-    assert!(received.iter().all(|r| r.verified && r.body["id"] == event["id"]));
-    assert_eq!(received[0].body["webhook_subscription_id"], created.subscription.id.as_str());
+    assert!(
+        received
+            .iter()
+            .all(|r| r.verified && r.body["id"] == event["id"])
+    );
+    assert_eq!(
+        received[0].body["webhook_subscription_id"],
+        created.subscription.id.as_str()
+    );
 
     // The delivery log counts them.
     let log: Vec<_> = client
@@ -133,14 +149,21 @@ async fn while_disabled_nothing_is_recorded_and_after_enabling_events_flow_again
         .await
         .unwrap();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].id().unwrap(), kept.event().unwrap()["id"].as_str().unwrap());
+    assert_eq!(
+        events[0].id().unwrap(),
+        kept.event().unwrap()["id"].as_str().unwrap()
+    );
     let received = receiver.received();
     assert_eq!(received.len(), 1);
     assert!(received[0].verified);
 
     let ledger = emulator.ledger();
     assert_eq!(
-        ledger.events.iter().map(|e| (e.recorded, e.acknowledged)).collect::<Vec<_>>(),
+        ledger
+            .events
+            .iter()
+            .map(|e| (e.recorded, e.acknowledged))
+            .collect::<Vec<_>>(),
         [(false, false), (true, true)]
     );
 }
@@ -156,7 +179,10 @@ async fn a_refused_connection_and_a_timeout_are_failed_attempts_retried_on_sched
     let down = receiver::nobody().await;
     let (slow_url, slow) = receiver::start(200).await;
     slow.delay(Duration::from_secs(5));
-    for (object_type, url) in [(ObjectType::Payable, &down), (ObjectType::Receivable, &slow_url)] {
+    for (object_type, url) in [
+        (ObjectType::Payable, &down),
+        (ObjectType::Receivable, &slow_url),
+    ] {
         let created = client
             .webhook_subscriptions()
             .create(&NewSubscription::new(object_type, url))
@@ -172,11 +198,22 @@ async fn a_refused_connection_and_a_timeout_are_failed_attempts_retried_on_sched
 
     let ledger = emulator.ledger();
     let refused = &ledger.events[0];
-    assert_eq!(refused.attempts.iter().map(|a| a.status).collect::<Vec<_>>(), [None, None]);
+    assert_eq!(
+        refused
+            .attempts
+            .iter()
+            .map(|a| a.status)
+            .collect::<Vec<_>>(),
+        [None, None]
+    );
     assert!(!refused.acknowledged);
     let timed_out = &ledger.events[1];
     assert_eq!(
-        timed_out.attempts.iter().map(|a| (a.offset_seconds, a.status)).collect::<Vec<_>>(),
+        timed_out
+            .attempts
+            .iter()
+            .map(|a| (a.offset_seconds, a.status))
+            .collect::<Vec<_>>(),
         [(0, None), (120, Some(200))]
     );
     assert!(timed_out.acknowledged);
@@ -217,7 +254,10 @@ async fn an_event_goes_to_each_subscription_of_its_object_type_and_event_types()
             assert!(r.verified);
             (
                 r.body["action"].as_str().unwrap().to_owned(),
-                r.body["webhook_subscription_id"].as_str().unwrap().to_owned(),
+                r.body["webhook_subscription_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
             )
         })
         .collect();

@@ -232,11 +232,7 @@ async fn a_5xx_on_a_later_page_is_retried_within_the_sweep() {
         (outcome.handled, outcome.duplicates, outcome.restarts),
         (250, 0, 0)
     );
-    assert_eq!(
-        fake.fail_token_on_use_left(),
-        0,
-        "the fault never fired"
-    );
+    assert_eq!(fake.fail_token_on_use_left(), 0, "the fault never fired");
     assert!(checkpoint_of(&*store, &entity).await.is_some());
     assert_each_once(&fake, &runs, Timestamp::now());
 }

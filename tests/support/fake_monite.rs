@@ -4,7 +4,10 @@
 //! used. The CLI's tests include this same file, so there is one fake.
 
 #![allow(dead_code, reason = "each test uses what it needs")]
-#![allow(unreachable_pub, reason = "also included by the CLI's tests as a module")]
+#![allow(
+    unreachable_pub,
+    reason = "also included by the CLI's tests as a module"
+)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -69,8 +72,12 @@ pub async fn start_with(configure: impl FnOnce(&mut Setup)) -> (SocketAddr, Arc<
         emulator.insert_event(ENTITY_ID, event.clone());
     }
     // The fixture's deliveries were created an hour ago.
-    let hour_ago = monite_webhooks::jiff::Timestamp::now() - monite_webhooks::jiff::SignedDuration::from_hours(1);
-    for delivery in fixture("webhook_deliveries.json")["data"].as_array().unwrap() {
+    let hour_ago = monite_webhooks::jiff::Timestamp::now()
+        - monite_webhooks::jiff::SignedDuration::from_hours(1);
+    for delivery in fixture("webhook_deliveries.json")["data"]
+        .as_array()
+        .unwrap()
+    {
         emulator.add_delivery(delivery.clone(), hour_ago);
     }
     let addr = emulator.addr();
@@ -119,7 +126,10 @@ impl Fake {
 
     /// Sets a subscription's status, as Monite does after a week of failed deliveries.
     pub fn set_status(&self, id: &str, status: &str) {
-        assert!(self.emulator.set_subscription_enabled(id, status == "enabled"));
+        assert!(
+            self.emulator
+                .set_subscription_enabled(id, status == "enabled")
+        );
     }
 
     /// The events of [`ENTITY_ID`] the fake was seeded with.
@@ -187,7 +197,10 @@ impl Fake {
 
     /// Changes the object at `path`.
     pub fn change_object(&self, path: &str, change: impl FnOnce(&mut Value)) {
-        assert!(self.emulator.change_object(path, change), "no object at {path}");
+        assert!(
+            self.emulator.change_object(path, change),
+            "no object at {path}"
+        );
     }
 
     /// Deletes the object at `path`: reads answer 404 from now on.

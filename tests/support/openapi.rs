@@ -51,7 +51,9 @@ pub(crate) fn violations(
         return if matching == 1 {
             Vec::new()
         } else {
-            vec![format!("{at}: {value} matches {matching} oneOf options, not one")]
+            vec![format!(
+                "{at}: {value} matches {matching} oneOf options, not one"
+            )]
         };
     }
     if value.is_null() && schema.get("nullable") == Some(&Value::Bool(true)) {

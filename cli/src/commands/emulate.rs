@@ -41,7 +41,12 @@ struct ServeArgs {
     #[arg(long, value_name = "ID", requires = "client_secret")]
     client_id: Option<String>,
     /// The client secret taken with `--client-id`.
-    #[arg(long, value_name = "SECRET", requires = "client_id", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        requires = "client_id",
+        hide_env_values = true
+    )]
     client_secret: Option<String>,
     /// API requests taken in any one second before `429` (Monite's 30); 0: no limit.
     #[arg(long, value_name = "N", default_value_t = monite_webhooks::testing::emulator::DEFAULT_RATE_LIMIT)]
@@ -121,13 +126,14 @@ async fn serve(args: ServeArgs, output: Output) -> Result<ExitCode, Failure> {
 async fn stopped() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -167,12 +173,10 @@ async fn run_trigger(args: TriggerArgs, output: Output) -> Result<ExitCode, Fail
     };
     for _ in 0..args.count {
         let body = json!({"action": args.action, "entity_id": args.entity});
-        let answer = http
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| Failure::negative(format!("cannot reach the emulator at {url}: {e}")))?;
+        let answer =
+            http.post(&url).json(&body).send().await.map_err(|e| {
+                Failure::negative(format!("cannot reach the emulator at {url}: {e}"))
+            })?;
         let status = answer.status();
         let value: Value = answer.json().await.unwrap_or(Value::Null);
         if status.as_u16() == 201 {
@@ -190,8 +194,12 @@ async fn run_trigger(args: TriggerArgs, output: Output) -> Result<ExitCode, Fail
                 value["reason"].as_str().unwrap_or("no reason given")
             ));
         } else {
-            let message = value["error"]["message"].as_str().unwrap_or("no reason given");
-            return Err(Failure::usage(format!("the emulator refused the event ({status}): {message}")));
+            let message = value["error"]["message"]
+                .as_str()
+                .unwrap_or("no reason given");
+            return Err(Failure::usage(format!(
+                "the emulator refused the event ({status}): {message}"
+            )));
         }
         report.events.push(value);
     }

@@ -34,10 +34,16 @@ fn bad(message: &str) -> Response {
         .into_response()
 }
 
-/// The body as a JSON object, or why not.
-fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Response> {
+/// The body as a JSON object of `allowed` fields only, or why not.
+fn object(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, Value>, Response> {
     match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(Value::Object(fields)) => match fields.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(unknown) => Err(bad(&format!(
+                "unknown field {:?}; the fields are {allowed:?}",
+                unknown.chars().take(40).collect::<String>()
+            ))),
+            None => Ok(fields),
+        },
         Ok(_) => Err(bad("the body must be a JSON object")),
         Err(e) => Err(bad(&format!("the body is not JSON: {e}"))),
     }
@@ -49,7 +55,7 @@ async fn now(State(shared): State<Arc<Shared>>) -> Response {
 
 /// `{"advance_seconds": N}`: the clock moved forward, every attempt due on the way made.
 async fn clock(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
-    let fields = match object(&body) {
+    let fields = match object(&body, &["advance_seconds"]) {
         Ok(fields) => fields,
         Err(refused) => return refused,
     };
@@ -66,7 +72,7 @@ async fn clock(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Re
 /// `{"action", "entity_id"?, "object"?}`: `201` with the recorded event, or `200` with
 /// `{"recorded": false, "reason"}`.
 async fn event(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
-    let fields = match object(&body) {
+    let fields = match object(&body, &["action", "entity_id", "object"]) {
         Ok(fields) => fields,
         Err(refused) => return refused,
     };
@@ -95,15 +101,15 @@ async fn entity(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> R
     let fields = if body.is_empty() {
         serde_json::Map::new()
     } else {
-        match object(&body) {
+        match object(&body, &["id"]) {
             Ok(fields) => fields,
             Err(refused) => return refused,
         }
     };
     let id = match fields.get("id") {
         None | Some(Value::Null) => super::record::new_id(&shared, "e0000000"),
-        Some(Value::String(id)) if check("entity.created", id, None).is_ok() => id.clone(),
-        Some(_) => return bad("`id` must be 1 to 100 printable ASCII characters"),
+        Some(Value::String(id)) if super::record::id_ok(id) => id.clone(),
+        Some(_) => return bad("`id` must be 1 to 100 ASCII letters, digits, `-`, `_` or `.`"),
     };
     let now = super::clock::rfc3339(shared.clock.now());
     let mut state = lock(&shared.state);

@@ -5,7 +5,8 @@
 use serde::Serialize;
 
 use super::clock::rfc3339;
-use super::state::State;
+use super::state::{Delivery, State};
+use std::collections::HashMap;
 
 /// What the emulator did, as `GET /_emulator/ledger` answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,11 +64,18 @@ pub struct LedgerSubscription {
 
 impl Ledger {
     pub(super) fn of(state: &State) -> Self {
+        let mut by_event: HashMap<&str, Vec<&Delivery>> = HashMap::new();
+        for delivery in &state.deliveries {
+            by_event
+                .entry(delivery.event_id.as_str())
+                .or_default()
+                .push(delivery);
+        }
         let events = state
             .asked
             .iter()
             .map(|asked| {
-                let deliveries = state.deliveries.iter().filter(|d| d.event_id == asked.id);
+                let deliveries = by_event.get(asked.id.as_str()).into_iter().flatten();
                 let mut attempts = Vec::new();
                 let mut acknowledged = false;
                 for delivery in deliveries {

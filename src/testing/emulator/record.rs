@@ -47,8 +47,19 @@ pub(super) fn object_type_of(action: &str) -> Option<&str> {
     first.filter(|p| !p.is_empty())
 }
 
+/// Whether `id` can be one path segment as it stands: 1 to 100 ASCII letters, digits, `-`,
+/// `_` or `.`, not starting with `.` (no `..`, no `/`, nothing to escape).
+pub(super) fn id_ok(id: &str) -> bool {
+    (1..=100).contains(&id.len())
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// Checks what a trigger names: an action `<object_type>.<event>` of printable ASCII, an
-/// entity id, an object that is a JSON object whose `id` (if any) is a string.
+/// entity id and an object id that can each be a path segment, an object that is a JSON
+/// object.
 pub(super) fn check(action: &str, entity_id: &str, object: Option<&Value>) -> Result<(), String> {
     let printable = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
     if action.is_empty() || action.len() > 200 || !printable(action) {
@@ -59,19 +70,21 @@ pub(super) fn check(action: &str, entity_id: &str, object: Option<&Value>) -> Re
             "`action` must read `<object_type>.<event>`, such as `payable.paid`".to_owned(),
         );
     }
-    if entity_id.is_empty() || entity_id.len() > 100 || !printable(entity_id) {
-        return Err("`entity_id` must be 1 to 100 printable ASCII characters".to_owned());
+    if !id_ok(entity_id) {
+        return Err(
+            "`entity_id` must be 1 to 100 ASCII letters, digits, `-`, `_` or `.`".to_owned(),
+        );
     }
     if let Some(object) = object {
         let Some(fields) = object.as_object() else {
             return Err("`object` must be a JSON object".to_owned());
         };
         if let Some(id) = fields.get("id")
-            && !id
-                .as_str()
-                .is_some_and(|id| !id.is_empty() && id.len() <= 100 && printable(id))
+            && !id.as_str().is_some_and(id_ok)
         {
-            return Err("`object.id` must be 1 to 100 printable ASCII characters".to_owned());
+            return Err(
+                "`object.id` must be 1 to 100 ASCII letters, digits, `-`, `_` or `.`".to_owned(),
+            );
         }
     }
     Ok(())
