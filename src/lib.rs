@@ -104,7 +104,8 @@ pub use crate::observe::metrics;
 pub mod testing;
 
 /// The guides: how to run exactly once, with many subscriptions, on each platform, how to
-/// recover missed events, and how to fetch the object an event is about. The same text
+/// recover missed events, how to fetch the object an event is about, and how to test the
+/// whole loop against a local Monite. The same text
 /// reads on GitHub in `src/docs/`.
 pub mod guide {
     #[doc = include_str!("docs/exactly_once.md")]
@@ -121,6 +122,9 @@ pub mod guide {
     #[cfg(feature = "postgres")]
     #[doc = include_str!("docs/inbox.md")]
     pub mod inbox {}
+    #[cfg(feature = "emulator")]
+    #[doc = include_str!("docs/test_the_whole_loop.md")]
+    pub mod test_the_whole_loop {}
 }
 
 // What every stage shares.

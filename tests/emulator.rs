@@ -17,4 +17,5 @@ mod emulator {
     mod deliveries;
     mod http;
     mod receiver;
+    mod recipe;
 }

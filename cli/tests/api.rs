@@ -287,7 +287,7 @@ async fn replay_counts_and_names_unparsable_events_and_exits_1() {
     );
 }
 
-const FAKE_SECRET_PREFIX: &str = "whsec_fake";
+const FAKE_SECRET_PREFIX: &str = monite_webhooks::testing::emulator::SECRET_PREFIX;
 
 fn keyring_path(name: &str) -> std::path::PathBuf {
     let dir =
@@ -687,7 +687,6 @@ async fn ensure_finds_a_lost_create_and_reports_what_it_leaves_alone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
     use monite_webhooks::{Keyring, Secret};
-    use std::sync::atomic::Ordering;
 
     let (addr, fake) = fake_monite::start().await;
     let path = keyring_path("ensure-regenerate");

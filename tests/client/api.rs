@@ -63,7 +63,10 @@ async fn subscriptions_round_trip_and_paginate() {
     }
     // The secret is typed, never prints, and verifies what it signs.
     let first = &created[0];
-    assert!(!format!("{first:?}").contains("whsec_fake"), "{first:?}");
+    assert!(
+        !format!("{first:?}").contains(monite_webhooks::testing::emulator::SECRET_PREFIX),
+        "{first:?}"
+    );
     let verifier = Verifier::new(first.secret.clone());
     let request = signed_request(&first.secret, "{}");
     assert!(verifier.verify(request.headers(), request.body()).is_ok());

@@ -127,7 +127,12 @@ async fn every_answer_matches_monites_schemas() {
             201,
         )
         .await;
-    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert!(
+        created["secret"]
+            .as_str()
+            .unwrap()
+            .starts_with(monite_webhooks::testing::emulator::SECRET_PREFIX)
+    );
     let id = created["id"].as_str().unwrap().to_owned();
     let path = format!("{subs}/{id}");
     raw.call("get", subs, subs, None, 200).await;

@@ -173,12 +173,18 @@ async fn run_trigger(args: TriggerArgs, output: Output) -> Result<ExitCode, Fail
     };
     for _ in 0..args.count {
         let body = json!({"action": args.action, "entity_id": args.entity});
-        let answer =
-            http.post(&url).json(&body).send().await.map_err(|e| {
-                Failure::negative(format!("cannot reach the emulator at {url}: {e}"))
-            })?;
+        let answer = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| Failure::negative(format!("cannot reach the emulator at {url}: {e}")))?;
         let status = answer.status();
-        let value: Value = answer.json().await.unwrap_or(Value::Null);
+        let value: Value = match answer.bytes().await {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
         if status.as_u16() == 201 {
             report.recorded += 1;
             output.text_line(format_args!(

@@ -72,12 +72,17 @@ pub(crate) fn random_u64() -> u64 {
     hasher.finish()
 }
 
-/// A fresh `whsec_` secret: `whsec_` and base64 of 24 random bytes.
+/// How every secret the emulator issues starts, so that a test can look for one in what a
+/// program printed or logged.
+pub const SECRET_PREFIX: &str = "whsec_emulated";
+
+/// A fresh secret: [`SECRET_PREFIX`] and base64 of 24 random bytes (what follows `whsec_` is
+/// base64 as a whole, for either key convention).
 pub(crate) fn new_secret() -> String {
     use base64::Engine as _;
     let bytes: Vec<u8> = (0..3).flat_map(|_| random_u64().to_le_bytes()).collect();
     format!(
-        "whsec_{}",
+        "{SECRET_PREFIX}{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
     )
 }
