@@ -1,7 +1,7 @@
 //! What `Client::fetch` costs beyond the HTTP round trip, and how many requests a burst of
 //! events sends.
 //!
-//! `cargo bench --bench fetch --features client`. Both sides read one payable from the
+//! `cargo bench --bench fetch --features emulator`. Both sides read one payable from the
 //! fake Monite on loopback (its rate limit off, the client's budget out of the way): the
 //! library's fetch (path table, coalescing, the budget, token, retries policy, JSON
 //! parse, `updated_at` against the event's `created_at`), and a bare reqwest `GET` with the

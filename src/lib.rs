@@ -53,6 +53,7 @@
 //! | `postgres` | `PostgresStore`: idempotency in your PostgreSQL (sqlx 0.9), and `PostgresStore::transactional` handlers whose writes commit with the event's done mark; `inbox`: acknowledge once written, handle with workers |
 //! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
 //! | `tower` | [`Receiver`] is a `tower::Service` for any `http_body::Body` (hyper, AWS Lambda, axum's `route_service`, any tower stack); `tower::VerifyLayer` verifies in front of your own service |
+//! | `emulator` | `testing::Emulator`: a local Monite for tests, which retries on Monite's schedule, disables a subscription after a week and records nothing while it is disabled, on a clock you move (the guide `test_the_whole_loop`); turns `client` on |
 //! | `metrics` | `metrics`: deliveries by outcome and status, rejections by reason, handler duration, idempotency store latency and failures, the reconciler's and the watchdog's series (with `client`), and the inbox's backlog gauges and attempt counters (with `postgres`), through the `metrics` facade |
 //!
 //! # Security
