@@ -2,6 +2,11 @@
 //! used, in `tests/data/`), pagination over many events on one timestamp, the rate limit,
 //! an object's `GET` after its events.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -279,7 +284,7 @@ async fn pagination_returns_250_events_of_one_timestamp_once_each() {
         .await
         .unwrap();
     let down = super::receiver::nobody().await;
-    emulator.add_subscription("payable", &down, true);
+    let _subscription = emulator.add_subscription("payable", &down, true);
     let mut ids = HashSet::new();
     for _ in 0..250 {
         let event = emulator.trigger("payable.paid", ENTITY, None).unwrap();
@@ -356,7 +361,7 @@ async fn beyond_the_rate_limit_a_429_with_retry_after_and_ratelimit_headers() {
 async fn an_objects_get_answers_its_last_state_and_404_after_its_delete_event() {
     let emulator = Emulator::builder().start().await.unwrap();
     let down = super::receiver::nobody().await;
-    emulator.add_subscription("counterpart", &down, true);
+    let _subscription = emulator.add_subscription("counterpart", &down, true);
     let id = "0c000000-0000-4000-8000-000000000001";
     let client = Client::builder(Environment::Custom(emulator.base_url()))
         .credentials(emulator.client_id(), emulator.client_secret())

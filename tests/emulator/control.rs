@@ -1,6 +1,11 @@
 //! The control endpoints (`/_emulator/*`) against hostile input: a `400` with a reason,
 //! never a panic, and the emulator serving on afterwards.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
 use monite_webhooks::testing::Emulator;
 
 use super::http::json_of;

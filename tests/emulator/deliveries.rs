@@ -2,6 +2,11 @@
 //! clock, the subscription disabled after a week of failures, nothing recorded while it is
 //! disabled; every attempt in the delivery log.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
 use std::time::Duration;
 
 use futures_util::TryStreamExt as _;

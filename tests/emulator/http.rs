@@ -1,5 +1,10 @@
 //! JSON over the library's reqwest (built without reqwest's `json` feature).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
 use serde_json::Value;
 
 /// A request with a JSON body.

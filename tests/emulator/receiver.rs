@@ -2,6 +2,11 @@
 //! with the crate's own `Verifier` and the secrets it is given, keeps what it received,
 //! and answers the status it is told (or holds its answer back).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

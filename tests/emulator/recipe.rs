@@ -3,6 +3,11 @@
 //! recorded event handled once after the reconciler's deep sweep, and the events of the
 //! disabled interval reported lost.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly where its setup is wrong"
+)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -130,7 +135,7 @@ async fn a_week_down_is_recovered_except_the_disabled_interval_which_is_reported
     // recorded event through the receiver.
     service.down.store(false, Ordering::SeqCst);
     let check = watchdog.run_once().await.unwrap();
-    assert_eq!(check.reenabled, [subscription.subscription.id.clone()]);
+    assert_eq!(check.reenabled, std::slice::from_ref(&subscription.subscription.id));
     reconciler.run_once().await.unwrap();
     let after = monite.trigger("payable.paid", ENTITY, None).unwrap();
     monite.deliver_due().await;

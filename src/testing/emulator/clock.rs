@@ -27,7 +27,10 @@ impl EmulatedClock {
 
     /// Now, on the emulated clock.
     pub(super) fn now(&self) -> Timestamp {
-        let run = self.started.elapsed().mul_f64(self.scale);
+        let run = std::time::Duration::try_from_secs_f64(
+            self.started.elapsed().as_secs_f64() * self.scale,
+        )
+        .unwrap_or(std::time::Duration::MAX);
         let run = SignedDuration::try_from(run).unwrap_or(SignedDuration::MAX);
         let jumped = *self.jumped.lock().unwrap_or_else(|e| e.into_inner());
         self.origin
@@ -50,8 +53,8 @@ impl EmulatedClock {
         if ahead.is_negative() || ahead.is_zero() {
             return std::time::Duration::ZERO;
         }
-        let ahead = std::time::Duration::try_from(ahead).unwrap_or(std::time::Duration::MAX);
-        ahead.div_f64(self.scale)
+        std::time::Duration::try_from_secs_f64(ahead.as_secs_f64() / self.scale)
+            .unwrap_or(std::time::Duration::MAX)
     }
 }
 

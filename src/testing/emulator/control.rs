@@ -35,17 +35,17 @@ fn bad(message: &str) -> Response {
 }
 
 /// The body as a JSON object of `allowed` fields only, or why not.
-fn object(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, Value>, Response> {
+fn object(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, Value>, Box<Response>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(fields)) => match fields.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(unknown) => Err(bad(&format!(
+            Some(unknown) => Err(Box::new(bad(&format!(
                 "unknown field {:?}; the fields are {allowed:?}",
                 unknown.chars().take(40).collect::<String>()
-            ))),
+            )))),
             None => Ok(fields),
         },
-        Ok(_) => Err(bad("the body must be a JSON object")),
-        Err(e) => Err(bad(&format!("the body is not JSON: {e}"))),
+        Ok(_) => Err(Box::new(bad("the body must be a JSON object"))),
+        Err(e) => Err(Box::new(bad(&format!("the body is not JSON: {e}")))),
     }
 }
 
@@ -57,7 +57,7 @@ async fn now(State(shared): State<Arc<Shared>>) -> Response {
 async fn clock(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
     let fields = match object(&body, &["advance_seconds"]) {
         Ok(fields) => fields,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Some(seconds) = fields.get("advance_seconds").and_then(Value::as_f64) else {
         return bad("`advance_seconds` must be a number");
@@ -74,7 +74,7 @@ async fn clock(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Re
 async fn event(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
     let fields = match object(&body, &["action", "entity_id", "object"]) {
         Ok(fields) => fields,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Some(action) = fields.get("action").and_then(Value::as_str) else {
         return bad("`action` must be a string, such as `payable.paid`");
@@ -103,7 +103,7 @@ async fn entity(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> R
     } else {
         match object(&body, &["id"]) {
             Ok(fields) => fields,
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         }
     };
     let id = match fields.get("id") {

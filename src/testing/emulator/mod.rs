@@ -334,6 +334,7 @@ impl Emulator {
     }
 
     /// Lists `n` new entities (`e0000000-...`), returning their ids.
+    #[must_use]
     pub fn add_entities(&self, n: usize) -> Vec<String> {
         let mut state = lock(&self.shared.state);
         let first = state.entities.len();
@@ -385,6 +386,7 @@ impl Emulator {
     }
 
     /// A subscription made elsewhere (its secret not shown to the test); returns its id.
+    #[must_use]
     pub fn add_subscription(&self, object_type: &str, url: &str, enabled: bool) -> String {
         let n = self.shared.counters.next();
         let id = format!("5eed0000-4a2f-4ed2-8160-{n:012}");
@@ -401,6 +403,7 @@ impl Emulator {
 
     /// Enables or disables subscription `id`, as Monite does after a week of failures
     /// (pending attempts then cancelled); `false` if there is no such subscription.
+    #[must_use]
     pub fn set_subscription_enabled(&self, id: &str, enabled: bool) -> bool {
         let mut state = lock(&self.shared.state);
         let Some(subscription) = state.subscription_mut(id) else {
@@ -571,22 +574,34 @@ impl Emulator {
         lock(&self.shared.state).arrivals.most()
     }
 
-    /// `METHOD path` of every API request so far, in order of arrival.
+    /// `METHOD path` of every API request so far (the last 100,000), in order of arrival.
     #[must_use]
     pub fn request_log(&self) -> Vec<String> {
-        lock(&self.shared.state).request_log.clone()
+        lock(&self.shared.state)
+            .request_log
+            .iter()
+            .cloned()
+            .collect()
     }
 
-    /// What each object read sent, in order.
+    /// What each object read sent (the last 100,000), in order.
     #[must_use]
     pub fn object_reads(&self) -> Vec<ObjectRead> {
-        lock(&self.shared.state).object_reads.clone()
+        lock(&self.shared.state)
+            .object_reads
+            .iter()
+            .cloned()
+            .collect()
     }
 
-    /// The query of each `GET /webhook_deliveries` so far.
+    /// The query of each `GET /webhook_deliveries` so far (the last 100,000).
     #[must_use]
     pub fn delivery_queries(&self) -> Vec<HashMap<String, String>> {
-        lock(&self.shared.state).delivery_queries.clone()
+        lock(&self.shared.state)
+            .delivery_queries
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 

@@ -178,6 +178,19 @@ pub(super) struct Asked {
 /// What a pagination token stands for: the filtered items, the offset, the page size.
 pub(super) type PageCursor = (Vec<Value>, usize, usize);
 
+/// How many entries each record of what was seen (the request log, object reads, delivery
+/// queries) and the pagination tokens keep: the oldest go first, so that a long-running
+/// emulator stays bounded. A token gone answers as an expired one.
+pub(super) const KEEP: usize = 100_000;
+
+/// Appends `item` to `log`, dropping the oldest beyond [`KEEP`].
+pub(super) fn keep<T>(log: &mut VecDeque<T>, item: T) {
+    if log.len() >= KEEP {
+        log.pop_front();
+    }
+    log.push_back(item);
+}
+
 /// The emulator's data and the knobs of its fault injection.
 #[derive(Debug)]
 pub(super) struct State {
@@ -192,6 +205,8 @@ pub(super) struct State {
     pub(super) objects: HashMap<String, (Value, Option<String>)>,
     pub(super) deliveries: Vec<Delivery>,
     pub(super) pages: HashMap<String, PageCursor>,
+    /// The tokens of `pages`, oldest first.
+    pub(super) page_order: VecDeque<String>,
     pub(super) faults: VecDeque<Fault>,
     pub(super) creates: usize,
     pub(super) create_faults: HashMap<usize, Effect>,
@@ -202,12 +217,12 @@ pub(super) struct State {
     pub(super) fail_token_on_use: usize,
     pub(super) rate_limit: Option<usize>,
     pub(super) arrivals: Arrivals,
-    pub(super) object_reads: Vec<ObjectRead>,
+    pub(super) object_reads: VecDeque<ObjectRead>,
     pub(super) object_429_every: usize,
     pub(super) object_read_count: usize,
     pub(super) object_delay: Duration,
-    pub(super) request_log: Vec<String>,
-    pub(super) delivery_queries: Vec<HashMap<String, String>>,
+    pub(super) request_log: VecDeque<String>,
+    pub(super) delivery_queries: VecDeque<HashMap<String, String>>,
 }
 
 impl State {
@@ -224,6 +239,7 @@ impl State {
             objects: HashMap::new(),
             deliveries: Vec::new(),
             pages: HashMap::new(),
+            page_order: VecDeque::new(),
             faults: VecDeque::new(),
             creates: 0,
             create_faults: HashMap::new(),
@@ -234,12 +250,12 @@ impl State {
             fail_token_on_use: 0,
             rate_limit,
             arrivals: Arrivals::default(),
-            object_reads: Vec::new(),
+            object_reads: VecDeque::new(),
             object_429_every: 0,
             object_read_count: 0,
             object_delay: Duration::ZERO,
-            request_log: Vec::new(),
-            delivery_queries: Vec::new(),
+            request_log: VecDeque::new(),
+            delivery_queries: VecDeque::new(),
         }
     }
 

@@ -51,6 +51,9 @@ pub(super) async fn token(State(shared): State<Arc<Shared>>, body: axum::body::B
     if state.revoke_on_issue {
         state.tokens.clear();
     }
+    // Expired tokens go, so that a long-running emulator stays bounded.
+    let now = Instant::now();
+    state.tokens.retain(|_, expiry| *expiry > now);
     state
         .tokens
         .insert(token.clone(), Instant::now() + lifetime);

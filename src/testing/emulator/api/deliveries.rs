@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::pagination::{filtered, paginate};
 use crate::testing::emulator::clock::rfc3339;
-use crate::testing::emulator::state::{Shared, lock};
+use crate::testing::emulator::state::{Shared, keep, lock};
 
 pub(super) async fn list(
     State(shared): State<Arc<Shared>>,
@@ -23,7 +23,7 @@ pub(super) async fn list(
         .unwrap_or_default();
     let all: Vec<Value> = {
         let mut state = lock(&shared.state);
-        state.delivery_queries.push(query.clone());
+        keep(&mut state.delivery_queries, query.clone());
         let actions: HashMap<&str, (&Value, &Value)> = state
             .events
             .iter()
@@ -53,7 +53,7 @@ pub(super) async fn list(
     };
     let items = match filtered(&all, &query) {
         Ok(items) => items,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let items = items
         .into_iter()

@@ -33,7 +33,7 @@ pub(super) async fn list(
         .collect();
     match filtered(&own, &query) {
         Ok(items) => paginate(&shared, items, &query),
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 

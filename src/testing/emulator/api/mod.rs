@@ -24,7 +24,7 @@ use serde_json::json;
 use super::clock::http_date;
 use super::faults::Effect;
 use super::rate;
-use super::state::{Shared, lock};
+use super::state::{Shared, keep, lock};
 
 /// Monite's error body, `{"error": {"message"}}`, with `status`.
 pub(super) fn error(status: StatusCode, message: &str) -> Response {
@@ -92,9 +92,8 @@ async fn every_request(
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let decision = {
         let mut state = lock(&shared.state);
-        state
-            .request_log
-            .push(format!("{} {}", request.method(), request.uri().path()));
+        let line = format!("{} {}", request.method(), request.uri().path());
+        keep(&mut state.request_log, line);
         let in_last_second = state.arrivals.arrive(Instant::now());
         rate::decide(state.rate_limit, in_last_second)
     };

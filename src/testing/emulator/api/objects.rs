@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error;
 use crate::testing::emulator::faults::ObjectRead;
-use crate::testing::emulator::state::{Shared, lock};
+use crate::testing::emulator::state::{Shared, keep, lock};
 
 pub(super) async fn get(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
@@ -62,6 +62,6 @@ pub(super) async fn get(State(shared): State<Arc<Shared>>, request: Request) -> 
         }
     };
     read.status = response.status().as_u16();
-    state.object_reads.push(read);
+    keep(&mut state.object_reads, read);
     response
 }

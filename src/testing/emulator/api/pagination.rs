@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::error;
-use crate::testing::emulator::state::{Shared, lock};
+use crate::testing::emulator::state::{KEEP, Shared, lock};
 
 /// Monite's largest page.
 const MAX_LIMIT: usize = 100;
@@ -80,6 +80,12 @@ pub(super) fn paginate(
             shared.counters.next(),
             crate::testing::emulator::random_u64() as u32
         );
+        if state.page_order.len() >= KEEP
+            && let Some(oldest) = state.page_order.pop_front()
+        {
+            state.pages.remove(&oldest);
+        }
+        state.page_order.push_back(token.clone());
         state.pages.insert(token.clone(), (items, end, limit));
         token
     });
@@ -93,7 +99,7 @@ pub(super) fn paginate(
 pub(super) fn filtered(
     items: &[Value],
     query: &HashMap<String, String>,
-) -> Result<Vec<Value>, Response> {
+) -> Result<Vec<Value>, Box<Response>> {
     let mut bounds = Vec::new();
     for name in [
         "created_at__gt",
@@ -103,24 +109,24 @@ pub(super) fn filtered(
     ] {
         if let Some(text) = query.get(name) {
             let Some(at) = time(text) else {
-                return Err(super::invalid(
+                return Err(Box::new(super::invalid(
                     "query",
                     name,
                     "Input should be a valid datetime",
                     "datetime_parsing",
-                ));
+                )));
             };
             bounds.push((name, at));
         }
     }
     if let Some(order) = query.get("order").filter(|o| *o != "asc" && *o != "desc") {
         let _ = order;
-        return Err(super::invalid(
+        return Err(Box::new(super::invalid(
             "query",
             "order",
             "Input should be 'asc' or 'desc'",
             "enum",
-        ));
+        )));
     }
     let field = |name: &str, item: &Value, want: &str| item[name] == want;
     let mut items: Vec<Value> = items

@@ -39,7 +39,7 @@ fn url_ok(url: &str) -> bool {
 }
 
 /// The event types a body lists, when it lists them as strings.
-fn event_types(body: &Value) -> Result<Option<Vec<String>>, Response> {
+fn event_types(body: &Value) -> Result<Option<Vec<String>>, Box<Response>> {
     match body.get("event_types") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(types)) => types
@@ -48,19 +48,19 @@ fn event_types(body: &Value) -> Result<Option<Vec<String>>, Response> {
             .collect::<Option<Vec<_>>>()
             .map(Some)
             .ok_or_else(|| {
-                super::invalid(
+                Box::new(super::invalid(
                     "body",
                     "event_types",
                     "Input should be a valid list of strings",
                     "list_type",
-                )
+                ))
             }),
-        Some(_) => Err(super::invalid(
+        Some(_) => Err(Box::new(super::invalid(
             "body",
             "event_types",
             "Input should be a valid list",
             "list_type",
-        )),
+        ))),
     }
 }
 
@@ -133,7 +133,7 @@ pub(super) async fn create(State(shared): State<Arc<Shared>>, body: axum::body::
     };
     let event_types = match event_types(&body) {
         Ok(types) => types.unwrap_or_default(),
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let subscription = Subscription {
         id: crate::testing::emulator::record::new_id(&shared, "f3c64af7"),
@@ -160,7 +160,7 @@ pub(super) async fn list(
         .collect();
     match filtered(&all, &query) {
         Ok(items) => paginate(&shared, items, &query),
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 
@@ -204,7 +204,7 @@ pub(super) async fn update(
     };
     let event_types = match event_types(&body) {
         Ok(types) => types,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let mut state = lock(&shared.state);
     let Some(subscription) = state.subscription_mut(&id) else {
