@@ -135,7 +135,10 @@ async fn a_week_down_is_recovered_except_the_disabled_interval_which_is_reported
     // recorded event through the receiver.
     service.down.store(false, Ordering::SeqCst);
     let check = watchdog.run_once().await.unwrap();
-    assert_eq!(check.reenabled, std::slice::from_ref(&subscription.subscription.id));
+    assert_eq!(
+        check.reenabled,
+        std::slice::from_ref(&subscription.subscription.id)
+    );
     reconciler.run_once().await.unwrap();
     let after = monite.trigger("payable.paid", ENTITY, None).unwrap();
     monite.deliver_due().await;

@@ -44,7 +44,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub use self::deliveries::{RETRY_INTERVALS, RETRY_WINDOW, attempt_offset};
 pub use self::faults::{Effect, Fault, ObjectRead};
@@ -603,10 +603,4 @@ impl Emulator {
             .cloned()
             .collect()
     }
-}
-
-/// The shape of [`Ledger`] as JSON, for tools reading `GET /_emulator/ledger`.
-#[must_use]
-pub fn ledger_json(ledger: &Ledger) -> Value {
-    serde_json::to_value(ledger).unwrap_or_else(|_| json!({}))
 }
