@@ -142,7 +142,8 @@ impl EmulatorBuilder {
     }
 
     /// Starts the emulator: it listens, serves and delivers until
-    /// [`Emulator::shutdown`] or the end of the Tokio runtime.
+    /// [`Emulator::shutdown`], the last clone of the [`Emulator`] dropped, or the end of the
+    /// Tokio runtime.
     ///
     /// # Errors
     /// [`ErrorKind::Misconfigured`] if the address cannot be listened on, the time scale
