@@ -161,6 +161,8 @@ pub struct ClientBuilder {
     timeout: Duration,
     max_rate: f64,
     timer: Arc<dyn Timer>,
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 /// Talks to Monite's API. Cloning shares the connection pool and the cached token.
@@ -176,6 +178,9 @@ struct Inner {
     auth: Auth,
     max_retries: u32,
     budget: Budget,
+    /// The fleet's budget, drawn from after `budget`: none without a fleet.
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    shared: Option<crate::fleet::SharedBudget>,
     timer: Arc<dyn Timer>,
     /// Monite's `Date` from the last answer that had one, and when it came.
     monite_clock: Mutex<Option<(jiff::Timestamp, Instant)>>,
@@ -194,6 +199,8 @@ impl Client {
             timeout: Duration::from_secs(30),
             max_rate: DEFAULT_MAX_RATE,
             timer: Arc::new(TokioTimer),
+            #[cfg(any(feature = "postgres", feature = "redis"))]
+            fleet: None,
         }
     }
 
@@ -325,6 +332,45 @@ impl ClientBuilder {
         self
     }
 
+    /// Shares the rate budget with every replica on `fleet`'s store: [`max_rate`] becomes
+    /// the rate of the whole fleet (give every replica the same), and a `429`'s
+    /// `Retry-After` seen by any replica holds them all back. Without it the budget is
+    /// this process's alone, as before.
+    ///
+    /// Each request first takes its turn in this process's budget (its two lanes, as
+    /// without a fleet), then a slot of the fleet's schedule, kept in the store on the
+    /// store's clock: see [`fleet`](crate::fleet#the-rate-budget) for the schedule, its
+    /// lanes, and why a replica that dies holds no share. Run
+    /// [`Fleet::ensure_schema`](crate::fleet::Fleet::ensure_schema) before the first
+    /// request (on PostgreSQL).
+    ///
+    /// If the store fails or does not answer within 5 s, the request is not sent and fails
+    /// with [`ErrorKind::StoreUnavailable`]: a budget that cannot be read cannot be kept,
+    /// and every caller (a sweep, the watchdog, a handler's fetch) already retries later.
+    ///
+    /// ```no_run
+    /// use monite_webhooks::PostgresStore;
+    /// use monite_webhooks::client::{Client, Environment};
+    /// use monite_webhooks::fleet::Fleet;
+    /// # async fn run(pool: sqlx::PgPool) -> Result<(), monite_webhooks::Error> {
+    /// let fleet = Fleet::postgres(&PostgresStore::new(pool, "billing")?);
+    /// fleet.ensure_schema().await?;
+    /// // Six requests per second for all the replicas together.
+    /// let client = Client::builder(Environment::Sandbox)
+    ///     .credentials("client id", "client secret")
+    ///     .max_rate(6.0)
+    ///     .fleet(&fleet)
+    ///     .build()?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    ///
+    /// [`max_rate`]: Self::max_rate
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    pub fn fleet(mut self, fleet: &crate::fleet::Fleet) -> Self {
+        self.fleet = Some(fleet.clone());
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -356,14 +402,20 @@ impl ClientBuilder {
                 )
                 .with_source(e)
             })?;
+        let budget = Budget::new(self.max_rate);
         Ok(Client {
             inner: Arc::new(Inner {
+                #[cfg(any(feature = "postgres", feature = "redis"))]
+                shared: self
+                    .fleet
+                    .as_ref()
+                    .map(|fleet| crate::fleet::SharedBudget::new(fleet, budget.max_rate())),
                 http,
                 base_url: self.environment.base_url().to_owned(),
                 api_version: self.api_version,
                 auth,
                 max_retries: self.max_retries,
-                budget: Budget::new(self.max_rate),
+                budget,
                 timer: self.timer,
                 monite_clock: Mutex::new(None),
                 in_flight: fetch::InFlight::default(),
@@ -380,7 +432,19 @@ impl fmt::Debug for Client {
             .field("auth", &self.inner.auth)
             .field("max_retries", &self.inner.max_retries)
             .field("budget", &self.inner.budget)
+            .field("fleet", &self.fleet_budget())
             .finish()
+    }
+}
+
+impl Client {
+    /// The fleet's budget, if the client shares one, for `Debug`.
+    fn fleet_budget(&self) -> Option<&dyn fmt::Debug> {
+        #[cfg(any(feature = "postgres", feature = "redis"))]
+        if let Some(shared) = &self.inner.shared {
+            return Some(shared);
+        }
+        None
     }
 }
 

@@ -103,6 +103,23 @@ struct State {
     next_ticket: u64,
 }
 
+/// What one answer told the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Observed {
+    /// The answer's `Retry-After`.
+    pub(super) retry_after: Option<Duration>,
+    /// The hold it set on every caller, if any.
+    pub(super) hold: Option<Hold>,
+}
+
+/// A hold on every caller: no request for `wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Hold {
+    pub(super) wait: Duration,
+    /// A `429` (else the quota spent until its reset).
+    pub(super) rate_limited: bool,
+}
+
 /// A slot held in the ordinary lane, which a request ahead may move back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Ticket(u64);
@@ -193,23 +210,28 @@ impl Budget {
 
     /// Takes what an answer's headers say about the quota: a 429's `Retry-After` holds
     /// every caller back; a low `RateLimit-Remaining` spreads the rest until the reset.
-    /// Returns the `Retry-After` wait, if the answer had one.
-    pub(super) fn observe(
-        &self,
-        now: Instant,
-        status: u16,
-        headers: &HeaderMap,
-    ) -> Option<Duration> {
+    /// Returns the `Retry-After` wait, if the answer had one, and the hold it set, if any
+    /// (for the fleet's budget to hold every replica back too).
+    pub(super) fn observe(&self, now: Instant, status: u16, headers: &HeaderMap) -> Observed {
         let retry_after = retry_after(headers);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if status == 429 {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
             // Without `Retry-After`, hold back one second: Monite's quota is per second.
-            let wait = retry_after.unwrap_or(Duration::from_secs(1));
-            let until = now + wait.min(MAX_RETRY_AFTER);
+            let wait = retry_after
+                .unwrap_or(Duration::from_secs(1))
+                .min(MAX_RETRY_AFTER);
+            let until = now + wait;
             state.hold_until = Some(state.hold_until.map_or(until, |h| h.max(until)));
-            return retry_after;
+            return Observed {
+                retry_after,
+                hold: Some(Hold {
+                    wait,
+                    rate_limited: true,
+                }),
+            };
         }
+        let mut hold = None;
         if let (Some(remaining), Some(reset)) =
             (number(headers, "ratelimit-remaining"), reset_in(headers))
         {
@@ -217,12 +239,16 @@ impl Budget {
             if remaining < 1.0 {
                 let until = now + reset;
                 state.hold_until = Some(state.hold_until.map_or(until, |h| h.max(until)));
+                hold = Some(Hold {
+                    wait: reset,
+                    rate_limited: false,
+                });
             } else if remaining / limit < LOW_REMAINING {
                 let gap = reset.div_f64(remaining).max(self.interval);
                 state.stretched = Some((gap, now + reset));
             }
         }
-        retry_after
+        Observed { retry_after, hold }
     }
 
     /// 429 answers seen so far.
@@ -351,7 +377,14 @@ mod tests {
         let budget = Budget::new(100.0);
         let now = Instant::now();
         let said = budget.observe(now, 429, &headers(&[("retry-after", "7")]));
-        assert_eq!(said, Some(Duration::from_secs(7)));
+        assert_eq!(said.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(
+            said.hold,
+            Some(Hold {
+                wait: Duration::from_secs(7),
+                rate_limited: true
+            })
+        );
         assert_eq!(budget.reserve(now), Duration::from_secs(7));
         assert_eq!(budget.rate_limited(), 1);
     }
@@ -379,7 +412,11 @@ mod tests {
         assert_eq!(budget.reserve(now), Duration::from_millis(500));
         let spent = headers(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "3")]);
         let later = now + Duration::from_secs(5);
-        budget.observe(later, 200, &spent);
+        let said = budget.observe(later, 200, &spent);
+        assert_eq!(
+            said.hold.map(|h| (h.wait, h.rate_limited)),
+            Some((Duration::from_secs(3), false))
+        );
         assert_eq!(budget.reserve(later), Duration::from_secs(3));
     }
 

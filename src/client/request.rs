@@ -146,7 +146,7 @@ impl Client {
         // Whether an earlier attempt may have done what the request asks.
         let mut may_have_acted = false;
         loop {
-            self.take_slot(request.ahead).await;
+            self.take_slot(request.ahead).await?;
             let failure = match self.build(request, token).send().await {
                 Err(error) if error.is_builder() => return Err(transport(request, error)),
                 Err(error) => Failure::Transport { error },
@@ -154,10 +154,14 @@ impl Client {
                     let status = response.status();
                     let now = self.inner.timer.now();
                     self.note_date(response.headers(), now);
-                    let retry_after =
-                        self.inner
-                            .budget
-                            .observe(now, status.as_u16(), response.headers());
+                    let seen = self
+                        .inner
+                        .budget
+                        .observe(now, status.as_u16(), response.headers());
+                    if let Some(hold) = seen.hold {
+                        self.hold_every_caller(hold).await;
+                    }
+                    let retry_after = seen.retry_after;
                     match response.bytes().await {
                         Ok(body) if status.is_success() => return Ok(body),
                         Ok(body) => Failure::Status {
@@ -224,21 +228,58 @@ impl Client {
     }
 
     /// Waits for a slot of the rate budget, in the lane ahead or the ordinary one (where a
-    /// request ahead may move the slot back while it waits).
-    async fn take_slot(&self, ahead: bool) {
+    /// request ahead may move the slot back while it waits); then, with a fleet, for a slot
+    /// of the fleet's budget in the same lane.
+    ///
+    /// # Errors
+    /// [`ErrorKind::StoreUnavailable`] if the fleet's store fails: the request is not sent.
+    async fn take_slot(&self, ahead: bool) -> Result<()> {
         let budget = &self.inner.budget;
         let timer = &self.inner.timer;
+        let lane = if ahead { "live" } else { "background" };
+        let mut waited = Duration::ZERO;
         if ahead {
             let wait = budget.reserve_ahead(timer.now());
             if !wait.is_zero() {
                 timer.sleep(wait).await;
+                waited = wait;
             }
-            return;
+        } else {
+            let started = timer.now();
+            let (ticket, mut wait) = budget.reserve_queued(started);
+            while !wait.is_zero() {
+                timer.sleep(wait).await;
+                wait = budget.recheck(ticket, timer.now());
+            }
+            waited = timer.now().saturating_duration_since(started);
         }
-        let (ticket, mut wait) = budget.reserve_queued(timer.now());
-        while !wait.is_zero() {
-            timer.sleep(wait).await;
-            wait = budget.recheck(ticket, timer.now());
+        #[cfg(any(feature = "postgres", feature = "redis"))]
+        if let Some(shared) = &self.inner.shared {
+            use crate::fleet::Lane;
+            let lane = if ahead { Lane::Live } else { Lane::Background };
+            let sleep = |wait| timer.sleep(wait);
+            match shared.take(lane, &sleep).await {
+                Ok(wait) => waited += wait,
+                Err(e) => {
+                    crate::observe::budget::drawn(lane.label(), waited, false);
+                    return Err(e);
+                }
+            }
+        }
+        crate::observe::budget::drawn(lane, waited, true);
+        Ok(())
+    }
+
+    /// A hold this answer set: counted, and with a fleet, shared with every replica. If the
+    /// store cannot be told, this process still holds; the others learn it from their own
+    /// `429`s.
+    async fn hold_every_caller(&self, hold: super::rate::Hold) {
+        crate::observe::budget::held(hold.rate_limited);
+        #[cfg(any(feature = "postgres", feature = "redis"))]
+        if let Some(shared) = &self.inner.shared
+            && let Err(e) = shared.hold(hold.wait).await
+        {
+            crate::observe::budget::hold_not_shared(&e);
         }
     }
 

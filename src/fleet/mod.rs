@@ -6,6 +6,8 @@
 //! request they send to Monite, and on which of them does the work only one should do (the
 //! reconciler's sweep, the watchdog's checks). Without a fleet a process behaves as alone.
 
+mod budget;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -17,6 +19,8 @@ use crate::RedisStore;
 use crate::error::ErrorKind;
 #[cfg(feature = "postgres")]
 use crate::postgres::{Database, FLEET};
+
+pub(crate) use self::budget::{Lane, SharedBudget};
 
 /// The store replicas share, and this replica's name in it; cloning shares them.
 ///
@@ -38,10 +42,6 @@ pub struct Fleet {
 
 /// Where the fleet's shared state lives.
 #[derive(Clone)]
-#[allow(
-    dead_code,
-    reason = "TEMPORARY until the budget and the leases read it"
-)]
 pub(crate) enum Backend {
     /// The tables of a [`PostgresStore`]'s prefix, rows in its namespace.
     #[cfg(feature = "postgres")]

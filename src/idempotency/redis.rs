@@ -186,10 +186,6 @@ impl RedisStore {
 /// and leases share with the store they were made from.
 #[cfg(feature = "client")]
 #[derive(Clone)]
-#[allow(
-    dead_code,
-    reason = "TEMPORARY until the budget and the leases read it"
-)]
 pub(crate) struct RedisKeys {
     pub(crate) connection: ConnectionManager,
     prefix: Arc<str>,
@@ -197,10 +193,6 @@ pub(crate) struct RedisKeys {
 }
 
 #[cfg(feature = "client")]
-#[allow(
-    dead_code,
-    reason = "TEMPORARY until the budget and the leases read it"
-)]
 impl RedisKeys {
     /// `name` as stored: `<prefix><namespace>:<name>`.
     pub(crate) fn key(&self, name: &str) -> String {

@@ -43,7 +43,11 @@
 | [`SUBSCRIPTIONS_REENABLED`] | counter | | re-enables by the watchdog |
 | [`DELIVERIES_UNSUCCESSFUL`] | gauge | | the receiver's failed deliveries between the last two checks |
 | [`DELIVERY_LOG_FAILURES`] | counter | | failed deliveries in Monite's log, each counted once |
-| [`RATE_LIMITED`] | counter | | `429` answers from Monite |"
+| [`RATE_LIMITED`] | counter | | `429` answers from Monite |
+| [`BUDGET_DRAWS`] | counter | `lane` (`live`, `background`), `result` (`ok`, `error`) | requests that drew a slot of the rate budget (`error`: the fleet's store failed) |
+| [`BUDGET_WAIT`] | histogram, seconds | `lane` | how long each request waited for its slot |
+| [`BUDGET_HOLDS`] | counter | `reason` (`rate_limited`, `quota_spent`) | holds on every request, shared with the fleet if there is one |
+| [`BUDGET_STORE_DURATION`] | histogram, seconds | `op` (`reserve`, `hold`), `result` | round trips to the fleet's store |"
 )]
 //!
 //! With `postgres` too, the inbox's series: gauges its workers sample every
@@ -78,6 +82,10 @@ use http::StatusCode;
 use crate::error::{BoxError, Error, Result};
 use crate::outcome::Outcome;
 
+#[cfg(feature = "client")]
+pub(super) mod budget;
+#[cfg(feature = "client")]
+pub use self::budget::{BUDGET_DRAWS, BUDGET_HOLDS, BUDGET_STORE_DURATION, BUDGET_WAIT};
 #[cfg(feature = "client")]
 pub(super) mod reconcile;
 #[cfg(feature = "client")]
@@ -138,6 +146,8 @@ pub fn describe() {
     );
     #[cfg(feature = "client")]
     reconcile::describe();
+    #[cfg(feature = "client")]
+    budget::describe();
     #[cfg(feature = "postgres")]
     inbox::describe();
 }

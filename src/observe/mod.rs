@@ -3,6 +3,8 @@
 //! `metrics`). Without those features every point is a no-op, and a wrapped future is
 //! returned as it is.
 
+#[cfg(feature = "client")]
+pub(crate) mod budget;
 #[cfg(feature = "postgres")]
 pub(crate) mod inbox;
 #[cfg(feature = "tracing")]

@@ -7,5 +7,8 @@ CREATE TABLE IF NOT EXISTS {budget} (
     next_at timestamptz NOT NULL,
     -- No request goes before this: a 429's Retry-After, for every replica.
     hold_until timestamptz NOT NULL DEFAULT '-infinity',
+    -- The slot the last reservation was given, NULL if it was told to come back: how the
+    -- one statement hands its decision to RETURNING, which sees only the row it wrote.
+    last_slot timestamptz,
     PRIMARY KEY (namespace, name)
 );
