@@ -14,7 +14,7 @@ mod support;
 
 // An inline module takes its files from the folder of its name: `tests/example_servers/`.
 mod example_servers {
-    #[cfg(feature = "client")]
+    #[cfg(feature = "emulator")]
     mod reconcile;
     #[cfg(all(feature = "tracing", feature = "redis"))]
     mod servers;
