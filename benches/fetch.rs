@@ -1,7 +1,7 @@
 //! What `Client::fetch` costs beyond the HTTP round trip, and how many requests a burst of
 //! events sends.
 //!
-//! `cargo bench --bench fetch --features client`. Both sides read one payable from the
+//! `cargo bench --bench fetch --features emulator`. Both sides read one payable from the
 //! fake Monite on loopback (its rate limit off, the client's budget out of the way): the
 //! library's fetch (path table, coalescing, the budget, token, retries policy, JSON
 //! parse, `updated_at` against the event's `created_at`), and a bare reqwest `GET` with the
@@ -20,7 +20,10 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use monite_webhooks::Event;
 use monite_webhooks::client::{Client, Environment};
-use monite_webhooks_testkit::fake_monite::{self, CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Fake};
+#[path = "../tests/support/fake_monite.rs"]
+mod fake_monite;
+
+use fake_monite::{CLIENT_ID, CLIENT_SECRET, ENTITY_ID, Fake};
 use serde_json::json;
 
 fn event(id: &str) -> Event {
@@ -149,7 +152,7 @@ fn fetch(c: &mut Criterion) {
     // 1,000 events about 100 objects, all at once: as the fake answers on loopback, and
     // as an API 20 ms away does.
     for delay_ms in [0, 20] {
-        *fake.object_delay.lock().unwrap() = std::time::Duration::from_millis(delay_ms);
+        fake.set_object_delay(std::time::Duration::from_millis(delay_ms));
         let before = fake.object_reads().len();
         let events: Vec<Event> = (0..1000).map(|i| event(&format!("p{}", i % 100))).collect();
         rt.block_on(async {

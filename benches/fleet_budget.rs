@@ -1,9 +1,9 @@
 //! The fleet's rate budget: how many requests per second replicas sharing it send together,
 //! against the budget, and what one draw from the shared store costs.
 //!
-//! `cargo bench --bench fleet_budget --features client,postgres,redis,metrics`
+//! `cargo bench --bench fleet_budget --features emulator,postgres,redis,metrics`
 //! (`SECONDS=20 REPLICAS=3 RATE=6 TASKS=2 DRAWS=2000` by default). Starts its own PostgreSQL
-//! cluster and `redis-server` (from the test kit), and the fake Monite on loopback with
+//! cluster and `redis-server` (from the test kit), and the emulator on loopback with
 //! Monite's 30 requests/s limit. For each store:
 //!
 //! - **the fleet's rate**: `REPLICAS` clients, each with a `Fleet` of its own on the store
@@ -26,7 +26,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt as _;
@@ -34,7 +33,10 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use monite_webhooks::client::{Client, Environment};
 use monite_webhooks::fleet::Fleet;
 use monite_webhooks::{PostgresStore, RedisStore};
-use monite_webhooks_testkit::fake_monite::{self, CLIENT_ID, CLIENT_SECRET, Fake};
+#[path = "../tests/support/fake_monite.rs"]
+mod fake_monite;
+
+use fake_monite::{CLIENT_ID, CLIENT_SECRET, Fake};
 use monite_webhooks_testkit::pg::PgServer;
 use monite_webhooks_testkit::redis::RedisServer;
 
@@ -108,12 +110,12 @@ async fn fleet_rate(
     (
         per_second,
         fake.max_requests_in_a_second(),
-        fake.throttled.load(Ordering::SeqCst),
+        fake.throttled(),
     )
 }
 
 fn requests(fake: &Fake) -> usize {
-    fake.requests.load(Ordering::SeqCst)
+    fake.requests()
 }
 
 /// `draws` listings one after another, with or without the fleet: the time of each.

@@ -35,6 +35,9 @@ check idempotency/struct.RedisStore.html redis
 check idempotency/struct.PostgresStore.html postgres
 check event/struct.Event.html jiff
 check receive/struct.Receiver.html tower
+check testing/index.html emulator
+check testing/emulator/index.html emulator
+check testing/emulator/struct.Emulator.html emulator
 if [ "$failed" -ne 0 ]; then
     exit 1
 fi

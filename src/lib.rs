@@ -53,6 +53,7 @@
 //! | `postgres` | `PostgresStore`: idempotency in your PostgreSQL (sqlx 0.9), and `PostgresStore::transactional` handlers whose writes commit with the event's done mark; `inbox`: acknowledge once written, handle with workers |
 //! | `tracing` | one span per delivery, with event id, object type and event; each rejection's reason |
 //! | `tower` | [`Receiver`] is a `tower::Service` for any `http_body::Body` (hyper, AWS Lambda, axum's `route_service`, any tower stack); `tower::VerifyLayer` verifies in front of your own service |
+//! | `emulator` | `testing::Emulator`: a local Monite for tests, which retries on Monite's schedule, disables a subscription after a week and records nothing while it is disabled, on a clock you move (the guide `test_the_whole_loop`); turns `client` on |
 //! | `metrics` | `metrics`: deliveries by outcome and status, rejections by reason, handler duration, idempotency store latency and failures, the reconciler's and the watchdog's series (with `client`), and the inbox's backlog gauges and attempt counters (with `postgres`), through the `metrics` facade |
 //!
 //! # Security
@@ -104,7 +105,8 @@ pub use crate::observe::metrics;
 pub mod testing;
 
 /// The guides: how to run exactly once, with many subscriptions, on each platform, how to
-/// recover missed events, and how to fetch the object an event is about. The same text
+/// recover missed events, how to fetch the object an event is about, and how to test the
+/// whole loop against a local Monite. The same text
 /// reads on GitHub in `src/docs/`.
 pub mod guide {
     #[doc = include_str!("docs/exactly_once.md")]
@@ -121,6 +123,9 @@ pub mod guide {
     #[cfg(feature = "postgres")]
     #[doc = include_str!("docs/inbox.md")]
     pub mod inbox {}
+    #[cfg(feature = "emulator")]
+    #[doc = include_str!("docs/test_the_whole_loop.md")]
+    pub mod test_the_whole_loop {}
 }
 
 // What every stage shares.

@@ -14,9 +14,9 @@ mod support;
 
 // An inline module takes its files from the folder of its name: `tests/example_servers/`.
 mod example_servers {
-    #[cfg(all(feature = "client", feature = "redis"))]
+    #[cfg(all(feature = "emulator", feature = "redis"))]
     mod fleet;
-    #[cfg(feature = "client")]
+    #[cfg(feature = "emulator")]
     mod reconcile;
     #[cfg(all(feature = "tracing", feature = "redis"))]
     mod servers;

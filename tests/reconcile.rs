@@ -3,8 +3,9 @@
 //!
 //! One binary for the area, a module per file in `tests/reconcile/`, so the crate and its
 //! dependencies are linked once for all of them (cargo's `tests/testsuite/` is the model).
-//! One file's tests: `cargo test --test reconcile reconcile::<module>::`. Built with the
-//! feature `client` (its `[[test]]` entry); a module that needs more is gated below.
+//! One file's tests: `cargo test --features emulator --test reconcile reconcile::<module>::`.
+//! Built with the feature `emulator` (its `[[test]]` entry: the fake Monite is the shipped
+//! emulator, which brings `client`); a module that needs more is gated below.
 
 #[allow(
     clippy::unwrap_used,

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    deliveries, fetch, inbox, listen, reconcile, replay, send, sign, simulate_retries,
+    deliveries, emulate, fetch, inbox, listen, reconcile, replay, send, sign, simulate_retries,
     subscriptions, verify, watch,
 };
 use crate::failure::Failure;
@@ -75,6 +75,9 @@ enum Command {
     Watch(watch::WatchArgs),
     /// The durable inbox in PostgreSQL: status, list, show, retry, requeue, purge.
     Inbox(inbox::InboxArgs),
+    /// A local Monite that retries, disables and recovers like the real one; `emulate
+    /// trigger` asks it for events.
+    Emulate(emulate::EmulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -110,5 +113,6 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Inbox(args) => inbox::run(args, output).await,
         Command::Reconcile(args) => reconcile::run(args, output).await,
         Command::Watch(args) => watch::run(&args, output).await,
+        Command::Emulate(args) => emulate::run(args, output).await,
     }
 }

@@ -8,8 +8,8 @@
 
 mod common;
 
+use crate::common::fake_monite;
 use common::{SECRET, run};
-use monite_webhooks_testkit::fake_monite;
 
 /// The environment that points the binary at the fake.
 fn env(addr: std::net::SocketAddr) -> Vec<(&'static str, String)> {
@@ -287,7 +287,7 @@ async fn replay_counts_and_names_unparsable_events_and_exits_1() {
     );
 }
 
-const FAKE_SECRET_PREFIX: &str = "whsec_fake";
+const FAKE_SECRET_PREFIX: &str = monite_webhooks::testing::emulator::SECRET_PREFIX;
 
 fn keyring_path(name: &str) -> std::path::PathBuf {
     let dir =
@@ -624,10 +624,7 @@ async fn ensure_finds_a_lost_create_and_reports_what_it_leaves_alone() {
     assert_eq!(entries[1]["id"], counterpart.as_str());
     assert_eq!(entries[1]["duplicates"], serde_json::json!([duplicate]));
     assert_eq!(entries[1]["secret_status"], "not_held");
-    assert_eq!(
-        fake.regenerations.load(std::sync::atomic::Ordering::SeqCst),
-        0
-    );
+    assert_eq!(fake.regenerations(), 0);
 
     // The refused object type: no subscription, the run went on past it.
     assert_eq!(entries[2]["action"], "refused");
@@ -690,7 +687,6 @@ async fn ensure_finds_a_lost_create_and_reports_what_it_leaves_alone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
     use monite_webhooks::{Keyring, Secret};
-    use std::sync::atomic::Ordering;
 
     let (addr, fake) = fake_monite::start().await;
     let path = keyring_path("ensure-regenerate");
@@ -714,7 +710,7 @@ async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
     // By default: nothing regenerated, both reported not held, exit 1 with a hint.
     let out = run_env(&ensure, &env).await;
     assert_eq!(out.code, 1, "{out:?}");
-    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 0, "{out:?}");
+    assert_eq!(fake.regenerations(), 0, "{out:?}");
     assert!(out.stdout.contains("secret NOT held"), "{out:?}");
     assert!(out.stderr.contains("2 secret(s) not held"), "{out:?}");
     assert!(out.stderr.contains("--regenerate-missing"), "{out:?}");
@@ -735,7 +731,7 @@ async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
         out.stderr.contains(&payable) && out.stderr.contains(&counterpart),
         "{out:?}"
     );
-    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.regenerations(), 0);
 
     // A keyring file that holds secrets, but none of this URL's subscriptions: refused too.
     let other = Keyring::new().with_subscription(
@@ -750,7 +746,7 @@ async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
             .contains("holds no secret of the 2 subscription(s)"),
         "{out:?}"
     );
-    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.regenerations(), 0);
 
     // The right file, holding the payable secret: the count is printed, then one secret
     // (the counterpart's) is regenerated.
@@ -768,7 +764,7 @@ async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
         )),
         "{out:?}"
     );
-    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.regenerations(), 1);
     assert!(Keyring::load(&path).unwrap().contains(&counterpart));
 
     // --no-regenerate is still accepted (and is the default); with --regenerate-missing it
@@ -780,7 +776,7 @@ async fn ensure_regenerates_only_when_asked_and_never_with_the_wrong_keyring() {
     no_regenerate.push("--regenerate-missing");
     let out = run_env(&no_regenerate, &env).await;
     assert_eq!(out.code, 2, "{out:?}");
-    assert_eq!(fake.regenerations.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.regenerations(), 1);
 }
 
 /// A directory for `TMPDIR` of the binary, so a fallback file is found (and not left in

@@ -8,8 +8,8 @@
 
 mod common;
 
+use crate::common::fake_monite::{self, ENTITY_ID};
 use common::{body_file, run};
-use monite_webhooks_testkit::fake_monite::{self, ENTITY_ID};
 use serde_json::json;
 
 fn env(addr: std::net::SocketAddr) -> Vec<(&'static str, String)> {
@@ -117,13 +117,13 @@ async fn fetch_prints_each_resolution_and_exits_0() {
 async fn fetch_exits_1_when_the_api_fails() {
     let (addr, fake) = fake_monite::start().await;
     for _ in 0..4 {
-        fake.inject(fake_monite::Fault {
-            path_prefix: "/v1/payables",
-            effect: fake_monite::Effect::Refuse {
+        fake.inject(fake_monite::Fault::new(
+            "/v1/payables",
+            fake_monite::Effect::Refuse {
                 status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                 retry_after: None,
             },
-        });
+        ));
     }
     let paid = envelope("failing", "payable.paid", "payable", json!({"id": "p1"}));
     let out = fetch(&[&paid], &env(addr)).await;

@@ -13,9 +13,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::common::fake_monite;
 use common::{SECRET, run};
 use monite_webhooks::jiff::{SignedDuration, Timestamp};
-use monite_webhooks_testkit::fake_monite;
 
 fn env(addr: std::net::SocketAddr) -> Vec<(&'static str, String)> {
     vec![

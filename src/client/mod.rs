@@ -52,7 +52,7 @@ mod recover;
 mod request;
 mod send;
 mod subscriptions;
-mod tls;
+pub(crate) mod tls;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};

@@ -13,7 +13,7 @@ use rustls_platform_verifier::BuilderVerifierExt as _;
 ///
 /// The provider is chosen here rather than installed process-wide, so that an application
 /// installing its own default after building a client still succeeds.
-pub(super) fn config() -> Result<rustls::ClientConfig, rustls::Error> {
+pub(crate) fn config() -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));

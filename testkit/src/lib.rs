@@ -1,8 +1,10 @@
 //! The test kit of `monite-webhooks`, shared by the library's tests and benches and by the
 //! command-line tool's tests: servers a test starts for itself, on a free loopback port,
-//! stopped when dropped.
+//! stopped when dropped; and the data files they read. The fake Monite
+//! is the library's own emulator (`monite_webhooks::testing::Emulator`), which the
+//! tests reach through `tests/support/fake_monite.rs`.
 //!
-//! - [`fake_monite`]: a local stand-in for Monite's API, with injected faults.
+//! - [`fixture`]: the JSON files of the library's `tests/data/`.
 //! - [`pg`]: a real PostgreSQL cluster of the test's own.
 //! - [`redis`]: a real `redis-server` of the test's own.
 //!
@@ -15,7 +17,7 @@
     reason = "a test kit: set-up that goes wrong panics and says why"
 )]
 
-pub mod fake_monite;
+pub mod fixture;
 
 pub mod pg;
 

@@ -10,7 +10,6 @@
 use crate::support;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt as _;
@@ -64,7 +63,10 @@ async fn subscriptions_round_trip_and_paginate() {
     }
     // The secret is typed, never prints, and verifies what it signs.
     let first = &created[0];
-    assert!(!format!("{first:?}").contains("whsec_fake"), "{first:?}");
+    assert!(
+        !format!("{first:?}").contains(monite_webhooks::testing::emulator::SECRET_PREFIX),
+        "{first:?}"
+    );
     let verifier = Verifier::new(first.secret.clone());
     let request = signed_request(&first.secret, "{}");
     assert!(verifier.verify(request.headers(), request.body()).is_ok());
@@ -157,36 +159,24 @@ async fn a_422_surfaces_every_invalid_field() {
 #[tokio::test]
 async fn tokens_are_cached_refreshed_before_expiry_and_renewed_on_401() {
     let (addr, fake) = fake_monite::start().await;
-    *fake.token_lifetime_secs.lock().unwrap() = 2;
+    fake.set_token_lifetime_secs(2);
     let client = client(addr);
     let subscriptions = client.webhook_subscriptions();
 
     for _ in 0..3 {
         list_all(&subscriptions).await;
     }
-    assert_eq!(
-        fake.token_requests.load(Ordering::SeqCst),
-        1,
-        "the token is cached"
-    );
+    assert_eq!(fake.token_requests(), 1, "the token is cached");
 
     // A 2 s token is refreshed halfway through its life.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     list_all(&subscriptions).await;
-    assert_eq!(
-        fake.token_requests.load(Ordering::SeqCst),
-        2,
-        "refreshed before expiry"
-    );
+    assert_eq!(fake.token_requests(), 2, "refreshed before expiry");
 
     // Revoked early: the 401 gets one fresh token and the request goes through.
     fake.revoke_tokens();
     list_all(&subscriptions).await;
-    assert_eq!(
-        fake.token_requests.load(Ordering::SeqCst),
-        3,
-        "renewed on 401"
-    );
+    assert_eq!(fake.token_requests(), 3, "renewed on 401");
 
     // A token of the user's own is not renewed: the 401 is the answer.
     let with_token = Client::builder(Environment::Custom(format!("http://{addr}/v1")))
@@ -242,19 +232,15 @@ async fn rate_limits_and_server_errors_are_retried_then_reported() {
     for _ in 0..4 {
         fake.inject(fault(path_prefix, StatusCode::BAD_GATEWAY, None));
     }
-    let before = fake.requests.load(Ordering::SeqCst);
+    let before = fake.requests();
     let error = subscriptions.get("x").await.unwrap_err();
     assert_eq!(error.api_status(), Some(StatusCode::BAD_GATEWAY));
-    assert_eq!(
-        fake.requests.load(Ordering::SeqCst) - before,
-        4,
-        "one try and three retries"
-    );
+    assert_eq!(fake.requests() - before, 4, "one try and three retries");
 
     // A 4xx is not retried.
-    let before = fake.requests.load(Ordering::SeqCst);
+    let before = fake.requests();
     let _ = subscriptions.get("missing").await.unwrap_err();
-    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(fake.requests() - before, 1);
 }
 
 #[tokio::test]
@@ -380,14 +366,14 @@ async fn a_create_or_regenerate_that_may_have_acted_is_not_sent_again() {
         SUBSCRIPTIONS,
         Effect::AfterCommit(StatusCode::GATEWAY_TIMEOUT),
     ));
-    let before = fake.requests.load(Ordering::SeqCst);
+    let before = fake.requests();
     let error = subscriptions
         .create(&https_hook(ObjectType::Payable))
         .await
         .unwrap_err();
     assert_eq!(error.api_status(), Some(StatusCode::GATEWAY_TIMEOUT));
     assert!(error.to_string().contains("may have acted"), "{error}");
-    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(fake.requests() - before, 1);
     assert_eq!(fake.subscriptions().len(), 2);
 
     // The connection reset after `201 Created`: not sent again either.
@@ -402,13 +388,13 @@ async fn a_create_or_regenerate_that_may_have_acted_is_not_sent_again() {
 
     // A plain 503 may come from a backend that acted: reported, not retried.
     fake.inject(fault(SUBSCRIPTIONS, StatusCode::SERVICE_UNAVAILABLE, None));
-    let before = fake.requests.load(Ordering::SeqCst);
+    let before = fake.requests();
     let error = subscriptions
         .create(&https_hook(ObjectType::Entity))
         .await
         .unwrap_err();
     assert_eq!(error.api_status(), Some(StatusCode::SERVICE_UNAVAILABLE));
-    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(fake.requests() - before, 1);
 
     // A 429 with Retry-After was certainly not acted on: sent again, created once.
     fake.inject(fault(SUBSCRIPTIONS, StatusCode::TOO_MANY_REQUESTS, Some(0)));
@@ -425,10 +411,10 @@ async fn a_create_or_regenerate_that_may_have_acted_is_not_sent_again() {
         SUBSCRIPTIONS,
         Effect::AfterCommit(StatusCode::GATEWAY_TIMEOUT),
     ));
-    let before = fake.requests.load(Ordering::SeqCst);
+    let before = fake.requests();
     let error = subscriptions.regenerate_secret(&id).await.unwrap_err();
     assert_eq!(error.api_status(), Some(StatusCode::GATEWAY_TIMEOUT));
-    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(fake.requests() - before, 1);
 
     // A read cut off after its status is simply read again.
     fake.inject(effect(SUBSCRIPTIONS, Effect::ResetAfterHeaders));
@@ -451,11 +437,11 @@ async fn a_401_to_many_requests_at_once_fetches_one_token() {
     let (addr, fake) = fake_monite::start().await;
     // As if Monite revoked earlier tokens when it issues a new one: a storm of refreshes
     // would then refuse requests that had just been given a fresh token.
-    fake.revoke_on_issue.store(true, Ordering::SeqCst);
+    fake.revoke_on_issue(true);
     let client = client(addr);
     let subscriptions = client.webhook_subscriptions();
     list_all(&subscriptions).await;
-    assert_eq!(fake.token_requests.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.token_requests(), 1);
 
     fake.revoke_tokens();
     let requests = (0..8).map(|_| async move {
@@ -468,7 +454,7 @@ async fn a_401_to_many_requests_at_once_fetches_one_token() {
         answer.unwrap();
     }
     assert_eq!(
-        fake.token_requests.load(Ordering::SeqCst),
+        fake.token_requests(),
         2,
         "eight requests refused with one token fetch one new token"
     );
@@ -485,7 +471,7 @@ async fn any_token_lifetime_is_taken_without_a_panic() {
         Some(serde_json::Value::Null),
         None,
     ] {
-        *fake.expires_in.lock().unwrap() = Some(expires_in.clone());
+        fake.set_expires_in(Some(expires_in.clone()));
         let client = client(addr);
         for _ in 0..2 {
             let listed = client
@@ -510,8 +496,8 @@ async fn a_pagination_token_given_twice_stops_the_listing() {
             .unwrap();
     }
     // The fake would echo the token 50 times and then go on; the client stops at once.
-    fake.echo_page_tokens.store(50, Ordering::SeqCst);
-    let before = fake.requests.load(Ordering::SeqCst);
+    fake.echo_page_tokens(50);
+    let before = fake.requests();
     let error = subscriptions
         .list(ListQuery::new().limit(1))
         .try_collect::<Vec<_>>()
@@ -519,10 +505,10 @@ async fn a_pagination_token_given_twice_stops_the_listing() {
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Api);
     assert!(error.to_string().contains("second time"), "{error}");
-    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 2);
+    assert_eq!(fake.requests() - before, 2);
 
     // A recovery too.
-    fake.echo_page_tokens.store(50, Ordering::SeqCst);
+    fake.echo_page_tokens(50);
     let runs = Arc::default();
     let receiver = counting_receiver(&runs, None);
     let error = client
@@ -545,9 +531,8 @@ async fn endless_empty_pages_with_new_tokens_stop_the_listing() {
         .create(&https_hook(ObjectType::Payable))
         .await
         .unwrap();
-    fake.empty_pages_with_new_tokens
-        .store(1_000, Ordering::SeqCst);
-    let before = fake.requests.load(Ordering::SeqCst);
+    fake.empty_pages_with_new_tokens(1_000);
+    let before = fake.requests();
     let error = subscriptions
         .list(ListQuery::new())
         .try_collect::<Vec<_>>()
@@ -555,7 +540,7 @@ async fn endless_empty_pages_with_new_tokens_stop_the_listing() {
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Api);
     assert!(error.to_string().contains("16 empty pages"), "{error}");
-    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 16);
+    assert_eq!(fake.requests() - before, 16);
 
     // A recovery too, with its resume token.
     let runs = Arc::default();
@@ -569,7 +554,7 @@ async fn endless_empty_pages_with_new_tokens_stop_the_listing() {
     assert!(error.to_string().contains("16 empty pages"), "{error}");
 
     // Empty pages between full ones do not count against a listing that moves on.
-    fake.empty_pages_with_new_tokens.store(0, Ordering::SeqCst);
+    fake.empty_pages_with_new_tokens(0);
     let listed = subscriptions
         .list(ListQuery::new())
         .try_collect::<Vec<_>>()
@@ -612,12 +597,12 @@ async fn an_id_stays_one_path_segment() {
         .unwrap_err();
     assert_eq!(error.api_status(), Some(StatusCode::NOT_FOUND));
     // `.` and `..` are dot segments even percent-encoded: refused before sending.
-    let before = fake.requests.load(Ordering::SeqCst);
+    let before = fake.requests();
     for id in ["", ".", ".."] {
         let error = subscriptions.delete(id).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Misconfigured, "{id:?}");
     }
-    assert_eq!(fake.requests.load(Ordering::SeqCst), before);
+    assert_eq!(fake.requests(), before);
     // An ordinary id works as before.
     assert_eq!(subscriptions.get(id).await.unwrap(), created.subscription);
 }

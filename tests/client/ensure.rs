@@ -10,7 +10,6 @@
 use crate::support;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use http::StatusCode;
 use monite_webhooks::client::{Ensured, NewSubscription, SecretStatus, SubscriptionPlan};
@@ -89,7 +88,7 @@ fn every_object_type_is_what_the_api_takes() {
 async fn ensure_sets_up_every_object_type_over_many_pages_and_a_second_run_changes_nothing() {
     let (addr, fake) = fake_monite::start().await;
     // Four to a page: the fifty subscriptions below take thirteen pages.
-    *fake.page_size_cap.lock().unwrap() = Some(4);
+    fake.set_page_size_cap(Some(4));
     let client = client(addr);
     let subscriptions = client.webhook_subscriptions();
     let every = SubscriptionPlan::every_object_type(HOOK_URL);
@@ -128,11 +127,11 @@ async fn ensure_sets_up_every_object_type_over_many_pages_and_a_second_run_chang
     }
     assert_eq!(fake.subscriptions().len(), 35);
 
-    let before = fake.requests.load(Ordering::SeqCst);
+    let before = fake.requests();
     let report = subscriptions.ensure(&every, &mut keyring).await.unwrap();
     println!("{report}");
     // Nine pages of four, 17 creates, 7 enables; nothing else.
-    assert_eq!(fake.requests.load(Ordering::SeqCst) - before, 9 + 17 + 7);
+    assert_eq!(fake.requests() - before, 9 + 17 + 7);
     assert_eq!(report.subscriptions.len(), 42);
     let created: Vec<&ObjectType> = report.created().map(|e| &e.object_type).collect();
     assert_eq!(created, object_types[25..].iter().collect::<Vec<_>>());
@@ -230,7 +229,7 @@ async fn ensure_sets_up_every_object_type_over_many_pages_and_a_second_run_chang
 #[tokio::test]
 async fn a_failure_in_the_middle_of_ensure_loses_no_secret_and_a_second_run_finishes() {
     let (addr, fake) = fake_monite::start().await;
-    *fake.page_size_cap.lock().unwrap() = Some(3);
+    fake.set_page_size_cap(Some(3));
     let client = client(addr);
     let subscriptions = client.webhook_subscriptions();
     let plan = SubscriptionPlan::new(

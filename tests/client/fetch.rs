@@ -9,7 +9,6 @@
 
 use crate::support;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -253,7 +252,7 @@ async fn types_without_a_get_and_unknown_types_have_no_endpoint() {
             "{object_type}"
         );
     }
-    assert_eq!(fake.requests.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.requests(), 0);
 }
 
 #[tokio::test]
@@ -302,7 +301,7 @@ async fn a_hundred_concurrent_fetches_of_one_object_send_one_request() {
         Some(ENTITY_ID),
         payable("p1", "2024-03-05T00:00:00Z", "paid"),
     );
-    *fake.object_delay.lock().unwrap() = Duration::from_millis(300);
+    fake.set_object_delay(Duration::from_millis(300));
     let client = client(addr);
     let paid = event("payable.paid", "payable", json!({"id": "p1"}));
     let tasks: Vec<_> = (0..100)
@@ -339,7 +338,7 @@ async fn a_429_is_retried_and_a_401_renews_the_token_once() {
     fake.object_429_every(0);
     fake.revoke_tokens();
     assert_eq!(client.fetch(&paid).await.unwrap().name(), "found");
-    assert_eq!(fake.token_requests.load(Ordering::SeqCst), 2);
+    assert_eq!(fake.token_requests(), 2);
 }
 
 #[tokio::test]

@@ -220,7 +220,7 @@ async fn a_hundred_concurrent_handlers_fetching_one_object_send_one_request() {
         Some(ENTITY_ID),
         json!({"id": "p1", "status": "paid", "updated_at": "2024-03-05T00:00:00Z"}),
     );
-    *fake.object_delay.lock().unwrap() = Duration::from_millis(300);
+    fake.set_object_delay(Duration::from_millis(300));
     let client = client(addr);
     let seen = Arc::new(Seen::default());
     let receiver = receiver(&client, &seen);

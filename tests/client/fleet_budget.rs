@@ -12,7 +12,6 @@ use crate::support;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -165,7 +164,7 @@ async fn list(client: &Client, count: usize) {
 }
 
 fn requests(fake: &Fake) -> usize {
-    fake.requests.load(Ordering::SeqCst)
+    fake.requests()
 }
 
 #[test]
@@ -197,7 +196,7 @@ async fn replicas_with_skewed_clocks_stay_within_one_budget(shared: Shared) {
         most <= 11,
         "{most} requests within one second, fleet budget 10"
     );
-    assert_eq!(fake.throttled.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.throttled(), 0);
 }
 
 /// A `429` with `Retry-After` answered to one replica holds the others back: the next
@@ -234,7 +233,7 @@ async fn a_429_on_one_replica_holds_every_replica(shared: Shared) {
     // Two tokens, two listings, the 429 and its retry, the other replica's listing: none
     // answered 429 but the injected one.
     assert_eq!(requests(&fake), 7);
-    assert_eq!(fake.throttled.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.throttled(), 0);
 }
 
 fn payable_event() -> Event {

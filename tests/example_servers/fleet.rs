@@ -145,7 +145,7 @@ fn listings(fake: &Fake) -> HashMap<String, usize> {
 async fn fake_with_work() -> (SocketAddr, Arc<Fake>, Vec<String>, String) {
     let (addr, fake) = fake_monite::start().await;
     // The rate is not the point here: the fleet's own budget keeps to MONITE_MAX_RATE.
-    *fake.rate_limit.lock().unwrap() = None;
+    fake.emulator().set_rate_limit(None);
     let entities = fake.add_entities(ENTITIES);
     let at = (Timestamp::now() - SignedDuration::from_secs(600)).to_string();
     let missed = entities

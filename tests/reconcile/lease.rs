@@ -143,7 +143,7 @@ async fn three_reconcilers_list_each_entity_once_per_cycle() {
     let (_pg, _redis, stores) = stores();
     for store in &stores {
         let (addr, fake) = fake_monite::start().await;
-        *fake.rate_limit.lock().unwrap() = None;
+        fake.emulator().set_rate_limit(None);
         let entities = fake.add_entities(60);
         let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let reports = Arc::new(Mutex::new(Vec::new()));

@@ -57,11 +57,11 @@ async fn clones_used_at_once_stay_within_one_shared_budget() {
         task.await.unwrap();
     }
     // 100 listings and one token request.
-    assert!(fake.requests.load(std::sync::atomic::Ordering::SeqCst) >= 101);
+    assert!(fake.requests() >= 101);
     // A one-second window can hold the slots at both of its ends.
     let most = fake.max_requests_in_a_second();
     assert!(most <= 21, "{most} requests within one second, budget 20");
-    assert_eq!(fake.throttled.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(fake.throttled(), 0);
     assert_eq!(client.rate_limited_count(), 0);
 }
 
@@ -89,7 +89,7 @@ async fn a_client_over_the_limit_obeys_retry_after_and_succeeds() {
     for task in tasks {
         task.await.unwrap();
     }
-    let throttled = fake.throttled.load(std::sync::atomic::Ordering::SeqCst);
+    let throttled = fake.throttled();
     assert!(throttled > 0, "the fake never throttled a client at 200/s");
     assert_eq!(client.rate_limited_count(), throttled as u64);
 }

@@ -44,7 +44,7 @@ fn ago(seconds: i64) -> String {
 fn assert_each_once(fake: &Fake, runs: &Runs, until: Timestamp) -> usize {
     let runs = runs.lock().unwrap();
     let mut nulls = 0;
-    for event in fake.entity_events.lock().unwrap().iter() {
+    for event in fake.entity_events().iter() {
         let id = event["id"].as_str().unwrap();
         match event["created_at"].as_str() {
             None => {
@@ -122,7 +122,7 @@ async fn a_thousand_entities_swept_once_each_within_the_budget() {
             "checkpoint ahead"
         );
     }
-    assert_eq!(fake.throttled.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.throttled(), 0);
     assert!(fake.max_requests_in_a_second() <= 23);
 }
 
@@ -201,7 +201,7 @@ async fn an_expired_pagination_token_restarts_the_window() {
         fake.commit_event(&entity, Some(&ago(900 - i)));
     }
     // The second page's token is refused, as if it expired.
-    fake.expire_token_on_use.store(2, Ordering::SeqCst);
+    fake.expire_token_on_use(2);
     let runs = Runs::default();
     let store = Arc::new(MemoryCheckpoints::default());
     let reconciler = reconciler(addr, &runs, &store, None);
@@ -223,7 +223,7 @@ async fn a_5xx_on_a_later_page_is_retried_within_the_sweep() {
         fake.commit_event(&entity, Some(&ago(900 - i)));
     }
     // The second page answers 500 once: the client retries it (a read), same token.
-    fake.fail_token_on_use.store(1, Ordering::SeqCst);
+    fake.fail_token_on_use(1);
     let runs = Runs::default();
     let store = Arc::new(MemoryCheckpoints::default());
     let reconciler = reconciler(addr, &runs, &store, None);
@@ -232,11 +232,7 @@ async fn a_5xx_on_a_later_page_is_retried_within_the_sweep() {
         (outcome.handled, outcome.duplicates, outcome.restarts),
         (250, 0, 0)
     );
-    assert_eq!(
-        fake.fail_token_on_use.load(Ordering::SeqCst),
-        0,
-        "the fault never fired"
-    );
+    assert_eq!(fake.fail_token_on_use_left(), 0, "the fault never fired");
     assert!(checkpoint_of(&*store, &entity).await.is_some());
     assert_each_once(&fake, &runs, Timestamp::now());
 }
@@ -305,9 +301,7 @@ async fn an_event_delivered_and_swept_runs_once() {
     let receiver = counting_receiver(&runs, None);
     // Delivered first, through the same receiver.
     let body = fake
-        .entity_events
-        .lock()
-        .unwrap()
+        .entity_events()
         .iter()
         .find(|e| e["id"] == id.as_str())
         .unwrap()

@@ -379,7 +379,7 @@ async fn c6_an_unbounded_in_flight_wait_panics() {
             .build(),
     );
     // A delivery of the same event is being handled (3 s) while the recovery runs.
-    let body = fake.entity_events.lock().unwrap()[0].to_string();
+    let body = fake.entity_events()[0].to_string();
     let delivering = receiver.clone();
     tokio::spawn(async move {
         let event = Event::parse(bytes::Bytes::from(body)).unwrap();

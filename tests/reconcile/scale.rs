@@ -12,7 +12,6 @@
 
 use crate::support;
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use monite_webhooks::client::{Client, DEFAULT_MAX_RATE, Environment};
@@ -51,17 +50,17 @@ async fn sweep_time_at_scale() {
     let started = Instant::now();
     let cycle = reconciler.run_once().await.unwrap();
     let took = started.elapsed();
-    let requests = fake.requests.load(Ordering::SeqCst);
+    let requests = fake.requests();
     println!(
         "{count} entities at {DEFAULT_MAX_RATE} requests/s: swept in {:.1} s ({requests} requests, \
          {:.2} requests/s, most in one second {}, 429s {}), {} events handled",
         took.as_secs_f64(),
         requests as f64 / took.as_secs_f64(),
         fake.max_requests_in_a_second(),
-        fake.throttled.load(Ordering::SeqCst),
+        fake.throttled(),
         cycle.handled,
     );
     assert_eq!(cycle.swept, count);
     assert_eq!(cycle.handled, count.div_ceil(10));
-    assert_eq!(fake.throttled.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.throttled(), 0);
 }

@@ -19,21 +19,18 @@ pub(crate) fn fault(
     status: StatusCode,
     retry_after: Option<u64>,
 ) -> Fault {
-    Fault {
+    Fault::new(
         path_prefix,
-        effect: Effect::Refuse {
+        Effect::Refuse {
             status,
             retry_after,
         },
-    }
+    )
 }
 
 /// Something the fake does to the next request under `path_prefix`.
 pub(crate) fn effect(path_prefix: &'static str, effect: Effect) -> Fault {
-    Fault {
-        path_prefix,
-        effect,
-    }
+    Fault::new(path_prefix, effect)
 }
 
 pub(crate) fn client(addr: SocketAddr) -> Client {

@@ -9,7 +9,7 @@
 //! - [`pg`], [`redis`]: a real PostgreSQL cluster and a real `redis-server` of the test's
 //!   own, from the kit.
 //! - [`inbox`]: an inbox on that PostgreSQL, a receiver writing to it, an envelope.
-//! - [`fake_monite`]: a local stand-in for Monite's API, from the kit.
+//! - [`fake_monite`]: the shipped emulator (`testing::Emulator`) as the tests know it.
 //! - [`client`]: the client tests' shared set-up over the fake.
 //! - [`examples`]: the example servers' binaries, built once with every backend.
 //! - [`process`]: the name of a test, for running it again as a child process.
@@ -36,14 +36,13 @@ pub(crate) mod swallowing;
 #[allow(unused_imports, reason = "each test uses what it needs")]
 pub(crate) use monite_webhooks_testkit::redis;
 
-#[cfg(feature = "client")]
-#[allow(unused_imports, reason = "each test uses what it needs")]
-pub(crate) use monite_webhooks_testkit::fake_monite;
+#[cfg(feature = "emulator")]
+pub(crate) mod fake_monite;
 
-#[cfg(feature = "client")]
+#[cfg(feature = "emulator")]
 pub(crate) mod client;
 
-#[cfg(feature = "client")]
+#[cfg(feature = "emulator")]
 pub(crate) mod openapi;
 
 pub(crate) mod process;

@@ -43,6 +43,19 @@ pub(crate) fn violations(
             vec![format!("{at}: {value} matches no anyOf option")]
         };
     }
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let matching = options
+            .iter()
+            .filter(|o| violations(root, o, value, at).is_empty())
+            .count();
+        return if matching == 1 {
+            Vec::new()
+        } else {
+            vec![format!(
+                "{at}: {value} matches {matching} oneOf options, not one"
+            )]
+        };
+    }
     if value.is_null() && schema.get("nullable") == Some(&Value::Bool(true)) {
         return Vec::new();
     }

@@ -8,6 +8,7 @@
 )]
 
 pub(crate) mod deliveries;
+pub(crate) mod emulate;
 pub(crate) mod fetch;
 pub(crate) mod inbox;
 pub(crate) mod listen;

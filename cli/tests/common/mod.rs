@@ -3,6 +3,10 @@
 
 #![allow(dead_code, reason = "each test file uses what it needs")]
 
+/// The fake Monite, the library's tests' own (one fake: the shipped emulator).
+#[path = "../../../tests/support/fake_monite.rs"]
+pub(crate) mod fake_monite;
+
 use std::collections::HashSet;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;

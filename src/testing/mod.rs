@@ -1,5 +1,5 @@
 //! Helpers for tests, local tools and replaying events: what Monite would send, signed
-//! with a secret you hold.
+//! with a secret you hold; with the `emulator` feature, a local Monite ([`Emulator`]).
 
 use crate::clock::unix_now;
 use crate::signature::Secret;
@@ -73,3 +73,8 @@ pub fn signed_request_at(
     *request.body_mut() = body;
     request
 }
+
+#[cfg(feature = "emulator")]
+pub mod emulator;
+#[cfg(feature = "emulator")]
+pub use self::emulator::Emulator;
