@@ -14,6 +14,8 @@ mod support;
 
 // An inline module takes its files from the folder of its name: `tests/example_servers/`.
 mod example_servers {
+    #[cfg(feature = "emulator")]
+    mod emulator_recipe;
     #[cfg(all(feature = "emulator", feature = "redis"))]
     mod fleet;
     #[cfg(feature = "emulator")]
