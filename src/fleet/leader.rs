@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::{Lease, Term};
 use crate::error::Result;
 use crate::observe;
+use crate::stop::Stop;
 
 /// The term this replica leads under; cloning shares it.
 #[derive(Clone)]
@@ -152,6 +153,23 @@ pub(crate) async fn hold<T>(leading: &Leading, work: impl Future<Output = T>) ->
         Either::Left((done, _)) => done,
         Either::Right(((), work)) => work.await,
     }
+}
+
+/// Leads with `work` until it ends (it looks at [`Leading::holds`] and `stop` between its
+/// steps); then gives the lease up if `stop` was raised, and answers why this replica no
+/// longer leads.
+pub(crate) async fn lead_until(
+    leading: &Leading,
+    stop: &Stop,
+    work: impl Future<Output = ()>,
+) -> String {
+    hold(leading, work).await;
+    if stop.is_raised() {
+        leading.release().await;
+    }
+    leading
+        .lost_because()
+        .unwrap_or_else(|| "it stopped".to_owned())
 }
 
 /// When a term renewed at `sent` surely still holds until.

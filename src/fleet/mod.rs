@@ -72,7 +72,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use self::leader::{Leading, hold};
+pub(crate) use self::leader::{Leading, hold, lead_until};
 pub use self::lease::{Lease, Term};
 pub(crate) use self::tally::Tally;
 
@@ -223,6 +223,19 @@ impl fmt::Debug for Fleet {
 fn this_process() -> &'static Arc<str> {
     static NAME: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
     NAME.get_or_init(|| default_replica().into())
+}
+
+/// A call to the shared store that failed or was refused: `what` says what the fleet could
+/// not do ("lease cannot be renewed"), the error kind is the one every store outage takes.
+pub(crate) fn store_failed(
+    what: &str,
+    source: impl Into<crate::error::BoxError> + fmt::Display,
+) -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::StoreUnavailable,
+        format!("the fleet's {what}: {source}"),
+    )
+    .with_source(source)
 }
 
 /// `<host>-<pid>-<suffix>`: unique per process start, readable in logs.

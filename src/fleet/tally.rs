@@ -4,7 +4,7 @@
 //! meanwhile is taken next time, never lost or taken twice.
 
 use super::{Backend, Fleet};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 
 /// The counts named `name` in the fleet's store.
 #[derive(Clone)]
@@ -107,9 +107,5 @@ impl Tally {
 }
 
 fn failed(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::new(
-        ErrorKind::StoreUnavailable,
-        format!("the fleet's counts cannot be {what}: {e}"),
-    )
-    .with_source(e)
+    super::store_failed(&format!("counts cannot be {what}"), e)
 }

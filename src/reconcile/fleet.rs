@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{CycleSummary, Reconciler, Report, Resume};
-use crate::fleet::{Fleet, Leading, Lease, Tally, hold};
+use crate::fleet::{Fleet, Leading, Lease, Tally, hold, lead_until};
 use crate::stop::Stop;
 
 /// The lease the reconcilers of a fleet lead by.
@@ -216,15 +216,10 @@ impl Reconciler {
                 }
             }
         };
-        hold(&leading, work).await;
-        if stop.is_raised() {
-            leading.release().await;
-        }
+        let reason = lead_until(&leading, stop, work).await;
         self.report(&Report::LeadershipLost {
             replica: shared.fleet.replica().to_owned(),
-            reason: leading
-                .lost_because()
-                .unwrap_or_else(|| "it stopped".to_owned()),
+            reason,
         });
     }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Report, State, WatchCheck, Watchdog};
-use crate::fleet::{Fleet, Leading, Lease, Tally, hold};
+use crate::fleet::{Fleet, Leading, Lease, Tally, hold, lead_until};
 use crate::stop::Stop;
 
 /// The lease the watchdogs of a fleet lead by.
@@ -133,15 +133,10 @@ impl Watchdog {
                 }
             }
         };
-        hold(&leading, work).await;
-        if stop.is_raised() {
-            leading.release().await;
-        }
+        let reason = lead_until(&leading, stop, work).await;
         self.report(&Report::LeadershipLost {
             replica: shared.fleet.replica().to_owned(),
-            reason: leading
-                .lost_because()
-                .unwrap_or_else(|| "it stopped".to_owned()),
+            reason,
         });
     }
 

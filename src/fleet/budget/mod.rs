@@ -233,11 +233,7 @@ fn unavailable(
     source: impl Into<crate::error::BoxError> + fmt::Display,
 ) -> Error {
     let hint = hint.map(|h| format!(" ({h})")).unwrap_or_default();
-    Error::new(
-        ErrorKind::StoreUnavailable,
-        format!("the fleet's rate budget cannot be read{hint}: {source}"),
-    )
-    .with_source(source)
+    super::store_failed(&format!("rate budget cannot be read{hint}"), source)
 }
 
 /// Microseconds as a wait; none below zero.

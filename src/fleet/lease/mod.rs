@@ -211,9 +211,5 @@ fn term(generation: i64, state: Option<String>, previous: Option<String>, me: &s
 
 /// What an unreachable or refusing store turns into.
 fn unavailable(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> crate::Error {
-    crate::Error::new(
-        crate::ErrorKind::StoreUnavailable,
-        format!("the fleet's lease cannot be {what}: {e}"),
-    )
-    .with_source(e)
+    super::store_failed(&format!("lease cannot be {what}"), e)
 }

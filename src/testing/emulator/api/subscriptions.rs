@@ -115,6 +115,16 @@ fn known_object_type(value: &Value) -> Option<&str> {
     value.as_str().filter(|t| WEBHOOK_OBJECT_TYPES.contains(t))
 }
 
+/// Monite's answer to an `object_type` outside `WebhookObjectType`.
+fn unknown_object_type() -> Response {
+    super::invalid(
+        "body",
+        "object_type",
+        "Input should be one of the WebhookObjectType values",
+        "enum",
+    )
+}
+
 pub(super) async fn create(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return super::invalid("body", "url", "Invalid JSON", "json_invalid");
@@ -124,12 +134,7 @@ pub(super) async fn create(State(shared): State<Arc<Shared>>, body: axum::body::
         return super::invalid("body", "url", "URL scheme should be 'https'", "url_scheme");
     }
     let Some(object_type) = known_object_type(&body["object_type"]) else {
-        return super::invalid(
-            "body",
-            "object_type",
-            "Input should be one of the WebhookObjectType values",
-            "enum",
-        );
+        return unknown_object_type();
     };
     let event_types = match event_types(&body) {
         Ok(types) => types.unwrap_or_default(),
@@ -192,14 +197,7 @@ pub(super) async fn update(
         None => None,
         Some(value) => match known_object_type(value) {
             Some(t) => Some(t.to_owned()),
-            None => {
-                return super::invalid(
-                    "body",
-                    "object_type",
-                    "Input should be one of the WebhookObjectType values",
-                    "enum",
-                );
-            }
+            None => return unknown_object_type(),
         },
     };
     let event_types = match event_types(&body) {
